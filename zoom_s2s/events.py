@@ -1,0 +1,84 @@
+"""Instrumentation: what the token manager did, as one frozen record type handed to hooks.
+
+A hook is any callable taking a :class:`TokenEvent`. By default the manager
+uses :func:`log_event`, which logs every event at DEBUG on the ``zoom_s2s``
+logger. Pass ``hooks=[...]`` to :class:`~zoom_s2s.TokenManager` to replace
+that (include :func:`log_event` to keep logging). Events carry fingerprints,
+never a token or a secret, so hooks may log or export them freely.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable
+
+import attrs
+
+__all__ = ["EventKind", "TokenEvent", "TokenHook", "log_event"]
+
+logger = logging.getLogger("zoom_s2s")
+
+
+class EventKind(str, enum.Enum):
+    """What happened."""
+
+    FETCHED = "fetched"
+    """This process fetched a new token from Zoom."""
+    ADOPTED = "adopted"
+    """This process took a token that another process (or an earlier run) stored."""
+    REFRESH_STARTED = "refresh_started"
+    """A background refresh began while the current token was still valid."""
+    WAITED = "waited"
+    """A caller had no valid token and waited for one."""
+    LOCK_WAITED = "lock_waited"
+    """This process waited for another process that held the store's lock."""
+    INVALIDATED = "invalidated"
+    """A token was invalidated (after a 401)."""
+    STALE_WRITE = "stale_write"
+    """A fetched token was not stored: a newer generation was already written."""
+    REFRESH_FAILED = "refresh_failed"
+    """Getting a token failed; ``error`` says why."""
+
+
+@attrs.frozen
+class TokenEvent:
+    """One event of a :class:`~zoom_s2s.TokenManager`.
+
+    Attributes:
+        kind: What happened.
+        store_key: The manager's store key (a hash of token URL, account and client id).
+        store: The store's name (no passwords).
+        token_fingerprint: Fingerprint of the token concerned, if any.
+        expires_in: Seconds the token concerned had left, if any.
+        duration: Seconds the operation took (fetch, wait), if measured.
+        error: ``"ClassName: message"`` of a failure (messages never hold secrets).
+    """
+
+    kind: EventKind
+    store_key: str
+    store: str
+    token_fingerprint: str | None = None
+    expires_in: float | None = None
+    duration: float | None = None
+    error: str | None = None
+
+
+TokenHook = Callable[[TokenEvent], None]
+
+
+def log_event(event: TokenEvent) -> None:
+    """The default hook: log ``event`` at DEBUG (REFRESH_FAILED at WARNING) on ``zoom_s2s``."""
+    level = logging.WARNING if event.kind is EventKind.REFRESH_FAILED else logging.DEBUG
+    if not logger.isEnabledFor(level):
+        return
+    parts = [f"token {event.kind.value}", f"key={event.store_key}", f"store={event.store}"]
+    if event.token_fingerprint is not None:
+        parts.append(f"token_fp={event.token_fingerprint}")
+    if event.expires_in is not None:
+        parts.append(f"expires_in={event.expires_in:.1f}s")
+    if event.duration is not None:
+        parts.append(f"took={event.duration * 1000:.1f}ms")
+    if event.error is not None:
+        parts.append(f"error={event.error}")
+    logger.log(level, " ".join(parts))
