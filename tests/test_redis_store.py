@@ -1,0 +1,338 @@
+"""RedisTokenStore specifics: key layout, clock skew, bad data, outages, passwords."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from zoom_s2s.errors import ConfigurationError, StoreError, StoreUnavailableError
+from zoom_s2s.models import AccessToken
+from zoom_s2s.stores import RedisTokenStore
+from zoom_s2s.stores import redis as redis_module
+from zoom_s2s.testing.contract import make_token
+from zoom_s2s.testing.redis_server import RedisServer
+
+redis = pytest.importorskip("redis.asyncio")
+
+KEY = "f00d"
+PASSWORD = "s3cret-Pa55"
+LOGGER = "zoom_s2s.stores.redis"
+REPO = Path(__file__).resolve().parent.parent
+_now = time.time  # the real clock, kept before any monkeypatching
+
+
+@pytest_asyncio.fixture
+async def raw(redis_url: str) -> AsyncIterator[Any]:
+    """A plain client to look at what the store wrote."""
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest_asyncio.fixture
+async def store(redis_url: str) -> AsyncIterator[RedisTokenStore]:
+    store = RedisTokenStore.from_url(redis_url)
+    yield store
+    await store.aclose()
+
+
+@pytest.fixture
+def own_server() -> Iterator[RedisServer]:
+    """A private server this test may stop and start, with an ACL user ``alice``."""
+    acl = ["--user", "alice", "on", f">{PASSWORD}", "~*", "&*", "+@all"]
+    with RedisServer(args=acl) as server:
+        yield server
+
+
+def alice_url(server: RedisServer, password: str = PASSWORD) -> str:
+    return f"redis://alice:{password}@127.0.0.1:{server.port}/0"
+
+
+# -- layout ----------------------------------------------------------------------
+
+
+@pytest.mark.redis
+async def test_keys_share_the_hash_tag_and_never_hold_the_token(
+    store: RedisTokenStore, raw: Any
+) -> None:
+    token = make_token()
+    lease = await store.acquire_lock(KEY, ttl=10)
+    assert lease is not None
+    assert await store.write(KEY, token, generation=await store.next_generation(KEY))
+    waiter = asyncio.create_task(store.wait_for_change(KEY, timeout=5))
+    await asyncio.sleep(0.2)
+    keys = sorted(k.decode() for k in await raw.keys("*"))
+    channels = [c.decode() for c in await raw.pubsub_channels()]
+    assert keys == [f"zoom_s2s:{{{KEY}}}:{part}" for part in ("fence", "gen", "lock", "token")]
+    assert channels == [f"zoom_s2s:{{{KEY}}}:changed"]
+    assert not any(token.access_token in name for name in keys + channels)
+    await store.release_lock(lease)
+    await waiter
+
+
+@pytest.mark.redis
+async def test_token_hash_holds_fingerprint_generation_and_record_with_ttl(
+    store: RedisTokenStore, raw: Any
+) -> None:
+    token = make_token(lifetime=600)
+    await store.write(KEY, token, generation=3)
+    fields = await raw.hgetall(f"zoom_s2s:{{{KEY}}}:token")
+    assert fields[b"fp"].decode() == token.fingerprint
+    assert fields[b"gen"] == b"3"
+    assert token.access_token.encode() in fields[b"data"]
+    ttl_ms = await raw.pttl(f"zoom_s2s:{{{KEY}}}:token")
+    assert 595_000 < ttl_ms <= 600_000
+
+
+@pytest.mark.redis
+async def test_expired_token_is_not_stored(store: RedisTokenStore, raw: Any) -> None:
+    assert await store.write(KEY, make_token(lifetime=-1), generation=1) is True
+    assert await raw.exists(f"zoom_s2s:{{{KEY}}}:token") == 0
+
+
+@pytest.mark.redis
+async def test_reader_trusts_the_key_ttl_over_the_writers_clock(
+    store: RedisTokenStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    skew = 300.0  # the writer's clock runs five minutes fast
+    token = AccessToken(access_token="skewed", expires_at=_now() + skew + 3600,
+                        issued_at=_now() + skew)
+    monkeypatch.setattr(redis_module.time, "time", lambda: _now() + skew)
+    await store.write(KEY, token, generation=1)
+    monkeypatch.undo()
+    got = await store.read(KEY)
+    assert got is not None
+    assert abs(got.expires_at - (_now() + 3600)) < 2
+    assert abs(got.lifetime - token.lifetime) < 0.01
+
+
+@pytest.mark.redis
+async def test_next_generation_survives_a_lost_counter(store: RedisTokenStore, raw: Any) -> None:
+    assert await store.write(KEY, make_token(), generation=41)
+    await raw.delete(f"zoom_s2s:{{{KEY}}}:gen")  # e.g. evicted
+    assert await store.next_generation(KEY) == 42
+
+
+# -- bad data --------------------------------------------------------------------
+
+
+@pytest.mark.redis
+async def test_corrupt_record_is_a_miss_with_warning(
+    store: RedisTokenStore, raw: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    await raw.hset(f"zoom_s2s:{{{KEY}}}:token", mapping={"fp": "x", "gen": 1, "data": "{oops"})
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        assert await store.read(KEY) is None
+    assert "corrupt" in caplog.text
+    token = make_token()
+    assert await store.write(KEY, token, generation=1)
+    got = await store.read(KEY)
+    assert got is not None
+    assert got.fingerprint == token.fingerprint
+
+
+@pytest.mark.redis
+async def test_key_of_the_wrong_type_is_a_miss_and_is_replaced(
+    store: RedisTokenStore, raw: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    await raw.set(f"zoom_s2s:{{{KEY}}}:token", "left over by something else")
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        assert await store.read(KEY) is None
+        assert await store.delete(KEY, fingerprint="x") is False
+    assert "not a token record" in caplog.text
+    assert await store.write(KEY, make_token(), generation=1)
+    assert await store.read(KEY) is not None
+
+
+@pytest.mark.redis
+async def test_redis_errors_become_store_errors(store: RedisTokenStore, raw: Any) -> None:
+    await raw.set(f"zoom_s2s:{{{KEY}}}:gen", "not a number")
+    with pytest.raises(StoreError, match="taking a generation number") as info:
+        await store.next_generation(KEY)
+    assert isinstance(info.value.__cause__, redis.ResponseError)
+    assert info.value.store == store.name
+
+
+# -- outages ---------------------------------------------------------------------
+
+
+@pytest.mark.redis
+async def test_outage_raises_store_unavailable_quickly_and_recovers(
+    own_server: RedisServer,
+) -> None:
+    store = RedisTokenStore.from_url(alice_url(own_server))
+    try:
+        lease = await store.acquire_lock(KEY, ttl=30)
+        assert lease is not None
+        waiter = asyncio.create_task(store.wait_for_change(KEY, timeout=60))
+        await asyncio.sleep(0.2)
+        own_server.stop()
+        await asyncio.wait_for(waiter, 15)  # woken by the broken subscription, not the timeout
+        attempts = {
+            "read": lambda: store.read(KEY),
+            "write": lambda: store.write(KEY, make_token(), generation=1),
+            "delete": lambda: store.delete(KEY, fingerprint="x"),
+            "generation": lambda: store.next_generation(KEY),
+            "lock": lambda: store.acquire_lock(KEY, ttl=1),
+            "release": lambda: store.release_lock(lease),
+            "wait": lambda: store.wait_for_change(KEY, timeout=1),
+        }
+        for name, attempt in attempts.items():
+            with pytest.raises(StoreUnavailableError) as info:
+                await asyncio.wait_for(attempt(), 15)
+            message = str(info.value)
+            assert store.name in message, name
+            assert PASSWORD not in message, name
+            assert info.value.store == store.name
+            assert isinstance(info.value.__cause__, redis.ConnectionError), name
+        own_server.start()
+        token = make_token()
+        assert await store.write(KEY, token, generation=1)
+        got = await store.read(KEY)
+        assert got is not None
+        assert got.fingerprint == token.fingerprint
+        lease = await store.acquire_lock(KEY, ttl=30)
+        assert lease is not None
+        waiter = asyncio.create_task(store.wait_for_change(KEY, timeout=20))
+        await asyncio.sleep(0.3)
+        assert not waiter.done()
+        await store.release_lock(lease)
+        await asyncio.wait_for(waiter, 5)
+    finally:
+        await store.aclose()
+
+
+# -- passwords, URLs, lifecycle --------------------------------------------------
+
+
+@pytest.mark.redis
+async def test_password_is_never_shown(own_server: RedisServer) -> None:
+    store = RedisTokenStore.from_url(alice_url(own_server))
+    try:
+        assert PASSWORD not in store.name
+        assert PASSWORD not in repr(store)
+        assert store.name == f"redis://alice:***@127.0.0.1:{own_server.port}/0"
+        assert await store.write(KEY, make_token(), generation=1)  # the password works
+    finally:
+        await store.aclose()
+    wrong = RedisTokenStore.from_url(alice_url(own_server, password="Wr0ng-pa55word"))
+    try:
+        with pytest.raises(StoreUnavailableError, match="credentials") as info:
+            await wrong.read(KEY)
+        assert "Wr0ng-pa55word" not in str(info.value)
+    finally:
+        await wrong.aclose()
+
+
+def test_invalid_url_error_hides_the_password() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        RedisTokenStore.from_url(f"redis://alice:{PASSWORD}@localhost:no-port/0")
+    assert PASSWORD not in str(info.value)
+    assert "alice:***@" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://u:p%40ss@h:1/2", "redis://u:***@h:1/2"),
+        ("redis://:pw@h", "redis://:***@h"),
+        ("unix:///run/r.sock?db=1&password=pw", "unix:///run/r.sock?db=1&password=***"),
+        ("rediss://h:6380/0", "rediss://h:6380/0"),
+    ],
+)
+def test_redact_url(url: str, shown: str) -> None:
+    assert redis_module.redact_url(url) == shown
+
+
+@pytest.mark.redis
+async def test_callers_client_stays_open(own_server: RedisServer) -> None:
+    client = redis.Redis.from_url(alice_url(own_server))
+    store = RedisTokenStore(client)
+    assert store.name == own_server.url
+    assert PASSWORD not in repr(store)
+    await store.write(KEY, make_token(), generation=1)
+    await store.aclose()
+    assert await client.ping()
+    with pytest.raises(RuntimeError, match="closed"):
+        await store.read(KEY)
+    await client.aclose()
+
+
+def test_braces_in_prefix_or_key_are_rejected() -> None:
+    client = redis.Redis()
+    with pytest.raises(ConfigurationError):
+        RedisTokenStore(client, prefix="a{b}")
+    store = RedisTokenStore(client)
+    with pytest.raises(ConfigurationError):
+        store._keys("a}b")
+
+
+def test_zoom_s2s_imports_without_redis_and_says_what_to_install() -> None:
+    script = textwrap.dedent(
+        """
+        import sys
+        sys.modules["redis"] = None  # make "import redis" fail as if not installed
+        import zoom_s2s
+        from zoom_s2s import ConfigurationError, RedisTokenStore, store_from_url
+        for attempt in (lambda: RedisTokenStore.from_url("redis://localhost"),
+                        lambda: RedisTokenStore(object()),
+                        lambda: store_from_url("redis://localhost")):
+            try:
+                attempt()
+            except ConfigurationError as exc:
+                print(exc)
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3
+    assert all("install zoom-s2s[redis]" in line for line in lines)
+
+
+@pytest.mark.redis
+async def test_user_without_channel_rights_still_locks_and_wakes_by_polling() -> None:
+    bob = ["--user", "bob", "on", f">{PASSWORD}", "~*", "resetchannels", "+@all"]
+    with RedisServer(args=bob) as server:
+        url = f"redis://bob:{PASSWORD}@127.0.0.1:{server.port}/0"
+        holder, waiter_store = RedisTokenStore.from_url(url), RedisTokenStore.from_url(url)
+        try:
+            lease = await holder.acquire_lock(KEY, ttl=30)
+            assert lease is not None
+            assert await holder.write(KEY, make_token(), generation=1)  # PUBLISH refused: fine
+            loop = asyncio.get_running_loop()
+            waiter = asyncio.create_task(waiter_store.wait_for_change(KEY, timeout=20))
+            await asyncio.sleep(0.5)
+            assert not waiter.done(), "a refused SUBSCRIBE must not turn into a busy loop"
+            released_at = loop.time()
+            assert await holder.release_lock(lease) is True
+            await asyncio.wait_for(waiter, 10)
+            assert loop.time() - released_at < 5
+        finally:
+            await holder.aclose()
+            await waiter_store.aclose()
+
+
+def _abandon_a_store() -> None:
+    RedisTokenStore.from_url("redis://127.0.0.1:1/0")  # never connects, never closed
+    gc.collect()
+
+
+def test_unclosed_store_that_owns_its_client_warns() -> None:
+    with pytest.warns(ResourceWarning, match="aclose"):
+        _abandon_a_store()

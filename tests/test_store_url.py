@@ -1,0 +1,94 @@
+"""store_from_url: which URL gives which store, and clear errors for the rest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from zoom_s2s.errors import ConfigurationError
+from zoom_s2s.stores import FileTokenStore, MemoryTokenStore, RedisTokenStore, store_from_url
+
+SECRET = "hunter2-Secret"
+
+
+async def test_memory_url() -> None:
+    store = store_from_url("memory://")
+    assert isinstance(store, MemoryTokenStore)
+    await store.aclose()
+
+
+@pytest.mark.parametrize("form", ["file://{path}", "file://localhost{path}", "file:{path}"])
+async def test_file_urls(tmp_path: Path, form: str) -> None:
+    directory = tmp_path / "with space"
+    store = store_from_url(form.format(path=str(directory).replace(" ", "%20")))
+    assert isinstance(store, FileTokenStore)
+    assert store.directory == directory
+    assert store.name == f"file://{directory}"
+    await store.aclose()
+
+
+async def test_file_url_passes_options(tmp_path: Path) -> None:
+    store = store_from_url(f"file://{tmp_path}", poll_interval=0.2)
+    assert isinstance(store, FileTokenStore)
+    await store.aclose()
+
+
+@pytest.mark.parametrize(
+    ("url", "name", "tls"),
+    [
+        ("redis://localhost:6379/0", "redis://localhost:6379/0", False),
+        ("REDIS://cache.internal/3", "redis://cache.internal/3", False),
+        (f"rediss://app:{SECRET}@cache:6380/1", "rediss://app:***@cache:6380/1", True),
+        ("unix:///run/redis/redis.sock?db=2", "unix:///run/redis/redis.sock?db=2", False),
+    ],
+)
+async def test_redis_urls(url: str, name: str, tls: bool) -> None:
+    pytest.importorskip("redis")
+    store = store_from_url(url, prefix="myapp")
+    try:
+        assert isinstance(store, RedisTokenStore)
+        assert store.name == name
+        assert SECRET not in repr(store)
+        assert "myapp" in repr(store)
+        connection_class = store._client.connection_pool.connection_class
+        assert (connection_class.__name__ == "SSLConnection") is tls
+    finally:
+        await store.aclose()
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("", "non-empty"),
+        ("   ", "non-empty"),
+        (f"memcached://u:{SECRET}@cache:11211", "scheme 'memcached'"),
+        (f"mongodb://u:{SECRET}@h/db", "use memory://"),
+        ("/var/lib/zoom", "no scheme"),
+        ("memory://somewhere", "takes no host"),
+        ("file://relative/dir", "names a host"),
+        ("file:relative/dir", "absolute path"),
+        ("file:///var/lib/zoom?mode=x", "query"),
+        (f"redis://u:{SECRET}@cache:port/0", "malformed"),
+        (f"redis://u:{SECRET}@cache/0?socket_timeout=soon", "invalid Redis URL"),
+        (f"redis://u:{SECRET}@[::1/0", "malformed"),
+    ],
+)
+def test_bad_urls_name_the_problem_and_hide_passwords(url: str, expected: str) -> None:
+    if url.startswith("redis"):
+        pytest.importorskip("redis")
+    with pytest.raises(ConfigurationError, match=expected.replace("?", r"\?")) as info:
+        store_from_url(url)
+    assert SECRET not in str(info.value)
+
+
+def test_unknown_scheme_error_lists_the_accepted_forms() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        store_from_url("sqlite:///tokens.db")
+    for form in ("memory://", "file:///", "redis://", "rediss://", "unix://"):
+        assert form in str(info.value)
+
+
+def test_unknown_file_option_is_a_configuration_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="option"):
+        store_from_url(f"file://{tmp_path}", colour="blue")

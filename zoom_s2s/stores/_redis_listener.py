@@ -1,0 +1,141 @@
+"""Pub/sub wake-ups for :class:`~zoom_s2s.stores.redis.RedisTokenStore` waiters.
+
+One subscription connection per store, opened on first use; a background task
+reads it and sets a per-channel :class:`asyncio.Event`. Waiters register the
+event *before* they look at the lock, so a release between the look and the
+wait is never missed. Any failure of the connection wakes every waiter
+(spurious wake-ups are allowed: they re-read the store) and the next wait
+subscribes again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from redis.asyncio.client import PubSub
+
+__all__ = ["ChangeListener"]
+
+logger = logging.getLogger("zoom_s2s.stores.redis")
+
+
+class ChangeListener:
+    """Turns messages on subscribed channels into per-channel events.
+
+    Args:
+        client: A ``redis.asyncio`` client with a ``pubsub()`` method.
+        name: The store's name, for log messages (no password).
+    """
+
+    def __init__(self, client: Any, *, name: str) -> None:
+        self._client = client
+        self._name = name
+        self._lock = asyncio.Lock()
+        self._pubsub: PubSub | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._subscribed: dict[str, asyncio.Future[bool]] = {}  # channel -> confirmed?
+        self._changed: dict[str, asyncio.Event] = {}
+
+    def event(self, channel: str) -> asyncio.Event:
+        """The event the next message on ``channel`` sets (shared by its waiters)."""
+        return self._changed.setdefault(channel, asyncio.Event())
+
+    async def subscribe(self, channel: str, timeout: float) -> bool:
+        """Subscribe to ``channel`` once; return whether the server confirmed it in time.
+
+        Raises:
+            redis.RedisError: The subscription could not be sent.
+        """
+        confirmed = self._subscribed.get(channel)
+        if confirmed is None:
+            confirmed = asyncio.get_running_loop().create_future()
+            self._subscribed[channel] = confirmed
+            try:
+                await self._send_subscribe(channel)
+            except BaseException:
+                if self._subscribed.get(channel) is confirmed:
+                    del self._subscribed[channel]
+                if not confirmed.done():
+                    confirmed.set_result(False)
+                raise
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(confirmed), timeout)
+        return confirmed.done() and confirmed.result()
+
+    async def _send_subscribe(self, channel: str) -> None:
+        async with self._lock:
+            if self._pubsub is not None:
+                await self._pubsub.subscribe(channel)
+                return
+            initialize = getattr(self._client, "initialize", None)
+            if callable(initialize):  # RedisCluster routes SUBSCRIBE by its slot map
+                await initialize()
+            pubsub = self._client.pubsub()
+            try:
+                await pubsub.subscribe(channel)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+                raise
+            self._pubsub = pubsub
+            self._reader = asyncio.create_task(self._read_messages(pubsub))
+
+    async def _read_messages(self, pubsub: PubSub) -> None:
+        try:
+            while True:
+                message = await pubsub.get_message(timeout=None)
+                if not message:
+                    continue
+                channel = message["channel"]
+                if isinstance(channel, bytes):
+                    channel = channel.decode()
+                confirmed = self._subscribed.get(channel)
+                if message["type"] == "subscribe" and confirmed and not confirmed.done():
+                    confirmed.set_result(True)
+                elif message["type"] in ("message", "subscribe"):
+                    # A repeated "subscribe" follows a reconnect: anything may have changed.
+                    self._wake(channel)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # The exception text of redis-py never holds the password.
+            logger.warning(
+                "pub/sub on Redis at %s failed (%s: %s); waiters re-subscribe on their next wait",
+                self._name, exc.__class__.__name__, exc,
+            )
+            if self._pubsub is pubsub:
+                self._pubsub = None
+                self._forget()
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    def _wake(self, channel: str) -> None:
+        event = self._changed.pop(channel, None)
+        if event is not None:
+            event.set()
+
+    def _forget(self) -> None:
+        """Wake every waiter and drop every subscription."""
+        for confirmed in self._subscribed.values():
+            if not confirmed.done():
+                confirmed.set_result(False)
+        self._subscribed.clear()
+        for channel in list(self._changed):
+            self._wake(channel)
+
+    async def aclose(self) -> None:
+        """Stop the reader and close the subscription connection."""
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+        self._forget()
