@@ -1,0 +1,53 @@
+"""An arq worker whose jobs share one Zoom token through Redis.
+
+Run it with ``arq examples.arq_worker.WorkerSettings`` after setting
+ZOOM_ACCOUNT_ID, ZOOM_CLIENT_ID, ZOOM_CLIENT_SECRET and REDIS_URL (arq's
+queue; also the token store unless ZOOM_S2S_STORE says otherwise), and
+optionally ZOOM_TOKEN_URL and ZOOM_API_URL. Every worker process, on every
+host, shares the token through the Redis store. Needs ``pip install
+zoom-s2s[examples]``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from arq.connections import RedisSettings
+
+from zoom_s2s import DEFAULT_TOKEN_URL, Credentials, TokenManager
+from zoom_s2s.client import DEFAULT_API_URL, ZoomClient
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://localhost:6379/0")
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    """Put a token manager and a client in the worker's context."""
+    tokens = TokenManager(
+        Credentials.from_env(),
+        store=os.environ.get("ZOOM_S2S_STORE", REDIS_URL),
+        token_url=os.environ.get("ZOOM_TOKEN_URL", DEFAULT_TOKEN_URL),
+    )
+    ctx["zoom_tokens"] = tokens
+    ctx["zoom"] = ZoomClient(tokens, os.environ.get("ZOOM_API_URL", DEFAULT_API_URL))
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    """Close the client, then the manager."""
+    await ctx["zoom"].aclose()
+    await ctx["zoom_tokens"].aclose()
+
+
+async def user_email(ctx: dict[str, Any], user_id: str = "me") -> str | None:
+    """A job: look a user up and return the email address."""
+    zoom: ZoomClient = ctx["zoom"]
+    return (await zoom.get_user(user_id)).email
+
+
+class WorkerSettings:
+    """``arq examples.arq_worker.WorkerSettings``."""
+
+    functions = (user_email,)
+    on_startup = startup
+    on_shutdown = shutdown
+    redis_settings = RedisSettings.from_dsn(REDIS_URL)

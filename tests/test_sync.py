@@ -1,0 +1,206 @@
+"""The blocking facade: threads, fork() and exit, against the fake Zoom served from a thread."""
+
+from __future__ import annotations
+
+import multiprocessing
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from zoom_s2s import ConfigurationError, FileTokenStore, NotFoundError, TokenEvent
+from zoom_s2s.sync import SyncTokenManager, SyncZoomClient
+from zoom_s2s.testing import FakeZoom
+
+from .support import FAST_RETRY
+
+fork_only = pytest.mark.skipif(
+    "fork" not in multiprocessing.get_all_start_methods(), reason="needs fork()"
+)
+
+
+@pytest.fixture
+def zoom() -> Iterator[FakeZoom]:
+    fake = FakeZoom(latency=0.05)
+    with fake.running_in_thread():
+        yield fake
+
+
+def make_tokens(zoom: FakeZoom, **kwargs: Any) -> SyncTokenManager:
+    kwargs.setdefault("retry", FAST_RETRY)
+    kwargs.setdefault("token_url", zoom.token_url)
+    return SyncTokenManager(zoom.credentials, **kwargs)
+
+
+def test_get_token_and_get_user_block_and_return(zoom: FakeZoom) -> None:
+    with make_tokens(zoom) as tokens, SyncZoomClient(tokens, zoom.api_base_url) as client:
+        token = tokens.get_token()
+        user = client.get_user("me")
+        assert user.account_id == zoom.credentials.account_id
+        assert client.request("GET", "/users", params={"page_size": 5})["total_records"] == 1
+        with pytest.raises(NotFoundError):
+            client.get_user("nobody@example.com")
+        assert tokens.get_token() == token
+    assert zoom.tokens_issued == 1
+
+
+def test_many_threads_at_once_share_one_token_fetch(zoom: FakeZoom) -> None:
+    barrier = threading.Barrier(20)
+    fingerprints: list[str] = []
+
+    def worker() -> None:
+        barrier.wait()
+        fingerprints.append(tokens.get_token().fingerprint)
+
+    with make_tokens(zoom) as tokens:
+        threads = [threading.Thread(target=worker) for _ in range(20)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+    assert len(fingerprints) == 20
+    assert len(set(fingerprints)) == 1
+    assert zoom.token_requests == 1
+
+
+def test_a_revoked_token_is_invalidated_once_across_threads(zoom: FakeZoom) -> None:
+    with make_tokens(zoom) as tokens, SyncZoomClient(tokens, zoom.api_base_url) as client:
+        client.get_user("me")
+        zoom.revoke_all()
+        threads = [threading.Thread(target=client.get_user) for _ in range(10)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        assert tokens.stats().fetches == 2
+    assert zoom.tokens_issued == 2
+
+
+def _child(tokens: SyncTokenManager, client: SyncZoomClient, results: Any) -> None:
+    user = client.get_user("me")
+    results.put((user.account_id, tokens.get_token().fingerprint, tokens.stats().fetches))
+
+
+@fork_only
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
+def test_forked_processes_with_a_shared_file_store_cause_exactly_one_token_fetch(
+    zoom: FakeZoom, tmp_path: Path
+) -> None:
+    tokens = make_tokens(zoom, store=(tmp_path / "tokens").as_uri())
+    client = SyncZoomClient(tokens, zoom.api_base_url)
+    # The parent's loop thread and manager exist before the fork (no token yet):
+    # children must build their own, never reuse these.
+    assert tokens.stats().fetches == 0
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    children = [context.Process(target=_child, args=(tokens, client, results)) for _ in range(4)]
+    for child in children:
+        child.start()
+    got = [results.get(timeout=30) for _ in children]
+    for child in children:
+        child.join(10)
+    assert [child.exitcode for child in children] == [0, 0, 0, 0]
+    assert {account_id for account_id, _, _ in got} == {zoom.credentials.account_id}
+    assert len({fingerprint for _, fingerprint, _ in got}) == 1
+    assert sum(fetches for _, _, fetches in got) == 1
+    assert zoom.token_requests == 1
+    # The parent still works, and adopts the children's token from the store.
+    assert tokens.get_token().fingerprint == got[0][1]
+    assert client.get_user("me").id == zoom.me_id
+    assert zoom.token_requests == 1
+    tokens.close()
+
+
+def test_a_store_factory_is_called_on_the_private_loop(zoom: FakeZoom, tmp_path: Path) -> None:
+    made: list[str] = []
+
+    def factory() -> FileTokenStore:
+        made.append(threading.current_thread().name)
+        return FileTokenStore(tmp_path)
+
+    with make_tokens(zoom, store=factory) as tokens:
+        tokens.get_token()
+        tokens.get_token()
+    assert made == ["zoom-s2s-sync"]
+    with make_tokens(zoom, store=factory) as again:
+        again.get_token()  # a second manager adopts the stored token
+    assert zoom.token_requests == 1
+
+
+def test_a_closed_facade_raises_a_clear_runtime_error(zoom: FakeZoom) -> None:
+    tokens = make_tokens(zoom)
+    client = SyncZoomClient(tokens, zoom.api_base_url)
+    client.get_user("me")
+    tokens.close()
+    tokens.close()  # idempotent
+    with pytest.raises(RuntimeError, match="closed"):
+        tokens.get_token()
+    with pytest.raises(RuntimeError, match="closed"):
+        client.get_user("me")  # closing the manager closed its clients' loop too
+    client.close()
+
+
+def test_a_call_from_the_loop_thread_itself_is_refused_not_deadlocked(zoom: FakeZoom) -> None:
+    errors: list[BaseException] = []
+
+    def hook(event: TokenEvent) -> None:
+        try:
+            holder[0].get_token(timeout=2)
+        except BaseException as exc:  # recorded for the assertion
+            errors.append(exc)
+
+    holder: list[SyncTokenManager] = []
+    with make_tokens(zoom, hooks=[hook]) as tokens:
+        holder.append(tokens)
+        tokens.get_token(timeout=10)
+    assert errors
+    assert all(isinstance(e, RuntimeError) and "own event-loop" in str(e) for e in errors)
+
+
+def test_a_session_cannot_be_passed_and_bad_arguments_fail_early(zoom: FakeZoom) -> None:
+    with pytest.raises(ConfigurationError, match="session"):
+        make_tokens(zoom, session=object())
+    with pytest.raises(ConfigurationError):
+        make_tokens(zoom, token_url="not a url")
+    with make_tokens(zoom) as tokens:
+        with pytest.raises(ConfigurationError, match="session"):
+            SyncZoomClient(tokens, zoom.api_base_url, session=object())
+        with pytest.raises(ConfigurationError, match="base_url"):
+            SyncZoomClient(tokens, "ftp://x")
+
+
+def test_the_interpreter_exits_promptly_without_an_explicit_close() -> None:
+    script = textwrap.dedent(
+        """
+        import atexit, threading
+
+        # Registered first, so it runs last: after the facade's own exit handler.
+        atexit.register(lambda: print(
+            "loop threads left:", sum(t.name == "zoom-s2s-sync" for t in threading.enumerate())
+        ))
+
+        from zoom_s2s.sync import SyncTokenManager, SyncZoomClient
+        from zoom_s2s.testing import FakeZoom
+
+        zoom = FakeZoom()
+        with zoom.running_in_thread():
+            tokens = SyncTokenManager(zoom.credentials, token_url=zoom.token_url)
+            client = SyncZoomClient(tokens, zoom.api_base_url)
+            print(client.get_user("me").account_id)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "always::ResourceWarning", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["fake-account-id", "loop threads left: 0"]
+    assert "nclosed" not in done.stderr
+    assert "Traceback" not in done.stderr

@@ -1,0 +1,93 @@
+"""zoom-s2s: one shared Zoom Server-to-Server OAuth token for a whole fleet.
+
+Everything public is importable from here; ``zoom_s2s.testing`` holds the fake
+Zoom server and the store contract suite, ``zoom_s2s.sync`` the blocking facade.
+"""
+
+from ._version import __version__
+from .client import (
+    DEFAULT_API_URL,
+    ZOOMGOV_API_URL,
+    User,
+    ZoomAuthMiddleware,
+    ZoomClient,
+    discover_account_id,
+)
+from .errors import (
+    APIConnectionError,
+    ConfigurationError,
+    DailyLimitExceededError,
+    InvalidCredentialsError,
+    LockTimeoutError,
+    MalformedTokenResponseError,
+    MissingScopesError,
+    NotFoundError,
+    RateLimitedError,
+    ServerError,
+    StoreError,
+    StoreUnavailableError,
+    TokenEndpointError,
+    TokenError,
+    TokenRateLimitedError,
+    UnauthorizedError,
+    ZoomAPIError,
+    ZoomS2SError,
+)
+from .events import EventKind, TokenEvent, TokenHook, log_event
+from .manager import TokenManager, TokenStats
+from .models import AccessToken, Credentials
+from .oauth import DEFAULT_TOKEN_URL, ZOOMGOV_TOKEN_URL, RetryPolicy, request_token
+from .stores import (
+    FileTokenStore,
+    LockLease,
+    MemoryTokenStore,
+    RedisTokenStore,
+    TokenStore,
+    store_from_url,
+)
+
+__all__ = [
+    "DEFAULT_API_URL",
+    "DEFAULT_TOKEN_URL",
+    "ZOOMGOV_API_URL",
+    "ZOOMGOV_TOKEN_URL",
+    "APIConnectionError",
+    "AccessToken",
+    "ConfigurationError",
+    "Credentials",
+    "DailyLimitExceededError",
+    "EventKind",
+    "FileTokenStore",
+    "InvalidCredentialsError",
+    "LockLease",
+    "LockTimeoutError",
+    "MalformedTokenResponseError",
+    "MemoryTokenStore",
+    "MissingScopesError",
+    "NotFoundError",
+    "RateLimitedError",
+    "RedisTokenStore",
+    "RetryPolicy",
+    "ServerError",
+    "StoreError",
+    "StoreUnavailableError",
+    "TokenEndpointError",
+    "TokenError",
+    "TokenEvent",
+    "TokenHook",
+    "TokenManager",
+    "TokenRateLimitedError",
+    "TokenStats",
+    "TokenStore",
+    "UnauthorizedError",
+    "User",
+    "ZoomAPIError",
+    "ZoomAuthMiddleware",
+    "ZoomClient",
+    "ZoomS2SError",
+    "__version__",
+    "discover_account_id",
+    "log_event",
+    "request_token",
+    "store_from_url",
+]

@@ -1,0 +1,276 @@
+"""The ``zoom-s2s`` command.
+
+Parsing uses the standard library's argparse: the commands are few and flat,
+and it keeps the runtime dependencies at aiohttp, attrs, filelock and stamina.
+
+Commands: ``token``, ``user``, ``account-id``, ``demo`` and ``fake-server``.
+Commands that need the app read its credentials from ``ZOOM_ACCOUNT_ID``,
+``ZOOM_CLIENT_ID`` and ``ZOOM_CLIENT_SECRET`` unless flags give them. Errors
+print one line to stderr and exit with status 1 (2 for usage errors); no
+traceback. Only ``token`` ever prints a token; nothing prints the secret.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+import aiohttp
+
+from ._version import __version__
+from .client import DEFAULT_API_URL, ZoomClient, discover_account_id
+from .errors import ConfigurationError, ZoomS2SError
+from .manager import TokenManager
+from .models import ENV_ACCOUNT_ID, ENV_CLIENT_ID, ENV_CLIENT_SECRET, Credentials
+from .oauth import DEFAULT_TOKEN_URL
+
+__all__ = ["main"]
+
+Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
+COMMANDS: dict[str, Command] = {}
+
+ENV_API_URL = "ZOOM_API_URL"
+ENV_ACCESS_TOKEN = "ZOOM_ACCESS_TOKEN"  # noqa: S105 - the variable's name, not a token
+
+
+def command(name: str) -> Callable[[Command], Command]:
+    """Register an async ``cmd_*`` function under ``name``."""
+
+    def register(func: Command) -> Command:
+        COMMANDS[name] = func
+        return func
+
+    return register
+
+
+def add_credential_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("credentials (default: environment variables)")
+    group.add_argument("--account-id", help=f"Zoom account id (default: ${ENV_ACCOUNT_ID})")
+    group.add_argument("--client-id", help=f"app client id (default: ${ENV_CLIENT_ID})")
+    group.add_argument(
+        "--client-secret-file",
+        metavar="PATH",
+        help=f"read the client secret from this file (default: ${ENV_CLIENT_SECRET}); "
+        "there is no flag for the secret itself, so it never shows in 'ps'",
+    )
+    parser.add_argument(
+        "--token-url",
+        default=os.environ.get("ZOOM_TOKEN_URL", DEFAULT_TOKEN_URL),
+        help="token endpoint (default: $ZOOM_TOKEN_URL or %(default)s)",
+    )
+    parser.add_argument(
+        "--store",
+        default=os.environ.get("ZOOM_S2S_STORE", "memory://"),
+        metavar="URL",
+        help="token store: memory://, file:///abs/dir, redis://..., rediss://... "
+        "(default: $ZOOM_S2S_STORE or %(default)s)",
+    )
+
+
+def credentials_from_args(args: argparse.Namespace) -> Credentials:
+    """Credentials from flags, falling back to the environment for each one."""
+    env = dict(os.environ)
+    if args.account_id:
+        env[ENV_ACCOUNT_ID] = args.account_id
+    if args.client_id:
+        env[ENV_CLIENT_ID] = args.client_id
+    if args.client_secret_file:
+        try:
+            with open(args.client_secret_file, encoding="utf-8") as file:
+                env[ENV_CLIENT_SECRET] = file.read().strip()
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot read --client-secret-file {args.client_secret_file!r}: {exc.strerror}"
+            ) from None
+    return Credentials.from_env(env)
+
+
+def manager_from_args(args: argparse.Namespace) -> TokenManager:
+    """A TokenManager configured by the common flags."""
+    return TokenManager(credentials_from_args(args), store=args.store, token_url=args.token_url)
+
+
+@command("token")
+async def cmd_token(args: argparse.Namespace) -> int:
+    """Print a valid access token (from the store if one is there)."""
+    async with manager_from_args(args) as tokens:
+        token = await tokens.get_token()
+    print(token.access_token)
+    return 0
+
+
+@command("user")
+async def cmd_user(args: argparse.Namespace) -> int:
+    """Print a user's JSON as Zoom returns it (``me``: the app's creating user)."""
+    async with manager_from_args(args) as tokens, ZoomClient(tokens, args.api_url) as zoom:
+        user = await zoom.get_user(args.user_id)
+    print(json.dumps(user.raw, indent=2, ensure_ascii=False))
+    return 0
+
+
+@command("account-id")
+async def cmd_account_id(args: argparse.Namespace) -> int:
+    """Print the account id behind an access token of any Zoom OAuth app."""
+    access_token = args.access_token or os.environ.get(ENV_ACCESS_TOKEN, "")
+    if not access_token.strip():
+        raise ConfigurationError(
+            f"no access token: pass --access-token or set ${ENV_ACCESS_TOKEN} to a token "
+            "of any Zoom OAuth app of the account"
+        )
+    print(await discover_account_id(access_token, base_url=args.api_url))
+    return 0
+
+
+@command("demo")
+async def cmd_demo(args: argparse.Namespace) -> int:
+    """Run the offline demo: many processes and coroutines, one token fetch."""
+    from .demo import run_demo
+
+    return await asyncio.to_thread(
+        run_demo,
+        workers=args.workers,
+        coroutines=args.coroutines,
+        calls=args.calls,
+        store=args.store,
+    )
+
+
+@command("fake-server")
+async def cmd_fake_server(args: argparse.Namespace) -> int:
+    """Serve the fake Zoom until interrupted."""
+    from .testing.fake_zoom import FakeZoom
+
+    zoom = FakeZoom(
+        host=args.host,
+        port=args.port,
+        expires_in=args.expires_in,
+        revoke_previous=args.revoke_previous,
+    )
+    async with zoom:
+        creds = zoom.credentials
+        print(f"fake Zoom listening on {zoom.url}", flush=True)
+        print(f"  token URL: {zoom.token_url}")
+        print(f"  API base:  {zoom.api_base_url}")
+        print("  its built-in test credentials:")
+        print(f"    export {ENV_ACCOUNT_ID}={creds.account_id} {ENV_CLIENT_ID}={creds.client_id}")
+        print(f"    export {ENV_CLIENT_SECRET}={creds.client_secret}")
+        print(f"    export ZOOM_TOKEN_URL={zoom.token_url}")
+        print("press Ctrl-C to stop", flush=True)
+        await asyncio.Event().wait()
+    return 0  # pragma: no cover - ends by Ctrl-C
+
+
+def add_api_url_flag(parser: argparse.ArgumentParser) -> None:
+    """Add ``--api-url`` (default: ``$ZOOM_API_URL`` or Zoom's API)."""
+    parser.add_argument(
+        "--api-url",
+        default=os.environ.get(ENV_API_URL, DEFAULT_API_URL),
+        metavar="URL",
+        help=f"REST API base (default: ${ENV_API_URL} or %(default)s)",
+    )
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zoom-s2s",
+        description="One shared Zoom Server-to-Server OAuth token for every process and host.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    token = sub.add_parser("token", help="print a valid access token")
+    add_credential_flags(token)
+
+    user = sub.add_parser("user", help="print a user's JSON (default: the app's creator)")
+    user.add_argument(
+        "user_id",
+        nargs="?",
+        default="me",
+        metavar="USER_ID",
+        help="user id, email address or 'me' (default: %(default)s)",
+    )
+    add_credential_flags(user)
+    add_api_url_flag(user)
+
+    account = sub.add_parser(
+        "account-id", help="print the account id behind an access token of any Zoom OAuth app"
+    )
+    account.add_argument(
+        "--access-token",
+        metavar="TOKEN",
+        help=f"the access token (default: ${ENV_ACCESS_TOKEN}; prefer the variable, "
+        "a flag shows in 'ps')",
+    )
+    add_api_url_flag(account)
+
+    demo = sub.add_parser(
+        "demo", help="offline demo: processes x coroutines on a fake Zoom share one token"
+    )
+    demo.add_argument(
+        "--workers", type=positive_int, default=4, help="worker processes (default: %(default)s)"
+    )
+    demo.add_argument(
+        "--coroutines",
+        type=positive_int,
+        default=25,
+        help="coroutines per worker (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--calls",
+        type=positive_int,
+        default=3,
+        help="get_user('me') calls per coroutine (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--store",
+        metavar="URL",
+        default=None,
+        help="shared token store (default: a FileTokenStore in a new temporary "
+        "directory); e.g. redis://localhost:6379/0",
+    )
+
+    fake = sub.add_parser("fake-server", help="serve the fake Zoom for local testing")
+    fake.add_argument("--host", default="127.0.0.1", help="interface (default: %(default)s)")
+    fake.add_argument("--port", type=int, default=8080, help="port (default: %(default)s)")
+    fake.add_argument(
+        "--expires-in", type=float, default=3599, help="token lifetime, s (default: %(default)s)"
+    )
+    fake.add_argument(
+        "--revoke-previous",
+        action="store_true",
+        help="a new token revokes the earlier ones (Zoom's behaviour before June 2023)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``zoom-s2s`` command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return asyncio.run(COMMANDS[args.command](args))
+    except ZoomS2SError as exc:
+        print(f"zoom-s2s: error: {exc}", file=sys.stderr)
+        return 1
+    except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+        reason = str(exc) or type(exc).__name__
+        print(f"zoom-s2s: error: cannot reach Zoom: {reason}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

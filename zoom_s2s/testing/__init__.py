@@ -1,0 +1,33 @@
+"""Test helpers for zoom-s2s and for your own code: public API.
+
+* :class:`FakeZoom`: a real aiohttp server faking Zoom's token endpoint and
+  ``/v2/users`` on loopback, with counters and fault injection; :class:`Fault`
+  describes one injected failure.
+* :class:`StoreContract`: the contract suite every :class:`~zoom_s2s.TokenStore`
+  must pass (needs pytest and pytest-asyncio; imported on first use).
+* :class:`RedisServer`: a throw-away ``redis-server`` on a free loopback port.
+* ``fake_zoom``: a pytest fixture serving a :class:`FakeZoom` (auto-registered plugin).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .fake_zoom import FakeZoom, Fault
+
+if TYPE_CHECKING:
+    from .contract import StoreContract
+    from .redis_server import RedisServer
+
+__all__ = ["FakeZoom", "Fault", "RedisServer", "StoreContract"]
+
+_LAZY = {"StoreContract": ".contract", "RedisServer": ".redis_server"}
+
+
+def __getattr__(name: str) -> Any:
+    # StoreContract needs pytest: import it only when asked for.
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
