@@ -309,3 +309,48 @@ def test_store_key_is_a_fingerprint_not_the_secret() -> None:
     assert "top-secret-value" not in repr(tokens)
     other = TokenManager(creds, token_url="https://zoomgov.com/oauth/token")
     assert other.store_key != tokens.store_key  # ZoomGov tokens never mix with zoom.us ones
+
+
+async def test_a_failure_is_remembered_in_the_store_for_the_whole_fleet(
+    fake_zoom: FakeZoom,
+) -> None:
+    store = MemoryTokenStore()
+    fake_zoom.fail_next(100, fault=Fault(status=503))
+    async with make_manager(fake_zoom, store=store) as one, make_manager(
+        fake_zoom, store=store
+    ) as two:
+        with pytest.raises(TokenEndpointError, match="HTTP 503"):
+            await one.get_token()
+        asked = fake_zoom.token_requests
+        assert asked == FAST_RETRY.attempts
+        # The other "process" learns from the store and does not ask Zoom.
+        with pytest.raises(TokenEndpointError, match="the fleet waits"):
+            await two.get_token()
+        assert fake_zoom.token_requests == asked
+        failure = await store.read_failure(one.store_key)
+        assert failure is not None
+        assert failure.failures == 1
+        # Once the back-off (under 1 s after one failure) ends, a fetch succeeds and
+        # clears the record.
+        fake_zoom.clear_faults()
+        await asyncio.sleep(1.05)
+        token = await two.get_token()
+        assert await store.read_failure(one.store_key) is None
+    assert token.access_token == fake_zoom.issued_tokens[0]
+
+
+async def test_remembered_bad_credentials_stay_invalid_credentials_across_the_fleet(
+    fake_zoom: FakeZoom,
+) -> None:
+    store = MemoryTokenStore()
+    wrong = Credentials(fake_zoom.credentials.account_id, "fake-client-id", "wrong-secret")
+    async with TokenManager(
+        wrong, store=store, token_url=fake_zoom.token_url, retry=FAST_RETRY
+    ) as one, TokenManager(
+        wrong, store=store, token_url=fake_zoom.token_url, retry=FAST_RETRY
+    ) as two:
+        with pytest.raises(InvalidCredentialsError):
+            await one.get_token()
+        with pytest.raises(InvalidCredentialsError, match="the fleet waits"):
+            await two.get_token()
+    assert fake_zoom.token_requests == 1

@@ -272,3 +272,14 @@ def test_a_bad_token_url_is_a_configuration_error(url: str) -> None:
     creds = Credentials("a", "c", "s")
     with pytest.raises(ConfigurationError, match="token_url"):
         TokenManager(creds, token_url=url)
+
+
+async def test_a_slow_success_is_still_a_token(
+    fake_zoom: FakeZoom, session: aiohttp.ClientSession
+) -> None:
+    fake_zoom.fail_next(1, fault=Fault(delay=0.3, then_serve=True))
+    started = time.monotonic()
+    token = await fetch(fake_zoom, session)
+    assert time.monotonic() - started >= 0.3
+    assert token.access_token == fake_zoom.issued_tokens[0]  # type: ignore[attr-defined]
+    assert fake_zoom.token_requests == 1

@@ -204,3 +204,18 @@ def test_the_interpreter_exits_promptly_without_an_explicit_close() -> None:
     assert done.stdout.splitlines() == ["fake-account-id", "loop threads left: 0"]
     assert "nclosed" not in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_fresh_token_is_answered_without_waiting_for_the_loop_thread(zoom: FakeZoom) -> None:
+    import time
+
+    with make_tokens(zoom) as tokens:
+        first = tokens.get_token()
+        runtime = tokens._holder.runtime
+        assert runtime is not None
+        # Block the private loop for a second: a call that hopped onto it would time out.
+        runtime.loop.call_soon_threadsafe(time.sleep, 1.0)
+        time.sleep(0.05)
+        assert tokens.get_token(timeout=0.2) is first
+        assert tokens.stats().hits >= 1
+    assert zoom.token_requests == 1

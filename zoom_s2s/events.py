@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import attrs
 
-__all__ = ["EventKind", "TokenEvent", "TokenHook", "log_event"]
+__all__ = ["EventKind", "TokenEvent", "TokenHook", "TokenStats", "log_event"]
 
 logger = logging.getLogger("zoom_s2s")
 
@@ -39,6 +39,8 @@ class EventKind(str, enum.Enum):
     """A fetched token was not stored: a newer generation was already written."""
     REFRESH_FAILED = "refresh_failed"
     """Getting a token failed; ``error`` says why."""
+    STORE_ERROR = "store_error"
+    """The store failed during a refresh; ``error`` says why."""
 
 
 @attrs.frozen
@@ -67,9 +69,42 @@ class TokenEvent:
 TokenHook = Callable[[TokenEvent], None]
 
 
+@attrs.frozen
+class TokenStats:
+    """A snapshot of a manager's counters, for health endpoints and tests.
+
+    Attributes:
+        hits: ``get_token()`` calls answered from memory at once.
+        fetches: Tokens this process fetched from Zoom.
+        adoptions: Tokens this process took from the store (fetched elsewhere).
+        background_refreshes: Refreshes started while a valid token existed.
+        waits: Callers that had to wait for a token.
+        lock_waits: Times this process waited for another process's lock.
+        invalidations: Calls to :meth:`TokenManager.invalidate`.
+        failures: Refreshes that failed.
+        token_fingerprint: Fingerprint of the token in memory, if any.
+        expires_in: Seconds that token has left, if any.
+    """
+
+    hits: int
+    fetches: int
+    adoptions: int
+    background_refreshes: int
+    waits: int
+    lock_waits: int
+    invalidations: int
+    failures: int
+    token_fingerprint: str | None
+    expires_in: float | None
+
+
 def log_event(event: TokenEvent) -> None:
     """The default hook: log ``event`` at DEBUG (REFRESH_FAILED at WARNING) on ``zoom_s2s``."""
-    level = logging.WARNING if event.kind is EventKind.REFRESH_FAILED else logging.DEBUG
+    level = (
+        logging.WARNING
+        if event.kind in (EventKind.REFRESH_FAILED, EventKind.STORE_ERROR)
+        else logging.DEBUG
+    )
     if not logger.isEnabledFor(level):
         return
     parts = [f"token {event.kind.value}", f"key={event.store_key}", f"store={event.store}"]

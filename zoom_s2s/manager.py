@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import copy
 import logging
 import random
@@ -31,51 +32,20 @@ from types import TracebackType
 from typing import Any
 
 import aiohttp
-import attrs
 
-from .errors import ConfigurationError, LockTimeoutError, TokenError
-from .events import EventKind, TokenEvent, TokenHook, log_event
+from ._failures import backoff_seconds, error_from_failure, failure_after
+from .errors import ConfigurationError, LockTimeoutError, StoreError, TokenError
+from .events import EventKind, TokenEvent, TokenHook, TokenStats, log_event
 from .models import AccessToken, Credentials, fingerprint
 from .oauth import DEFAULT_TOKEN_URL, RetryPolicy, request_token, validate_url
-from .stores.base import TokenStore
+from .stores.base import FailureRecord, TokenStore
 from .stores.memory import MemoryTokenStore
 
 __all__ = ["TokenManager", "TokenStats"]
 
 logger = logging.getLogger("zoom_s2s")
 
-# Never back off a failed refresh for longer than this: a still-valid token is
-# served meanwhile, and callers without one get the remembered error at once.
-_MAX_FAILURE_BACKOFF = 60.0
-
-
-@attrs.frozen
-class TokenStats:
-    """A snapshot of a manager's counters, for health endpoints and tests.
-
-    Attributes:
-        hits: ``get_token()`` calls answered from memory at once.
-        fetches: Tokens this process fetched from Zoom.
-        adoptions: Tokens this process took from the store (fetched elsewhere).
-        background_refreshes: Refreshes started while a valid token existed.
-        waits: Callers that had to wait for a token.
-        lock_waits: Times this process waited for another process's lock.
-        invalidations: Calls to :meth:`TokenManager.invalidate`.
-        failures: Refreshes that failed.
-        token_fingerprint: Fingerprint of the token in memory, if any.
-        expires_in: Seconds that token has left, if any.
-    """
-
-    hits: int
-    fetches: int
-    adoptions: int
-    background_refreshes: int
-    waits: int
-    lock_waits: int
-    invalidations: int
-    failures: int
-    token_fingerprint: str | None
-    expires_in: float | None
+_STORE_ERROR_POLICIES = ("raise", "fetch")
 
 
 class TokenManager:
@@ -104,6 +74,12 @@ class TokenManager:
         request_timeout: Seconds one token request may take.
         retry: Retry policy for the token request.
         hooks: Callables receiving each :class:`TokenEvent`; default: DEBUG logging.
+        on_store_error: What a refresh does when the store fails: ``"raise"``
+            (default) raises the :class:`StoreError` to callers without a valid
+            token; ``"fetch"`` falls back to fetching for this process alone
+            (one token per process while the store is down) and goes back to
+            the store on the next refresh. A valid token in memory is served
+            either way.
 
     Raises:
         ConfigurationError: A bad URL or inconsistent timing arguments.
@@ -123,6 +99,7 @@ class TokenManager:
         request_timeout: float = 10.0,
         retry: RetryPolicy | None = None,
         hooks: list[TokenHook] | tuple[TokenHook, ...] | None = None,
+        on_store_error: str = "raise",
     ) -> None:
         if not isinstance(credentials, Credentials):
             raise ConfigurationError(
@@ -145,6 +122,11 @@ class TokenManager:
                 f"lock_ttl ({lock_ttl:g} s) must exceed request_timeout ({request_timeout:g} s), "
                 "or the lock lapses while its holder is still fetching"
             )
+        if on_store_error not in _STORE_ERROR_POLICIES:
+            raise ConfigurationError(
+                f"on_store_error must be 'raise' or 'fetch', got {on_store_error!r}"
+            )
+        self.on_store_error = on_store_error
         self.credentials = credentials
         self.token_url = token_url
         self.refresh_margin = refresh_margin
@@ -225,6 +207,18 @@ class TokenManager:
         deleted = await self.store.delete(self.store_key, fingerprint=token_fp)
         self._emit(EventKind.INVALIDATED, token, None)
         return deleted
+
+    def peek_token(self) -> AccessToken | None:
+        """The token in memory if it is fresh (before its refresh moment), else ``None``.
+
+        Never does I/O and never starts a refresh, so any thread may call it;
+        the sync facade uses it as its fast path.
+        """
+        token = self._token
+        if token is not None and time.time() < self._refresh_after:
+            self._hits += 1  # from other threads this count may miss a few: it is a gauge
+            return token
+        return None
 
     def add_hook(self, hook: TokenHook) -> None:
         """Also deliver every later :class:`TokenEvent` to ``hook``."""
@@ -337,8 +331,11 @@ class TokenManager:
         if exc is None:
             return
         self._failures += 1
-        backoff = min(_MAX_FAILURE_BACKOFF, 2.0 ** (self._failures - 1))
-        self._retry_not_before = time.time() + backoff * random.uniform(0.5, 1.0)
+        # A valid token keeps being served meanwhile; callers without one get
+        # the remembered error at once.
+        self._retry_not_before = max(
+            self._retry_not_before, time.time() + backoff_seconds(self._failures)
+        )
         if isinstance(exc, TokenError):
             self._last_error = exc
         duration = time.monotonic() - self._refresh_started
@@ -365,6 +362,18 @@ class TokenManager:
         return token
 
     async def _refresh(self) -> AccessToken:
+        try:
+            return await self._refresh_through_store()
+        except StoreError as exc:
+            self._emit(EventKind.STORE_ERROR, self._token, None, error=exc)
+            if self.on_store_error == "raise":
+                raise
+        # on_store_error="fetch": the store is down, so this process fetches for itself.
+        token = await self._fetch()
+        self._adopt(token)
+        return token
+
+    async def _refresh_through_store(self) -> AccessToken:
         store, key = self.store, self.store_key
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.wait_timeout
@@ -372,6 +381,7 @@ class TokenManager:
             adopted = await self._adopt_from_store()
             if adopted is not None:
                 return adopted
+            await self._respect_fleet_backoff()
             lease = await store.acquire_lock(key, ttl=self.lock_ttl)
             if lease is not None:
                 try:
@@ -379,8 +389,9 @@ class TokenManager:
                     adopted = await self._adopt_from_store()
                     if adopted is not None:
                         return adopted
+                    failure = await self._respect_fleet_backoff()
                     generation = await store.next_generation(key)
-                    return await self._fetch_and_store(generation)
+                    return await self._fetch_and_store(generation, failure)
                 finally:
                     await store.release_lock(lease)
             remaining = deadline - loop.time()
@@ -402,7 +413,17 @@ class TokenManager:
             return token
         return None
 
-    async def _fetch_and_store(self, generation: int) -> AccessToken:
+    async def _respect_fleet_backoff(self) -> FailureRecord | None:
+        """Raise the remembered error while the fleet backs off; else return the record."""
+        failure = await self.store.read_failure(self.store_key)
+        if failure is not None:
+            now = time.time()
+            if failure.retry_at > now:
+                self._retry_not_before = max(self._retry_not_before, failure.retry_at)
+                raise error_from_failure(failure, now)
+        return failure
+
+    async def _fetch(self) -> AccessToken:
         if self._session is None or self._session.closed:
             if not self._owns_session:
                 raise RuntimeError("the aiohttp session passed to TokenManager is closed")
@@ -416,7 +437,27 @@ class TokenManager:
             retry=self._retry,
         )
         self._emit(EventKind.FETCHED, token, time.monotonic() - started)
-        if not await self.store.write(self.store_key, token, generation=generation):
+        return token
+
+    async def _fetch_and_store(self, generation: int, failure: FailureRecord | None) -> AccessToken:
+        key = self.store_key
+        try:
+            token = await self._fetch()
+        except TokenError as exc:
+            failures = (failure.failures if failure else 0) + 1
+            with contextlib.suppress(StoreError):  # the fetch's error is the one to report
+                await self.store.write_failure(key, failure_after(exc, failures, time.time()))
+            raise
+        try:
+            if failure is not None:
+                await self.store.write_failure(key, None)
+            written = await self.store.write(key, token, generation=generation)
+        except StoreError as exc:
+            if self.on_store_error == "raise":
+                raise
+            self._emit(EventKind.STORE_ERROR, token, None, error=exc)
+            written = True  # keep this token for this process; the store is down
+        if not written:
             self._emit(EventKind.STALE_WRITE, token, None)
             newer = await self._adopt_from_store()
             if newer is not None:

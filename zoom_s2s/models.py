@@ -7,6 +7,7 @@ enough to tell two tokens apart in a log and useless to an attacker.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
@@ -131,7 +132,7 @@ class AccessToken:
     scopes: tuple[str, ...] = attrs.field(default=(), converter=_scopes)
     api_url: str | None = None
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
         """A short hash of the token, safe to log and to compare tokens by."""
         return fingerprint(self.access_token)

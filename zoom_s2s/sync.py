@@ -201,6 +201,16 @@ class SyncTokenManager:
             TimeoutError: ``timeout`` passed.
             RuntimeError: The facade is closed.
         """
+        # Fast path, no thread hop: a fresh token already in this process's manager.
+        # After fork() the at-fork hook has already cleared the inherited runtime,
+        # so this never hands a child the parent's manager.
+        runtime = self._holder.runtime
+        if runtime is not None and not self._closed:
+            manager = runtime.manager
+            if manager is not None:
+                token = manager.peek_token()
+                if token is not None:
+                    return token
         return self._call(lambda manager: manager.get_token(), timeout)
 
     def invalidate(self, token: AccessToken, *, timeout: float | None = None) -> bool:

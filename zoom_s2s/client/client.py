@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 import warnings
 from collections.abc import Mapping
@@ -197,9 +198,23 @@ class ZoomClient:
             max_wait=self._max_rate_limit_wait,
         )
         try:
+            # The first attempt goes without the retry machinery: most requests
+            # succeed, and setting stamina up costs more than aiohttp's own send.
+            try:
+                return await self._send_once(session, method, quoted, params, json)
+            except Exception as exc:
+                verdict = decide(exc)
+                if verdict is False:
+                    raise
+                first_wait = (
+                    self._retry.wait_initial + random.uniform(0, self._retry.wait_jitter)
+                    if verdict is True
+                    else verdict
+                )
+                await asyncio.sleep(first_wait)
             async for attempt in stamina.retry_context(
                 on=decide,
-                attempts=decide.attempts,
+                attempts=decide.attempts - 1,
                 timeout=self._retry.timeout,
                 wait_initial=self._retry.wait_initial,
                 wait_max=self._retry.wait_max,

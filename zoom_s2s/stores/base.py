@@ -22,6 +22,10 @@ The manager's algorithm (see DESIGN.md) relies on exactly these operations:
 * :meth:`~TokenStore.wait_for_change` lets a process that found the lock taken
   sleep until the holder writes or releases (or the timeout passes), instead
   of polling in a tight loop.
+* :meth:`~TokenStore.read_failure` / :meth:`~TokenStore.write_failure` keep
+  the last failed fetch (a :class:`FailureRecord`), so that while Zoom is
+  failing the whole fleet backs off together instead of every process asking
+  on its own (negative caching).
 
 Third-party stores implement these methods and run the contract suite,
 :class:`zoom_s2s.testing.StoreContract`, against themselves.
@@ -37,7 +41,18 @@ import attrs
 
 from ..models import AccessToken
 
-__all__ = ["LockLease", "TokenStore", "decode_record", "encode_record", "new_owner"]
+__all__ = [
+    "FailureRecord",
+    "LockLease",
+    "TokenStore",
+    "decode_record",
+    "encode_record",
+    "new_owner",
+]
+
+# How long a failure record outlives its retry moment: long enough that the
+# next failure still finds the count and backs off further.
+FAILURE_MEMORY = 300.0
 
 
 def new_owner() -> str:
@@ -60,6 +75,50 @@ class LockLease:
     owner: str
     ttl: float
     handle: object = attrs.field(default=None, eq=False, repr=False)
+
+
+@attrs.frozen
+class FailureRecord:
+    """A failed token fetch, remembered in the store so that the fleet backs off together.
+
+    Attributes:
+        failures: Consecutive failed fetches across the fleet.
+        retry_at: Unix time before which no process should ask Zoom again.
+        error_type: Class name of the error (``"TokenEndpointError"``, ...).
+        message: The error's message (never holds a secret).
+    """
+
+    failures: int
+    retry_at: float
+    error_type: str
+    message: str
+
+    def keep_for(self, now: float) -> float:
+        """Seconds a store should keep this record (its TTL) at Unix time ``now``."""
+        return max(0.0, self.retry_at - now) + FAILURE_MEMORY
+
+    def to_json(self) -> str:
+        """Serialise for a byte-oriented store."""
+        return json.dumps(attrs.asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> FailureRecord:
+        """Read back :meth:`to_json`'s output.
+
+        Raises:
+            ValueError: Not such a record (treat as no record).
+        """
+        try:
+            raw = json.loads(data)
+            record = cls(
+                failures=int(raw["failures"]),
+                retry_at=float(raw["retry_at"]),
+                error_type=str(raw["error_type"]),
+                message=str(raw["message"]),
+            )
+        except (ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
+            raise ValueError(f"not a failure record ({exc.__class__.__name__})") from None
+        return record
 
 
 @runtime_checkable
@@ -122,6 +181,14 @@ class TokenStore(Protocol):
         Returns at once if the lock is not held. Spurious wake-ups are allowed:
         callers re-read the store afterwards.
         """
+        ...
+
+    async def read_failure(self, key: str) -> FailureRecord | None:
+        """Return the remembered failure for ``key``, or ``None`` (also for bad data)."""
+        ...
+
+    async def write_failure(self, key: str, failure: FailureRecord | None) -> None:
+        """Remember ``failure`` for ``failure.keep_for(now)`` seconds; ``None`` forgets it."""
         ...
 
     async def aclose(self) -> None:

@@ -33,11 +33,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import attrs
 import filelock
 
 from ..errors import ConfigurationError, StoreError, StoreUnavailableError
 from ..models import AccessToken
-from .base import LockLease, decode_record, encode_record, new_owner
+from .base import FailureRecord, LockLease, decode_record, encode_record, new_owner
 
 __all__ = ["FileTokenStore"]
 
@@ -406,6 +407,32 @@ class FileTokenStore:
                 return
             if not self._holder_alive(key, owner, clean=False):
                 return
+
+    async def read_failure(self, key: str) -> FailureRecord | None:
+        self._ensure_dir()
+        data = self._read_json(self._path(key, ".failure"))
+        if data is None or not isinstance(data.get("keep_until"), (int, float)):
+            return None
+        if data["keep_until"] <= time.time():
+            return None
+        try:
+            return FailureRecord.from_json(json.dumps(data.get("record")))
+        except ValueError:
+            logger.warning("ignoring a corrupt failure record for %s", key)
+            return None
+
+    async def write_failure(self, key: str, failure: FailureRecord | None) -> None:
+        self._ensure_dir()
+        path = self._path(key, ".failure")
+        try:
+            if failure is None:
+                path.unlink(missing_ok=True)
+                return
+            now = time.time()
+            data = {"keep_until": now + failure.keep_for(now), "record": attrs.asdict(failure)}
+            self._write_atomic(path, json.dumps(data).encode(), durable=False)
+        except OSError as exc:
+            raise self._unavailable("remember a failed fetch", exc) from exc
 
     async def aclose(self) -> None:
         """Release the OS locks of leases still held; their leases end at once."""

@@ -9,7 +9,7 @@ import time
 import attrs
 
 from ..models import AccessToken
-from .base import LockLease, new_owner
+from .base import FailureRecord, LockLease, new_owner
 
 __all__ = ["MemoryTokenStore"]
 
@@ -22,6 +22,8 @@ class _Slot:
     lock_owner: str | None = None
     lock_deadline: float = 0.0  # monotonic
     changed: asyncio.Event | None = None
+    failure: FailureRecord | None = None
+    failure_until: float = 0.0  # wall clock
 
 
 class MemoryTokenStore:
@@ -116,6 +118,19 @@ class MemoryTokenStore:
         wait = min(timeout, max(0.0, slot.lock_deadline - time.monotonic()))
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(event.wait(), wait)
+
+    async def read_failure(self, key: str) -> FailureRecord | None:
+        slot = self._slots.get(key)
+        if slot is None or slot.failure is None or slot.failure_until <= time.time():
+            return None
+        return slot.failure
+
+    async def write_failure(self, key: str, failure: FailureRecord | None) -> None:
+        slot = self._slot(key)
+        slot.failure = failure
+        if failure is not None:
+            now = time.time()
+            slot.failure_until = now + failure.keep_for(now)
 
     async def aclose(self) -> None:
         self._slots.clear()

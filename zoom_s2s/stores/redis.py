@@ -9,6 +9,7 @@ one Cluster slot::
     <prefix>:{k}:gen      generation counter (INCR)
     <prefix>:{k}:lock     lock owner, SET NX PX
     <prefix>:{k}:changed  pub/sub channel: "written", "deleted" or "released"
+    <prefix>:{k}:failure  the last failed fetch (FailureRecord JSON), PX = its keep_for()
 
 The fingerprint sits beside the record so compare-and-delete works in Lua
 even when the record itself is opaque (e.g. encrypted).
@@ -43,7 +44,7 @@ from ._redis_scripts import (
     RELEASE_SCRIPT,
     WRITE_SCRIPT,
 )
-from .base import LockLease, decode_record, encode_record, new_owner
+from .base import FailureRecord, LockLease, decode_record, encode_record, new_owner
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -110,6 +111,7 @@ class _Keys:
     gen: str
     lock: str
     channel: str
+    failure: str
 
 
 def _describe(client: Any) -> str:
@@ -235,7 +237,7 @@ class RedisTokenStore:
             raise ConfigurationError(f"store key {key!r} must not contain braces")
         base = f"{self._prefix}:{{{key}}}"
         return _Keys(f"{base}:token", f"{base}:fence", f"{base}:gen", f"{base}:lock",
-                     f"{base}:changed")
+                     f"{base}:changed", f"{base}:failure")
 
     @contextlib.contextmanager
     def _errors(self, action: str) -> Iterator[None]:
@@ -367,6 +369,27 @@ class RedisTokenStore:
                 delay = min(delay * 1.5, _POLL_MAX)
                 if not await self._client.exists(keys.lock):
                     return
+
+    async def read_failure(self, key: str) -> FailureRecord | None:
+        keys = self._keys(key)
+        with self._errors("reading the failure record"):
+            data = await self._client.get(keys.failure)
+        if data is None:
+            return None
+        try:
+            return FailureRecord.from_json(data)
+        except ValueError:
+            logger.warning("ignoring a corrupt failure record at %s", keys.failure)
+            return None
+
+    async def write_failure(self, key: str, failure: FailureRecord | None) -> None:
+        keys = self._keys(key)
+        with self._errors("remembering a failed fetch"):
+            if failure is None:
+                await self._client.delete(keys.failure)
+            else:
+                ttl_ms = max(1, int(failure.keep_for(time.time()) * 1000))
+                await self._client.set(keys.failure, failure.to_json(), px=ttl_ms)
 
     async def aclose(self) -> None:
         """Stop the pub/sub reader, close its connection and, if owned, the client."""

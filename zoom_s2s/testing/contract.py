@@ -35,7 +35,7 @@ import pytest
 import pytest_asyncio
 
 from ..models import AccessToken
-from ..stores.base import LockLease, TokenStore
+from ..stores.base import FailureRecord, LockLease, TokenStore
 
 __all__ = ["StoreContract", "make_token"]
 
@@ -280,6 +280,27 @@ class StoreContract:
         assert await store.release_lock(other) is True
         assert await store.release_lock(lease) is True
         assert _fingerprint(await store.read(KEY)) == token.fingerprint
+
+    async def test_failure_record_round_trips_and_is_shared(
+        self, store: TokenStore, peer: TokenStore
+    ) -> None:
+        assert await store.read_failure(KEY) is None
+        failure = FailureRecord(
+            failures=3, retry_at=time.time() + 30, error_type="TokenEndpointError", message="5xx"
+        )
+        await store.write_failure(KEY, failure)
+        assert await peer.read_failure(KEY) == failure
+        assert await store.read_failure(OTHER_KEY) is None
+        await peer.write_failure(KEY, None)
+        assert await store.read_failure(KEY) is None
+
+    async def test_failure_record_outlives_its_retry_moment(self, store: TokenStore) -> None:
+        # The count must survive retry_at so the next failure backs off further.
+        past = FailureRecord(
+            failures=2, retry_at=time.time() - 1, error_type="TokenEndpointError", message="x"
+        )
+        await store.write_failure(KEY, past)
+        assert await store.read_failure(KEY) == past
 
     async def test_name_is_a_nonempty_string(self, store: TokenStore) -> None:
         assert isinstance(store.name, str)

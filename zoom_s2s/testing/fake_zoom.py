@@ -80,6 +80,8 @@ class Fault:
         headers: Extra response headers.
         delay: Seconds to wait before answering.
         reset: Drop the connection without an answer (a connection reset).
+        then_serve: After ``delay``, answer normally: a slow success
+            (``Fault(delay=5, then_serve=True)``).
     """
 
     status: int = 503
@@ -88,6 +90,7 @@ class Fault:
     headers: Mapping[str, str] = attrs.field(factory=dict)
     delay: float = 0.0
     reset: bool = False
+    then_serve: bool = False
 
 
 @attrs.define
@@ -164,6 +167,11 @@ class FakeZoom:
     def fail_next(self, count: int = 1, route: Route = "token", fault: Fault | None = None) -> None:
         """Answer the next ``count`` requests to ``route`` with ``fault`` (default: HTTP 503)."""
         self._faults[route].extend([fault or Fault()] * count)
+
+    def clear_faults(self) -> None:
+        """Drop every fault still queued: Zoom is healthy again."""
+        for faults in self._faults.values():
+            faults.clear()
 
     def revoke_all(self) -> None:
         """Revoke every token issued so far (API calls with them get 401 code 124)."""
@@ -267,6 +275,8 @@ class FakeZoom:
         fault = self._faults[route].popleft()
         if fault.delay:
             await asyncio.sleep(fault.delay)
+        if fault.then_serve:
+            return None
         if fault.reset:
             if request.transport is not None:
                 request.transport.abort()
