@@ -297,3 +297,25 @@ async def test_generations_are_unique_across_processes(store: FileTokenStore) ->
         await child.wait()
     assert len(numbers) == 100
     assert len(set(numbers)) == 100
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the directory away")
+async def test_a_directory_other_users_can_write_is_refused(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    os.chown(shared, 65534, 65534)  # someone else's, so the store cannot tighten it
+    store = FileTokenStore(shared)
+    with pytest.raises(StoreUnavailableError, match="writable by other users"):
+        await store.read("key")
+    await store.aclose()
+
+
+async def test_our_own_loose_directory_is_tightened_to_0700(tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    mine.chmod(0o777)
+    store = FileTokenStore(mine)
+    assert await store.read("key") is None
+    assert stat.S_IMODE(mine.stat().st_mode) == 0o700
+    await store.aclose()

@@ -38,6 +38,8 @@ from .manager import TokenManager, TokenStats
 from .models import AccessToken, Credentials
 from .oauth import DEFAULT_TOKEN_URL, ZOOMGOV_TOKEN_URL, RetryPolicy, request_token
 from .stores import (
+    EncryptedTokenStore,
+    FailureRecord,
     FileTokenStore,
     LockLease,
     MemoryTokenStore,
@@ -56,7 +58,9 @@ __all__ = [
     "ConfigurationError",
     "Credentials",
     "DailyLimitExceededError",
+    "EncryptedTokenStore",
     "EventKind",
+    "FailureRecord",
     "FileTokenStore",
     "InvalidCredentialsError",
     "LockLease",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -28,8 +29,11 @@ from .errors import ConfigurationError, ZoomS2SError
 from .manager import TokenManager
 from .models import ENV_ACCOUNT_ID, ENV_CLIENT_ID, ENV_CLIENT_SECRET, Credentials
 from .oauth import DEFAULT_TOKEN_URL
+from .stores.url import store_from_url
 
 __all__ = ["main"]
+
+ENV_ENCRYPTION_KEYS = "ZOOM_S2S_ENCRYPTION_KEYS"
 
 Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 COMMANDS: dict[str, Command] = {}
@@ -91,8 +95,15 @@ def credentials_from_args(args: argparse.Namespace) -> Credentials:
 
 
 def manager_from_args(args: argparse.Namespace) -> TokenManager:
-    """A TokenManager configured by the common flags."""
-    return TokenManager(credentials_from_args(args), store=args.store, token_url=args.token_url)
+    """A TokenManager configured by the common flags.
+
+    ``ZOOM_S2S_ENCRYPTION_KEYS`` (comma-separated Fernet keys, the first
+    encrypts) wraps the store in an :class:`~zoom_s2s.EncryptedTokenStore`.
+    """
+    credentials = credentials_from_args(args)
+    keys = [k.strip() for k in os.environ.get(ENV_ENCRYPTION_KEYS, "").split(",") if k.strip()]
+    store = store_from_url(args.store, encryption_keys=keys) if keys else args.store
+    return TokenManager(credentials, store=store, token_url=args.token_url, close_store=True)
 
 
 @command("token")
@@ -189,6 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="One shared Zoom Server-to-Server OAuth token for every process and host.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--log-level",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        default=os.environ.get("ZOOM_S2S_LOG_LEVEL", "WARNING").upper(),
+        help="log to stderr from this level (default: $ZOOM_S2S_LOG_LEVEL or %(default)s); "
+        "logs name tokens by fingerprint only",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     token = sub.add_parser("token", help="print a valid access token")
@@ -259,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``zoom-s2s`` command; returns the exit status."""
     args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
     try:
         return asyncio.run(COMMANDS[args.command](args))
     except ZoomS2SError as exc:

@@ -15,6 +15,7 @@ Progress goes to stderr, one line per finished worker; the report to stdout.
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 import queue
 import sys
@@ -46,6 +47,7 @@ class _WorkerSpec:
     store: str
     coroutines: int
     calls: int
+    log_level: int
 
 
 @attrs.frozen
@@ -66,7 +68,6 @@ async def _run_worker(spec: _WorkerSpec) -> _WorkerResult:
             store=spec.store,
             token_url=spec.token_url,
             retry=retry,
-            hooks=(),
         ) as tokens,
         ZoomClient(tokens, spec.api_url, retry=retry) as zoom,
     ):
@@ -85,6 +86,9 @@ async def _run_worker(spec: _WorkerSpec) -> _WorkerResult:
 
 
 def _worker_main(spec: _WorkerSpec, results: multiprocessing.Queue[_WorkerResult]) -> None:
+    logging.basicConfig(
+        level=spec.log_level, format=f"%(levelname)s worker {spec.index} %(name)s: %(message)s"
+    )
     try:
         result = asyncio.run(_run_worker(spec))
     except Exception as exc:  # reported by the parent, which decides the exit status
@@ -154,6 +158,7 @@ def run_demo(
                     store=store_url,
                     coroutines=coroutines,
                     calls=calls,
+                    log_level=logging.getLogger().getEffectiveLevel(),
                 )
                 for i in range(1, workers + 1)
             ]

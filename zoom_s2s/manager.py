@@ -80,6 +80,8 @@ class TokenManager:
             (one token per process while the store is down) and goes back to
             the store on the next refresh. A valid token in memory is served
             either way.
+        close_store: Close the store in :meth:`aclose`; by default only a store
+            the manager made (from ``None`` or a URL) is closed.
 
     Raises:
         ConfigurationError: A bad URL or inconsistent timing arguments.
@@ -100,6 +102,7 @@ class TokenManager:
         retry: RetryPolicy | None = None,
         hooks: list[TokenHook] | tuple[TokenHook, ...] | None = None,
         on_store_error: str = "raise",
+        close_store: bool | None = None,
     ) -> None:
         if not isinstance(credentials, Credentials):
             raise ConfigurationError(
@@ -134,7 +137,7 @@ class TokenManager:
         self.lock_ttl = lock_ttl
         self.wait_timeout = lock_ttl + 15.0 if wait_timeout is None else wait_timeout
         self.request_timeout = request_timeout
-        self._owns_store = not isinstance(store, TokenStore)
+        self._owns_store = not isinstance(store, TokenStore) if close_store is None else close_store
         if store is None:
             store = MemoryTokenStore()
         elif isinstance(store, str):

@@ -147,10 +147,19 @@ class FileTokenStore:
             info = self._dir.stat()
             if info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) != 0o700:
                 self._dir.chmod(0o700)
+                info = self._dir.stat()
         except FileExistsError as exc:  # a file is in the way
             raise self._unavailable("create the directory", exc) from exc
         except OSError as exc:
             raise self._unavailable("use the directory", exc) from exc
+        if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            # Another user could plant a token (or a lease) here: refuse.
+            raise StoreUnavailableError(
+                f"directory {self._dir} is writable by other users and not ours to fix "
+                f"(mode {stat.S_IMODE(info.st_mode):o}); make it owned by this user with "
+                "mode 700, or choose another directory",
+                store=self.name,
+            )
         if not os.access(self._dir, os.W_OK | os.X_OK):
             raise StoreUnavailableError(
                 f"directory {self._dir} is not writable by this user; fix its owner "

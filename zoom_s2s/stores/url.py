@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import urllib.parse
+from collections.abc import Sequence
 from typing import Any
 
 from ..errors import ConfigurationError
@@ -19,7 +20,9 @@ ACCEPTED_FORMS = (
 )
 
 
-def store_from_url(url: str, **options: Any) -> TokenStore:
+def store_from_url(
+    url: str, *, encryption_keys: Sequence[str | bytes] | None = None, **options: Any
+) -> TokenStore:
     """Create the token store a URL names.
 
     =========================================  =========================================
@@ -33,6 +36,8 @@ def store_from_url(url: str, **options: Any) -> TokenStore:
 
     Args:
         url: The store's URL.
+        encryption_keys: Fernet keys: wrap the store in an
+            :class:`EncryptedTokenStore` (the first key encrypts).
         **options: Passed to the store: ``poll_interval`` for files;
             ``prefix`` and ``redis.asyncio.Redis.from_url`` options for Redis.
 
@@ -44,6 +49,12 @@ def store_from_url(url: str, **options: Any) -> TokenStore:
             unexpected options, or ``redis`` not installed. The message never
             contains a password from the URL.
     """
+    if encryption_keys is not None:
+        from .encrypted import EncryptedTokenStore, validate_keys
+
+        keys = list(encryption_keys)
+        validate_keys(keys)  # before the wrapped store opens anything
+        return EncryptedTokenStore(store_from_url(url, **options), keys)
     if not isinstance(url, str) or not url.strip():
         raise ConfigurationError(f"store URL must be a non-empty string; use {ACCEPTED_FORMS}")
     shown = redact_url(url)
