@@ -354,3 +354,15 @@ async def test_remembered_bad_credentials_stay_invalid_credentials_across_the_fl
         with pytest.raises(InvalidCredentialsError, match="the fleet waits"):
             await two.get_token()
     assert fake_zoom.token_requests == 1
+
+
+def test_token_url_defaults_to_zoom_or_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    creds = Credentials("a", "c", "s")
+    monkeypatch.delenv("ZOOM_TOKEN_URL", raising=False)
+    assert TokenManager(creds).token_url == "https://zoom.us/oauth/token"
+    monkeypatch.setenv("ZOOM_TOKEN_URL", "https://zoomgov.com/oauth/token")
+    assert TokenManager(creds).token_url == "https://zoomgov.com/oauth/token"
+    assert TokenManager(creds, token_url="http://127.0.0.1:1/t").token_url.endswith("/t")
+    monkeypatch.setenv("ZOOM_TOKEN_URL", "not a url")
+    with pytest.raises(ConfigurationError, match="token_url"):
+        TokenManager(creds)

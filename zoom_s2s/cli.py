@@ -25,10 +25,11 @@ import aiohttp
 
 from ._version import __version__
 from .client import DEFAULT_API_URL, ZoomClient, discover_account_id
+from .client.urls import ENV_API_URL
 from .errors import ConfigurationError, ZoomS2SError
 from .manager import TokenManager
 from .models import ENV_ACCOUNT_ID, ENV_CLIENT_ID, ENV_CLIENT_SECRET, Credentials
-from .oauth import DEFAULT_TOKEN_URL
+from .oauth import DEFAULT_TOKEN_URL, ENV_TOKEN_URL
 from .stores.url import store_from_url
 
 __all__ = ["main"]
@@ -38,7 +39,6 @@ ENV_ENCRYPTION_KEYS = "ZOOM_S2S_ENCRYPTION_KEYS"
 Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 COMMANDS: dict[str, Command] = {}
 
-ENV_API_URL = "ZOOM_API_URL"
 ENV_ACCESS_TOKEN = "ZOOM_ACCESS_TOKEN"  # noqa: S105 - the variable's name, not a token
 
 
@@ -64,7 +64,7 @@ def add_credential_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--token-url",
-        default=os.environ.get("ZOOM_TOKEN_URL", DEFAULT_TOKEN_URL),
+        default=os.environ.get(ENV_TOKEN_URL, DEFAULT_TOKEN_URL),
         help="token endpoint (default: $ZOOM_TOKEN_URL or %(default)s)",
     )
     parser.add_argument(

@@ -25,9 +25,11 @@ import collections
 import contextlib
 import copy
 import logging
+import os
 import random
 import time
 import warnings
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -37,7 +39,7 @@ from ._failures import backoff_seconds, error_from_failure, failure_after
 from .errors import ConfigurationError, LockTimeoutError, StoreError, TokenError
 from .events import EventKind, TokenEvent, TokenHook, TokenStats, log_event
 from .models import AccessToken, Credentials, fingerprint
-from .oauth import DEFAULT_TOKEN_URL, RetryPolicy, request_token, validate_url
+from .oauth import DEFAULT_TOKEN_URL, ENV_TOKEN_URL, RetryPolicy, request_token, validate_url
 from .stores.base import FailureRecord, TokenStore
 from .stores.memory import MemoryTokenStore
 
@@ -46,6 +48,10 @@ __all__ = ["TokenManager", "TokenStats"]
 logger = logging.getLogger("zoom_s2s")
 
 _STORE_ERROR_POLICIES = ("raise", "fetch")
+
+
+class _LockLapsed(Exception):
+    """The store lock expired during our fetch; start over from reading the store."""
 
 
 class TokenManager:
@@ -60,7 +66,8 @@ class TokenManager:
             (``"redis://..."``, see :func:`store_from_url`) or ``None`` for a
             private :class:`MemoryTokenStore`. Stores passed in are not closed
             by the manager; stores it made from a URL are.
-        token_url: Zoom's token endpoint (ZoomGov: ``https://zoomgov.com/oauth/token``).
+        token_url: Zoom's token endpoint; default ``$ZOOM_TOKEN_URL`` or
+            ``https://zoom.us/oauth/token`` (ZoomGov: ``https://zoomgov.com/oauth/token``).
         session: An aiohttp session to reuse; the manager closes only sessions it made.
         refresh_margin: Seconds before expiry at which refresh-ahead starts
             (capped at half the token's lifetime for short-lived tokens).
@@ -92,7 +99,7 @@ class TokenManager:
         credentials: Credentials,
         *,
         store: TokenStore | str | None = None,
-        token_url: str = DEFAULT_TOKEN_URL,
+        token_url: str | None = None,
         session: aiohttp.ClientSession | None = None,
         refresh_margin: float = 300.0,
         min_ttl: float = 30.0,
@@ -108,6 +115,8 @@ class TokenManager:
             raise ConfigurationError(
                 "credentials must be a zoom_s2s.Credentials, e.g. Credentials.from_env()"
             )
+        if token_url is None:
+            token_url = os.environ.get(ENV_TOKEN_URL) or DEFAULT_TOKEN_URL
         validate_url(token_url, "token_url")
         self._retry = retry or RetryPolicy()
         if lock_ttl is None:
@@ -394,7 +403,9 @@ class TokenManager:
                         return adopted
                     failure = await self._respect_fleet_backoff()
                     generation = await store.next_generation(key)
-                    return await self._fetch_and_store(generation, failure)
+                    return await self._fetch_and_store(generation, failure, time.monotonic())
+                except _LockLapsed:
+                    continue  # a successor holds the lock now: read what it stored
                 finally:
                     await store.release_lock(lease)
             remaining = deadline - loop.time()
@@ -426,7 +437,7 @@ class TokenManager:
                 raise error_from_failure(failure, now)
         return failure
 
-    async def _fetch(self) -> AccessToken:
+    async def _fetch(self, keep_trying: Callable[[], bool] | None = None) -> AccessToken:
         if self._session is None or self._session.closed:
             if not self._owns_session:
                 raise RuntimeError("the aiohttp session passed to TokenManager is closed")
@@ -438,15 +449,26 @@ class TokenManager:
             token_url=self.token_url,
             request_timeout=self.request_timeout,
             retry=self._retry,
+            keep_trying=keep_trying,
         )
         self._emit(EventKind.FETCHED, token, time.monotonic() - started)
         return token
 
-    async def _fetch_and_store(self, generation: int, failure: FailureRecord | None) -> AccessToken:
+    async def _fetch_and_store(
+        self, generation: int, failure: FailureRecord | None, locked_at: float
+    ) -> AccessToken:
         key = self.store_key
+
+        def lock_still_ours() -> bool:
+            # A holder stalled past the lock TTL (paused VM, SIGSTOP, long GC) must
+            # not retry: a successor has the lock and may already have fetched.
+            return time.monotonic() - locked_at < self.lock_ttl
+
         try:
-            token = await self._fetch()
+            token = await self._fetch(lock_still_ours)
         except TokenError as exc:
+            if not lock_still_ours():
+                raise _LockLapsed from exc
             failures = (failure.failures if failure else 0) + 1
             with contextlib.suppress(StoreError):  # the fetch's error is the one to report
                 await self.store.write_failure(key, failure_after(exc, failures, time.time()))

@@ -39,6 +39,7 @@ __all__ = ["DEFAULT_TOKEN_URL", "ZOOMGOV_TOKEN_URL", "RetryPolicy", "request_tok
 
 DEFAULT_TOKEN_URL = "https://zoom.us/oauth/token"  # noqa: S105 - a URL
 ZOOMGOV_TOKEN_URL = "https://zoomgov.com/oauth/token"  # noqa: S105 - a URL
+ENV_TOKEN_URL = "ZOOM_TOKEN_URL"  # noqa: S105 - a variable's name
 
 _HINTS = {
     "invalid_client": "check ZOOM_CLIENT_ID and ZOOM_CLIENT_SECRET (the app's credentials page)",
@@ -115,9 +116,13 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - now)
 
 
-def _retry_hook(policy: RetryPolicy) -> Callable[[Exception], bool | float]:
+def _retry_hook(
+    policy: RetryPolicy, keep_trying: Callable[[], bool] | None
+) -> Callable[[Exception], bool | float]:
     def hook(exc: Exception) -> bool | float:
         if not isinstance(exc, TokenEndpointError):
+            return False
+        if keep_trying is not None and not keep_trying():
             return False
         if exc.retry_after is not None:
             return min(exc.retry_after, policy.max_retry_after)
@@ -133,6 +138,7 @@ async def request_token(
     token_url: str = DEFAULT_TOKEN_URL,
     request_timeout: float = 10.0,
     retry: RetryPolicy | None = None,
+    keep_trying: Callable[[], bool] | None = None,
 ) -> AccessToken:
     """Fetch a new access token with the ``account_credentials`` grant, retrying transients.
 
@@ -142,6 +148,8 @@ async def request_token(
         token_url: Zoom's token endpoint (ZoomGov: :data:`ZOOMGOV_TOKEN_URL`).
         request_timeout: Seconds one attempt may take.
         retry: The retry policy; :class:`RetryPolicy()` by default.
+        keep_trying: Asked before each retry; ``False`` gives up at once (the
+            manager stops when its store lock has lapsed).
 
     Raises:
         InvalidCredentialsError: Zoom rejected the credentials or the grant (no retry).
@@ -152,7 +160,7 @@ async def request_token(
     attempts = 0
     try:
         async for attempt in stamina.retry_context(
-            on=_retry_hook(policy),
+            on=_retry_hook(policy, keep_trying),
             attempts=policy.attempts,
             timeout=policy.timeout,
             wait_initial=policy.wait_initial,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import time
 import warnings
@@ -39,7 +40,7 @@ from ..manager import TokenManager
 from ..oauth import RetryPolicy
 from .middleware import ZoomAuthMiddleware
 from .responses import decode_response
-from .urls import DEFAULT_API_URL, api_base, quote_path
+from .urls import DEFAULT_API_URL, ENV_API_URL, api_base, quote_path
 from .user import User
 
 __all__ = ["ZoomClient"]
@@ -98,8 +99,8 @@ class ZoomClient:
 
     Args:
         tokens: Where tokens come from.
-        base_url: The API base, ``https://api.zoom.us/v2`` (ZoomGov:
-            :data:`ZOOMGOV_API_URL`).
+        base_url: The API base; default ``$ZOOM_API_URL`` or
+            ``https://api.zoom.us/v2`` (ZoomGov: :data:`ZOOMGOV_API_URL`).
         session: An aiohttp session to reuse (the client closes only a session
             it made). The client passes its middleware with each request, so
             the session's own middlewares do not apply to the client's calls.
@@ -122,7 +123,7 @@ class ZoomClient:
     def __init__(
         self,
         tokens: TokenManager,
-        base_url: str = DEFAULT_API_URL,
+        base_url: str | None = None,
         session: aiohttp.ClientSession | None = None,
         *,
         use_token_api_url: bool = False,
@@ -136,6 +137,8 @@ class ZoomClient:
                 "rate_limit_retries and max_rate_limit_wait must be >= 0, request_timeout > 0"
             )
         self.tokens = tokens
+        if base_url is None:
+            base_url = os.environ.get(ENV_API_URL) or DEFAULT_API_URL
         self.base_url = api_base(base_url, "base_url")
         self.use_token_api_url = use_token_api_url
         self._retry = retry or RetryPolicy()

@@ -7,10 +7,11 @@ from urllib.parse import quote
 from ..errors import ConfigurationError
 from ..oauth import validate_url
 
-__all__ = ["DEFAULT_API_URL", "ZOOMGOV_API_URL", "api_base", "quote_path"]
+__all__ = ["DEFAULT_API_URL", "ENV_API_URL", "ZOOMGOV_API_URL", "api_base", "quote_path"]
 
 DEFAULT_API_URL = "https://api.zoom.us/v2"
 ZOOMGOV_API_URL = "https://api.zoomgov.com/v2"  # from third-party code; not confirmed by Zoom
+ENV_API_URL = "ZOOM_API_URL"
 
 # Characters left as they are in a request path: RFC 3986 pchar, '/' and '%'
 # (so ids quoted by the caller are not quoted twice).
