@@ -40,6 +40,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from .client import DEFAULT_API_URL, User, ZoomClient
+from .client.urls import ENV_API_URL
 from .errors import ConfigurationError
 from .manager import TokenManager, TokenStats
 from .models import AccessToken, Credentials
@@ -286,7 +287,7 @@ class SyncZoomClient:
 
     Args:
         tokens: The sync token manager to use.
-        base_url: The API base, ``https://api.zoom.us/v2``.
+        base_url: The API base; default ``$ZOOM_API_URL`` or ``https://api.zoom.us/v2``.
         **client_kwargs: Other :class:`~zoom_s2s.ZoomClient` arguments
             (``use_token_api_url``, ``retry``, ...); not ``session``.
 
@@ -295,12 +296,14 @@ class SyncZoomClient:
     """
 
     def __init__(
-        self, tokens: SyncTokenManager, base_url: str = DEFAULT_API_URL, **client_kwargs: Any
+        self, tokens: SyncTokenManager, base_url: str | None = None, **client_kwargs: Any
     ) -> None:
         if "session" in client_kwargs:
             raise ConfigurationError(
                 "SyncZoomClient cannot reuse an aiohttp session: it runs on its own event loop"
             )
+        if base_url is None:
+            base_url = os.environ.get(ENV_API_URL) or DEFAULT_API_URL
         validate_url(base_url, "base_url")
         self.tokens = tokens
         self.base_url = base_url

@@ -266,6 +266,7 @@ class FakeZoom:
         app.router.add_get("/v2/users", self._list_users)
         app.router.add_post("/v2/users", self._create_user)
         app.router.add_get("/v2/users/{user_id}", self._get_user)
+        app.router.add_get("/v2/users/{user_id}/meetings", self._list_meetings)
         app.router.add_delete("/v2/users/{user_id}", self._delete_user)
         return app
 
@@ -375,6 +376,15 @@ class FakeZoom:
         if isinstance(user, web.StreamResponse):
             return user
         return web.json_response(copy.deepcopy(user), headers={"x-zm-trackingid": _tracking_id()})
+
+    async def _list_meetings(self, request: web.Request) -> web.StreamResponse:
+        user = await self._user_call(request)
+        if isinstance(user, web.StreamResponse):
+            return user
+        return web.json_response(
+            {"page_size": 30, "total_records": 0, "next_page_token": "", "meetings": []},
+            headers={"x-zm-trackingid": _tracking_id()},
+        )
 
     async def _list_users(self, request: web.Request) -> web.StreamResponse:
         refused = await self._api_call(request)
