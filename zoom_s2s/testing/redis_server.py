@@ -17,8 +17,10 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import weakref
@@ -81,6 +83,15 @@ def _ping(port: int, timeout: float) -> bool:
 
 def _nothing() -> None:
     pass
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to SIGTERM it when its parent dies."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
 
 
 def _terminate(process: subprocess.Popen[bytes]) -> None:
@@ -174,8 +185,10 @@ class RedisServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             )
-        # Stopped by stop(), or when this object is collected or Python exits: never orphaned.
+        # Stopped by stop(), or when this object is collected or Python exits; on
+        # Linux the kernel also stops it if this process is killed outright.
         self._terminate = weakref.finalize(self, _terminate, self._process)
         deadline = time.monotonic() + self._startup_timeout
         while time.monotonic() < deadline:
