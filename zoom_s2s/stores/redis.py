@@ -363,11 +363,16 @@ class RedisTokenStore:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(event.wait(), max(0.0, deadline - loop.time()))
                 return
+            # No pub/sub (refused by an ACL, or a client without it such as
+            # redis-py 5's RedisCluster): poll for a release or a new token.
+            written = await self._client.hget(keys.token, "fp")
             delay = _POLL_MIN
             while (remaining := deadline - loop.time()) > 0:
                 await asyncio.sleep(min(delay, remaining))
                 delay = min(delay * 1.5, _POLL_MAX)
                 if not await self._client.exists(keys.lock):
+                    return
+                if await self._client.hget(keys.token, "fp") != written:
                     return
 
     async def read_failure(self, key: str) -> FailureRecord | None:
