@@ -253,8 +253,8 @@ async def test_a_closed_manager_refuses_work_and_closes_its_own_session(
 ) -> None:
     tokens = make_manager(fake_zoom)
     await tokens.get_token()
-    session = tokens._session
-    assert session is not None
+    session = tokens._session.get()  # the one it made for the fetch
+    assert not session.closed
     await tokens.aclose()
     assert session.closed
     with pytest.raises(RuntimeError, match="closed"):

@@ -28,14 +28,13 @@ import logging
 import os
 import random
 import time
-import warnings
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any
 
 import aiohttp
 
 from ._failures import backoff_seconds, error_from_failure, failure_after
+from ._session import SessionSlot
 from .errors import ConfigurationError, LockTimeoutError, StoreError, TokenError
 from .events import EventKind, TokenEvent, TokenHook, TokenStats, log_event
 from .models import AccessToken, Credentials, fingerprint
@@ -155,8 +154,7 @@ class TokenManager:
             store = store_from_url(store)
         self.store: TokenStore = store
         self.store_key = fingerprint(token_url, credentials.account_id, credentials.client_id)
-        self._session = session
-        self._owns_session = session is None
+        self._session = SessionSlot(session, "TokenManager")
         self._hooks: tuple[TokenHook, ...] = (log_event,) if hooks is None else tuple(hooks)
 
         self._token: AccessToken | None = None
@@ -262,8 +260,7 @@ class TokenManager:
         if task is not None and not task.done():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        if self._owns_session and self._session is not None:
-            await self._session.close()
+        await self._session.close()
         if self._owns_store:
             await self.store.aclose()
 
@@ -280,14 +277,10 @@ class TokenManager:
     ) -> None:
         await self.aclose()
 
-    def __del__(self, _warn: Any = warnings.warn) -> None:
-        session = getattr(self, "_session", None)
-        if getattr(self, "_owns_session", False) and session is not None and not session.closed:
-            _warn(
-                f"unclosed {self!r}; use 'async with TokenManager(...)' or await aclose()",
-                ResourceWarning,
-                stacklevel=2,
-            )
+    def __del__(self) -> None:
+        slot = getattr(self, "_session", None)  # absent if __init__ raised
+        if slot is not None:
+            slot.warn_if_unclosed(repr(self))
 
     # -- scheduling -------------------------------------------------------------------
 
@@ -438,13 +431,9 @@ class TokenManager:
         return failure
 
     async def _fetch(self, keep_trying: Callable[[], bool] | None = None) -> AccessToken:
-        if self._session is None or self._session.closed:
-            if not self._owns_session:
-                raise RuntimeError("the aiohttp session passed to TokenManager is closed")
-            self._session = aiohttp.ClientSession()
         started = time.monotonic()
         token = await request_token(
-            self._session,
+            self._session.get(),
             self.credentials,
             token_url=self.token_url,
             request_timeout=self.request_timeout,

@@ -18,7 +18,6 @@ import logging
 import os
 import random
 import time
-import warnings
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
@@ -28,6 +27,7 @@ import aiohttp
 import stamina
 import yarl
 
+from .._session import SessionSlot
 from ..errors import (
     APIConnectionError,
     ConfigurationError,
@@ -146,8 +146,7 @@ class ZoomClient:
         self._max_rate_limit_wait = max_rate_limit_wait
         self._timeout = aiohttp.ClientTimeout(total=request_timeout)
         self._auth = ZoomAuthMiddleware(tokens, hosts=[yarl.URL(self.base_url).host or ""])
-        self._session = session
-        self._owns_session = session is None
+        self._session = SessionSlot(session, "ZoomClient")
         self._closed = False
         self._regional_bases: dict[str, str] = {}
 
@@ -266,9 +265,7 @@ class ZoomClient:
     async def aclose(self) -> None:
         """Close the session if the client made it. Idempotent."""
         self._closed = True
-        session, self._session = self._session, None
-        if self._owns_session and session is not None:
-            await session.close()
+        await self._session.close()
 
     async def __aenter__(self) -> ZoomClient:
         self._open_session()
@@ -282,25 +279,17 @@ class ZoomClient:
     ) -> None:
         await self.aclose()
 
-    def __del__(self, _warn: Any = warnings.warn) -> None:
-        session = getattr(self, "_session", None)
-        if getattr(self, "_owns_session", False) and session is not None and not session.closed:
-            _warn(
-                f"unclosed {self!r}; use 'async with ZoomClient(...)' or await aclose()",
-                ResourceWarning,
-                stacklevel=2,
-            )
+    def __del__(self) -> None:
+        slot = getattr(self, "_session", None)  # absent if __init__ raised
+        if slot is not None:
+            slot.warn_if_unclosed(repr(self))
 
     # -- internals --------------------------------------------------------------------
 
     def _open_session(self) -> aiohttp.ClientSession:
         if self._closed:
             raise RuntimeError("this ZoomClient is closed; create a new one")
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-        elif self._session.closed:
-            raise RuntimeError("the aiohttp session passed to ZoomClient is closed")
-        return self._session
+        return self._session.get()
 
     async def _base(self) -> str:
         if not self.use_token_api_url:
