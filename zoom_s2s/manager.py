@@ -15,7 +15,11 @@ The algorithm (DESIGN.md, "Getting a token"):
    changed (or the lock's TTL lapses, when they may take over).
 6. Each process picks its refresh moment at random in the first half of the
    refresh window, so a fleet does not hit the lock at one instant.
-7-8. Writes are fenced; :meth:`TokenManager.invalidate` is compare-and-delete.
+7. Writes are fenced: a holder whose lock lapsed cannot overwrite its
+   successor's token, and it stops retrying its own fetch.
+8. :meth:`TokenManager.invalidate` is compare-and-delete.
+9. A failed fetch is remembered in the store (see ``_failures.py``), so the
+   whole fleet backs off together; a valid token is served meanwhile.
 """
 
 from __future__ import annotations
