@@ -122,6 +122,9 @@ def _describe(client: Any) -> str:
         return f"redis-cluster://{first.host}:{first.port}" if first else "redis-cluster://"
     pool = getattr(client, "connection_pool", None)
     kwargs = getattr(pool, "connection_kwargs", {})
+    service = getattr(pool, "service_name", None)
+    if isinstance(service, str):  # Sentinel.master_for(service)
+        return f"redis-sentinel://{service}/{kwargs.get('db', 0)}"
     if kwargs.get("path"):
         return f"unix://{kwargs['path']}?db={kwargs.get('db', 0)}"
     connection_class = getattr(pool, "connection_class", None)
@@ -176,6 +179,10 @@ class RedisTokenStore:
         self._next_generation_script = client.register_script(NEXT_GENERATION_SCRIPT)
         self._use_pubsub = callable(getattr(client, "pubsub", None))
         self._listener: ChangeListener | None = None  # created on the first wait
+        # A RedisCluster client must learn the slot map once before commands run
+        # concurrently (redis-py loses replies otherwise); plain clients need nothing.
+        self._initialized = getattr(client, "nodes_manager", None) is None
+        self._init_lock: asyncio.Lock | None = None
         self._closed = False
 
     @classmethod
@@ -239,6 +246,16 @@ class RedisTokenStore:
         return _Keys(f"{base}:token", f"{base}:fence", f"{base}:gen", f"{base}:lock",
                      f"{base}:changed", f"{base}:failure")
 
+    async def _ready(self) -> None:
+        if self._initialized:
+            return
+        if self._init_lock is None:
+            self._init_lock = asyncio.Lock()
+        async with self._init_lock:
+            if not self._initialized:
+                await self._client.initialize()
+                self._initialized = True
+
     @contextlib.contextmanager
     def _errors(self, action: str) -> Iterator[None]:
         """The one place where Redis exceptions become store errors."""
@@ -277,6 +294,7 @@ class RedisTokenStore:
     async def read(self, key: str) -> AccessToken | None:
         keys = self._keys(key)
         with self._errors("reading the token"):
+            await self._ready()
             data, pttl = await self._read_script(keys=[keys.token])
         if data is None:
             if pttl == -3 or pttl >= -1:
@@ -302,6 +320,7 @@ class RedisTokenStore:
         ttl_ms = max(0, int((token.expires_at - time.time()) * 1000))
         record = encode_record(token, generation)
         with self._errors("writing the token"):
+            await self._ready()
             written = await self._write_script(
                 keys=[keys.token, keys.fence],
                 args=[generation, record, token.fingerprint, ttl_ms, keys.channel],
@@ -314,12 +333,14 @@ class RedisTokenStore:
     async def delete(self, key: str, *, fingerprint: str) -> bool:
         keys = self._keys(key)
         with self._errors("deleting the token"):
+            await self._ready()
             deleted = await self._delete_script(keys=[keys.token], args=[fingerprint, keys.channel])
         return bool(deleted)
 
     async def next_generation(self, key: str) -> int:
         keys = self._keys(key)
         with self._errors("taking a generation number"):
+            await self._ready()
             generation = await self._next_generation_script(keys=[keys.gen, keys.fence])
         return int(generation)
 
@@ -329,12 +350,18 @@ class RedisTokenStore:
         keys = self._keys(key)
         owner = new_owner()  # one per acquisition, never shared between coroutines
         with self._errors("taking the lock"):
+            await self._ready()
             taken = await self._client.set(keys.lock, owner, nx=True, px=max(1, int(ttl * 1000)))
+            if not taken:
+                # The client may have retried a SET whose reply was lost: then the
+                # first SET was ours and the retry saw our own lock.
+                taken = await self._client.get(keys.lock) in (owner, owner.encode())
         return LockLease(key=key, owner=owner, ttl=ttl) if taken else None
 
     async def release_lock(self, lease: LockLease) -> bool:
         keys = self._keys(lease.key)
         with self._errors("releasing the lock"):
+            await self._ready()
             released = await self._release_script(
                 keys=[keys.lock], args=[lease.owner, keys.channel]
             )
@@ -345,6 +372,7 @@ class RedisTokenStore:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         with self._errors("waiting for the lock"):
+            await self._ready()
             event: asyncio.Event | None = None
             if self._use_pubsub and timeout > 0:
                 if self._listener is None:
@@ -378,6 +406,7 @@ class RedisTokenStore:
     async def read_failure(self, key: str) -> FailureRecord | None:
         keys = self._keys(key)
         with self._errors("reading the failure record"):
+            await self._ready()
             data = await self._client.get(keys.failure)
         if data is None:
             return None
@@ -390,6 +419,7 @@ class RedisTokenStore:
     async def write_failure(self, key: str, failure: FailureRecord | None) -> None:
         keys = self._keys(key)
         with self._errors("remembering a failed fetch"):
+            await self._ready()
             if failure is None:
                 await self._client.delete(keys.failure)
             else:
