@@ -146,7 +146,28 @@ if hasattr(os, "register_at_fork"):  # POSIX
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-class SyncTokenManager:
+_C = TypeVar("_C", bound="_ClosedOnExit")
+
+
+class _ClosedOnExit:
+    """``with facade:`` closes it on the way out."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _C) -> _C:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class SyncTokenManager(_ClosedOnExit):
     """A blocking :class:`~zoom_s2s.TokenManager` that is safe across threads and ``fork()``.
 
     Args:
@@ -236,16 +257,6 @@ class SyncTokenManager:
             self._closed = True
             self._finalizer()
 
-    def __enter__(self) -> SyncTokenManager:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- for SyncZoomClient -----------------------------------------------------------
 
@@ -279,7 +290,7 @@ class SyncTokenManager:
         return runtime.manager
 
 
-class SyncZoomClient:
+class SyncZoomClient(_ClosedOnExit):
     """A blocking :class:`~zoom_s2s.ZoomClient` on a :class:`SyncTokenManager`.
 
     Each process gets its own client on the manager's private loop; closing the
@@ -370,16 +381,6 @@ class SyncZoomClient:
 
         runtime.run(close, _CLOSE_TIMEOUT)
 
-    def __enter__(self) -> SyncZoomClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _call(self, use: Callable[[ZoomClient], Awaitable[T]], timeout: float | None) -> T:
         if self._closed:

@@ -24,14 +24,14 @@ import random
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from types import TracebackType
 from typing import Any
 
-from .redis_server import RedisServerError
+from .redis_server import RedisServerError, ServerContext, die_with_parent, terminate
 
 __all__ = ["RedisClusterServer", "SentinelServer"]
 
@@ -66,17 +66,6 @@ def _free_ports(count: int, *, bus: bool, taken: Sequence[int] = ()) -> list[int
             if len(ports) == count:
                 return ports
     raise RedisServerError(f"found no {count} free loopback ports")
-
-
-def _terminate(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=5)
 
 
 def _ask(port: int, *command: str) -> Any:
@@ -123,6 +112,7 @@ class _Processes:
             process = subprocess.Popen(  # noqa: S603 - fixed argument list, no shell
                 list(args), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 cwd=self.directory,
+                preexec_fn=die_with_parent if sys.platform == "linux" else None,
             )
         self.processes.append(process)
         return process
@@ -141,11 +131,11 @@ class _Processes:
 
 def _stop_all(processes: list[subprocess.Popen[bytes]], directory: str) -> None:
     for process in processes:
-        _terminate(process)
+        terminate(process)
     shutil.rmtree(directory, ignore_errors=True)
 
 
-class RedisClusterServer:
+class RedisClusterServer(ServerContext):
     """A Redis Cluster of ``masters`` masters (no replicas) on loopback.
 
     Started with ``redis-cli --cluster create``, which splits the 16384 slots
@@ -243,24 +233,9 @@ class RedisClusterServer:
         if servers is not None:
             servers.close()
 
-    def __enter__(self) -> RedisClusterServer:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
-class SentinelServer:
+class SentinelServer(ServerContext):
     """One ``redis-server --sentinel`` monitoring the master at ``127.0.0.1:<master_port>``.
 
     Quorum 1, so this sentinel alone decides. :meth:`start` returns once the
@@ -335,18 +310,3 @@ class SentinelServer:
         if servers is not None:
             servers.close()
 
-    def __enter__(self) -> SentinelServer:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

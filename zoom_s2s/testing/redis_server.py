@@ -26,7 +26,7 @@ import time
 import weakref
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = ["RedisServer", "RedisServerError", "redis_server_available"]
 
@@ -85,7 +85,7 @@ def _nothing() -> None:
     pass
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child, before exec: ask Linux to SIGTERM it when its parent dies."""
     import ctypes
 
@@ -94,7 +94,7 @@ def _die_with_parent() -> None:
     libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
 
 
-def _terminate(process: subprocess.Popen[bytes]) -> None:
+def terminate(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is not None:
         return
     process.terminate()
@@ -105,7 +105,36 @@ def _terminate(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=5)
 
 
-class RedisServer:
+_S = TypeVar("_S", bound="ServerContext")
+
+
+class ServerContext:
+    """``with server:`` starts it (closing it again if the start fails) and closes it after."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _S) -> _S:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class RedisServer(ServerContext):
     """Runs ``redis-server`` as a child process on a free loopback port.
 
     Args:
@@ -185,11 +214,11 @@ class RedisServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                preexec_fn=die_with_parent if sys.platform == "linux" else None,
             )
         # Stopped by stop(), or when this object is collected or Python exits; on
         # Linux the kernel also stops it if this process is killed outright.
-        self._terminate = weakref.finalize(self, _terminate, self._process)
+        self._terminate = weakref.finalize(self, terminate, self._process)
         deadline = time.monotonic() + self._startup_timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -238,18 +267,3 @@ class RedisServer:
         self._directory = None
         self._remove_directory()
 
-    def __enter__(self) -> RedisServer:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
