@@ -319,3 +319,21 @@ async def test_our_own_loose_directory_is_tightened_to_0700(tmp_path: Path) -> N
     assert await store.read("key") is None
     assert stat.S_IMODE(mine.stat().st_mode) == 0o700
     await store.aclose()
+
+
+async def test_temp_files_of_a_killed_writer_are_removed_when_the_store_opens(
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "tokens"
+    directory.mkdir(mode=0o700)
+    stale = directory / ".key.json.abc123.tmp"
+    stale.write_bytes(b'{"v": 1, "trunc')
+    old = stale.stat().st_mtime - 3600
+    os.utime(stale, (old, old))
+    fresh = directory / ".key.json.def456.tmp"  # maybe a live writer's: left alone
+    fresh.write_bytes(b"{")
+    store = FileTokenStore(directory)
+    assert await store.read("key") is None
+    assert not stale.exists()
+    assert fresh.exists()
+    await store.aclose()

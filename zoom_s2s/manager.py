@@ -53,6 +53,11 @@ logger = logging.getLogger("zoom_s2s")
 _STORE_ERROR_POLICIES = ("raise", "fetch")
 
 
+# While a failure is remembered, a caller without a token looks in the store
+# for another process's fresh token at most this often (seconds).
+_STORE_PEEK_INTERVAL = 0.5
+
+
 class _LockLapsed(Exception):
     """The store lock expired during our fetch; start over from reading the store."""
 
@@ -173,6 +178,8 @@ class TokenManager:
         self._counts: collections.Counter[EventKind] = collections.Counter()
         self._hits = 0  # get_token() calls answered from memory
         self._refresh_started = 0.0
+        self._next_store_peek = 0.0
+        self._backoff_decided = False  # the last refresh set _retry_not_before itself
 
     def __repr__(self) -> str:
         return (
@@ -339,12 +346,17 @@ class TokenManager:
         exc = task.exception()  # also marks it retrieved for background refreshes
         if exc is None:
             return
-        self._failures += 1
+        decided, self._backoff_decided = self._backoff_decided, False
+        if not decided:
+            # A failure the store could not record (the store itself failed, or
+            # on_store_error="fetch"): back off on our own. Otherwise the wait is
+            # the fleet record's retry_at, already set.
+            self._failures += 1
+            self._retry_not_before = max(
+                self._retry_not_before, time.time() + backoff_seconds(self._failures)
+            )
         # A valid token keeps being served meanwhile; callers without one get
         # the remembered error at once.
-        self._retry_not_before = max(
-            self._retry_not_before, time.time() + backoff_seconds(self._failures)
-        )
         if isinstance(exc, TokenError):
             self._last_error = exc
         duration = time.monotonic() - self._refresh_started
@@ -357,7 +369,15 @@ class TokenManager:
         if task is None:
             last, now = self._last_error, time.time()
             if last is not None and now < self._retry_not_before:
-                # Remembered failure: don't hammer Zoom; callers learn at once.
+                # Remembered failure: don't hammer Zoom; callers learn at once. But
+                # another process may have recovered meanwhile: look in the store,
+                # at most every _STORE_PEEK_INTERVAL (the others raise at once).
+                if now >= self._next_store_peek:
+                    self._next_store_peek = now + _STORE_PEEK_INTERVAL
+                    with contextlib.suppress(StoreError):
+                        adopted = await self._adopt_from_store()
+                        if adopted is not None:
+                            return adopted
                 error = copy.copy(last)
                 error.args = (
                     f"{last} [remembered; next attempt in {self._retry_not_before - now:.1f} s]",
@@ -431,6 +451,7 @@ class TokenManager:
             now = time.time()
             if failure.retry_at > now:
                 self._retry_not_before = max(self._retry_not_before, failure.retry_at)
+                self._backoff_decided = True  # not a failure of ours: see _refresh_done
                 raise error_from_failure(failure, now)
         return failure
 
@@ -462,9 +483,12 @@ class TokenManager:
         except TokenError as exc:
             if not lock_still_ours():
                 raise _LockLapsed from exc
-            failures = (failure.failures if failure else 0) + 1
+            record = failure_after(exc, (failure.failures if failure else 0) + 1, time.time())
             with contextlib.suppress(StoreError):  # the fetch's error is the one to report
-                await self.store.write_failure(key, failure_after(exc, failures, time.time()))
+                await self.store.write_failure(key, record)
+                # The fleet and this process wait for the same moment.
+                self._retry_not_before = max(self._retry_not_before, record.retry_at)
+                self._backoff_decided = True
             raise
         try:
             if failure is not None:

@@ -48,6 +48,7 @@ _T = TypeVar("_T")
 _KEY = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,199}")
 _MUTEX_TIMEOUT = 5.0  # seconds; the mutex is held for one small read-modify-write
 _MAX_POLL = 0.25  # seconds; wait_for_change's back-off ceiling
+_STALE_TEMP_AGE = 60.0  # seconds: no live write takes this long
 
 
 # filelock >= 4 would fall back to a soft (file-exists) lock where flock(2) is
@@ -106,6 +107,7 @@ class FileTokenStore:
         self._held: dict[str, tuple[str, filelock.BaseFileLock]] = {}
         self._pid = os.getpid()
         self._closed = False
+        self._swept = False  # stale temp files removed once per store
 
     @property
     def name(self) -> str:
@@ -166,6 +168,17 @@ class FileTokenStore:
                 "or permissions, or choose another directory",
                 store=self.name,
             )
+        if not self._swept:
+            self._swept = True
+            self._remove_stale_temp_files()
+
+    def _remove_stale_temp_files(self) -> None:
+        """Remove temp files a writer killed mid-write left behind (never read as tokens)."""
+        cutoff = time.time() - _STALE_TEMP_AGE
+        for temp in self._dir.glob(".*.tmp"):
+            with contextlib.suppress(OSError):
+                if temp.stat().st_mtime < cutoff:
+                    temp.unlink()
 
     def _write_atomic(self, path: Path, data: bytes, *, durable: bool) -> None:
         fd, temp = tempfile.mkstemp(dir=self._dir, prefix=f".{path.name}.", suffix=".tmp")
