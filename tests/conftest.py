@@ -8,11 +8,18 @@ installs Redis and a silent skip there would hide a broken setup.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
+import pytest_asyncio
 
+from zoom_s2s import TokenManager
+from zoom_s2s.testing import FakeZoom
 from zoom_s2s.testing.redis_server import RedisServer, redis_server_available
+
+from .support import FAST_RETRY, SECRET
 
 
 def _in_ci() -> bool:
@@ -47,3 +54,40 @@ def redis_url(redis_server: RedisServer) -> str:
     redis_server.start()
     redis_server.flush()
     return redis_server.url
+
+
+@pytest.fixture
+def zoom(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeZoom]:
+    """A FakeZoom served from a thread, so child processes and sync code can reach it.
+
+    The environment the CLI and ``Credentials.from_env()`` read points at it,
+    with ``tests.support.SECRET`` as the client secret.
+    """
+    fake = FakeZoom(client_secret=SECRET)
+    with fake.running_in_thread():
+        creds = fake.credentials
+        monkeypatch.setenv("ZOOM_ACCOUNT_ID", creds.account_id)
+        monkeypatch.setenv("ZOOM_CLIENT_ID", creds.client_id)
+        monkeypatch.setenv("ZOOM_CLIENT_SECRET", SECRET)
+        monkeypatch.setenv("ZOOM_TOKEN_URL", fake.token_url)
+        monkeypatch.setenv("ZOOM_API_URL", fake.api_base_url)
+        for name in ("ZOOM_ACCESS_TOKEN", "ZOOM_S2S_STORE", "ZOOM_S2S_ENCRYPTION_KEYS"):
+            monkeypatch.delenv(name, raising=False)
+        yield fake
+
+
+@pytest.fixture(params=["file", pytest.param("redis", marks=pytest.mark.redis)])
+def store_spec(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
+    """Where a fleet of processes shares its token: a directory, or the session's Redis."""
+    if request.param == "file":
+        return {"kind": "file", "path": str(tmp_path / "tokens")}
+    return {"kind": "redis", "url": request.getfixturevalue("redis_url")}
+
+
+@pytest_asyncio.fixture
+async def tokens(fake_zoom: FakeZoom) -> AsyncIterator[TokenManager]:
+    """A TokenManager on the ``fake_zoom`` fixture, retrying without waiting."""
+    async with TokenManager(
+        fake_zoom.credentials, token_url=fake_zoom.token_url, retry=FAST_RETRY
+    ) as manager:
+        yield manager

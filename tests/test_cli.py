@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 
@@ -13,22 +12,6 @@ from zoom_s2s.cli import main
 from zoom_s2s.testing import FakeZoom
 
 from .support import SECRET
-
-
-@pytest.fixture
-def zoom(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeZoom]:
-    """A fake Zoom in a thread, and the environment the CLI reads pointing at it."""
-    fake = FakeZoom(client_secret=SECRET)
-    with fake.running_in_thread():
-        creds = fake.credentials
-        monkeypatch.setenv("ZOOM_ACCOUNT_ID", creds.account_id)
-        monkeypatch.setenv("ZOOM_CLIENT_ID", creds.client_id)
-        monkeypatch.setenv("ZOOM_CLIENT_SECRET", creds.client_secret)
-        monkeypatch.setenv("ZOOM_TOKEN_URL", fake.token_url)
-        monkeypatch.setenv("ZOOM_API_URL", fake.api_base_url)
-        monkeypatch.delenv("ZOOM_ACCESS_TOKEN", raising=False)
-        monkeypatch.delenv("ZOOM_S2S_STORE", raising=False)
-        yield fake
 
 
 def one_error_line(err: str) -> str:

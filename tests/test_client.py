@@ -29,14 +29,6 @@ from .support import FAST_RETRY, SECRET
 
 
 @pytest.fixture
-async def tokens(fake_zoom: FakeZoom) -> AsyncIterator[TokenManager]:
-    async with TokenManager(
-        fake_zoom.credentials, token_url=fake_zoom.token_url, retry=FAST_RETRY
-    ) as manager:
-        yield manager
-
-
-@pytest.fixture
 async def client(fake_zoom: FakeZoom, tokens: TokenManager) -> AsyncIterator[ZoomClient]:
     async with ZoomClient(tokens, fake_zoom.api_base_url, retry=FAST_RETRY) as zoom:
         yield zoom

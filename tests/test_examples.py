@@ -11,7 +11,6 @@ import importlib.util
 import multiprocessing
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -61,13 +60,6 @@ def point_at(zoom: FakeZoom, monkeypatch: pytest.MonkeyPatch, store: str = "memo
     monkeypatch.setenv("ZOOM_TOKEN_URL", zoom.token_url)
     monkeypatch.setenv("ZOOM_API_URL", zoom.api_base_url)
     monkeypatch.setenv("ZOOM_S2S_STORE", store)
-
-
-@pytest.fixture
-def zoom_in_thread() -> Iterator[FakeZoom]:
-    fake = FakeZoom()
-    with fake.running_in_thread():
-        yield fake
 
 
 async def test_aiohttp_web_app_serves_me(
@@ -158,10 +150,10 @@ def _celery_child(module: ModuleType, results: Any) -> None:
 
 @pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
 def test_celery_task_runs_eagerly_and_in_forked_workers_with_one_token(
-    zoom_in_thread: FakeZoom, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    zoom: FakeZoom, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     require("celery")
-    point_at(zoom_in_thread, monkeypatch, store=(tmp_path / "tokens").as_uri())
+    point_at(zoom, monkeypatch, store=(tmp_path / "tokens").as_uri())
     example = load_example("celery_app")
     example.app.conf.task_always_eager = True
     try:
@@ -182,4 +174,4 @@ def test_celery_task_runs_eagerly_and_in_forked_workers_with_one_token(
     finally:
         example.zoom().tokens.close()
         example.zoom.cache_clear()
-    assert zoom_in_thread.tokens_issued == 1
+    assert zoom.tokens_issued == 1

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,21 +20,6 @@ from zoom_s2s.testing import FakeZoom
 from .fleet_worker import base_config, fleet, read_store
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def zoom() -> Iterator[FakeZoom]:
-    """A FakeZoom served from a thread, so child processes can reach it."""
-    with FakeZoom().running_in_thread() as fake:
-        yield fake
-
-
-@pytest.fixture(params=["file", pytest.param("redis", marks=pytest.mark.redis)])
-def store_spec(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
-    """Where the fleet shares its token: a directory, or the session's real Redis (emptied)."""
-    if request.param == "file":
-        return {"kind": "file", "path": str(tmp_path / "tokens")}
-    return {"kind": "redis", "url": request.getfixturevalue("redis_url")}
 
 
 def test_cold_start_of_6_processes_x_50_coroutines_fetches_once(

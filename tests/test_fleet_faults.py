@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,21 +28,6 @@ pytestmark = pytest.mark.slow
 LOCK_TTL = 3.0
 REQUEST_TIMEOUT = 2.5  # < LOCK_TTL, as the manager requires
 HANG_GUARD = 20.0  # seconds; only a hang takes this long
-
-
-@pytest.fixture
-def zoom() -> Iterator[FakeZoom]:
-    """A FakeZoom served from a thread, so child processes can reach it."""
-    with FakeZoom().running_in_thread() as fake:
-        yield fake
-
-
-@pytest.fixture(params=["file", pytest.param("redis", marks=pytest.mark.redis)])
-def store_spec(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
-    """Where the fleet shares its token: a directory, or the session's real Redis (emptied)."""
-    if request.param == "file":
-        return {"kind": "file", "path": str(tmp_path / "tokens")}
-    return {"kind": "redis", "url": request.getfixturevalue("redis_url")}
 
 
 def _wait_for_requests(zoom: FakeZoom, count: int) -> None:

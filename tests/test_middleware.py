@@ -19,14 +19,6 @@ INVALID_TOKEN = Fault(status=401, body={"code": 124, "message": "Invalid access 
 
 
 @pytest.fixture
-async def tokens(fake_zoom: FakeZoom) -> AsyncIterator[TokenManager]:
-    async with TokenManager(
-        fake_zoom.credentials, token_url=fake_zoom.token_url, retry=FAST_RETRY
-    ) as manager:
-        yield manager
-
-
-@pytest.fixture
 async def session(tokens: TokenManager) -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession(middlewares=(ZoomAuthMiddleware(tokens),)) as client:
         yield client

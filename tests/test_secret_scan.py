@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,21 +26,6 @@ from zoom_s2s.testing import FakeZoom
 from .support import SECRET
 
 FAKE_TOKEN = re.compile(r"fake\.[A-Za-z0-9_-]{20,}")
-
-
-@pytest.fixture
-def zoom(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeZoom]:
-    fake = FakeZoom(client_secret=SECRET)
-    with fake.running_in_thread():
-        creds = fake.credentials
-        monkeypatch.setenv("ZOOM_ACCOUNT_ID", creds.account_id)
-        monkeypatch.setenv("ZOOM_CLIENT_ID", creds.client_id)
-        monkeypatch.setenv("ZOOM_CLIENT_SECRET", SECRET)
-        monkeypatch.setenv("ZOOM_TOKEN_URL", fake.token_url)
-        monkeypatch.setenv("ZOOM_API_URL", fake.api_base_url)
-        monkeypatch.delenv("ZOOM_S2S_STORE", raising=False)
-        monkeypatch.delenv("ZOOM_S2S_ENCRYPTION_KEYS", raising=False)
-        yield fake
 
 
 STORES = ["memory", "file", "file+encrypted", pytest.param("redis", marks=pytest.mark.redis)]
