@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
-from zoom_s2s import RetryPolicy
+import asyncio
+import time
+
+from zoom_s2s import AccessToken, RetryPolicy
 
 # Retries as in production, minus the waiting.
 FAST_RETRY = RetryPolicy(attempts=4, timeout=10.0, wait_initial=0.01, wait_max=0.02, wait_jitter=0)
 
 SECRET = "s3cr3t-client-secret-DO-NOT-LEAK"
+
+
+async def sleep_into_refresh_window(token: AccessToken) -> None:
+    """Sleep until 0.7 s before ``token`` expires.
+
+    For a 3 s token that is past every process's refresh moment (at the latest
+    0.75 s before expiry) and before callers must wait (0.3 s before expiry).
+    """
+    await asyncio.sleep(max(0.0, token.expires_at - 0.7 - time.time()))

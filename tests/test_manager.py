@@ -23,7 +23,7 @@ from zoom_s2s import (
 )
 from zoom_s2s.testing import FakeZoom, Fault
 
-from .support import FAST_RETRY
+from .support import FAST_RETRY, sleep_into_refresh_window
 
 
 def make_manager(zoom: FakeZoom, **kwargs: object) -> TokenManager:
@@ -60,7 +60,7 @@ async def test_in_the_refresh_window_callers_get_the_current_token_while_one_ref
     fake_zoom.expires_in = 3
     async with make_manager(fake_zoom) as tokens:
         old = await tokens.get_token()
-        await asyncio.sleep(max(0.0, old.expires_at - 0.7 - time.time()))
+        await sleep_into_refresh_window(old)
         fake_zoom.latency = 0.3  # keep the background refresh in flight
         during = [await tokens.get_token() for _ in range(200)]
         assert all(t is old for t in during)
@@ -209,7 +209,7 @@ async def test_a_failing_background_refresh_keeps_serving_the_valid_token(
     fake_zoom.expires_in = 3
     async with make_manager(fake_zoom) as tokens:
         old = await tokens.get_token()
-        await asyncio.sleep(max(0.0, old.expires_at - 0.7 - time.time()))
+        await sleep_into_refresh_window(old)
         fake_zoom.fail_next(100, fault=Fault(status=500))
         assert await tokens.get_token() is old  # starts the refresh
         await asyncio.sleep(0.2)  # FAST_RETRY gives up after 4 quick attempts

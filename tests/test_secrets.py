@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 import pytest
 
 from zoom_s2s import Credentials, MemoryTokenStore, TokenManager, ZoomS2SError
 from zoom_s2s.testing import FakeZoom, Fault
 
-from .support import FAST_RETRY, SECRET
+from .support import FAST_RETRY, SECRET, sleep_into_refresh_window
 
 
 async def test_logs_reprs_and_errors_of_a_full_run_hold_no_secret_or_token(
@@ -31,7 +30,7 @@ async def test_logs_reprs_and_errors_of_a_full_run_hold_no_secret_or_token(
             await tokens.invalidate(token)
             token = await tokens.get_token()
             # Refresh-ahead inside the window, with a failure in it.
-            await asyncio.sleep(max(0.0, token.expires_at - 0.7 - time.time()))
+            await sleep_into_refresh_window(token)
             zoom.fail_next(1, fault=Fault(status=500))
             await tokens.get_token()
             await asyncio.sleep(0.3)
