@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from zoom_s2s.testing import FakeZoom
 
-EXAMPLES = Path(__file__).parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 # arq pins redis<6, which would hold the whole test environment at redis-py 5

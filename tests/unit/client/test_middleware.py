@@ -13,7 +13,7 @@ from zoom_s2s import TokenManager
 from zoom_s2s.client import ZoomAuthMiddleware
 from zoom_s2s.testing import FakeZoom, Fault
 
-from .support import FAST_RETRY
+from ...support import FAST_RETRY
 
 INVALID_TOKEN = Fault(status=401, body={"code": 124, "message": "Invalid access token."})
 

@@ -19,7 +19,7 @@ from zoom_s2s.stores import FileTokenStore, encode_record
 from zoom_s2s.testing.contract import make_token
 
 KEY = "abc123"
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[3]
 LOGGER = "zoom_s2s.stores.file"
 AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 

@@ -1,6 +1,6 @@
 """A fleet of real processes sharing one token through a file or Redis store.
 
-Each child is ``python -m tests.fleet_worker`` (see that module) talking to the
+Each child is ``python -m tests.system.fleet_worker`` (see that module) talking to the
 FakeZoom this test process serves from a thread; every count is taken at the
 fake server, every child reports the fingerprints it got, and every child is
 killed when the test ends, whether it passed or not. Sized for 2 cores.

@@ -26,7 +26,7 @@ from zoom_s2s import (
 from zoom_s2s.oauth import parse_retry_after
 from zoom_s2s.testing import FakeZoom, Fault
 
-from .support import FAST_RETRY
+from ..support import FAST_RETRY
 
 
 def basic_auth(creds: Credentials) -> str:

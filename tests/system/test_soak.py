@@ -1,6 +1,6 @@
 """Soak: a small fleet on a real Redis with short tokens, Redis restarts and Zoom faults.
 
-P=3 processes x C=10 coroutines (``tests/reliability_worker.py``, mode
+P=3 processes x C=10 coroutines (``tests/system/reliability_worker.py``, mode
 ``callers``) share a dedicated redis-server. Each coroutine loops: get_token(),
 then ``GET /v2/users/me`` on the fake Zoom with that token. Tokens live 5 s, so a
 60 s run covers a dozen lifetimes. On a 20 s cycle the test restarts Redis
@@ -10,7 +10,7 @@ connection reset, a slow-but-successful answer.
 The managers use ``on_store_error="fetch"``: that is the documented way to keep
 callers served when the store is down at the moment a process needs a new token
 (with the default ``"raise"`` such callers get StoreUnavailableError until Redis
-is back; see tests/test_store_faults.py).
+is back; see tests/system/test_store_faults.py).
 
 Duration: ``ZOOM_S2S_SOAK_SECONDS`` (default 60).
 """

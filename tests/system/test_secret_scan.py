@@ -23,7 +23,7 @@ from zoom_s2s import EncryptedTokenStore
 from zoom_s2s.cli import main
 from zoom_s2s.testing import FakeZoom
 
-from .support import SECRET
+from ..support import SECRET
 
 FAKE_TOKEN = re.compile(r"fake\.[A-Za-z0-9_-]{20,}")
 

@@ -29,7 +29,7 @@ redis = pytest.importorskip("redis.asyncio")
 KEY = "f00d"
 PASSWORD = "s3cret-Pa55"
 LOGGER = "zoom_s2s.stores.redis"
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 _now = time.time  # the real clock, kept before any monkeypatching
 
 

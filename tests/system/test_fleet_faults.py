@@ -1,6 +1,6 @@
 """Faults in a fleet: a lock holder killed or frozen mid-fetch, Redis going away.
 
-The fleet tests run real processes (``python -m tests.fleet_worker``) against
+The fleet tests run real processes (``python -m tests.system.fleet_worker``) against
 the FakeZoom this test process serves from a thread; counts are taken at the
 fake, and every child is killed when the test ends. Sized for 2 cores.
 """
@@ -21,7 +21,7 @@ from zoom_s2s.testing import FakeZoom, Fault
 from zoom_s2s.testing.redis_server import RedisServer
 
 from .fleet_worker import Child, base_config, fleet, read_store
-from .support import FAST_RETRY
+from ..support import FAST_RETRY
 
 pytestmark = pytest.mark.slow
 

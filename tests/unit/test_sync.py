@@ -17,7 +17,7 @@ from zoom_s2s import ConfigurationError, FileTokenStore, NotFoundError, TokenEve
 from zoom_s2s.sync import SyncTokenManager, SyncZoomClient
 from zoom_s2s.testing import FakeZoom
 
-from .support import FAST_RETRY
+from ..support import FAST_RETRY
 
 fork_only = pytest.mark.skipif(
     "fork" not in multiprocessing.get_all_start_methods(), reason="needs fork()"

@@ -1,6 +1,6 @@
 """Worker processes for the reliability, store-fault and soak tests, and the parent's handle.
 
-The child half runs as ``python -m tests.reliability_worker <config.json>``. It
+The child half runs as ``python -m tests.system.reliability_worker <config.json>``. It
 talks to the parent through files in the config's ``dir`` (so no pipe can fill
 up and block it): it creates ``<name>.ready`` when it is ready, rewrites
 ``<name>.progress`` (JSON) every 0.2 s, waits for ``go`` / ``stop`` marker files
@@ -47,7 +47,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BUCKET = 0.5  # seconds per bucket of the callers' timeline
 
 
@@ -327,7 +327,7 @@ class WorkerError(AssertionError):
 
 
 class Worker:
-    """One ``python -m tests.reliability_worker`` process."""
+    """One ``python -m tests.system.reliability_worker`` process."""
 
     def __init__(self, directory: Path, config: dict[str, Any]) -> None:
         self.name: str = config["name"]
@@ -337,7 +337,7 @@ class Worker:
         config_path.chmod(0o644)
         self._log = open(directory / f"{self.name}.log", "wb")  # noqa: SIM115 - closed in kill
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.reliability_worker", str(config_path)],
+            [sys.executable, "-m", "tests.system.reliability_worker", str(config_path)],
             cwd=ROOT,
             stdin=subprocess.DEVNULL,
             stdout=self._log,

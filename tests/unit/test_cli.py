@@ -11,7 +11,7 @@ import pytest
 from zoom_s2s.cli import main
 from zoom_s2s.testing import FakeZoom
 
-from .support import SECRET
+from ..support import SECRET
 
 
 def one_error_line(err: str) -> str:

@@ -1,7 +1,7 @@
 """Reliability under token-endpoint faults, fleet-wide back-off, and short token lifetimes.
 
 Real components only: the fake Zoom is a real aiohttp server on loopback, the
-fleets are real processes (``tests/reliability_worker.py``) sharing a real
+fleets are real processes (``tests/system/reliability_worker.py``) sharing a real
 FileTokenStore directory or a real redis-server. Every wait has a deadline
 (``asyncio.wait_for`` or the worker helpers'), so a hang fails instead of
 blocking the run.

@@ -7,7 +7,7 @@ import pytest
 from zoom_s2s import TokenManager
 from zoom_s2s.testing import FakeZoom, Fault
 
-from .support import FAST_RETRY
+from ..support import FAST_RETRY
 
 otel_sdk = pytest.importorskip("opentelemetry.sdk", reason="needs the otel extra")
 

@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 
-ROOT = pathlib.Path(__file__).parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def readme_command(label: str) -> str:

@@ -51,6 +51,6 @@ def test_every_error_derives_from_the_base_and_is_drawn_in_the_tree() -> None:
 
 
 def test_version_is_single_sourced() -> None:
-    setup_cfg = (pathlib.Path(__file__).parent.parent / "setup.cfg").read_text()
+    setup_cfg = (pathlib.Path(__file__).resolve().parents[2] / "setup.cfg").read_text()
     assert "attr: zoom_s2s._version.__version__" in setup_cfg
     assert re.fullmatch(r"\d+\.\d+\.\d+", zoom_s2s.__version__)

@@ -10,7 +10,7 @@ import pytest
 from zoom_s2s import Credentials, MemoryTokenStore, TokenManager, ZoomS2SError
 from zoom_s2s.testing import FakeZoom, Fault
 
-from .support import FAST_RETRY, SECRET, sleep_into_refresh_window
+from ..support import FAST_RETRY, SECRET, sleep_into_refresh_window
 
 
 async def test_logs_reprs_and_errors_of_a_full_run_hold_no_secret_or_token(

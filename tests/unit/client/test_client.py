@@ -25,7 +25,7 @@ from zoom_s2s import (
 from zoom_s2s.client import User, ZoomClient
 from zoom_s2s.testing import FakeZoom, Fault
 
-from .support import FAST_RETRY, SECRET
+from ...support import FAST_RETRY, SECRET
 
 
 @pytest.fixture

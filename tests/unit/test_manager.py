@@ -23,7 +23,7 @@ from zoom_s2s import (
 )
 from zoom_s2s.testing import FakeZoom, Fault
 
-from .support import FAST_RETRY, sleep_into_refresh_window
+from ..support import FAST_RETRY, sleep_into_refresh_window
 
 
 def make_manager(zoom: FakeZoom, **kwargs: object) -> TokenManager:

@@ -1,6 +1,6 @@
 """One process of a test fleet, and the parent's handle on such processes.
 
-The child half runs as ``python -m tests.fleet_worker '<json config>'``: it builds a
+The child half runs as ``python -m tests.system.fleet_worker '<json config>'``: it builds a
 :class:`~zoom_s2s.TokenManager` on the configured store, says ``ready`` and then
 runs its ``steps``, talking JSON lines on stdout (one object per line, with an
 ``event`` field) and taking ``go <unix time>`` lines on stdin at every ``gate``.
@@ -43,7 +43,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 _real_time = time.time
 
 DEFAULT_TIMEOUT = 30.0  # seconds any single wait of the parent may take (a hang guard)
@@ -193,13 +193,13 @@ def main() -> None:
 
 
 class Child:
-    """One ``python -m tests.fleet_worker`` process and its stdout messages."""
+    """One ``python -m tests.system.fleet_worker`` process and its stdout messages."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.name: str = config.get("name", "child")
         self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed by kill()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.fleet_worker", json.dumps(config)],
+            [sys.executable, "-m", "tests.system.fleet_worker", json.dumps(config)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,

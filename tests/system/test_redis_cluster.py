@@ -23,7 +23,7 @@ from zoom_s2s.testing.redis_cluster import RedisClusterServer, SentinelServer
 from zoom_s2s.testing.redis_server import RedisServer
 
 from .fleet_worker import base_config, fleet
-from .support import FAST_RETRY
+from ..support import FAST_RETRY
 
 pytestmark = pytest.mark.redis
 
