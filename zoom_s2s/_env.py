@@ -1,0 +1,69 @@
+"""The one place zoom-s2s reads its defaults from the environment.
+
+Every variable follows the same rule: unset, empty or only whitespace means
+"not set", and the built-in default applies. Values are stripped.
+
+Variables (the credentials' ``ZOOM_ACCOUNT_ID``, ``ZOOM_CLIENT_ID`` and
+``ZOOM_CLIENT_SECRET`` are read by :meth:`zoom_s2s.Credentials.from_env`):
+
+- ``ZOOM_TOKEN_URL``: the token endpoint (default :data:`DEFAULT_TOKEN_URL`).
+- ``ZOOM_API_URL``: the REST API base (default :data:`DEFAULT_API_URL`).
+- ``ZOOM_S2S_STORE``, ``ZOOM_S2S_ENCRYPTION_KEYS``, ``ZOOM_S2S_LOG_LEVEL``,
+  ``ZOOM_ACCESS_TOKEN``: used by the ``zoom-s2s`` command.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+__all__ = [
+    "DEFAULT_API_URL",
+    "DEFAULT_TOKEN_URL",
+    "ENV_ACCESS_TOKEN",
+    "ENV_API_URL",
+    "ENV_ENCRYPTION_KEYS",
+    "ENV_LOG_LEVEL",
+    "ENV_STORE",
+    "ENV_TOKEN_URL",
+    "ZOOMGOV_API_URL",
+    "ZOOMGOV_TOKEN_URL",
+    "api_url_from_env",
+    "env_value",
+    "token_url_from_env",
+]
+
+DEFAULT_TOKEN_URL = "https://zoom.us/oauth/token"  # noqa: S105 - a URL
+ZOOMGOV_TOKEN_URL = "https://zoomgov.com/oauth/token"  # noqa: S105 - a URL
+DEFAULT_API_URL = "https://api.zoom.us/v2"
+ZOOMGOV_API_URL = "https://api.zoomgov.com/v2"  # from third-party code; not confirmed by Zoom
+
+ENV_TOKEN_URL = "ZOOM_TOKEN_URL"  # noqa: S105 - a variable's name
+ENV_API_URL = "ZOOM_API_URL"
+ENV_STORE = "ZOOM_S2S_STORE"
+ENV_ENCRYPTION_KEYS = "ZOOM_S2S_ENCRYPTION_KEYS"
+ENV_LOG_LEVEL = "ZOOM_S2S_LOG_LEVEL"
+ENV_ACCESS_TOKEN = "ZOOM_ACCESS_TOKEN"  # noqa: S105 - a variable's name, not a token
+
+
+def env_value(name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """The stripped value of variable ``name``, or ``None`` if it is unset, empty or blank.
+
+    Args:
+        name: The variable's name.
+        environ: The mapping to read; ``os.environ`` by default.
+    """
+    value = (os.environ if environ is None else environ).get(name)
+    if value is None or not value.strip():
+        return None
+    return value.strip()
+
+
+def token_url_from_env(environ: Mapping[str, str] | None = None) -> str:
+    """``$ZOOM_TOKEN_URL`` if set and not blank, else :data:`DEFAULT_TOKEN_URL`."""
+    return env_value(ENV_TOKEN_URL, environ) or DEFAULT_TOKEN_URL
+
+
+def api_url_from_env(environ: Mapping[str, str] | None = None) -> str:
+    """``$ZOOM_API_URL`` if set and not blank, else :data:`DEFAULT_API_URL`."""
+    return env_value(ENV_API_URL, environ) or DEFAULT_API_URL
