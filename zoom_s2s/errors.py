@@ -23,13 +23,20 @@ branch to handle one kind of failure::
     └── LockTimeoutError              waited too long for another process's token fetch
 
 Messages say what went wrong and what to do about it. They never contain the
-client secret or an access token: where a token must be named, its
-fingerprint (a short hash) is used instead.
+client secret or an access token, in any encoding (raw, URL-encoded,
+``client_id:secret``, Base64, ``Basic ...``), even when an endpoint echoes
+them back: where a token must be named, its fingerprint (a short hash) is
+used instead.
+
+Errors that come with a wait (:class:`TokenEndpointError`,
+:class:`RateLimitedError`) expose it the same way: ``retry_after`` in seconds
+and ``retry_at`` as an aware UTC :class:`datetime.datetime`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 __all__ = [
     "APIConnectionError",
@@ -53,16 +60,48 @@ __all__ = [
 ]
 
 
+def _wait(
+    retry_after: float | dt.datetime | None, retry_at: dt.datetime | None
+) -> tuple[float | None, dt.datetime | None]:
+    """(seconds, aware UTC moment) from either; a datetime ``retry_after`` is a moment."""
+    now = time.time()
+    if isinstance(retry_after, dt.datetime):
+        retry_at, retry_after = retry_after, None
+    if retry_at is not None:
+        if retry_at.tzinfo is None:
+            retry_at = retry_at.replace(tzinfo=dt.timezone.utc)
+        retry_at = retry_at.astimezone(dt.timezone.utc)
+        if retry_after is None:
+            retry_after = max(0.0, retry_at.timestamp() - now)
+    elif retry_after is not None:
+        retry_at = dt.datetime.fromtimestamp(now + retry_after, tz=dt.timezone.utc)
+    return retry_after, retry_at
+
+
 class ZoomS2SError(Exception):
-    """Base class of every error raised by zoom-s2s."""
+    """Base class of every error raised by zoom-s2s.
+
+    Catch it to handle anything the library raises; the message says what
+    went wrong and what to do.
+    """
 
 
 class ConfigurationError(ZoomS2SError, ValueError):
-    """An argument, URL, environment variable or installed extra is wrong or missing."""
+    """An argument, URL, environment variable or installed extra is wrong or missing.
+
+    Retrying cannot help: fix the configuration the message names (or install
+    the extra it names) and start again.
+    """
 
 
 class TokenError(ZoomS2SError):
     """Getting an access token from Zoom's token endpoint failed.
+
+    Catch it to handle every token failure; its subclasses say whether to fix
+    the credentials (:class:`InvalidCredentialsError`), retry later
+    (:class:`TokenEndpointError`) or check the token URL and proxies
+    (:class:`MalformedTokenResponseError`). The fields are scrubbed of the
+    client secret like the message.
 
     Attributes:
         status: The HTTP status of the last answer, or ``None`` if none came.
@@ -95,8 +134,14 @@ class InvalidCredentialsError(TokenError):
 class TokenEndpointError(TokenError):
     """The token endpoint failed transiently (5xx, timeout, connection error), retries exhausted.
 
+    Also raised when the endpoint answered so slowly that the token had
+    expired on arrival. Zoom or the network is failing: retry later (after
+    ``retry_after`` if set); a :class:`~zoom_s2s.TokenManager` backs off by
+    itself.
+
     Attributes:
         retry_after: Seconds the endpoint asked to wait (``Retry-After``), if it did.
+        retry_at: The same moment as an aware UTC datetime, if the endpoint asked.
     """
 
     def __init__(
@@ -107,28 +152,44 @@ class TokenEndpointError(TokenError):
         error: str | None = None,
         reason: str | None = None,
         retry_after: float | None = None,
+        retry_at: dt.datetime | None = None,
     ) -> None:
         super().__init__(message, status=status, error=error, reason=reason)
-        self.retry_after = retry_after
+        self.retry_after, self.retry_at = _wait(retry_after, retry_at)
 
 
 class TokenRateLimitedError(TokenEndpointError):
-    """The token endpoint answered HTTP 429 on every attempt."""
+    """The token endpoint answered HTTP 429 on every attempt.
+
+    Too many token requests for this app: share one token across processes
+    (one store for the fleet) and retry after ``retry_after`` seconds.
+    """
 
 
 class MalformedTokenResponseError(TokenError):
-    """The token endpoint answered, but not with a usable token (HTML, bad JSON, bad fields)."""
+    """The token endpoint answered, but not with a usable token.
+
+    HTML instead of JSON, JSON nested too deeply, a body over the size limit,
+    a missing or malformed ``access_token``, an ``expires_in`` that is not a
+    number of seconds up to a day, a ``token_type`` other than bearer. Not
+    retried: check that the token URL is Zoom's token endpoint and that no
+    proxy rewrites the answer.
+    """
 
 
 class APIConnectionError(ZoomS2SError):
     """The REST API could not be reached: connection refused or reset, DNS, timeout.
 
-    Idempotent requests were retried first; POST and PATCH never are.
+    Idempotent requests were retried first; POST and PATCH never are. Check
+    the network and the API base URL, then retry.
     """
 
 
 class ZoomAPIError(ZoomS2SError):
     """Zoom's REST API answered with an error.
+
+    The message carries Zoom's code and message and what to do; quote
+    ``tracking_id`` when asking Zoom support.
 
     Attributes:
         status: HTTP status.
@@ -172,47 +233,70 @@ class ZoomAPIError(ZoomS2SError):
 
 
 class UnauthorizedError(ZoomAPIError):
-    """HTTP 401 even after invalidating the token and retrying once with a fresh one."""
+    """HTTP 401 even after invalidating the token and retrying once with a fresh one.
+
+    Check that the Server-to-Server OAuth app is activated and that the base
+    URL is Zoom's API.
+    """
 
 
 class MissingScopesError(ZoomAPIError):
-    """HTTP 400 with code 4711: the token lacks a scope; add it to the app in the Marketplace."""
+    """HTTP 400 with code 4711: the token lacks a scope; add it to the app in the Marketplace.
+
+    Then fetch a new token; retrying with the same app cannot help.
+    """
 
 
 class NotFoundError(ZoomAPIError):
-    """HTTP 404, e.g. code 1001 "User does not exist"."""
+    """HTTP 404, e.g. code 1001 "User does not exist": check the id or path you asked for."""
 
 
 class RateLimitedError(ZoomAPIError):
     """HTTP 429 that did not clear within the bounded retries.
 
+    Slow down, and retry after ``retry_after`` seconds (at ``retry_at``).
+
     Attributes:
         limit_type: ``X-RateLimit-Type`` (``QPS`` or ``Daily-limit``), if sent.
-        retry_after: When Zoom says to retry (from ``Retry-After``), if sent.
+        retry_after: Seconds until Zoom says to retry (from ``Retry-After``), if sent.
+        retry_at: That moment as an aware UTC datetime, if known.
+
+    .. versionchanged:: Unreleased
+       ``retry_after`` is seconds (a float) as on :class:`TokenEndpointError`;
+       the moment moved to ``retry_at``. Passing a datetime as
+       ``retry_after`` still works and sets ``retry_at``.
     """
 
     def __init__(
         self,
         *,
         limit_type: str | None = None,
-        retry_after: dt.datetime | None = None,
+        retry_after: float | dt.datetime | None = None,
+        retry_at: dt.datetime | None = None,
         **kwargs: object,
     ) -> None:
         self.limit_type = limit_type
-        self.retry_after = retry_after
+        self.retry_after, self.retry_at = _wait(retry_after, retry_at)
         super().__init__(**kwargs)  # type: ignore[arg-type]
 
 
 class DailyLimitExceededError(RateLimitedError):
-    """HTTP 429 with ``X-RateLimit-Type: Daily-limit``; ``retry_after`` is the reset time."""
+    """HTTP 429 with ``X-RateLimit-Type: Daily-limit``; ``retry_at`` is the reset time.
+
+    The app's daily quota for this API is spent: retrying before ``retry_at``
+    cannot help.
+    """
 
 
 class ServerError(ZoomAPIError):
-    """HTTP 5xx from the API after the bounded retries."""
+    """HTTP 5xx from the API after the bounded retries: Zoom or a proxy failed; retry later."""
 
 
 class StoreError(ZoomS2SError):
     """A token store failed to read, write or lock.
+
+    The message says which store and what to check (its permissions, the
+    Redis user's rights, the encryption keys).
 
     Attributes:
         store: A short description of the store (never with a password).
@@ -224,8 +308,16 @@ class StoreError(ZoomS2SError):
 
 
 class StoreUnavailableError(StoreError):
-    """The store's backend cannot be reached (Redis down, directory missing or read-only)."""
+    """The store's backend cannot be reached (Redis down, directory missing or read-only).
+
+    Bring the backend back or fix the store URL; with ``on_store_error="fetch"``
+    a :class:`~zoom_s2s.TokenManager` fetches its own token meanwhile.
+    """
 
 
 class LockTimeoutError(ZoomS2SError):
-    """Waited longer than the deadline for another process to store a token."""
+    """Waited longer than the deadline for another process to store a token.
+
+    The process holding the fetch lock is stuck or slow: retry, and check that
+    process and the store; raise ``wait_timeout`` if fetches are slow.
+    """

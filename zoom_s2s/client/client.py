@@ -17,7 +17,6 @@ import asyncio
 import logging
 import os
 import random
-import time
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
@@ -77,7 +76,7 @@ class _RetryDecision:
                 return False
             if exc.retry_after is None:
                 return True  # stamina's exponential back-off
-            wait = min(max(0.0, exc.retry_after.timestamp() - time.time()), self.max_wait)
+            wait = min(exc.retry_after, self.max_wait)
             logger.debug("429 %s: waiting %.2f s (Retry-After)", exc.limit_type or "QPS", wait)
             return wait
         if not self.idempotent:

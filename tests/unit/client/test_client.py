@@ -206,8 +206,8 @@ async def test_a_daily_limit_raises_at_once_with_the_reset_time(
     with pytest.raises(DailyLimitExceededError) as info:
         await client.get_user("me")
     assert fake_zoom.api_requests == 1
-    assert info.value.retry_after is not None
-    assert abs((info.value.retry_after - tomorrow).total_seconds()) < 0.01
+    assert info.value.retry_at is not None
+    assert abs((info.value.retry_at - tomorrow).total_seconds()) < 0.01
     assert info.value.limit_type == "Daily-limit"
     assert tomorrow.isoformat() in str(info.value)
 
@@ -218,7 +218,7 @@ async def test_a_daily_limit_without_retry_after_resets_at_the_next_utc_midnight
     fake_zoom.fail_next(1, route="api", fault=rate_limited("Daily-limit"))
     with pytest.raises(DailyLimitExceededError) as info:
         await client.get_user("me")
-    reset = info.value.retry_after
+    reset = info.value.retry_at
     assert reset is not None
     now = dt.datetime.now(dt.timezone.utc)
     assert (reset.hour, reset.minute, reset.second, reset.tzinfo) == (0, 0, 0, dt.timezone.utc)
