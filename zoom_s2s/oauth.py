@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import datetime as dt
 import email.utils
-import json
+import ipaddress
+import logging
 import math
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +27,9 @@ import attrs
 import stamina
 import yarl
 
+from ._env import DEFAULT_TOKEN_URL, ENV_TOKEN_URL, ZOOMGOV_TOKEN_URL
+from ._http import describe_body, own_retry_notices, parse_json, read_bounded
+from ._redact import REDACTED, scrub, secret_forms
 from .errors import (
     ConfigurationError,
     InvalidCredentialsError,
@@ -35,13 +39,32 @@ from .errors import (
 )
 from .models import AccessToken, Credentials
 
-__all__ = ["DEFAULT_TOKEN_URL", "ZOOMGOV_TOKEN_URL", "RetryPolicy", "request_token"]
+__all__ = [
+    "DEFAULT_TOKEN_URL",
+    "ENV_TOKEN_URL",
+    "MAX_EXPIRES_IN",
+    "MAX_REPLY_BYTES",
+    "ZOOMGOV_TOKEN_URL",
+    "RetryPolicy",
+    "parse_retry_after",
+    "request_token",
+    "validate_url",
+]
 
-DEFAULT_TOKEN_URL = "https://zoom.us/oauth/token"  # noqa: S105 - a URL
-ZOOMGOV_TOKEN_URL = "https://zoomgov.com/oauth/token"  # noqa: S105 - a URL
-ENV_TOKEN_URL = "ZOOM_TOKEN_URL"  # noqa: S105 - a variable's name
+logger = logging.getLogger(__name__)
 
-_HINTS = {
+MAX_REPLY_BYTES = 64 * 1024
+"""Largest token-endpoint body read, bytes: Zoom's replies are under 2 KiB."""
+
+MAX_EXPIRES_IN = 86400.0
+"""Largest ``expires_in`` accepted, seconds: Zoom issues 3599-3600 s tokens."""
+
+# RFC 6750 section 2.1 b64token: what a bearer token may contain.
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+_USERINFO = re.compile(r"(//)[^/?#]*@")
+_MAX_FIELD = 200
+
+_TOKEN_ERROR_HINTS = {
     "invalid_client": "check ZOOM_CLIENT_ID and ZOOM_CLIENT_SECRET (the app's credentials page)",
     "invalid_request": (
         "check ZOOM_ACCOUNT_ID and that the Server-to-Server OAuth app is activated"
@@ -76,17 +99,62 @@ class RetryPolicy:
     max_retry_after: float = attrs.field(default=10.0, validator=attrs.validators.ge(0))
 
 
-def validate_url(url: str, what: str) -> yarl.URL:
-    """Parse an http(s) URL or raise :class:`ConfigurationError` saying what is wrong."""
+def _hide_userinfo(text: str) -> str:
+    """``text`` with any ``//user:password@`` of a URL in it replaced by ``//***@``."""
+    return _USERINFO.sub(rf"\1{REDACTED}@", text)
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def validate_url(url: str, what: str, *, allow_insecure_http: bool = False) -> yarl.URL:
+    """Parse an http(s) URL or raise :class:`ConfigurationError` saying what is wrong.
+
+    Args:
+        url: The URL to check.
+        what: How to name it in the error, e.g. ``"token_url"``.
+        allow_insecure_http: Accept ``http://`` to any host. By default plain
+            HTTP is accepted only to a loopback host (``localhost``,
+            ``127.0.0.0/8``, ``::1``): elsewhere it would send the client
+            credentials and access tokens across the network in clear text.
+
+    Raises:
+        ConfigurationError: The URL is not an absolute http(s) URL, carries a
+            user name or password, or is plain HTTP to a host that is not
+            loopback without ``allow_insecure_http``. The message never shows
+            a password.
+    """
     try:
         parsed = yarl.URL(url)
     except (TypeError, ValueError) as exc:
-        raise ConfigurationError(f"{what} {url!r} is not a valid URL ({exc})") from None
-    if parsed.scheme not in ("http", "https") or not parsed.host:
-        shown = parsed.with_password(None) if parsed.is_absolute() else parsed
+        shown = _hide_userinfo(str(url))
         raise ConfigurationError(
-            f"{what} {str(shown)!r} must be an absolute http(s) URL "
+            f"{what} {shown!r} is not a valid URL ({_hide_userinfo(str(exc))})"
+        ) from None
+    if parsed.user is not None or parsed.password is not None:
+        shown = str(parsed.with_user(None)) if parsed.is_absolute() else _hide_userinfo(url)
+        raise ConfigurationError(
+            f"{what} {shown!r} must not carry a user name or password (user:password@): "
+            "credentials in a URL end up in logs and error messages; give the app's "
+            "credentials through Credentials (ZOOM_CLIENT_ID, ZOOM_CLIENT_SECRET) instead"
+        )
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ConfigurationError(
+            f"{what} {str(parsed)!r} must be an absolute http(s) URL "
             "such as 'https://zoom.us/oauth/token'"
+        )
+    if parsed.scheme == "http" and not allow_insecure_http and not _is_loopback(parsed.host):
+        raise ConfigurationError(
+            f"{what} {str(parsed)!r} uses plain http:// to a host that is not loopback: "
+            "the client credentials and access tokens would cross the network in clear "
+            "text. Use https://, or pass allow_insecure_http=True if you accept that "
+            "(a test server on a network you trust)"
         )
     return parsed
 
@@ -116,19 +184,44 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - now)
 
 
-def _retry_hook(
-    policy: RetryPolicy, keep_trying: Callable[[], bool] | None
-) -> Callable[[Exception], bool | float]:
-    def hook(exc: Exception) -> bool | float:
+@attrs.define
+class _Attempts:
+    """What the retry hook needs to know about the attempt that just failed."""
+
+    policy: RetryPolicy
+    keep_trying: Callable[[], bool] | None
+    attempt: stamina.Attempt | None = None
+
+    @property
+    def num(self) -> int:
+        return self.attempt.num if self.attempt is not None else 0
+
+    def hook(self, exc: Exception) -> bool | float:
+        """stamina back-off hook: retry transient failures, log the retry on our logger."""
         if not isinstance(exc, TokenEndpointError):
             return False
-        if keep_trying is not None and not keep_trying():
+        if self.keep_trying is not None and not self.keep_trying():
             return False
+        wait: float | None = None
         if exc.retry_after is not None:
-            return min(exc.retry_after, policy.max_retry_after)
-        return True
+            wait = min(exc.retry_after, self.policy.max_retry_after)
+        if self.num < self.policy.attempts:
+            expected = wait if wait is not None else self._backoff()
+            logger.info(
+                "token request attempt %d of %d failed (%s, HTTP %s); retrying in %.2f s",
+                self.num,
+                self.policy.attempts,
+                type(exc).__name__,
+                exc.status if exc.status is not None else "none",
+                expected,
+            )
+        return True if wait is None else wait
 
-    return hook
+    def _backoff(self) -> float:
+        """stamina's jitter-less back-off after this attempt (the jitter comes on top)."""
+        if self.attempt is None:  # pragma: no cover - the hook runs inside an attempt
+            return 0.0
+        return self.attempt.next_wait
 
 
 async def request_token(
@@ -139,8 +232,13 @@ async def request_token(
     request_timeout: float = 10.0,
     retry: RetryPolicy | None = None,
     keep_trying: Callable[[], bool] | None = None,
+    allow_insecure_http: bool = False,
 ) -> AccessToken:
     """Fetch a new access token with the ``account_credentials`` grant, retrying transients.
+
+    Retries are logged at INFO on the ``zoom_s2s.oauth`` logger (attempt,
+    wait, error class); stamina's own ``stamina.retry_scheduled`` records for
+    them are dropped, whatever stamina's configuration.
 
     Args:
         session: The aiohttp session to send with.
@@ -150,37 +248,51 @@ async def request_token(
         retry: The retry policy; :class:`RetryPolicy()` by default.
         keep_trying: Asked before each retry; ``False`` gives up at once (the
             manager stops when its store lock has lapsed).
+        allow_insecure_http: Accept a plain ``http://`` token URL to a host that
+            is not loopback (the credentials then cross the network in clear text).
 
     Raises:
+        ConfigurationError: ``token_url`` is not a usable URL (see :func:`validate_url`).
         InvalidCredentialsError: Zoom rejected the credentials or the grant (no retry).
-        TokenEndpointError: Transient failures on every attempt (429: TokenRateLimitedError).
+        TokenEndpointError: Transient failures on every attempt (429: TokenRateLimitedError),
+            including a token that had expired by the time its answer arrived.
         MalformedTokenResponseError: The answer was not a usable token (no retry).
     """
+    validate_url(token_url, "token_url", allow_insecure_http=allow_insecure_http)
     policy = retry or RetryPolicy()
-    attempts = 0
+    forms = secret_forms(credentials.client_secret, client_id=credentials.client_id)
+    attempts = _Attempts(policy, keep_trying)
     try:
-        async for attempt in stamina.retry_context(
-            on=_retry_hook(policy, keep_trying),
-            attempts=policy.attempts,
-            timeout=policy.timeout,
-            wait_initial=policy.wait_initial,
-            wait_max=policy.wait_max,
-            wait_jitter=policy.wait_jitter,
-        ):
-            with attempt:
-                attempts = attempt.num
-                return await _request_once(session, credentials, token_url, request_timeout)
+        with own_retry_notices():
+            async for attempt in stamina.retry_context(
+                on=attempts.hook,
+                attempts=policy.attempts,
+                timeout=policy.timeout,
+                wait_initial=policy.wait_initial,
+                wait_max=policy.wait_max,
+                wait_jitter=policy.wait_jitter,
+            ):
+                with attempt:
+                    attempts.attempt = attempt
+                    return await _request_once(
+                        session, credentials, token_url, request_timeout, forms
+                    )
     except TokenEndpointError as exc:
-        plural = "s" if attempts > 1 else ""
+        plural = "s" if attempts.num > 1 else ""
         raise type(exc)(
-            f"{exc} (gave up after {attempts} attempt{plural}); Zoom or the network is "
+            f"{exc} (gave up after {attempts.num} attempt{plural}); Zoom or the network is "
             "failing, try again later",
             status=exc.status,
             error=exc.error,
             reason=exc.reason,
             retry_after=exc.retry_after,
+            retry_at=exc.retry_at,
         ) from exc
     raise AssertionError("unreachable: stamina either returns or raises")  # pragma: no cover
+
+
+class _TooBig(Exception):
+    """A body over :data:`MAX_REPLY_BYTES`; its message says so."""
 
 
 async def _request_once(
@@ -188,8 +300,11 @@ async def _request_once(
     credentials: Credentials,
     token_url: str,
     request_timeout: float,
+    forms: tuple[str, ...],
 ) -> AccessToken:
     sent_at = time.time()
+    sent_mono = time.monotonic()
+    too_big: str | None = None
     try:
         async with session.post(
             token_url,
@@ -198,9 +313,12 @@ async def _request_once(
             timeout=aiohttp.ClientTimeout(total=request_timeout),
             allow_redirects=False,
         ) as response:
-            body = await response.read()
             status = response.status
-            headers = response.headers
+            retry_after_header = response.headers.get("Retry-After")
+            try:
+                body = await read_bounded(response, MAX_REPLY_BYTES, "the body", too_big=_TooBig)
+            except _TooBig as exc:
+                body, too_big = b"", str(exc)
     except asyncio.TimeoutError:
         raise TokenEndpointError(
             f"token request to {token_url} timed out after {request_timeout:g} s"
@@ -211,19 +329,24 @@ async def _request_once(
         raise TokenEndpointError(
             f"token request to {token_url} failed: {exc.__class__.__name__}"
         ) from None
+    elapsed = time.monotonic() - sent_mono
+    logger.debug("token endpoint answered HTTP %d in %.3f s (%d bytes)", status, elapsed, len(body))
 
     if status == 200:
-        return _parse_token(body, token_url, sent_at)
-    error, reason = _parse_error(body)
-    detail = f"{error}: {reason}" if error and reason else (error or reason or "no details")
-    detail = _scrub(detail, credentials)
+        if too_big is not None:
+            raise _malformed(token_url, too_big)
+        return _parse_token(body, token_url, sent_at, elapsed)
+    error, reason = _parse_error(body, forms)
+    detail = f"{error}: {reason}" if error and reason else (error or reason or too_big)
+    detail = detail or "no details"
+    retry_after = parse_retry_after(retry_after_header)
     if status == 429:
         raise TokenRateLimitedError(
             f"token endpoint {token_url} is rate limiting (HTTP 429, {detail})",
             status=status,
             error=error,
             reason=reason,
-            retry_after=parse_retry_after(headers.get("Retry-After")),
+            retry_after=retry_after,
         )
     if status >= 500:
         raise TokenEndpointError(
@@ -231,9 +354,9 @@ async def _request_once(
             status=status,
             error=error,
             reason=reason,
-            retry_after=parse_retry_after(headers.get("Retry-After")),
+            retry_after=retry_after,
         )
-    hint = _HINTS.get(error or "", "check the token URL and the app's credentials")
+    hint = _TOKEN_ERROR_HINTS.get(error or "", "check the token URL and the app's credentials")
     if 300 <= status < 400:
         hint = "the token URL redirects; use Zoom's token endpoint URL exactly"
     raise InvalidCredentialsError(
@@ -249,22 +372,26 @@ def _basic_auth(credentials: Credentials) -> str:
     return "Basic " + base64.b64encode(pair).decode("ascii")
 
 
-def _scrub(text: str, credentials: Credentials) -> str:
-    return text.replace(credentials.client_secret, "***")
+def _field(value: object, forms: tuple[str, ...]) -> str | None:
+    """A string field of an error reply, scrubbed of the secret and then shortened.
+
+    Scrubbing comes first: shortening could cut an encoded secret into a
+    fragment that no longer matches.
+    """
+    if not isinstance(value, str):
+        return None
+    return scrub(value, forms)[:_MAX_FIELD]
 
 
-def _parse_error(body: bytes) -> tuple[str | None, str | None]:
+def _parse_error(body: bytes, forms: tuple[str, ...]) -> tuple[str | None, str | None]:
+    """(error, reason) of an error reply, both scrubbed of the client secret."""
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        data = parse_json(body)
+    except ValueError:
         return None, None
     if not isinstance(data, dict):
         return None, None
-    error, reason = data.get("error"), data.get("reason")
-    return (
-        error if isinstance(error, str) else None,
-        reason[:200] if isinstance(reason, str) else None,
-    )
+    return _field(data.get("error"), forms), _field(data.get("reason"), forms)
 
 
 def _malformed(token_url: str, problem: str) -> MalformedTokenResponseError:
@@ -275,38 +402,40 @@ def _malformed(token_url: str, problem: str) -> MalformedTokenResponseError:
     )
 
 
-def _parse_token(body: bytes, token_url: str, sent_at: float) -> AccessToken:
+def _parse_token(body: bytes, token_url: str, sent_at: float, elapsed: float) -> AccessToken:
     try:
-        data: Any = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        start = body[:15].decode("utf-8", "replace").strip()
-        looks = "an HTML page" if start.lower().startswith(("<!doctype", "<html")) else "not JSON"
-        raise _malformed(token_url, f"the body is {looks} ({len(body)} bytes)") from None
+        data: Any = parse_json(body)
+    except ValueError as exc:
+        problem = str(exc) if "deeply" in str(exc) else describe_body(body)
+        raise _malformed(token_url, problem) from None
     if not isinstance(data, dict):
         raise _malformed(token_url, f"the JSON is a {type(data).__name__}, not an object")
     token = data.get("access_token")
     if not isinstance(token, str) or not token.strip():
         raise _malformed(token_url, "'access_token' is missing or empty")
-    expires_in = data.get("expires_in")
-    if isinstance(expires_in, str):
-        with contextlib.suppress(ValueError):
-            expires_in = float(expires_in)
-    if (
-        isinstance(expires_in, bool)
-        or not isinstance(expires_in, (int, float))
-        or not math.isfinite(expires_in)
-        or expires_in <= 0
-    ):
-        problem = f"'expires_in' is {_describe(expires_in)}, not a positive number"
-        raise _malformed(token_url, problem)
+    if not _B64TOKEN.fullmatch(token):
+        raise _malformed(
+            token_url,
+            "'access_token' has characters a bearer token cannot have (spaces, line "
+            "breaks, control or non-ASCII characters; RFC 6750 allows A-Z a-z 0-9 - . _ ~ + / "
+            "and a trailing =)",
+        )
+    expires_in = _expires_in(data.get("expires_in"), token_url)
     token_type = data.get("token_type", "bearer")
     if not isinstance(token_type, str) or token_type.lower() != "bearer":
-        raise _malformed(token_url, f"'token_type' is {_describe(token_type)}, not 'bearer'")
+        raise _malformed(token_url, f"'token_type' is {_field_summary(token_type)}, not 'bearer'")
+    if elapsed >= expires_in:
+        raise TokenEndpointError(
+            f"token endpoint {token_url} took {elapsed:.1f} s to answer with a token that "
+            f"lives {expires_in:g} s: it had expired on arrival and was discarded; the "
+            "endpoint or the network is too slow",
+            status=200,
+        )
     scope = data.get("scope", "")
     api_url = data.get("api_url")
     return AccessToken(
         access_token=token,
-        expires_at=sent_at + float(expires_in),
+        expires_at=sent_at + expires_in,
         issued_at=sent_at,
         token_type="bearer",  # noqa: S106 - a type name
         scopes=scope if isinstance(scope, (str, list)) else (),
@@ -314,7 +443,30 @@ def _parse_token(body: bytes, token_url: str, sent_at: float) -> AccessToken:
     )
 
 
-def _describe(value: object) -> str:
+def _expires_in(value: object, token_url: str) -> float:
+    """``expires_in`` as seconds: a finite number (or numeric string) in (0, a day]."""
+    number: object = value
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            number = value
+    if (
+        isinstance(number, bool)
+        or not isinstance(number, (int, float))
+        or not math.isfinite(number)
+        or not 0 < number <= MAX_EXPIRES_IN
+    ):
+        raise _malformed(
+            token_url,
+            f"'expires_in' is {_field_summary(value)}, not a number of seconds above 0 "
+            f"and at most {MAX_EXPIRES_IN:g} (Zoom issues 3599-3600)",
+        )
+    return float(number)
+
+
+def _field_summary(value: object) -> str:
+    """A safe summary of a reply field for a message: numbers as they are, else the type."""
     if value is None:
         return "missing"
     if isinstance(value, (int, float, bool)):
