@@ -1,12 +1,14 @@
 """Worker processes for the reliability, store-fault and soak tests, and the parent's handle.
 
-The child half runs as ``python -m tests.system.reliability_worker <config.json>``. It
-talks to the parent through files in the config's ``dir`` (so no pipe can fill
-up and block it): it creates ``<name>.ready`` when it is ready, rewrites
-``<name>.progress`` (JSON) every 0.2 s, waits for ``go`` / ``stop`` marker files
-the parent creates, and finally writes ``<name>.result`` (JSON). Its stdout and
-stderr go to ``<name>.log``. Every child arms :mod:`faulthandler` as its own
-hang guard, so a stuck child dumps its stacks into the log and exits.
+Both halves run on :mod:`zoom_s2s.testing.fleet`: the child is the workload
+:func:`run_mode`, which gets the test's config as its options (credentials
+travel over a pipe, never through a file or the command line) and returns its
+result to the parent over the harness's channel. Besides that it talks through
+files in the worker directory: it creates ``<name>.ready`` when it is ready,
+rewrites ``<name>.progress`` (JSON) every 0.2 s, and waits for ``go`` / ``stop``
+marker files the parent creates. Its stdout and stderr go to ``<name>.log``.
+The harness arms :mod:`faulthandler` as the child's hang guard (``timeout``
+seconds), so a stuck child dumps its stacks into the log and exits.
 
 Modes (``config["mode"]``):
 
@@ -17,9 +19,9 @@ Modes (``config["mode"]``):
                 token (``stats().expires_in`` above ``valid_threshold``): an
                 error raised then is counted in ``errors_with_valid_token``,
                 which must stay 0. It also samples its own RSS every second.
-``file_writer`` ``next_generation()`` + ``FileTokenStore.write()`` in a tight loop
-                (the parent SIGKILLs it at random moments); token number *n* is
-                written with generation *n*.
+``file_writer`` take a fencing generation + ``FileTokenStore.write()`` in a tight
+                loop (the parent SIGKILLs it at random moments); token number *n*
+                is written with generation *n*.
 ``file_perms``  warms up, drops privileges to ``nobody`` (uid/gid 65534), then
                 runs a manager on each configured FileTokenStore directory:
                 phase 1 reports what callers see; after ``go`` (the parent fixed
@@ -34,18 +36,16 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import faulthandler
 import json
 import os
 import random
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from zoom_s2s.testing.fleet import Fleet, FleetError, FleetWorker, WorkerContext
 
 ROOT = Path(__file__).resolve().parents[2]
 BUCKET = 0.5  # seconds per bucket of the callers' timeline
@@ -224,14 +224,26 @@ async def _file_writer(config: dict[str, Any], out: Path) -> dict[str, Any]:
     written = 0
     try:
         while True:
-            generation = await store.next_generation(key)
+            lease = None
+            if hasattr(store, "next_generation"):  # the store protocol before the lease
+                generation = await store.next_generation(key)
+            else:
+                lease = await store.acquire_lock(key, ttl=30.0)
+                if lease is None:
+                    raise AssertionError("the lock is held by nobody else, yet was refused")
+                generation = lease.generation
             now = time.time()
             token = AccessToken(
                 access_token=f"writer-token-{generation}-" + "x" * 200,
                 expires_at=now + 3600,
                 issued_at=now,
             )
-            if not await store.write(key, token, generation=generation):
+            if lease is None:
+                ok = await store.write(key, token, generation=generation)
+            else:
+                ok = await store.write(lease, token)
+                await store.release_lock(lease)
+            if not ok:
                 raise AssertionError(f"write of generation {generation} was refused")
             written += 1
             if written == 1:
@@ -310,48 +322,38 @@ async def _file_perms(config: dict[str, Any], out: Path) -> dict[str, Any]:
 _MODES = {"callers": _callers, "file_writer": _file_writer, "file_perms": _file_perms}
 
 
-def main() -> None:
-    config_path = Path(sys.argv[1])
-    config = json.loads(config_path.read_text())
-    out = config_path.parent
-    faulthandler.dump_traceback_later(config.get("timeout", 120), exit=True)
-    result = asyncio.run(_MODES[config["mode"]](config, out))
-    write_json(out / f"{config['name']}.result", result)
+async def run_mode(worker: WorkerContext) -> dict[str, Any]:
+    """The workload: run ``worker.options["mode"]`` with the test's config."""
+    config = worker.options
+    result: dict[str, Any] = await _MODES[config["mode"]](config, Path(config["dir"]))
+    return result
 
 
 # -- the parent ----------------------------------------------------------------------
 
 
-class WorkerError(AssertionError):
+class WorkerError(FleetError):
     """A worker failed, died early or did not answer in time."""
 
 
 class Worker:
-    """One ``python -m tests.system.reliability_worker`` process."""
+    """One worker process (a one-worker :class:`~zoom_s2s.testing.fleet.Fleet`)."""
 
     def __init__(self, directory: Path, config: dict[str, Any]) -> None:
         self.name: str = config["name"]
         self.dir = directory
-        config_path = directory / f"{self.name}.json"
-        config_path.write_text(json.dumps(config))
-        config_path.chmod(0o644)
-        self._log = open(directory / f"{self.name}.log", "wb")  # noqa: SIM115 - closed in kill
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.system.reliability_worker", str(config_path)],
-            cwd=ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
+        timeout = float(config.get("timeout", 120))
+        self._fleet = Fleet(timeout=timeout, log_dir=directory)
+        self.worker: FleetWorker = self._fleet.spawn(
+            run_mode, {**config, "dir": str(directory)}, name=self.name, timeout=timeout
         )
+        self.process = self.worker.process
 
     def path(self, suffix: str) -> Path:
         return self.dir / f"{self.name}.{suffix}"
 
     def log(self) -> str:
-        try:
-            return self.path("log").read_text(errors="replace")[-4000:]
-        except OSError:
-            return ""
+        return self.worker.log()
 
     def _fail(self, why: str) -> WorkerError:
         return WorkerError(f"worker {self.name} (pid {self.process.pid}) {why}\n{self.log()}")
@@ -377,21 +379,15 @@ class Worker:
         return data
 
     def result(self, timeout: float = 60.0) -> dict[str, Any]:
+        """The child's result, after it exited cleanly."""
         try:
-            code = self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise self._fail(f"did not finish within {timeout} s") from None
-        if code != 0 or not self.path("result").exists():
-            raise self._fail(f"exited with {code}")
-        data: dict[str, Any] = self.read("result")
+            data: dict[str, Any] = self.worker.finish(timeout)
+        except FleetError as exc:
+            raise WorkerError(str(exc)) from None
         return data
 
     def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(10)
-        self._log.close()
+        self._fleet.close()
 
 
 @contextlib.contextmanager
@@ -419,10 +415,4 @@ def logs(started: list[Worker]) -> str:
 
 def sigkill(worker: Worker) -> None:
     """SIGKILL ``worker`` now (by its pid) and reap it."""
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(worker.process.pid, signal.SIGKILL)
-    worker.process.wait(10)
-
-
-if __name__ == "__main__":
-    main()
+    worker.worker.sigkill()
