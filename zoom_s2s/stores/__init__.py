@@ -7,20 +7,33 @@
 * :class:`EncryptedTokenStore`: encryption at rest around any of them (needs
   the ``zoom-s2s[encryption]`` extra).
 * :func:`store_from_url`: one of the above from ``memory://``, ``file:///dir``,
-  ``redis://...``, ``rediss://...`` or ``unix://...``.
+  ``redis://...``, ``rediss://...`` or ``unix://...``, or a third-party store
+  registered for its scheme (:func:`register_store` or a ``zoom_s2s.stores``
+  entry point).
 
-Third-party stores implement :class:`TokenStore` and check themselves with
-:class:`zoom_s2s.testing.contract.StoreContract`.
+Writing a store: implement :class:`TokenStore` (most easily by subclassing
+:class:`BaseTokenStore`) with :class:`LockLease` and :class:`FailureRecord`,
+and check it with :class:`zoom_s2s.testing.StoreContract`; ``docs/stores.rst``
+walks through it.
 """
 
-from .base import FailureRecord, LockLease, TokenStore, decode_record, encode_record
+from .base import (
+    BaseTokenStore,
+    FailureRecord,
+    LockLease,
+    TokenStore,
+    decode_record,
+    encode_record,
+)
 from .encrypted import EncryptedTokenStore
 from .file import FileTokenStore
 from .memory import MemoryTokenStore
 from .redis import RedisTokenStore
+from .registry import register_store
 from .url import store_from_url
 
 __all__ = [
+    "BaseTokenStore",
     "EncryptedTokenStore",
     "FailureRecord",
     "FileTokenStore",
@@ -30,5 +43,6 @@ __all__ = [
     "TokenStore",
     "decode_record",
     "encode_record",
+    "register_store",
     "store_from_url",
 ]

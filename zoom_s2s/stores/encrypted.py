@@ -1,24 +1,39 @@
 """EncryptedTokenStore: encryption at rest for any TokenStore (extra: ``zoom-s2s[encryption]``).
 
-Wraps another store so that the access token it keeps is encrypted and
+Wraps another store so that everything it keeps about a token is encrypted and
 authenticated with Fernet (AES-128-CBC + HMAC-SHA256, from ``cryptography``)::
 
     store = EncryptedTokenStore(RedisTokenStore.from_url(url), keys=[os.environ["ZOOM_S2S_KEY"]])
 
+What is sealed
+--------------
+The *whole* record: one Fernet token over the access token, its expiry and
+issue time, scopes, ``api_url``, token type and the store key it was written
+for. The wrapped store sees an :class:`~zoom_s2s.AccessToken` whose
+``access_token`` is that ciphertext and whose ``expires_at``/``issued_at`` are
+plain copies kept only so that it can set its TTL; it has no scopes and no
+``api_url``. On read every field comes from the sealed data, and the expiry is
+the earlier of the sealed one and the wrapped store's (the store may shorten
+a token's life, never lengthen it). Someone who can write the store but holds
+no key therefore cannot redirect the token to another host (``api_url``),
+extend its life, change its scopes or move a record to another key: such a
+record does not verify and is a miss with a warning, exactly like one that no
+configured key decrypts. The next refresh replaces it.
+
 Key rotation: pass several keys; the first encrypts, any of them decrypts.
 Put a new key first, deploy everywhere, and drop the old key after one token
-lifetime. A stored token that no key decrypts (wrong key, tampered data) is a
-miss with a warning, never an error and never used: the next refresh replaces
-it. Make a key with :func:`EncryptedTokenStore.generate_key`.
+lifetime. Make a key with :func:`EncryptedTokenStore.generate_key`.
 
-What stays readable in the store: the expiry, scopes and ``api_url`` (the
-manager needs them to decide, and they grant nothing). Compare-and-delete
-still works because the manager's fingerprint is checked against the
-decrypted token before the wrapped store deletes its ciphertext.
+Locks, fencing generations and failure records pass through to the wrapped
+store unencrypted: they carry no secret (failure messages are scrubbed before
+they are stored). Compare-and-delete still works because the caller's
+fingerprint is checked against the decrypted token before the wrapped store
+deletes exactly the ciphertext that was read.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -27,7 +42,7 @@ import attrs
 
 from ..errors import ConfigurationError
 from ..models import AccessToken
-from .base import FailureRecord, LockLease, TokenStore
+from .base import BaseTokenStore, FailureRecord, LockLease, TokenStore
 
 if TYPE_CHECKING:
     from cryptography.fernet import MultiFernet
@@ -37,6 +52,10 @@ __all__ = ["EncryptedTokenStore", "validate_keys"]
 logger = logging.getLogger("zoom_s2s.stores.encrypted")
 
 _INSTALL_HINT = "EncryptedTokenStore needs cryptography: install zoom-s2s[encryption]"
+
+# Version of the sealed payload. Records of earlier releases sealed only the
+# token string: they fail to decode (a miss) and the next refresh replaces them.
+_SEALED_VERSION = 2
 
 
 def validate_keys(keys: Sequence[str | bytes]) -> None:
@@ -67,16 +86,19 @@ def _multi_fernet(keys: Sequence[str | bytes]) -> MultiFernet:
     return MultiFernet(fernets)
 
 
-class EncryptedTokenStore:
-    """A :class:`~zoom_s2s.TokenStore` that encrypts tokens before another store keeps them.
+class EncryptedTokenStore(BaseTokenStore):
+    """A :class:`~zoom_s2s.TokenStore` that seals tokens before another store keeps them.
 
     Args:
-        store: The store that keeps the (encrypted) tokens; closed with this one.
+        store: The store that keeps the sealed tokens; closed with this one.
         keys: Fernet keys; the first encrypts, every one may decrypt.
 
     Raises:
         ConfigurationError: No keys, a malformed key, or ``cryptography`` missing.
     """
+
+    # The wrapped store translates its own backend errors; decryption failures are misses.
+    backend_errors = ()
 
     def __init__(self, store: TokenStore, keys: Sequence[str | bytes]) -> None:
         self._fernet = _multi_fernet(keys)
@@ -103,59 +125,97 @@ class EncryptedTokenStore:
     def __repr__(self) -> str:
         return f"EncryptedTokenStore({self._inner!r})"
 
-    def _decrypt(self, key: str, stored: AccessToken) -> AccessToken | None:
+    # -- sealing ------------------------------------------------------------------
+
+    def _seal(self, key: str, token: AccessToken) -> AccessToken:
+        """The token the wrapped store keeps: ciphertext of everything, times for its TTL."""
+        payload = {"v": _SEALED_VERSION, "key": key, "token": token.to_dict()}
+        sealed = self._fernet.encrypt(json.dumps(payload, separators=(",", ":")).encode())
+        return AccessToken(
+            access_token=sealed.decode("ascii"),
+            expires_at=token.expires_at,
+            issued_at=token.issued_at,
+        )
+
+    def _miss(self, key: str, why: str) -> None:
+        logger.warning(
+            "stored token for %s in %s %s; treating it as a miss (the next refresh replaces it)",
+            key,
+            self._inner.name,
+            why,
+        )
+
+    def _open(self, key: str, stored: AccessToken) -> AccessToken | None:
+        """The token sealed in ``stored``, or ``None`` (with a warning) if it does not verify."""
         from cryptography.fernet import InvalidToken
 
         try:
             plain = self._fernet.decrypt(stored.access_token.encode("ascii"))
         except (InvalidToken, UnicodeEncodeError):
-            logger.warning(
-                "stored token for %s in %s does not decrypt with any configured key (key "
-                "rotated away, or the data was changed); treating it as a miss",
+            self._miss(
                 key,
-                self._inner.name,
+                "does not decrypt with any configured key (key rotated away, or the data "
+                "was changed by someone without the key)",
             )
             return None
-        return attrs.evolve(stored, access_token=plain.decode("utf-8"))
+        try:
+            payload = json.loads(plain)
+            if not isinstance(payload, dict) or payload.get("v") != _SEALED_VERSION:
+                raise ValueError("not a sealed zoom-s2s token record (version 2)")
+            if payload.get("key") != key:
+                raise ValueError("sealed for another store key")
+            token = AccessToken.from_dict(payload.get("token"))
+        except (ValueError, TypeError, RecursionError) as exc:
+            detail = str(exc) if not isinstance(exc, json.JSONDecodeError) else "not JSON"
+            self._miss(key, f"has sealed data that does not decode ({detail})")
+            return None
+        if stored.scopes or stored.api_url is not None:
+            # Written beside the ciphertext by someone without the key: a warning sign
+            # even though nothing unsealed would be used.
+            self._miss(key, "has plaintext metadata next to the sealed record (tampered)")
+            return None
+        # The wrapped store may shorten the token's life (its TTL), never extend it.
+        expires_at = min(token.expires_at, stored.expires_at)
+        if expires_at == token.expires_at:
+            return token
+        return attrs.evolve(token, expires_at=expires_at)
+
+    # -- the protocol -------------------------------------------------------------
 
     async def read(self, key: str) -> AccessToken | None:
         stored = await self._inner.read(key)
-        return None if stored is None else self._decrypt(key, stored)
+        return None if stored is None else self._open(key, stored)
 
-    async def write(self, key: str, token: AccessToken, *, generation: int) -> bool:
-        sealed = self._fernet.encrypt(token.access_token.encode("utf-8")).decode("ascii")
-        return await self._inner.write(
-            key, attrs.evolve(token, access_token=sealed), generation=generation
-        )
+    async def acquire_lock(self, key: str, *, ttl: float) -> LockLease | None:
+        return await self._inner.acquire_lock(key, ttl=ttl)
+
+    async def write(self, lease: LockLease, token: AccessToken) -> bool:
+        return await self._inner.write(lease, self._seal(lease.key, token))
+
+    async def write_failure(
+        self, lease: LockLease, failure: FailureRecord, *, keep_for: float
+    ) -> None:
+        await self._inner.write_failure(lease, failure, keep_for=keep_for)
+
+    async def release_lock(self, lease: LockLease) -> bool:
+        return await self._inner.release_lock(lease)
 
     async def delete(self, key: str, *, fingerprint: str) -> bool:
         stored = await self._inner.read(key)
         if stored is None:
             return False
-        plain = self._decrypt(key, stored)
+        plain = self._open(key, stored)
         if plain is None or plain.fingerprint != fingerprint:
             return False
         # The ciphertext's own fingerprint makes the wrapped delete a compare-and-delete
         # of exactly what was read: a token written meanwhile is left alone.
         return await self._inner.delete(key, fingerprint=stored.fingerprint)
 
-    async def next_generation(self, key: str) -> int:
-        return await self._inner.next_generation(key)
-
-    async def acquire_lock(self, key: str, *, ttl: float) -> LockLease | None:
-        return await self._inner.acquire_lock(key, ttl=ttl)
-
-    async def release_lock(self, lease: LockLease) -> bool:
-        return await self._inner.release_lock(lease)
-
     async def wait_for_change(self, key: str, *, timeout: float) -> None:
         await self._inner.wait_for_change(key, timeout=timeout)
 
     async def read_failure(self, key: str) -> FailureRecord | None:
         return await self._inner.read_failure(key)
-
-    async def write_failure(self, key: str, failure: FailureRecord | None) -> None:
-        await self._inner.write_failure(key, failure)
 
     async def aclose(self) -> None:
         await self._inner.aclose()
