@@ -1,8 +1,8 @@
 """``zoom-s2s demo``: a fleet of processes and coroutines on a fake Zoom, sharing one token.
 
 It starts :class:`~zoom_s2s.testing.FakeZoom` in this process, then ``workers``
-processes (``spawn`` start method), each running ``coroutines`` coroutines
-that call ``get_user("me")`` ``calls`` times through one
+processes (a :class:`~zoom_s2s.testing.fleet.Fleet`), which start together,
+each running ``coroutines`` coroutines that call ``get_user("me")`` ``calls`` times through one
 :class:`~zoom_s2s.ZoomClient` and :class:`~zoom_s2s.TokenManager` per
 process, all sharing a token store (by default a
 :class:`~zoom_s2s.FileTokenStore` in a new temporary directory). The fake
@@ -14,23 +14,18 @@ Progress goes to stderr, one line per finished worker; the report to stdout.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import multiprocessing
-import queue
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
 from pathlib import Path
-
-import attrs
+from typing import Any
 
 from .client import ZoomClient
 from .manager import TokenManager
-from .models import Credentials
 from .oauth import RetryPolicy
 from .testing.fake_zoom import FakeZoom
+from .testing.fleet import Fleet, Outcome, WorkerContext
 
 __all__ = ["run_demo"]
 
@@ -38,90 +33,47 @@ _WORKER_DEADLINE = 60.0  # seconds the whole fleet may take before the demo give
 _TOKEN_LATENCY = 0.1  # the fake's token endpoint is slow, so workers really race for it
 
 
-@attrs.frozen
-class _WorkerSpec:
-    index: int
-    credentials: Credentials
-    token_url: str
-    api_url: str
-    store: str
-    coroutines: int
-    calls: int
-    log_level: int
-
-
-@attrs.frozen
-class _WorkerResult:
-    index: int
-    api_calls: int = 0
-    fetches: int = 0
-    account_ids: frozenset[str] = frozenset()
-    error: str | None = None
-
-
-async def _run_worker(spec: _WorkerSpec) -> _WorkerResult:
+async def demo_worker(worker: WorkerContext) -> dict[str, Any]:
+    """One worker process: ``coroutines`` coroutines x ``calls`` ``get_user("me")`` calls."""
+    level = int(worker.options["log_level"])
+    logging.basicConfig(
+        level=level, format=f"%(levelname)s worker {worker.index + 1} %(name)s: %(message)s"
+    )
+    assert worker.credentials is not None
+    assert worker.api_base_url is not None
     # Generous retries: on a busy 2-core machine the fake may answer slowly.
     retry = RetryPolicy(attempts=5, timeout=30.0, wait_initial=0.05, wait_jitter=0.05)
+    calls = int(worker.options["calls"])
     async with (
         TokenManager(
-            spec.credentials,
-            store=spec.store,
-            token_url=spec.token_url,
-            retry=retry,
+            worker.credentials, store=worker.store, token_url=worker.token_url, retry=retry
         ) as tokens,
-        ZoomClient(tokens, spec.api_url, retry=retry) as zoom,
+        ZoomClient(tokens, worker.api_base_url, retry=retry) as zoom,
     ):
+        await worker.gate()  # every process starts at one instant
 
-        async def one_coroutine() -> list[str | None]:
-            return [(await zoom.get_user("me")).account_id for _ in range(spec.calls)]
+        async def one_coroutine(_: int) -> list[str | None]:
+            return [(await zoom.get_user("me")).account_id for _ in range(calls)]
 
-        results = await asyncio.gather(*(one_coroutine() for _ in range(spec.coroutines)))
-        account_ids = frozenset(a for calls in results for a in calls if a is not None)
-        return _WorkerResult(
-            index=spec.index,
-            api_calls=sum(len(calls) for calls in results),
-            fetches=tokens.stats().fetches,
-            account_ids=account_ids,
-        )
-
-
-def _worker_main(spec: _WorkerSpec, results: multiprocessing.Queue[_WorkerResult]) -> None:
-    logging.basicConfig(
-        level=spec.log_level, format=f"%(levelname)s worker {spec.index} %(name)s: %(message)s"
-    )
-    try:
-        result = asyncio.run(_run_worker(spec))
-    except Exception as exc:  # reported by the parent, which decides the exit status
-        result = _WorkerResult(index=spec.index, error=f"{type(exc).__name__}: {exc}")
-    results.put(result)
+        results = await worker.gather(one_coroutine)
+        account_ids = sorted({a for each in results for a in each if a is not None})
+        return {
+            "api_calls": sum(len(each) for each in results),
+            "fetches": tokens.stats().fetches,
+            "account_ids": account_ids,
+        }
 
 
-def _collect(
-    processes: Sequence[multiprocessing.process.BaseProcess],
-    results: multiprocessing.Queue[_WorkerResult],
-) -> list[_WorkerResult]:
-    collected: list[_WorkerResult] = []
-    deadline = time.monotonic() + _WORKER_DEADLINE
-    while len(collected) < len(processes):
-        try:
-            result = results.get(timeout=0.2)
-        except queue.Empty:
-            if time.monotonic() > deadline:
-                break
-            if all(not p.is_alive() for p in processes):
-                # Every process is gone: whatever was put is in the queue now.
-                try:
-                    result = results.get(timeout=1.0)
-                except queue.Empty:
-                    break
-            else:
-                continue
-        collected.append(result)
-        outcome = result.error or (
-            f"{result.api_calls} API calls, fetched {result.fetches} token(s)"
+def _collect(fleet: Fleet, workers: int) -> list[Outcome]:
+    collected: list[Outcome] = []
+    for outcome in fleet.outcomes(timeout=_WORKER_DEADLINE):
+        collected.append(outcome)
+        value = outcome.value or {}
+        text = outcome.error or (
+            f"{value['api_calls']} API calls, fetched {value['fetches']} token(s)"
         )
         print(
-            f"worker {len(collected)}/{len(processes)} done (#{result.index}): {outcome}",
+            f"worker {len(collected)}/{workers} done (#{outcome.worker.index + 1}): {text}",
             file=sys.stderr,
             flush=True,
         )
@@ -146,38 +98,32 @@ def run_demo(
     with tempfile.TemporaryDirectory(prefix="zoom-s2s-demo-") as tmp:
         store_url = store or Path(tmp, "tokens").as_uri()
         zoom = FakeZoom(latency=_TOKEN_LATENCY)
-        with zoom.running_in_thread():
-            context = multiprocessing.get_context("spawn")
-            results: multiprocessing.Queue[_WorkerResult] = context.Queue()
-            specs = [
-                _WorkerSpec(
-                    index=i,
-                    credentials=zoom.credentials,
-                    token_url=zoom.token_url,
-                    api_url=zoom.api_base_url,
-                    store=store_url,
-                    coroutines=coroutines,
-                    calls=calls,
-                    log_level=logging.getLogger().getEffectiveLevel(),
-                )
-                for i in range(1, workers + 1)
-            ]
+        with (
+            zoom.running_in_thread(),
+            Fleet(
+                token_url=zoom.token_url,
+                credentials=zoom.credentials,
+                api_base_url=zoom.api_base_url,
+                store=store_url,
+                coroutines=coroutines,
+                options={"calls": calls, "log_level": logging.getLogger().getEffectiveLevel()},
+                timeout=_WORKER_DEADLINE,
+            ) as fleet,
+        ):
             started = time.monotonic()
-            processes = [
-                context.Process(target=_worker_main, args=(spec, results), daemon=True)
-                for spec in specs
-            ]
-            for process in processes:
-                process.start()
-            collected = _collect(processes, results)
-            for process in processes:
-                process.join(5)
-                if process.is_alive():
-                    process.kill()
+            for _ in range(workers):
+                fleet.spawn(demo_worker)
+            problems: list[str] = []
+            try:
+                fleet.start()
+            except AssertionError as exc:  # a worker died before it was ready
+                problems.append(str(exc).split("\n")[0])
+            collected = _collect(fleet, workers) if not problems else []
             elapsed = time.monotonic() - started
             token_requests, api_requests = zoom.token_requests, zoom.api_requests
     return _report(
         collected,
+        problems,
         workers=workers,
         coroutines=coroutines,
         calls=calls,
@@ -190,7 +136,8 @@ def run_demo(
 
 
 def _report(
-    collected: list[_WorkerResult],
+    collected: list[Outcome],
+    problems: list[str],
     *,
     workers: int,
     coroutines: int,
@@ -202,17 +149,18 @@ def _report(
     elapsed: float,
 ) -> int:
     expected_calls = workers * coroutines * calls
-    api_calls = sum(r.api_calls for r in collected)
-    account_ids = frozenset().union(*(r.account_ids for r in collected))
+    values = [o.value for o in collected if o.error is None]
+    api_calls = sum(int(v["api_calls"]) for v in values)
+    account_ids = frozenset(a for v in values for a in v["account_ids"])
     print(f"zoom-s2s demo: {workers} worker processes x {coroutines} coroutines x {calls} calls")
     print(f"  store:          {store}")
     print(f"  API calls:      {api_calls} (answered by the fake Zoom: {api_requests})")
     print(f"  token fetches:  {token_requests} (counted at the fake Zoom's token endpoint)")
     print(f"  account id:     {', '.join(sorted(account_ids)) or '-'}")
     print(f"  elapsed:        {elapsed:.2f} s")
-    problems = [f"worker #{r.index} failed: {r.error}" for r in collected if r.error]
-    if len(collected) < workers:
-        problems.append(f"only {len(collected)} of {workers} workers reported back")
+    problems += [f"worker #{o.worker.index + 1} failed: {o.error}" for o in collected if o.error]
+    if len(values) < workers:
+        problems.append(f"only {len(values)} of {workers} workers reported back")
     if token_requests != 1:
         problems.append(f"{token_requests} token fetches, expected exactly 1")
     if api_calls != expected_calls:

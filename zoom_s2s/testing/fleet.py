@@ -60,7 +60,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, TypeVar
+from typing import IO, Any, Literal, TypeVar, overload
 
 import attrs
 
@@ -232,15 +232,28 @@ class WorkerContext:
         await asyncio.sleep(max(0.0, at - _real_time()))
         return at
 
+    @overload
+    async def gather(
+        self, fn: Callable[[int], Awaitable[T]], *, return_exceptions: Literal[False] = False
+    ) -> list[T]: ...
+
+    @overload
+    async def gather(
+        self, fn: Callable[[int], Awaitable[T]], *, return_exceptions: bool
+    ) -> list[T | BaseException]: ...
+
     async def gather(
         self, fn: Callable[[int], Awaitable[T]], *, return_exceptions: bool = False
-    ) -> list[T | BaseException]:
-        """Run ``fn(0)`` ... ``fn(coroutines - 1)`` concurrently; their results in order."""
-        return list(
-            await asyncio.gather(
-                *(fn(i) for i in range(self.coroutines)), return_exceptions=return_exceptions
-            )
-        )
+    ) -> list[T] | list[T | BaseException]:
+        """Run ``fn(0)`` ... ``fn(coroutines - 1)`` concurrently; their results in order.
+
+        With ``return_exceptions``, an exception takes its coroutine's place
+        instead of being raised (as in :func:`asyncio.gather`).
+        """
+        calls = [fn(i) for i in range(self.coroutines)]
+        if return_exceptions:
+            return list(await asyncio.gather(*calls, return_exceptions=True))
+        return list(await asyncio.gather(*calls))
 
 
 def _run_job(channel: _Channel, job: dict[str, Any]) -> None:
