@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
+import logging
 import socket
+import subprocess
+import sys
+import textwrap
 import time
-from collections.abc import AsyncIterator
+import urllib.parse
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import pytest
 import pytest_asyncio
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from zoom_s2s import (
     ConfigurationError,
@@ -19,11 +27,12 @@ from zoom_s2s import (
     MalformedTokenResponseError,
     RetryPolicy,
     TokenEndpointError,
+    TokenError,
     TokenManager,
     TokenRateLimitedError,
     request_token,
 )
-from zoom_s2s.oauth import parse_retry_after
+from zoom_s2s.oauth import MAX_REPLY_BYTES, parse_retry_after, validate_url
 from zoom_s2s.testing import FakeZoom, Fault
 
 from ..support import FAST_RETRY
@@ -283,3 +292,415 @@ async def test_a_slow_success_is_still_a_token(
     assert time.monotonic() - started >= 0.3
     assert token.access_token == fake_zoom.issued_tokens[0]  # type: ignore[attr-defined]
     assert fake_zoom.token_requests == 1
+
+
+# -- a scripted token endpoint on loopback ------------------------------------------------
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Scripted:
+    """A real aiohttp token endpoint on loopback whose answer each test writes."""
+
+    def __init__(self) -> None:
+        self.handler: Handler | None = None
+        self.requests = 0
+        self.server = TestServer(web.Application())
+        self.server.app.router.add_post("/oauth/token", self._handle)
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self.requests += 1
+        assert self.handler is not None
+        return await self.handler(request)
+
+    @property
+    def token_url(self) -> str:
+        return str(self.server.make_url("/oauth/token"))
+
+    def answer_json(self, data: object, status: int = 200, **kwargs: object) -> None:
+        async def handler(_request: web.Request) -> web.StreamResponse:
+            return web.json_response(data, status=status, **kwargs)  # type: ignore[arg-type]
+
+        self.handler = handler
+
+
+@pytest_asyncio.fixture
+async def endpoint() -> AsyncIterator[Scripted]:
+    scripted = Scripted()
+    await scripted.server.start_server()
+    try:
+        yield scripted
+    finally:
+        await scripted.server.close()
+
+
+CREDS = Credentials("acct", "client-id", "hostile/s3cr3t+value=")
+ONE_TRY = RetryPolicy(attempts=1)
+
+
+async def token_from(endpoint: Scripted, session: aiohttp.ClientSession, **kwargs: object) -> object:
+    return await request_token(
+        session,
+        CREDS,
+        token_url=endpoint.token_url,
+        retry=kwargs.pop("retry", ONE_TRY),  # type: ignore[arg-type]
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+# -- item 3: credentials a hostile endpoint reflects never leak ---------------------------
+
+
+def echoes(authorization: str) -> dict[str, str]:
+    """Everything the endpoint can build from the Authorization header it received."""
+    pair = base64.b64decode(authorization.removeprefix("Basic ")).decode()
+    secret = pair.split(":", 1)[1]
+    b64 = base64.b64encode(pair.encode()).decode()
+    return {
+        "header": authorization,
+        "base64": b64,
+        "base64-unpadded": b64.rstrip("="),
+        "base64-urlsafe": base64.urlsafe_b64encode(pair.encode()).decode().rstrip("="),
+        "pair": pair,
+        "secret": secret,
+        "quoted": urllib.parse.quote(secret, safe=""),
+        "quoted-lowercase": urllib.parse.quote(secret, safe="").lower(),
+        "quote-plus": urllib.parse.quote_plus(secret),
+        "quoted-pair": urllib.parse.quote(pair, safe=""),
+        "secret-in-a-long-reason": "x" * 185 + secret,  # cut at 200 characters
+        "header-in-a-long-reason": "x" * 180 + authorization,
+    }
+
+
+def secret_windows() -> set[str]:
+    """Every 12-character piece of every encoding of the secret: no fragment may leak."""
+    encoded = echoes("Basic " + base64.b64encode(f"{CREDS.client_id}:{CREDS.client_secret}".encode()).decode())
+    encodings = [value.lstrip("x") for key, value in encoded.items() if key != "header"]
+    return {
+        form[i : i + 12] for form in encodings for i in range(len(form) - 11) if "client-id" not in form[i : i + 12]
+    }
+
+
+def everything_said(exc: BaseException, caplog: pytest.LogCaptureFixture) -> list[str]:
+    """str, repr and every attribute of the error and its chain, and every log line."""
+    said: list[str] = []
+    seen: BaseException | None = exc
+    while seen is not None:
+        said += [str(seen), repr(seen), *(repr(value) for value in vars(seen).values())]
+        said += [repr(arg) for arg in seen.args]
+        seen = seen.__cause__ or seen.__context__
+    for record in caplog.records:
+        said += [record.getMessage(), repr(record.args), repr(vars(record))]
+    return said
+
+
+REFLECTED_STATUSES = [200, 302, 400, 401, 429, 500, 503]
+
+
+@pytest.mark.parametrize("status", REFLECTED_STATUSES)
+@pytest.mark.parametrize("echo", sorted(echoes("Basic " + base64.b64encode(b"i:s").decode())))
+async def test_a_reflected_secret_leaks_in_no_encoding_field_or_log(
+    endpoint: Scripted,
+    session: aiohttp.ClientSession,
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+    echo: str,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+
+    async def reflect(request: web.Request) -> web.StreamResponse:
+        said = echoes(request.headers["Authorization"])[echo]
+        body = await request.text()
+        fields = {"error": said, "reason": said, "message": said, "body": body}
+        if status == 200:  # a "token" made of the reflection, in every field
+            fields.update(access_token=said, token_type=said, expires_in=said, scope=said)
+        return web.json_response(
+            fields,
+            status=status,
+            reason=said[-60:],  # the HTTP reason phrase
+            headers={"X-Echo": said, "Retry-After": said, "Location": f"https://x.example/{said}"},
+        )
+
+    endpoint.handler = reflect
+    with pytest.raises(TokenError) as info:
+        await token_from(endpoint, session, retry=FAST_RETRY)
+    said = "\n".join(everything_said(info.value, caplog))
+    leaked = {window for window in secret_windows() if window in said}
+    assert not leaked, said
+    assert endpoint.requests >= 1
+
+
+async def test_a_reflected_secret_is_scrubbed_but_the_rest_of_the_reason_stays(
+    endpoint: Scripted, session: aiohttp.ClientSession
+) -> None:
+    async def reflect(request: web.Request) -> web.StreamResponse:
+        auth = request.headers["Authorization"]
+        return web.json_response({"error": "invalid_client", "reason": f"bad {auth}!"}, status=401)
+
+    endpoint.handler = reflect
+    with pytest.raises(InvalidCredentialsError) as info:
+        await token_from(endpoint, session)
+    assert info.value.reason == "bad ***!"
+    assert info.value.error == "invalid_client"
+    assert "bad ***!" in str(info.value)
+    assert "ZOOM_CLIENT_SECRET" in str(info.value)  # the hint still says what to do
+
+
+# -- item 4: plain HTTP only to loopback unless the user opts in ---------------------------
+
+
+@pytest.mark.parametrize("url", ["http://example.com/oauth/token", "http://10.0.0.1/oauth/token", "HTTP://zoom.us/oauth/token"])
+def test_plain_http_to_another_host_is_refused_with_the_reason_and_the_way_out(url: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        validate_url(url, "token_url")
+    message = str(info.value)
+    assert "clear text" in message
+    assert "allow_insecure_http=True" in message
+    assert "https://" in message
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/oauth/token",
+        "http://127.9.8.7/oauth/token",
+        "http://localhost:1/oauth/token",
+        "http://[::1]:8080/oauth/token",
+        "https://example.com/oauth/token",
+    ],
+)
+def test_https_and_plain_http_to_loopback_are_accepted(url: str) -> None:
+    assert validate_url(url, "token_url").host
+
+
+def test_plain_http_is_accepted_when_the_user_opts_in() -> None:
+    assert validate_url("http://example.com/t", "token_url", allow_insecure_http=True).host == "example.com"
+
+
+async def test_request_token_refuses_plain_http_before_sending(session: aiohttp.ClientSession) -> None:
+    with pytest.raises(ConfigurationError, match="clear text"):
+        await request_token(session, CREDS, token_url="http://192.0.2.1/oauth/token", retry=ONE_TRY)
+
+
+async def test_request_token_sends_over_plain_http_when_allowed(
+    endpoint: Scripted, session: aiohttp.ClientSession
+) -> None:
+    endpoint.answer_json({"access_token": "t", "expires_in": 3599})
+    token = await token_from(endpoint, session, allow_insecure_http=True)
+    assert token.access_token == "t"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://user:pa55word-never-shown@zoom.us/oauth/token",
+        "https://:pa55word-never-shown@zoom.us/oauth/token",
+        "http://user:pa55word-never-shown@[::1/oauth/token",  # not even parseable
+    ],
+)
+def test_a_url_with_user_and_password_is_refused_without_echoing_the_password(url: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        validate_url(url, "token_url")
+    assert "pa55word-never-shown" not in str(info.value)
+    assert "token_url" in str(info.value)
+
+
+def test_a_url_with_a_password_names_the_problem() -> None:
+    with pytest.raises(ConfigurationError, match="must not carry a user name or password"):
+        validate_url("https://user:pw@zoom.us/oauth/token", "token_url")
+
+
+# -- item 13 and 8: expires_in in range, a token that expired on arrival -------------------
+
+
+@pytest.mark.parametrize(
+    "expires_in",
+    [1e300, 86401, "1e300", "inf", "nan", "-inf", None, [3599], {"s": 1}, 0.0, -1],
+)
+async def test_an_expires_in_outside_0_to_a_day_is_malformed(
+    endpoint: Scripted, session: aiohttp.ClientSession, expires_in: object
+) -> None:
+    endpoint.answer_json({"access_token": "t", "expires_in": expires_in})
+    with pytest.raises(MalformedTokenResponseError, match=r"'expires_in' is .* at most 86400") as info:
+        await token_from(endpoint, session)
+    assert "3599" in str(info.value)  # says what Zoom issues
+
+
+@pytest.mark.parametrize("expires_in", [86400, 3599, "3600", 0.5])
+async def test_an_expires_in_up_to_a_day_is_accepted(
+    endpoint: Scripted, session: aiohttp.ClientSession, expires_in: object
+) -> None:
+    endpoint.answer_json({"access_token": "t", "expires_in": expires_in})
+    token = await token_from(endpoint, session)
+    assert token.lifetime == pytest.approx(float(expires_in))  # type: ignore[attr-defined, arg-type]
+
+
+async def test_a_token_that_expired_before_its_answer_arrived_is_never_returned(
+    endpoint: Scripted, session: aiohttp.ClientSession
+) -> None:
+    async def slow(_request: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(0.3)
+        return web.json_response({"access_token": "t", "expires_in": 0.2})
+
+    endpoint.handler = slow
+    with pytest.raises(TokenEndpointError, match="expired on arrival") as info:
+        await token_from(endpoint, session, retry=RetryPolicy(attempts=2, wait_initial=0, wait_jitter=0))
+    assert info.value.status == 200
+    assert endpoint.requests == 2  # a transient failure: retried like a 5xx
+
+
+# -- item 17: a token value that cannot go into a header is refused on arrival ---------------
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["abc\r\nX-Injected: 1", "abc\ndef", "abc def", "abc\tdef", "abc\x00", "tök", "a=b", "Bearer abc", "abc\x7f"],
+)
+async def test_an_access_token_outside_rfc6750_characters_is_malformed(
+    endpoint: Scripted, session: aiohttp.ClientSession, token: str
+) -> None:
+    endpoint.answer_json({"access_token": token, "expires_in": 3599})
+    with pytest.raises(MalformedTokenResponseError, match="'access_token' has characters") as info:
+        await token_from(endpoint, session)
+    assert token not in str(info.value)
+
+
+@pytest.mark.parametrize("token", ["eyJhbGciOiJIUzUxMiJ9.eyJ2ZXIiOjl9.a-b_c~d+e/f==", "x"])
+async def test_jwt_and_b64_tokens_are_accepted(
+    endpoint: Scripted, session: aiohttp.ClientSession, token: str
+) -> None:
+    endpoint.answer_json({"access_token": token, "expires_in": 3599, "token_type": "Bearer"})
+    assert (await token_from(endpoint, session)).access_token == token  # type: ignore[attr-defined]
+
+
+async def test_a_deeply_nested_token_reply_is_malformed_not_a_recursion_error(
+    endpoint: Scripted, session: aiohttp.ClientSession
+) -> None:
+    nested = "[" * 30_000 + "]" * 30_000
+
+    async def deep(_request: web.Request) -> web.StreamResponse:
+        return web.Response(text=nested, content_type="application/json")
+
+    endpoint.handler = deep
+    with pytest.raises(MalformedTokenResponseError, match="nested too deeply"):
+        await token_from(endpoint, session)
+
+
+async def test_a_deeply_nested_error_reply_still_gives_the_status_error(
+    endpoint: Scripted, session: aiohttp.ClientSession
+) -> None:
+    async def deep(_request: web.Request) -> web.StreamResponse:
+        return web.Response(text='{"a":' * 50_000, status=400, content_type="application/json")
+
+    endpoint.handler = deep
+    with pytest.raises(InvalidCredentialsError, match="HTTP 400"):
+        await token_from(endpoint, session)
+
+
+# -- item 16: replies are bounded --------------------------------------------------------
+
+
+def streaming(total: int, status: int, sent: list[int]) -> Handler:
+    """A handler streaming ``total`` bytes (chunked, no length), counting what it got out."""
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(status=status)
+        response.content_type = "application/json"
+        await response.prepare(request)
+        chunk = b" " * 65536
+        try:
+            while sent[0] < total:
+                await response.write(chunk)
+                sent[0] += len(chunk)
+        except (ConnectionResetError, ConnectionError):
+            pass
+        return response
+
+    return stream
+
+
+HUGE = 64 * 1024 * 1024
+
+
+async def test_a_huge_token_reply_fails_fast_without_being_read(
+    endpoint: Scripted, session: aiohttp.ClientSession
+) -> None:
+    sent = [0]
+    endpoint.handler = streaming(HUGE, 200, sent)
+    with pytest.raises(MalformedTokenResponseError, match="more than the 65,536 bytes accepted"):
+        await token_from(endpoint, session)
+    await asyncio.sleep(0.1)  # let the server notice the closed connection
+    assert sent[0] < HUGE  # the client hung up instead of draining it
+
+
+async def test_a_huge_error_reply_keeps_its_status_class(
+    endpoint: Scripted, session: aiohttp.ClientSession
+) -> None:
+    endpoint.handler = streaming(HUGE, 503, [0])
+    with pytest.raises(TokenEndpointError, match=r"HTTP 503 \(the body is more than") as info:
+        await token_from(endpoint, session)
+    assert info.value.status == 503
+
+
+async def test_a_declared_huge_length_is_refused_before_reading(
+    endpoint: Scripted, session: aiohttp.ClientSession
+) -> None:
+    async def declared(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(status=200, headers={"Content-Length": str(10**9)})
+        await response.prepare(request)
+        await response.write(b"{")
+        return response
+
+    endpoint.handler = declared
+    with pytest.raises(MalformedTokenResponseError, match="1,000,000,000 bytes"):
+        await token_from(endpoint, session)
+
+
+async def test_a_reply_at_the_limit_is_read(endpoint: Scripted, session: aiohttp.ClientSession) -> None:
+    body = b'{"access_token": "t", "expires_in": 3599}'
+    padded = body[:-1] + b" " * (MAX_REPLY_BYTES - len(body)) + b"}"
+
+    async def full(_request: web.Request) -> web.StreamResponse:
+        return web.Response(body=padded, content_type="application/json")
+
+    endpoint.handler = full
+    assert (await token_from(endpoint, session)).access_token == "t"  # type: ignore[attr-defined]
+
+
+# -- item 18: retries are logged on zoom_s2s's logger, not by stamina on stderr --------------
+
+
+async def test_retries_are_logged_on_the_zoom_s2s_logger_with_their_context(
+    fake_zoom: FakeZoom, session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    fake_zoom.fail_next(2, fault=Fault(status=503))
+    await fetch(fake_zoom, session)
+    notices = [r for r in caplog.records if r.name == "zoom_s2s.oauth" and "retrying" in r.getMessage()]
+    assert [r.levelno for r in notices] == [logging.INFO, logging.INFO]
+    assert "attempt 1 of 4 failed (TokenEndpointError, HTTP 503); retrying in" in notices[0].getMessage()
+    assert not [r for r in caplog.records if r.name == "stamina"]
+
+
+def test_an_app_without_logging_configured_prints_no_stamina_lines(tmp_path: object) -> None:
+    script = textwrap.dedent(
+        """
+        import asyncio, aiohttp
+        from zoom_s2s import RetryPolicy, request_token
+        from zoom_s2s.testing import FakeZoom, Fault
+
+        async def main():
+            async with FakeZoom() as zoom, aiohttp.ClientSession() as session:
+                zoom.fail_next(2, fault=Fault(status=503))
+                policy = RetryPolicy(attempts=4, wait_initial=0.01, wait_jitter=0)
+                await request_token(session, zoom.credentials, token_url=zoom.token_url, retry=policy)
+                assert zoom.token_requests == 3
+                print("ok")
+
+        asyncio.run(main())
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+    assert done.stderr == ""
