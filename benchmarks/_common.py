@@ -10,6 +10,7 @@ import itertools
 import math
 import os
 import shutil
+import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
@@ -24,7 +25,9 @@ from zoom_s2s import Credentials
 __all__ = [
     "BenchmarkSkipped",
     "Figure",
+    "Rounds",
     "RunContext",
+    "Spread",
     "compare_async",
     "compare_sync",
     "figure",
@@ -32,13 +35,51 @@ __all__ = [
     "load_zoom_client",
     "percentile",
     "raw_fetch",
+    "rotations",
     "rss_bytes",
     "run_async",
+    "workload_name",
 ]
 
 
 class BenchmarkSkipped(Exception):
     """A benchmark (or part of one) cannot run here; the message says why."""
+
+
+@attrs.frozen
+class Spread:
+    """A figure measured over several rounds: the median and the range of the rounds.
+
+    Attributes:
+        median: The median of the per-round values (what the table shows).
+        low: The smallest per-round value.
+        high: The largest per-round value.
+        rounds: How many rounds.
+    """
+
+    median: float
+    low: float
+    high: float
+    rounds: int
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Spread:
+        """The spread of ``values`` (one per round; at least one)."""
+        if not values:
+            raise ValueError("a spread needs at least one value")
+        return cls(statistics.median(values), min(values), max(values), len(values))
+
+    def text(self, unit: str = "") -> str:
+        """``"1.05-1.20, 7 rounds"`` (with ``unit`` after each number)."""
+        if self.rounds == 1:
+            return "1 round"
+        return f"{_num(self.low)}{unit}-{_num(self.high)}{unit}, {self.rounds} rounds"
+
+
+def _num(value: float) -> str:
+    if value == 0 or 0.01 <= abs(value) < 100:
+        return f"{value:.2f}"
+    return f"{value:.3g}" if abs(value) < 0.01 else f"{value:.0f}"
 
 
 @attrs.frozen
@@ -48,11 +89,13 @@ class Figure:
     Attributes:
         benchmark: The benchmark's name.
         name: What was measured.
-        value: The figure (``None`` when it could not be measured).
+        value: The figure (``None`` when it could not be measured); for a
+            figure measured over rounds, the median of the per-round values.
         unit: Its unit: ``"x"`` for ratios, ``"ms"``, ``"ns"``, ``"KiB"``, ``""`` for counts.
         target: The target as text (``"<= 1.5"``), empty when the figure is context.
-        met: Whether the target was met; ``None`` without a target.
+        met: Whether the target was met (by the median); ``None`` without a target.
         note: Context: the raw numbers behind a ratio, or why a target was missed.
+        spread: The per-round range behind :attr:`value`, if it was measured in rounds.
     """
 
     benchmark: str
@@ -62,12 +105,13 @@ class Figure:
     target: str = ""
     met: bool | None = None
     note: str = ""
+    spread: Spread | None = None
 
 
 def figure(
     benchmark: str,
     name: str,
-    value: float | None,
+    value: float | Spread | None,
     unit: str = "",
     *,
     at_most: float | None = None,
@@ -75,15 +119,17 @@ def figure(
     at_least: float | None = None,
     note: str = "",
 ) -> Figure:
-    """A :class:`Figure`, judging ``value`` against at most one of the bounds."""
+    """A :class:`Figure`, judging ``value`` (a spread's median) against at most one bound."""
+    spread = value if isinstance(value, Spread) else None
+    number = value.median if isinstance(value, Spread) else value
     target, met = "", None
     if at_most is not None:
-        target, met = f"<= {at_most:g}", value is not None and value <= at_most
+        target, met = f"<= {at_most:g}", number is not None and number <= at_most
     elif below is not None:
-        target, met = f"< {below:g}", value is not None and value < below
+        target, met = f"< {below:g}", number is not None and number < below
     elif at_least is not None:
-        target, met = f">= {at_least:g}", value is not None and value >= at_least
-    return Figure(benchmark, name, value, unit, target, met, note)
+        target, met = f">= {at_least:g}", number is not None and number >= at_least
+    return Figure(benchmark, name, number, unit, target, met, note, spread)
 
 
 class RunContext:
@@ -174,73 +220,130 @@ def _gc_paused() -> Iterator[None]:
 
 def _calls_for(ns_per_call: float, calls: int, budget_s: float) -> int:
     """At most ``calls``, fewer for slow subjects so one timed block stays near ``budget_s``."""
-    return max(1_000, min(calls, int(budget_s * 1e9 / max(ns_per_call, 1.0))))
+    return max(10, min(calls, int(budget_s * 1e9 / max(ns_per_call, 1.0))))
 
 
-async def _time_async(fn: Callable[[], Awaitable[object]], calls: int) -> float:
+async def _time_async(fn: Callable[[], Awaitable[object]], calls: int) -> tuple[float, float]:
     with _gc_paused():
-        started = time.perf_counter_ns()
+        cpu, started = time.process_time_ns(), time.perf_counter_ns()
         for _ in itertools.repeat(None, calls):
             await fn()
-        elapsed = time.perf_counter_ns() - started
-    return elapsed / calls
+        elapsed, cpu = time.perf_counter_ns() - started, time.process_time_ns() - cpu
+    return elapsed / calls, cpu / calls
 
 
-def _time_sync(fn: Callable[[], object], calls: int) -> float:
+def _time_sync(fn: Callable[[], object], calls: int) -> tuple[float, float]:
     with _gc_paused():
-        started = time.perf_counter_ns()
+        cpu, started = time.process_time_ns(), time.perf_counter_ns()
         for _ in itertools.repeat(None, calls):
             fn()
-        elapsed = time.perf_counter_ns() - started
-    return elapsed / calls
+        elapsed, cpu = time.perf_counter_ns() - started, time.process_time_ns() - cpu
+    return elapsed / calls, cpu / calls
 
 
-def _rotations(names: list[str], repeats: int) -> Iterator[str]:
-    for repeat in range(repeats):
-        shift = repeat % len(names)
-        yield from names[shift:] + names[:shift]
+def rotations(names: Sequence[str], rounds: int) -> Iterator[tuple[int, str]]:
+    """``(round, name)`` for interleaved rounds: every name once per round, order rotating.
+
+    Round 0 is A B C, round 1 B C A, ...: each subject runs right after each
+    other one in turn, so slow drifts of the machine hit them all alike.
+    """
+    for number in range(rounds):
+        shift = number % len(names)
+        for name in [*names[shift:], *names[:shift]]:
+            yield number, name
+
+
+@attrs.frozen
+class Rounds:
+    """Per-round measurements of several subjects, taken interleaved.
+
+    Attributes:
+        wall: Per subject, one wall-clock figure per round (e.g. ns per call).
+        cpu: Per subject, one process-CPU figure per round, in the same unit.
+    """
+
+    wall: dict[str, list[float]]
+    cpu: dict[str, list[float]]
+
+    def median(self, name: str) -> float:
+        """The median of ``name``'s per-round wall figures."""
+        return statistics.median(self.wall[name])
+
+    def cpu_median(self, name: str) -> float:
+        """The median of ``name``'s per-round CPU figures."""
+        return statistics.median(self.cpu[name])
+
+    def ratio(self, name: str, baseline: str) -> Spread:
+        """The spread of ``name / baseline`` wall figures, one ratio per round."""
+        pairs = zip(self.wall[name], self.wall[baseline], strict=True)
+        return Spread.of([a / b for a, b in pairs])
+
+    def cpu_ratio(self, name: str, baseline: str) -> Spread:
+        """The spread of ``name / baseline`` CPU figures, one ratio per round."""
+        pairs = zip(self.cpu[name], self.cpu[baseline], strict=True)
+        return Spread.of([a / max(b, 1e-9) for a, b in pairs])
+
+    def summary(self) -> dict[str, Any]:
+        """Medians and raw rounds, for results.json."""
+        return {
+            "median_wall": {name: self.median(name) for name in self.wall},
+            "median_cpu": {name: self.cpu_median(name) for name in self.cpu},
+            "rounds_wall": self.wall,
+            "rounds_cpu": self.cpu,
+        }
 
 
 async def compare_async(
     subjects: Mapping[str, Callable[[], Awaitable[object]]],
     *,
     calls: int,
-    repeats: int,
-    budget_s: float = 0.5,
-) -> dict[str, float]:
-    """Best-of-``repeats`` nanoseconds per ``await fn()`` for each subject, interleaved.
+    rounds: int,
+    budget_s: float = 0.2,
+) -> Rounds:
+    """Nanoseconds (wall and process CPU) per ``await fn()`` for each subject, in rounds.
 
-    Each repeat times every subject once (``calls`` awaits in a tight loop,
+    Each round times every subject once (``calls`` awaits in a tight loop,
     fewer for a slow subject so one block takes about ``budget_s``), in a
-    rotating order, with the garbage collector paused, in the same loop:
-    machine noise hits all of them alike, and the best repeat is the one least
-    disturbed.
+    rotating order, with the garbage collector paused, in the same loop, so
+    machine noise hits all of them alike; compare them with
+    :meth:`Rounds.ratio` (the median of the per-round ratios).
     """
-    counts = {
-        name: _calls_for(await _time_async(fn, 1_000), calls, budget_s)
-        for name, fn in subjects.items()
-    }
-    best = dict.fromkeys(subjects, math.inf)
-    for name in _rotations(list(subjects), repeats):
-        best[name] = min(best[name], await _time_async(subjects[name], counts[name]))
-    return best
+    counts = {}
+    for name, fn in subjects.items():
+        probe = (await _time_async(fn, 10))[0]  # warm, and a first guess for slow subjects
+        if probe < 100_000:
+            probe = (await _time_async(fn, 1_000))[0]
+        counts[name] = _calls_for(probe, calls, budget_s)
+    wall: dict[str, list[float]] = {name: [] for name in subjects}
+    cpu: dict[str, list[float]] = {name: [] for name in subjects}
+    for _, name in rotations(list(subjects), rounds):
+        ns, cpu_ns = await _time_async(subjects[name], counts[name])
+        wall[name].append(ns)
+        cpu[name].append(cpu_ns)
+    return Rounds(wall, cpu)
 
 
 def compare_sync(
     subjects: Mapping[str, Callable[[], object]],
     *,
     calls: int,
-    repeats: int,
-    budget_s: float = 0.5,
-) -> dict[str, float]:
-    """:func:`compare_async` for plain functions: best nanoseconds per ``fn()``."""
-    counts = {
-        name: _calls_for(_time_sync(fn, 1_000), calls, budget_s) for name, fn in subjects.items()
-    }
-    best = dict.fromkeys(subjects, math.inf)
-    for name in _rotations(list(subjects), repeats):
-        best[name] = min(best[name], _time_sync(subjects[name], counts[name]))
-    return best
+    rounds: int,
+    budget_s: float = 0.2,
+) -> Rounds:
+    """:func:`compare_async` for plain functions: nanoseconds per ``fn()``, in rounds."""
+    counts = {}
+    for name, fn in subjects.items():
+        probe = _time_sync(fn, 10)[0]  # warm, and a first guess for slow subjects
+        if probe < 100_000:
+            probe = _time_sync(fn, 1_000)[0]
+        counts[name] = _calls_for(probe, calls, budget_s)
+    wall: dict[str, list[float]] = {name: [] for name in subjects}
+    cpu: dict[str, list[float]] = {name: [] for name in subjects}
+    for _, name in rotations(list(subjects), rounds):
+        ns, cpu_ns = _time_sync(subjects[name], counts[name])
+        wall[name].append(ns)
+        cpu[name].append(cpu_ns)
+    return Rounds(wall, cpu)
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -294,6 +397,11 @@ def load_sync_manager() -> Any | None:
     with contextlib.suppress(ImportError, AttributeError):
         return importlib.import_module("zoom_s2s.sync").SyncTokenManager
     return None
+
+
+def workload_name(fn: Callable[..., Any]) -> str:
+    """``"module:function"`` for a fleet worker (see :mod:`zoom_s2s.testing.fleet`)."""
+    return f"{fn.__module__}:{fn.__qualname__}"
 
 
 def run_async(coro: Awaitable[Any], timeout: float) -> Any:

@@ -84,11 +84,21 @@ def _value(fig: Figure) -> str:
 
 
 def format_table(figures: Sequence[Figure]) -> str:
-    """The results as a fixed-width text table (also valid reStructuredText)."""
-    rows = [("benchmark", "figure", "value", "target", "met", "note")]
+    """The results as a fixed-width text table (also valid reStructuredText).
+
+    A figure measured in rounds shows the median of the per-round values, and
+    beside it their range and the number of rounds.
+    """
+    rows = [("benchmark", "figure", "value", "spread", "target", "met", "note")]
     for fig in figures:
         met = "" if fig.met is None else ("yes" if fig.met else "MISSED")
-        rows.append((fig.benchmark, fig.name, _value(fig), fig.target, met, fig.note))
+        unit = "" if fig.unit in ("x", "") else f" {fig.unit}"
+        spread = "" if fig.spread is None else fig.spread.text()
+        if fig.spread is not None and unit and fig.spread.rounds > 1:
+            spread = spread.replace(",", f"{unit},", 1)
+        rows.append(
+            (fig.benchmark, fig.name, _value(fig), spread, fig.target, met, fig.note)
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     rule = "  ".join("=" * w for w in widths)
     lines = [
