@@ -15,6 +15,7 @@ branch to handle one kind of failure::
     │   ├── UnauthorizedError         401 (still, after one retry with a fresh token)
     │   ├── MissingScopesError        400 with code 4711: the app lacks a scope
     │   ├── NotFoundError             404 (code 1001: no such user)
+    │   ├── ForeignRedirectError      a redirect to another origin, refused (the token stays home)
     │   ├── RateLimitedError          429 per-second limit, after bounded retries
     │   │   └── DailyLimitExceededError  429 daily limit: raised at once with the reset time
     │   └── ServerError               5xx, after bounded retries (idempotent methods only)
@@ -42,6 +43,7 @@ __all__ = [
     "APIConnectionError",
     "ConfigurationError",
     "DailyLimitExceededError",
+    "ForeignRedirectError",
     "InvalidCredentialsError",
     "LockTimeoutError",
     "MalformedTokenResponseError",
@@ -249,6 +251,23 @@ class MissingScopesError(ZoomAPIError):
 
 class NotFoundError(ZoomAPIError):
     """HTTP 404, e.g. code 1001 "User does not exist": check the id or path you asked for."""
+
+
+class ForeignRedirectError(ZoomAPIError):
+    """The API redirected to another origin and ``on_foreign_redirect="refuse"`` is set.
+
+    The access token goes only to the configured API origin (and a trusted
+    ``api_url``); the redirect was not followed. Check the base URL, or use
+    ``on_foreign_redirect="strip"`` to follow such redirects without the token.
+
+    Attributes:
+        location: The origin the redirect named (``scheme://host[:port]``; never
+            its path or query).
+    """
+
+    def __init__(self, *, location: str, **kwargs: object) -> None:
+        self.location = location
+        super().__init__(**kwargs)  # type: ignore[arg-type]
 
 
 class RateLimitedError(ZoomAPIError):

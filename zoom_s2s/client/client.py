@@ -1,22 +1,36 @@
 """ZoomClient: a small Zoom REST API client on the shared token.
 
-Layers, outermost first (each closes the response if anything escapes):
+One request, outermost first:
 
-1. :meth:`ZoomClient.request` retries, with `stamina <https://stamina.hynek.me>`_:
-   429 per-second limits (waiting what ``Retry-After`` says, capped, a bounded
-   number of times; a daily limit is raised at once) and 5xx answers or
-   connection failures of idempotent methods (bounded attempts and time).
-2. :class:`~zoom_s2s.client.middleware.ZoomAuthMiddleware` adds the token and
-   retries once with a fresh token after 401 code 124.
-3. aiohttp sends the request once.
+1. :meth:`ZoomClient.request` makes the first attempt directly: most requests
+   succeed, and setting up a retry loop costs more than aiohttp's own send.
+   If it fails with something worth retrying, one retrying caller takes over,
+   `stamina <https://stamina.hynek.me>`_, with one back-off hook per request
+   (:class:`_Retries`, made only then) that decides every retry and its wait:
+
+   * 401 code 124 (the token is invalid or expired): the attempt has already
+     invalidated that token with the manager (compare-and-delete, so a burst
+     of 401s refetches once); retried at once, once, with a fresh token;
+   * 429 per-second limits: waiting what ``Retry-After`` says, capped, a
+     bounded number of times; a daily limit is raised at once;
+   * 5xx answers and connection failures of idempotent methods: bounded
+     attempts and time with exponential back-off.
+
+   The first failure is handed to stamina like every later one, so stamina
+   computes every wait and counts every attempt.
+2. Each attempt takes the token, signs the request with it (only for the
+   configured API origin, or the token's trusted ``api_url``: see
+   :class:`~zoom_s2s.client.urls.Destinations`), and reads at most
+   ``max_response_bytes`` of the answer. A
+   :class:`~zoom_s2s.client.middleware.RedirectGuard` keeps the token off
+   every redirect hop to another origin, or refuses such redirects.
+3. aiohttp sends the request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import random
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
@@ -25,7 +39,11 @@ from urllib.parse import quote
 import aiohttp
 import stamina
 import yarl
+from aiohttp import hdrs
 
+from .._env import api_url_from_env
+from .._http import own_retry_notices
+from .._redact import secret_forms
 from .._session import SessionSlot
 from ..errors import (
     APIConnectionError,
@@ -33,13 +51,21 @@ from ..errors import (
     DailyLimitExceededError,
     RateLimitedError,
     ServerError,
+    UnauthorizedError,
     ZoomAPIError,
 )
 from ..manager import TokenManager
+from ..models import AccessToken
 from ..oauth import RetryPolicy
-from .middleware import ZoomAuthMiddleware
-from .responses import decode_response
-from .urls import DEFAULT_API_URL, ENV_API_URL, api_base, quote_path
+from .middleware import ForeignRedirect, RedirectGuard, check_redirect_mode
+from .responses import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    INVALID_TOKEN_CODE,
+    decode_response,
+    error_from_response,
+    read_body,
+)
+from .urls import Destinations, api_base, quote_path
 from .user import User
 
 __all__ = ["ZoomClient"]
@@ -49,25 +75,72 @@ logger = logging.getLogger("zoom_s2s.client")
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 Params = Mapping[str, str | int | float] | None
 
+_PATH_CACHE_SIZE = 512
 
-class _RetryDecision:
-    """stamina back-off hook for one :meth:`ZoomClient.request` call (it counts per call)."""
+
+class _Retries:
+    """stamina back-off hook of one :meth:`ZoomClient.request` call whose first attempt failed.
+
+    It counts per call: one retry after an invalid token, ``rate_limit_retries``
+    after per-second 429s, ``policy.attempts`` attempts for transient failures.
+    """
+
+    __slots__ = (
+        "_last",
+        "_verdict",
+        "failed",
+        "idempotent",
+        "max_wait",
+        "method",
+        "path",
+        "policy",
+        "rate_limit_retries",
+        "rate_limited",
+        "token_retried",
+    )
 
     def __init__(
-        self, policy: RetryPolicy, *, idempotent: bool, rate_limit_retries: int, max_wait: float
+        self,
+        policy: RetryPolicy,
+        *,
+        method: str,
+        path: str,
+        rate_limit_retries: int,
+        max_wait: float,
     ) -> None:
         self.policy = policy
-        self.idempotent = idempotent
+        self.method = method
+        self.path = path
+        self.idempotent = method in IDEMPOTENT_METHODS
         self.rate_limit_retries = rate_limit_retries
         self.max_wait = max_wait
         self.rate_limited = 0
         self.failed = 0
+        self.token_retried = False
+        self._last: Exception | None = None
+        self._verdict: bool | float = False
 
     @property
     def attempts(self) -> int:
-        return self.policy.attempts + self.rate_limit_retries
+        """The most attempts stamina may make (the hook stops sooner)."""
+        return self.policy.attempts + self.rate_limit_retries + 1
 
     def __call__(self, exc: Exception) -> bool | float:
+        if exc is self._last:
+            return self._verdict  # the first failure, handed to stamina after being decided
+        verdict = self._decide(exc)
+        self._last, self._verdict = exc, verdict
+        if verdict is not False:
+            wait = "now" if verdict is True else f"in {verdict:.2f} s"
+            logger.debug("%s %s: %s; retrying %s", self.method, self.path, _what(exc), wait)
+        return verdict
+
+    def _decide(self, exc: Exception) -> bool | float:
+        if isinstance(exc, UnauthorizedError):
+            if exc.code != INVALID_TOKEN_CODE or self.token_retried:
+                return False
+            self.token_retried = True
+            return 0.0  # at once: the attempt has invalidated the token
         if isinstance(exc, DailyLimitExceededError):
             return False  # clears at midnight UTC: never sleep for hours
         if isinstance(exc, RateLimitedError):
@@ -76,15 +149,19 @@ class _RetryDecision:
                 return False
             if exc.retry_after is None:
                 return True  # stamina's exponential back-off
-            wait = min(exc.retry_after, self.max_wait)
-            logger.debug("429 %s: waiting %.2f s (Retry-After)", exc.limit_type or "QPS", wait)
-            return wait
+            return min(exc.retry_after, self.max_wait)
         if not self.idempotent:
             return False  # the server may have acted on it: never repeat a POST or PATCH
         if isinstance(exc, (ServerError, aiohttp.ClientConnectionError, asyncio.TimeoutError)):
             self.failed += 1
             return self.failed < self.policy.attempts
         return False
+
+
+def _what(exc: Exception) -> str:
+    if isinstance(exc, ZoomAPIError):
+        return f"HTTP {exc.status}" + ("" if exc.code is None else f" code {exc.code}")
+    return "timed out" if isinstance(exc, asyncio.TimeoutError) else type(exc).__name__
 
 
 class ZoomClient:
@@ -96,18 +173,32 @@ class ZoomClient:
             user = await zoom.get_user("me")
             page = await zoom.request("GET", "/users", params={"page_size": 30})
 
+    The token goes only to ``base_url``'s origin (scheme, host and port) and,
+    with ``use_token_api_url``, to the token's ``api_url`` when that is a Zoom
+    host or ``base_url``'s host; never to another origin a redirect names.
+
     Args:
         tokens: Where tokens come from.
         base_url: The API base; default ``$ZOOM_API_URL`` or
             ``https://api.zoom.us/v2`` (ZoomGov: :data:`ZOOMGOV_API_URL`).
         session: An aiohttp session to reuse (the client closes only a session
-            it made). The client passes its middleware with each request, so
-            the session's own middlewares do not apply to the client's calls.
+            it made). The client passes its own middleware with each request,
+            so the session's middlewares do not apply to the client's calls.
         use_token_api_url: Send requests to the account's regional host that
             Zoom names in the token's ``api_url`` (base ``api_url + "/v2"``),
-            falling back to ``base_url`` when a token has none.
+            falling back to ``base_url`` when a token has none, or one whose
+            host is neither a Zoom host (``zoom.us``, ``zoomgov.com`` or a
+            subdomain) nor ``base_url``'s host (logged as a warning).
             ``https://api.zoom.us`` works for every account; the regional host
             saves a hop.
+        on_foreign_redirect: A redirect to another origin is followed without
+            the token (``"strip"``, the default) or refused with
+            :class:`~zoom_s2s.errors.ForeignRedirectError` (``"refuse"``).
+        allow_insecure_http: Accept an ``http://`` base (or ``api_url``) on a
+            host that is not loopback; the token would cross the network in
+            clear text.
+        max_response_bytes: Largest answer body read; a larger one is a
+            :class:`ZoomAPIError` (the connection is closed, not drained).
         retry: Retries of 5xx answers and connection failures (idempotent
             methods only: GET, HEAD, OPTIONS, PUT, DELETE), and the back-off
             of a 429 without ``Retry-After``.
@@ -116,7 +207,9 @@ class ZoomClient:
         request_timeout: Seconds one attempt may take.
 
     Raises:
-        ConfigurationError: ``base_url`` is not an absolute http(s) URL.
+        ConfigurationError: ``base_url`` is not an absolute http(s) URL, is
+            ``http://`` to a host that is not loopback without
+            ``allow_insecure_http``, or another argument is out of range.
     """
 
     def __init__(
@@ -126,6 +219,9 @@ class ZoomClient:
         session: aiohttp.ClientSession | None = None,
         *,
         use_token_api_url: bool = False,
+        on_foreign_redirect: ForeignRedirect = "strip",
+        allow_insecure_http: bool = False,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         retry: RetryPolicy | None = None,
         rate_limit_retries: int = 3,
         max_rate_limit_wait: float = 2.0,
@@ -135,19 +231,39 @@ class ZoomClient:
             raise ConfigurationError(
                 "rate_limit_retries and max_rate_limit_wait must be >= 0, request_timeout > 0"
             )
+        if (
+            isinstance(max_response_bytes, bool)
+            or not isinstance(max_response_bytes, int)
+            or max_response_bytes < 1
+        ):
+            raise ConfigurationError(
+                f"max_response_bytes={max_response_bytes!r} must be a positive number of bytes"
+            )
+        refuse = check_redirect_mode(on_foreign_redirect)
         self.tokens = tokens
-        if base_url is None:
-            base_url = os.environ.get(ENV_API_URL) or DEFAULT_API_URL
-        self.base_url = api_base(base_url, "base_url")
+        self.base_url = api_base(
+            api_url_from_env() if base_url is None else base_url,
+            "base_url",
+            allow_insecure_http=allow_insecure_http,
+        )
         self.use_token_api_url = use_token_api_url
+        self.max_response_bytes = max_response_bytes
+        self._destinations = Destinations(
+            self.base_url,
+            use_token_api_url=use_token_api_url,
+            allow_insecure_http=allow_insecure_http,
+        )
+        self._middlewares = (RedirectGuard(self._destinations, refuse=refuse),)
         self._retry = retry or RetryPolicy()
         self._rate_limit_retries = rate_limit_retries
         self._max_rate_limit_wait = max_rate_limit_wait
         self._timeout = aiohttp.ClientTimeout(total=request_timeout)
-        self._auth = ZoomAuthMiddleware(tokens, hosts=[yarl.URL(self.base_url).host or ""])
         self._session = SessionSlot(session, "ZoomClient")
         self._closed = False
-        self._regional_bases: dict[str, str] = {}
+        # Work that is the same for every request, done once: the URL of each
+        # path at the configured base, and the headers of the current token.
+        self._paths: dict[str, tuple[str, yarl.URL]] = {}
+        self._signed: tuple[AccessToken | None, dict[str, str]] = (None, {})
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -183,51 +299,61 @@ class ZoomClient:
             RateLimitedError: 429 per-second limit after the bounded retries.
             DailyLimitExceededError: 429 daily limit, raised at once.
             ServerError: 5xx after the bounded retries (at once for POST/PATCH).
-            ZoomAPIError: Any other error answer, or a 2xx body that is not JSON.
+            ForeignRedirectError: A redirect to another origin, with
+                ``on_foreign_redirect="refuse"``.
+            ZoomAPIError: Any other error answer, a 2xx body that is not JSON,
+                or a body over ``max_response_bytes``.
             TokenError: No token could be had.
             APIConnectionError: The connection failed or an attempt exceeded
                 ``request_timeout`` (after retries when idempotent).
+            ValueError: ``path`` is empty, absolute, or has a query.
             RuntimeError: The client is closed.
         """
         session = self._open_session()
         method = method.upper()
-        quoted = quote_path(path)
-        decide = _RetryDecision(
-            self._retry,
-            idempotent=method in IDEMPOTENT_METHODS,
-            rate_limit_retries=self._rate_limit_retries,
-            max_wait=self._max_rate_limit_wait,
-        )
+        target = self._paths.get(path) or self._target(path)
+        retries: _Retries | None = None
         try:
-            # The first attempt goes without the retry machinery: most requests
-            # succeed, and setting stamina up costs more than aiohttp's own send.
             try:
-                return await self._send_once(session, method, quoted, params, json)
+                return await self._attempt(session, method, target, params, json, True)
             except Exception as exc:
-                verdict = decide(exc)
-                if verdict is False:
-                    raise
-                first_wait = (
-                    self._retry.wait_initial + random.uniform(0, self._retry.wait_jitter)
-                    if verdict is True
-                    else verdict
+                retries = _Retries(
+                    self._retry,
+                    method=method,
+                    path=target[1].path,
+                    rate_limit_retries=self._rate_limit_retries,
+                    max_wait=self._max_rate_limit_wait,
                 )
-                await asyncio.sleep(first_wait)
-            async for attempt in stamina.retry_context(
-                on=decide,
-                attempts=decide.attempts - 1,
-                timeout=self._retry.timeout,
-                wait_initial=self._retry.wait_initial,
-                wait_max=self._retry.wait_max,
-                wait_jitter=self._retry.wait_jitter,
-            ):
-                with attempt:
-                    return await self._send_once(session, method, quoted, params, json)
+                if retries(exc) is False:
+                    raise
+                first: Exception | None = exc
+            with own_retry_notices():
+                async for attempt in stamina.retry_context(
+                    on=retries,
+                    attempts=retries.attempts,
+                    timeout=self._retry.timeout,
+                    wait_initial=self._retry.wait_initial,
+                    wait_max=self._retry.wait_max,
+                    wait_jitter=self._retry.wait_jitter,
+                ):
+                    with attempt:
+                        if first is not None:
+                            # The first attempt's failure, decided above: stamina
+                            # waits for it and counts it like any other.
+                            failure, first = first, None
+                            raise failure
+                        invalidate = not retries.token_retried
+                        return await self._attempt(
+                            session, method, target, params, json, invalidate
+                        )
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             what = "timed out" if isinstance(exc, asyncio.TimeoutError) else type(exc).__name__
-            tries = f"after {decide.failed} attempts" if decide.idempotent else "not retried"
+            if retries is not None and retries.idempotent:
+                tries = f"after {retries.failed} attempts"
+            else:
+                tries = "not retried"
             raise APIConnectionError(
-                f"{method} {quoted.split('?')[0]} could not reach the Zoom API at "
+                f"{method} {target[0]} could not reach the Zoom API at "
                 f"{self.base_url} ({what}; {tries}); check the network and base_url"
             ) from exc
         raise AssertionError("unreachable: stamina either returns or raises")  # pragma: no cover
@@ -247,7 +373,7 @@ class ZoomClient:
         """
         if not isinstance(user_id, str) or not user_id:
             raise ValueError("user_id must be a non-empty string: an id, an email or 'me'")
-        path = "/users/" + quote(user_id, safe="")
+        path = "/users/me" if user_id == "me" else "/users/" + quote(user_id, safe="")
         data = await self.request("GET", path)
         try:
             return User.from_api(data)
@@ -290,41 +416,67 @@ class ZoomClient:
             raise RuntimeError("this ZoomClient is closed; create a new one")
         return self._session.get()
 
-    async def _base(self) -> str:
-        if not self.use_token_api_url:
-            return self.base_url
-        api_url = (await self.tokens.get_token()).api_url
-        if api_url is None:
-            return self.base_url
-        base = self._regional_bases.get(api_url)
-        if base is None:
-            try:
-                base = api_base(api_url.rstrip("/") + "/v2", "the token's api_url")
-            except ConfigurationError:
-                logger.warning("ignoring the token's unusable api_url; using %s", self.base_url)
-                base = self.base_url
-            self._regional_bases[api_url] = base
-        return base
+    def _target(self, path: str) -> tuple[str, yarl.URL]:
+        """(quoted path, URL at the configured base) for ``path``; remembered for next time."""
+        quoted = quote_path(path)
+        target = (quoted, yarl.URL(self.base_url + quoted, encoded=True))
+        if len(self._paths) >= _PATH_CACHE_SIZE:
+            self._paths.clear()  # paths with ids in them: keep the memory bounded
+        self._paths[path] = target
+        return target
 
-    async def _send_once(
+    def _headers(self, token: AccessToken) -> dict[str, str]:
+        signed_for, headers = self._signed
+        if token is not signed_for:
+            headers = {hdrs.AUTHORIZATION: "Bearer " + token.access_token}
+            self._signed = (token, headers)
+        return headers
+
+    async def _attempt(
         self,
         session: aiohttp.ClientSession,
         method: str,
-        quoted_path: str,
+        target: tuple[str, yarl.URL],
         params: Params,
         json: Any,
+        invalidate: bool,
     ) -> Any:
-        url = yarl.URL(await self._base() + quoted_path, encoded=True)
+        """One request with the current token; on 401 code 124 also invalidates that token."""
+        token = await self.tokens.get_token()
+        url = target[1]
+        if self.use_token_api_url:
+            base = self._destinations.base_for(token.api_url)
+            if base != self.base_url:
+                url = yarl.URL(base + target[0], encoded=True)
         async with session.request(
             method,
             url,
             params=params,
             json=json,
-            middlewares=(self._auth,),
+            headers=self._headers(token),
+            middlewares=self._middlewares,
             timeout=self._timeout,
             raise_for_status=False,
         ) as response:
-            body = await response.read()
-            return decode_response(
-                response.status, response.headers, body, method=method, path=url.path
+            body = await read_body(response, self.max_response_bytes, method=method, path=url.path)
+            status, headers = response.status, response.headers
+        if 200 <= status < 300:
+            return decode_response(status, headers, body, method=method, path=url.path)
+        error = error_from_response(
+            status,
+            headers,
+            body,
+            method=method,
+            path=url.path,
+            secrets=secret_forms(token.access_token),
+        )
+        if invalidate and status == 401 and error.code == INVALID_TOKEN_CODE:
+            logger.debug(
+                "%s %s: 401 code %d with token_fp=%s; invalidating it and retrying once",
+                method,
+                url.path,
+                INVALID_TOKEN_CODE,
+                token.fingerprint,
             )
+            await self.tokens.invalidate(token)
+        raise error

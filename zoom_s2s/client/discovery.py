@@ -7,8 +7,9 @@ import asyncio
 import aiohttp
 import yarl
 
+from .._redact import secret_forms
 from ..errors import APIConnectionError, ConfigurationError, ZoomAPIError
-from .responses import decode_response, error_from_response
+from .responses import DEFAULT_MAX_RESPONSE_BYTES, decode_response, error_from_response, read_body
 from .urls import DEFAULT_API_URL, api_base
 
 __all__ = ["discover_account_id"]
@@ -20,6 +21,8 @@ async def discover_account_id(
     base_url: str = DEFAULT_API_URL,
     session: aiohttp.ClientSession | None = None,
     request_timeout: float = 30.0,
+    allow_insecure_http: bool = False,
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
 ) -> str:
     """Find the account id of an access token's account (``GET /users/me``).
 
@@ -31,17 +34,22 @@ async def discover_account_id(
         base_url: The API base, ``https://api.zoom.us/v2``.
         session: An aiohttp session to reuse; by default a private one is used.
         request_timeout: Seconds the request may take.
+        allow_insecure_http: Accept an ``http://`` ``base_url`` on a host that
+            is not loopback (the token would cross the network in clear text).
+        max_response_bytes: Largest answer body read.
 
     Returns:
         The ``account_id`` of the token's user.
 
     Raises:
-        ConfigurationError: Bad ``base_url`` or an empty token.
+        ConfigurationError: Bad ``base_url`` (or plain ``http://`` to a host
+            that is not loopback) or an empty token.
         UnauthorizedError: Zoom rejected the token (invalid or expired).
-        ZoomAPIError: Another API error, or an answer without ``account_id``.
+        ZoomAPIError: Another API error, an answer without ``account_id``, or
+            one over ``max_response_bytes``. No error carries the token.
         APIConnectionError: The API could not be reached.
     """
-    base = api_base(base_url, "base_url")
+    base = api_base(base_url, "base_url", allow_insecure_http=allow_insecure_http)
     if not isinstance(access_token, str) or not access_token.strip():
         raise ConfigurationError("access_token is empty; pass a token of the Zoom account")
     url = yarl.URL(base + "/users/me", encoded=True)
@@ -55,7 +63,7 @@ async def discover_account_id(
             raise_for_status=False,
             allow_redirects=False,
         ) as response:
-            body = await response.read()
+            body = await read_body(response, max_response_bytes, method="GET", path=url.path)
             status, headers = response.status, response.headers
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
         what = "timed out" if isinstance(exc, asyncio.TimeoutError) else type(exc).__name__
@@ -66,6 +74,7 @@ async def discover_account_id(
     finally:
         if own:
             await active.close()
+    secrets = secret_forms(access_token.strip())
     if status == 401:
         raise error_from_response(
             status,
@@ -74,8 +83,9 @@ async def discover_account_id(
             method="GET",
             path=url.path,
             hint="the access token is invalid or expired; get a fresh one from the other app",
+            secrets=secrets,
         )
-    data = decode_response(status, headers, body, method="GET", path=url.path)
+    data = decode_response(status, headers, body, method="GET", path=url.path, secrets=secrets)
     account_id = data.get("account_id") if isinstance(data, dict) else None
     if not isinstance(account_id, str) or not account_id:
         raise ZoomAPIError(

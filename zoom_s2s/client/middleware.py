@@ -7,6 +7,16 @@ response, invalidates the token with the manager (compare-and-delete, so a
 burst of 401s refetches once) and retries exactly once with a fresh token.
 Its loop is bounded: a second 401 is returned as is.
 
+Where the token goes. aiohttp runs client middlewares once per hop of a
+redirect chain, so a middleware that signs every request it sees would hand
+the token to whatever host a ``Location`` header names. This one signs only
+requests to the destinations :class:`~zoom_s2s.client.urls.Destinations`
+allows (the configured API origin; with ``use_token_api_url``, the token's
+trusted ``api_url`` origin). A redirect to any other origin is followed
+without the token (``on_foreign_redirect="strip"``, the default) or refused
+with :class:`~zoom_s2s.errors.ForeignRedirectError` (``"refuse"``). Requests
+the session sends elsewhere on its own go out untouched.
+
 The token request itself never passes through it: the manager sends that with
 its own session, and if a session carrying this middleware is shared with the
 manager, requests to the manager's token URL are passed through untouched.
@@ -14,21 +24,123 @@ manager, requests to the manager's token URL are passed through untouched.
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Iterable
-from typing import Any
+from typing import Literal
 
 import yarl
 from aiohttp import ClientHandlerType, ClientRequest, ClientResponse, hdrs
 
+from .._env import api_url_from_env
+from .._http import parse_json
+from ..errors import ConfigurationError, ForeignRedirectError
 from ..manager import TokenManager
 from ..models import AccessToken
 from .responses import INVALID_TOKEN_CODE
+from .urls import Destinations, api_base, origin_of
 
-__all__ = ["ZoomAuthMiddleware"]
+__all__ = ["ForeignRedirect", "RedirectGuard", "ZoomAuthMiddleware"]
 
 logger = logging.getLogger("zoom_s2s.client")
+
+ForeignRedirect = Literal["strip", "refuse"]
+"""What to do with a redirect to an origin the token may not go to."""
+
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+# A 401 body is read to look for code 124 only when it declares a small length,
+# so that the caller can still read it afterwards and a hostile answer cannot
+# make the middleware buffer much.
+_MAX_401_BODY = 64 * 1024
+
+
+def check_redirect_mode(value: str) -> bool:
+    """Whether ``on_foreign_redirect`` says to refuse; raises for anything but strip/refuse."""
+    if value not in ("strip", "refuse"):
+        raise ConfigurationError(
+            f"on_foreign_redirect={value!r}: use 'strip' (follow without the token) or "
+            "'refuse' (raise ForeignRedirectError)"
+        )
+    return value == "refuse"
+
+
+class RedirectGuard:
+    """The redirect half of the token rule, as an aiohttp middleware of its own.
+
+    :class:`~zoom_s2s.client.ZoomClient` signs its requests itself (it must
+    know which token a 401 rejected) and passes this middleware with each of
+    them: on every hop it removes an ``Authorization`` header the
+    destinations do not allow (aiohttp drops it on a cross-origin redirect
+    too; this does not depend on that), and it refuses a redirect to such an
+    origin when asked to.
+
+    Args:
+        destinations: Where the token may go.
+        refuse: Raise :class:`ForeignRedirectError` on a redirect to another
+            origin instead of following it without the token.
+    """
+
+    __slots__ = ("_destinations", "_refuse")
+
+    def __init__(self, destinations: Destinations, *, refuse: bool) -> None:
+        self._destinations = destinations
+        self._refuse = refuse
+
+    async def __call__(self, request: ClientRequest, handler: ClientHandlerType) -> ClientResponse:
+        """Send ``request``, unsigned if its origin may not have the token; police redirects."""
+        if not self._destinations.allows(request.url):
+            request.headers.popall(hdrs.AUTHORIZATION, None)
+        response = await handler(request)
+        if response.status in REDIRECT_STATUSES:
+            check_redirect(request, response, self._destinations, refuse=self._refuse)
+        return response
+
+
+def check_redirect(
+    request: ClientRequest,
+    response: ClientResponse,
+    destinations: Destinations,
+    *,
+    refuse: bool,
+) -> None:
+    """Log, or refuse, a redirect answer whose target the token may not go to.
+
+    Raises:
+        ForeignRedirectError: ``refuse`` is set and the target is another origin
+            (the response is closed first).
+    """
+    location = response.headers.get(hdrs.LOCATION) or response.headers.get(hdrs.URI)
+    if not location:
+        return
+    try:
+        target = request.url.join(yarl.URL(location))
+        scheme, host, port = origin_of(target)
+    except (TypeError, ValueError):
+        return  # aiohttp refuses to follow what it cannot parse either
+    if not host or destinations.allows(target):
+        return
+    shown = f"{scheme}://{host}" + ("" if port in (None, 80, 443) else f":{port}")
+    if not refuse:
+        logger.debug(
+            "%s %s: HTTP %d redirects to %s, another origin: following it without the token",
+            request.method,
+            request.url.path,
+            response.status,
+            shown,
+        )
+        return
+    response.close()
+    raise ForeignRedirectError(
+        status=response.status,
+        code=None,
+        message=f"the answer redirects to {shown}, another origin",
+        tracking_id=response.headers.get("x-zm-trackingid"),
+        method=request.method,
+        path=request.url.path,
+        location=shown,
+        hint="the access token goes only to the configured API origin, and "
+        "on_foreign_redirect='refuse' is set: check the base URL, or use "
+        "on_foreign_redirect='strip' to follow such redirects without the token",
+    )
 
 
 class ZoomAuthMiddleware:
@@ -36,35 +148,67 @@ class ZoomAuthMiddleware:
 
     Use it with any aiohttp session that talks to Zoom::
 
-        auth = ZoomAuthMiddleware(tokens, hosts=["api.zoom.us"])
+        auth = ZoomAuthMiddleware(tokens)  # the API at $ZOOM_API_URL or api.zoom.us
         async with aiohttp.ClientSession(middlewares=(auth,)) as session:
             async with session.get("https://api.zoom.us/v2/users/me") as response:
                 ...
 
     Args:
         tokens: The token manager to take tokens from and report bad ones to.
-        hosts: Host names the token may be sent to. A request to any other
-            host (say, a redirect to a download CDN) goes out without it,
-            except to the host of the token's own ``api_url``. ``None`` (the
-            default) sends the token to every host the session talks to.
+        api_url: The API the token is for; the token is sent only to its origin
+            (scheme, host and port). Default ``$ZOOM_API_URL`` or
+            ``https://api.zoom.us/v2``.
+        use_token_api_url: Also send the token to the origin of the token's
+            ``api_url`` (the account's regional host) when that is a Zoom host
+            (``zoom.us``, ``zoomgov.com`` or a subdomain) or ``api_url``'s host.
+        on_foreign_redirect: A redirect to any other origin is followed
+            without the token (``"strip"``, the default) or refused with
+            :class:`~zoom_s2s.errors.ForeignRedirectError` (``"refuse"``).
+        allow_insecure_http: Accept an ``http://`` ``api_url`` on a host that
+            is not loopback (the token would cross the network in clear text).
+
+    Raises:
+        ConfigurationError: A bad ``api_url`` or ``on_foreign_redirect``.
     """
 
-    def __init__(self, tokens: TokenManager, *, hosts: Iterable[str] | None = None) -> None:
+    def __init__(
+        self,
+        tokens: TokenManager,
+        *,
+        api_url: str | None = None,
+        use_token_api_url: bool = False,
+        on_foreign_redirect: ForeignRedirect = "strip",
+        allow_insecure_http: bool = False,
+    ) -> None:
         self._tokens = tokens
-        self._hosts = None if hosts is None else frozenset(host.lower() for host in hosts)
-        self._token_url = yarl.URL(tokens.token_url).with_query(None).with_fragment(None)
+        self._refuse = check_redirect_mode(on_foreign_redirect)
+        base = api_base(
+            api_url_from_env() if api_url is None else api_url,
+            "api_url",
+            allow_insecure_http=allow_insecure_http,
+        )
+        self._destinations = Destinations(
+            base, use_token_api_url=use_token_api_url, allow_insecure_http=allow_insecure_http
+        )
+        token_url = yarl.URL(tokens.token_url)
+        self._token_origin = origin_of(token_url)
+        self._token_path = token_url.path
 
     def __repr__(self) -> str:
-        hosts = "any" if self._hosts is None else sorted(self._hosts)
-        return f"ZoomAuthMiddleware(tokens={self._tokens!r}, hosts={hosts!r})"
+        mode = "refuse" if self._refuse else "strip"
+        return (
+            f"ZoomAuthMiddleware(tokens={self._tokens!r}, "
+            f"api_url={self._destinations.base_url!r}, on_foreign_redirect={mode!r})"
+        )
 
     async def __call__(self, request: ClientRequest, handler: ClientHandlerType) -> ClientResponse:
-        """Send ``request`` with the token; on 401 code 124, invalidate and retry once."""
-        if request.url.with_query(None).with_fragment(None) == self._token_url:
+        """Sign ``request`` if its origin may have the token; on 401 code 124, retry once."""
+        url = request.url
+        if url.path == self._token_path and origin_of(url) == self._token_origin:
             return await handler(request)
         token = await self._tokens.get_token()
-        if not self._may_receive(request.url, token):
-            return await handler(request)
+        if not self._destinations.allows(url, token.api_url):
+            return await handler(request)  # another origin: a redirect hop, or not Zoom at all
         response = await self._send(request, handler, token)
         if response.status != 401 or not await _is_invalid_token(response):
             return response
@@ -72,33 +216,34 @@ class ZoomAuthMiddleware:
         logger.debug(
             "%s %s: 401 code %d with token_fp=%s; invalidating it and retrying once",
             request.method,
-            request.url.path,
+            url.path,
             INVALID_TOKEN_CODE,
             token.fingerprint,
         )
         await self._tokens.invalidate(token)
-        fresh = await self._tokens.get_token()
-        return await self._send(request, handler, fresh)
+        return await self._send(request, handler, await self._tokens.get_token())
 
-    def _may_receive(self, url: yarl.URL, token: AccessToken) -> bool:
-        if self._hosts is None or (url.host or "").lower() in self._hosts:
-            return True
-        if token.api_url is None:
-            return False
-        return yarl.URL(token.api_url).origin() == url.origin()
-
-    @staticmethod
     async def _send(
-        request: ClientRequest, handler: ClientHandlerType, token: AccessToken
+        self, request: ClientRequest, handler: ClientHandlerType, token: AccessToken
     ) -> ClientResponse:
         request.headers[hdrs.AUTHORIZATION] = f"Bearer {token.access_token}"
-        return await handler(request)
+        response = await handler(request)
+        if response.status in REDIRECT_STATUSES:
+            check_redirect(request, response, self._destinations, refuse=self._refuse)
+        return response
 
 
 async def _is_invalid_token(response: ClientResponse) -> bool:
-    """Whether a 401 says the token itself is bad (Zoom code 124); reads (and keeps) the body."""
+    """Whether a 401 says the token itself is bad (Zoom code 124); reads (and keeps) the body.
+
+    Only a body that declares a small ``Content-Length`` is read (Zoom's
+    always does); any other 401 is passed on as it is.
+    """
+    declared = response.content_length
+    if declared is None or declared > _MAX_401_BODY:
+        return False
     try:
-        data: Any = json.loads(await response.read())
-    except (ValueError, UnicodeDecodeError):
+        data = parse_json(await response.read())
+    except ValueError:
         return False
     return isinstance(data, dict) and data.get("code") == INVALID_TOKEN_CODE

@@ -4,16 +4,25 @@ Zoom's errors are ``{"code": ..., "message": ...}`` objects (plus an ``errors``
 list on validation failures) with an ``x-zm-trackingid`` header (ZOOM.md). A
 body that is not such JSON (an HTML page from a proxy) still gives the error
 class its HTTP status calls for, with a message that summarises the body.
+
+Nothing an answer says is trusted: bodies are read up to a size limit
+(:func:`read_body`), JSON nested deeply enough to exhaust the parser is an
+error like any other malformed body, and every text an error keeps from the
+answer is scrubbed of the bearer token it was sent with (an API or a proxy
+may echo the ``Authorization`` header back).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 from collections.abc import Mapping
 from typing import Any
 
+import aiohttp
+
+from .._http import describe_body, parse_json, read_bounded
+from .._redact import scrub
 from ..errors import (
     DailyLimitExceededError,
     MissingScopesError,
@@ -25,13 +34,23 @@ from ..errors import (
 )
 from ..oauth import parse_retry_after
 
-__all__ = ["decode_response", "error_from_response"]
+__all__ = [
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "INVALID_TOKEN_CODE",
+    "decode_response",
+    "error_from_response",
+    "read_body",
+]
 
 INVALID_TOKEN_CODE = 124
 MISSING_SCOPES_CODE = 4711
-_MAX_MESSAGE = 300
+DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+"""Largest API answer read by default: far above any JSON page Zoom sends (16 MiB)."""
 
-_HINTS = {
+_MAX_MESSAGE = 300
+NO_SECRETS: tuple[str, ...] = ()
+
+_API_ERROR_HINTS = {
     401: (
         "Zoom rejected the access token even after a fresh one was fetched; check that the "
         "Server-to-Server OAuth app is activated and that the base URL is Zoom's API"
@@ -44,21 +63,58 @@ _HINTS = {
 }
 
 
-def describe_body(body: bytes) -> str:
-    """A one-line summary of a body that is not the JSON we expected (never its content)."""
-    start = body[:64].decode("utf-8", "replace").strip()
-    if not start:
-        return "the body is empty"
-    kind = "an HTML page" if start.startswith("<") else "not JSON"
-    return f"the body is {kind} ({len(body)} bytes)"
+class _TooLarge(Exception):
+    """The answer's body is over the limit (carries read_bounded's message)."""
 
 
-def _zoom_fields(body: bytes) -> tuple[int | None, str | None, list[dict[str, object]] | None]:
+async def read_body(
+    response: aiohttp.ClientResponse, limit: int, *, method: str, path: str
+) -> bytes:
+    """The body of an API answer, at most ``limit`` bytes.
+
+    Raises:
+        ZoomAPIError: The body is larger than ``limit`` (the connection is closed).
+    """
+    try:
+        return await read_bounded(response, limit, "the answer", too_big=_TooLarge)
+    except _TooLarge as exc:
+        raise ZoomAPIError(
+            status=response.status,
+            code=None,
+            message=str(exc),
+            tracking_id=response.headers.get("x-zm-trackingid"),
+            method=method,
+            path=path,
+            hint="no Zoom API answer is that large: check the base URL, or raise "
+            "max_response_bytes if you expect answers this big",
+        ) from None
+
+
+def _scrub_item(value: object, forms: tuple[str, ...]) -> object:
+    if isinstance(value, str):
+        return scrub(value, forms)
+    if isinstance(value, dict):
+        return {str(k): _scrub_item(v, forms) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub_item(v, forms) for v in value]
+    return value
+
+
+def _unparsable(body: bytes, exc: ValueError) -> str:
+    """What is wrong with a body that did not parse: summarised, never quoted."""
+    if body.lstrip()[:1] in (b"{", b"["):
+        return f"the body is malformed JSON ({exc}; {len(body)} bytes)"
+    return describe_body(body)
+
+
+def _zoom_fields(
+    body: bytes, forms: tuple[str, ...]
+) -> tuple[int | None, str | None, list[dict[str, object]] | None]:
     """(code, message, errors) from a Zoom error body; message summarises a non-JSON body."""
     try:
-        data: Any = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return None, describe_body(body), None
+        data: Any = parse_json(body)
+    except ValueError as exc:
+        return None, _unparsable(body, exc), None
     if not isinstance(data, dict):
         return None, f"the body is a JSON {type(data).__name__}, not an object", None
     code = data.get("code")
@@ -66,8 +122,10 @@ def _zoom_fields(body: bytes) -> tuple[int | None, str | None, list[dict[str, ob
     errors = data.get("errors")
     return (
         code if isinstance(code, int) and not isinstance(code, bool) else None,
-        message[:_MAX_MESSAGE] if isinstance(message, str) else None,
-        [item for item in errors if isinstance(item, dict)] if isinstance(errors, list) else None,
+        scrub(message[:_MAX_MESSAGE], forms) if isinstance(message, str) else None,
+        [_scrub_item(item, forms) for item in errors if isinstance(item, dict)]  # type: ignore[misc]
+        if isinstance(errors, list)
+        else None,
     )
 
 
@@ -94,6 +152,7 @@ def error_from_response(
     method: str,
     path: str,
     hint: str | None = None,
+    secrets: tuple[str, ...] = NO_SECRETS,
 ) -> ZoomAPIError:
     """The :class:`ZoomAPIError` subclass for an error answer.
 
@@ -104,6 +163,8 @@ def error_from_response(
         method: HTTP method of the request.
         path: Request path without the query string.
         hint: What the user can do, overriding the default hint for the status.
+        secrets: Forms of the bearer token sent (:func:`zoom_s2s._redact.secret_forms`),
+            scrubbed from every text the error keeps from the answer.
 
     Returns:
         The error to raise: 401 :class:`UnauthorizedError`, 400 code 4711
@@ -111,36 +172,42 @@ def error_from_response(
         :class:`RateLimitedError` or :class:`DailyLimitExceededError`, 5xx
         :class:`ServerError`, else :class:`ZoomAPIError`.
     """
-    code, message, errors = _zoom_fields(body)
+    code, message, errors = _zoom_fields(body, secrets)
+    tracking_id = headers.get("x-zm-trackingid")
     fields: dict[str, Any] = {
         "status": status,
         "code": code,
         "message": message,
-        "tracking_id": headers.get("x-zm-trackingid"),
+        "tracking_id": None if tracking_id is None else scrub(tracking_id, secrets),
         "method": method,
         "path": path,
         "errors": errors,
     }
     if status == 429:
         limit_type = headers.get("X-RateLimit-Type")
-        retry_after = retry_after_time(headers.get("Retry-After"))
+        if limit_type is not None:
+            limit_type = scrub(limit_type, secrets)
+        retry_at = retry_after_time(headers.get("Retry-After"))
         if (limit_type or "").lower() == "daily-limit":
-            reset = retry_after or next_utc_midnight()
+            reset = retry_at or next_utc_midnight()
             return DailyLimitExceededError(
                 limit_type=limit_type,
-                retry_after=reset,
+                retry_at=reset,
                 hint=hint
                 or f"Zoom's daily limit for this API resets at {reset.isoformat()}; "
                 "retry after that",
                 **fields,
             )
         return RateLimitedError(
-            limit_type=limit_type, retry_after=retry_after, hint=hint or _HINTS[429], **fields
+            limit_type=limit_type,
+            retry_at=retry_at,
+            hint=hint or _API_ERROR_HINTS[429],
+            **fields,
         )
     if status == 401:
-        return UnauthorizedError(hint=hint or _HINTS[401], **fields)
+        return UnauthorizedError(hint=hint or _API_ERROR_HINTS[401], **fields)
     if status == 400 and code == MISSING_SCOPES_CODE:
-        return MissingScopesError(hint=hint or _HINTS[MISSING_SCOPES_CODE], **fields)
+        return MissingScopesError(hint=hint or _API_ERROR_HINTS[MISSING_SCOPES_CODE], **fields)
     if status == 404:
         return NotFoundError(hint=hint, **fields)
     if status >= 500:
@@ -155,25 +222,29 @@ def decode_response(
     *,
     method: str,
     path: str,
+    secrets: tuple[str, ...] = NO_SECRETS,
 ) -> Any:
     """Decoded JSON of a 2xx answer (``None`` when it has no body), or raise its error.
 
     Raises:
         ZoomAPIError: The status is not 2xx (the subclass its status calls
-            for), or a 2xx body is not JSON.
+            for), or a 2xx body is not JSON (or is nested too deeply to parse).
     """
     if not 200 <= status < 300:
-        raise error_from_response(status, headers, body, method=method, path=path)
-    if status == 204 or not body.strip():
+        raise error_from_response(status, headers, body, method=method, path=path, secrets=secrets)
+    if status == 204 or not body:
         return None
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        return parse_json(body)
+    except ValueError as exc:
+        if not body.strip():
+            return None
+        tracking_id = headers.get("x-zm-trackingid")
         raise ZoomAPIError(
             status=status,
             code=None,
-            message=f"{describe_body(body)}, expected JSON",
-            tracking_id=headers.get("x-zm-trackingid"),
+            message=f"{_unparsable(body, exc)}, expected JSON",
+            tracking_id=None if tracking_id is None else scrub(tracking_id, secrets),
             method=method,
             path=path,
             hint="check that the base URL is Zoom's API and that no proxy rewrites answers",

@@ -1,4 +1,9 @@
-"""The :class:`User` record returned by ``GET /users/{userId}``."""
+"""The :class:`User` record returned by ``GET /users/{userId}``.
+
+A user is its id and the JSON object Zoom sent; the named attributes are read
+from that object when asked for, so a request that only needs the id (or
+never looks at the user) does not pay for parsing dates it never reads.
+"""
 
 from __future__ import annotations
 
@@ -39,47 +44,19 @@ def _timestamp(value: object) -> dt.datetime | None:
 class User:
     """A Zoom user, as ``GET /users/{userId}`` describes it.
 
-    Only ``id`` is required. A field Zoom left out, or sent with an unexpected
-    type, is ``None`` here; the answer as Zoom sent it, unknown fields
-    included, is always in :attr:`raw`.
+    Only ``id`` is required. The other attributes are read from :attr:`raw`
+    when asked for (building a user costs well under a microsecond): a field
+    Zoom left out, or sent with an unexpected type, is ``None``. :attr:`raw`
+    is the answer as Zoom sent it, unknown fields included. Two users are
+    equal when Zoom described them identically.
 
     Attributes:
         id: The user's id.
-        email: The user's email address.
-        first_name: First name.
-        last_name: Last name.
-        type: 1 basic, 2 licensed, 4 unassigned without Meetings Basic, 99 none.
-        role_name: Role, e.g. ``"Admin"``.
-        account_id: The account the user belongs to (the S2S grant's ``account_id``).
-        account_number: The account's number.
-        status: ``"active"``, ``"inactive"`` or ``"pending"``.
-        timezone: IANA time zone, e.g. ``"Europe/Paris"``.
-        dept: Department.
-        created_at: When the user was created (UTC-aware).
-        last_login_time: Last sign-in (UTC-aware).
-        pmi: Personal meeting id.
-        language: Language, e.g. ``"en-US"``.
-        cluster: The user's cluster, e.g. ``"us04"``.
         raw: The complete JSON object Zoom returned (not shown in ``repr()``).
     """
 
     id: str
-    email: str | None = None
-    first_name: str | None = None
-    last_name: str | None = None
-    type: int | None = None
-    role_name: str | None = None
-    account_id: str | None = None
-    account_number: int | None = None
-    status: str | None = None
-    timezone: str | None = None
-    dept: str | None = None
-    created_at: dt.datetime | None = None
-    last_login_time: dt.datetime | None = None
-    pmi: int | None = None
-    language: str | None = None
-    cluster: str | None = None
-    raw: Mapping[str, Any] = attrs.field(factory=dict, eq=False, hash=False)
+    raw: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
 
     @classmethod
     def from_api(cls, data: object) -> User:
@@ -97,29 +74,89 @@ class User:
         if not isinstance(data, dict):
             raise ValueError(f"expected a JSON object, got {type(data).__name__}")
         user_id = data.get("id")
-        if isinstance(user_id, int) and not isinstance(user_id, bool):
-            user_id = str(user_id)
-        if not isinstance(user_id, str) or not user_id:
+        if type(user_id) is not str:
+            if isinstance(user_id, int) and not isinstance(user_id, bool):
+                user_id = str(user_id)
+            elif not isinstance(user_id, str):
+                raise ValueError("the user object has no 'id'")
+        if not user_id:
             raise ValueError("the user object has no 'id'")
-        return cls(
-            id=user_id,
-            email=_text(data.get("email")),
-            first_name=_text(data.get("first_name")),
-            last_name=_text(data.get("last_name")),
-            type=_integer(data.get("type")),
-            role_name=_text(data.get("role_name")),
-            account_id=_text(data.get("account_id")),
-            account_number=_integer(data.get("account_number")),
-            status=_text(data.get("status")),
-            timezone=_text(data.get("timezone")),
-            dept=_text(data.get("dept")),
-            created_at=_timestamp(data.get("created_at")),
-            last_login_time=_timestamp(data.get("last_login_time")),
-            pmi=_integer(data.get("pmi")),
-            language=_text(data.get("language")),
-            cluster=_text(data.get("cluster")),
-            raw=data,
-        )
+        return cls(user_id, data)
+
+    @property
+    def email(self) -> str | None:
+        """The user's email address."""
+        return _text(self.raw.get("email"))
+
+    @property
+    def first_name(self) -> str | None:
+        """First name."""
+        return _text(self.raw.get("first_name"))
+
+    @property
+    def last_name(self) -> str | None:
+        """Last name."""
+        return _text(self.raw.get("last_name"))
+
+    @property
+    def type(self) -> int | None:
+        """1 basic, 2 licensed, 4 unassigned without Meetings Basic, 99 none."""
+        return _integer(self.raw.get("type"))
+
+    @property
+    def role_name(self) -> str | None:
+        """Role, e.g. ``"Admin"``."""
+        return _text(self.raw.get("role_name"))
+
+    @property
+    def account_id(self) -> str | None:
+        """The account the user belongs to (the S2S grant's ``account_id``)."""
+        return _text(self.raw.get("account_id"))
+
+    @property
+    def account_number(self) -> int | None:
+        """The account's number."""
+        return _integer(self.raw.get("account_number"))
+
+    @property
+    def status(self) -> str | None:
+        """``"active"``, ``"inactive"`` or ``"pending"``."""
+        return _text(self.raw.get("status"))
+
+    @property
+    def timezone(self) -> str | None:
+        """IANA time zone, e.g. ``"Europe/Paris"``."""
+        return _text(self.raw.get("timezone"))
+
+    @property
+    def dept(self) -> str | None:
+        """Department."""
+        return _text(self.raw.get("dept"))
+
+    @property
+    def created_at(self) -> dt.datetime | None:
+        """When the user was created (UTC-aware)."""
+        return _timestamp(self.raw.get("created_at"))
+
+    @property
+    def last_login_time(self) -> dt.datetime | None:
+        """Last sign-in (UTC-aware)."""
+        return _timestamp(self.raw.get("last_login_time"))
+
+    @property
+    def pmi(self) -> int | None:
+        """Personal meeting id."""
+        return _integer(self.raw.get("pmi"))
+
+    @property
+    def language(self) -> str | None:
+        """Language, e.g. ``"en-US"``."""
+        return _text(self.raw.get("language"))
+
+    @property
+    def cluster(self) -> str | None:
+        """The user's cluster, e.g. ``"us04"``."""
+        return _text(self.raw.get("cluster"))
 
     def __repr__(self) -> str:
         return (

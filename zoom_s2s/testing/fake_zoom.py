@@ -114,6 +114,8 @@ class FakeZoom:
             June 2023; the library must stay correct under it).
         required_scopes: Scopes every ``/v2`` call needs; a token granted
             without one of them gets HTTP 400 code 4711, as on Zoom.
+        api_url: The ``api_url`` in token answers; default this server's
+            :attr:`url` (tests of a tampered or hostile ``api_url`` set another).
         host: Interface to listen on.
         port: Port; 0 picks a free one.
 
@@ -137,6 +139,7 @@ class FakeZoom:
         latency: float = 0.0,
         revoke_previous: bool = False,
         required_scopes: Iterable[str] = (),
+        api_url: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -146,6 +149,7 @@ class FakeZoom:
         self.latency = latency
         self.revoke_previous = revoke_previous
         self.required_scopes = tuple(required_scopes)
+        self.api_url = api_url
         self.host = host
         self.port = port
         self.token_requests = 0
@@ -320,7 +324,7 @@ class FakeZoom:
                 "token_type": "bearer",
                 "expires_in": self.expires_in,
                 "scope": self.scope,
-                "api_url": self.url,
+                "api_url": self.url if self.api_url is None else self.api_url,
             }
         )
 
