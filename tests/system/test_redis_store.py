@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from zoom_s2s.errors import ConfigurationError, StoreError, StoreUnavailableError
+from zoom_s2s.errors import ConfigurationError, StoreError, StoreUnavailableError, UsageError
 from zoom_s2s.models import AccessToken
-from zoom_s2s.stores import RedisTokenStore
+from zoom_s2s.stores import FailureRecord, LockLease, RedisTokenStore
 from zoom_s2s.stores import redis as redis_module
 from zoom_s2s.testing.contract import make_token
 from zoom_s2s.testing.redis_server import RedisServer
@@ -60,6 +60,20 @@ def alice_url(server: RedisServer, password: str = PASSWORD) -> str:
     return f"redis://alice:{password}@127.0.0.1:{server.port}/0"
 
 
+async def lease_for(store: RedisTokenStore, key: str = KEY, ttl: float = 30) -> LockLease:
+    lease = await store.acquire_lock(key, ttl=ttl)
+    assert lease is not None
+    return lease
+
+
+async def put(store: RedisTokenStore, token: AccessToken, key: str = KEY) -> LockLease:
+    """Write ``token`` under a fresh lease, then release the lock."""
+    lease = await lease_for(store, key)
+    assert await store.write(lease, token)
+    assert await store.release_lock(lease)
+    return lease
+
+
 # -- layout ----------------------------------------------------------------------
 
 
@@ -68,9 +82,8 @@ async def test_keys_share_the_hash_tag_and_never_hold_the_token(
     store: RedisTokenStore, raw: Any
 ) -> None:
     token = make_token()
-    lease = await store.acquire_lock(KEY, ttl=10)
-    assert lease is not None
-    assert await store.write(KEY, token, generation=await store.next_generation(KEY))
+    lease = await lease_for(store, ttl=10)
+    assert await store.write(lease, token)
     waiter = asyncio.create_task(store.wait_for_change(KEY, timeout=5))
     await asyncio.sleep(0.2)
     keys = sorted(k.decode() for k in await raw.keys("*"))
@@ -87,7 +100,10 @@ async def test_token_hash_holds_fingerprint_generation_and_record_with_ttl(
     store: RedisTokenStore, raw: Any
 ) -> None:
     token = make_token(lifetime=600)
-    await store.write(KEY, token, generation=3)
+    await raw.set(f"zoom_s2s:{{{KEY}}}:gen", 2)
+    lease = await put(store, token)
+    assert lease.generation == 3
+    assert await raw.get(f"zoom_s2s:{{{KEY}}}:fence") == b"3"
     fields = await raw.hgetall(f"zoom_s2s:{{{KEY}}}:token")
     assert fields[b"fp"].decode() == token.fingerprint
     assert fields[b"gen"] == b"3"
@@ -98,7 +114,8 @@ async def test_token_hash_holds_fingerprint_generation_and_record_with_ttl(
 
 @pytest.mark.redis
 async def test_expired_token_is_not_stored(store: RedisTokenStore, raw: Any) -> None:
-    assert await store.write(KEY, make_token(lifetime=-1), generation=1) is True
+    lease = await lease_for(store)
+    assert await store.write(lease, make_token(lifetime=-1)) is True
     assert await raw.exists(f"zoom_s2s:{{{KEY}}}:token") == 0
 
 
@@ -109,8 +126,9 @@ async def test_reader_trusts_the_key_ttl_over_the_writers_clock(
     skew = 300.0  # the writer's clock runs five minutes fast
     token = AccessToken(access_token="skewed", expires_at=_now() + skew + 3600,
                         issued_at=_now() + skew)
+    lease = await lease_for(store)
     monkeypatch.setattr(redis_module.time, "time", lambda: _now() + skew)
-    await store.write(KEY, token, generation=1)
+    await store.write(lease, token)
     monkeypatch.undo()
     got = await store.read(KEY)
     assert got is not None
@@ -119,10 +137,20 @@ async def test_reader_trusts_the_key_ttl_over_the_writers_clock(
 
 
 @pytest.mark.redis
-async def test_next_generation_survives_a_lost_counter(store: RedisTokenStore, raw: Any) -> None:
-    assert await store.write(KEY, make_token(), generation=41)
+async def test_lock_generation_survives_a_lost_counter(store: RedisTokenStore, raw: Any) -> None:
+    await raw.set(f"zoom_s2s:{{{KEY}}}:gen", 40)
+    assert (await put(store, make_token())).generation == 41
     await raw.delete(f"zoom_s2s:{{{KEY}}}:gen")  # e.g. evicted
-    assert await store.next_generation(KEY) == 42
+    assert (await lease_for(store)).generation == 42
+
+
+@pytest.mark.redis
+async def test_lock_value_names_owner_and_generation(store: RedisTokenStore, raw: Any) -> None:
+    lease = await lease_for(store)
+    value = await raw.get(f"zoom_s2s:{{{KEY}}}:lock")
+    assert value == f"{lease.owner}:{lease.generation}".encode()
+    assert 29_000 < await raw.pttl(f"zoom_s2s:{{{KEY}}}:lock") <= 30_000
+    assert await store.acquire_lock(KEY, ttl=30) is None  # another owner: taken
 
 
 # -- bad data --------------------------------------------------------------------
@@ -133,11 +161,12 @@ async def test_corrupt_record_is_a_miss_with_warning(
     store: RedisTokenStore, raw: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     await raw.hset(f"zoom_s2s:{{{KEY}}}:token", mapping={"fp": "x", "gen": 1, "data": "{oops"})
+    await raw.pexpire(f"zoom_s2s:{{{KEY}}}:token", 60_000)
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         assert await store.read(KEY) is None
     assert "corrupt" in caplog.text
     token = make_token()
-    assert await store.write(KEY, token, generation=1)
+    await put(store, token)
     got = await store.read(KEY)
     assert got is not None
     assert got.fingerprint == token.fingerprint
@@ -152,17 +181,19 @@ async def test_key_of_the_wrong_type_is_a_miss_and_is_replaced(
         assert await store.read(KEY) is None
         assert await store.delete(KEY, fingerprint="x") is False
     assert "not a token record" in caplog.text
-    assert await store.write(KEY, make_token(), generation=1)
+    await put(store, make_token())
     assert await store.read(KEY) is not None
 
 
 @pytest.mark.redis
 async def test_redis_errors_become_store_errors(store: RedisTokenStore, raw: Any) -> None:
     await raw.set(f"zoom_s2s:{{{KEY}}}:gen", "not a number")
-    with pytest.raises(StoreError, match="taking a generation number") as info:
-        await store.next_generation(KEY)
+    with pytest.raises(StoreError, match="taking the lock") as info:
+        await store.acquire_lock(KEY, ttl=10)
     assert isinstance(info.value.__cause__, redis.ResponseError)
+    assert not isinstance(info.value, StoreUnavailableError)
     assert info.value.store == store.name
+    assert "+evalsha" in str(info.value)  # the ACL hint
 
 
 # -- outages ---------------------------------------------------------------------
@@ -174,17 +205,19 @@ async def test_outage_raises_store_unavailable_quickly_and_recovers(
 ) -> None:
     store = RedisTokenStore.from_url(alice_url(own_server))
     try:
-        lease = await store.acquire_lock(KEY, ttl=30)
-        assert lease is not None
+        lease = await lease_for(store)
         waiter = asyncio.create_task(store.wait_for_change(KEY, timeout=60))
         await asyncio.sleep(0.2)
         own_server.stop()
         await asyncio.wait_for(waiter, 15)  # woken by the broken subscription, not the timeout
         attempts = {
             "read": lambda: store.read(KEY),
-            "write": lambda: store.write(KEY, make_token(), generation=1),
+            "write": lambda: store.write(lease, make_token()),
+            "write_failure": lambda: store.write_failure(
+                lease, FailureRecord(1, 5.0, "TokenEndpointError", "down"), keep_for=10
+            ),
+            "read_failure": lambda: store.read_failure(KEY),
             "delete": lambda: store.delete(KEY, fingerprint="x"),
-            "generation": lambda: store.next_generation(KEY),
             "lock": lambda: store.acquire_lock(KEY, ttl=1),
             "release": lambda: store.release_lock(lease),
             "wait": lambda: store.wait_for_change(KEY, timeout=1),
@@ -199,7 +232,7 @@ async def test_outage_raises_store_unavailable_quickly_and_recovers(
             assert isinstance(info.value.__cause__, redis.ConnectionError), name
         own_server.start()
         token = make_token()
-        assert await store.write(KEY, token, generation=1)
+        await put(store, token)
         got = await store.read(KEY)
         assert got is not None
         assert got.fingerprint == token.fingerprint
@@ -224,7 +257,7 @@ async def test_password_is_never_shown(own_server: RedisServer) -> None:
         assert PASSWORD not in store.name
         assert PASSWORD not in repr(store)
         assert store.name == f"redis://alice:***@127.0.0.1:{own_server.port}/0"
-        assert await store.write(KEY, make_token(), generation=1)  # the password works
+        await put(store, make_token())  # the password works
     finally:
         await store.aclose()
     wrong = RedisTokenStore.from_url(alice_url(own_server, password="Wr0ng-pa55word"))
@@ -262,10 +295,10 @@ async def test_callers_client_stays_open(own_server: RedisServer) -> None:
     store = RedisTokenStore(client)
     assert store.name == own_server.url
     assert PASSWORD not in repr(store)
-    await store.write(KEY, make_token(), generation=1)
+    await put(store, make_token())
     await store.aclose()
     assert await client.ping()
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(UsageError, match="closed"):
         await store.read(KEY)
     await client.aclose()
 
@@ -312,9 +345,8 @@ async def test_user_without_channel_rights_still_locks_and_wakes_by_polling() ->
         url = f"redis://bob:{PASSWORD}@127.0.0.1:{server.port}/0"
         holder, waiter_store = RedisTokenStore.from_url(url), RedisTokenStore.from_url(url)
         try:
-            lease = await holder.acquire_lock(KEY, ttl=30)
-            assert lease is not None
-            assert await holder.write(KEY, make_token(), generation=1)  # PUBLISH refused: fine
+            lease = await lease_for(holder)
+            assert await holder.write(lease, make_token())  # PUBLISH refused: fine
             loop = asyncio.get_running_loop()
             waiter = asyncio.create_task(waiter_store.wait_for_change(KEY, timeout=20))
             await asyncio.sleep(0.5)

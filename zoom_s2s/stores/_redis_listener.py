@@ -6,6 +6,12 @@ event *before* they look at the lock, so a release between the look and the
 wait is never missed. Any failure of the connection wakes every waiter
 (spurious wake-ups are allowed: they re-read the store) and the next wait
 subscribes again.
+
+The reader never blocks longer than :data:`READ_TIMEOUT` per read: a
+blocking read would hit the client's ``socket_timeout`` on redis-py 5
+(``TimeoutError``, the subscription dropped with a warning) whenever nothing
+was published for that long, while an explicit read timeout is "no message
+yet" on every redis-py version.
 """
 
 from __future__ import annotations
@@ -18,9 +24,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from redis.asyncio.client import PubSub
 
-__all__ = ["ChangeListener"]
+__all__ = ["READ_TIMEOUT", "ChangeListener"]
 
 logger = logging.getLogger("zoom_s2s.stores.redis")
+
+READ_TIMEOUT = 1.0
+"""Seconds one read of the subscription waits before looking again (not a wake-up delay:
+a message is handled as soon as it arrives)."""
 
 
 class ChangeListener:
@@ -87,7 +97,8 @@ class ChangeListener:
     async def _read_messages(self, pubsub: PubSub) -> None:
         try:
             while True:
-                message = await pubsub.get_message(timeout=None)
+                # An explicit timeout: None on expiry, on redis-py 5 as on 8.
+                message = await pubsub.get_message(timeout=READ_TIMEOUT)
                 if not message:
                     continue
                 channel = message["channel"]

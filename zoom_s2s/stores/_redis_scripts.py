@@ -4,19 +4,69 @@ Each runs atomically and touches only keys that share one hash tag, so they
 work on Redis Cluster. ``PUBLISH`` goes through ``redis.pcall``: waking waiters
 is best effort, and an ACL user without channel rights can still write and
 release (waiters then poll).
+
+A script that fails half-way keeps the writes it made before the failure, so
+every script checks its arguments *before* its first write and issues no
+write that can fail after another one: a valid ``PEXPIRE`` on a key just
+written cannot fail, and Redis refuses a script for lack of memory only at
+its first write (nothing written yet). Any error therefore leaves the keys as
+they were, or fully written.
+
+:data:`COMMANDS` lists every command the scripts call: Redis checks a user's
+ACL for each of them, as for commands sent directly.
 """
 
 __all__ = [
+    "ACQUIRE_SCRIPT",
+    "COMMANDS",
     "DELETE_SCRIPT",
-    "NEXT_GENERATION_SCRIPT",
+    "MAX_TTL_MS",
+    "READ_FAILURE_SCRIPT",
     "READ_SCRIPT",
     "RELEASE_SCRIPT",
+    "WRITE_FAILURE_SCRIPT",
     "WRITE_SCRIPT",
 ]
 
+MAX_TTL_MS = 86_400_000
+"""Longest TTL any script sets, ms (one day): a longer one is refused before any write."""
+
+# Commands called inside the scripts (PUBLISH through pcall: optional).
+COMMANDS = ("TYPE", "GET", "SET", "INCR", "DEL", "HGET", "HSET", "PEXPIRE", "PTTL", "PUBLISH")
+
+# KEYS[1]: lock, KEYS[2]: generation counter, KEYS[3]: fence.
+# ARGV[1]: owner (random hex), ARGV[2]: lock TTL in ms (1 .. MAX_TTL_MS).
+# Returns the lease's generation (>= 1), above every generation handed out or
+# written before (even if the counter was lost while the fence survived), or
+# 0 if another owner holds the lock. The lock's value is "<owner>:<generation>".
+# If the lock already holds ARGV[1] (the client retried a call whose reply was
+# lost, but whose SET went through), the generation taken then is returned.
+ACQUIRE_SCRIPT = """
+local ttl = tonumber(ARGV[2])
+if not ttl or ttl ~= math.floor(ttl) or ttl < 1 or ttl > 86400000 then
+  return redis.error_reply('ERR zoom_s2s: lock TTL must be 1 to 86400000 ms, got ' .. ARGV[2])
+end
+local held = redis.call('GET', KEYS[1])
+if held then
+  local mine = ARGV[1] .. ':'
+  if string.sub(held, 1, #mine) == mine then
+    return tonumber(string.sub(held, #mine + 1)) or 0
+  end
+  return 0
+end
+local n = redis.call('INCR', KEYS[2])
+local fence = tonumber(redis.call('GET', KEYS[3]) or '0') or 0
+if n <= fence then
+  n = fence + 1
+  redis.call('SET', KEYS[2], n)
+end
+redis.call('SET', KEYS[1], ARGV[1] .. ':' .. n, 'PX', ttl)
+return n
+"""
+
 # KEYS[1]: token hash. ARGV: none.
 # Returns {data, pttl_ms}: data is the record (nil if absent); pttl is PTTL's
-# answer, or -3 if the key exists but is not a hash.
+# answer (-1: the key has no TTL), or -3 if the key exists but is not a hash.
 READ_SCRIPT = """
 local kind = redis.call('TYPE', KEYS[1])['ok']
 if kind == 'none' then return {false, -2} end
@@ -24,20 +74,56 @@ if kind ~= 'hash' then return {false, -3} end
 return {redis.call('HGET', KEYS[1], 'data'), redis.call('PTTL', KEYS[1])}
 """
 
-# KEYS[1]: token hash, KEYS[2]: fence.
-# ARGV[1]: generation, ARGV[2]: record, ARGV[3]: fingerprint, ARGV[4]: TTL in ms
-# (0: the token already expired, store none), ARGV[5]: channel.
-# Returns 1 if written, 0 if ARGV[1] is below the fence (nothing changed).
+# KEYS[1]: token hash, KEYS[2]: fence, KEYS[3]: failure record.
+# ARGV[1]: generation, ARGV[2]: record, ARGV[3]: fingerprint, ARGV[4]: TTL in
+# ms, 0 .. MAX_TTL_MS (0: the token expired on its way here: store none),
+# ARGV[5]: channel.
+# Returns 1 if written (the failure record is forgotten and waiters are woken),
+# 0 if ARGV[1] is below the fence (nothing changed). Arguments out of range
+# are an error reply before anything is written.
 WRITE_SCRIPT = """
-if tonumber(ARGV[1]) < tonumber(redis.call('GET', KEYS[2]) or '0') then return 0 end
+local generation, ttl = tonumber(ARGV[1]), tonumber(ARGV[4])
+if not generation or generation < 1 or generation ~= math.floor(generation) then
+  return redis.error_reply('ERR zoom_s2s: generation must be a positive integer, got ' .. ARGV[1])
+end
+if not ttl or ttl ~= math.floor(ttl) or ttl < 0 or ttl > 86400000 then
+  return redis.error_reply('ERR zoom_s2s: token TTL must be 0 to 86400000 ms, got ' .. ARGV[4])
+end
+if generation < (tonumber(redis.call('GET', KEYS[2]) or '0') or 0) then return 0 end
 redis.call('SET', KEYS[2], ARGV[1])
-redis.call('DEL', KEYS[1])
-if tonumber(ARGV[4]) > 0 then
+redis.call('DEL', KEYS[1], KEYS[3])
+if ttl > 0 then
   redis.call('HSET', KEYS[1], 'fp', ARGV[3], 'gen', ARGV[1], 'data', ARGV[2])
-  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  redis.call('PEXPIRE', KEYS[1], ttl)
 end
 redis.pcall('PUBLISH', ARGV[5], 'written')
 return 1
+"""
+
+# KEYS[1]: failure record, KEYS[2]: fence.
+# ARGV[1]: the writer's generation, ARGV[2]: FailureRecord JSON, ARGV[3]: how
+# long to keep it, ms (1 .. MAX_TTL_MS).
+# Returns 1 if stored, 0 if a token of a later generation was already written
+# (a newer fetch succeeded, so this failure is stale: nothing changed).
+WRITE_FAILURE_SCRIPT = """
+local generation, ttl = tonumber(ARGV[1]), tonumber(ARGV[3])
+if not generation or not ttl or ttl ~= math.floor(ttl) or ttl < 1 or ttl > 86400000 then
+  return redis.error_reply('ERR zoom_s2s: failure TTL must be 1 to 86400000 ms, got ' .. ARGV[3])
+end
+if generation < (tonumber(redis.call('GET', KEYS[2]) or '0') or 0) then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl)
+return 1
+"""
+
+# KEYS[1]: failure record. ARGV: none.
+# Returns {data, pttl_ms} read together, so the record's age is measured by
+# Redis's clock alone: data is nil if absent; pttl is -1 for a record without
+# TTL, -3 if the key exists but is not a string.
+READ_FAILURE_SCRIPT = """
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind == 'none' then return {false, -2} end
+if kind ~= 'string' then return {false, -3} end
+return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}
 """
 
 # KEYS[1]: token hash. ARGV[1]: fingerprint, ARGV[2]: channel.
@@ -50,24 +136,11 @@ redis.pcall('PUBLISH', ARGV[2], 'deleted')
 return 1
 """
 
-# KEYS[1]: lock. ARGV[1]: owner, ARGV[2]: channel.
-# Returns 1 if ARGV[1] held the lock and it was released, 0 if expired or taken over.
+# KEYS[1]: lock. ARGV[1]: the lease's lock value "<owner>:<generation>", ARGV[2]: channel.
+# Returns 1 if the lease held the lock and it was released, 0 if expired or taken over.
 RELEASE_SCRIPT = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
 redis.pcall('PUBLISH', ARGV[2], 'released')
 return 1
-"""
-
-# KEYS[1]: generation counter, KEYS[2]: fence. ARGV: none.
-# Returns the next generation, above every one issued or written (even if the
-# counter was lost while the fence survived).
-NEXT_GENERATION_SCRIPT = """
-local n = redis.call('INCR', KEYS[1])
-local fence = tonumber(redis.call('GET', KEYS[2]) or '0')
-if n <= fence then
-  n = fence + 1
-  redis.call('SET', KEYS[1], n)
-end
-return n
 """

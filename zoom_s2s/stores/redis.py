@@ -4,15 +4,33 @@ Keys for a store key ``k`` share the hash tag ``{k}``, so every script touches
 one Cluster slot::
 
     <prefix>:{k}:token    HASH {fp: token fingerprint, gen: generation, data: encode_record}
-                          with PEXPIRE = the token's remaining lifetime
+                          with PEXPIRE = the token's remaining lifetime (at most a day)
     <prefix>:{k}:fence    highest generation written (no TTL: a deleted token still fences)
-    <prefix>:{k}:gen      generation counter (INCR)
-    <prefix>:{k}:lock     lock owner, SET NX PX
+    <prefix>:{k}:gen      generation counter (INCR, taken with the lock)
+    <prefix>:{k}:lock     "<owner>:<generation>" of the lease holding it, SET NX PX
     <prefix>:{k}:changed  pub/sub channel: "written", "deleted" or "released"
-    <prefix>:{k}:failure  the last failed fetch (FailureRecord JSON), PX = its keep_for()
+    <prefix>:{k}:failure  the last failed fetch (FailureRecord JSON), PX = how long to keep it
 
 The fingerprint sits beside the record so compare-and-delete works in Lua
 even when the record itself is opaque (e.g. encrypted).
+
+What is trusted
+---------------
+The key's TTL may only *shorten* a token's life: a reader uses
+``min(recorded expires_at, now + PTTL)``, so a ``PEXPIRE`` by someone else,
+or the Redis host's clock stepping back, never makes a token outlive the
+expiry its fetcher recorded. A token key without TTL, a record that claims
+to live more than a day, or a record of the wrong shape is a miss with a
+warning. A failure record is aged by its key's TTL, read in the same script
+as the record: the writer's clock never matters.
+
+ACL
+---
+The store issues exactly :data:`REDIS_COMMANDS` (scripts run with the
+caller's ACL); :func:`acl_rules` spells them as ``ACL SETUSER`` rules. Without
+``PUBLISH`` or ``SUBSCRIBE`` (or channel rights) waiters poll instead of
+being woken. A ``RedisCluster`` client also needs what redis-py's cluster
+discovery sends (``CLUSTER SLOTS``, ``COMMAND``).
 
 ``redis`` is imported only when a store is created: ``import zoom_s2s`` works
 without it, and creating a store without it raises
@@ -25,37 +43,76 @@ import asyncio
 import contextlib
 import importlib
 import logging
+import math
 import time
 import urllib.parse
 import warnings
-from collections.abc import Iterator
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ..errors import ConfigurationError, StoreError, StoreUnavailableError
+from .._redact import scrub, secret_forms
+from ..errors import ConfigurationError, StoreError, StoreUnavailableError, UsageError
 from ..models import AccessToken
 from ._redis_listener import ChangeListener
 from ._redis_scripts import (
+    ACQUIRE_SCRIPT,
+    COMMANDS,
     DELETE_SCRIPT,
-    NEXT_GENERATION_SCRIPT,
+    MAX_TTL_MS,
+    READ_FAILURE_SCRIPT,
     READ_SCRIPT,
     RELEASE_SCRIPT,
+    WRITE_FAILURE_SCRIPT,
     WRITE_SCRIPT,
 )
-from .base import FailureRecord, LockLease, decode_record, encode_record, new_owner
+from .base import BaseTokenStore, FailureRecord, LockLease, decode_record, encode_record, new_owner
+from .url import redact_url, url_secrets
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.asyncio.cluster import RedisCluster
 
-__all__ = ["RedisTokenStore", "redact_url"]
+__all__ = ["MAX_TOKEN_LIFETIME", "REDIS_COMMANDS", "RedisTokenStore", "acl_rules", "redact_url"]
 
 logger = logging.getLogger("zoom_s2s.stores.redis")
 
 _INSTALL_HINT = "RedisTokenStore needs the redis package: install zoom-s2s[redis]"
 _POLL_MIN, _POLL_MAX = 0.05, 0.25  # wait_for_change's polling without pub/sub
+
+MAX_TOKEN_LIFETIME = MAX_TTL_MS / 1000
+"""Longest remaining lifetime, seconds, of a token the store writes or believes (one day).
+
+Zoom issues 3599-3600 s tokens. Writing a token that claims more raises
+:class:`~zoom_s2s.StoreError` before anything is sent; reading one is a miss
+with a warning.
+"""
+
+REDIS_COMMANDS: tuple[str, ...] = (
+    "EVALSHA",
+    "SCRIPT|LOAD",
+    *COMMANDS,
+    "SUBSCRIBE",
+)
+"""Every command the store issues, directly or inside its scripts (ACL names).
+
+``EVALSHA`` runs the scripts, ``SCRIPT|LOAD`` loads one the server does not
+know yet, the scripts call ``TYPE GET SET INCR DEL HGET HSET PEXPIRE PTTL
+PUBLISH``, and waiters send ``PTTL``, ``HGET`` and ``SUBSCRIBE``. ``PUBLISH``
+and ``SUBSCRIBE`` are optional (waiters then poll).
+"""
+
+
+def acl_rules(prefix: str = "zoom_s2s") -> str:
+    """The ``ACL SETUSER`` rules that allow exactly what a store with ``prefix`` does.
+
+    Example::
+
+        ACL SETUSER zoom on >password <acl_rules()>
+    """
+    commands = " ".join(f"+{command.lower()}" for command in REDIS_COMMANDS)
+    return f"~{prefix}:* &{prefix}:* {commands}"
 
 
 def _import_redis() -> ModuleType:
@@ -65,43 +122,23 @@ def _import_redis() -> ModuleType:
         raise ConfigurationError(_INSTALL_HINT) from exc
 
 
-def redact_url(url: str) -> str:
-    """Return ``url`` without its password (in the user part or a ``password`` query)."""
+def _check_db(url: str, name: str) -> None:
+    """Refuse a ``redis://host/<db>`` path that is not a database number.
+
+    redis-py reads ``redis://host/abc`` as database 0 without a word.
+    """
     try:
         parts = urllib.parse.urlsplit(url)
-        netloc = parts.netloc
-        if "@" in netloc:
-            user_info, host = netloc.rsplit("@", 1)
-            user = user_info.split(":", 1)[0]
-            netloc = f"{user}:***@{host}" if ":" in user_info else f"{user}@{host}"
-        query = urllib.parse.urlencode(
-            [
-                (name, "***" if name.lower() == "password" else value)
-                for name, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-            ],
-            safe="*",
+    except ValueError:
+        return  # redis-py's from_url reports it
+    if parts.scheme.lower() not in ("redis", "rediss"):
+        return  # unix://: the path is the socket; db comes from the query
+    db = urllib.parse.unquote(parts.path).strip("/")
+    if db and not (db.isascii() and db.isdigit()):
+        raise ConfigurationError(
+            f"Redis URL {name} names database {db!r}: the path must be a database "
+            "number, as in redis://host:6379/0"
         )
-        return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
-    except ValueError:
-        return "<unparsable URL>"
-
-
-def _url_secrets(url: str) -> tuple[str, ...]:
-    """The password of ``url`` as written and unquoted, to scrub from messages."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-        found = [parts.password or ""]
-        found += [v for k, v in urllib.parse.parse_qsl(parts.query) if k.lower() == "password"]
-    except ValueError:
-        return ()
-    found += [urllib.parse.unquote(secret) for secret in found]
-    return tuple(sorted({secret for secret in found if secret}, key=len, reverse=True))
-
-
-def _scrub(text: str, secrets: tuple[str, ...]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return text
 
 
 @attrs.frozen
@@ -114,7 +151,7 @@ class _Keys:
     failure: str
 
 
-def _describe(client: Any) -> str:
+def _client_name(client: Any) -> str:
     """A password-free name for a client someone else built."""
     startup = getattr(getattr(client, "nodes_manager", None), "startup_nodes", None)
     if startup is not None:  # RedisCluster
@@ -133,18 +170,28 @@ def _describe(client: Any) -> str:
     return f"{scheme}://{host}:{port}/{kwargs.get('db', 0)}"
 
 
-class RedisTokenStore:
+def _client_password(client: Any) -> str | None:
+    """The password a caller's client authenticates with, to scrub from messages."""
+    kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", {})
+    password = kwargs.get("password") if isinstance(kwargs, dict) else None
+    return password if isinstance(password, str) and password else None
+
+
+class RedisTokenStore(BaseTokenStore):
     """Shares tokens between hosts through Redis or Redis Cluster.
 
-    Writes, compare-and-delete and lock release are Lua scripts, so each is
-    atomic; all keys of one store key share a hash tag, so the scripts also
-    run on Redis Cluster. Token keys expire with the token. A reader
-    recomputes ``expires_at`` from the key's remaining TTL, so hosts whose
-    clocks disagree still agree on when the token expires.
+    Taking the lock with its fencing generation, writes, compare-and-delete
+    and lock release are Lua scripts, so each is atomic and one round trip;
+    all keys of one store key share a hash tag, so the scripts also run on
+    Redis Cluster. Token keys expire with the token. A reader takes the
+    earlier of the recorded expiry and the key's remaining TTL, so a host
+    whose clock runs fast cannot stretch a token's life, and neither can the
+    TTL (see the module docstring).
 
     Waiters in :meth:`wait_for_change` are woken by pub/sub: one subscription
     connection per store, created on first use. With a client that has no
-    ``pubsub()`` (old redis-py ``RedisCluster``) they poll every 0.05-0.25 s.
+    ``pubsub()`` (redis-py 5's ``RedisCluster``) or a user without channel
+    rights they poll every 0.05-0.25 s.
 
     Args:
         client: A ``redis.asyncio.Redis`` or ``redis.asyncio.cluster.RedisCluster``.
@@ -154,6 +201,8 @@ class RedisTokenStore:
     Raises:
         ConfigurationError: ``redis`` is not installed, or ``prefix`` is invalid.
     """
+
+    schemes = ("redis", "rediss", "unix")
 
     def __init__(
         self,
@@ -168,15 +217,19 @@ class RedisTokenStore:
         if not prefix or "{" in prefix or "}" in prefix:
             raise ConfigurationError(f"prefix must be non-empty, without braces: {prefix!r}")
         self._exceptions = importlib.import_module("redis.exceptions")
+        # Instance attribute: redis is imported only once a store is made.
+        self.backend_errors = (self._exceptions.RedisError, OSError, asyncio.TimeoutError)
         self._client = client
         self._prefix = prefix
-        self._name = _describe(client)
-        self._secrets: tuple[str, ...] = ()  # the URL's password, scrubbed from messages
+        self._name = _client_name(client)
+        self._secret_forms = secret_forms(_client_password(client))
+        self._acquire_script = client.register_script(ACQUIRE_SCRIPT)
         self._read_script = client.register_script(READ_SCRIPT)
         self._write_script = client.register_script(WRITE_SCRIPT)
+        self._write_failure_script = client.register_script(WRITE_FAILURE_SCRIPT)
+        self._read_failure_script = client.register_script(READ_FAILURE_SCRIPT)
         self._delete_script = client.register_script(DELETE_SCRIPT)
         self._release_script = client.register_script(RELEASE_SCRIPT)
-        self._next_generation_script = client.register_script(NEXT_GENERATION_SCRIPT)
         self._use_pubsub = callable(getattr(client, "pubsub", None))
         self._listener: ChangeListener | None = None  # created on the first wait
         # A RedisCluster client must learn the slot map once before commands run
@@ -198,30 +251,33 @@ class RedisTokenStore:
             cluster: Connect with ``RedisCluster`` (``url`` names one node).
             **options: Passed to the client's ``from_url``; defaults
                 ``socket_timeout=5``, ``socket_connect_timeout=5`` and (not for
-                Cluster) two quick retries, so an outage is reported within seconds.
+                Cluster) two quick retries, so an outage is reported within
+                seconds (about three socket timeouts at most).
 
         Raises:
-            ConfigurationError: ``redis`` is not installed, or the URL is invalid.
+            ConfigurationError: ``redis`` is not installed, or the URL is
+                invalid (including a database path that is not a number).
         """
         redis_asyncio = _import_redis()
+        name, forms = redact_url(url), secret_forms(*url_secrets(url))
+        _check_db(url, name)
         options.setdefault("socket_timeout", 5.0)
         options.setdefault("socket_connect_timeout", 5.0)
         if not cluster:
             retry = importlib.import_module("redis.asyncio.retry")
             backoff = importlib.import_module("redis.backoff")
             options.setdefault("retry", retry.Retry(backoff.ExponentialBackoff(0.5, 0.05), 2))
-        name, secrets_in_url = redact_url(url), _url_secrets(url)
         factory = redis_asyncio.RedisCluster if cluster else redis_asyncio.Redis
         try:
             client = factory.from_url(url, **options)
         except (ValueError, TypeError, importlib.import_module("redis").RedisError) as exc:
             raise ConfigurationError(
-                f"invalid Redis URL {name} ({_scrub(str(exc), secrets_in_url)}); expected "
+                f"invalid Redis URL {name} ({scrub(str(exc), forms)}); expected "
                 "redis://[user:password@]host[:port][/db], rediss://... or unix:///path?db=0"
             ) from None
         store = cls(client, prefix=prefix, owns_client=True)
         store._name = name
-        store._secrets = secrets_in_url
+        store._secret_forms = tuple(sorted({*forms, *store._secret_forms}, key=len, reverse=True))
         return store
 
     @property
@@ -239,6 +295,45 @@ class RedisTokenStore:
                 stacklevel=1,
             )
 
+    # -- errors -----------------------------------------------------------------
+
+    def scrub(self, text: str) -> str:
+        """``text`` without the password of the URL or client, in any encoding."""
+        return scrub(text, self._secret_forms)
+
+    def error_hint(self, exc: BaseException) -> str:
+        return (
+            "check that it is a writable primary running Redis >= 6 with Lua scripting, "
+            f"and that the ACL allows: {acl_rules(self._prefix)}"
+        )
+
+    def translate_error(self, exc: BaseException, action: str) -> StoreError:
+        """Credentials refused, unreachable, or failed (with the ACL hint), by exception."""
+        errors = self._exceptions
+        detail = self.scrub(str(exc)) or "no detail"
+        kind = exc.__class__.__name__
+        if isinstance(exc, errors.AuthenticationError):
+            return StoreUnavailableError(
+                f"Redis at {self._name} refused the credentials while {action} "
+                f"({detail}); check the user and password in the Redis URL",
+                store=self._name,
+            )
+        if isinstance(exc, (errors.ConnectionError, errors.TimeoutError, OSError,
+                            asyncio.TimeoutError)):
+            return StoreUnavailableError(
+                f"Redis at {self._name} is unreachable while {action} ({kind}: {detail}); "
+                "check that Redis is running and reachable from this host, and the "
+                "URL's host, port and TLS",
+                store=self._name,
+            )
+        return StoreError(
+            f"Redis at {self._name} failed while {action} ({kind}: {detail}); "
+            f"{self.error_hint(exc)}",
+            store=self._name,
+        )
+
+    # -- plumbing ---------------------------------------------------------------
+
     def _keys(self, key: str) -> _Keys:
         if "{" in key or "}" in key:
             raise ConfigurationError(f"store key {key!r} must not contain braces")
@@ -247,6 +342,8 @@ class RedisTokenStore:
                      f"{base}:changed", f"{base}:failure")
 
     async def _ready(self) -> None:
+        if self._closed:
+            raise UsageError(f"{self!r} is closed; create a new store")
         if self._initialized:
             return
         if self._init_lock is None:
@@ -256,51 +353,24 @@ class RedisTokenStore:
                 await self._client.initialize()
                 self._initialized = True
 
-    @contextlib.contextmanager
-    def _errors(self, action: str) -> Iterator[None]:
-        """The one place where Redis exceptions become store errors."""
-        if self._closed:
-            raise RuntimeError(f"{self!r} is closed; create a new store")
-        errors = self._exceptions
-        try:
-            yield
-        except errors.AuthenticationError as exc:
-            raise StoreUnavailableError(
-                f"Redis at {self._name} refused the credentials while {action} "
-                f"({self._scrub(exc)}); check the user and password in the Redis URL",
-                store=self._name,
-            ) from exc
-        except (errors.ConnectionError, errors.TimeoutError, OSError) as exc:
-            raise StoreUnavailableError(
-                f"Redis at {self._name} is unreachable while {action} "
-                f"({exc.__class__.__name__}: {self._scrub(exc)}); check that Redis is "
-                "running and reachable from this host, and the URL's host, port and TLS",
-                store=self._name,
-            ) from exc
-        except errors.RedisError as exc:
-            raise StoreError(
-                f"Redis at {self._name} failed while {action} "
-                f"({exc.__class__.__name__}: {self._scrub(exc)}); check that it is a writable "
-                "primary, runs Redis >= 6 with Lua scripting, and that the ACL allows "
-                "EVALSHA, SET, PTTL, PUBLISH and SUBSCRIBE",
-                store=self._name,
-            ) from exc
-
-    def _scrub(self, exc: BaseException) -> str:
-        return _scrub(str(exc), self._secrets)
-
     # -- tokens ---------------------------------------------------------------
 
     async def read(self, key: str) -> AccessToken | None:
         keys = self._keys(key)
-        with self._errors("reading the token"):
-            await self._ready()
-            data, pttl = await self._read_script(keys=[keys.token])
+        await self._ready()
+        data, pttl = await self._read_script(keys=[keys.token])
+        pttl = int(pttl)
         if data is None:
             if pttl == -3 or pttl >= -1:
                 logger.warning("%s in %s is not a token record; treating as a miss",
                                keys.token, self._name)
             return None
+        if pttl == -1:
+            logger.warning("token at %s in %s has no TTL (not written by zoom-s2s?); "
+                           "treating as a miss", keys.token, self._name)
+            return None
+        if pttl < 0:
+            return None  # expired between the two commands of the script: cannot happen
         try:
             token, _generation = decode_record(data)
         except ValueError as exc:
@@ -308,123 +378,167 @@ class RedisTokenStore:
                            self._name, keys.token, exc)
             return None
         now = time.time()
-        if pttl >= 0:
-            # Trust Redis's clock over the writer's: shift both times by the skew.
-            shift = (now + pttl / 1000) - token.expires_at
-            token = attrs.evolve(token, expires_at=token.expires_at + shift,
-                                 issued_at=token.issued_at + shift)
+        if token.expires_at > now + MAX_TOKEN_LIFETIME:
+            logger.warning("token in %s at %s claims to live %.0f s more (at most %.0f s "
+                           "is believed); treating as a miss", self._name, keys.token,
+                           token.expires_at - now, MAX_TOKEN_LIFETIME)
+            return None
+        by_ttl = now + pttl / 1000
+        if by_ttl < token.expires_at:
+            # The key expires first (the writer's clock ran fast): believe the
+            # earlier moment, and keep the token's lifetime. Never the later one.
+            shift = by_ttl - token.expires_at
+            token = attrs.evolve(token, expires_at=by_ttl, issued_at=token.issued_at + shift)
         return token if token.expires_at > now else None
 
-    async def write(self, key: str, token: AccessToken, *, generation: int) -> bool:
-        keys = self._keys(key)
-        ttl_ms = max(0, int((token.expires_at - time.time()) * 1000))
-        record = encode_record(token, generation)
-        with self._errors("writing the token"):
-            await self._ready()
-            written = await self._write_script(
-                keys=[keys.token, keys.fence],
-                args=[generation, record, token.fingerprint, ttl_ms, keys.channel],
+    async def write(self, lease: LockLease, token: AccessToken) -> bool:
+        """Store ``token`` under ``lease``'s generation (one script).
+
+        Raises:
+            StoreError: ``token`` claims to live longer than
+                :data:`MAX_TOKEN_LIFETIME` (or forever); nothing is written.
+        """
+        keys = self._keys(lease.key)
+        left = token.expires_at - time.time()
+        if not math.isfinite(left) or left > MAX_TOKEN_LIFETIME:
+            raise StoreError(
+                f"refused to store token {token.fingerprint} in {self._name}: it claims to "
+                f"expire in {left:.0f} s, and a token lives at most {MAX_TOKEN_LIFETIME:.0f} s "
+                "(Zoom issues 3600 s tokens); check the token endpoint's expires_in",
+                store=self._name,
             )
+        ttl_ms = max(0, int(left * 1000))
+        record = encode_record(token, lease.generation)
+        await self._ready()
+        written = await self._write_script(
+            keys=[keys.token, keys.fence, keys.failure],
+            args=[lease.generation, record, token.fingerprint, ttl_ms, keys.channel],
+        )
         if not written:
             logger.debug("refused stale write of token %s for %s (generation %d)",
-                         token.fingerprint, key, generation)
+                         token.fingerprint, lease.key, lease.generation)
         return bool(written)
 
     async def delete(self, key: str, *, fingerprint: str) -> bool:
         keys = self._keys(key)
-        with self._errors("deleting the token"):
-            await self._ready()
-            deleted = await self._delete_script(keys=[keys.token], args=[fingerprint, keys.channel])
+        await self._ready()
+        deleted = await self._delete_script(keys=[keys.token], args=[fingerprint, keys.channel])
         return bool(deleted)
-
-    async def next_generation(self, key: str) -> int:
-        keys = self._keys(key)
-        with self._errors("taking a generation number"):
-            await self._ready()
-            generation = await self._next_generation_script(keys=[keys.gen, keys.fence])
-        return int(generation)
 
     # -- the lock -------------------------------------------------------------
 
     async def acquire_lock(self, key: str, *, ttl: float) -> LockLease | None:
+        """Take the lock and a fencing generation in one script.
+
+        Raises:
+            ConfigurationError: ``ttl`` is not a positive number of at most a day.
+        """
         keys = self._keys(key)
+        if (
+            isinstance(ttl, bool)
+            or not isinstance(ttl, (int, float))
+            or not 0 < ttl <= MAX_TTL_MS / 1000
+        ):
+            raise ConfigurationError(f"lock ttl must be > 0 and <= 86400 seconds, got {ttl!r}")
+        ttl_ms = max(1, math.ceil(ttl * 1000))  # never shorter in Redis than in the lease
         owner = new_owner()  # one per acquisition, never shared between coroutines
-        with self._errors("taking the lock"):
-            await self._ready()
-            taken = await self._client.set(keys.lock, owner, nx=True, px=max(1, int(ttl * 1000)))
-            if not taken:
-                # The client may have retried a SET whose reply was lost: then the
-                # first SET was ours and the retry saw our own lock.
-                taken = await self._client.get(keys.lock) in (owner, owner.encode())
-        return LockLease(key=key, owner=owner, ttl=ttl) if taken else None
+        await self._ready()
+        acquired_at = time.monotonic()
+        generation = int(
+            await self._acquire_script(keys=[keys.lock, keys.gen, keys.fence], args=[owner, ttl_ms])
+        )
+        if generation <= 0:
+            return None
+        return LockLease(
+            key=key, owner=owner, generation=generation, ttl=ttl, acquired_at=acquired_at
+        )
 
     async def release_lock(self, lease: LockLease) -> bool:
         keys = self._keys(lease.key)
-        with self._errors("releasing the lock"):
-            await self._ready()
-            released = await self._release_script(
-                keys=[keys.lock], args=[lease.owner, keys.channel]
-            )
+        await self._ready()
+        released = await self._release_script(
+            keys=[keys.lock], args=[f"{lease.owner}:{lease.generation}", keys.channel]
+        )
         return bool(released)
 
     async def wait_for_change(self, key: str, *, timeout: float) -> None:
         keys = self._keys(key)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        with self._errors("waiting for the lock"):
-            await self._ready()
-            event: asyncio.Event | None = None
-            if self._use_pubsub and timeout > 0:
-                if self._listener is None:
-                    self._listener = ChangeListener(self._client, name=self._name)
-                # Unconfirmed (refused by an ACL, connection lost): poll this time.
-                if await self._listener.subscribe(keys.channel, timeout):
-                    # Registered before looking at the lock, so a release that
-                    # happens after the look cannot be missed.
-                    event = self._listener.event(keys.channel)
-            pttl = int(await self._client.pttl(keys.lock))
-            if pttl == -2:
+        await self._ready()
+        event: asyncio.Event | None = None
+        if self._use_pubsub and timeout > 0:
+            if self._listener is None:
+                self._listener = ChangeListener(self._client, name=self._name)
+            # Unconfirmed (refused by an ACL, connection lost): poll this time.
+            if await self._listener.subscribe(keys.channel, timeout):
+                # Registered before looking at the lock, so a release that
+                # happens after the look cannot be missed.
+                event = self._listener.event(keys.channel)
+        pttl = int(await self._client.pttl(keys.lock))
+        if pttl == -2:
+            return
+        if pttl >= 0:  # after the lock's TTL waiters may take over
+            deadline = min(deadline, loop.time() + pttl / 1000)
+        if event is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(event.wait(), max(0.0, deadline - loop.time()))
+            return
+        # No pub/sub (refused by an ACL, or a client without it such as
+        # redis-py 5's RedisCluster): poll for a release or a new token.
+        written = await self._client.hget(keys.token, "fp")
+        delay = _POLL_MIN
+        while (remaining := deadline - loop.time()) > 0:
+            await asyncio.sleep(min(delay, remaining))
+            delay = min(delay * 1.5, _POLL_MAX)
+            if int(await self._client.pttl(keys.lock)) == -2:
                 return
-            if pttl >= 0:  # after the lock's TTL waiters may take over
-                deadline = min(deadline, loop.time() + pttl / 1000)
-            if event is not None:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(event.wait(), max(0.0, deadline - loop.time()))
+            if await self._client.hget(keys.token, "fp") != written:
                 return
-            # No pub/sub (refused by an ACL, or a client without it such as
-            # redis-py 5's RedisCluster): poll for a release or a new token.
-            written = await self._client.hget(keys.token, "fp")
-            delay = _POLL_MIN
-            while (remaining := deadline - loop.time()) > 0:
-                await asyncio.sleep(min(delay, remaining))
-                delay = min(delay * 1.5, _POLL_MAX)
-                if not await self._client.exists(keys.lock):
-                    return
-                if await self._client.hget(keys.token, "fp") != written:
-                    return
+
+    # -- failures ---------------------------------------------------------------
+
+    async def write_failure(
+        self, lease: LockLease, failure: FailureRecord, *, keep_for: float
+    ) -> None:
+        """Remember ``failure`` for ``keep_for`` seconds (at least its ``retry_in``, at most a day).
+
+        Ignored (with a debug line) if a token of a later generation was already written.
+        """
+        keys = self._keys(lease.key)
+        keep = max(keep_for, failure.retry_in)
+        if not math.isfinite(keep):
+            raise ConfigurationError(f"keep_for must be a finite number of seconds: {keep_for!r}")
+        keep_ms = min(MAX_TTL_MS, max(1, math.ceil(keep * 1000)))
+        await self._ready()
+        stored = await self._write_failure_script(
+            keys=[keys.failure, keys.fence],
+            args=[lease.generation, failure.to_json(keep_for=keep_ms / 1000), keep_ms],
+        )
+        if not stored:
+            logger.debug("ignored a stale failure record for %s (generation %d)",
+                         lease.key, lease.generation)
 
     async def read_failure(self, key: str) -> FailureRecord | None:
         keys = self._keys(key)
-        with self._errors("reading the failure record"):
-            await self._ready()
-            data = await self._client.get(keys.failure)
+        await self._ready()
+        data, pttl = await self._read_failure_script(keys=[keys.failure])
+        pttl = int(pttl)
         if data is None:
+            if pttl == -3:
+                logger.warning("%s in %s is not a failure record; ignoring it",
+                               keys.failure, self._name)
+            return None
+        if pttl < 0:
+            logger.warning("failure record at %s in %s has no TTL (not written by "
+                           "zoom-s2s?); ignoring it", keys.failure, self._name)
             return None
         try:
-            return FailureRecord.from_json(data)
-        except ValueError:
-            logger.warning("ignoring a corrupt failure record at %s", keys.failure)
+            return FailureRecord.from_json(data, ttl_left=pttl / 1000)
+        except ValueError as exc:
+            logger.warning("ignoring a corrupt failure record at %s in %s (%s)",
+                           keys.failure, self._name, exc)
             return None
-
-    async def write_failure(self, key: str, failure: FailureRecord | None) -> None:
-        keys = self._keys(key)
-        with self._errors("remembering a failed fetch"):
-            await self._ready()
-            if failure is None:
-                await self._client.delete(keys.failure)
-            else:
-                ttl_ms = max(1, int(failure.keep_for(time.time()) * 1000))
-                await self._client.set(keys.failure, failure.to_json(), px=ttl_ms)
 
     async def aclose(self) -> None:
         """Stop the pub/sub reader, close its connection and, if owned, the client."""

@@ -7,6 +7,8 @@ Example::
         ...
         server.stop()    # simulate an outage
         server.start()   # same port, empty data set
+        server.pause()   # SIGSTOP: connections open, nothing answers
+        server.resume()  # SIGCONT: answers again, data kept
 
 The server runs in a private temporary directory, binds to 127.0.0.1 only and
 keeps nothing on disk (``--save "" --appendonly no``).
@@ -14,6 +16,7 @@ keeps nothing on disk (``--save "" --appendonly no``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -98,6 +101,8 @@ def terminate(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is not None:
         return
     process.terminate()
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signal.SIGCONT)  # a paused (SIGSTOP) server exits only once continued
     try:
         process.wait(timeout=5)
     except subprocess.TimeoutExpired:
@@ -256,8 +261,33 @@ class RedisServer(ServerContext):
         if not answer.startswith(b"+OK"):
             raise RedisServerError(f"FLUSHALL on port {self.port} answered {answer!r}")
 
+    def pause(self) -> None:
+        """Freeze the server (``SIGSTOP``): it accepts connections but answers nothing.
+
+        This is what a stalled host looks like to clients (requests time out,
+        nothing is refused). :meth:`resume` continues it with its data; a
+        paused server is resumed before it is stopped.
+
+        Raises:
+            RedisServerError: The server is not running.
+        """
+        self._signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Continue a server frozen by :meth:`pause` (``SIGCONT``); no-op if not paused.
+
+        Raises:
+            RedisServerError: The server is not running.
+        """
+        self._signal(signal.SIGCONT)
+
+    def _signal(self, signum: signal.Signals) -> None:
+        if self._process is None or self._process.poll() is not None:
+            raise RedisServerError(f"redis-server on port {self.port} is not running")
+        self._process.send_signal(signum)
+
     def stop(self) -> None:
-        """Stop the server (no-op if stopped); its data is lost."""
+        """Stop the server (no-op if stopped), paused or not; its data is lost."""
         self._process = None
         self._terminate()
 
