@@ -5,15 +5,18 @@ and it keeps the runtime dependencies at aiohttp, attrs, filelock and stamina.
 
 Commands: ``token``, ``user``, ``account-id``, ``demo`` and ``fake-server``.
 Commands that need the app read its credentials from ``ZOOM_ACCOUNT_ID``,
-``ZOOM_CLIENT_ID`` and ``ZOOM_CLIENT_SECRET`` unless flags give them. Errors
-print one line to stderr and exit with status 1 (2 for usage errors); no
-traceback. Only ``token`` ever prints a token; nothing prints the secret.
+``ZOOM_CLIENT_ID`` and ``ZOOM_CLIENT_SECRET`` unless flags give them; the
+other defaults come from the environment through :mod:`zoom_s2s._env` (an
+empty variable counts as unset). Errors print one line to stderr and exit with
+status 1 (2 for usage errors); no traceback. Only ``token`` ever prints a
+token; nothing prints the secret or a URL's password.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -23,23 +26,32 @@ from typing import Any
 
 import aiohttp
 
+from ._env import (
+    ENV_ACCESS_TOKEN,
+    ENV_API_URL,
+    ENV_ENCRYPTION_KEYS,
+    ENV_LOG_LEVEL,
+    ENV_STORE,
+    ENV_TOKEN_URL,
+    api_url_from_env,
+    env_value,
+    token_url_from_env,
+)
 from ._version import __version__
-from .client import DEFAULT_API_URL, ZoomClient, discover_account_id
-from .client.urls import ENV_API_URL
+from .client import ZoomClient, discover_account_id
 from .errors import ConfigurationError, ZoomS2SError
 from .manager import TokenManager
 from .models import ENV_ACCOUNT_ID, ENV_CLIENT_ID, ENV_CLIENT_SECRET, Credentials
-from .oauth import DEFAULT_TOKEN_URL, ENV_TOKEN_URL
 from .stores.url import store_from_url
 
-__all__ = ["main"]
+__all__ = ["ENV_ACCESS_TOKEN", "ENV_ENCRYPTION_KEYS", "main"]
 
-ENV_ENCRYPTION_KEYS = "ZOOM_S2S_ENCRYPTION_KEYS"
+logger = logging.getLogger(__name__)
 
 Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 COMMANDS: dict[str, Command] = {}
 
-ENV_ACCESS_TOKEN = "ZOOM_ACCESS_TOKEN"  # noqa: S105 - the variable's name, not a token
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 def command(name: str) -> Callable[[Command], Command]:
@@ -64,15 +76,26 @@ def add_credential_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--token-url",
-        default=os.environ.get(ENV_TOKEN_URL, DEFAULT_TOKEN_URL),
-        help="token endpoint (default: $ZOOM_TOKEN_URL or %(default)s)",
+        default=token_url_from_env(),
+        help=f"token endpoint (default: ${ENV_TOKEN_URL} or %(default)s)",
     )
     parser.add_argument(
         "--store",
-        default=os.environ.get("ZOOM_S2S_STORE", "memory://"),
+        default=env_value(ENV_STORE) or "memory://",
         metavar="URL",
         help="token store: memory://, file:///abs/dir, redis://..., rediss://... "
-        "(default: $ZOOM_S2S_STORE or %(default)s)",
+        f"(default: ${ENV_STORE} or %(default)s)",
+    )
+    add_insecure_flag(parser)
+
+
+def add_insecure_flag(parser: argparse.ArgumentParser) -> None:
+    """Add ``--allow-insecure-http`` (plain HTTP to a host that is not loopback)."""
+    parser.add_argument(
+        "--allow-insecure-http",
+        action="store_true",
+        help="accept http:// URLs to hosts other than loopback (credentials and tokens "
+        "then cross the network in clear text)",
     )
 
 
@@ -84,14 +107,25 @@ def credentials_from_args(args: argparse.Namespace) -> Credentials:
     if args.client_id:
         env[ENV_CLIENT_ID] = args.client_id
     if args.client_secret_file:
-        try:
-            with open(args.client_secret_file, encoding="utf-8") as file:
-                env[ENV_CLIENT_SECRET] = file.read().strip()
-        except OSError as exc:
-            raise ConfigurationError(
-                f"cannot read --client-secret-file {args.client_secret_file!r}: {exc.strerror}"
-            ) from None
+        env[ENV_CLIENT_SECRET] = read_secret_file(args.client_secret_file)
     return Credentials.from_env(env)
+
+
+def read_secret_file(path: str) -> str:
+    """The stripped UTF-8 text of ``path``; a clear error if unreadable or not UTF-8."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            return file.read().strip()
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot read --client-secret-file {path!r}: {exc.strerror or exc}"
+        ) from None
+    except UnicodeDecodeError as exc:  # never show the bytes: they are the secret
+        raise ConfigurationError(
+            f"--client-secret-file {path!r} is not UTF-8 text (invalid byte at position "
+            f"{exc.start}); save the client secret as plain text, as the app's "
+            "credentials page shows it"
+        ) from None
 
 
 def manager_from_args(args: argparse.Namespace) -> TokenManager:
@@ -101,9 +135,15 @@ def manager_from_args(args: argparse.Namespace) -> TokenManager:
     encrypts) wraps the store in an :class:`~zoom_s2s.EncryptedTokenStore`.
     """
     credentials = credentials_from_args(args)
-    keys = [k.strip() for k in os.environ.get(ENV_ENCRYPTION_KEYS, "").split(",") if k.strip()]
+    keys = [k.strip() for k in (env_value(ENV_ENCRYPTION_KEYS) or "").split(",") if k.strip()]
     store = store_from_url(args.store, encryption_keys=keys) if keys else args.store
-    return TokenManager(credentials, store=store, token_url=args.token_url, close_store=True)
+    return TokenManager(
+        credentials,
+        store=store,
+        token_url=args.token_url,
+        close_store=True,
+        allow_insecure_http=args.allow_insecure_http,
+    )
 
 
 @command("token")
@@ -118,7 +158,10 @@ async def cmd_token(args: argparse.Namespace) -> int:
 @command("user")
 async def cmd_user(args: argparse.Namespace) -> int:
     """Print a user's JSON as Zoom returns it (``me``: the app's creating user)."""
-    async with manager_from_args(args) as tokens, ZoomClient(tokens, args.api_url) as zoom:
+    async with (
+        manager_from_args(args) as tokens,
+        ZoomClient(tokens, args.api_url, allow_insecure_http=args.allow_insecure_http) as zoom,
+    ):
         user = await zoom.get_user(args.user_id)
     print(json.dumps(user.raw, indent=2, ensure_ascii=False))
     return 0
@@ -127,13 +170,16 @@ async def cmd_user(args: argparse.Namespace) -> int:
 @command("account-id")
 async def cmd_account_id(args: argparse.Namespace) -> int:
     """Print the account id behind an access token of any Zoom OAuth app."""
-    access_token = args.access_token or os.environ.get(ENV_ACCESS_TOKEN, "")
-    if not access_token.strip():
+    access_token = (args.access_token or "").strip() or env_value(ENV_ACCESS_TOKEN)
+    if not access_token:
         raise ConfigurationError(
             f"no access token: pass --access-token or set ${ENV_ACCESS_TOKEN} to a token "
             "of any Zoom OAuth app of the account"
         )
-    print(await discover_account_id(access_token, base_url=args.api_url))
+    account_id = await discover_account_id(
+        access_token, base_url=args.api_url, allow_insecure_http=args.allow_insecure_http
+    )
+    print(account_id)
     return 0
 
 
@@ -162,7 +208,15 @@ async def cmd_fake_server(args: argparse.Namespace) -> int:
         expires_in=args.expires_in,
         revoke_previous=args.revoke_previous,
     )
-    async with zoom:
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            await stack.enter_async_context(zoom)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot bind the fake Zoom to {args.host}:{args.port}: "
+                f"{exc.strerror or exc}; choose another --port or --host, or stop "
+                "the program using it"
+            ) from None
         creds = zoom.credentials
         print(f"fake Zoom listening on {zoom.url}", flush=True)
         print(f"  token URL: {zoom.token_url}")
@@ -170,7 +224,7 @@ async def cmd_fake_server(args: argparse.Namespace) -> int:
         print("  its built-in test credentials:")
         print(f"    export {ENV_ACCOUNT_ID}={creds.account_id} {ENV_CLIENT_ID}={creds.client_id}")
         print(f"    export {ENV_CLIENT_SECRET}={creds.client_secret}")
-        print(f"    export ZOOM_TOKEN_URL={zoom.token_url}")
+        print(f"    export {ENV_TOKEN_URL}={zoom.token_url}")
         print("press Ctrl-C to stop", flush=True)
         await asyncio.Event().wait()
     return 0  # pragma: no cover - ends by Ctrl-C
@@ -180,7 +234,7 @@ def add_api_url_flag(parser: argparse.ArgumentParser) -> None:
     """Add ``--api-url`` (default: ``$ZOOM_API_URL`` or Zoom's API)."""
     parser.add_argument(
         "--api-url",
-        default=os.environ.get(ENV_API_URL, DEFAULT_API_URL),
+        default=api_url_from_env(),
         metavar="URL",
         help=f"REST API base (default: ${ENV_API_URL} or %(default)s)",
     )
@@ -202,9 +256,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
         "--log-level",
-        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
-        default=os.environ.get("ZOOM_S2S_LOG_LEVEL", "WARNING").upper(),
-        help="log to stderr from this level (default: $ZOOM_S2S_LOG_LEVEL or %(default)s); "
+        type=str.upper,
+        choices=LOG_LEVELS,
+        default=(env_value(ENV_LOG_LEVEL) or "WARNING").upper(),
+        help=f"log to stderr from this level (default: ${ENV_LOG_LEVEL} or %(default)s); "
         "logs name tokens by fingerprint only",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -233,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
         "a flag shows in 'ps')",
     )
     add_api_url_flag(account)
+    add_insecure_flag(account)
 
     demo = sub.add_parser(
         "demo", help="offline demo: processes x coroutines on a fake Zoom share one token"
@@ -276,12 +332,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``zoom-s2s`` command; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.log_level not in LOG_LEVELS:  # a bad $ZOOM_S2S_LOG_LEVEL (flags are checked)
+        parser.error(f"${ENV_LOG_LEVEL} must be one of {', '.join(LOG_LEVELS)}")
     logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
     try:
         return asyncio.run(COMMANDS[args.command](args))
     except ZoomS2SError as exc:
-        print(f"zoom-s2s: error: {exc}", file=sys.stderr)
+        text = str(exc).replace("pass allow_insecure_http=True", "pass --allow-insecure-http")
+        print(f"zoom-s2s: error: {text}", file=sys.stderr)
         return 1
     except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
         reason = str(exc) or type(exc).__name__
@@ -289,6 +349,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug: one line, the traceback only at DEBUG
+        logger.debug("unexpected error", exc_info=True)
+        print(
+            f"zoom-s2s: error: unexpected {type(exc).__name__}; rerun with --log-level DEBUG "
+            "for details and report it",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from zoom_s2s.cli import main
+from zoom_s2s import DEFAULT_API_URL, DEFAULT_TOKEN_URL
+from zoom_s2s.cli import build_parser, main, manager_from_args
 from zoom_s2s.testing import FakeZoom
 
 from ..support import SECRET
@@ -129,3 +132,98 @@ def test_python_dash_m_runs_the_command_and_errors_have_no_traceback(zoom: FakeZ
     assert done.returncode == 1
     one_error_line(done.stderr)
     assert SECRET not in done.stderr
+
+
+# -- hardening: no traceback, no password, the right reason --------------------------------
+
+
+def test_a_secret_file_that_is_not_utf8_is_one_clear_line(
+    zoom: FakeZoom, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    secret_file = tmp_path / "secret"
+    secret_file.write_bytes(b"s3cr3t-\xff\xfe-latin1-\xe9")
+    assert main(["token", "--client-secret-file", str(secret_file)]) == 1
+    captured = capsys.readouterr()
+    line = one_error_line(captured.err)
+    assert "is not UTF-8 text" in line
+    assert "s3cr3t" not in captured.err + captured.out
+    assert zoom.token_requests == 0
+
+
+def test_a_missing_secret_file_is_one_clear_line(
+    zoom: FakeZoom, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert main(["token", "--client-secret-file", str(tmp_path / "nope")]) == 1
+    assert "cannot read --client-secret-file" in one_error_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("how", ["flag", "environment"])
+def test_a_token_url_with_a_password_is_refused_without_printing_it(
+    zoom: FakeZoom, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    url = zoom.token_url.replace("http://", "http://user:pa55-never-printed@")
+    if how == "flag":
+        assert main(["token", "--token-url", url]) == 1
+    else:
+        monkeypatch.setenv("ZOOM_TOKEN_URL", url)
+        assert main(["token"]) == 1
+    captured = capsys.readouterr()
+    line = one_error_line(captured.err)
+    assert "must not carry a user name or password" in line
+    assert "pa55-never-printed" not in captured.err + captured.out
+    assert zoom.token_requests == 0
+
+
+def test_plain_http_to_another_host_is_refused_and_the_flag_is_named(
+    zoom: FakeZoom, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["token", "--token-url", "http://192.0.2.1/oauth/token"]) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert "clear text" in line
+    assert "--allow-insecure-http" in line
+
+
+def test_allow_insecure_http_is_passed_on(zoom: FakeZoom) -> None:
+    args = build_parser().parse_args(["token", "--allow-insecure-http"])
+    assert manager_from_args(args).allow_insecure_http is True
+    args = build_parser().parse_args(["token"])
+    assert manager_from_args(args).allow_insecure_http is False
+
+
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_a_blank_environment_variable_means_the_default(
+    monkeypatch: pytest.MonkeyPatch, blank: str
+) -> None:
+    for name in ("ZOOM_TOKEN_URL", "ZOOM_API_URL", "ZOOM_S2S_STORE", "ZOOM_S2S_LOG_LEVEL"):
+        monkeypatch.setenv(name, blank)
+    token = build_parser().parse_args(["token"])
+    assert token.token_url == DEFAULT_TOKEN_URL
+    assert token.store == "memory://"
+    assert token.log_level == "WARNING"
+    assert build_parser().parse_args(["user"]).api_url == DEFAULT_API_URL
+
+
+def test_a_bad_log_level_variable_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ZOOM_S2S_LOG_LEVEL", "chatty")
+    with pytest.raises(SystemExit) as info:
+        main(["token"])
+    assert info.value.code == 2
+    assert "ZOOM_S2S_LOG_LEVEL must be one of" in capsys.readouterr().err
+    monkeypatch.setenv("ZOOM_S2S_LOG_LEVEL", "debug")  # any case
+    assert build_parser().parse_args(["token"]).log_level == "DEBUG"
+
+
+def test_fake_server_on_a_taken_port_says_the_port_cannot_be_bound(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["fake-server", "--port", str(port)]) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert f"cannot bind the fake Zoom to 127.0.0.1:{port}" in line
+    assert "--port" in line
+    assert "cannot reach Zoom" not in line

@@ -30,9 +30,8 @@ from zoom_s2s import (
     TokenError,
     TokenManager,
     TokenRateLimitedError,
-    request_token,
 )
-from zoom_s2s.oauth import MAX_REPLY_BYTES, parse_retry_after, validate_url
+from zoom_s2s.oauth import MAX_REPLY_BYTES, parse_retry_after, request_token, validate_url
 from zoom_s2s.testing import FakeZoom, Fault
 
 from ..support import FAST_RETRY
@@ -686,7 +685,8 @@ def test_an_app_without_logging_configured_prints_no_stamina_lines(tmp_path: obj
     script = textwrap.dedent(
         """
         import asyncio, aiohttp
-        from zoom_s2s import RetryPolicy, request_token
+        from zoom_s2s import RetryPolicy
+        from zoom_s2s.oauth import request_token
         from zoom_s2s.testing import FakeZoom, Fault
 
         async def main():
