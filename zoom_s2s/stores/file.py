@@ -1,113 +1,267 @@
-"""FileTokenStore: one JSON file per key in a directory, for processes on one host.
+"""FileTokenStore: one JSON file per key in a private directory, for processes on one host.
 
-Files per key (all mode 0600, in a 0700 directory)::
+Files per key (all mode 0600)::
 
-    <key>.json              the token: encode_record(token, generation)
-    <key>.gen               {"issued": n, "written": m}: counter and fence watermark
-    <key>.lease             {"owner", "expires_at" (wall clock), "pid"}: the store lock
-    <key>.mutex             OS lock guarding every read-modify-write of the above
-    <key>.owner-<owner>     OS lock the lease holder keeps while its lease lives
+    <key>.json            the token: encode_record(token, generation)
+    <key>.state           {"issued", "written", "owner", "expires", "pid"}: fence and lease
+    <key>.failure         {"written_at", "record"}: the fleet's last failed fetch
+    <key>.mutex           flock() guarding every read-modify-write of the above
+    <key>.held-<owner>    flock()ed by the lease holder until it releases (liveness)
+    <key>.wake-<owner>    flock()ed by the lease holder until it writes or releases
 
-Locking uses the ``filelock`` library: it is well kept, and its native Unix
-lock is ``flock(2)``, which the kernel drops when the holding process dies, so
-a crashed holder can never wedge the others. The mutex is only ever *tried*
-(``timeout=0``) and retried with ``asyncio.sleep``: the event loop never blocks
-on another process. The lease itself is a file, not an OS lock, because it must
-outlive the coroutine that took it and expire after its TTL even when the
-holder is alive but stuck.
+Nobody polls. A waiter asks the kernel for a shared lock on the holder's
+``wake`` file in a thread (:mod:`._file_wait`); the kernel grants it the
+moment the holder writes a token, releases the lease, or dies (the kernel
+drops a dead process's locks), and the lease's own expiry bounds the wait.
+Lock takeover probes the ``held`` file: if a shared lock on it can be taken,
+the holder is gone and its lease may be taken over before its TTL.
+
+Every blocking file operation (open, read, fsync, flock) runs in a worker
+thread, never on the event loop. Lease deadlines are on the host's monotonic
+clock (shared by every process of one host, unmoved by wall-clock steps);
+only token expiry (which crosses hosts) and the failure record's age use the
+wall clock.
+
+What the store trusts: only a directory owned by this user (or root) that
+no other user can write, and only regular files owned by this user (or root).
+Files are opened with ``O_NOFOLLOW | O_NONBLOCK``, checked with ``fstat`` and
+read up to :data:`MAX_FILE_BYTES`: a symlink, FIFO, device or oversized file
+is a miss with a warning, never a hang.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
+import errno
+import functools
 import json
 import logging
+import math
 import os
 import re
+import secrets
 import stat
-import tempfile
+import sys
+import threading
 import time
+import urllib.parse
+import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import attrs
-import filelock
 
-from ..errors import ConfigurationError, StoreError, StoreUnavailableError
+from ..errors import ConfigurationError, StoreUnavailableError
 from ..models import AccessToken
-from .base import FailureRecord, LockLease, decode_record, encode_record, new_owner
+from ._file_wait import flock_wait, unlock_and_close
+from .base import BaseTokenStore, FailureRecord, LockLease, decode_record, encode_record, new_owner
 
-__all__ = ["FileTokenStore"]
+if sys.platform != "win32":
+    import fcntl
+
+__all__ = ["MAX_FILE_BYTES", "FileTokenStore"]
 
 logger = logging.getLogger("zoom_s2s.stores.file")
 
 _T = TypeVar("_T")
-_KEY = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,199}")
+
+#: The largest file the store reads; a token record is under 4 KiB.
+MAX_FILE_BYTES = 64 * 1024
+
+_KEY_PATTERN = r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,199}"
+_KEY = re.compile(_KEY_PATTERN)
+_OWNER = re.compile(r"[0-9a-f]{32}")  # new_owner(): also becomes part of file names
+# Exactly the temporary files _write_atomic makes; the sweep touches nothing else.
+_TEMP = re.compile(rf"\.{_KEY_PATTERN}\.(?:json|state|failure)\.[0-9a-f]{{16}}\.tmp")
 _MUTEX_TIMEOUT = 5.0  # seconds; the mutex is held for one small read-modify-write
-_MAX_POLL = 0.25  # seconds; wait_for_change's back-off ceiling
 _STALE_TEMP_AGE = 60.0  # seconds: no live write takes this long
+_MAX_GENERATION = 2**62
+
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_READ_FLAGS = os.O_RDONLY | _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC
 
 
-# filelock >= 4 would fall back to a soft (file-exists) lock where flock(2) is
-# missing; such locks outlive dead holders, so fail instead (filelock 3 does).
-_NO_SOFT_LOCKS: dict[str, Any] = (
-    {"fallback_to_soft": False}
-    if "fallback_to_soft" in inspect.signature(filelock.FileLock.__init__).parameters
-    else {}
-)
+def _trusted_owner(uid: int) -> bool:
+    return uid in (os.geteuid(), 0)
 
 
-def _os_lock(path: Path) -> filelock.BaseFileLock:
-    # A fresh object per use: filelock objects must not cross fork(), and two
-    # objects on one path conflict like two processes, which the probes need.
-    return filelock.FileLock(path, mode=0o600, **_NO_SOFT_LOCKS)
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
 
 
-def _try_os_lock(lock: filelock.BaseFileLock) -> bool:
-    try:
-        lock.acquire(timeout=0)
-    except filelock.Timeout:
-        return False
-    return True
+@attrs.define
+class _State:
+    """``<key>.state``: the fence (highest generation issued and written) and the lease."""
+
+    issued: int = 0
+    written: int = 0
+    owner: str | None = None
+    expires: float = 0.0  # time.monotonic() of the host
+    pid: int = 0
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(
+            {"v": 1, **attrs.asdict(self)}, separators=(",", ":")
+        ).encode()
+
+    @classmethod
+    def parse(cls, data: bytes) -> _State:
+        raw = json.loads(data)
+        if not isinstance(raw, dict) or raw.get("v") != 1:
+            raise ValueError("not a zoom-s2s state record (version 1)")
+        numbers = [raw.get("issued"), raw.get("written"), raw.get("pid")]
+        if not all(
+            isinstance(n, int) and not isinstance(n, bool) and 0 <= n < _MAX_GENERATION
+            for n in numbers
+        ):
+            raise ValueError("issued, written or pid is not a small non-negative integer")
+        owner, expires = raw.get("owner"), raw.get("expires")
+        if owner is not None and not (isinstance(owner, str) and _OWNER.fullmatch(owner)):
+            raise ValueError("owner is not a lease owner")
+        if isinstance(expires, bool) or not isinstance(expires, (int, float)):
+            raise ValueError("expires is not a number")
+        if not math.isfinite(expires):
+            raise ValueError("expires is not finite")
+        return cls(raw["issued"], raw["written"], owner, float(expires), raw["pid"])
 
 
-class FileTokenStore:
-    """Shares tokens between the processes of one host through a directory.
+class _Held:
+    """The OS locks of one lease (:attr:`LockLease.handle`).
 
-    The directory is created with mode 0700 (and tightened to 0700 if it
-    exists and belongs to this user); token files are 0600. Writes go to a
-    temporary file that is fsynced and renamed over the old one, so readers
-    never see a torn file. A corrupt or unreadable token file is a cache miss
+    ``held`` stays locked until the lease is released (it proves the holder
+    is alive); ``wake`` is unlocked at the first write or at release, which
+    is what wakes the waiters. Both are only touched by the process that
+    took them: after ``fork()`` the child shares the parent's locks, and
+    unlocking there would release the parent's.
+    """
+
+    def __init__(self, held: tuple[Path, int], wake: tuple[Path, int]) -> None:
+        self._held: tuple[Path, int] | None = held
+        self._wake: tuple[Path, int] | None = wake
+        self._pid = os.getpid()
+        self._guard = threading.Lock()
+
+    def _drop(self, which: tuple[Path, int] | None) -> None:
+        if which is not None:
+            _unlink(which[0])  # first: a new waiter finds no file and returns at once
+            unlock_and_close(which[1])
+
+    def wake(self) -> None:
+        """Wake the waiters (the lease stays held)."""
+        if os.getpid() != self._pid:
+            return
+        with self._guard:
+            wake, self._wake = self._wake, None
+        with contextlib.suppress(OSError):
+            self._drop(wake)
+
+    def close(self) -> None:
+        """Let go of both locks: the lease's holder now looks gone. Idempotent."""
+        if os.getpid() != self._pid:
+            return
+        with self._guard:
+            held, wake, self._held, self._wake = self._held, self._wake, None, None
+        with contextlib.suppress(OSError):
+            self._drop(wake)
+        with contextlib.suppress(OSError):
+            self._drop(held)
+
+
+@attrs.frozen
+class _Busy:
+    """The mutex was taken: ``fd`` is open on it, unlocked, for a blocking wait."""
+
+    fd: int
+
+
+class FileTokenStore(BaseTokenStore):
+    """Shares tokens between the processes of one host through a private directory.
+
+    The directory must belong to this user (or root) and be writable by no
+    one else; if it does not exist, the store creates it with mode 0700. The
+    store never changes the mode of a directory it did not create: point it
+    at a private subdirectory (``/tmp/myapp-zoom`` rather than ``/tmp``).
+    Token files are 0600. Writes go to a temporary file that is fsynced and
+    renamed over the old one, so readers never see a torn file. A corrupt,
+    oversized, foreign-owned or non-regular token file is a cache miss
     (logged as a warning) and the next write replaces it.
 
-    The lock is a lease file with a TTL. A waiter may take over when the TTL
-    has passed, or at once when the holder's process has died (its OS lock
-    on ``<key>.owner-<owner>`` is gone). Expiry is judged by the wall clock,
-    which all processes of one host share.
+    The lock is a lease with a TTL in ``<key>.state``. A waiter may take over
+    when the TTL has passed, or at once when the holder's process has died
+    (the kernel released its OS lock). Waiters sleep on the holder's OS lock
+    and wake when it writes, releases or dies: nothing polls.
 
     Only local filesystems on POSIX systems (Linux, macOS) are supported.
     NFS, SMB and other network filesystems are not: their locks and renames
     do not give the guarantees above, and the store would not notice.
 
     Args:
-        directory: Where to keep the files; created on first use.
-        poll_interval: First delay of :meth:`wait_for_change`'s polling; it
-            grows to 0.25 s.
+        directory: Where to keep the files; created (mode 0700) on first use.
+        poll_interval: Deprecated and ignored: the store no longer polls.
+
+    Raises:
+        ConfigurationError: On Windows (no ``flock``); and, from any method,
+            when the directory is not this user's or others can write it.
     """
 
-    def __init__(self, directory: str | os.PathLike[str], *, poll_interval: float = 0.05) -> None:
-        if poll_interval <= 0:
-            raise ConfigurationError(f"poll_interval must be positive, got {poll_interval!r}")
+    schemes = ("file",)
+    backend_errors = (OSError,)
+
+    def __init__(
+        self, directory: str | os.PathLike[str], *, poll_interval: float | None = None
+    ) -> None:
+        if sys.platform == "win32":
+            raise ConfigurationError(
+                "FileTokenStore needs a POSIX system (Linux, macOS); use a Redis or memory store"
+            )
+        if poll_interval is not None:
+            warnings.warn(
+                "FileTokenStore(poll_interval=...) has no effect: the store no longer polls",
+                DeprecationWarning,
+                stacklevel=2,
+            )
         self._dir = Path(os.path.abspath(directory))
-        self._poll_interval = poll_interval
-        # owner -> (key, OS lock kept while that lease lives)
-        self._held: dict[str, tuple[str, filelock.BaseFileLock]] = {}
-        self._pid = os.getpid()
+        self._held: dict[str, _Held] = {}  # owner -> OS locks of leases taken here
         self._closed = False
-        self._swept = False  # stale temp files removed once per store
+        self._swept = False  # our stale temp files are removed once per store
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> FileTokenStore:
+        """``file:///absolute/directory`` (or ``file://localhost/...``): a local directory.
+
+        Raises:
+            ConfigurationError: A host other than localhost, a query or
+                fragment, a relative path, or an unknown option.
+        """
+        from .url import redact_url
+
+        shown = redact_url(url)
+        try:
+            parts = urllib.parse.urlsplit(url)
+        except ValueError:
+            raise ConfigurationError(f"malformed file store URL {shown}") from None
+        if parts.netloc not in ("", "localhost"):
+            raise ConfigurationError(
+                f"file store URL {shown} names a host ({parts.hostname!r}); file stores are "
+                "local: use three slashes and an absolute path, e.g. file:///var/lib/myapp/zoom"
+            )
+        if parts.query or parts.fragment:
+            raise ConfigurationError(f"file store URL {shown} cannot have a query or fragment")
+        path = urllib.parse.unquote(parts.path)
+        if not path.startswith("/"):
+            raise ConfigurationError(
+                f"file store URL {shown} needs an absolute path, e.g. file:///var/lib/myapp/zoom"
+            )
+        try:
+            return cls(path, **options)
+        except TypeError as exc:
+            raise ConfigurationError(f"unexpected option for a file store: {exc}") from None
 
     @property
     def name(self) -> str:
@@ -121,7 +275,25 @@ class FileTokenStore:
     def __repr__(self) -> str:
         return f"FileTokenStore({str(self._dir)!r}, held_locks={len(self._held)})"
 
-    # -- paths, errors, small files -------------------------------------------
+    def error_hint(self, exc: BaseException) -> str:
+        code = getattr(exc, "errno", None)
+        if code in (errno.ENOSPC, errno.EDQUOT):
+            return f"free some space (or quota) on the filesystem holding {self._dir}"
+        if code == errno.EROFS:
+            return f"{self._dir} is on a read-only filesystem; choose a writable directory"
+        if code in (errno.ENOLCK, errno.EOPNOTSUPP):
+            return "the filesystem does not support flock(); use a directory on a local filesystem"
+        if code in (errno.ENOTDIR, errno.EEXIST):
+            return (
+                "a file is in the way of the directory: remove it, or choose a directory "
+                "that can be created and is writable by this user"
+            )
+        return (
+            "make sure the directory exists or can be created, is writable by this user, "
+            "and is on a local filesystem"
+        )
+
+    # -- the directory and small private files (worker threads only) -----------
 
     def _path(self, key: str, suffix: str) -> Path:
         if not _KEY.fullmatch(key):
@@ -130,64 +302,98 @@ class FileTokenStore:
             )
         return self._dir / f"{key}{suffix}"
 
-    def _unavailable(self, action: str, exc: OSError) -> StoreUnavailableError:
-        reason = exc.strerror or exc.__class__.__name__
-        return StoreUnavailableError(
-            f"cannot {action} in {self._dir} ({reason}); make sure the directory exists or "
-            "can be created, is writable by this user, and is on a local filesystem",
-            store=self.name,
-        )
-
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError(f"{self.name} store is closed; create a new FileTokenStore")
 
     def _ensure_dir(self) -> None:
-        self._check_open()
+        """Create the directory (0700) if missing; refuse one we must not trust."""
         try:
-            self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            info = self._dir.stat()
-            if info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) != 0o700:
-                self._dir.chmod(0o700)
-                info = self._dir.stat()
-        except FileExistsError as exc:  # a file is in the way
-            raise self._unavailable("create the directory", exc) from exc
-        except OSError as exc:
-            raise self._unavailable("use the directory", exc) from exc
+            info = os.stat(self._dir)
+        except FileNotFoundError:
+            os.makedirs(self._dir, mode=0o700, exist_ok=True)
+            info = os.stat(self._dir)
+        if not stat.S_ISDIR(info.st_mode):
+            raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(self._dir))
+        if not _trusted_owner(info.st_uid):
+            raise ConfigurationError(
+                f"directory {self._dir} belongs to uid {info.st_uid}, not to this user "
+                f"(uid {os.geteuid()}) or root, so its files cannot be trusted; use a "
+                "directory of this user's (the store creates a missing one with mode 700)"
+            )
         if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-            # Another user could plant a token (or a lease) here: refuse.
-            raise StoreUnavailableError(
-                f"directory {self._dir} is writable by other users and not ours to fix "
-                f"(mode {stat.S_IMODE(info.st_mode):o}); make it owned by this user with "
-                "mode 700, or choose another directory",
-                store=self.name,
+            raise ConfigurationError(
+                f"directory {self._dir} is writable by other users (mode "
+                f"{stat.S_IMODE(info.st_mode):o}), who could plant a token or a lease; the "
+                "store never changes the mode of a directory it did not create: use a "
+                f"private subdirectory instead (e.g. {self._dir / 'zoom-s2s'}, which the "
+                "store creates with mode 700) or make this one mode 700 yourself"
             )
         if not os.access(self._dir, os.W_OK | os.X_OK):
-            raise StoreUnavailableError(
-                f"directory {self._dir} is not writable by this user; fix its owner "
-                "or permissions, or choose another directory",
-                store=self.name,
-            )
+            raise PermissionError(errno.EACCES, "not writable by this user", str(self._dir))
         if not self._swept:
             self._swept = True
-            self._remove_stale_temp_files()
+            self._sweep_temp_files()
 
-    def _remove_stale_temp_files(self) -> None:
-        """Remove temp files a writer killed mid-write left behind (never read as tokens)."""
+    def _sweep_temp_files(self) -> None:
+        """Remove our own temp files that a writer killed mid-write left behind."""
         cutoff = time.time() - _STALE_TEMP_AGE
-        for temp in self._dir.glob(".*.tmp"):
-            with contextlib.suppress(OSError):
-                if temp.stat().st_mtime < cutoff:
-                    temp.unlink()
+        with contextlib.suppress(OSError), os.scandir(self._dir) as entries:
+            for entry in entries:
+                if not _TEMP.fullmatch(entry.name):
+                    continue
+                with contextlib.suppress(OSError):
+                    info = entry.stat(follow_symlinks=False)
+                    if (
+                        stat.S_ISREG(info.st_mode)
+                        and info.st_uid == os.geteuid()
+                        and info.st_mtime < cutoff
+                    ):
+                        os.unlink(entry.path)
+
+    def _read_private(self, path: Path) -> bytes | None:
+        """A file's bytes, or ``None`` if missing or not to be trusted (with a warning)."""
+        try:
+            fd = os.open(path, _READ_FLAGS)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:  # ELOOP: a symlink; EACCES, EIO, ...
+            logger.warning("ignoring unreadable %s (%s)", path, exc.__class__.__name__)
+            return None
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                logger.warning("ignoring %s: unreadable, not a regular file", path)
+                return None
+            if not _trusted_owner(info.st_uid):
+                logger.warning(
+                    "ignoring %s: it belongs to uid %d, not to this user or root "
+                    "(the next write replaces it)", path, info.st_uid,
+                )
+                return None
+            data = os.read(fd, MAX_FILE_BYTES + 1)
+            if len(data) > MAX_FILE_BYTES:
+                logger.warning("ignoring %s: larger than %d bytes", path, MAX_FILE_BYTES)
+                return None
+            return data
+        except OSError as exc:
+            logger.warning("ignoring unreadable %s (%s)", path, exc.__class__.__name__)
+            return None
+        finally:
+            os.close(fd)
 
     def _write_atomic(self, path: Path, data: bytes, *, durable: bool) -> None:
-        fd, temp = tempfile.mkstemp(dir=self._dir, prefix=f".{path.name}.", suffix=".tmp")
+        temp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+        fd = os.open(temp, _CREATE_FLAGS, 0o600)
         try:
-            with os.fdopen(fd, "wb") as file:
-                file.write(data)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
                 if durable:
-                    file.flush()
-                    os.fsync(file.fileno())
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
             os.replace(temp, path)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -197,38 +403,20 @@ class FileTokenStore:
             self._sync_dir()
 
     def _sync_dir(self) -> None:
-        fd = os.open(self._dir, os.O_RDONLY)
+        fd = os.open(self._dir, os.O_RDONLY | _O_CLOEXEC)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
 
-    def _read_json(self, path: Path) -> dict[str, Any] | None:
-        """A small JSON object file, or ``None`` if missing or corrupt (with a warning)."""
-        try:
-            data = json.loads(path.read_bytes())
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as exc:
-            logger.warning("ignoring unreadable %s (%s)", path, exc.__class__.__name__)
-            return None
-        if not isinstance(data, dict):
-            logger.warning("ignoring %s: not a JSON object", path)
-            return None
-        return data
-
     def _load_token(self, key: str) -> tuple[AccessToken, int] | None:
         path = self._path(key, ".json")
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            logger.warning("token file %s is unreadable (%s); treating as a miss", path, exc)
+        data = self._read_private(path)
+        if data is None:
             return None
         try:
             return decode_record(data)
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:
             logger.warning(
                 "token file %s is corrupt (%s); treating as a miss, the next write replaces it",
                 path,
@@ -236,64 +424,149 @@ class FileTokenStore:
             )
             return None
 
-    def _generations(self, key: str) -> tuple[int, int]:
-        """Return ``(issued, written)``; the token file's generation also fences."""
-        state = self._read_json(self._path(key, ".gen")) or {}
-        issued, written = state.get("issued", 0), state.get("written", 0)
-        issued = issued if isinstance(issued, int) else 0
-        written = written if isinstance(written, int) else 0
-        loaded = self._load_token(key)
-        if loaded is not None:
-            written = max(written, loaded[1])
-        return max(issued, written), written
-
-    def _save_generations(self, key: str, issued: int, written: int) -> None:
-        data = json.dumps({"issued": issued, "written": written}).encode()
-        self._write_atomic(self._path(key, ".gen"), data, durable=True)
-
-    async def _locked(self, key: str, action: str, body: Callable[[], _T]) -> _T:
-        """Run ``body`` (synchronous, quick) while holding ``<key>.mutex``."""
-        self._ensure_dir()
-        mutex = _os_lock(self._path(key, ".mutex"))
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + _MUTEX_TIMEOUT
-        delay = 0.001
-        while True:
-            try:
-                if _try_os_lock(mutex):
-                    break
-            except OSError as exc:
-                raise self._unavailable(f"lock {key}.mutex", exc) from exc
-            if loop.time() >= deadline:
-                raise StoreError(
-                    f"{key}.mutex in {self._dir} stayed locked for {_MUTEX_TIMEOUT} s; "
-                    "a process holding it may be stopped (SIGSTOP) or hung",
-                    store=self.name,
-                )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.02)
+    def _load_state(self, key: str) -> _State:
+        path = self._path(key, ".state")
+        data = self._read_private(path)
+        if data is None:
+            return _State()
         try:
-            return body()
-        except OSError as exc:
-            raise self._unavailable(action, exc) from exc
+            return _State.parse(data)
+        except (ValueError, RecursionError) as exc:
+            logger.warning("ignoring unreadable %s (%s)", path, exc)
+            return _State()
+
+    def _fence(self, key: str) -> tuple[_State, tuple[AccessToken, int] | None, int]:
+        """The state, the token, and the highest generation written (the token also fences)."""
+        state = self._load_state(key)
+        loaded = self._load_token(key)
+        written = max(state.written, 0 if loaded is None else loaded[1])
+        return state, loaded, written
+
+    def _open_lock_file(self, path: Path, flags: int) -> int:
+        fd = os.open(path, flags | _O_NOFOLLOW | _O_CLOEXEC, 0o600)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise StoreUnavailableError(
+                    f"{path} is not a regular file; remove it", store=self.name
+                )
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _holder_alive(self, key: str, owner: str) -> bool:
+        """Probe the holder's ``held`` lock: if a shared lock can be had, the holder is gone."""
+        try:
+            fd = self._open_lock_file(self._path(key, f".held-{owner}"), os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
         finally:
-            mutex.release()
+            unlock_and_close(fd)
+        return False
+
+    # -- running work off the event loop --------------------------------------
+
+    async def _run(
+        self,
+        function: Callable[..., _T],
+        *args: Any,
+        orphan: Callable[[_T], None] | None = None,
+    ) -> _T:
+        """Run ``function(*args)`` in a worker thread.
+
+        If the caller is cancelled, the thread still finishes; ``orphan``
+        then gets its result (to release what nobody will use).
+        """
+        self._check_open()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[_T] = loop.run_in_executor(
+            None, functools.partial(function, *args)
+        )
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            future.add_done_callback(functools.partial(_after_orphaned, orphan))
+            raise
+
+    def _try_locked(
+        self, key: str, body: Callable[[], _T], after: Callable[[], None] | None
+    ) -> _T | _Busy:
+        self._ensure_dir()
+        fd = self._open_lock_file(self._path(key, ".mutex"), os.O_RDWR | os.O_CREAT)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _Busy(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        return self._locked_by(fd, body, after)
+
+    def _locked_by(self, fd: int, body: Callable[[], _T], after: Callable[[], None] | None) -> _T:
+        try:
+            result = body()
+        finally:
+            unlock_and_close(fd)
+        if after is not None:
+            after()
+        return result
+
+    async def _locked(
+        self,
+        key: str,
+        body: Callable[[], _T],
+        orphan: Callable[[_T], None] | None = None,
+        after: Callable[[], None] | None = None,
+    ) -> _T:
+        """Run ``body`` in a worker thread while holding ``<key>.mutex``, then ``after`` there.
+
+        ``orphan`` gets ``body``'s result if the caller was cancelled meanwhile.
+        """
+
+        def orphaned(outcome: _T | _Busy) -> None:
+            if isinstance(outcome, _Busy):
+                os.close(outcome.fd)
+            elif orphan is not None:
+                orphan(outcome)
+
+        outcome = await self._run(self._try_locked, key, body, after, orphan=orphaned)
+        if not isinstance(outcome, _Busy):
+            return cast(_T, outcome)
+        # Another process (or store) has the mutex for a moment: let the kernel say when.
+        if not await flock_wait(outcome.fd, fcntl.LOCK_EX, _MUTEX_TIMEOUT):
+            raise StoreUnavailableError(
+                f"{key}.mutex in {self._dir} stayed locked for {_MUTEX_TIMEOUT:g} s; "
+                "a process holding it may be stopped (SIGSTOP) or hung",
+                store=self.name,
+            )
+        if self._closed:
+            unlock_and_close(outcome.fd)
+            self._check_open()
+        return await self._run(self._locked_by, outcome.fd, body, after, orphan=orphan)
 
     # -- tokens ---------------------------------------------------------------
 
-    async def read(self, key: str) -> AccessToken | None:
+    def _read(self, key: str) -> AccessToken | None:
         self._ensure_dir()
         loaded = self._load_token(key)
         if loaded is None or loaded[0].expires_at <= time.time():
             return None
         return loaded[0]
 
-    async def write(self, key: str, token: AccessToken, *, generation: int) -> bool:
+    async def read(self, key: str) -> AccessToken | None:
+        return await self._run(self._read, key)
+
+    async def write(self, lease: LockLease, token: AccessToken) -> bool:
+        key, generation = lease.key, lease.generation
         record = encode_record(token, generation)
         path = self._path(key, ".json")
 
         def body() -> bool:
-            issued, written = self._generations(key)
+            state, _, written = self._fence(key)
             if generation < written:
                 logger.debug(
                     "refused stale write of token %s for %s: generation %d < %d",
@@ -301,172 +574,211 @@ class FileTokenStore:
                 )
                 return False
             # The watermark goes first: if we die between the two writes, it still fences.
-            self._save_generations(key, max(issued, generation), generation)
+            state.written = generation
+            state.issued = max(state.issued, generation)
+            self._write_atomic(self._path(key, ".state"), state.to_bytes(), durable=False)
             if token.expires_at > time.time():
                 self._write_atomic(path, record, durable=True)
             else:
-                path.unlink(missing_ok=True)
+                _unlink(path)
+            _unlink(self._path(key, ".failure"))
+            if isinstance(lease.handle, _Held):
+                lease.handle.wake()
             return True
 
-        return await self._locked(key, "write the token", body)
+        return await self._locked(key, body)
 
     async def delete(self, key: str, *, fingerprint: str) -> bool:
         def body() -> bool:
-            loaded = self._load_token(key)
+            state, loaded, written = self._fence(key)
             if loaded is None or loaded[0].fingerprint != fingerprint:
                 return False
-            self._path(key, ".json").unlink(missing_ok=True)
+            if state.written < written:  # the token file's generation must keep fencing
+                state.written = written
+                self._write_atomic(self._path(key, ".state"), state.to_bytes(), durable=False)
+            _unlink(self._path(key, ".json"))
             self._sync_dir()
             return True
 
-        return await self._locked(key, "delete the token", body)
-
-    async def next_generation(self, key: str) -> int:
-        def body() -> int:
-            issued, written = self._generations(key)
-            self._save_generations(key, issued + 1, written)
-            return issued + 1
-
-        return await self._locked(key, "update the generation", body)
+        return await self._locked(key, body)
 
     # -- the lock -------------------------------------------------------------
 
-    def _read_lease(self, key: str) -> tuple[str, float] | None:
-        lease = self._read_json(self._path(key, ".lease"))
-        if lease is None:
-            return None
-        owner, expires_at = lease.get("owner"), lease.get("expires_at")
-        if not isinstance(owner, str) or not isinstance(expires_at, (int, float)):
-            logger.warning("ignoring malformed lease file for %s", key)
-            return None
-        return owner, float(expires_at)
-
-    def _holder_alive(self, key: str, owner: str, *, clean: bool) -> bool:
-        """Probe the holder's OS lock: if we can take it, the holder is gone."""
-        if owner in self._held:
-            return True
-        path = self._path(key, f".owner-{owner}")
-        if not path.exists():
-            return False
-        probe = _os_lock(path)
-        if not _try_os_lock(probe):
-            return True
-        try:
-            if clean:  # only under the mutex: then no other prober has it open
-                path.unlink(missing_ok=True)
-        finally:
-            probe.release()
-        return False
-
     async def acquire_lock(self, key: str, *, ttl: float) -> LockLease | None:
+        if not (isinstance(ttl, (int, float)) and math.isfinite(ttl) and ttl > 0):
+            raise ConfigurationError(f"lock ttl must be a positive number of seconds, got {ttl!r}")
+        acquired_at = time.monotonic()
+
         def body() -> LockLease | None:
-            current = self._read_lease(key)
-            if current is not None:
-                alive = self._holder_alive(key, current[0], clean=True)
-                if alive and current[1] > time.time():
+            state, _, written = self._fence(key)
+            if state.owner is not None:
+                if time.monotonic() < state.expires and self._holder_alive(key, state.owner):
                     return None
+                # Lapsed or dead: its files are litter now (we hold the mutex).
+                _unlink(self._path(key, f".held-{state.owner}"))
+                _unlink(self._path(key, f".wake-{state.owner}"))
             owner = new_owner()
-            owner_lock = _os_lock(self._path(key, f".owner-{owner}"))
-            if not _try_os_lock(owner_lock):  # a fresh random name: cannot be taken
-                raise StoreError(f"could not lock a new owner file for {key}", store=self.name)
+            handle = self._take_os_locks(key, owner)
             try:
-                lease = {"owner": owner, "expires_at": time.time() + ttl, "pid": os.getpid()}
-                self._write_atomic(
-                    self._path(key, ".lease"), json.dumps(lease).encode(), durable=False
-                )
+                state.issued = max(state.issued, written) + 1
+                state.owner, state.expires, state.pid = owner, acquired_at + ttl, os.getpid()
+                self._write_atomic(self._path(key, ".state"), state.to_bytes(), durable=False)
             except BaseException:
-                self._drop_owner_lock(key, owner, owner_lock)
+                handle.close()
                 raise
-            self._held[owner] = (key, owner_lock)
-            return LockLease(key=key, owner=owner, ttl=ttl, handle=owner_lock)
+            return LockLease(
+                key=key, owner=owner, generation=state.issued, ttl=ttl,
+                acquired_at=acquired_at, handle=handle,
+            )
 
-        return await self._locked(key, "take the lock", body)
+        def orphan(lease: LockLease | None) -> None:
+            if lease is not None and isinstance(lease.handle, _Held):
+                lease.handle.close()  # looks like a dead holder: taken over at once
 
-    def _drop_owner_lock(self, key: str, owner: str, lock: filelock.BaseFileLock) -> None:
-        if os.getpid() != self._pid:
-            return  # inherited through fork(): the parent still holds this lease
-        with contextlib.suppress(OSError):
-            self._path(key, f".owner-{owner}").unlink(missing_ok=True)
-        lock.release()
+        lease = await self._locked(key, body, orphan)
+        if lease is not None:
+            assert isinstance(lease.handle, _Held)
+            self._held[lease.owner] = lease.handle
+        return lease
+
+    def _take_os_locks(self, key: str, owner: str) -> _Held:
+        taken: list[tuple[Path, int]] = []
+        try:
+            for suffix in (".held-", ".wake-"):
+                path = self._path(key, f"{suffix}{owner}")
+                fd = self._open_lock_file(path, _CREATE_FLAGS)
+                taken.append((path, fd))
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: never busy
+        except BaseException:
+            for path, fd in taken:
+                _unlink(path)
+                unlock_and_close(fd)
+            raise
+        return _Held(taken[0], taken[1])
 
     async def release_lock(self, lease: LockLease) -> bool:
-        def body() -> bool:
-            current = self._read_lease(lease.key)
-            if current is None or current[0] != lease.owner:
-                return False
-            self._path(lease.key, ".lease").unlink(missing_ok=True)
-            return current[1] > time.time()
+        handle = lease.handle if isinstance(lease.handle, _Held) else None
 
+        def body() -> bool:
+            state = self._load_state(lease.key)
+            if state.owner != lease.owner:
+                return False
+            state.owner = None
+            self._write_atomic(self._path(lease.key, ".state"), state.to_bytes(), durable=False)
+            return time.monotonic() < state.expires
+
+        # Only after the lease is gone from the state (and the mutex is free again)
+        # do the OS locks go: that wakes the waiters.
+        after = None if handle is None else handle.close
         try:
-            return await self._locked(lease.key, "release the lock", body)
+            return await self._locked(lease.key, body, after=after)
         finally:
-            # Only after the lease is gone: a live OS lock proves the lease's holder is alive.
-            held = self._held.pop(lease.owner, None)
-            if held is not None:
-                self._drop_owner_lock(lease.key, lease.owner, held[1])
+            self._held.pop(lease.owner, None)
+            if handle is not None:
+                handle.close()  # already done, unless the release failed
+
+    def _wake_lock(self, key: str) -> tuple[int, float] | None:
+        """An fd on the holder's ``wake`` file and the lease's time left, if worth waiting."""
+        self._ensure_dir()
+        state = self._load_state(key)
+        left = state.expires - time.monotonic()
+        if state.owner is None or left <= 0:
+            return None
+        try:
+            fd = self._open_lock_file(self._path(key, f".wake-{state.owner}"), os.O_RDONLY)
+        except FileNotFoundError:
+            return None  # already written or released
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return fd, left
+        except BaseException:
+            os.close(fd)
+            raise
+        unlock_and_close(fd)  # the holder is gone: no need to wait
+        return None
 
     async def wait_for_change(self, key: str, *, timeout: float) -> None:
-        self._ensure_dir()
-        lease = self._read_lease(key)
-        if lease is None or lease[1] <= time.time():
+        def orphan(found: tuple[int, float] | None) -> None:
+            if found is not None:
+                os.close(found[0])
+
+        found = await self._run(self._wake_lock, key, orphan=orphan)
+        if found is None:
             return
-        owner = lease[0]
-        if not self._holder_alive(key, owner, clean=False):
-            return
-        token_path = self._path(key, ".json")
-        before = _signature(token_path)
-        loop = asyncio.get_running_loop()
+        fd, left = found
         # Never sleep past the lease's end: after it anyone may take over.
-        deadline = loop.time() + min(timeout, lease[1] - time.time())
-        delay = self._poll_interval
-        while (remaining := deadline - loop.time()) > 0:
-            await asyncio.sleep(min(delay, remaining))
-            delay = min(delay * 1.5, _MAX_POLL)
-            now = self._read_lease(key)
-            if now is None or now[0] != owner or now[1] <= time.time():
-                return
-            if _signature(token_path) != before:
-                return
-            if not self._holder_alive(key, owner, clean=False):
-                return
+        wait = min(timeout, left)
+        if wait <= 0:
+            os.close(fd)
+            return
+        if await flock_wait(fd, fcntl.LOCK_SH, wait):
+            unlock_and_close(fd)
 
-    async def read_failure(self, key: str) -> FailureRecord | None:
+    # -- failures -------------------------------------------------------------
+
+    def _write_failure(self, key: str, failure: FailureRecord, keep_for: float) -> None:
         self._ensure_dir()
-        data = self._read_json(self._path(key, ".failure"))
-        if data is None or not isinstance(data.get("keep_until"), (int, float)):
-            return None
-        if data["keep_until"] <= time.time():
-            return None
-        try:
-            return FailureRecord.from_json(json.dumps(data.get("record")))
-        except ValueError:
-            logger.warning("ignoring a corrupt failure record for %s", key)
-            return None
+        keep = max(keep_for, failure.retry_in)
+        data = {
+            "v": 1,
+            "written_at": time.time(),
+            "keep_for": keep,
+            "record": failure.to_json(keep_for=keep),
+        }
+        self._write_atomic(self._path(key, ".failure"), json.dumps(data).encode(), durable=False)
 
-    async def write_failure(self, key: str, failure: FailureRecord | None) -> None:
+    async def write_failure(
+        self, lease: LockLease, failure: FailureRecord, *, keep_for: float
+    ) -> None:
+        await self._run(self._write_failure, lease.key, failure, keep_for)
+
+    def _read_failure(self, key: str) -> FailureRecord | None:
         self._ensure_dir()
         path = self._path(key, ".failure")
+        data = self._read_private(path)
+        if data is None:
+            return None
         try:
-            if failure is None:
-                path.unlink(missing_ok=True)
-                return
-            now = time.time()
-            data = {"keep_until": now + failure.keep_for(now), "record": attrs.asdict(failure)}
-            self._write_atomic(path, json.dumps(data).encode(), durable=False)
-        except OSError as exc:
-            raise self._unavailable("remember a failed fetch", exc) from exc
+            raw = json.loads(data)
+            if not isinstance(raw, dict) or raw.get("v") != 1:
+                raise ValueError("not a zoom-s2s failure file (version 1)")
+            written_at, keep_for = _finite(raw, "written_at"), _finite(raw, "keep_for")
+            record = raw.get("record")
+            if not isinstance(record, str):
+                raise ValueError("record is not a string")
+            age = max(0.0, time.time() - written_at)  # a clock stepped back ages nothing
+            if age >= keep_for:
+                return None
+            return FailureRecord.from_json(record, age=age)
+        except (ValueError, RecursionError) as exc:
+            logger.warning("ignoring a corrupt failure record in %s (%s)", path, exc)
+            return None
+
+    async def read_failure(self, key: str) -> FailureRecord | None:
+        return await self._run(self._read_failure, key)
 
     async def aclose(self) -> None:
-        """Release the OS locks of leases still held; their leases end at once."""
+        """Release the OS locks of leases still held: their holders look gone at once."""
         held, self._held = self._held, {}
-        for owner, (key, lock) in held.items():
-            self._drop_owner_lock(key, owner, lock)
+        for handle in held.values():
+            handle.close()
         self._closed = True
 
 
-def _signature(path: Path) -> tuple[int, int, int] | None:
-    try:
-        info = path.stat()
-    except OSError:
-        return None
-    return info.st_ino, info.st_mtime_ns, info.st_size
+def _finite(raw: dict[str, Any], name: str) -> float:
+    value = raw.get(name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name} is not a finite number")
+    return float(value)
+
+
+def _after_orphaned(
+    orphan: Callable[[Any], None] | None, future: asyncio.Future[Any]
+) -> None:
+    """Done-callback of work whose caller was cancelled: hand its result to ``orphan``."""
+    if future.cancelled() or future.exception() is not None:
+        return  # retrieved: no "exception was never retrieved" noise
+    if orphan is not None:
+        with contextlib.suppress(Exception):
+            orphan(future.result())
