@@ -1,7 +1,11 @@
 """zoom-s2s: one shared Zoom Server-to-Server OAuth token for a whole fleet.
 
-Everything public is importable from here; ``zoom_s2s.testing`` holds the fake
-Zoom server and the store contract suite, ``zoom_s2s.sync`` the blocking facade.
+What an application uses is importable from here. Elsewhere:
+``zoom_s2s.stores`` holds what a store author needs (``BaseTokenStore``,
+``LockLease``, ``FailureRecord``, ``register_store``); ``zoom_s2s.oauth`` the
+raw ``request_token`` (no single-flight: prefer :class:`TokenManager`);
+``zoom_s2s.testing`` the fake Zoom server, the fleet harness and the store
+contract suite; ``zoom_s2s.sync`` the blocking facade.
 """
 
 from ._version import __version__
@@ -30,18 +34,17 @@ from .errors import (
     TokenError,
     TokenRateLimitedError,
     UnauthorizedError,
+    UsageError,
     ZoomAPIError,
     ZoomS2SError,
 )
 from .events import EventKind, TokenEvent, TokenHook, log_event
 from .manager import TokenManager, TokenStats
 from .models import AccessToken, Credentials
-from .oauth import DEFAULT_TOKEN_URL, ZOOMGOV_TOKEN_URL, RetryPolicy, request_token
+from .oauth import DEFAULT_TOKEN_URL, ZOOMGOV_TOKEN_URL, RetryPolicy
 from .stores import (
     EncryptedTokenStore,
-    FailureRecord,
     FileTokenStore,
-    LockLease,
     MemoryTokenStore,
     RedisTokenStore,
     TokenStore,
@@ -60,10 +63,8 @@ __all__ = [
     "DailyLimitExceededError",
     "EncryptedTokenStore",
     "EventKind",
-    "FailureRecord",
     "FileTokenStore",
     "InvalidCredentialsError",
-    "LockLease",
     "LockTimeoutError",
     "MalformedTokenResponseError",
     "MemoryTokenStore",
@@ -84,6 +85,7 @@ __all__ = [
     "TokenStats",
     "TokenStore",
     "UnauthorizedError",
+    "UsageError",
     "User",
     "ZoomAPIError",
     "ZoomAuthMiddleware",
@@ -92,6 +94,5 @@ __all__ = [
     "__version__",
     "discover_account_id",
     "log_event",
-    "request_token",
     "store_from_url",
 ]

@@ -21,7 +21,8 @@ branch to handle one kind of failure::
     │   └── ServerError               5xx, after bounded retries (idempotent methods only)
     ├── StoreError                    a token store could not be read or written
     │   └── StoreUnavailableError     the store's backend (Redis, the directory) is unreachable
-    └── LockTimeoutError              waited too long for another process's token fetch
+    ├── LockTimeoutError              waited too long for another process's token fetch
+    └── UsageError (RuntimeError)     an object used after aclose() or from another event loop
 
 Messages say what went wrong and what to do about it. They never contain the
 client secret or an access token, in any encoding (raw, URL-encoded,
@@ -46,6 +47,7 @@ __all__ = [
     "ForeignRedirectError",
     "InvalidCredentialsError",
     "LockTimeoutError",
+    "UsageError",
     "MalformedTokenResponseError",
     "MissingScopesError",
     "NotFoundError",
@@ -339,4 +341,14 @@ class LockTimeoutError(ZoomS2SError):
 
     The process holding the fetch lock is stuck or slow: retry, and check that
     process and the store; raise ``wait_timeout`` if fetches are slow.
+    """
+
+
+class UsageError(ZoomS2SError, RuntimeError):
+    """An object was used in a way that cannot work.
+
+    A :class:`~zoom_s2s.TokenManager` (or client) used after ``aclose()``
+    (create a new one), or used from an event loop other than the one it is
+    bound to while that loop still runs (make one per event loop, or use the
+    :mod:`zoom_s2s.sync` facade from threads).
     """

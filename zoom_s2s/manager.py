@@ -1,6 +1,7 @@
 """TokenManager: one token per lifetime for every coroutine, process and host sharing a store.
 
-The algorithm (DESIGN.md, "Getting a token"):
+The algorithm (``docs/architecture.rst``, "Getting a token"); the code below is
+tagged ``[S1]`` ... ``[S11]`` with these steps:
 
 1. Hot path: a fresh token in memory is returned with no I/O, no lock and no
    await that yields.
@@ -8,9 +9,9 @@ The algorithm (DESIGN.md, "Getting a token"):
    background refresh starts; callers never wait while a valid token exists.
 3. With no valid token, callers wait for one shared in-flight refresh task
    (single-flight); a cancelled caller never cancels that task.
-4. A refresh reads the store first; only if it holds nothing newer does it take
-   the store's lock, read again, fetch from Zoom, write (fenced by a
-   generation taken under the lock) and release.
+4. A refresh reads the store first; only if it holds nothing newer does it
+   take the store's lock (the lease carries the fencing generation), read
+   again, fetch from Zoom, write with the lease and release.
 5. Processes that find the lock taken sleep until the store tells them it
    changed (or the lock's TTL lapses, when they may take over).
 6. Each process picks its refresh moment at random in the first half of the
@@ -18,8 +19,40 @@ The algorithm (DESIGN.md, "Getting a token"):
 7. Writes are fenced: a holder whose lock lapsed cannot overwrite its
    successor's token, and it stops retrying its own fetch.
 8. :meth:`TokenManager.invalidate` is compare-and-delete.
-9. A failed fetch is remembered in the store (see ``_failures.py``), so the
-   whole fleet backs off together; a valid token is served meanwhile.
+9. A failed fetch is remembered in the store, so the whole fleet backs off
+   together; a valid token is served meanwhile. A record read from the store
+   is bounded by the back-off schedule, and its deletion ends the wait.
+10. ``min_ttl`` is enforced: a token with less than that left is never handed
+    out, whatever ``refresh_margin`` says.
+11. A fetched token is never thrown away because the store failed: it is
+    served from memory and written once the store is back; a lease this
+    process could not release is recognised and reused, not waited for.
+
+Clocks
+------
+Wall time (``time.time()``) is used only for what crosses hosts: the
+``expires_at`` a token carries in the store. Everything local is on the
+monotonic clock: the refresh moment, the usable-until deadline, the lease's
+lifetime and the back-off. On adoption the token's remaining lifetime is taken
+once (from the response's ``expires_in`` for a token fetched here, or from
+``expires_at`` minus now for a token read from the store) and counted down on
+the monotonic clock from then on, so a wall-clock step cannot make an expired
+token look valid or a fresh one look expired.
+
+A stalled lock holder, step by step (as redis-py's lock documents it)::
+
+    t=0    A takes the lock (lease: generation 7, ttl 45 s) and asks Zoom.
+    t=1    A's process is paused (SIGSTOP, a VM migration, a long GC).
+    t=45   The lock lapses. B takes it (generation 8), fetches, writes (fence: 8).
+    t=50   A resumes; its fetch returns. lease.held() is False: A does not retry
+           a failed fetch; a successful one is written with generation 7, which
+           the store refuses (7 < 8). A adopts B's token instead.
+    t=50   A's release finds the lock owned by B's lease and releases nothing.
+
+Store errors have one policy (:meth:`TokenManager._after_store_error`): with
+``on_store_error="raise"`` callers without a valid token get the
+:class:`~zoom_s2s.StoreError` (and it is backed off like a failed fetch); with
+``"fetch"`` this process fetches for itself while the store is down.
 """
 
 from __future__ import annotations
@@ -27,23 +60,30 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import copy
 import logging
-import os
 import random
 import time
-from collections.abc import Callable
 from types import TracebackType
 
 import aiohttp
 
-from ._failures import backoff_seconds, error_from_failure, failure_after
+from ._backoff import Backoff, error_from_failure, failure_record
+from ._env import token_url_from_env
+from ._redact import secret_forms
 from ._session import SessionSlot
-from .errors import ConfigurationError, LockTimeoutError, StoreError, TokenError
+from .errors import (
+    ConfigurationError,
+    LockTimeoutError,
+    StoreError,
+    TokenEndpointError,
+    TokenError,
+    UsageError,
+    ZoomS2SError,
+)
 from .events import EventKind, TokenEvent, TokenHook, TokenStats, log_event
-from .models import AccessToken, Credentials, fingerprint
-from .oauth import DEFAULT_TOKEN_URL, ENV_TOKEN_URL, RetryPolicy, request_token, validate_url
-from .stores.base import FailureRecord, TokenStore
+from .models import MAX_TOKEN_LIFETIME, AccessToken, Credentials, fingerprint
+from .oauth import RetryPolicy, request_token, validate_url
+from .stores.base import FailureRecord, LockLease, TokenStore
 from .stores.memory import MemoryTokenStore
 
 __all__ = ["TokenManager", "TokenStats"]
@@ -52,21 +92,35 @@ logger = logging.getLogger("zoom_s2s")
 
 _STORE_ERROR_POLICIES = ("raise", "fetch")
 
-
 # While a failure is remembered, a caller without a token looks in the store
 # for another process's fresh token at most this often (seconds).
 _STORE_PEEK_INTERVAL = 0.5
+# aclose() gives the store this long to release a lease it still holds.
+_CLOSE_RELEASE_TIMEOUT = 1.0
 
 
 class _LockLapsed(Exception):
     """The store lock expired during our fetch; start over from reading the store."""
 
 
+def store_key(token_url: str, credentials: Credentials) -> str:
+    """The store key of an app: a hash of the token URL, the ids and the secret.
+
+    The secret is part of the key (hashed twice, never stored): a process
+    with a wrong or old secret neither adopts the fleet's token (it fetches,
+    and learns that its secret is wrong) nor makes the fleet back off on its
+    ``invalid_client``.
+    """
+    secret_tag = fingerprint("zoom-s2s client secret", credentials.client_secret)
+    return fingerprint(token_url, credentials.account_id, credentials.client_id, secret_tag)
+
+
 class TokenManager:
     """Gives every caller a valid Zoom S2S access token, fetched once per lifetime.
 
     Use it as ``async with TokenManager(creds, store=...) as tokens`` (or call
-    :meth:`aclose`) and call :meth:`get_token` wherever a token is needed.
+    :meth:`aclose`) and call :meth:`get_token` wherever a token is needed. A
+    manager belongs to the event loop it is first used on.
 
     Args:
         credentials: The app's credentials.
@@ -81,7 +135,8 @@ class TokenManager:
             (capped at half the token's lifetime for short-lived tokens).
         min_ttl: A token with less than this left is never handed out; callers
             wait for a new one (capped at a tenth of the lifetime). It also
-            covers clock skew between hosts.
+            covers clock skew between hosts. Enforced even when it exceeds
+            ``refresh_margin``.
         lock_ttl: Seconds the store's lock lives if its holder dies. Must exceed
             one request's timeout; the default covers the whole retry budget.
         wait_timeout: Seconds a caller waits for another process's fetch before
@@ -91,12 +146,15 @@ class TokenManager:
         hooks: Callables receiving each :class:`TokenEvent`; default: DEBUG logging.
         on_store_error: What a refresh does when the store fails: ``"raise"``
             (default) raises the :class:`StoreError` to callers without a valid
-            token; ``"fetch"`` falls back to fetching for this process alone
-            (one token per process while the store is down) and goes back to
-            the store on the next refresh. A valid token in memory is served
-            either way.
+            token (backed off like a failed fetch); ``"fetch"`` falls back to
+            fetching for this process alone (one token per process while the
+            store is down) and goes back to the store on the next refresh. A
+            valid token in memory is served either way, and a token fetched
+            here is never discarded because the store failed to keep it.
         close_store: Close the store in :meth:`aclose`; by default only a store
             the manager made (from ``None`` or a URL) is closed.
+        allow_insecure_http: Allow an ``http://`` token URL on a host other
+            than loopback (the credentials would cross the network in clear).
 
     Raises:
         ConfigurationError: A bad URL or inconsistent timing arguments.
@@ -118,14 +176,15 @@ class TokenManager:
         hooks: list[TokenHook] | tuple[TokenHook, ...] | None = None,
         on_store_error: str = "raise",
         close_store: bool | None = None,
+        allow_insecure_http: bool = False,
     ) -> None:
         if not isinstance(credentials, Credentials):
             raise ConfigurationError(
                 "credentials must be a zoom_s2s.Credentials, e.g. Credentials.from_env()"
             )
         if token_url is None:
-            token_url = os.environ.get(ENV_TOKEN_URL) or DEFAULT_TOKEN_URL
-        validate_url(token_url, "token_url")
+            token_url = token_url_from_env()
+        validate_url(token_url, "token_url", allow_insecure_http=allow_insecure_http)
         self._retry = retry or RetryPolicy()
         if lock_ttl is None:
             lock_ttl = self._retry.timeout + request_timeout + 5.0
@@ -135,7 +194,9 @@ class TokenManager:
             ("lock_ttl", lock_ttl),
             ("request_timeout", request_timeout),
         ):
-            if value < 0 or (value == 0 and name in ("lock_ttl", "request_timeout")):
+            if not isinstance(value, (int, float)) or not value >= 0:
+                raise ConfigurationError(f"{name} must be a non-negative number, got {value!r}")
+            if value == 0 and name in ("lock_ttl", "request_timeout"):
                 raise ConfigurationError(f"{name} must be positive, got {value!r}")
         if lock_ttl <= request_timeout:
             raise ConfigurationError(
@@ -149,10 +210,11 @@ class TokenManager:
         self.on_store_error = on_store_error
         self.credentials = credentials
         self.token_url = token_url
-        self.refresh_margin = refresh_margin
-        self.min_ttl = min_ttl
-        self.lock_ttl = lock_ttl
-        self.wait_timeout = lock_ttl + 15.0 if wait_timeout is None else wait_timeout
+        self.allow_insecure_http = allow_insecure_http
+        self.refresh_margin = float(refresh_margin)
+        self.min_ttl = float(min_ttl)
+        self.lock_ttl = float(lock_ttl)
+        self.wait_timeout = self.lock_ttl + 15.0 if wait_timeout is None else wait_timeout
         self.request_timeout = request_timeout
         self._owns_store = not isinstance(store, TokenStore) if close_store is None else close_store
         if store is None:
@@ -162,24 +224,31 @@ class TokenManager:
 
             store = store_from_url(store)
         self.store: TokenStore = store
-        self.store_key = fingerprint(token_url, credentials.account_id, credentials.client_id)
+        self.store_key = store_key(token_url, credentials)
+        self._secret_forms = secret_forms(
+            credentials.client_secret, client_id=credentials.client_id
+        )
         self._session = SessionSlot(session, "TokenManager")
         self._hooks: tuple[TokenHook, ...] = (log_event,) if hooks is None else tuple(hooks)
 
+        # The token and its local deadlines, all on the monotonic clock.
         self._token: AccessToken | None = None
-        self._refresh_after = 0.0  # wall clock: start refresh-ahead from here
-        self._usable_until = 0.0  # wall clock: from here callers must wait
+        self._refresh_after = 0.0  # [S2] from here a background refresh starts
+        self._usable_until = 0.0  # [S10] from here callers must wait
+        self._expires = 0.0  # the token's expiry
         self._inflight: asyncio.Task[AccessToken] | None = None
+        self._refresh_requested = False  # a thread asked the loop for a refresh
         self._revoked: collections.deque[str] = collections.deque(maxlen=32)
-        self._failures = 0
-        self._retry_not_before = 0.0
-        self._last_error: TokenError | None = None
+        self._backoff = Backoff()
+        self._next_store_peek = 0.0
+        self._unsaved: AccessToken | None = None  # [S11] fetched here, not yet in the store
+        self._saver: asyncio.Task[None] | None = None
+        self._lease: LockLease | None = None  # [S11] a lease we could not release
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._counts: collections.Counter[EventKind] = collections.Counter()
         self._hits = 0  # get_token() calls answered from memory
         self._refresh_started = 0.0
-        self._next_store_peek = 0.0
-        self._backoff_decided = False  # the last refresh set _retry_not_before itself
 
     def __repr__(self) -> str:
         return (
@@ -197,17 +266,18 @@ class TokenManager:
             TokenError: Zoom refused or kept failing, and no valid token exists.
             StoreError: The store failed and no valid token exists.
             LockTimeoutError: Another process held the lock past ``wait_timeout``.
-            RuntimeError: The manager is closed.
+            UsageError: The manager is closed (also while waiting), or belongs
+                to another event loop.
         """
         token = self._token
         if token is not None:
-            now = time.time()
-            if now < self._refresh_after:
+            now = time.monotonic()
+            if now < self._refresh_after:  # [S1]
                 self._hits += 1
                 return token
-            if now < self._usable_until:
+            if now < self._usable_until:  # [S2]
                 self._hits += 1
-                self._refresh_in_background(now)
+                self._refresh_in_background()
                 return token
         return await self._wait_for_token()
 
@@ -225,21 +295,37 @@ class TokenManager:
         self._revoked.append(token_fp)
         if self._token is not None and self._token.fingerprint == token_fp:
             self._token = None
-        deleted = await self.store.delete(self.store_key, fingerprint=token_fp)
+        if self._unsaved is not None and self._unsaved.fingerprint == token_fp:
+            self._unsaved = None
+        deleted = await self.store.delete(self.store_key, fingerprint=token_fp)  # [S8]
         self._emit(EventKind.INVALIDATED, token, None)
         return deleted
 
     def peek_token(self) -> AccessToken | None:
-        """The token in memory if it is fresh (before its refresh moment), else ``None``.
+        """The token in memory whenever :meth:`get_token` would answer from memory, else ``None``.
 
-        Never does I/O and never starts a refresh, so any thread may call it;
-        the sync facade uses it as its fast path.
+        Never does I/O and never waits, so any thread may call it; the sync
+        facade uses it as its fast path. Past the token's refresh moment it
+        asks the manager's event loop (thread-safely, once) to start the
+        background refresh, exactly as :meth:`get_token` would.
         """
         token = self._token
-        if token is not None and time.time() < self._refresh_after:
+        if token is None:
+            return None
+        now = time.monotonic()
+        if now < self._refresh_after:
             self._hits += 1  # from other threads this count may miss a few: it is a gauge
             return token
-        return None
+        if now >= self._usable_until:
+            return None
+        self._hits += 1
+        if not self._refresh_requested and self._inflight is None:
+            loop = self._loop
+            if loop is not None and now >= self._backoff.wait_until():
+                self._refresh_requested = True
+                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                    loop.call_soon_threadsafe(self._refresh_in_background)
+        return token
 
     def add_hook(self, hook: TokenHook) -> None:
         """Also deliver every later :class:`TokenEvent` to ``hook``."""
@@ -258,26 +344,34 @@ class TokenManager:
             invalidations=self._counts[EventKind.INVALIDATED],
             failures=self._counts[EventKind.REFRESH_FAILED],
             token_fingerprint=token.fingerprint if token else None,
-            expires_in=token.remaining(time.time()) if token else None,
+            expires_in=self._expires - time.monotonic() if token else None,
         )
 
     async def aclose(self) -> None:
-        """Stop background work and close what the manager created. Idempotent."""
+        """Stop background work and close what the manager created. Idempotent.
+
+        Callers still waiting for a token get :class:`~zoom_s2s.UsageError`.
+        """
         if self._closed:
             return
         self._closed = True
         self._token = None
-        task, self._inflight = self._inflight, None
-        if task is not None and not task.done():
+        tasks = [task for task in (self._inflight, self._saver) if task is not None]
+        self._inflight = self._saver = None
+        for task in tasks:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        lease, self._lease = self._lease, None
+        if lease is not None and lease.held():
+            with contextlib.suppress(StoreError, asyncio.TimeoutError):
+                await asyncio.wait_for(self.store.release_lock(lease), _CLOSE_RELEASE_TIMEOUT)
         await self._session.close()
         if self._owns_store:
             await self.store.aclose()
 
     async def __aenter__(self) -> TokenManager:
         if self._closed:
-            raise RuntimeError("this TokenManager is closed; create a new one")
+            raise UsageError("this TokenManager is closed; create a new one")
         return self
 
     async def __aexit__(
@@ -293,45 +387,82 @@ class TokenManager:
         if slot is not None:
             slot.warn_if_unclosed(repr(self))
 
-    # -- scheduling -------------------------------------------------------------------
+    # -- the token in memory ----------------------------------------------------------
 
     def _windows(self, token: AccessToken) -> tuple[float, float]:
         """(refresh margin, min ttl) for ``token``, shrunk for short lifetimes."""
         lifetime = max(token.lifetime, 1e-3)
         return min(self.refresh_margin, lifetime / 2), min(self.min_ttl, lifetime / 10)
 
-    def _is_newer_and_usable(self, token: AccessToken | None, now: float) -> bool:
-        if token is None or token.fingerprint in self._revoked:
+    def _remaining_of_stored(self, token: AccessToken) -> float:
+        """Seconds left of a token read from the store, bounded by what it can claim.
+
+        Wall time is the only clock hosts share; the store may only have
+        shortened ``expires_at``. Never more than the token's own lifetime or
+        the longest lifetime Zoom grants.
+        """
+        remaining = token.expires_at - time.time()
+        return min(remaining, max(token.lifetime, 0.0), MAX_TOKEN_LIFETIME)
+
+    def _worth_installing(self, token: AccessToken, remaining: float) -> bool:
+        if token.fingerprint in self._revoked:
             return False
         _margin, min_ttl = self._windows(token)
-        if token.remaining(now) <= min_ttl:
+        if remaining <= min_ttl:  # [S10]
             return False
         current = self._token
-        # By fingerprint: a Redis read re-derives expires_at from the key's TTL,
-        # so the same token read twice may differ by milliseconds.
+        # By fingerprint: the same token read twice may differ in expires_at.
         return current is None or (
-            token.fingerprint != current.fingerprint and token.expires_at > current.expires_at
+            token.fingerprint != current.fingerprint
+            and time.monotonic() + remaining > self._expires
         )
 
-    def _adopt(self, token: AccessToken) -> None:
+    def _install(self, token: AccessToken, remaining: float) -> None:
+        """Make ``token`` (adopted from the store or fetched here) the one callers get.
+
+        ``remaining`` is its lifetime left now; from here on it is counted on
+        the monotonic clock.
+        """
         margin, min_ttl = self._windows(token)
-        window_start = token.expires_at - margin
-        # XFetch-style spreading: each process refreshes at its own random moment
-        # in the first half of the window; the first one refreshes for all.
-        self._refresh_after = window_start + random.uniform(0.0, margin / 2)
-        self._usable_until = token.expires_at - min_ttl
+        now = time.monotonic()
+        self._expires = now + remaining
+        self._usable_until = self._expires - min_ttl
+        # [S6] XFetch-style spreading: each process refreshes at its own random
+        # moment in the first half of the window; the first one refreshes for all.
+        # [S10] Never later than the moment callers must stop using the token.
+        refresh_at = self._expires - margin + random.uniform(0.0, margin / 2)
+        self._refresh_after = min(refresh_at, self._usable_until)
         self._token = token
-        self._failures = 0
-        self._last_error = None
+        self._backoff.clear()
 
     # -- refreshing -------------------------------------------------------------------
 
-    def _refresh_in_background(self, now: float) -> None:
-        if self._inflight is None and now >= self._retry_not_before and not self._closed:
+    def _bind_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        bound = self._loop
+        if bound is loop:
+            return
+        if bound is not None:
+            state = "has closed (a previous asyncio.run()?)" if bound.is_closed() else "still runs"
+            raise UsageError(
+                f"this TokenManager belongs to another event loop, which {state}; create one "
+                "manager per event loop (inside it), or use zoom_s2s.sync from threads"
+            )
+        self._loop = loop
+
+    def _refresh_in_background(self) -> None:
+        """[S2] Start one background refresh unless one runs or the back-off forbids it."""
+        self._refresh_requested = False
+        if (
+            self._inflight is None
+            and not self._closed
+            and time.monotonic() >= self._backoff.wait_until()
+        ):
             self._start_refresh()
             self._emit(EventKind.REFRESH_STARTED, self._token, None)
 
     def _start_refresh(self) -> asyncio.Task[AccessToken]:
+        self._bind_loop()
         task = asyncio.get_running_loop().create_task(self._refresh(), name="zoom-s2s-refresh")
         self._inflight = task
         self._refresh_started = time.monotonic()
@@ -344,88 +475,112 @@ class TokenManager:
         if task.cancelled():
             return
         exc = task.exception()  # also marks it retrieved for background refreshes
-        if exc is None:
-            return
-        decided, self._backoff_decided = self._backoff_decided, False
-        if not decided:
-            # A failure the store could not record (the store itself failed, or
-            # on_store_error="fetch"): back off on our own. Otherwise the wait is
-            # the fleet record's retry_at, already set.
-            self._failures += 1
-            self._retry_not_before = max(
-                self._retry_not_before, time.time() + backoff_seconds(self._failures)
-            )
-        # A valid token keeps being served meanwhile; callers without one get
-        # the remembered error at once.
-        if isinstance(exc, TokenError):
-            self._last_error = exc
-        duration = time.monotonic() - self._refresh_started
-        self._emit(EventKind.REFRESH_FAILED, self._token, duration, error=exc)
+        if exc is not None:
+            # A valid token keeps being served; callers without one get the
+            # remembered error at once until the back-off ends (see _refresh).
+            duration = time.monotonic() - self._refresh_started
+            self._emit(EventKind.REFRESH_FAILED, self._token, duration, error=exc)
 
     async def _wait_for_token(self) -> AccessToken:
+        """[S3] No valid token in memory: share the one refresh in flight, or start it."""
         if self._closed:
-            raise RuntimeError("this TokenManager is closed; create a new one")
+            raise UsageError("this TokenManager is closed; create a new one")
+        self._bind_loop()
         task = self._inflight
         if task is None:
-            last, now = self._last_error, time.time()
-            if last is not None and now < self._retry_not_before:
-                # Remembered failure: don't hammer Zoom; callers learn at once. But
-                # another process may have recovered meanwhile: look in the store,
-                # at most every _STORE_PEEK_INTERVAL (the others raise at once).
-                if now >= self._next_store_peek:
-                    self._next_store_peek = now + _STORE_PEEK_INTERVAL
-                    with contextlib.suppress(StoreError):
-                        adopted = await self._adopt_from_store()
-                        if adopted is not None:
-                            return adopted
-                error = copy.copy(last)
-                error.args = (
-                    f"{last} [remembered; next attempt in {self._retry_not_before - now:.1f} s]",
-                )
-                raise error from last
-            task = self._start_refresh()
+            remembered = self._backoff.remembered()
+            if remembered is not None and not isinstance(remembered, StoreError):
+                token = await self._peek_during_backoff()
+                if token is not None:
+                    return token
+            error = self._backoff.remembered()
+            if error is not None:
+                raise self._remembered(error)
+            if self._is_closed():
+                raise UsageError("this TokenManager was closed while getting a token")
+            task = self._inflight or self._start_refresh()
         started = time.monotonic()
-        # shield: a caller cancelled while waiting must not cancel the shared fetch.
-        token = await asyncio.shield(task)
+        try:
+            # shield: a caller cancelled while waiting must not cancel the shared fetch.
+            token = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if self._is_closed() and task.cancelled():
+                raise UsageError("this TokenManager was closed while getting a token") from None
+            raise
         self._emit(EventKind.WAITED, token, time.monotonic() - started)
         return token
 
+    def _is_closed(self) -> bool:
+        # A method, not the attribute: it changes across awaits (aclose()).
+        return self._closed
+
+    def _remembered(self, error: ZoomS2SError) -> ZoomS2SError:
+        wait = max(0.0, self._backoff.wait_until() - time.monotonic())
+        # A copy with the wait in its message; same class and attributes.
+        remembered = type(error).__new__(type(error))
+        remembered.__dict__.update(error.__dict__)
+        remembered.args = (f"{error} [remembered; next attempt in {wait:.1f} s]",)
+        remembered.__cause__ = error
+        return remembered
+
+    async def _peek_during_backoff(self) -> AccessToken | None:
+        """[S9] While backing off, another process may have recovered, or the record gone.
+
+        Looks at most every ``_STORE_PEEK_INTERVAL``; the other callers raise at once.
+        """
+        now = time.monotonic()
+        if now < self._next_store_peek:
+            return None
+        self._next_store_peek = now + _STORE_PEEK_INTERVAL
+        with contextlib.suppress(StoreError):
+            token = await self._install_from_store()
+            if token is not None:
+                return token
+            if self._backoff.from_fleet:
+                record = await self.store.read_failure(self.store_key)
+                if record is None or self._backoff.fleet_record(record) <= 0:
+                    self._backoff.end_fleet_wait()  # deleted or expired: the wait ends
+        return None
+
     async def _refresh(self) -> AccessToken:
         try:
-            return await self._refresh_through_store()
-        except StoreError as exc:
-            self._emit(EventKind.STORE_ERROR, self._token, None, error=exc)
-            if self.on_store_error == "raise":
-                raise
-        # on_store_error="fetch": the store is down, so this process fetches for itself.
-        token = await self._fetch()
-        self._adopt(token)
+            try:
+                return await self._refresh_through_store()
+            except StoreError as exc:
+                return await self._after_store_error(exc)
+        except ZoomS2SError as exc:
+            if self._backoff.error is not exc:  # not recorded where it arose
+                self._backoff.record(exc)
+            raise
+
+    async def _after_store_error(self, exc: StoreError) -> AccessToken:
+        """The store-error policy, in one place (see ``on_store_error``)."""
+        self._emit(EventKind.STORE_ERROR, self._token, None, error=exc)
+        if self.on_store_error == "raise":
+            self._backoff.record(exc)
+            raise exc
+        # "fetch": the store is down, so this process fetches for itself.
+        token, remaining = await self._fetch()
+        self._install(token, remaining)
+        self._keep_unsaved(token)
         return token
 
     async def _refresh_through_store(self) -> AccessToken:
+        """[S4] [S5] Adopt the store's token, or fetch under the lock, or wait for the holder."""
         store, key = self.store, self.store_key
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.wait_timeout
+        deadline = time.monotonic() + self.wait_timeout
         while True:
-            adopted = await self._adopt_from_store()
-            if adopted is not None:
-                return adopted
+            token = await self._install_from_store()
+            if token is not None:
+                return token
             await self._respect_fleet_backoff()
-            lease = await store.acquire_lock(key, ttl=self.lock_ttl)
+            lease = await self._take_lease()
             if lease is not None:
                 try:
-                    # Double-checked: someone may have written between read and lock.
-                    adopted = await self._adopt_from_store()
-                    if adopted is not None:
-                        return adopted
-                    failure = await self._respect_fleet_backoff()
-                    generation = await store.next_generation(key)
-                    return await self._fetch_and_store(generation, failure, time.monotonic())
+                    return await self._refresh_under(lease)
                 except _LockLapsed:
-                    continue  # a successor holds the lock now: read what it stored
-                finally:
-                    await store.release_lock(lease)
-            remaining = deadline - loop.time()
+                    continue  # [S7] a successor holds the lock now: read what it stored
+            remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise LockTimeoutError(
                     f"waited {self.wait_timeout:g} s for another process to fetch a token "
@@ -436,26 +591,63 @@ class TokenManager:
             await store.wait_for_change(key, timeout=min(remaining, self.lock_ttl))
             self._emit(EventKind.LOCK_WAITED, None, time.monotonic() - started)
 
-    async def _adopt_from_store(self) -> AccessToken | None:
+    async def _take_lease(self) -> LockLease | None:
+        """[S11] This process's own unreleased lease if it is still good, else a new one."""
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            if lease.remaining() > self.request_timeout + 1.0:
+                return lease
+            await self._release(lease)
+        return await self.store.acquire_lock(self.store_key, ttl=self.lock_ttl)
+
+    async def _release(self, lease: LockLease) -> None:
+        """Release ``lease``; never raises, so the first error is the one reported.
+
+        A lease that could not be released (the store is down) is kept: the
+        next refresh reuses it while it is valid instead of waiting for it.
+        """
+        try:
+            await self.store.release_lock(lease)
+        except StoreError as exc:
+            self._emit(EventKind.STORE_ERROR, self._token, None, error=exc)
+            if lease.held():
+                self._lease = lease
+
+    async def _refresh_under(self, lease: LockLease) -> AccessToken:
+        try:
+            # Double-checked: someone may have written between read and lock.
+            token = await self._install_from_store()
+            if token is not None:
+                return token
+            failure = await self._respect_fleet_backoff()
+            return await self._fetch_and_store(lease, failure)
+        finally:
+            await self._release(lease)
+
+    async def _install_from_store(self) -> AccessToken | None:
         token = await self.store.read(self.store_key)
-        if token is not None and self._is_newer_and_usable(token, time.time()):
-            self._adopt(token)
-            self._emit(EventKind.ADOPTED, token, None)
-            return token
-        return None
+        if token is None:
+            return None
+        remaining = self._remaining_of_stored(token)
+        if not self._worth_installing(token, remaining):
+            return None
+        self._install(token, remaining)
+        self._emit(EventKind.ADOPTED, token, None)
+        return token
 
     async def _respect_fleet_backoff(self) -> FailureRecord | None:
-        """Raise the remembered error while the fleet backs off; else return the record."""
-        failure = await self.store.read_failure(self.store_key)
-        if failure is not None:
-            now = time.time()
-            if failure.retry_at > now:
-                self._retry_not_before = max(self._retry_not_before, failure.retry_at)
-                self._backoff_decided = True  # not a failure of ours: see _refresh_done
-                raise error_from_failure(failure, now)
-        return failure
+        """[S9] Raise the remembered error while the fleet backs off; else return the record."""
+        record = await self.store.read_failure(self.store_key)
+        if record is not None:
+            wait = self._backoff.fleet_record(record)
+            if wait > 0:
+                error = error_from_failure(record, wait, self._secret_forms)
+                self._backoff.record(error, wait=wait, fleet=True)
+                raise error
+        return record
 
-    async def _fetch(self, keep_trying: Callable[[], bool] | None = None) -> AccessToken:
+    async def _fetch(self, lease: LockLease | None = None) -> tuple[AccessToken, float]:
+        """Ask Zoom; return the token and its remaining lifetime (monotonic measure)."""
         started = time.monotonic()
         token = await request_token(
             self._session.get(),
@@ -463,49 +655,99 @@ class TokenManager:
             token_url=self.token_url,
             request_timeout=self.request_timeout,
             retry=self._retry,
-            keep_trying=keep_trying,
+            # [S7] A holder stalled past the lock TTL must not retry: a successor
+            # has the lock and may already have fetched.
+            keep_trying=lease.held if lease is not None else None,
+            allow_insecure_http=self.allow_insecure_http,
         )
+        # Counted from before the request was sent, so it errs early, never late.
+        remaining = token.lifetime - (time.monotonic() - started)
         self._emit(EventKind.FETCHED, token, time.monotonic() - started)
-        return token
+        _margin, min_ttl = self._windows(token)
+        if remaining <= min_ttl:  # [S10]
+            raise TokenEndpointError(
+                f"the token from {self.token_url} arrived with {remaining:.1f} s of its "
+                f"{token.lifetime:g} s lifetime left (the request took too long); it is not used"
+            )
+        return token, remaining
 
     async def _fetch_and_store(
-        self, generation: int, failure: FailureRecord | None, locked_at: float
+        self, lease: LockLease, failure: FailureRecord | None
     ) -> AccessToken:
-        key = self.store_key
-
-        def lock_still_ours() -> bool:
-            # A holder stalled past the lock TTL (paused VM, SIGSTOP, long GC) must
-            # not retry: a successor has the lock and may already have fetched.
-            return time.monotonic() - locked_at < self.lock_ttl
-
         try:
-            token = await self._fetch(lock_still_ours)
+            token, remaining = await self._fetch(lease)
         except TokenError as exc:
-            if not lock_still_ours():
+            if not lease.held():
                 raise _LockLapsed from exc
-            record = failure_after(exc, (failure.failures if failure else 0) + 1, time.time())
-            with contextlib.suppress(StoreError):  # the fetch's error is the one to report
-                await self.store.write_failure(key, record)
-                # The fleet and this process wait for the same moment.
-                self._retry_not_before = max(self._retry_not_before, record.retry_at)
-                self._backoff_decided = True
+            failures = max((failure.failures if failure else 0) + 1, self._backoff.failures + 1)
+            record, keep_for = failure_record(exc, failures, self._secret_forms)
+            self._backoff.record(exc, wait=record.retry_in)
+            try:
+                await self.store.write_failure(lease, record, keep_for=keep_for)
+            except StoreError as store_exc:  # the fetch's error is the one to report
+                self._emit(EventKind.STORE_ERROR, self._token, None, error=store_exc)
             raise
         try:
-            if failure is not None:
-                await self.store.write_failure(key, None)
-            written = await self.store.write(key, token, generation=generation)
+            written = await self.store.write(lease, token)
         except StoreError as exc:
-            if self.on_store_error == "raise":
-                raise
+            # [S11] Never throw a good token away: serve it, store it later.
             self._emit(EventKind.STORE_ERROR, token, None, error=exc)
-            written = True  # keep this token for this process; the store is down
+            self._install(token, remaining)
+            self._keep_unsaved(token)
+            return token
         if not written:
             self._emit(EventKind.STALE_WRITE, token, None)
-            newer = await self._adopt_from_store()
+            newer = await self._install_from_store()
             if newer is not None:
                 return newer
-        self._adopt(token)
+        self._install(token, remaining)
         return token
+
+    # -- writing a token the store could not take ---------------------------------------
+
+    def _keep_unsaved(self, token: AccessToken) -> None:
+        """[S11] Remember ``token`` for the store and try to write it once it is back."""
+        self._unsaved = token
+        if self._saver is None and not self._closed:
+            self._saver = asyncio.get_running_loop().create_task(
+                self._save_later(), name="zoom-s2s-save"
+            )
+
+    async def _save_later(self) -> None:
+        attempt = 0
+        try:
+            while not self._closed:
+                token = self._unsaved
+                if token is None or token is not self._token:
+                    return  # replaced or invalidated meanwhile
+                if time.monotonic() >= self._usable_until:
+                    return  # no longer worth sharing
+                attempt += 1
+                await asyncio.sleep(min(2.0 ** (attempt - 1), 30.0) * random.uniform(0.5, 1.0))
+                try:
+                    if await self._save(token):
+                        return
+                except StoreError:
+                    continue
+        finally:
+            self._saver = None
+            if self._unsaved is not None and self._unsaved is not self._token:
+                self._unsaved = None
+
+    async def _save(self, token: AccessToken) -> bool:
+        """Write ``token`` unless the store holds a newer one; ``False``: try again later."""
+        lease = await self._take_lease()
+        if lease is None:
+            return False  # someone holds the lock: try again later
+        try:
+            stored = await self.store.read(self.store_key)
+            if stored is None or stored.expires_at < token.expires_at:
+                await self.store.write(lease, token)
+        finally:
+            await self._release(lease)
+        if self._unsaved is token:
+            self._unsaved = None
+        return True
 
     def _emit(
         self,

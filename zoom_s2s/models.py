@@ -11,6 +11,7 @@ import functools
 import hashlib
 import math
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,7 +19,39 @@ import attrs
 
 from .errors import ConfigurationError
 
-__all__ = ["AccessToken", "Credentials", "fingerprint"]
+__all__ = [
+    "MAX_TOKEN_LIFETIME",
+    "AccessToken",
+    "Credentials",
+    "bearer_token_problem",
+    "fingerprint",
+]
+
+# The longest lifetime a token may claim (Zoom grants 3599-3600 s); a reply or
+# a store record claiming more is refused, never believed.
+MAX_TOKEN_LIFETIME = 86_400.0
+
+# RFC 6750 b64token: what a bearer token may contain, so it is safe in a header.
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+
+def bearer_token_problem(value: object) -> str | None:
+    """What is wrong with ``value`` as a bearer token (``None``: nothing).
+
+    A token must be a non-empty RFC 6750 ``b64token``: no spaces, CR/LF or
+    other characters that could split or forge an HTTP header. The message
+    never contains the value.
+    """
+    if not isinstance(value, str) or not value:
+        return "access_token missing or not a non-empty string"
+    if len(value) > 16_384:
+        return f"access_token is {len(value)} characters long (at most 16384)"
+    if _B64TOKEN.fullmatch(value) is None:
+        return (
+            "access_token contains characters a bearer token cannot have (white space, "
+            "CR/LF or other characters outside RFC 6750's b64token)"
+        )
+    return None
 
 ENV_ACCOUNT_ID = "ZOOM_ACCOUNT_ID"
 ENV_CLIENT_ID = "ZOOM_CLIENT_ID"
@@ -174,8 +207,10 @@ class AccessToken:
         if not isinstance(data, dict):
             raise ValueError(f"expected a JSON object, got {type(data).__name__}")
         token = data.get("access_token")
-        if not isinstance(token, str) or not token:
-            raise ValueError("access_token missing or not a non-empty string")
+        problem = bearer_token_problem(token)
+        if problem is not None:
+            raise ValueError(problem)
+        assert isinstance(token, str)
         times = {}
         for name in ("expires_at", "issued_at"):
             value = data.get(name)
@@ -184,6 +219,10 @@ class AccessToken:
             if not math.isfinite(value):
                 raise ValueError(f"{name} is not finite")
             times[name] = float(value)
+        if not 0 < times["expires_at"] - times["issued_at"] <= MAX_TOKEN_LIFETIME:
+            raise ValueError(
+                f"lifetime (expires_at - issued_at) is not between 0 and {MAX_TOKEN_LIFETIME:g} s"
+            )
         api_url = data.get("api_url")
         token_type = data.get("token_type", "bearer")
         return cls(

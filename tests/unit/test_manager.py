@@ -136,7 +136,10 @@ async def test_an_invalidated_token_is_not_adopted_back_from_the_store(fake_zoom
         bad = await tokens.get_token()
         await tokens.invalidate(bad)
         # Another process (a stale one) writes the bad token back.
-        await store.write(tokens.store_key, bad, generation=10**6)
+        stale = await store.acquire_lock(tokens.store_key, ttl=5)
+        assert stale is not None
+        assert await store.write(stale, bad)
+        await store.release_lock(stale)
         fresh = await tokens.get_token()
     assert fresh.access_token != bad.access_token
     assert fake_zoom.token_requests == 2
@@ -164,7 +167,7 @@ async def test_a_waiter_is_woken_when_the_lock_holder_writes(fake_zoom: FakeZoom
         await asyncio.sleep(0.1)
         assert not waiter.done()
         elsewhere = AccessToken("from-another-process", time.time() + 3600, time.time())
-        await store.write(key, elsewhere, generation=await store.next_generation(key))
+        await store.write(lease, elsewhere)
         await store.release_lock(lease)
         got = await asyncio.wait_for(waiter, 2)
     assert got == elsewhere
@@ -284,7 +287,7 @@ async def test_transient_failures_reach_waiting_callers_as_token_endpoint_errors
     ("kwargs", "match"),
     [
         ({"lock_ttl": 5, "request_timeout": 10}, "must exceed request_timeout"),
-        ({"refresh_margin": -1}, "refresh_margin must be positive"),
+        ({"refresh_margin": -1}, "refresh_margin must be a non-negative number"),
         ({"lock_ttl": 0}, "lock_ttl must be positive"),
         ({"request_timeout": 0}, "request_timeout must be positive"),
     ],

@@ -1,47 +1,75 @@
 """The TokenStore protocol: what a place that shares tokens between processes must offer.
 
-A store holds, per *key*, at most one token, a generation counter and a lock.
-The key is derived by the manager from (token URL, account id, client id) and
-is a short hash: it never contains the secret. Everything here is async.
+A store holds, per *key*, at most one token, a fencing generation, a lock and
+a failure record. The key is derived by the manager from (token URL, account
+id, client id, a fingerprint of the secret) and is a short hash: it never
+contains a secret. Everything here is async. ``docs/stores.rst`` is the page a
+store author reads; this module is its reference.
 
-The manager's algorithm (see DESIGN.md) relies on exactly these operations:
+The lease is the proof
+----------------------
+The manager's algorithm (``docs/architecture.rst``) needs exactly these
+operations, and the types make the rules impossible to skip:
 
 * :meth:`~TokenStore.read` the current token (``None`` when absent, expired,
   corrupt or undecryptable; never raise for bad data).
-* :meth:`~TokenStore.next_generation` hands out a strictly increasing number,
-  taken under the lock, that fences the write that follows.
-* :meth:`~TokenStore.write` stores a token with its remaining lifetime as
-  TTL, *unless* a write with a higher generation already happened: a slow
-  holder whose lock lapsed can never clobber its successor's token.
+* :meth:`~TokenStore.acquire_lock` takes the lock *and* a fencing generation
+  in one atomic step and returns a :class:`LockLease` carrying both, with the
+  monotonic moment the request was sent. A lease is the only way to write.
+* :meth:`~TokenStore.write` ``(lease, token)`` stores a token with its
+  remaining lifetime as TTL, unless a write with a higher generation already
+  happened (a holder whose lock lapsed can never clobber its successor's
+  token); a successful write also clears the failure record and wakes waiters.
+* :meth:`~TokenStore.write_failure` ``(lease, failure, keep_for=...)``
+  remembers a failed fetch for the fleet (negative caching), also only under
+  the lock.
+* :meth:`~TokenStore.release_lock` releases the lease if it still owns the
+  lock (random owner per acquisition) and wakes waiters.
 * :meth:`~TokenStore.delete` removes the token only if it is still the one
-  with the given fingerprint (compare-and-delete), so a burst of 401s across a
-  fleet removes a bad token once, not a good one that replaced it.
-* :meth:`~TokenStore.acquire_lock` / :meth:`~TokenStore.release_lock`: a lock
-  with a TTL; every acquisition gets its own random owner value and only that
-  owner can release it. After the TTL anyone may take it over.
-* :meth:`~TokenStore.wait_for_change` lets a process that found the lock taken
-  sleep until the holder writes or releases (or the timeout passes), instead
-  of polling in a tight loop.
-* :meth:`~TokenStore.read_failure` / :meth:`~TokenStore.write_failure` keep
-  the last failed fetch (a :class:`FailureRecord`), so that while Zoom is
-  failing the whole fleet backs off together instead of every process asking
-  on its own (negative caching).
+  with the given fingerprint (compare-and-delete): a burst of 401s across a
+  fleet removes a bad token once, never a good one that replaced it.
+* :meth:`~TokenStore.wait_for_change` lets a process that found the lock
+  taken sleep until the holder writes or releases (or the lock's TTL lapses).
+* :meth:`~TokenStore.read_failure` returns the fleet's last failure with the
+  time left to wait *as measured by the store* (see :class:`FailureRecord`).
 
-Third-party stores implement these methods and run the contract suite,
-:class:`zoom_s2s.testing.StoreContract`, against themselves.
+Trust
+-----
+Whatever a store hands back may have been written by a broken or hostile
+neighbour. Stores validate shapes (a malformed record is a miss with a
+warning); the manager bounds times by local evidence: a token's expiry is
+never later than the one its fetcher recorded, a failure record never makes a
+process wait longer than the back-off schedule allows.
+
+One home for backend errors
+---------------------------
+Stores inherit :class:`BaseTokenStore`: it translates the backend's
+exceptions (:attr:`BaseTokenStore.backend_errors`) into
+:class:`~zoom_s2s.StoreUnavailableError` naming the store, once, for every
+protocol method, and registers the URL schemes the store serves
+(:attr:`BaseTokenStore.schemes`) for :func:`~zoom_s2s.store_from_url`.
+Third-party stores can also register through the ``zoom_s2s.stores`` entry
+point group. :class:`zoom_s2s.testing.StoreContract` is the test suite every
+store runs against itself.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import math
 import secrets
-from typing import Protocol, runtime_checkable
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import attrs
 
+from ..errors import ConfigurationError, StoreError, StoreUnavailableError, ZoomS2SError
 from ..models import AccessToken
 
 __all__ = [
+    "BaseTokenStore",
     "FailureRecord",
     "LockLease",
     "TokenStore",
@@ -50,9 +78,11 @@ __all__ = [
     "new_owner",
 ]
 
-# How long a failure record outlives its retry moment: long enough that the
-# next failure still finds the count and backs off further.
-FAILURE_MEMORY = 300.0
+# Bounds on what a failure record read from a store may say: a neighbour's
+# record can make the fleet wait, so it is validated like any input.
+MAX_FAILURES = 1_000_000
+MAX_MESSAGE = 500
+MAX_ERROR_TYPE = 64
 
 
 def new_owner() -> str:
@@ -62,63 +92,129 @@ def new_owner() -> str:
 
 @attrs.frozen
 class LockLease:
-    """Proof of one lock acquisition, handed back to :meth:`TokenStore.release_lock`.
+    """Proof of one lock acquisition: the only thing that lets a process write.
 
     Attributes:
         key: The store key the lock guards.
         owner: Random value identifying this acquisition.
+        generation: The fencing number taken with the lock: higher than any
+            generation handed out or written before for ``key``. A write with
+            a lower generation than one already written is refused.
         ttl: Seconds the lock lives unless released.
+        acquired_at: ``time.monotonic()`` just *before* the acquiring request
+            was sent, so :meth:`remaining` errs early, never late.
         handle: Store-private state (an OS lock object, ...); opaque to callers.
     """
 
     key: str
     owner: str
+    generation: int
     ttl: float
+    acquired_at: float
     handle: object = attrs.field(default=None, eq=False, repr=False)
+
+    def remaining(self, now: float | None = None) -> float:
+        """Seconds until the lock lapses (negative after), on this process's monotonic clock."""
+        return self.acquired_at + self.ttl - (time.monotonic() if now is None else now)
+
+    def held(self, now: float | None = None) -> bool:
+        """Whether the lock is certainly still ours (it has not lapsed)."""
+        return self.remaining(now) > 0
+
+
+def _bounded_float(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} is not a number")
+    number = float(value)
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"{name} is not a finite, non-negative number")
+    return number
 
 
 @attrs.frozen
 class FailureRecord:
     """A failed token fetch, remembered in the store so that the fleet backs off together.
 
+    Times are *relative*: a record says how long the fleet should still wait,
+    never an absolute moment on some host's clock. A store measures the time
+    since the record was written with its own clock (Redis: the key's TTL; a
+    file: one host's clock; memory: the monotonic clock) and returns the record
+    with :attr:`retry_in` reduced accordingly, so a writer whose clock is an
+    hour fast cannot make anyone wait an hour.
+
     Attributes:
         failures: Consecutive failed fetches across the fleet.
-        retry_at: Unix time before which no process should ask Zoom again.
+        retry_in: Seconds from now before which no process should ask Zoom again.
         error_type: Class name of the error (``"TokenEndpointError"``, ...).
-        message: The error's message (never holds a secret).
+        message: The error's message (scrubbed of secrets before it is stored).
     """
 
     failures: int
-    retry_at: float
+    retry_in: float
     error_type: str
     message: str
 
-    def keep_for(self, now: float) -> float:
-        """Seconds a store should keep this record (its TTL) at Unix time ``now``."""
-        return max(0.0, self.retry_at - now) + FAILURE_MEMORY
+    def aged(self, elapsed: float) -> FailureRecord:
+        """This record as seen ``elapsed`` seconds after it was written (never longer)."""
+        left = min(self.retry_in, max(0.0, self.retry_in - max(0.0, elapsed)))
+        return attrs.evolve(self, retry_in=left)
 
-    def to_json(self) -> str:
-        """Serialise for a byte-oriented store."""
-        return json.dumps(attrs.asdict(self), separators=(",", ":"))
+    def to_json(self, *, keep_for: float) -> str:
+        """Serialise for a byte-oriented store that keeps the record ``keep_for`` seconds."""
+        return json.dumps(
+            {
+                "v": 2,
+                "failures": self.failures,
+                "retry_in": self.retry_in,
+                "keep_for": keep_for,
+                "error_type": self.error_type,
+                "message": self.message,
+            },
+            separators=(",", ":"),
+        )
 
     @classmethod
-    def from_json(cls, data: bytes | str) -> FailureRecord:
-        """Read back :meth:`to_json`'s output.
+    def from_json(
+        cls, data: bytes | str, *, ttl_left: float | None = None, age: float | None = None
+    ) -> FailureRecord:
+        """Read back :meth:`to_json`'s output, aged by the store's own measure of time.
+
+        Args:
+            data: What :meth:`to_json` returned.
+            ttl_left: Seconds the store will still keep the record (a Redis
+                ``PTTL``): the record's age is then ``keep_for - ttl_left``.
+            age: Seconds since the record was written, if the store knows it directly.
 
         Raises:
-            ValueError: Not such a record (treat as no record).
+            ValueError: Not such a record, or values out of bounds (treat as no record).
         """
         try:
             raw = json.loads(data)
-            record = cls(
-                failures=int(raw["failures"]),
-                retry_at=float(raw["retry_at"]),
-                error_type=str(raw["error_type"]),
-                message=str(raw["message"]),
-            )
-        except (ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
-            raise ValueError(f"not a failure record ({exc.__class__.__name__})") from None
-        return record
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            raise ValueError(f"not valid JSON ({exc.__class__.__name__})") from None
+        if not isinstance(raw, dict) or raw.get("v") != 2:
+            raise ValueError("not a zoom-s2s failure record (version 2)")
+        failures = raw.get("failures")
+        if isinstance(failures, bool) or not isinstance(failures, int):
+            raise ValueError("failures is not an integer")
+        if not 1 <= failures <= MAX_FAILURES:
+            raise ValueError("failures out of range")
+        retry_in = _bounded_float(raw.get("retry_in"), "retry_in")
+        keep_for = _bounded_float(raw.get("keep_for"), "keep_for")
+        error_type, message = raw.get("error_type"), raw.get("message")
+        if not isinstance(error_type, str) or not error_type.isidentifier():
+            raise ValueError("error_type is not a class name")
+        if not isinstance(message, str):
+            raise ValueError("message is not a string")
+        record = cls(
+            failures=failures,
+            retry_in=retry_in,
+            error_type=error_type[:MAX_ERROR_TYPE],
+            message="".join(ch if ch.isprintable() else " " for ch in message[:MAX_MESSAGE]),
+        )
+        if age is None and ttl_left is not None:
+            age = keep_for - ttl_left
+        return record if age is None else record.aged(age)
 
 
 @runtime_checkable
@@ -134,16 +230,42 @@ class TokenStore(Protocol):
         """Return the stored token, or ``None`` if there is none usable.
 
         Corrupt or undecryptable data is a miss (logged as a warning), never an
-        exception. Backend failures raise :class:`~zoom_s2s.StoreError`.
+        exception. The returned ``expires_at`` may be *earlier* than the one
+        written (a store may shorten it by its own TTL) but never later.
+        Backend failures raise :class:`~zoom_s2s.StoreError`.
         """
         ...
 
-    async def write(self, key: str, token: AccessToken, *, generation: int) -> bool:
-        """Store ``token`` (TTL: its remaining lifetime) if ``generation`` is not stale.
+    async def acquire_lock(self, key: str, *, ttl: float) -> LockLease | None:
+        """Try once, without waiting, to take the lock and a fencing generation for ``key``.
+
+        Returns:
+            A lease on success, ``None`` if another owner holds an unexpired lock.
+        """
+        ...
+
+    async def write(self, lease: LockLease, token: AccessToken) -> bool:
+        """Store ``token`` (TTL: its remaining lifetime) unless ``lease.generation`` is stale.
+
+        A successful write also forgets the failure record and wakes waiters.
 
         Returns:
             ``True`` if written; ``False`` if a write with a higher generation
-            already happened (the token was not stored).
+            already happened (nothing changed).
+        """
+        ...
+
+    async def write_failure(
+        self, lease: LockLease, failure: FailureRecord, *, keep_for: float
+    ) -> None:
+        """Remember ``failure`` for ``keep_for`` seconds (at least ``failure.retry_in``)."""
+        ...
+
+    async def release_lock(self, lease: LockLease) -> bool:
+        """Release the lock if ``lease`` still owns it, and wake waiters.
+
+        Returns:
+            ``False`` if the lock had expired or was taken over (nothing released).
         """
         ...
 
@@ -155,45 +277,117 @@ class TokenStore(Protocol):
         """
         ...
 
-    async def next_generation(self, key: str) -> int:
-        """Return a number greater than any this store returned before for ``key``."""
-        ...
-
-    async def acquire_lock(self, key: str, *, ttl: float) -> LockLease | None:
-        """Try once, without waiting, to take the lock for ``key`` for ``ttl`` seconds.
-
-        Returns:
-            A lease on success, ``None`` if another owner holds an unexpired lock.
-        """
-        ...
-
-    async def release_lock(self, lease: LockLease) -> bool:
-        """Release the lock if ``lease`` still owns it, and wake waiters.
-
-        Returns:
-            ``False`` if the lock had expired or was taken over (nothing released).
-        """
-        ...
-
     async def wait_for_change(self, key: str, *, timeout: float) -> None:
         """Sleep until the lock for ``key`` is released or a token written, or ``timeout``.
 
-        Returns at once if the lock is not held. Spurious wake-ups are allowed:
-        callers re-read the store afterwards.
+        Returns at once if the lock is not held, and no later than the lock's
+        own expiry. Spurious wake-ups are allowed: callers re-read the store.
         """
         ...
 
     async def read_failure(self, key: str) -> FailureRecord | None:
-        """Return the remembered failure for ``key``, or ``None`` (also for bad data)."""
-        ...
+        """Return the remembered failure for ``key``, aged by the store's clock, or ``None``.
 
-    async def write_failure(self, key: str, failure: FailureRecord | None) -> None:
-        """Remember ``failure`` for ``failure.keep_for(now)`` seconds; ``None`` forgets it."""
+        Bad data is ``None`` (with a warning), never an exception.
+        """
         ...
 
     async def aclose(self) -> None:
         """Release the store's connections and files. Idempotent."""
         ...
+
+
+_StoreT = TypeVar("_StoreT", bound="BaseTokenStore")
+
+# Protocol methods whose backend errors BaseTokenStore translates, and what
+# they were doing (for the message).
+_ACTIONS = {
+    "read": "reading the token",
+    "acquire_lock": "taking the lock",
+    "write": "writing the token",
+    "write_failure": "remembering a failed fetch",
+    "release_lock": "releasing the lock",
+    "delete": "deleting the token",
+    "wait_for_change": "waiting for the lock",
+    "read_failure": "reading the failure record",
+}
+
+
+def _translating(
+    method: Callable[..., Awaitable[Any]], action: str
+) -> Callable[..., Awaitable[Any]]:
+    @functools.wraps(method)
+    async def translated(self: BaseTokenStore, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await method(self, *args, **kwargs)
+        except ZoomS2SError:
+            raise
+        except self.backend_errors as exc:
+            raise self.translate_error(exc, action) from exc
+
+    translated.__zoom_s2s_translated__ = True  # type: ignore[attr-defined]
+    return translated
+
+
+class BaseTokenStore:
+    """Base class for token stores: one home for backend errors and URL schemes.
+
+    A subclass sets :attr:`backend_errors` (the exceptions its backend raises
+    when it fails: connection refused, timeouts, ...) and, to be reachable
+    from :func:`~zoom_s2s.store_from_url`, :attr:`schemes` and
+    :meth:`from_url`. Every protocol method it defines is wrapped so that a
+    backend error becomes :class:`~zoom_s2s.StoreUnavailableError` (via
+    :meth:`translate_error`) with the store's password-free name: stores never
+    write that ``try``/``except`` by hand.
+    """
+
+    #: URL schemes this store serves in :func:`~zoom_s2s.store_from_url`.
+    schemes: ClassVar[tuple[str, ...]] = ()
+    #: Backend exceptions that mean "the store failed" (translated to StoreError).
+    backend_errors: tuple[type[BaseException], ...] = (OSError,)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for method_name, action in _ACTIONS.items():
+            method = cls.__dict__.get(method_name)
+            if method is not None and not getattr(method, "__zoom_s2s_translated__", False):
+                setattr(cls, method_name, _translating(method, action))
+        if cls.schemes:
+            from .registry import register_store
+
+            for scheme in cls.schemes:
+                register_store(scheme, cls)
+
+    @property
+    def name(self) -> str:
+        """A short, password-free description for logs and errors."""
+        return type(self).__name__
+
+    @classmethod
+    def from_url(cls: type[_StoreT], url: str, **options: Any) -> _StoreT:
+        """Create a store from a URL of one of :attr:`schemes`.
+
+        Raises:
+            ConfigurationError: The store cannot be made from a URL, or the URL is invalid.
+        """
+        raise ConfigurationError(f"{cls.__name__} cannot be created from a URL")
+
+    def scrub(self, text: str) -> str:
+        """Remove this store's secrets (a URL's password, ...) from ``text``; override as needed."""
+        return text
+
+    def error_hint(self, exc: BaseException) -> str:
+        """What to do about ``exc``: appended to the translated error's message."""
+        return "check that the store is reachable from this host and its address is right"
+
+    def translate_error(self, exc: BaseException, action: str) -> StoreError:
+        """The :class:`~zoom_s2s.StoreError` for backend error ``exc`` raised while ``action``."""
+        detail = self.scrub(str(exc)) or "no detail"
+        return StoreUnavailableError(
+            f"token store {self.name} failed while {action} "
+            f"({exc.__class__.__name__}: {detail}); {self.error_hint(exc)}",
+            store=self.name,
+        )
 
 
 def encode_record(token: AccessToken, generation: int) -> bytes:
@@ -210,7 +404,7 @@ def decode_record(data: bytes | str) -> tuple[AccessToken, int]:
     """
     try:
         record = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ValueError(f"not valid JSON ({exc.__class__.__name__})") from None
     if not isinstance(record, dict) or record.get("v") != 1:
         raise ValueError("not a zoom-s2s token record (version 1)")

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from typing import Any
 
 import attrs
 
+from ..errors import ConfigurationError
 from ..models import AccessToken
-from .base import FailureRecord, LockLease, new_owner
+from .base import BaseTokenStore, FailureRecord, LockLease, new_owner
 
 __all__ = ["MemoryTokenStore"]
 
@@ -17,25 +19,42 @@ __all__ = ["MemoryTokenStore"]
 @attrs.define
 class _Slot:
     token: AccessToken | None = None
+    token_until: float = 0.0  # monotonic: the token's remaining lifetime when written
     generation: int = 0  # highest generation written (the fence)
-    issued: int = 0  # highest generation handed out
+    issued: int = 0  # highest generation handed out with a lease
     lock_owner: str | None = None
     lock_deadline: float = 0.0  # monotonic
     changed: asyncio.Event | None = None
     failure: FailureRecord | None = None
-    failure_until: float = 0.0  # wall clock
+    failure_written: float = 0.0  # monotonic
+    failure_until: float = 0.0  # monotonic
 
 
-class MemoryTokenStore:
+class MemoryTokenStore(BaseTokenStore):
     """Keeps tokens in this process's memory.
 
     Coroutines of one process share the token; other processes do not see it.
     It is the default store and the fastest; use :class:`FileTokenStore` or
     :class:`RedisTokenStore` to share a token between processes or hosts.
+    All its deadlines are on the monotonic clock.
     """
+
+    schemes = ("memory",)
+    backend_errors = ()
 
     def __init__(self) -> None:
         self._slots: dict[str, _Slot] = {}
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> MemoryTokenStore:
+        """``memory://``: takes no host, path, query or options."""
+        if url.strip().lower() != "memory://":
+            raise ConfigurationError(f"memory:// takes no host, path or options, got {url!r}")
+        if options:
+            raise ConfigurationError(
+                f"memory:// takes no options, got {', '.join(sorted(options))}"
+            )
+        return cls()
 
     @property
     def name(self) -> str:
@@ -62,18 +81,57 @@ class MemoryTokenStore:
         slot = self._slots.get(key)
         if slot is None or slot.token is None:
             return None
-        if slot.token.expires_at <= time.time():
+        left = slot.token_until - time.monotonic()
+        if left <= 0:
             slot.token = None
             return None
-        return slot.token
+        token = slot.token
+        # Never later than the writer recorded; earlier if the wall clock stepped.
+        expires_at = min(token.expires_at, time.time() + left)
+        if expires_at == token.expires_at:
+            return token
+        return attrs.evolve(token, expires_at=expires_at)
 
-    async def write(self, key: str, token: AccessToken, *, generation: int) -> bool:
+    async def acquire_lock(self, key: str, *, ttl: float) -> LockLease | None:
+        acquired_at = time.monotonic()
         slot = self._slot(key)
-        if generation < slot.generation:
+        if self._lock_held(slot):
+            return None
+        owner = new_owner()
+        slot.lock_owner = owner
+        slot.lock_deadline = acquired_at + ttl
+        slot.issued = max(slot.issued, slot.generation) + 1
+        return LockLease(
+            key=key, owner=owner, generation=slot.issued, ttl=ttl, acquired_at=acquired_at
+        )
+
+    async def write(self, lease: LockLease, token: AccessToken) -> bool:
+        slot = self._slot(lease.key)
+        if lease.generation < slot.generation:
             return False
-        slot.generation = generation
-        slot.issued = max(slot.issued, generation)
-        slot.token = token if token.expires_at > time.time() else None
+        slot.generation = lease.generation
+        slot.issued = max(slot.issued, lease.generation)
+        left = token.expires_at - time.time()
+        slot.token = token if left > 0 else None
+        slot.token_until = time.monotonic() + left
+        slot.failure = None
+        self._notify(slot)
+        return True
+
+    async def write_failure(
+        self, lease: LockLease, failure: FailureRecord, *, keep_for: float
+    ) -> None:
+        slot = self._slot(lease.key)
+        now = time.monotonic()
+        slot.failure = failure
+        slot.failure_written = now
+        slot.failure_until = now + max(keep_for, failure.retry_in)
+
+    async def release_lock(self, lease: LockLease) -> bool:
+        slot = self._slots.get(lease.key)
+        if slot is None or slot.lock_owner != lease.owner or not self._lock_held(slot):
+            return False
+        slot.lock_owner = None
         self._notify(slot)
         return True
 
@@ -82,28 +140,6 @@ class MemoryTokenStore:
         if slot is None or slot.token is None or slot.token.fingerprint != fingerprint:
             return False
         slot.token = None
-        self._notify(slot)
-        return True
-
-    async def next_generation(self, key: str) -> int:
-        slot = self._slot(key)
-        slot.issued += 1
-        return slot.issued
-
-    async def acquire_lock(self, key: str, *, ttl: float) -> LockLease | None:
-        slot = self._slot(key)
-        if self._lock_held(slot):
-            return None
-        owner = new_owner()
-        slot.lock_owner = owner
-        slot.lock_deadline = time.monotonic() + ttl
-        return LockLease(key=key, owner=owner, ttl=ttl)
-
-    async def release_lock(self, lease: LockLease) -> bool:
-        slot = self._slots.get(lease.key)
-        if slot is None or slot.lock_owner != lease.owner or not self._lock_held(slot):
-            return False
-        slot.lock_owner = None
         self._notify(slot)
         return True
 
@@ -121,16 +157,10 @@ class MemoryTokenStore:
 
     async def read_failure(self, key: str) -> FailureRecord | None:
         slot = self._slots.get(key)
-        if slot is None or slot.failure is None or slot.failure_until <= time.time():
+        now = time.monotonic()
+        if slot is None or slot.failure is None or slot.failure_until <= now:
             return None
-        return slot.failure
-
-    async def write_failure(self, key: str, failure: FailureRecord | None) -> None:
-        slot = self._slot(key)
-        slot.failure = failure
-        if failure is not None:
-            now = time.time()
-            slot.failure_until = now + failure.keep_for(now)
+        return slot.failure.aged(now - slot.failure_written)
 
     async def aclose(self) -> None:
         self._slots.clear()

@@ -1,0 +1,242 @@
+"""TokenManager against broken neighbours and broken clocks (issue 10 items 5, 7, 8, 12, 14, 17).
+
+Each test breaks the manager the way a hostile or broken environment would:
+the wall clock stepping, a neighbour's failure record claiming an hour, a
+store that cannot write, a process with the wrong secret, a second event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from zoom_s2s import (
+    AccessToken,
+    EventKind,
+    InvalidCredentialsError,
+    MemoryTokenStore,
+    StoreUnavailableError,
+    TokenEndpointError,
+    TokenError,
+    TokenEvent,
+    TokenManager,
+    UsageError,
+)
+from zoom_s2s.models import Credentials
+from zoom_s2s.stores import FailureRecord, LockLease
+from zoom_s2s.testing import FakeZoom
+
+from ..support import FAST_RETRY
+
+
+def make_manager(zoom: FakeZoom, **kwargs: object) -> TokenManager:
+    kwargs.setdefault("retry", FAST_RETRY)
+    return TokenManager(zoom.credentials, token_url=zoom.token_url, **kwargs)  # type: ignore[arg-type]
+
+
+def shift_wall_clock(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """Make ``time.time()`` (the wall clock) read ``seconds`` off, as after an NTP step."""
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + seconds)
+
+
+# -- item 7: local deadlines are monotonic ------------------------------------------------
+
+
+async def test_a_wall_clock_step_back_does_not_keep_an_expired_token(
+    fake_zoom: FakeZoom, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_zoom.expires_in = 2
+    async with make_manager(fake_zoom) as tokens:
+        first = await tokens.get_token()
+        shift_wall_clock(monkeypatch, -3600)  # the clock steps back an hour
+        await asyncio.sleep(2.1)  # ... and the token really expires
+        second = await tokens.get_token()
+    assert second.access_token != first.access_token
+    assert fake_zoom.token_requests == 2
+
+
+async def test_a_fetch_made_while_the_clock_was_fast_does_not_last_for_hours(
+    fake_zoom: FakeZoom, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_zoom.expires_in = 2
+    async with make_manager(fake_zoom) as tokens:
+        shift_wall_clock(monkeypatch, 3600)  # fast by an hour during the fetch
+        first = await tokens.get_token()
+        monkeypatch.undo()  # NTP corrects it
+        await asyncio.sleep(2.1)
+        second = await tokens.get_token()
+        assert tokens.stats().expires_in is not None
+        assert tokens.stats().expires_in <= 2
+    assert second.access_token != first.access_token
+    assert fake_zoom.token_requests == 2
+
+
+# -- item 8: min_ttl is enforced -----------------------------------------------------------
+
+
+async def test_min_ttl_is_enforced_even_when_it_exceeds_the_refresh_margin(
+    fake_zoom: FakeZoom,
+) -> None:
+    fake_zoom.expires_in = 2  # min_ttl is capped at a tenth: 0.2 s
+    async with make_manager(fake_zoom, refresh_margin=0, min_ttl=30) as tokens:
+        first = await tokens.get_token()
+        await asyncio.sleep(1.9)  # 0.1 s left: less than min_ttl
+        second = await tokens.get_token()
+        left = second.expires_at - time.time()
+    assert second.access_token != first.access_token
+    assert left > 1.5
+
+
+async def test_a_token_that_arrives_expired_is_never_handed_out(fake_zoom: FakeZoom) -> None:
+    fake_zoom.expires_in = 1
+    fake_zoom.latency = 1.2  # the reply arrives after the token's lifetime
+    async with make_manager(fake_zoom, request_timeout=5) as tokens:
+        with pytest.raises(TokenError):
+            await tokens.get_token()
+        assert tokens.stats().token_fingerprint is None
+
+
+# -- item 5: a neighbour's failure record is bounded by the schedule ---------------------
+
+
+async def _plant_failure(
+    store: MemoryTokenStore, key: str, *, failures: int, retry_in: float
+) -> LockLease:
+    lease = await store.acquire_lock(key, ttl=5)
+    assert lease is not None
+    record = FailureRecord(
+        failures=failures, retry_in=retry_in, error_type="TokenEndpointError", message="boom"
+    )
+    await store.write_failure(lease, record, keep_for=retry_in + 300)
+    await store.release_lock(lease)
+    return lease
+
+
+async def test_a_failure_record_claiming_an_hour_is_bounded_by_the_back_off_schedule(
+    fake_zoom: FakeZoom,
+) -> None:
+    store = MemoryTokenStore()
+    async with make_manager(fake_zoom, store=store) as tokens:
+        # A neighbour whose clock is an hour fast (or a tampered record) says "wait 3600 s".
+        await _plant_failure(store, tokens.store_key, failures=1, retry_in=3600)
+        with pytest.raises(TokenEndpointError) as caught:
+            await tokens.get_token()
+        assert "waits 1.0 s more" in str(caught.value) or "waits 0." in str(caught.value)
+        await asyncio.sleep(1.1)  # the schedule allows at most 1 s after one failure
+        token = await tokens.get_token()
+    assert token.access_token == fake_zoom.issued_tokens[0]
+
+
+async def test_deleting_the_fleet_record_ends_the_wait(fake_zoom: FakeZoom) -> None:
+    store = MemoryTokenStore()
+    async with make_manager(fake_zoom, store=store) as tokens:
+        await _plant_failure(store, tokens.store_key, failures=10, retry_in=60)
+        with pytest.raises(TokenEndpointError):
+            await tokens.get_token()
+        # An operator (or a recovered neighbour) removes the record.
+        store._slots[tokens.store_key].failure = None
+        await asyncio.sleep(0.6)  # one store peek interval
+        token = await tokens.get_token()
+    assert token.access_token == fake_zoom.issued_tokens[0]
+
+
+# -- item 12: a store that cannot write does not make every call fetch ----------------------
+
+
+class _WriteFails(MemoryTokenStore):
+    """Reads and locks work; every write fails as a dead backend would."""
+
+    backend_errors = (OSError,)
+    writes = 0
+
+    async def write(self, lease: LockLease, token: AccessToken) -> bool:
+        self.writes += 1
+        raise OSError("connection reset by peer")
+
+
+async def test_a_failing_store_write_keeps_the_fetched_token(fake_zoom: FakeZoom) -> None:
+    store = _WriteFails()
+    events: list[TokenEvent] = []
+    async with make_manager(fake_zoom, store=store, hooks=[events.append]) as tokens:
+        got = [await tokens.get_token() for _ in range(20)]
+    assert fake_zoom.token_requests == 1
+    assert {token.access_token for token in got} == {fake_zoom.issued_tokens[0]}
+    errors = [e.error for e in events if e.kind is EventKind.STORE_ERROR]
+    assert errors
+    assert all(e and e.startswith("StoreUnavailableError") for e in errors)
+
+
+class _Down(MemoryTokenStore):
+    backend_errors = (OSError,)
+    reads = 0
+
+    async def read(self, key: str) -> AccessToken | None:
+        self.reads += 1
+        raise OSError("connection refused")
+
+
+async def test_store_errors_are_backed_off_like_failed_fetches(fake_zoom: FakeZoom) -> None:
+    store = _Down()
+    async with make_manager(fake_zoom, store=store) as tokens:
+        for _ in range(20):
+            with pytest.raises(StoreUnavailableError):
+                await tokens.get_token()
+    assert store.reads == 1  # the other 19 callers got the remembered error at once
+    assert fake_zoom.token_requests == 0
+
+
+# -- item 14: one process with a wrong secret ------------------------------------------------
+
+
+async def test_a_wrong_secret_neither_stops_the_fleet_nor_is_served_its_token(
+    fake_zoom: FakeZoom,
+) -> None:
+    store = MemoryTokenStore()
+    good = fake_zoom.credentials
+    wrong = Credentials(good.account_id, good.client_id, "an-old-rotated-secret")
+    async with make_manager(fake_zoom, store=store) as right, TokenManager(
+        wrong, store=store, token_url=fake_zoom.token_url, retry=FAST_RETRY
+    ) as misconfigured:
+        # The misconfigured process fails first and records its failure...
+        with pytest.raises(InvalidCredentialsError):
+            await misconfigured.get_token()
+        # ... which does not stop the correctly configured one,
+        token = await right.get_token()
+        # and the misconfigured one is not quietly served the fleet's token.
+        with pytest.raises(InvalidCredentialsError):
+            await misconfigured.get_token()
+    assert token.access_token == fake_zoom.issued_tokens[0]
+    assert right.store_key != misconfigured.store_key
+
+
+# -- item 17: event loops and closing ---------------------------------------------------------
+
+
+def test_a_manager_used_from_a_second_asyncio_run_says_so(zoom: FakeZoom) -> None:
+    tokens = TokenManager(zoom.credentials, token_url=zoom.token_url, retry=FAST_RETRY)
+
+    async def fetch() -> AccessToken:
+        tokens._token = None  # force a refresh on the second loop
+        return await tokens.get_token()
+
+    asyncio.run(fetch())
+    with pytest.raises(UsageError, match="another event loop"):
+        asyncio.run(fetch())
+    asyncio.run(tokens.aclose())
+
+
+async def test_closing_the_manager_gives_waiting_callers_a_clear_error(
+    fake_zoom: FakeZoom,
+) -> None:
+    fake_zoom.latency = 1.0
+    tokens = make_manager(fake_zoom)
+    waiter = asyncio.create_task(tokens.get_token())
+    await asyncio.sleep(0.2)
+    await tokens.aclose()
+    with pytest.raises(UsageError, match="closed"):
+        await waiter
+    with pytest.raises(UsageError, match="closed"):
+        await tokens.get_token()
