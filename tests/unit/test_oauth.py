@@ -704,3 +704,24 @@ def test_an_app_without_logging_configured_prints_no_stamina_lines(tmp_path: obj
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
     assert done.stderr == ""
+
+
+@pytest.mark.parametrize("status", [400, 503])
+async def test_a_reflected_secret_reaches_neither_the_managers_error_nor_its_logs(
+    endpoint: Scripted, caplog: pytest.LogCaptureFixture, status: int
+) -> None:
+    caplog.set_level(logging.DEBUG)
+
+    async def reflect(request: web.Request) -> web.StreamResponse:
+        said = request.headers["Authorization"]
+        return web.json_response({"error": said, "reason": said}, status=status, reason=said)
+
+    endpoint.handler = reflect
+    async with TokenManager(CREDS, token_url=endpoint.token_url, retry=FAST_RETRY) as tokens:
+        with pytest.raises(TokenError) as info:
+            await tokens.get_token()
+        with pytest.raises(TokenError) as again:  # the remembered failure, as others see it
+            await tokens.get_token()
+    said = "\n".join(everything_said(info.value, caplog) + everything_said(again.value, caplog))
+    assert "***" in said
+    assert not {window for window in secret_windows() if window in said}, said
