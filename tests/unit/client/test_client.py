@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import pytest
+import stamina
 
 from zoom_s2s import (
     ConfigurationError,
@@ -23,6 +27,7 @@ from zoom_s2s import (
     ZoomAPIError,
 )
 from zoom_s2s.client import User, ZoomClient
+from zoom_s2s.errors import ForeignRedirectError
 from zoom_s2s.testing import FakeZoom, Fault
 
 from ...support import FAST_RETRY, SECRET
@@ -441,3 +446,217 @@ async def test_an_unreachable_api_is_an_api_connection_error_after_retries(
         with pytest.raises(APIConnectionError, match="not retried"):
             await zoom.request("POST", "/users", json={"action": "create"})
     assert isinstance(info.value.__cause__, OSError)
+
+
+# -- where the token goes (issue 10, item 2) ----------------------------------------------
+
+
+@pytest.fixture
+async def elsewhere() -> AsyncIterator[FakeZoom]:
+    """A second server on another port: another origin, recording the tokens it receives."""
+    async with FakeZoom() as other:
+        yield other
+
+
+def redirect_to(url: str, status: int = 302) -> Fault:
+    return Fault(status=status, headers={"Location": url}, body="")
+
+
+async def test_a_redirect_to_another_origin_is_followed_without_the_token(
+    fake_zoom: FakeZoom, client: ZoomClient, elsewhere: FakeZoom
+) -> None:
+    fake_zoom.fail_next(1, route="api", fault=redirect_to(elsewhere.api_base_url + "/users/me"))
+    # The other server answers the unsigned request with 401 code 124; the
+    # client takes that for a bad token, refetches once and asks the API again.
+    user = await client.get_user("me")
+    assert user.id == fake_zoom.me_id
+    assert elsewhere.api_requests_by_token == {"": 1}
+    for token in fake_zoom.issued_tokens:
+        assert token not in elsewhere.api_requests_by_token
+
+
+async def test_a_redirect_to_another_origin_can_be_refused(
+    fake_zoom: FakeZoom, tokens: TokenManager, elsewhere: FakeZoom
+) -> None:
+    fake_zoom.fail_next(1, route="api", fault=redirect_to(elsewhere.api_base_url + "/users/me"))
+    async with ZoomClient(
+        tokens, fake_zoom.api_base_url, retry=FAST_RETRY, on_foreign_redirect="refuse"
+    ) as zoom:
+        with pytest.raises(ForeignRedirectError) as info:
+            await zoom.get_user("me")
+        assert (await zoom.get_user("me")).id == fake_zoom.me_id
+    assert isinstance(info.value, ZoomAPIError)
+    assert info.value.location == f"http://127.0.0.1:{elsewhere.port}"
+    assert elsewhere.api_requests == 0
+    assert fake_zoom.api_requests == 2  # refused, not retried
+
+
+async def test_a_redirect_within_the_api_origin_is_followed_with_the_token(
+    fake_zoom: FakeZoom, client: ZoomClient
+) -> None:
+    fake_zoom.fail_next(1, route="api", fault=redirect_to("/v2/users/me", status=307))
+    assert (await client.request("GET", "/users"))["id"] == fake_zoom.me_id
+    assert fake_zoom.api_unauthorized == 0
+
+
+async def test_a_tokens_api_url_on_a_foreign_host_is_not_used(
+    elsewhere: FakeZoom, caplog: pytest.LogCaptureFixture
+) -> None:
+    foreign = f"http://localhost:{elsewhere.port}"
+    async with (
+        FakeZoom(api_url=foreign) as zoom,
+        TokenManager(zoom.credentials, token_url=zoom.token_url, retry=FAST_RETRY) as tokens,
+        ZoomClient(tokens, zoom.api_base_url, use_token_api_url=True, retry=FAST_RETRY) as client,
+    ):
+        assert (await tokens.get_token()).api_url == foreign
+        assert (await client.get_user("me")).id == zoom.me_id
+        await client.get_user("me")
+        assert zoom.api_requests == 2
+    assert elsewhere.api_requests == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1  # once per api_url, not per request
+    assert "neither a Zoom host" in warnings[0]
+
+
+@pytest.mark.parametrize("api_url", ["https://eu01api-www4local.zoom.us", "https://zoomgov.com"])
+def test_a_tokens_api_url_on_a_zoom_host_is_used(tokens: TokenManager, api_url: str) -> None:
+    zoom = ZoomClient(tokens, "https://api.zoom.us/v2", use_token_api_url=True)
+    assert zoom._destinations.base_for(api_url) == api_url + "/v2"
+    assert zoom._destinations.base_for("https://zoom.us.example.com") == zoom.base_url
+    assert zoom._destinations.base_for("http://api.zoom.us") == zoom.base_url  # plain http
+
+
+@pytest.mark.parametrize("url", ["http://api.example.com/v2", "http://192.168.1.20/v2"])
+def test_plain_http_to_a_host_that_is_not_loopback_is_refused_unless_allowed(
+    tokens: TokenManager, url: str
+) -> None:
+    with pytest.raises(ConfigurationError, match="allow_insecure_http"):
+        ZoomClient(tokens, url)
+    assert ZoomClient(tokens, url, allow_insecure_http=True).base_url == url
+
+
+# -- hostile answers (issue 10, items 3, 16 and 17) ------------------------------------------
+
+
+async def test_a_bearer_token_echoed_back_is_scrubbed_from_the_error(
+    fake_zoom: FakeZoom, tokens: TokenManager, client: ZoomClient
+) -> None:
+    token = (await tokens.get_token()).access_token
+    echoes = [
+        f"Authorization: Bearer {token}",
+        quote(token, safe=""),
+        base64.b64encode(token.encode()).decode(),
+    ]
+    body = {
+        "code": 300,
+        "message": " / ".join(echoes),
+        "errors": [{"field": "Authorization", "message": f"Bearer {token}", "got": [token]}],
+    }
+    fake_zoom.fail_next(1, route="api", fault=Fault(status=400, body=body))
+    with pytest.raises(ZoomAPIError) as info:
+        await client.request("POST", "/users", json={"action": "create"})
+    error = info.value
+    texts = [str(error), repr(error), str(error.message), str(error.errors), str(error.args)]
+    for text in texts:
+        for echo in [token, *echoes[1:]]:
+            assert echo not in text
+    assert "Bearer ***" in str(error)
+    assert error.errors == [{"field": "Authorization", "message": "Bearer ***", "got": ["***"]}]
+
+
+async def test_an_answer_over_max_response_bytes_is_a_clear_error(
+    fake_zoom: FakeZoom, tokens: TokenManager
+) -> None:
+    users = {"users": [{"id": str(n), "email": f"u{n}@example.com"} for n in range(200)]}
+    async with ZoomClient(
+        tokens, fake_zoom.api_base_url, retry=FAST_RETRY, max_response_bytes=4096
+    ) as zoom:
+        fake_zoom.fail_next(1, route="api", fault=Fault(status=200, body=users))
+        with pytest.raises(ZoomAPIError, match="more than the 4,096 accepted") as info:
+            await zoom.request("GET", "/users")
+        assert "max_response_bytes" in str(info.value)
+        assert info.value.status == 200
+        assert (await zoom.get_user("me")).id == fake_zoom.me_id  # the client is fine
+
+
+@pytest.mark.parametrize("max_response_bytes", [0, -1, 1.5, True])
+def test_a_bad_max_response_bytes_is_a_configuration_error(
+    tokens: TokenManager, max_response_bytes: object
+) -> None:
+    with pytest.raises(ConfigurationError, match="max_response_bytes"):
+        ZoomClient(tokens, max_response_bytes=max_response_bytes)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("status", [200, 400, 503])
+async def test_deeply_nested_json_is_a_zoom_api_error_not_a_recursion_error(
+    fake_zoom: FakeZoom, client: ZoomClient, status: int
+) -> None:
+    deep = "[" * 200_000 + "]" * 200_000
+    fault = Fault(status=status, body=deep)
+    fake_zoom.fail_next(1, route="api", fault=fault)
+    with pytest.raises(ZoomAPIError, match="malformed JSON") as info:
+        await client.request("POST", "/users", json={"action": "create"})
+    assert info.value.status == status
+    assert len(str(info.value)) < 1000  # summarised, not quoted
+
+
+# -- one retrying caller (issue 11) -----------------------------------------------------------
+
+
+@pytest.fixture
+def retries_seen() -> Iterator[list[stamina.instrumentation.RetryDetails]]:
+    """Every retry stamina schedules, as its instrumentation reports it."""
+    seen: list[stamina.instrumentation.RetryDetails] = []
+
+    def record(details: stamina.instrumentation.RetryDetails) -> None:
+        seen.append(details)
+
+    before = stamina.instrumentation.get_on_retry_hooks()
+    stamina.instrumentation.set_on_retry_hooks([record])
+    yield seen
+    stamina.instrumentation.set_on_retry_hooks(before)
+
+
+async def test_every_retry_goes_through_stamina_the_first_one_too(
+    fake_zoom: FakeZoom,
+    client: ZoomClient,
+    retries_seen: list[stamina.instrumentation.RetryDetails],
+) -> None:
+    fake_zoom.fail_next(2, route="api", fault=Fault(status=503))
+    await client.get_user("me")
+    assert [type(r.caused_by) for r in retries_seen] == [ServerError, ServerError]
+    assert [r.retry_num for r in retries_seen] == [1, 2]
+    assert fake_zoom.api_requests == 3
+
+
+async def test_the_invalid_token_retry_is_one_stamina_retry_without_waiting(
+    fake_zoom: FakeZoom,
+    client: ZoomClient,
+    retries_seen: list[stamina.instrumentation.RetryDetails],
+) -> None:
+    await client.get_user("me")
+    fake_zoom.revoke_all()
+    fake_zoom.fail_next(1, route="api", fault=Fault(status=503))
+    await client.get_user("me")
+    causes = [(type(r.caused_by), getattr(r.caused_by, "code", None)) for r in retries_seen]
+    assert causes == [(ServerError, None), (UnauthorizedError, 124)]
+    assert retries_seen[1].wait_for == 0
+    assert fake_zoom.tokens_issued == 2
+    assert fake_zoom.api_requests == 4
+
+
+async def test_a_successful_request_sets_up_no_retry_machinery(
+    client: ZoomClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await client.get_user("me")  # the token request has retries of its own
+    made: list[object] = []
+    real = stamina.retry_context
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        made.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stamina, "retry_context", counted)
+    for _ in range(5):
+        await client.get_user("me")
+    assert made == []
