@@ -1,0 +1,156 @@
+"""TokenManager on a real redis-server that stalls, and neighbours that misbehave (issue 10).
+
+Item 11: Redis frozen (SIGSTOP) while a fetch is in flight. Item 5: a
+failure record from a host with a fast clock (or a tampered one), and its
+deletion. Item 14: a process with a wrong secret sharing the fleet's Redis.
+Each manager has its own Redis client, as separate processes would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from zoom_s2s import (
+    Credentials,
+    EventKind,
+    InvalidCredentialsError,
+    TokenEndpointError,
+    TokenEvent,
+    TokenManager,
+)
+from zoom_s2s.stores import FailureRecord, RedisTokenStore
+from zoom_s2s.testing import FakeZoom
+from zoom_s2s.testing.redis_server import RedisServer
+
+from ..support import FAST_RETRY
+
+redis = pytest.importorskip("redis.asyncio")
+pytestmark = pytest.mark.redis
+
+
+@pytest_asyncio.fixture
+async def raw(redis_url: str) -> AsyncIterator[Any]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+def quick_store(url: str) -> RedisTokenStore:
+    """A store that gives up on a frozen server within about a second."""
+    return RedisTokenStore.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+
+
+async def test_a_token_fetched_while_redis_froze_is_kept_and_stored_when_redis_is_back(
+    fake_zoom: FakeZoom, redis_server: RedisServer, redis_url: str, raw: Any
+) -> None:
+    fake_zoom.latency = 1.0
+    events: list[TokenEvent] = []
+    store = quick_store(redis_url)
+    async with TokenManager(
+        fake_zoom.credentials,
+        store=store,
+        token_url=fake_zoom.token_url,
+        retry=FAST_RETRY,
+        hooks=[events.append],
+        close_store=True,
+    ) as tokens:
+        fetching = asyncio.create_task(tokens.get_token())
+        await asyncio.sleep(0.4)  # the lock is taken and the request is in flight
+        redis_server.pause()
+        try:
+            token = await asyncio.wait_for(fetching, 15)
+        finally:
+            redis_server.resume()
+        # The token was served although the store could not take it ...
+        assert token.access_token == fake_zoom.issued_tokens[0]
+        store_errors = [e.error or "" for e in events if e.kind is EventKind.STORE_ERROR]
+        # ... and the first error reported is the write's, not the release's.
+        assert store_errors
+        assert "writing the token" in store_errors[0]
+        # Once Redis is back, the kept token is written and the lock released.
+        for _ in range(100):
+            if await store.read(tokens.store_key) == token:
+                break
+            await asyncio.sleep(0.1)
+        assert await store.read(tokens.store_key) == token
+        assert await raw.keys("*:lock") == []
+        # The same process recognises its state: a refetch never waits on its own lock.
+        await tokens.invalidate(token)
+        fresh = await tokens.get_token()
+        assert fresh.access_token == fake_zoom.issued_tokens[1]
+        assert tokens.stats().lock_waits == 0
+    # Another process adopts what was stored: no fetch of its own.
+    async with TokenManager(
+        fake_zoom.credentials, store=redis_url, token_url=fake_zoom.token_url, retry=FAST_RETRY
+    ) as other:
+        assert (await other.get_token()).access_token == fresh.access_token
+    assert fake_zoom.token_requests == 2
+
+
+async def _plant_failure(store: RedisTokenStore, key: str, record: FailureRecord) -> None:
+    lease = await store.acquire_lock(key, ttl=5)
+    assert lease is not None
+    await store.write_failure(lease, record, keep_for=record.retry_in + 300)
+    await store.release_lock(lease)
+
+
+async def test_a_failure_record_from_a_fast_clock_host_makes_no_one_wait_an_hour(
+    fake_zoom: FakeZoom, redis_url: str
+) -> None:
+    async with TokenManager(
+        fake_zoom.credentials, store=redis_url, token_url=fake_zoom.token_url, retry=FAST_RETRY
+    ) as tokens:
+        assert isinstance(tokens.store, RedisTokenStore)
+        # What a host an hour fast used to write: "retry in 3600 s" after one failure.
+        record = FailureRecord(
+            failures=1, retry_in=3600, error_type="TokenEndpointError", message="Zoom 503"
+        )
+        await _plant_failure(tokens.store, tokens.store_key, record)
+        with pytest.raises(TokenEndpointError, match="Zoom 503"):
+            await tokens.get_token()
+        await asyncio.sleep(1.1)  # one failure: the schedule allows at most 1 s
+        token = await tokens.get_token()
+    assert token.access_token == fake_zoom.issued_tokens[0]
+
+
+async def test_deleting_the_failure_record_ends_the_fleets_wait(
+    fake_zoom: FakeZoom, redis_url: str, raw: Any
+) -> None:
+    async with TokenManager(
+        fake_zoom.credentials, store=redis_url, token_url=fake_zoom.token_url, retry=FAST_RETRY
+    ) as tokens:
+        assert isinstance(tokens.store, RedisTokenStore)
+        record = FailureRecord(
+            failures=10, retry_in=60, error_type="TokenEndpointError", message="Zoom 503"
+        )
+        await _plant_failure(tokens.store, tokens.store_key, record)
+        with pytest.raises(TokenEndpointError):
+            await tokens.get_token()
+        assert await raw.delete(*await raw.keys("*:failure")) == 1
+        await asyncio.sleep(0.6)  # the next look at the store
+        token = await tokens.get_token()
+    assert token.access_token == fake_zoom.issued_tokens[0]
+
+
+async def test_a_process_with_a_wrong_secret_affects_only_itself(
+    fake_zoom: FakeZoom, redis_url: str
+) -> None:
+    good = fake_zoom.credentials
+    wrong = Credentials(good.account_id, good.client_id, "the-secret-before-rotation")
+    async with TokenManager(
+        wrong, store=redis_url, token_url=fake_zoom.token_url, retry=FAST_RETRY
+    ) as misconfigured, TokenManager(
+        good, store=redis_url, token_url=fake_zoom.token_url, retry=FAST_RETRY
+    ) as right:
+        with pytest.raises(InvalidCredentialsError):
+            await misconfigured.get_token()
+        token = await right.get_token()  # not "check ZOOM_CLIENT_SECRET" for 60 s
+        with pytest.raises(InvalidCredentialsError):
+            await misconfigured.get_token()  # and never quietly served the fleet's token
+    assert token.access_token == fake_zoom.issued_tokens[0]
+    assert fake_zoom.tokens_issued == 1
