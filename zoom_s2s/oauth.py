@@ -6,6 +6,14 @@ failures (429, 5xx, timeouts, connection errors) are retried with exponential
 back-off and jitter by `stamina <https://stamina.hynek.me>`_, bounded in
 attempts and total time, honouring ``Retry-After``. Permanent failures
 (``invalid_client``, ``invalid_request``, any other 4xx) are raised at once.
+
+Nothing the endpoint sends is trusted: the body is read up to
+:data:`MAX_REPLY_BYTES`; ``expires_in`` must lie in (0, :data:`MAX_EXPIRES_IN`];
+the token must be made of RFC 6750 bearer-token characters; a token that
+expired in transit is dropped; and every field taken from an error reply is
+scrubbed of the client secret in each encoding it could be echoed in
+(:mod:`zoom_s2s._redact`) before it reaches a message, an attribute or a log.
+Plain ``http://`` is refused unless the host is loopback or the caller opts in.
 """
 
 from __future__ import annotations
@@ -208,11 +216,11 @@ class _Attempts:
         if self.num < self.policy.attempts:
             expected = wait if wait is not None else self._backoff()
             logger.info(
-                "token request attempt %d of %d failed (%s, HTTP %s); retrying in %.2f s",
+                "token request attempt %d of %d failed (%s, %s); retrying in about %.2f s",
                 self.num,
                 self.policy.attempts,
                 type(exc).__name__,
-                exc.status if exc.status is not None else "none",
+                f"HTTP {exc.status}" if exc.status is not None else "no answer",
                 expected,
             )
         return True if wait is None else wait

@@ -677,7 +677,7 @@ async def test_retries_are_logged_on_the_zoom_s2s_logger_with_their_context(
     await fetch(fake_zoom, session)
     notices = [r for r in caplog.records if r.name == "zoom_s2s.oauth" and "retrying" in r.getMessage()]
     assert [r.levelno for r in notices] == [logging.INFO, logging.INFO]
-    assert "attempt 1 of 4 failed (TokenEndpointError, HTTP 503); retrying in" in notices[0].getMessage()
+    assert "attempt 1 of 4 failed (TokenEndpointError, HTTP 503); retrying in about" in notices[0].getMessage()
     assert not [r for r in caplog.records if r.name == "stamina"]
 
 
