@@ -2,11 +2,14 @@
 
 Both run in this process, against one FakeZoom served from a child process
 (so the server's CPU is not this process's), at the same concurrency, in
-interleaved timed rounds; the best round of each counts. The raw baseline
-reads and JSON-decodes the body like the client does. Target: the client's
-requests per second within 10% of raw aiohttp. Client CPU time per request is
-reported too: when the fake is the bottleneck, requests per second hide the
-client's own cost, CPU time does not.
+interleaved rounds (raw, client, client, raw, ...: each round times both, in
+alternating order). Each round gives a ratio of requests per second and a
+ratio of client CPU per request; the figures are the medians of those
+per-round ratios, with their range. The raw baseline reads and JSON-decodes
+the body like the client does. Target: the client's requests per second
+within 10% of raw aiohttp. Client CPU time per request is reported too: when
+the fake is the bottleneck, requests per second hide the client's own cost,
+CPU time does not.
 """
 
 from __future__ import annotations
@@ -21,7 +24,15 @@ import aiohttp
 
 from zoom_s2s import TokenManager
 
-from ._common import BenchmarkSkipped, Figure, RunContext, figure, load_zoom_client
+from ._common import (
+    BenchmarkSkipped,
+    Figure,
+    Rounds,
+    RunContext,
+    figure,
+    load_zoom_client,
+    rotations,
+)
 from ._fake_process import FakeZoomProcess, fake_zoom_process
 
 NAME = "api_overhead"
@@ -48,8 +59,8 @@ async def _drive(
     return done / elapsed, cpu / max(done, 1) * 1e6
 
 
-async def _measure(ctx: RunContext, fake: FakeZoomProcess, zoom_client: Any) -> dict[str, Any]:
-    concurrency, seconds, repeats = ctx.size((10, 0.6, 3), (20, 2.0, 5))
+async def _measure(ctx: RunContext, fake: FakeZoomProcess, zoom_client: Any) -> tuple[int, Rounds]:
+    concurrency, seconds, rounds = ctx.size((10, 0.5, 7), (20, 1.0, 21))
     url = f"{fake.api_base_url}/users/me"
     async with (
         TokenManager(fake.credentials, token_url=fake.token_url) as tokens,
@@ -70,14 +81,13 @@ async def _measure(ctx: RunContext, fake: FakeZoomProcess, zoom_client: Any) -> 
         subjects = {"raw aiohttp": raw, "ZoomClient": client}
         for call in subjects.values():  # warm: connections, caches
             await asyncio.gather(*(call() for _ in range(concurrency)))
-        rps = dict.fromkeys(subjects, 0.0)
-        cpu = dict.fromkeys(subjects, float("inf"))
-        names = list(subjects)
-        for repeat in range(repeats):
-            for name in names[repeat % 2 :] + names[: repeat % 2]:
-                got, cost = await _drive(subjects[name], concurrency, seconds)
-                rps[name], cpu[name] = max(rps[name], got), min(cpu[name], cost)
-    return {"concurrency": concurrency, "rps": rps, "cpu_us_per_request": cpu}
+        rps: dict[str, list[float]] = {name: [] for name in subjects}
+        cpu: dict[str, list[float]] = {name: [] for name in subjects}
+        for _, name in rotations(list(subjects), rounds):
+            got, cost = await _drive(subjects[name], concurrency, seconds)
+            rps[name].append(got)
+            cpu[name].append(cost)
+    return concurrency, Rounds(rps, cpu)
 
 
 def run(ctx: RunContext) -> list[Figure]:
@@ -85,23 +95,24 @@ def run(ctx: RunContext) -> list[Figure]:
     if zoom_client is None:
         raise BenchmarkSkipped("zoom_s2s.ZoomClient is not there yet")
     with fake_zoom_process(expires_in=3599) as fake:
-        result = asyncio.run(asyncio.wait_for(_measure(ctx, fake, zoom_client), 120))
-    ctx.data[NAME] = result
-    rps, cpu, concurrency = result["rps"], result["cpu_us_per_request"], result["concurrency"]
+        concurrency, measured = asyncio.run(asyncio.wait_for(_measure(ctx, fake, zoom_client), 300))
+    ctx.data[NAME] = {"concurrency": concurrency, **measured.summary()}
+    client_rps, raw_rps = measured.median("ZoomClient"), measured.median("raw aiohttp")
+    client_cpu, raw_cpu = measured.cpu_median("ZoomClient"), measured.cpu_median("raw aiohttp")
     return [
         figure(
             NAME,
             f"ZoomClient / raw aiohttp requests per second (concurrency {concurrency})",
-            rps["ZoomClient"] / rps["raw aiohttp"],
+            measured.ratio("ZoomClient", "raw aiohttp"),
             "x",
             at_least=TARGET,
-            note=f"{rps['ZoomClient']:.0f} vs {rps['raw aiohttp']:.0f} req/s",
+            note=f"median {client_rps:.0f} vs {raw_rps:.0f} req/s",
         ),
         figure(
             NAME,
             "ZoomClient / raw aiohttp client CPU per request",
-            cpu["ZoomClient"] / cpu["raw aiohttp"],
+            measured.cpu_ratio("ZoomClient", "raw aiohttp"),
             "x",
-            note=f"{cpu['ZoomClient']:.0f} vs {cpu['raw aiohttp']:.0f} us/request",
+            note=f"median {client_cpu:.0f} vs {raw_cpu:.0f} us/request",
         ),
     ]

@@ -30,6 +30,7 @@ import attrs
 
 from zoom_s2s import Credentials, EventKind, RedisTokenStore, TokenEvent, TokenManager
 from zoom_s2s.testing import FakeZoom
+from zoom_s2s.testing.fleet import Fleet, WorkerContext
 
 from ._common import (
     BenchmarkSkipped,
@@ -38,9 +39,7 @@ from ._common import (
     figure,
     load_zoom_client,
     percentile,
-    run_async,
 )
-from ._fleet import Fleet, Gate
 from .hot_path import _CACHE, baseline_get_token
 from .report import plot_soak
 
@@ -67,10 +66,20 @@ class SoakSpec:
     api_interval: float
 
 
-def soak_worker(*, gate: Gate, index: int, spec: SoakSpec, timeout: float) -> dict[str, Any]:
-    """One process of the soak (runs in a fleet worker)."""
-    result: dict[str, Any] = run_async(_soak(gate, spec), timeout)
-    return result
+async def soak_worker(worker: WorkerContext) -> dict[str, Any]:
+    """One process of the soak (a fleet workload; its options are a :class:`SoakSpec`)."""
+    options = worker.options
+    assert worker.credentials is not None
+    spec = SoakSpec(
+        token_url=worker.token_url,
+        api_base_url=str(options["api_base_url"]),
+        credentials=worker.credentials,
+        redis_url=str(options["redis_url"]),
+        coroutines=int(options["coroutines"]),
+        seconds=float(options["seconds"]),
+        api_interval=float(options["api_interval"]),
+    )
+    return await _soak(worker, spec)
 
 
 class _Recorder:
@@ -123,7 +132,7 @@ def _us(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1e6, 1)
 
 
-async def _soak(gate: Gate, spec: SoakSpec) -> dict[str, Any]:
+async def _soak(worker: WorkerContext, spec: SoakSpec) -> dict[str, Any]:
     zoom_client = load_zoom_client()
     if zoom_client is None:
         raise BenchmarkSkipped("zoom_s2s.ZoomClient is not there yet")
@@ -169,13 +178,14 @@ async def _soak(gate: Gate, spec: SoakSpec) -> dict[str, Any]:
                             rec.api_errors[type(exc).__name__] += 1
                     await asyncio.sleep(random.uniform(0.001, 0.005))
 
-            gate()
-            rec.start = time.time()
+            await worker.gate()
+            rec.start, cpu = time.time(), time.process_time()
             end = rec.start + spec.seconds
             await asyncio.gather(*(caller() for _ in range(spec.coroutines)))
+            cpu = time.process_time() - cpu
     finally:
         await store.aclose()
-    return rec.summary(spec.seconds)
+    return {**rec.summary(spec.seconds), "cpu_s": cpu}
 
 
 def _one_run(
@@ -183,17 +193,15 @@ def _one_run(
 ) -> dict[str, Any]:
     fake = FakeZoom(expires_in=LIFETIME, latency=TOKEN_LATENCY, revoke_previous=revoke)
     with fake.running_in_thread():
-        spec = SoakSpec(
-            token_url=fake.token_url,
-            api_base_url=fake.api_base_url,
-            credentials=fake.credentials,
-            redis_url=ctx.redis_url(),
-            coroutines=coroutines,
-            seconds=seconds,
-            api_interval=ctx.size(0.25, 0.5),
-        )
-        job = {"spec": spec, "timeout": seconds + 30}
-        results = fleet.run(soak_worker, [job] * processes, seconds + 60)
+        job = {
+            "api_base_url": fake.api_base_url,
+            "redis_url": ctx.redis_url(),
+            "coroutines": coroutines,
+            "seconds": seconds,
+            "api_interval": ctx.size(0.25, 0.5),
+        }
+        fleet.token_url, fleet.credentials = fake.token_url, fake.credentials
+        results = fleet.run(soak_worker, [job] * processes, timeout=seconds + 60)
         counters = {
             "token_requests": fake.token_requests,
             "api_requests": fake.api_requests,
@@ -235,6 +243,7 @@ def _figures(label: str, run: dict[str, Any]) -> list[Figure]:
         f"{kinds['fetched']} fetches"
     )
     api_calls = sum(p["api_calls"] for p in per)
+    cpu_s = sum(p["cpu_s"] for p in per)
     return [
         figure(
             NAME,
@@ -267,6 +276,14 @@ def _figures(label: str, run: dict[str, Any]) -> list[Figure]:
             sum(api_errors.values()) + sum(token_errors.values()),
             at_most=0,
         ),
+        figure(
+            NAME,
+            f"{label}: fleet CPU per get_token() call",
+            cpu_s / max(calls, 1) * 1e6,
+            "us",
+            note=f"{cpu_s:.1f} s CPU over {len(per)} processes in {seconds:g} s "
+            f"(callers, API calls, timing and sleeps included)",
+        ),
     ]
 
 
@@ -278,7 +295,7 @@ def run(ctx: RunContext) -> list[Figure]:
     processes, coroutines, seconds = ctx.size((2, 10, 6.0), (4, 25, 40.0))
     figures: list[Figure] = []
     runs: dict[str, Any] = {}
-    with Fleet(processes) as fleet:
+    with Fleet(timeout=120.0) as fleet:
         for revoke in (False, True):
             label = f"{processes}x{coroutines} {seconds:g}s"
             label += " revoke_previous" if revoke else ""

@@ -33,10 +33,10 @@ from typing import Any
 
 from zoom_s2s import MemoryTokenStore, TokenManager
 from zoom_s2s.testing import FakeZoom
+from zoom_s2s.testing.fleet import Fleet
 
 from . import _subjects, cold_stampede
-from ._common import BenchmarkSkipped, Figure, RunContext, compare_async, figure
-from ._fleet import Fleet
+from ._common import BenchmarkSkipped, Figure, Rounds, RunContext, compare_async, figure
 from .hot_path import _CACHE, baseline_get_token
 
 NAME = "peer"
@@ -114,9 +114,9 @@ def authlib_unguarded(spec: _subjects.Spec) -> Any:
     return _authlib(spec, guarded=False)
 
 
-async def _checks_and_hot_path(ctx: RunContext) -> tuple[dict[str, Any], dict[str, float]]:
+async def _checks_and_hot_path(ctx: RunContext) -> tuple[dict[str, Any], Rounds]:
     checks: dict[str, Any] = {}
-    calls, repeats = ctx.size((100_000, 5), (500_000, 7))
+    calls, rounds = ctx.size((50_000, 7), (200_000, 15))
     async with FakeZoom(expires_in=3599) as fake:
         creds = fake.credentials
         async with _new_client(creds) as client:
@@ -143,22 +143,23 @@ async def _checks_and_hot_path(ctx: RunContext) -> tuple[dict[str, Any], dict[st
             ) as manager:
                 await manager.get_token()
                 _CACHE["token"] = (object(), time.time() + 3600)
-                best = await compare_async(
+                measured = await compare_async(
                     {
                         "baseline": baseline_get_token,
                         "zoom-s2s": manager.get_token,
                         "authlib": authlib_get_token,
                     },
                     calls=calls,
-                    repeats=repeats,
-                    budget_s=ctx.size(0.2, 0.5),
+                    rounds=rounds,
+                    budget_s=ctx.size(0.05, 0.1),
                 )
-    return checks, best
+    return checks, measured
 
 
 def run(ctx: RunContext) -> list[Figure]:
     _authlib_client_class()
-    checks, best = asyncio.run(_checks_and_hot_path(ctx))
+    checks, measured = asyncio.run(_checks_and_hot_path(ctx))
+    authlib_ns, ours_ns = measured.median("authlib"), measured.median("zoom-s2s")
     figures = [
         figure(
             NAME,
@@ -177,13 +178,14 @@ def run(ctx: RunContext) -> list[Figure]:
         figure(
             NAME,
             "hot path: authlib ensure_active_token / zoom-s2s get_token",
-            best["authlib"] / best["zoom-s2s"],
+            measured.ratio("authlib", "zoom-s2s"),
             "x",
-            note=f"{best['authlib']:.0f} vs {best['zoom-s2s']:.0f} ns/call "
-            f"(dict-read baseline {best['baseline']:.0f})",
+            note=f"median {authlib_ns:.0f} vs {ours_ns:.0f} ns/call "
+            f"(dict-read baseline {measured.median('baseline'):.0f}); CPU ratio "
+            f"{measured.cpu_ratio('authlib', 'zoom-s2s').median:.2f}x",
         ),
     ]
-    data: dict[str, Any] = {"checks": checks, "hot_path_ns_per_call": best}
+    data: dict[str, Any] = {"checks": checks, "hot_path": measured.summary()}
     if not ctx.has_redis():
         figures.append(figure(NAME, "cold stampede", None, note="skipped: needs redis-server"))
         ctx.data[NAME] = data
@@ -196,19 +198,19 @@ def run(ctx: RunContext) -> list[Figure]:
         "authlib unguarded": authlib_unguarded,
     }
     latency = cold_stampede.TOKEN_LATENCY
-    with FakeZoom(latency=latency).running_in_thread() as fake, Fleet(processes) as fleet:
-        outcomes = {
-            label: cold_stampede.measure(
-                ctx,
-                fleet,
-                fake,
-                factory,
-                processes=processes,
-                coroutines=coroutines,
-                repeats=ctx.size(2, 3),
-            )
-            for label, factory in subjects.items()
-        }
+    with (
+        FakeZoom(latency=latency).running_in_thread() as fake,
+        Fleet(token_url=fake.token_url, credentials=fake.credentials, timeout=120.0) as fleet,
+    ):
+        outcomes = cold_stampede.measure(
+            ctx,
+            fleet,
+            fake,
+            subjects,
+            processes=processes,
+            coroutines=coroutines,
+            rounds=ctx.size(3, 7),
+        )
     ours = outcomes["zoom-s2s redis"]
     for label in ("authlib guarded", "authlib unguarded"):
         other = outcomes[label]
@@ -218,14 +220,15 @@ def run(ctx: RunContext) -> list[Figure]:
                 f"stampede {shape}: {label} / zoom-s2s token requests",
                 other.requests / max(ours.requests, 1),
                 "x",
-                note=f"{other.requests} vs {ours.requests} requests",
+                note=f"{other.requests} vs {ours.requests} requests (worst round)",
             ),
             figure(
                 NAME,
                 f"stampede {shape}: {label} / zoom-s2s last token time",
-                other.last_ms / ours.last_ms,
+                cold_stampede.per_round(other, ours, "last_ms"),
                 "x",
-                note=f"{other.last_ms:.1f} vs {ours.last_ms:.1f} ms",
+                note=f"{other.last_ms:.1f} vs {ours.last_ms:.1f} ms; fleet CPU "
+                f"{other.cpu_ms:.0f} vs {ours.cpu_ms:.0f} ms",
             ),
         ]
     data["stampede"] = {shape: {label: o.summary() for label, o in outcomes.items()}}

@@ -96,9 +96,7 @@ def format_table(figures: Sequence[Figure]) -> str:
         spread = "" if fig.spread is None else fig.spread.text()
         if fig.spread is not None and unit and fig.spread.rounds > 1:
             spread = spread.replace(",", f"{unit},", 1)
-        rows.append(
-            (fig.benchmark, fig.name, _value(fig), spread, fig.target, met, fig.note)
-        )
+        rows.append((fig.benchmark, fig.name, _value(fig), spread, fig.target, met, fig.note))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     rule = "  ".join("=" * w for w in widths)
     lines = [
