@@ -54,3 +54,33 @@ def test_version_is_single_sourced() -> None:
     setup_cfg = (pathlib.Path(__file__).resolve().parents[2] / "setup.cfg").read_text()
     assert "attr: zoom_s2s._version.__version__" in setup_cfg
     assert re.fullmatch(r"\d+\.\d+\.\d+", zoom_s2s.__version__)
+
+
+# The user's names, pinned: adding or removing one is a decision, not an accident.
+TOP_LEVEL = {
+    "DEFAULT_API_URL", "DEFAULT_TOKEN_URL", "ZOOMGOV_API_URL", "ZOOMGOV_TOKEN_URL",
+    "APIConnectionError", "AccessToken", "ConfigurationError", "Credentials",
+    "DailyLimitExceededError", "EncryptedTokenStore", "EventKind", "FileTokenStore",
+    "InvalidCredentialsError", "LockTimeoutError", "MalformedTokenResponseError",
+    "MemoryTokenStore", "MissingScopesError", "NotFoundError", "RateLimitedError",
+    "RedisTokenStore", "RetryPolicy", "ServerError", "StoreError", "StoreUnavailableError",
+    "TokenEndpointError", "TokenError", "TokenEvent", "TokenHook", "TokenManager",
+    "TokenRateLimitedError", "TokenStats", "TokenStore", "UnauthorizedError", "UsageError",
+    "User", "ZoomAPIError", "ZoomAuthMiddleware", "ZoomClient", "ZoomS2SError",
+    "__version__", "discover_account_id", "log_event", "store_from_url",
+}
+
+
+def test_the_top_level_surface_is_the_users_names() -> None:
+    assert set(zoom_s2s.__all__) - {"ForeignRedirectError"} == TOP_LEVEL
+
+
+def test_store_implementer_and_raw_names_live_in_their_modules() -> None:
+    import zoom_s2s.oauth
+    import zoom_s2s.stores
+
+    for name in ("FailureRecord", "LockLease", "request_token"):
+        assert name not in zoom_s2s.__all__
+    for name in ("BaseTokenStore", "FailureRecord", "LockLease", "TokenStore"):
+        assert name in zoom_s2s.stores.__all__, name
+    assert callable(zoom_s2s.oauth.request_token)
