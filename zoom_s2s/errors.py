@@ -47,7 +47,6 @@ __all__ = [
     "ForeignRedirectError",
     "InvalidCredentialsError",
     "LockTimeoutError",
-    "UsageError",
     "MalformedTokenResponseError",
     "MissingScopesError",
     "NotFoundError",
@@ -59,6 +58,7 @@ __all__ = [
     "TokenError",
     "TokenRateLimitedError",
     "UnauthorizedError",
+    "UsageError",
     "ZoomAPIError",
     "ZoomS2SError",
 ]
