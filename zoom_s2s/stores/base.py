@@ -352,10 +352,11 @@ class BaseTokenStore:
             method = cls.__dict__.get(method_name)
             if method is not None and not getattr(method, "__zoom_s2s_translated__", False):
                 setattr(cls, method_name, _translating(method, action))
-        if cls.schemes:
+        own_schemes = cls.__dict__.get("schemes", ())  # not a parent's: a subclass is no alias
+        if own_schemes:
             from .registry import register_store
 
-            for scheme in cls.schemes:
+            for scheme in own_schemes:
                 register_store(scheme, cls)
 
     @property

@@ -256,11 +256,6 @@ def test_declared_schemes_are_registered_when_the_class_is_defined() -> None:
     assert registry.find_store("ACME+TLS") is Acme
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="base.py: __init_subclass__ reads an inherited `schemes`, so a subclass of a "
-    "built-in store takes over its parent's scheme (reported to the lead)",
-)
 def test_a_subclass_does_not_take_over_its_parents_schemes() -> None:
     class Parent(BaseTokenStore):
         schemes = ("parent",)
