@@ -7,7 +7,9 @@ stopped whatever happens; tests isolate themselves with a fresh key prefix.
 from __future__ import annotations
 
 import asyncio
+import math
 import secrets
+import socket
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -16,14 +18,14 @@ import pytest_asyncio
 
 from zoom_s2s import TokenManager
 from zoom_s2s.models import fingerprint
-from zoom_s2s.stores import LockLease, RedisTokenStore, TokenStore
+from zoom_s2s.stores import FailureRecord, LockLease, RedisTokenStore, TokenStore
 from zoom_s2s.testing import FakeZoom
 from zoom_s2s.testing.contract import StoreContract, make_token
 from zoom_s2s.testing.redis_cluster import RedisClusterServer, SentinelServer
 from zoom_s2s.testing.redis_server import RedisServer
 
-from .fleet_worker import base_config, fleet
 from ..support import FAST_RETRY
+from .fleet_worker import base_config, fleet
 
 pytestmark = pytest.mark.redis
 
@@ -100,6 +102,21 @@ class TestRedisTokenStoreOnThreeMasterCluster(StoreContract):
         # Another process's client, entering the cluster through another node.
         return await _cluster_store(self.peer_url, self.prefix)
 
+    async def make_broken_store(self) -> TokenStore:
+        # A cluster client whose only known node is gone.
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        return RedisTokenStore.from_url(
+            f"redis://127.0.0.1:{port}/0", cluster=True, socket_connect_timeout=1,
+            socket_timeout=1,
+        )
+
+    async def plant_failure(self, store: TokenStore, key: str, raw: str, *, keep_for: float) -> None:
+        assert isinstance(store, RedisTokenStore)
+        client: Any = store._client
+        await client.set(f"{self.prefix}:{{{key}}}:failure", raw, px=math.ceil(keep_for * 1000))
+
 
 async def test_concurrent_first_commands_on_a_fresh_cluster_store(
     cluster: RedisClusterServer,
@@ -140,15 +157,17 @@ async def test_every_key_of_one_credential_is_in_one_slot(
     store = RedisTokenStore.from_url(cluster.url, cluster=True, prefix=prefix)
     try:
         key = "one-credential"
-        generation = await store.next_generation(key)
-        assert await store.write(key, make_token(), generation=generation)
         lease = await store.acquire_lock(key, ttl=30)
         assert lease is not None
+        assert await store.write(lease, make_token())
+        await store.write_failure(  # written after the token: it stays, as a key
+            lease, FailureRecord(1, 5.0, "TokenEndpointError", "test"), keep_for=30
+        )
         await store.wait_for_change(key, timeout=0.05)  # opens the pub/sub side too
 
         by_node = await _keys_by_node(raw, f"{prefix}:*")
         names = [name for keys in by_node.values() for name in keys]
-        assert len(names) >= 4, names  # token, fence, generation counter, lock
+        assert len(names) == 5, names  # token, fence, generation counter, lock, failure
         assert len(by_node) == 1, by_node  # ... all on one master
         slots = {await raw.execute_command("CLUSTER KEYSLOT", name) for name in names}
         assert len(slots) == 1, slots  # ... in one slot
@@ -253,8 +272,10 @@ async def test_sentinel_managed_client_round_trips_a_token(sentinel_client: Any)
     store = RedisTokenStore(sentinel_client, prefix=_prefix())
     try:
         token = make_token()
-        generation = await store.next_generation("sentinel-key")
-        assert await store.write("sentinel-key", token, generation=generation)
+        lease = await store.acquire_lock("sentinel-key", ttl=30)
+        assert lease is not None
+        assert await store.write(lease, token)
+        assert await store.release_lock(lease)
         stored = await store.read("sentinel-key")
         assert stored is not None
         assert stored.fingerprint == token.fingerprint

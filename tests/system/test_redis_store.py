@@ -360,6 +360,40 @@ async def test_user_without_channel_rights_still_locks_and_wakes_by_polling() ->
             await waiter_store.aclose()
 
 
+@pytest.mark.redis
+async def test_a_long_wait_stays_subscribed_and_silent(
+    redis_url: str, raw: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Waits longer than the client's socket_timeout (redis-py 5 dropped the subscription).
+
+    CI runs this file on redis-py 5 too: there, a blocking read of the
+    subscription hit socket_timeout, logged a WARNING and woke every waiter.
+    """
+    holder = RedisTokenStore.from_url(redis_url)
+    waiting = RedisTokenStore.from_url(redis_url, socket_timeout=1)  # 5 s by default
+    channel = f"zoom_s2s:{{{KEY}}}:changed"
+    try:
+        lease = await lease_for(holder)
+        with caplog.at_level(logging.DEBUG, logger="zoom_s2s"):
+            waiter = asyncio.create_task(waiting.wait_for_change(KEY, timeout=30))
+            await asyncio.sleep(3.5)  # three socket timeouts without a message
+            assert not waiter.done(), "the waiter was woken without a change"
+            assert await raw.pubsub_numsub(channel) == [(channel.encode(), 1)]
+            assert await holder.release_lock(lease)
+            await asyncio.wait_for(waiter, 5)
+            lease = await lease_for(holder)  # and the subscription still serves the next wait
+            waiter = asyncio.create_task(waiting.wait_for_change(KEY, timeout=30))
+            await asyncio.sleep(1.5)
+            assert not waiter.done()
+            assert await holder.release_lock(lease)
+            await asyncio.wait_for(waiter, 5)
+        assert await raw.pubsub_numsub(channel) == [(channel.encode(), 1)]
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+    finally:
+        await holder.aclose()
+        await waiting.aclose()
+
+
 def _abandon_a_store() -> None:
     RedisTokenStore.from_url("redis://127.0.0.1:1/0")  # never connects, never closed
     gc.collect()

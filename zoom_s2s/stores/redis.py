@@ -218,7 +218,12 @@ class RedisTokenStore(BaseTokenStore):
             raise ConfigurationError(f"prefix must be non-empty, without braces: {prefix!r}")
         self._exceptions = importlib.import_module("redis.exceptions")
         # Instance attribute: redis is imported only once a store is made.
-        self.backend_errors = (self._exceptions.RedisError, OSError, asyncio.TimeoutError)
+        self.backend_errors = (
+            self._exceptions.RedisError,
+            self._exceptions.RedisClusterException,  # not a RedisError: "no reachable node"
+            OSError,
+            asyncio.TimeoutError,
+        )
         self._client = client
         self._prefix = prefix
         self._name = _client_name(client)
@@ -319,7 +324,8 @@ class RedisTokenStore(BaseTokenStore):
                 store=self._name,
             )
         if isinstance(exc, (errors.ConnectionError, errors.TimeoutError, OSError,
-                            asyncio.TimeoutError)):
+                            asyncio.TimeoutError, errors.RedisClusterException,
+                            errors.ClusterError)):
             return StoreUnavailableError(
                 f"Redis at {self._name} is unreachable while {action} ({kind}: {detail}); "
                 "check that Redis is running and reachable from this host, and the "
