@@ -1,7 +1,7 @@
 """The wire: one Server-to-Server OAuth token request, its parsing, and its retries.
 
 ``POST {token_url}`` with ``grant_type=account_credentials&account_id=...`` as a
-form body and the client id and secret as HTTP Basic auth (ZOOM.md). Transient
+form body and the client id and secret as HTTP Basic auth (``docs/zoom.rst``). Transient
 failures (429, 5xx, timeouts, connection errors) are retried with exponential
 back-off and jitter by `stamina <https://stamina.hynek.me>`_, bounded in
 attempts and total time, honouring ``Retry-After``. Permanent failures

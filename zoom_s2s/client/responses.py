@@ -1,7 +1,7 @@
 """Turning a REST API answer into decoded JSON or the right :class:`ZoomAPIError`.
 
 Zoom's errors are ``{"code": ..., "message": ...}`` objects (plus an ``errors``
-list on validation failures) with an ``x-zm-trackingid`` header (ZOOM.md). A
+list on validation failures) with an ``x-zm-trackingid`` header (``docs/zoom.rst``). A
 body that is not such JSON (an HTML page from a proxy) still gives the error
 class its HTTP status calls for, with a message that summarises the body.
 

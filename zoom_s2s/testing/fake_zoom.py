@@ -9,7 +9,7 @@ Use it in your own tests to exercise code that calls Zoom, without Zoom::
 
 or, from synchronous code and other processes, ``with FakeZoom().running_in_thread()``.
 
-It follows ZOOM.md: form or query parameters, Basic auth, Zoom's flat
+It follows ``docs/zoom.rst``: form or query parameters, Basic auth, Zoom's flat
 ``{"reason", "error"}`` token errors, ``{"code", "message"}`` API errors with
 an ``x-zm-trackingid`` header, 401 code 124 for bad tokens, 400 code 4711 for
 missing scopes, 404 code 1001 for unknown users. Faults are injected with
