@@ -344,7 +344,13 @@ class StoreContract:
 
     async def test_only_the_owner_releases(self, store: TokenStore, peer: TokenStore) -> None:
         lease = await self.take_lock(store)
-        impostor = attrs.evolve(lease, owner=new_owner())
+        impostor = LockLease(  # another process's idea of the lease: same key, its own owner
+            key=KEY,
+            owner=new_owner(),
+            generation=lease.generation,
+            ttl=10.0,
+            acquired_at=time.monotonic(),
+        )
         assert await peer.release_lock(impostor) is False
         assert await peer.acquire_lock(KEY, ttl=10) is None
         assert await store.release_lock(lease) is True
