@@ -39,8 +39,8 @@ from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
 from typing import Any, TypeVar
 
-from .client import DEFAULT_API_URL, User, ZoomClient
-from .client.urls import ENV_API_URL
+from ._env import api_url_from_env
+from .client import User, ZoomClient
 from .errors import ConfigurationError
 from .manager import TokenManager, TokenStats
 from .models import AccessToken, Credentials
@@ -314,7 +314,7 @@ class SyncZoomClient(_ClosedOnExit):
                 "SyncZoomClient cannot reuse an aiohttp session: it runs on its own event loop"
             )
         if base_url is None:
-            base_url = os.environ.get(ENV_API_URL) or DEFAULT_API_URL
+            base_url = api_url_from_env()
         validate_url(base_url, "base_url")
         self.tokens = tokens
         self.base_url = base_url
