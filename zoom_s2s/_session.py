@@ -6,6 +6,8 @@ import warnings
 
 import aiohttp
 
+from .errors import UsageError
+
 __all__ = ["SessionSlot"]
 
 
@@ -26,12 +28,12 @@ class SessionSlot:
         """The session, made now if owned and not made yet (call inside the event loop).
 
         Raises:
-            RuntimeError: The borrowed session has been closed.
+            UsageError: The borrowed session has been closed.
         """
         session = self._session
         if session is None or session.closed:
             if not self._owned:
-                raise RuntimeError(f"the aiohttp session passed to {self._owner} is closed")
+                raise UsageError(f"the aiohttp session passed to {self._owner} is closed")
             session = self._session = aiohttp.ClientSession()
         return session
 

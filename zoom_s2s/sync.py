@@ -41,7 +41,7 @@ from typing import Any, TypeVar
 
 from ._env import api_url_from_env
 from .client import User, ZoomClient
-from .errors import ConfigurationError
+from .errors import ConfigurationError, UsageError
 from .manager import TokenManager, TokenStats
 from .models import AccessToken, Credentials
 from .oauth import validate_url
@@ -86,7 +86,7 @@ class _Runtime:
     def run(self, make: Callable[[], Coroutine[Any, Any, T]], timeout: float | None) -> T:
         """Run ``make()`` on the loop and block until it finishes (or ``timeout``)."""
         if threading.get_ident() == self.thread.ident:
-            raise RuntimeError(
+            raise UsageError(
                 "a zoom_s2s.sync call was made from its own event-loop thread (from a hook?); "
                 "it would wait for itself forever. Use the async API there"
             )
@@ -180,7 +180,7 @@ class SyncTokenManager(_ClosedOnExit):
             (``token_url``, ``refresh_margin``, ``retry``, ``hooks``, ...);
             not ``session``, which would be bound to another event loop.
             Hooks run on the private loop's thread and must not call this
-            facade (such a call raises RuntimeError instead of deadlocking).
+            facade (such a call raises UsageError instead of deadlocking).
 
     Raises:
         ConfigurationError: An argument the manager rejects, or ``session``.
@@ -221,7 +221,7 @@ class SyncTokenManager(_ClosedOnExit):
             StoreError: The store failed and no valid token exists.
             LockTimeoutError: Another process held the lock too long.
             TimeoutError: ``timeout`` passed.
-            RuntimeError: The facade is closed.
+            UsageError: The facade is closed.
         """
         # Fast path, no thread hop: a fresh token already in this process's manager.
         # After fork() the at-fork hook has already cleared the inherited runtime,
@@ -263,7 +263,7 @@ class SyncTokenManager(_ClosedOnExit):
     def _runtime(self) -> _Runtime:
         with self._lock:
             if self._closed:
-                raise RuntimeError(f"this {type(self).__name__} is closed; create a new one")
+                raise UsageError(f"this {type(self).__name__} is closed; create a new one")
             runtime = self._holder.runtime
             if runtime is not None and runtime.pid != os.getpid():
                 _inherited.append(runtime)  # forked without the at-fork hook running
@@ -350,7 +350,7 @@ class SyncZoomClient(_ClosedOnExit):
         Raises:
             ZoomAPIError: The API answered with an error (see ZoomClient.request).
             TimeoutError: ``timeout`` passed.
-            RuntimeError: The client or its manager is closed.
+            UsageError: The client or its manager is closed.
         """
         return self._call(
             lambda client: client.request(method, path, params=params, json=json), timeout
@@ -384,7 +384,7 @@ class SyncZoomClient(_ClosedOnExit):
 
     def _call(self, use: Callable[[ZoomClient], Awaitable[T]], timeout: float | None) -> T:
         if self._closed:
-            raise RuntimeError("this SyncZoomClient is closed; create a new one")
+            raise UsageError("this SyncZoomClient is closed; create a new one")
         runtime = self.tokens._runtime()
 
         async def on_loop() -> T:
