@@ -1,147 +1,288 @@
-"""Encryption at rest: EncryptedTokenStore around the real file and Redis stores."""
+"""Encryption at rest: EncryptedTokenStore around the real file store and a real redis-server.
+
+The whole record is sealed (issue 10, item 1): someone who can write the store
+but holds no key rewrites ``api_url``, ``scopes`` or ``expires_at`` with a raw
+client; the read is a miss with a warning (or, for the expiry copy the wrapped
+store keeps for its TTL, the expiry only ever gets shorter), and the token
+never reaches a foreign host. The store contract for the encrypted stores runs
+in test_store_contract.py.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
+import attrs
 import pytest
 import pytest_asyncio
 
-from zoom_s2s import (
-    ConfigurationError,
+from zoom_s2s import ConfigurationError, TokenManager, ZoomClient
+from zoom_s2s.models import AccessToken
+from zoom_s2s.stores import (
     EncryptedTokenStore,
     FileTokenStore,
     MemoryTokenStore,
-    TokenManager,
+    RedisTokenStore,
     TokenStore,
     store_from_url,
 )
 from zoom_s2s.testing import FakeZoom
-from zoom_s2s.testing.contract import StoreContract, make_token
+from zoom_s2s.testing.contract import make_token
 
 pytest.importorskip("cryptography", reason="needs the encryption extra")
 
 KEY = "enc-key"
+LOGGER = "zoom_s2s.stores.encrypted"
+
+# A raw record editor: rewrites the stored token dict of ``key`` with no key, as an
+# attacker with write access to the backend would.
+Tamper = Callable[[str, Callable[[dict[str, Any]], None]], Awaitable[None]]
 
 
-class TestEncryptedFileStore(StoreContract):
-    """The wrapper keeps the whole store contract."""
+@attrs.define
+class Backend:
+    """One real backend: the inner store, a raw editor for its records, its raw bytes."""
 
-    @pytest.fixture(autouse=True)
-    def _dir(self, tmp_path: Path) -> None:
-        self.path = tmp_path / "tokens"
-        self.key = EncryptedTokenStore.generate_key()
-
-    async def make_store(self) -> TokenStore:
-        return EncryptedTokenStore(FileTokenStore(self.path), [self.key])
-
-    async def make_peer(self, store: TokenStore) -> TokenStore:
-        return EncryptedTokenStore(FileTokenStore(self.path), [self.key])
+    inner: TokenStore
+    tamper: Tamper
+    everything: Callable[[], Awaitable[bytes]]
 
 
-@pytest.mark.redis
-class TestEncryptedRedisStore(StoreContract):
-    @pytest.fixture(autouse=True)
-    def _url(self, redis_url: str) -> None:
-        self.url = redis_url
-        self.key = EncryptedTokenStore.generate_key()
+def file_backend(directory: Path) -> Backend:
+    inner = FileTokenStore(directory)
 
-    async def make_store(self) -> TokenStore:
-        return store_from_url(self.url, encryption_keys=[self.key])
+    def rewrite(key: str, change: Callable[[dict[str, Any]], None]) -> None:
+        path = directory / f"{key}.json"
+        record = json.loads(path.read_bytes())
+        change(record["token"])
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+        with os.fdopen(fd, "w") as file:
+            json.dump(record, file)
 
-    async def make_peer(self, store: TokenStore) -> TokenStore:
-        return store_from_url(self.url, encryption_keys=[self.key])
+    def read_all() -> bytes:
+        return b"".join(p.read_bytes() for p in directory.iterdir() if p.is_file())
 
+    async def tamper(key: str, change: Callable[[dict[str, Any]], None]) -> None:
+        await asyncio.to_thread(rewrite, key, change)
 
-@pytest_asyncio.fixture
-async def file_store(tmp_path: Path) -> AsyncIterator[FileTokenStore]:
-    store = FileTokenStore(tmp_path / "tokens")
-    yield store
-    await store.aclose()
+    async def everything() -> bytes:
+        return await asyncio.to_thread(read_all)
 
-
-async def test_the_token_never_reaches_the_disk_in_clear(file_store: FileTokenStore) -> None:
-    token = make_token()
-    store = EncryptedTokenStore(file_store, [EncryptedTokenStore.generate_key()])
-    assert await store.write(KEY, token, generation=1)
-    on_disk = b"".join(p.read_bytes() for p in file_store.directory.iterdir() if p.is_file())
-    assert token.access_token.encode() not in on_disk
-    assert (await store.read(KEY)) == token
-    raw = await file_store.read(KEY)
-    assert raw is not None
-    assert raw.access_token != token.access_token
+    return Backend(inner, tamper, everything)
 
 
-@pytest.mark.redis
-async def test_the_token_never_reaches_redis_in_clear(redis_url: str) -> None:
-    import redis.asyncio as redis
+def redis_backend(url: str) -> Backend:
+    import redis.asyncio
 
-    token = make_token()
-    store = store_from_url(redis_url, encryption_keys=[EncryptedTokenStore.generate_key()])
-    try:
-        assert await store.write(KEY, token, generation=1)
-        client = redis.Redis.from_url(redis_url)
+    inner = RedisTokenStore.from_url(url)
+
+    async def tamper(key: str, change: Callable[[dict[str, Any]], None]) -> None:
+        client = redis.asyncio.Redis.from_url(url)
         try:
-            everything = b""
-            async for name in client.scan_iter("*"):
-                everything += name
-                if await client.type(name) == b"hash":
-                    everything += b"".join((await client.hgetall(name)).values())
-                elif await client.type(name) == b"string":
-                    everything += await client.get(name) or b""
+            name = inner._keys(key).token
+            record = json.loads(await client.hget(name, "data"))
+            change(record["token"])
+            await client.hset(name, "data", json.dumps(record))  # keeps the key's TTL
         finally:
             await client.aclose()
-        assert token.access_token.encode() not in everything
-        read = await store.read(KEY)
-        assert read is not None
-        assert read.access_token == token.access_token  # expiry re-derived from the TTL
-    finally:
-        await store.aclose()
+
+    async def everything() -> bytes:
+        client = redis.asyncio.Redis.from_url(url)
+        found = b""
+        try:
+            async for name in client.scan_iter("*"):
+                found += name
+                kind = await client.type(name)
+                if kind == b"hash":
+                    found += b"".join((await client.hgetall(name)).values())
+                elif kind == b"string":
+                    found += await client.get(name) or b""
+        finally:
+            await client.aclose()
+        return found
+
+    return Backend(inner, tamper, everything)
 
 
-async def test_key_rotation_reads_old_tokens_and_writes_with_the_new_key(
-    file_store: FileTokenStore,
+@pytest_asyncio.fixture(params=["file", pytest.param("redis", marks=pytest.mark.redis)])
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    if request.param == "file":
+        made = file_backend(tmp_path / "tokens")
+    else:
+        made = redis_backend(request.getfixturevalue("redis_url"))
+    yield made
+    await made.inner.aclose()
+
+
+@pytest.fixture
+def key() -> str:
+    return EncryptedTokenStore.generate_key()
+
+
+def assert_same_token(got: AccessToken | None, token: AccessToken) -> None:
+    """``got`` is ``token``, its expiry perhaps shortened by the backend's TTL rounding."""
+    assert got is not None
+    assert token.expires_at - 0.1 < got.expires_at <= token.expires_at
+    assert attrs.evolve(got, expires_at=token.expires_at, issued_at=token.issued_at) == token
+
+
+async def put(store: TokenStore, token: AccessToken, key: str = KEY) -> None:
+    lease = await store.acquire_lock(key, ttl=10)
+    assert lease is not None
+    assert await store.write(lease, token)
+    await store.release_lock(lease)
+
+
+async def test_nothing_about_the_token_reaches_the_backend_in_clear(
+    backend: Backend, key: str
 ) -> None:
+    token = attrs.evolve(
+        make_token(scopes=("meeting:write:admin",)), api_url="https://eu01api.zoom.us"
+    )
+    store = EncryptedTokenStore(backend.inner, [key])
+    await put(store, token)
+    stored = await backend.everything()
+    for secret_or_metadata in (token.access_token, "eu01api", "meeting:write:admin"):
+        assert secret_or_metadata.encode() not in stored
+    assert_same_token(await store.read(KEY), token)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("api_url", "http://127.0.0.1:9/attacker"),
+        ("scopes", ["user:write:admin", "account:write:admin"]),
+        ("token_type", "mac"),
+    ],
+)
+async def test_metadata_rewritten_without_the_key_is_a_miss_with_a_warning(
+    backend: Backend, key: str, field: str, value: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = EncryptedTokenStore(backend.inner, [key])
+    token = make_token()
+    await put(store, token)
+    await backend.tamper(KEY, lambda record: record.__setitem__(field, value))
+    with caplog.at_level(logging.WARNING, LOGGER):
+        got = await store.read(KEY)
+    if field == "token_type":
+        # Not sealed beside the ciphertext: ignored, the sealed one is used.
+        assert_same_token(got, token)
+        return
+    assert got is None
+    assert "tampered" in caplog.text
+    assert token.access_token not in caplog.text
+    assert await store.delete(KEY, fingerprint=token.fingerprint) is False
+
+
+async def test_a_later_expiry_written_without_the_key_is_not_believed(
+    backend: Backend, key: str
+) -> None:
+    store = EncryptedTokenStore(backend.inner, [key])
+    token = make_token(lifetime=600.0)
+    await put(store, token)
+
+    def extend(record: dict[str, Any]) -> None:
+        record["expires_at"] += 40_000
+        record["issued_at"] += 40_000  # a plausible lifetime, so the wrapped store keeps it
+
+    await backend.tamper(KEY, extend)
+    got = await store.read(KEY)
+    assert got is not None
+    assert got.expires_at <= token.expires_at
+
+
+async def test_an_earlier_expiry_in_the_wrapped_store_shortens_the_token(
+    backend: Backend, key: str
+) -> None:
+    store = EncryptedTokenStore(backend.inner, [key])
+    token = make_token(lifetime=600.0)
+    await put(store, token)
+
+    def shorten(record: dict[str, Any]) -> None:
+        record["expires_at"] -= 300
+        record["issued_at"] -= 300
+
+    await backend.tamper(KEY, shorten)
+    got = await store.read(KEY)
+    assert got is not None
+    assert got.expires_at == pytest.approx(token.expires_at - 300, abs=1e-3)
+    assert (got.access_token, got.api_url, got.scopes) == (
+        token.access_token, token.api_url, token.scopes,
+    )
+
+
+async def test_a_sealed_record_swapped_in_from_another_key_is_a_miss(
+    backend: Backend, key: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = EncryptedTokenStore(backend.inner, [key])
+    other_account = make_token()
+    await put(store, other_account, key="other-account")
+    sealed = await backend.inner.read("other-account")
+    assert sealed is not None
+    await put(store, make_token())
+    await backend.tamper(KEY, lambda record: record.__setitem__("access_token", sealed.access_token))
+    with caplog.at_level(logging.WARNING, LOGGER):
+        assert await store.read(KEY) is None
+    assert "another store key" in caplog.text
+
+
+async def test_the_token_never_reaches_a_foreign_host(
+    backend: Backend, key: str, fake_zoom: FakeZoom, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker with use_token_api_url=True reads a record whose api_url was rewritten."""
+    async with FakeZoom() as foreign:
+        store = EncryptedTokenStore(backend.inner, [key])
+        async with TokenManager(
+            fake_zoom.credentials, store=store, token_url=fake_zoom.token_url
+        ) as first:
+            await first.get_token()
+            store_key = first.store_key
+        await backend.tamper(store_key, lambda record: record.__setitem__("api_url", foreign.url))
+
+        with caplog.at_level(logging.WARNING, LOGGER):
+            async with TokenManager(
+                fake_zoom.credentials, store=store, token_url=fake_zoom.token_url
+            ) as worker, ZoomClient(
+                worker, fake_zoom.api_base_url, use_token_api_url=True
+            ) as client:
+                user = await client.get_user("me")
+        assert user.id == fake_zoom.me_id
+        assert foreign.api_requests == 0
+        assert foreign.token_requests == 0
+        assert fake_zoom.api_requests == 1
+        assert fake_zoom.token_requests == 2  # the tampered record was a miss: fetched anew
+        assert "tampered" in caplog.text
+
+
+async def test_key_rotation_on_a_real_backend(backend: Backend) -> None:
     old, new = EncryptedTokenStore.generate_key(), EncryptedTokenStore.generate_key()
     token = make_token()
-    await EncryptedTokenStore(file_store, [old]).write(KEY, token, generation=1)
-    rotated = EncryptedTokenStore(file_store, [new, old])
-    assert await rotated.read(KEY) == token
+    await put(EncryptedTokenStore(backend.inner, [old]), token)
+    rotated = EncryptedTokenStore(backend.inner, [new, old])
+    assert_same_token(await rotated.read(KEY), token)
     fresh = make_token()
-    await rotated.write(KEY, fresh, generation=2)
-    assert await EncryptedTokenStore(file_store, [new]).read(KEY) == fresh
-
-
-async def test_a_token_no_key_decrypts_is_a_miss_with_a_warning_never_used(
-    file_store: FileTokenStore, caplog: pytest.LogCaptureFixture
-) -> None:
-    token = make_token()
-    await EncryptedTokenStore(file_store, [EncryptedTokenStore.generate_key()]).write(
-        KEY, token, generation=1
-    )
-    other = EncryptedTokenStore(file_store, [EncryptedTokenStore.generate_key()])
-    with caplog.at_level(logging.WARNING, "zoom_s2s.stores.encrypted"):
-        assert await other.read(KEY) is None
-    assert "does not decrypt" in caplog.text
-    assert token.access_token not in caplog.text
-    # compare-and-delete cannot match what it cannot read
-    assert await other.delete(KEY, fingerprint=token.fingerprint) is False
+    await put(rotated, fresh)
+    assert_same_token(await EncryptedTokenStore(backend.inner, [new]).read(KEY), fresh)
+    assert await EncryptedTokenStore(backend.inner, [old]).read(KEY) is None
 
 
 async def test_a_manager_replaces_an_undecryptable_token(
-    fake_zoom: FakeZoom, file_store: FileTokenStore
+    fake_zoom: FakeZoom, backend: Backend, key: str
 ) -> None:
-    await EncryptedTokenStore(file_store, [EncryptedTokenStore.generate_key()]).write(
-        "ignored", make_token(), generation=1
-    )
-    store = EncryptedTokenStore(file_store, [EncryptedTokenStore.generate_key()])
-    async with TokenManager(fake_zoom.credentials, store=store, token_url=fake_zoom.token_url) as m:
-        await store.inner.write(m.store_key, make_token(), generation=1)  # written in clear: bad
-        token = await m.get_token()
+    store = EncryptedTokenStore(backend.inner, [key])
+    async with TokenManager(
+        fake_zoom.credentials, store=store, token_url=fake_zoom.token_url
+    ) as manager:
+        await put(backend.inner, make_token(), key=manager.store_key)  # written in clear: bad
+        token = await manager.get_token()
         assert token.access_token == fake_zoom.issued_tokens[0]
-        assert await store.read(m.store_key) == token
+        assert_same_token(await store.read(manager.store_key), token)
     assert fake_zoom.token_requests == 1
 
 
