@@ -1,4 +1,10 @@
-"""store_from_url: which URL gives which store, and clear errors for the rest."""
+"""store_from_url: which URL gives which store, and clear errors for the rest.
+
+The scheme picks the store through the registry (stores/registry.py, tested in
+test_registry.py): ``memory://`` is built by ``MemoryTokenStore.from_url``,
+``file://`` by ``FileTokenStore.from_url``, the Redis schemes by
+``RedisTokenStore.from_url``.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,14 @@ from pathlib import Path
 import pytest
 
 from zoom_s2s.errors import ConfigurationError
-from zoom_s2s.stores import FileTokenStore, MemoryTokenStore, RedisTokenStore, store_from_url
+from zoom_s2s.stores import (
+    EncryptedTokenStore,
+    FileTokenStore,
+    MemoryTokenStore,
+    RedisTokenStore,
+    registry,
+    store_from_url,
+)
 
 SECRET = "hunter2-Secret"
 
@@ -28,9 +41,35 @@ async def test_file_urls(tmp_path: Path, form: str) -> None:
     await store.aclose()
 
 
-async def test_file_url_passes_options(tmp_path: Path) -> None:
-    store = store_from_url(f"file://{tmp_path}", poll_interval=0.2)
+async def test_file_url_passes_options_to_the_store(tmp_path: Path) -> None:
+    with pytest.warns(DeprecationWarning, match="poll_interval"):  # reached FileTokenStore
+        store = store_from_url(f"file://{tmp_path}", poll_interval=0.2)
     assert isinstance(store, FileTokenStore)
+    await store.aclose()
+
+
+@pytest.mark.parametrize(
+    ("url", "store_class"),
+    [("memory://", MemoryTokenStore), ("file:///var/lib/zoom", FileTokenStore)],
+)
+def test_each_scheme_is_served_by_its_store_class(url: str, store_class: type) -> None:
+    scheme = url.split(":", 1)[0]
+    assert scheme in store_class.schemes
+    assert registry.find_store(scheme) is store_class
+
+
+def test_redis_schemes_are_served_by_the_redis_store() -> None:
+    for scheme in ("redis", "rediss", "unix"):
+        assert registry.find_store(scheme) is RedisTokenStore
+
+
+async def test_encryption_keys_wrap_the_store_the_url_names(tmp_path: Path) -> None:
+    pytest.importorskip("cryptography")
+    key = EncryptedTokenStore.generate_key()
+    store = store_from_url(f"file://{tmp_path}", encryption_keys=[key])
+    assert isinstance(store, EncryptedTokenStore)
+    assert isinstance(store.inner, FileTokenStore)
+    assert key not in repr(store)
     await store.aclose()
 
 
@@ -66,6 +105,8 @@ async def test_redis_urls(url: str, name: str, tls: bool) -> None:
         (f"mongodb://u:{SECRET}@h/db", "use memory://"),
         ("/var/lib/zoom", "no scheme"),
         ("memory://somewhere", "takes no host"),
+        ("memory:///path", "takes no host"),
+        (f"redis://u:{SECRET}@cache/abc", "must be a database number"),
         ("file://relative/dir", "names a host"),
         ("file:relative/dir", "absolute path"),
         ("file:///var/lib/zoom?mode=x", "query"),
@@ -82,11 +123,24 @@ def test_bad_urls_name_the_problem_and_hide_passwords(url: str, expected: str) -
     assert SECRET not in str(info.value)
 
 
-def test_unknown_scheme_error_lists_the_accepted_forms() -> None:
+def test_unknown_scheme_error_lists_the_accepted_forms_and_registered_schemes() -> None:
     with pytest.raises(ConfigurationError) as info:
         store_from_url("sqlite:///tokens.db")
     for form in ("memory://", "file:///", "redis://", "rediss://", "unix://"):
         assert form in str(info.value)
+    assert "registered schemes: " in str(info.value)
+    assert "zoom_s2s.stores" in str(info.value)
+
+
+@pytest.mark.parametrize("url", [None, 42, b"memory://"])
+def test_a_url_that_is_not_a_string_is_a_configuration_error(url: object) -> None:
+    with pytest.raises(ConfigurationError, match="non-empty string"):
+        store_from_url(url)  # type: ignore[arg-type]
+
+
+def test_memory_url_takes_no_options() -> None:
+    with pytest.raises(ConfigurationError, match="takes no options"):
+        store_from_url("memory://", prefix="myapp")
 
 
 def test_unknown_file_option_is_a_configuration_error(tmp_path: Path) -> None:
