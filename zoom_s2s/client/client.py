@@ -21,9 +21,10 @@ One request, outermost first:
 2. Each attempt takes the token, signs the request with it (only for the
    configured API origin, or the token's trusted ``api_url``: see
    :class:`~zoom_s2s.client.urls.Destinations`), and reads at most
-   ``max_response_bytes`` of the answer. A
-   :class:`~zoom_s2s.client.middleware.RedirectGuard` keeps the token off
-   every redirect hop to another origin, or refuses such redirects.
+   ``max_response_bytes`` of the answer. On a redirect to another origin
+   aiohttp drops the ``Authorization`` header (``on_foreign_redirect="strip"``);
+   with ``"refuse"`` a :class:`~zoom_s2s.client.middleware.RedirectGuard`
+   raises instead of following.
 3. aiohttp sends the request.
 """
 
@@ -182,8 +183,8 @@ class ZoomClient:
         base_url: The API base; default ``$ZOOM_API_URL`` or
             ``https://api.zoom.us/v2`` (ZoomGov: :data:`ZOOMGOV_API_URL`).
         session: An aiohttp session to reuse (the client closes only a session
-            it made). The client passes its own middleware with each request,
-            so the session's middlewares do not apply to the client's calls.
+            it made). The session's own middlewares do not apply to the
+            client's calls.
         use_token_api_url: Send requests to the account's regional host that
             Zoom names in the token's ``api_url`` (base ``api_url + "/v2"``),
             falling back to ``base_url`` when a token has none, or one whose
@@ -253,7 +254,13 @@ class ZoomClient:
             use_token_api_url=use_token_api_url,
             allow_insecure_http=allow_insecure_http,
         )
-        self._middlewares = (RedirectGuard(self._destinations, refuse=refuse),)
+        # aiohttp drops the Authorization header on every redirect to another
+        # origin (documented; the tests check it with real servers), which is
+        # the "strip" rule at no cost. "refuse" needs to see the redirect first.
+        # An empty tuple also keeps a borrowed session's middlewares out.
+        self._middlewares: tuple[RedirectGuard, ...] = (
+            (RedirectGuard(self._destinations, refuse=True),) if refuse else ()
+        )
         self._retry = retry or RetryPolicy()
         self._rate_limit_retries = rate_limit_retries
         self._max_rate_limit_wait = max_rate_limit_wait

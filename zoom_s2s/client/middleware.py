@@ -67,11 +67,12 @@ class RedirectGuard:
     """The redirect half of the token rule, as an aiohttp middleware of its own.
 
     :class:`~zoom_s2s.client.ZoomClient` signs its requests itself (it must
-    know which token a 401 rejected) and passes this middleware with each of
-    them: on every hop it removes an ``Authorization`` header the
-    destinations do not allow (aiohttp drops it on a cross-origin redirect
-    too; this does not depend on that), and it refuses a redirect to such an
-    origin when asked to.
+    know which token a 401 rejected). aiohttp drops that ``Authorization``
+    header on a redirect to another origin, so following such a redirect
+    without the token needs nothing more; to refuse it, the client passes
+    this middleware with each request. On every hop it also removes an
+    ``Authorization`` header the destinations do not allow (whatever aiohttp
+    does), and it logs (or refuses) a redirect to such an origin.
 
     Args:
         destinations: Where the token may go.
