@@ -660,3 +660,34 @@ async def test_a_successful_request_sets_up_no_retry_machinery(
     for _ in range(5):
         await client.get_user("me")
     assert made == []
+
+
+# -- User ---------------------------------------------------------------------------------
+
+
+def test_a_user_reads_its_fields_from_the_answer_and_tolerates_odd_types() -> None:
+    user = User.from_api(
+        {"id": 42, "email": ["x"], "type": "2", "pmi": True, "created_at": "not a date"}
+    )
+    assert user.id == "42"
+    assert (user.email, user.type, user.pmi, user.created_at) == (None, 2, None, None)
+    assert user.last_login_time is None
+    assert user == User.from_api(
+        {"id": 42, "email": ["x"], "type": "2", "pmi": True, "created_at": "not a date"}
+    )
+    assert user != User.from_api({"id": 42})
+    assert hash(user) == hash(User.from_api({"id": "42"}))
+
+
+@pytest.mark.parametrize("data", [None, [], {"id": ""}, {"id": True}, {"email": "a@b.c"}])
+def test_an_answer_without_an_id_is_not_a_user(data: object) -> None:
+    with pytest.raises(ValueError, match=r"id|JSON object"):
+        User.from_api(data)
+
+
+def test_a_user_is_frozen() -> None:
+    import attrs
+
+    user = User.from_api({"id": "u1"})
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        user.id = "u2"  # type: ignore[misc]
