@@ -4,7 +4,7 @@ Files per key (all mode 0600)::
 
     <key>.json            the token: encode_record(token, generation)
     <key>.state           {"issued", "written", "owner", "expires", "pid"}: fence and lease
-    <key>.failure         {"written_at", "record"}: the fleet's last failed fetch
+    <key>.failure         {"written_at", "keep_for", "record"}: the last failed fetch
     <key>.mutex           flock() guarding every read-modify-write of the above
     <key>.held-<owner>    flock()ed by the lease holder until it releases (liveness)
     <key>.wake-<owner>    flock()ed by the lease holder until it writes or releases
@@ -17,16 +17,27 @@ Lock takeover probes the ``held`` file: if a shared lock on it can be taken,
 the holder is gone and its lease may be taken over before its TTL.
 
 Every blocking file operation (open, read, fsync, flock) runs in a worker
-thread, never on the event loop. Lease deadlines are on the host's monotonic
-clock (shared by every process of one host, unmoved by wall-clock steps);
-only token expiry (which crosses hosts) and the failure record's age use the
-wall clock.
+thread, never on the event loop. A token is written to a temporary file and
+renamed over the old one (readers never see a torn file); the waiters are
+woken right after the rename, and the file and the directory are fsynced
+before :meth:`~FileTokenStore.write` returns. The disk is thus off the
+hand-off's path; after a power loss the token file holds the old token, the
+new one, or something unreadable (a miss: one refetch), never a wrong token.
+
+Lease deadlines are on the host's monotonic clock: every process of one
+host shares it and wall-clock steps do not move it (a lease left from
+before a reboot has a dead holder, which the probe sees). Only token expiry
+(which crosses hosts) and the failure record's age use the wall clock.
 
 What the store trusts: only a directory owned by this user (or root) that
 no other user can write, and only regular files owned by this user (or root).
 Files are opened with ``O_NOFOLLOW | O_NONBLOCK``, checked with ``fstat`` and
 read up to :data:`MAX_FILE_BYTES`: a symlink, FIFO, device or oversized file
-is a miss with a warning, never a hang.
+is a miss with a warning, never a hang. A directory that belongs to another
+user, or that others can write, is refused with a
+:class:`~zoom_s2s.ConfigurationError` (a setup to fix, not an outage); a
+*file* of another user's inside a good directory (only root could have put
+it there) is a miss with a warning, and the next write replaces it.
 """
 
 from __future__ import annotations
@@ -187,8 +198,9 @@ class FileTokenStore(BaseTokenStore):
     one else; if it does not exist, the store creates it with mode 0700. The
     store never changes the mode of a directory it did not create: point it
     at a private subdirectory (``/tmp/myapp-zoom`` rather than ``/tmp``).
-    Token files are 0600. Writes go to a temporary file that is fsynced and
-    renamed over the old one, so readers never see a torn file. A corrupt,
+    Token files are 0600. Writes go to a temporary file that is renamed over
+    the old one, so readers never see a torn file, and are fsynced before
+    :meth:`write` returns. A corrupt,
     oversized, foreign-owned or non-regular token file is a cache miss
     (logged as a warning) and the next write replaces it.
 
@@ -382,7 +394,8 @@ class FileTokenStore(BaseTokenStore):
         finally:
             os.close(fd)
 
-    def _write_atomic(self, path: Path, data: bytes, *, durable: bool) -> None:
+    def _write_atomic(self, path: Path, data: bytes) -> None:
+        """Write ``data`` to a temp file and rename it over ``path`` (not fsynced)."""
         temp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
         fd = os.open(temp, _CREATE_FLAGS, 0o600)
         try:
@@ -390,8 +403,6 @@ class FileTokenStore(BaseTokenStore):
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view) :]
-                if durable:
-                    os.fsync(fd)
             finally:
                 os.close(fd)
             os.replace(temp, path)
@@ -399,8 +410,16 @@ class FileTokenStore(BaseTokenStore):
             with contextlib.suppress(OSError):
                 os.unlink(temp)
             raise
-        if durable:
-            self._sync_dir()
+
+    def _sync_file(self, path: Path) -> None:
+        """Make ``path`` (if it is still there) and its directory entry survive a power loss."""
+        with contextlib.suppress(FileNotFoundError):
+            fd = os.open(path, _READ_FLAGS)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        self._sync_dir()
 
     def _sync_dir(self) -> None:
         fd = os.open(self._dir, os.O_RDONLY | _O_CLOEXEC)
@@ -576,17 +595,19 @@ class FileTokenStore(BaseTokenStore):
             # The watermark goes first: if we die between the two writes, it still fences.
             state.written = generation
             state.issued = max(state.issued, generation)
-            self._write_atomic(self._path(key, ".state"), state.to_bytes(), durable=False)
+            self._write_atomic(self._path(key, ".state"), state.to_bytes())
             if token.expires_at > time.time():
-                self._write_atomic(path, record, durable=True)
+                self._write_atomic(path, record)
             else:
                 _unlink(path)
             _unlink(self._path(key, ".failure"))
+            # The new file is visible now: wake the waiters, then (after the mutex)
+            # fsync, which only makes the write survive a power loss.
             if isinstance(lease.handle, _Held):
                 lease.handle.wake()
             return True
 
-        return await self._locked(key, body)
+        return await self._locked(key, body, after=functools.partial(self._sync_file, path))
 
     async def delete(self, key: str, *, fingerprint: str) -> bool:
         def body() -> bool:
@@ -595,7 +616,7 @@ class FileTokenStore(BaseTokenStore):
                 return False
             if state.written < written:  # the token file's generation must keep fencing
                 state.written = written
-                self._write_atomic(self._path(key, ".state"), state.to_bytes(), durable=False)
+                self._write_atomic(self._path(key, ".state"), state.to_bytes())
             _unlink(self._path(key, ".json"))
             self._sync_dir()
             return True
@@ -622,7 +643,7 @@ class FileTokenStore(BaseTokenStore):
             try:
                 state.issued = max(state.issued, written) + 1
                 state.owner, state.expires, state.pid = owner, acquired_at + ttl, os.getpid()
-                self._write_atomic(self._path(key, ".state"), state.to_bytes(), durable=False)
+                self._write_atomic(self._path(key, ".state"), state.to_bytes())
             except BaseException:
                 handle.close()
                 raise
@@ -664,7 +685,7 @@ class FileTokenStore(BaseTokenStore):
             if state.owner != lease.owner:
                 return False
             state.owner = None
-            self._write_atomic(self._path(lease.key, ".state"), state.to_bytes(), durable=False)
+            self._write_atomic(self._path(lease.key, ".state"), state.to_bytes())
             return time.monotonic() < state.expires
 
         # Only after the lease is gone from the state (and the mutex is free again)
@@ -726,7 +747,7 @@ class FileTokenStore(BaseTokenStore):
             "keep_for": keep,
             "record": failure.to_json(keep_for=keep),
         }
-        self._write_atomic(self._path(key, ".failure"), json.dumps(data).encode(), durable=False)
+        self._write_atomic(self._path(key, ".failure"), json.dumps(data).encode())
 
     async def write_failure(
         self, lease: LockLease, failure: FailureRecord, *, keep_for: float
