@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import pytest
 
 from zoom_s2s import ConfigurationError, TokenManager, UnauthorizedError, ZoomAPIError
 from zoom_s2s.client import discover_account_id
-from zoom_s2s.testing import FakeZoom
+from zoom_s2s.testing import FakeZoom, Fault
 
 
 async def a_token(zoom: FakeZoom) -> str:
@@ -53,3 +55,26 @@ async def test_a_user_without_account_id_raises_a_clear_error(fake_zoom: FakeZoo
 async def test_an_empty_token_is_a_configuration_error(token: str) -> None:
     with pytest.raises(ConfigurationError, match="access_token is empty"):
         await discover_account_id(token)
+
+
+async def test_an_echoed_token_is_scrubbed_from_the_error(fake_zoom: FakeZoom) -> None:
+    token = "echoed-token-0123456789abcdef"
+    body = {"code": 124, "message": f"Invalid access token: Bearer {token}"}
+    fake_zoom.fail_next(1, route="api", fault=Fault(status=401, body=body))
+    with pytest.raises(UnauthorizedError) as info:
+        await discover_account_id(token, base_url=fake_zoom.api_base_url)
+    assert token not in str(info.value)
+    assert token not in str(info.value.message)
+    assert "Bearer ***" in str(info.value)
+
+
+def test_plain_http_off_loopback_is_refused_before_the_token_is_sent() -> None:
+    with pytest.raises(ConfigurationError, match="allow_insecure_http"):
+        asyncio.run(discover_account_id("token", base_url="http://api.example.com/v2"))
+
+
+async def test_an_oversized_answer_is_a_clear_error(fake_zoom: FakeZoom) -> None:
+    token = await a_token(fake_zoom)
+    fake_zoom.fail_next(1, route="api", fault=Fault(status=200, body={"pad": "x" * 5000}))
+    with pytest.raises(ZoomAPIError, match="more than the 1,024"):
+        await discover_account_id(token, base_url=fake_zoom.api_base_url, max_response_bytes=1024)
