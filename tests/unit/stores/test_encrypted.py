@@ -11,6 +11,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import attrs
 import pytest
@@ -90,7 +91,7 @@ async def test_every_field_is_sealed(
 async def test_plaintext_metadata_beside_the_seal_is_a_miss_with_a_warning(
     store: EncryptedTokenStore,
     inner: MemoryTokenStore,
-    tamper: dict[str, object],
+    tamper: dict[str, Any],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     token = make_token()

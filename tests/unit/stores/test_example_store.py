@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import cast
+from typing import Any
 
 import pytest
 
@@ -17,19 +17,19 @@ assert _spec is not None
 assert _spec.loader is not None
 example_store = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(example_store)
-DictTokenStore = example_store.DictTokenStore
+DictTokenStore: Any = example_store.DictTokenStore
 
 
 class TestDictTokenStore(StoreContract):
     async def make_store(self) -> TokenStore:
-        return DictTokenStore()
+        store: TokenStore = DictTokenStore()
+        return store
 
     async def plant_failure(
         self, store: TokenStore, key: str, raw: str, *, keep_for: float
     ) -> None:
-        cast(example_store.DictTokenStore, store)._set(
-            f"{key}:failure", raw.encode("utf-8", "surrogateescape"), keep_for
-        )
+        example: Any = store
+        example._set(f"{key}:failure", raw.encode("utf-8", "surrogateescape"), keep_for)
 
 
 async def test_store_from_url_finds_the_example_by_its_scheme() -> None:
