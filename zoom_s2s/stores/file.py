@@ -64,7 +64,7 @@ from typing import Any, TypeVar, cast
 
 import attrs
 
-from ..errors import ConfigurationError, StoreUnavailableError
+from ..errors import ConfigurationError, StoreUnavailableError, UsageError
 from ..models import AccessToken
 from ._file_wait import flock_wait, unlock_and_close
 from .base import BaseTokenStore, FailureRecord, LockLease, decode_record, encode_record, new_owner
@@ -316,7 +316,7 @@ class FileTokenStore(BaseTokenStore):
 
     def _check_open(self) -> None:
         if self._closed:
-            raise RuntimeError(f"{self.name} store is closed; create a new FileTokenStore")
+            raise UsageError(f"{self.name} store is closed; create a new FileTokenStore")
 
     def _ensure_dir(self) -> None:
         """Create the directory (0700) if missing; refuse one we must not trust."""
