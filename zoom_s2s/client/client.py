@@ -53,6 +53,7 @@ from ..errors import (
     RateLimitedError,
     ServerError,
     UnauthorizedError,
+    UsageError,
     ZoomAPIError,
 )
 from ..manager import TokenManager
@@ -314,7 +315,7 @@ class ZoomClient:
             APIConnectionError: The connection failed or an attempt exceeded
                 ``request_timeout`` (after retries when idempotent).
             ValueError: ``path`` is empty, absolute, or has a query.
-            RuntimeError: The client is closed.
+            UsageError: The client is closed (a ``RuntimeError`` too).
         """
         session = self._open_session()
         method = method.upper()
@@ -420,7 +421,7 @@ class ZoomClient:
 
     def _open_session(self) -> aiohttp.ClientSession:
         if self._closed:
-            raise RuntimeError("this ZoomClient is closed; create a new one")
+            raise UsageError("this ZoomClient is closed; create a new one")
         return self._session.get()
 
     def _target(self, path: str) -> tuple[str, yarl.URL]:
