@@ -252,9 +252,9 @@ class StoreContract:
     async def test_token_is_gone_after_its_expiry(
         self, store: TokenStore, peer: TokenStore
     ) -> None:
-        assert await self.write_token(store, make_token(lifetime=1.0))
+        assert await self.write_token(store, make_token(lifetime=0.6))
         assert await store.read(KEY) is not None
-        await asyncio.sleep(1.3)
+        await asyncio.sleep(0.8)
         assert await store.read(KEY) is None
         assert await peer.read(KEY) is None
 
