@@ -43,6 +43,10 @@ it there) is a miss with a warning, and the next write replaces it.
 from __future__ import annotations
 
 import asyncio
+
+# The default executor's module, loaded with the store rather than at its first
+# call: a process that drops privileges after start-up may not import any more.
+import concurrent.futures.thread  # noqa: F401
 import contextlib
 import errno
 import functools
