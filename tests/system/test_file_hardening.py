@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -50,14 +51,13 @@ CHILD = textwrap.dedent(
                 await store.release_lock(lease)
             print(" ".join(map(str, numbers)), flush=True)
             return
-        lease = await store.acquire_lock("abc123", ttl=60)
+        lease = await store.acquire_lock("abc123", ttl=1 if command == "hold-1s" else 60)
         print("locked" if lease else "busy", flush=True)
         if command == "hold-then-die":
             await asyncio.sleep(0.5)
-        elif command == "hold":
+        elif command in ("hold", "hold-1s"):
             sys.stdin.readline()
-            await store.release_lock(lease)
-            print("released", flush=True)
+            print("released" if await store.release_lock(lease) else "lapsed", flush=True)
             return
         os._exit(0)  # dies holding the lock: no release, no cleanup
 
@@ -97,6 +97,33 @@ async def test_lock_of_a_live_process_is_respected_and_its_release_wakes_the_wai
     lease = await store.acquire_lock(KEY, ttl=60)
     assert lease is not None
     await store.release_lock(lease)
+    await store.aclose()
+
+
+async def test_a_stopped_holder_is_waited_for_until_its_ttl_then_taken_over(
+    tmp_path: Path,
+) -> None:
+    store = FileTokenStore(tmp_path / "tokens")
+    child = await spawn(store.directory, "hold-1s")
+    assert await line(child) == "locked"
+    os.kill(child.pid, signal.SIGSTOP)  # alive, holding its OS locks, doing nothing
+    try:
+        assert await store.acquire_lock(KEY, ttl=60) is None
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await store.wait_for_change(KEY, timeout=20)
+        assert loop.time() - started < 10, "slept past the lease's TTL"
+        lease = await store.acquire_lock(KEY, ttl=60)  # lapsed: taken over, holder alive
+        assert lease is not None
+        assert lease.generation == 2
+    finally:
+        os.kill(child.pid, signal.SIGCONT)
+    assert child.stdin is not None
+    child.stdin.write(b"go\n")
+    assert await line(child) == "lapsed"  # its late release frees nothing
+    assert await child.wait() == 0
+    assert await store.acquire_lock(KEY, ttl=60) is None  # still ours
+    assert await store.release_lock(lease)
     await store.aclose()
 
 

@@ -551,3 +551,41 @@ async def test_aclose_ends_held_leases_at_once(tmp_path: Path) -> None:
     assert lease is not None
     assert await other.release_lock(lease)
     await other.aclose()
+
+
+# -- the mutex -------------------------------------------------------------------
+
+
+def hold_mutex(store: FileTokenStore) -> int:
+    """Take ``<key>.mutex`` as another process would (another open file description)."""
+    store.directory.mkdir(mode=0o700, exist_ok=True)
+    fd = os.open(store.directory / f"{KEY}.mutex", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+async def test_a_busy_mutex_is_waited_for_without_polling(store: FileTokenStore) -> None:
+    fd = hold_mutex(store)
+    acquiring = asyncio.create_task(store.acquire_lock(KEY, ttl=10))
+    await asyncio.sleep(0.3)
+    assert not acquiring.done()
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+    lease = await asyncio.wait_for(acquiring, 5)
+    assert lease is not None
+    assert await store.release_lock(lease)
+
+
+async def test_a_mutex_held_too_long_is_a_clear_error_and_then_recovers(
+    store: FileTokenStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("zoom_s2s.stores.file._MUTEX_TIMEOUT", 0.3)
+    fd = hold_mutex(store)
+    with pytest.raises(StoreUnavailableError, match="stayed locked") as info:
+        await store.acquire_lock(KEY, ttl=10)
+    assert info.value.store == store.name
+    fcntl.flock(fd, fcntl.LOCK_UN)  # the abandoned waiter gets the mutex and lets it go
+    os.close(fd)
+    lease = await asyncio.wait_for(store.acquire_lock(KEY, ttl=10), 5)
+    assert lease is not None
+    assert await store.release_lock(lease)
