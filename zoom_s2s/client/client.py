@@ -356,15 +356,17 @@ class ZoomClient:
                         )
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             what = "timed out" if isinstance(exc, asyncio.TimeoutError) else type(exc).__name__
-            if retries is not None and retries.idempotent:
-                tries = f"after {retries.failed} attempts"
-            else:
-                tries = "not retried"
-            raise APIConnectionError(
+            failed = 0 if retries is None else retries.failed
+            tries = f"after {failed} attempts" if failed > 1 else "not retried"
+            error = APIConnectionError(
                 f"{method} {target[0]} could not reach the Zoom API at "
                 f"{self.base_url} ({what}; {tries}); check the network and base_url"
-            ) from exc
-        raise AssertionError("unreachable: stamina either returns or raises")  # pragma: no cover
+            )
+            # aiohttp's response errors (TooManyRedirects, ...) keep the request's
+            # headers, the token among them: they are neither chained nor kept
+            # as the context (the raise below is outside this except block).
+            cause = None if isinstance(exc, aiohttp.ClientResponseError) else exc
+        raise error from cause
 
     async def get_user(self, user_id: str = "me") -> User:
         """Return a user by id, email address, or ``"me"`` (the app's creating user).

@@ -16,6 +16,7 @@ import pytest
 import stamina
 
 from zoom_s2s import (
+    APIConnectionError,
     ConfigurationError,
     DailyLimitExceededError,
     MissingScopesError,
@@ -691,3 +692,16 @@ def test_a_user_is_frozen() -> None:
     user = User.from_api({"id": "u1"})
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         user.id = "u2"  # type: ignore[misc]
+
+
+async def test_a_redirect_loop_is_an_api_connection_error_that_holds_no_token(
+    fake_zoom: FakeZoom, tokens: TokenManager, client: ZoomClient
+) -> None:
+    fake_zoom.fail_next(30, route="api", fault=redirect_to("/v2/users/me"))
+    with pytest.raises(APIConnectionError, match="TooManyRedirects") as info:
+        await client.get_user("me")
+    token = (await tokens.get_token()).access_token
+    error: BaseException | None = info.value
+    while error is not None:  # the whole chain, attributes included
+        assert token not in repr(vars(error))
+        error = error.__cause__ or error.__context__
