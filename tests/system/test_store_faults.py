@@ -397,7 +397,7 @@ def test_sigkill_during_file_store_writes_never_leaves_a_torn_or_wrong_token(
             assert token.access_token.startswith(f"writer-token-{generation}-"), generation
             assert generation >= last_generation  # never rolled back to an older token
             last_generation = generation
-            gen_state = json.loads((directory / f"{KEY}.gen").read_text())
+            gen_state = json.loads((directory / f"{KEY}.state").read_text())
             assert gen_state["written"] >= generation  # the fence is never behind the token
             read = asyncio.run(FileTokenStore(directory).read(KEY))
             assert read is not None
@@ -406,11 +406,18 @@ def test_sigkill_during_file_store_writes_never_leaves_a_torn_or_wrong_token(
 
     async def after() -> tuple[int, bool, AccessToken | None]:
         store = FileTokenStore(directory)
-        generation = await store.next_generation(KEY)
+        lease = None
+        for _ in range(200):  # the last writer's lease lapses within its TTL
+            lease = await store.acquire_lock(KEY, ttl=30)
+            if lease is not None:
+                break
+            await store.wait_for_change(KEY, timeout=1)
+        assert lease is not None
         now = time.time()
         fresh = AccessToken(access_token="after-the-kills", expires_at=now + 60, issued_at=now)
-        written = await store.write(KEY, fresh, generation=generation)
-        return generation, written, await store.read(KEY)
+        written = await store.write(lease, fresh)
+        await store.release_lock(lease)
+        return lease.generation, written, await store.read(KEY)
 
     generation, written, read = asyncio.run(after())
     print(f"\n{KILLS} SIGKILLs: last generation {last_generation}, "
