@@ -66,8 +66,11 @@ async def demo_worker(worker: WorkerContext) -> dict[str, Any]:
 
 def _collect(fleet: Fleet, workers: int) -> list[Outcome]:
     collected: list[Outcome] = []
+    relay_logs = logging.getLogger().getEffectiveLevel() < logging.WARNING
     for outcome in fleet.outcomes(timeout=_WORKER_DEADLINE):
         collected.append(outcome)
+        if relay_logs:  # --log-level INFO/DEBUG: show what the worker logged
+            sys.stderr.write(outcome.worker.log(limit=1_000_000))
         value = outcome.value or {}
         text = outcome.error or (
             f"{value['api_calls']} API calls, fetched {value['fetches']} token(s)"
