@@ -151,6 +151,29 @@ async def test_a_tampered_lease_owner_cannot_name_other_files(
     await store.release_lock(lease)
 
 
+@pytest.mark.parametrize("kind", ["symlink", "fifo", "long"])
+async def test_the_state_file_is_replaced_not_written_through(
+    store: FileTokenStore, tmp_path: Path, kind: str
+) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    store.directory.mkdir(mode=0o700)
+    state = store.directory / f"{KEY}.state"
+    if kind == "symlink":
+        state.symlink_to(victim)
+    elif kind == "fifo":
+        os.mkfifo(state, 0o600)
+    else:
+        state.write_bytes(b" " * 10_000)
+    lease = await asyncio.wait_for(store.acquire_lock(KEY, ttl=10), 10)
+    assert lease is not None
+    assert victim.read_text() == "keep me"
+    assert state.is_file()
+    assert not state.is_symlink()
+    assert state.stat().st_size == 256
+    assert await store.release_lock(lease)
+
+
 # -- hostile files (issue 10, item 10) ----------------------------------------------
 
 
