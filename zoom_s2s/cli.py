@@ -1,7 +1,7 @@
 """The ``zoom-s2s`` command.
 
 Parsing uses the standard library's argparse: the commands are few and flat,
-and it keeps the runtime dependencies at aiohttp, attrs, filelock and stamina.
+and it keeps the runtime dependencies at aiohttp, attrs and stamina.
 
 Commands: ``token``, ``user``, ``account-id``, ``demo`` and ``fake-server``.
 Commands that need the app read its credentials from ``ZOOM_ACCOUNT_ID``,

@@ -310,6 +310,8 @@ async def _file_perms(config: dict[str, Any], out: Path) -> dict[str, Any]:
             if time.monotonic() > deadline:
                 raise TimeoutError("the parent never said go")
             await asyncio.sleep(0.02)
+        # Store errors are backed off like failed fetches: at most 1 s after the first.
+        await asyncio.sleep(1.05)
         for (case, policy), tokens in managers.items():
             if policy == "raise":  # the fetch ones hold a valid token and would not look
                 result["phase2"][f"{case}/{policy}"] = await attempt(tokens)
