@@ -315,7 +315,11 @@ class SyncZoomClient(_ClosedOnExit):
             )
         if base_url is None:
             base_url = api_url_from_env()
-        validate_url(base_url, "base_url")
+        validate_url(
+            base_url,
+            "base_url",
+            allow_insecure_http=bool(client_kwargs.get("allow_insecure_http", False)),
+        )
         self.tokens = tokens
         self.base_url = base_url
         self._client_kwargs = client_kwargs
