@@ -35,6 +35,24 @@ def _require_redis_server() -> None:
     pytest.skip(message)
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep the users of one module- or class-scoped fixture on one xdist worker.
+
+    Such fixtures start servers (a Redis Cluster, a Sentinel): spread over four
+    workers, each would start its own. Grouped, one worker starts it once.
+    """
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None:
+            continue
+        for name in sorted(info.name2fixturedefs):
+            definition = info.name2fixturedefs[name][-1]
+            if definition.scope in ("module", "class") and not name.startswith("_"):
+                item.add_marker(pytest.mark.xdist_group(f"{definition.baseid}::{name}"))
+                break
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("redis") is not None:
         _require_redis_server()

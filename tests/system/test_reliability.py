@@ -505,8 +505,9 @@ def _check_storm(kind: str, outcome: dict[str, Any]) -> None:
 # -- 4. short and odd lifetimes -------------------------------------------------------
 
 
+# 5 s and 10 s lifetimes take 15 s and 30 s: they run with the soak tests (-m soak).
 @pytest.mark.parametrize(
-    "lifetime", [1, 2, pytest.param(5, marks=pytest.mark.slow), pytest.param(10, marks=pytest.mark.slow)]
+    "lifetime", [1, 2, pytest.param(5, marks=pytest.mark.soak), pytest.param(10, marks=pytest.mark.soak)]
 )
 async def test_short_lifetimes_refresh_about_once_per_lifetime_and_never_serve_expired_tokens(
     fake_zoom: FakeZoom, lifetime: int

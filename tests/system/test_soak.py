@@ -29,7 +29,8 @@ from zoom_s2s.testing.redis_server import RedisServer
 
 from .reliability_worker import Worker, logs, workers, write_json
 
-pytestmark = [pytest.mark.slow, pytest.mark.redis]
+# Opt-in (a minute or more): python -m pytest -m soak -n 0
+pytestmark = [pytest.mark.soak, pytest.mark.slow, pytest.mark.redis]
 
 PROCESSES = 3
 COROUTINES = 10
