@@ -185,6 +185,7 @@ async def test_redis_outage_raises_store_unavailable_and_the_same_manager_recove
                 assert zoom.token_requests == 0  # no fetch without the store's lock
 
                 server.start()  # same port, empty data set
+                await asyncio.sleep(1.05)  # store errors back off: at most 1 s after one
                 token = await asyncio.wait_for(manager.get_token(), HANG_GUARD)
                 assert token.access_token == zoom.issued_tokens[-1]
                 assert zoom.token_requests == 1
@@ -211,6 +212,7 @@ async def test_redis_outage_after_invalidate_raises_and_the_same_manager_recover
                 assert store.name in str(raised.value)
 
                 server.start()
+                await asyncio.sleep(1.05)  # store errors back off: at most 1 s after one
                 second = await asyncio.wait_for(manager.get_token(), HANG_GUARD)
                 assert second.fingerprint != first.fingerprint
                 assert second.access_token == zoom.issued_tokens[-1]

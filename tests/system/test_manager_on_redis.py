@@ -60,7 +60,10 @@ async def test_a_token_fetched_while_redis_froze_is_kept_and_stored_when_redis_i
         close_store=True,
     ) as tokens:
         fetching = asyncio.create_task(tokens.get_token())
-        await asyncio.sleep(0.4)  # the lock is taken and the request is in flight
+        for _ in range(200):  # until the lock is taken and the request is in flight
+            if fake_zoom.token_requests:
+                break
+            await asyncio.sleep(0.01)
         redis_server.pause()
         try:
             token = await asyncio.wait_for(fetching, 15)
