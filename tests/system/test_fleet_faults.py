@@ -20,8 +20,8 @@ from zoom_s2s.stores import RedisTokenStore
 from zoom_s2s.testing import FakeZoom, Fault
 from zoom_s2s.testing.redis_server import RedisServer
 
-from .fleet_worker import Child, base_config, fleet, read_store
 from ..support import FAST_RETRY
+from .fleet_worker import Child, base_config, fleet, read_store
 
 pytestmark = pytest.mark.slow
 
