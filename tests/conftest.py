@@ -8,6 +8,7 @@ installs Redis and a silent skip there would hide a broken setup.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -35,22 +36,62 @@ def _require_redis_server() -> None:
     pytest.skip(message)
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Keep the users of one module- or class-scoped fixture on one xdist worker.
+# -- how the xdist workers share the suite (addopts: -n 4 --dist loadgroup) -----------
+#
+# A unit of work goes to one worker: a test class; every test of a module listed
+# here (their module-scoped fixtures start servers: a Redis Cluster, a Sentinel, an
+# ACL'd redis-server, so one worker starts each once); any other test on its own.
+# (xdist's own loadgroup cannot be used: on pytest 9.2 it silently stops grouping,
+# pytest-dev/pytest-xdist#1386.) pytest_collection_modifyitems checks the list.
+WHOLE_MODULES = frozenset({
+    "tests/system/test_redis_cluster.py",
+    "tests/system/test_redis_hardening.py",
+})
 
-    Such fixtures start servers (a Redis Cluster, a Sentinel): spread over four
-    workers, each would start its own. Grouped, one worker starts it once.
-    """
+
+def work_unit(nodeid: str) -> str:
+    """The unit of work a test belongs to, from its node id."""
+    path, _, rest = nodeid.partition("::")
+    if path in WHOLE_MODULES:
+        return path
+    names = rest.partition("[")[0].split("::")
+    if len(names) > 1:  # a method: its class
+        return f"{path}::{names[0]}"
+    return nodeid
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under ``--dist loadgroup``, hand out the units of :func:`work_unit`."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class UnitScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return UnitScheduling(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Warn when the users of a module-scoped fixture would be spread over workers."""
+    units: dict[str, set[str]] = {}
     for item in items:
         info = getattr(item, "_fixtureinfo", None)
-        if info is None:
-            continue
-        for name in sorted(info.name2fixturedefs):
-            definition = info.name2fixturedefs[name][-1]
-            if definition.scope in ("module", "class") and not name.startswith("_"):
-                item.add_marker(pytest.mark.xdist_group(f"{definition.baseid}::{name}"))
-                break
+        for name, definitions in (info.name2fixturedefs.items() if info else ()):
+            if definitions[-1].scope in ("module", "package") and not name.startswith("_"):
+                key = f"{definitions[-1].baseid}::{name}"
+                units.setdefault(key, set()).add(work_unit(item.nodeid))
+    for key, spread in sorted(units.items()):
+        if len(spread) > 1:
+            warnings.warn(
+                f"fixture {key} is used by {len(spread)} xdist work units, so several "
+                "workers may each set it up: add its module to WHOLE_MODULES in "
+                "tests/conftest.py",
+                pytest.PytestWarning,
+                stacklevel=1,
+            )
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
