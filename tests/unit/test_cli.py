@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -120,18 +118,6 @@ def test_a_bad_api_url_is_a_configuration_error(
 ) -> None:
     assert main(["user", "--api-url", "ftp://api.zoom.us/v2"]) == 1
     assert "base_url" in one_error_line(capsys.readouterr().err)
-
-
-def test_python_dash_m_runs_the_command_and_errors_have_no_traceback(zoom: FakeZoom) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "zoom_s2s", "user", "nobody@example.com"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert done.returncode == 1
-    one_error_line(done.stderr)
-    assert SECRET not in done.stderr
 
 
 # -- hardening: no traceback, no password, the right reason --------------------------------

@@ -7,9 +7,6 @@ import base64
 import datetime as dt
 import logging
 import socket
-import subprocess
-import sys
-import textwrap
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -679,31 +676,6 @@ async def test_retries_are_logged_on_the_zoom_s2s_logger_with_their_context(
     assert [r.levelno for r in notices] == [logging.INFO, logging.INFO]
     assert "attempt 1 of 4 failed (TokenEndpointError, HTTP 503); retrying in about" in notices[0].getMessage()
     assert not [r for r in caplog.records if r.name == "stamina"]
-
-
-def test_an_app_without_logging_configured_prints_no_stamina_lines(tmp_path: object) -> None:
-    script = textwrap.dedent(
-        """
-        import asyncio, aiohttp
-        from zoom_s2s import RetryPolicy
-        from zoom_s2s.oauth import request_token
-        from zoom_s2s.testing import FakeZoom, Fault
-
-        async def main():
-            async with FakeZoom() as zoom, aiohttp.ClientSession() as session:
-                zoom.fail_next(2, fault=Fault(status=503))
-                policy = RetryPolicy(attempts=4, wait_initial=0.01, wait_jitter=0)
-                await request_token(session, zoom.credentials, token_url=zoom.token_url, retry=policy)
-                assert zoom.token_requests == 3
-                print("ok")
-
-        asyncio.run(main())
-        """
-    )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "ok"
-    assert done.stderr == ""
 
 
 @pytest.mark.parametrize("status", [400, 503])

@@ -1,11 +1,10 @@
-"""The blocking facade: threads, fork() and exit, against the fake Zoom served from a thread."""
+"""The blocking facade: threads and its private loop, against the fake Zoom served from a thread.
+
+fork() and interpreter exit need processes: tests/system/test_sync_processes.py.
+"""
 
 from __future__ import annotations
 
-import multiprocessing
-import subprocess
-import sys
-import textwrap
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,10 +17,6 @@ from zoom_s2s.sync import SyncTokenManager, SyncZoomClient
 from zoom_s2s.testing import FakeZoom
 
 from ..support import FAST_RETRY
-
-fork_only = pytest.mark.skipif(
-    "fork" not in multiprocessing.get_all_start_methods(), reason="needs fork()"
-)
 
 
 @pytest.fixture
@@ -81,41 +76,6 @@ def test_a_revoked_token_is_invalidated_once_across_threads(zoom: FakeZoom) -> N
     assert zoom.tokens_issued == 2
 
 
-def _child(tokens: SyncTokenManager, client: SyncZoomClient, results: Any) -> None:
-    user = client.get_user("me")
-    results.put((user.account_id, tokens.get_token().fingerprint, tokens.stats().fetches))
-
-
-@fork_only
-@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
-def test_forked_processes_with_a_shared_file_store_cause_exactly_one_token_fetch(
-    zoom: FakeZoom, tmp_path: Path
-) -> None:
-    tokens = make_tokens(zoom, store=(tmp_path / "tokens").as_uri())
-    client = SyncZoomClient(tokens, zoom.api_base_url)
-    # The parent's loop thread and manager exist before the fork (no token yet):
-    # children must build their own, never reuse these.
-    assert tokens.stats().fetches == 0
-    context = multiprocessing.get_context("fork")
-    results = context.Queue()
-    children = [context.Process(target=_child, args=(tokens, client, results)) for _ in range(4)]
-    for child in children:
-        child.start()
-    got = [results.get(timeout=30) for _ in children]
-    for child in children:
-        child.join(10)
-    assert [child.exitcode for child in children] == [0, 0, 0, 0]
-    assert {account_id for account_id, _, _ in got} == {zoom.credentials.account_id}
-    assert len({fingerprint for _, fingerprint, _ in got}) == 1
-    assert sum(fetches for _, _, fetches in got) == 1
-    assert zoom.token_requests == 1
-    # The parent still works, and adopts the children's token from the store.
-    assert tokens.get_token().fingerprint == got[0][1]
-    assert client.get_user("me").id == zoom.me_id
-    assert zoom.token_requests == 1
-    tokens.close()
-
-
 def test_a_store_factory_is_called_on_the_private_loop(zoom: FakeZoom, tmp_path: Path) -> None:
     made: list[str] = []
 
@@ -172,38 +132,6 @@ def test_a_session_cannot_be_passed_and_bad_arguments_fail_early(zoom: FakeZoom)
             SyncZoomClient(tokens, zoom.api_base_url, session=object())
         with pytest.raises(ConfigurationError, match="base_url"):
             SyncZoomClient(tokens, "ftp://x")
-
-
-def test_the_interpreter_exits_promptly_without_an_explicit_close() -> None:
-    script = textwrap.dedent(
-        """
-        import atexit, threading
-
-        # Registered first, so it runs last: after the facade's own exit handler.
-        atexit.register(lambda: print(
-            "loop threads left:", sum(t.name == "zoom-s2s-sync" for t in threading.enumerate())
-        ))
-
-        from zoom_s2s.sync import SyncTokenManager, SyncZoomClient
-        from zoom_s2s.testing import FakeZoom
-
-        zoom = FakeZoom()
-        with zoom.running_in_thread():
-            tokens = SyncTokenManager(zoom.credentials, token_url=zoom.token_url)
-            client = SyncZoomClient(tokens, zoom.api_base_url)
-            print(client.get_user("me").account_id)
-        """
-    )
-    done = subprocess.run(
-        [sys.executable, "-W", "always::ResourceWarning", "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == ["fake-account-id", "loop threads left: 0"]
-    assert "nclosed" not in done.stderr
-    assert "Traceback" not in done.stderr
 
 
 def test_a_fresh_token_is_answered_without_waiting_for_the_loop_thread(zoom: FakeZoom) -> None:
