@@ -76,8 +76,8 @@ async def test_a_token_fetched_while_redis_froze_is_kept_and_stored_when_redis_i
         assert store_errors
         assert "writing the token" in store_errors[0]
         # Once Redis is back, the kept token is written and the lock released.
-        for _ in range(100):
-            if await store.read(tokens.store_key) == token:
+        for _ in range(100):  # written first, then released
+            if await store.read(tokens.store_key) == token and not await raw.keys("*:lock"):
                 break
             await asyncio.sleep(0.1)
         assert await store.read(tokens.store_key) == token
