@@ -7,11 +7,13 @@ installs Redis and a silent skip there would hide a broken setup.
 
 from __future__ import annotations
 
+import multiprocessing.process
 import os
+import subprocess
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 import pytest_asyncio
@@ -97,6 +99,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("redis") is not None:
         _require_redis_server()
+
+
+UNIT_TESTS = Path(__file__).resolve().parent / "unit"
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_start_no_processes(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In tests/unit/, starting a process (subprocess, fork, multiprocessing) fails the test."""
+    if not request.node.path.is_relative_to(UNIT_TESTS):
+        return
+
+    def refuse(*args: object, **kwargs: object) -> NoReturn:
+        pytest.fail(
+            "a unit test started a process: move it to tests/system/ "
+            "(tests/unit/ is fast and in-process)",
+            pytrace=True,
+        )
+
+    monkeypatch.setattr(subprocess.Popen, "_execute_child", refuse)
+    monkeypatch.setattr(os, "fork", refuse)
+    monkeypatch.setattr(multiprocessing.process.BaseProcess, "start", refuse)
 
 
 @pytest.fixture(scope="session")
