@@ -96,7 +96,10 @@ class ChangeListener:
 
     async def _read_messages(self, pubsub: PubSub) -> None:
         try:
-            while True:
+            # Not "while True": a cancellation that lands as a read times out
+            # can be lost inside redis-py (it returns None); aclose() first
+            # clears self._pubsub, so the loop ends on its next turn anyway.
+            while self._pubsub is pubsub:
                 # An explicit timeout: None on expiry, on redis-py 5 as on 8.
                 message = await pubsub.get_message(timeout=READ_TIMEOUT)
                 if not message:
@@ -113,12 +116,12 @@ class ChangeListener:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            # The exception text of redis-py never holds the password.
-            logger.warning(
-                "pub/sub on Redis at %s failed (%s: %s); waiters re-subscribe on their next wait",
-                self._name, exc.__class__.__name__, exc,
-            )
-            if self._pubsub is pubsub:
+            if self._pubsub is pubsub:  # not closing
+                # The exception text of redis-py never holds the password.
+                logger.warning(
+                    "pub/sub on Redis at %s failed (%s: %s); waiters re-subscribe on their "
+                    "next wait", self._name, exc.__class__.__name__, exc,
+                )
                 self._pubsub = None
                 self._forget()
             with contextlib.suppress(Exception):
@@ -141,11 +144,13 @@ class ChangeListener:
     async def aclose(self) -> None:
         """Stop the reader and close the subscription connection."""
         reader, self._reader = self._reader, None
+        pubsub, self._pubsub = self._pubsub, None  # ends the reader's loop
         if reader is not None:
             reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await reader
-        pubsub, self._pubsub = self._pubsub, None
+            # Bounded: if the cancellation was lost, the loop ends after one read.
+            await asyncio.wait({reader}, timeout=READ_TIMEOUT * 2)
+            if reader.done() and not reader.cancelled():
+                reader.exception()  # retrieved: nothing to report at close
         if pubsub is not None:
             with contextlib.suppress(Exception):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
