@@ -17,8 +17,10 @@ import pytest
 import pytest_asyncio
 
 from zoom_s2s import TokenManager
+from zoom_s2s.errors import StoreError
 from zoom_s2s.models import fingerprint
 from zoom_s2s.stores import FailureRecord, LockLease, RedisTokenStore, TokenStore
+from zoom_s2s.stores.redis import acl_rules
 from zoom_s2s.testing import FakeZoom
 from zoom_s2s.testing.contract import StoreContract, make_token
 from zoom_s2s.testing.redis_cluster import RedisClusterServer, SentinelServer
@@ -308,3 +310,41 @@ async def test_a_sentinel_managed_store_is_named_after_its_service(sentinel_clie
     assert store.name.startswith("redis-sentinel://")
     assert "localhost:6379" not in store.name
     await store.aclose()
+
+
+@pytest.mark.parametrize("missing", ["", "+command", "+cluster|slots"])
+async def test_cluster_acl_hint_is_exactly_what_a_cluster_client_needs(missing: str) -> None:
+    """``acl_rules(cluster=True)`` suffices on a cluster; without a part, errors name them all."""
+    import redis.asyncio
+
+    full = acl_rules(cluster=True)
+    rules = full.replace(f" {missing}", "") if missing else full
+    with RedisServer(cluster=True) as server:
+        admin = redis.asyncio.Redis(port=server.port)
+        await admin.execute_command(
+            "ACL", "SETUSER", "zoom", "on", ">pw", "resetkeys", "resetchannels", "-@all",
+            *rules.split(),
+        )
+        await admin.aclose()
+        store = RedisTokenStore.from_url(f"redis://zoom:pw@127.0.0.1:{server.port}/0", cluster=True)
+        try:
+            if missing:
+                with pytest.raises(StoreError) as info:
+                    await store.acquire_lock("acl", ttl=10)
+                assert full in str(info.value)
+                assert "pw" not in str(info.value).replace(full, "")
+                return
+            lease = await store.acquire_lock("acl", ttl=10)
+            assert lease is not None
+            token = make_token()
+            assert await store.write(lease, token)
+            assert _fingerprint(await store.read("acl")) == token.fingerprint
+            await store.wait_for_change("acl", timeout=0.2)
+            assert await store.release_lock(lease)
+            assert await store.delete("acl", fingerprint=token.fingerprint)
+        finally:
+            await store.aclose()
+
+
+def _fingerprint(token: Any) -> str | None:
+    return None if token is None else token.fingerprint

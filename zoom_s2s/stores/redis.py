@@ -30,7 +30,7 @@ The store issues exactly :data:`REDIS_COMMANDS` (scripts run with the
 caller's ACL); :func:`acl_rules` spells them as ``ACL SETUSER`` rules. Without
 ``PUBLISH`` or ``SUBSCRIBE`` (or channel rights) waiters poll instead of
 being woken. A ``RedisCluster`` client also needs what redis-py's cluster
-discovery sends (``CLUSTER SLOTS``, ``COMMAND``).
+discovery sends (:data:`CLUSTER_COMMANDS`: ``CLUSTER SLOTS``, ``COMMAND``).
 
 ``redis`` is imported only when a store is created: ``import zoom_s2s`` works
 without it, and creating a store without it raises
@@ -74,7 +74,14 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.asyncio.cluster import RedisCluster
 
-__all__ = ["MAX_TOKEN_LIFETIME", "REDIS_COMMANDS", "RedisTokenStore", "acl_rules", "redact_url"]
+__all__ = [
+    "CLUSTER_COMMANDS",
+    "MAX_TOKEN_LIFETIME",
+    "REDIS_COMMANDS",
+    "RedisTokenStore",
+    "acl_rules",
+    "redact_url",
+]
 
 logger = logging.getLogger("zoom_s2s.stores.redis")
 
@@ -104,15 +111,23 @@ and ``SUBSCRIBE`` are optional (waiters then poll).
 """
 
 
-def acl_rules(prefix: str = "zoom_s2s") -> str:
+CLUSTER_COMMANDS: tuple[str, ...] = ("CLUSTER|SLOTS", "COMMAND")
+"""What a ``RedisCluster`` client also sends: redis-py's discovery of slots and key positions."""
+
+
+def acl_rules(prefix: str = "zoom_s2s", *, cluster: bool = False) -> str:
     """The ``ACL SETUSER`` rules that allow exactly what a store with ``prefix`` does.
+
+    Args:
+        prefix: The store's key prefix.
+        cluster: Add what a ``RedisCluster`` client needs (:data:`CLUSTER_COMMANDS`).
 
     Example::
 
         ACL SETUSER zoom on >password <acl_rules()>
     """
-    commands = " ".join(f"+{command.lower()}" for command in REDIS_COMMANDS)
-    return f"~{prefix}:* &{prefix}:* {commands}"
+    commands = (*REDIS_COMMANDS, *(CLUSTER_COMMANDS if cluster else ()))
+    return f"~{prefix}:* &{prefix}:* " + " ".join(f"+{command.lower()}" for command in commands)
 
 
 def _import_redis() -> ModuleType:
@@ -239,7 +254,8 @@ class RedisTokenStore(BaseTokenStore):
         self._listener: ChangeListener | None = None  # created on the first wait
         # A RedisCluster client must learn the slot map once before commands run
         # concurrently (redis-py loses replies otherwise); plain clients need nothing.
-        self._initialized = getattr(client, "nodes_manager", None) is None
+        self._cluster = getattr(client, "nodes_manager", None) is not None
+        self._initialized = not self._cluster
         self._init_lock: asyncio.Lock | None = None
         self._closed = False
 
@@ -309,7 +325,7 @@ class RedisTokenStore(BaseTokenStore):
     def error_hint(self, exc: BaseException) -> str:
         return (
             "check that it is a writable primary running Redis >= 6 with Lua scripting, "
-            f"and that the ACL allows: {acl_rules(self._prefix)}"
+            f"and that the ACL allows: {acl_rules(self._prefix, cluster=self._cluster)}"
         )
 
     def translate_error(self, exc: BaseException, action: str) -> StoreError:
@@ -323,9 +339,16 @@ class RedisTokenStore(BaseTokenStore):
                 f"({detail}); check the user and password in the Redis URL",
                 store=self._name,
             )
+        if isinstance(exc, (errors.RedisClusterException, errors.ClusterError)):
+            # Also what redis-py says when the ACL refuses its cluster discovery.
+            return StoreUnavailableError(
+                f"Redis Cluster at {self._name} is unreachable while {action} ({kind}: "
+                f"{detail}); check that the cluster is up and reachable from this host, "
+                f"and that the ACL allows: {acl_rules(self._prefix, cluster=True)}",
+                store=self._name,
+            )
         if isinstance(exc, (errors.ConnectionError, errors.TimeoutError, OSError,
-                            asyncio.TimeoutError, errors.RedisClusterException,
-                            errors.ClusterError)):
+                            asyncio.TimeoutError)):
             return StoreUnavailableError(
                 f"Redis at {self._name} is unreachable while {action} ({kind}: {detail}); "
                 "check that Redis is running and reachable from this host, and the "
