@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing.process
 import os
+import re
 import subprocess
 import warnings
 from collections.abc import AsyncIterator, Iterator
@@ -77,7 +78,17 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Warn when the users of a module-scoped fixture would be spread over workers."""
+    """Leave out the soak tests unless ``-m`` names them; check :data:`WHOLE_MODULES`.
+
+    The soak tests take a minute or more: ``python -m pytest -m soak -n 3`` runs
+    them (CI does, as a step of its own). Any other ``-m`` leaves them out too.
+    """
+    if not re.search(r"\bsoak\b", config.getoption("markexpr", "") or ""):
+        soak = [item for item in items if item.get_closest_marker("soak") is not None]
+        if soak:
+            config.hook.pytest_deselected(items=soak)
+            items[:] = [item for item in items if item.get_closest_marker("soak") is None]
+    # Warn when the users of a module-scoped fixture would be spread over workers.
     units: dict[str, set[str]] = {}
     for item in items:
         info = getattr(item, "_fixtureinfo", None)
