@@ -29,7 +29,7 @@ from zoom_s2s.testing.redis_server import RedisServer
 
 from .reliability_worker import Worker, logs, workers, write_json
 
-# Opt-in (a minute or more): python -m pytest -m soak -n 0
+# Opt-in (a minute or more): python -m pytest -m soak -n 3
 pytestmark = [pytest.mark.soak, pytest.mark.slow, pytest.mark.redis]
 
 PROCESSES = 3
