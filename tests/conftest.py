@@ -1,8 +1,13 @@
-"""Shared fixtures. The Redis ones start a real ``redis-server`` once per session.
+"""Shared fixtures, and the suite's rules. The Redis ones start a real ``redis-server``
+once per session (per xdist worker).
 
 Tests marked ``redis`` need ``redis-server`` on PATH: without it they are
 skipped on a developer's machine but *fail* when ``CI`` is set, because CI
 installs Redis and a silent skip there would hide a broken setup.
+
+The rules: the suite runs on four xdist workers (``-n 0`` to debug with
+``--pdb``), in the units of work :func:`work_unit` names; tests marked ``soak``
+run only under ``-m soak``; a test in tests/unit/ that starts a process fails.
 """
 
 from __future__ import annotations
