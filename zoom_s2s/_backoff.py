@@ -98,12 +98,14 @@ class Backoff:
     when a refresh may be tried; ``wait_until()`` is when that becomes true.
     """
 
-    __slots__ = ("_error", "_failures", "_from_fleet", "_seen", "_seen_at", "_until")
+    __slots__ = ("_error", "_failures", "_from_fleet", "_seen", "_seen_at", "until")
 
     def __init__(self) -> None:
         self._error: errors.ZoomS2SError | None = None
         self._failures = 0
-        self._until = 0.0
+        #: The monotonic moment from which a refresh may be tried (read-only for
+        #: callers; a plain attribute so hot paths read it without a call).
+        self.until = 0.0
         self._from_fleet = False
         self._seen: tuple[int, str, str] | None = None  # the last fleet record read
         self._seen_at = 0.0
@@ -142,7 +144,7 @@ class Backoff:
             wait = backoff_seconds(self._failures)
         self._error = error
         self._from_fleet = fleet
-        self._until = now + wait if fleet else max(self._until, now + wait)
+        self.until = now + wait if fleet else max(self.until, now + wait)
         return wait
 
     def fleet_record(self, record: FailureRecord) -> float:
@@ -164,24 +166,24 @@ class Backoff:
         """The error to raise at once, or ``None`` once a refresh may be tried."""
         if self._error is None:
             return None
-        if (time.monotonic() if now is None else now) >= self._until:
+        if (time.monotonic() if now is None else now) >= self.until:
             return None
         return self._error
 
     def wait_until(self) -> float:
         """The monotonic moment from which a refresh may be tried."""
-        return self._until
+        return self.until
 
     def clear(self) -> None:
         """Forget everything: a token arrived, or the fleet's record is gone."""
         self._error = None
         self._failures = 0
-        self._until = 0.0
+        self.until = 0.0
         self._from_fleet = False
 
     def end_fleet_wait(self) -> None:
         """The fleet's record was deleted or expired: its wait ends now."""
         if self._from_fleet:
             self._error = None
-            self._until = 0.0
+            self.until = 0.0
             self._from_fleet = False

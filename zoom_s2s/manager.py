@@ -61,6 +61,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import math
 import random
 import time
 from types import TracebackType
@@ -237,7 +238,9 @@ class TokenManager:
         self._usable_until = 0.0  # [S10] from here callers must wait
         self._expires = 0.0  # the token's expiry
         self._inflight: asyncio.Task[AccessToken] | None = None
-        self._refresh_requested = False  # a thread asked the loop for a refresh
+        # Before this monotonic moment no caller need ask for a refresh: one runs
+        # (inf) or the back-off forbids one; a plain float keeps the hot paths cheap.
+        self._next_ask = 0.0
         self._revoked: collections.deque[str] = collections.deque(maxlen=32)
         self._backoff = Backoff()
         self._next_store_peek = 0.0
@@ -277,7 +280,8 @@ class TokenManager:
                 return token
             if now < self._usable_until:  # [S2]
                 self._hits += 1
-                self._refresh_in_background()
+                if now >= self._next_ask:
+                    self._refresh_in_background()
                 return token
         return await self._wait_for_token()
 
@@ -319,13 +323,17 @@ class TokenManager:
         if now >= self._usable_until:
             return None
         self._hits += 1
-        if not self._refresh_requested and self._inflight is None:
-            loop = self._loop
-            if loop is not None and now >= self._backoff.wait_until():
-                self._refresh_requested = True
-                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                    loop.call_soon_threadsafe(self._refresh_in_background)
+        if now >= self._next_ask:
+            self._ask_loop_to_refresh()
         return token
+
+    def _ask_loop_to_refresh(self) -> None:
+        """From any thread: ask the manager's event loop, once, to refresh in the background."""
+        loop = self._loop
+        if loop is not None:
+            self._next_ask = math.inf  # until the loop has decided
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(self._refresh_in_background)
 
     def add_hook(self, hook: TokenHook) -> None:
         """Also deliver every later :class:`TokenEvent` to ``hook``."""
@@ -452,12 +460,11 @@ class TokenManager:
 
     def _refresh_in_background(self) -> None:
         """[S2] Start one background refresh unless one runs or the back-off forbids it."""
-        self._refresh_requested = False
-        if (
-            self._inflight is None
-            and not self._closed
-            and time.monotonic() >= self._backoff.wait_until()
-        ):
+        if self._inflight is not None or self._closed:
+            self._next_ask = math.inf
+        elif time.monotonic() < self._backoff.until:
+            self._next_ask = self._backoff.until
+        else:
             self._start_refresh()
             self._emit(EventKind.REFRESH_STARTED, self._token, None)
 
@@ -465,6 +472,7 @@ class TokenManager:
         self._bind_loop()
         task = asyncio.get_running_loop().create_task(self._refresh(), name="zoom-s2s-refresh")
         self._inflight = task
+        self._next_ask = math.inf
         self._refresh_started = time.monotonic()
         task.add_done_callback(self._refresh_done)
         return task
@@ -472,6 +480,7 @@ class TokenManager:
     def _refresh_done(self, task: asyncio.Task[AccessToken]) -> None:
         if self._inflight is task:
             self._inflight = None
+            self._next_ask = self._backoff.until  # 0 after a success
         if task.cancelled():
             return
         exc = task.exception()  # also marks it retrieved for background refreshes

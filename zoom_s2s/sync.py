@@ -34,6 +34,7 @@ import itertools
 import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
@@ -54,6 +55,7 @@ logger = logging.getLogger("zoom_s2s.sync")
 T = TypeVar("T")
 StoreSpec = TokenStore | str | Callable[[], TokenStore] | None
 
+_monotonic = time.monotonic  # the clock of TokenManager's local deadlines
 _CLOSE_TIMEOUT = 5.0  # seconds the shutdown waits for the loop to close things
 
 # Runtimes inherited through fork(): never used or closed in the child, only
@@ -226,13 +228,23 @@ class SyncTokenManager(_ClosedOnExit):
         # Fast path, no thread hop: a fresh token already in this process's manager.
         # After fork() the at-fork hook has already cleared the inherited runtime,
         # so this never hands a child the parent's manager.
+        # close() drops the runtime (and fork's hook does), so no flag check is needed.
         runtime = self._holder.runtime
-        if runtime is not None and not self._closed:
+        if runtime is not None:
             manager = runtime.manager
             if manager is not None:
-                token = manager.peek_token()
+                # TokenManager.peek_token() inlined: this is the facade's hot path.
+                token = manager._token
                 if token is not None:
-                    return token
+                    now = _monotonic()
+                    if now < manager._refresh_after:
+                        manager._hits += 1  # a gauge: from threads it may miss a few
+                        return token
+                    if now < manager._usable_until:
+                        manager._hits += 1
+                        if now >= manager._next_ask:
+                            manager._ask_loop_to_refresh()
+                        return token
         return self._call(lambda manager: manager.get_token(), timeout)
 
     def invalidate(self, token: AccessToken, *, timeout: float | None = None) -> bool:
