@@ -64,12 +64,12 @@ import logging
 import math
 import random
 import time
-from types import TracebackType
 
 import aiohttp
 
 from ._backoff import Backoff, error_from_failure, failure_record
 from ._env import token_url_from_env
+from ._lifecycle import AsyncClosedOnExit
 from ._redact import secret_forms
 from ._session import SessionSlot
 from .errors import (
@@ -116,7 +116,7 @@ def store_key(token_url: str, credentials: Credentials) -> str:
     return fingerprint(token_url, credentials.account_id, credentials.client_id, secret_tag)
 
 
-class TokenManager:
+class TokenManager(AsyncClosedOnExit):
     """Gives every caller a valid Zoom S2S access token, fetched once per lifetime.
 
     Use it as ``async with TokenManager(creds, store=...) as tokens`` (or call
@@ -381,19 +381,6 @@ class TokenManager:
         if self._closed:
             raise UsageError("this TokenManager is closed; create a new one")
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    def __del__(self) -> None:
-        slot = getattr(self, "_session", None)  # absent if __init__ raised
-        if slot is not None:
-            slot.warn_if_unclosed(repr(self))
 
     # -- the token in memory ----------------------------------------------------------
 

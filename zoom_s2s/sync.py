@@ -37,10 +37,10 @@ import threading
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
-from types import TracebackType
 from typing import Any, TypeVar
 
 from ._env import api_url_from_env
+from ._lifecycle import ClosedOnExit
 from .client import User, ZoomClient
 from .errors import ConfigurationError, UsageError
 from .manager import TokenManager, TokenStats
@@ -148,28 +148,7 @@ if hasattr(os, "register_at_fork"):  # POSIX
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-_C = TypeVar("_C", bound="_ClosedOnExit")
-
-
-class _ClosedOnExit:
-    """``with facade:`` closes it on the way out."""
-
-    def close(self) -> None:
-        raise NotImplementedError
-
-    def __enter__(self: _C) -> _C:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class SyncTokenManager(_ClosedOnExit):
+class SyncTokenManager(ClosedOnExit):
     """A blocking :class:`~zoom_s2s.TokenManager` that is safe across threads and ``fork()``.
 
     Args:
@@ -302,7 +281,7 @@ class SyncTokenManager(_ClosedOnExit):
         return runtime.manager
 
 
-class SyncZoomClient(_ClosedOnExit):
+class SyncZoomClient(ClosedOnExit):
     """A blocking :class:`~zoom_s2s.ZoomClient` on a :class:`SyncTokenManager`.
 
     Each process gets its own client on the manager's private loop; closing the

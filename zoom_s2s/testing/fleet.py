@@ -59,11 +59,11 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Any, Literal, TypeVar, overload
 
 import attrs
 
+from .._lifecycle import ClosedOnExit, die_with_parent
 from ..models import Credentials
 
 __all__ = [
@@ -92,24 +92,6 @@ class FleetError(AssertionError):
     It is an :class:`AssertionError`, so pytest shows it as a test failure; the
     message carries the worker's messages so far and the tail of its log.
     """
-
-
-def die_with_parent(signum: int = signal.SIGKILL) -> None:
-    """Ask Linux to send ``signum`` to this process when its parent dies.
-
-    A no-op elsewhere or when ``prctl`` is not reachable. SIGKILL (the default)
-    also ends a stopped process; a child that must clean up can ask for
-    SIGTERM. Call it in the child (or as ``preexec_fn``); the setting survives
-    ``exec`` but is cleared when the process changes its user id.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    with contextlib.suppress(OSError, AttributeError):
-        pr_set_pdeathsig = 1
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(pr_set_pdeathsig, int(signum), 0, 0, 0)
 
 
 def _reference(workload: Workload | str) -> str:
@@ -593,7 +575,7 @@ class FleetWorker:
         self.kill()
 
 
-class Fleet:
+class Fleet(ClosedOnExit):
     """Worker processes that share a token URL, credentials and a store.
 
     Use it as a context manager: leaving the block kills every worker.
@@ -775,13 +757,3 @@ class Fleet:
             worker.kill()
         self.workers = []
 
-    def __enter__(self) -> Fleet:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

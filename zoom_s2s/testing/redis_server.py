@@ -28,8 +28,10 @@ import tempfile
 import time
 import weakref
 from collections.abc import Sequence
-from types import TracebackType
 from typing import Any, TypeVar
+
+from .._lifecycle import ClosedOnExit
+from .._lifecycle import die_with_parent as _die_with_parent
 
 __all__ = ["RedisServer", "RedisServerError", "redis_server_available"]
 
@@ -90,11 +92,7 @@ def _nothing() -> None:
 
 def die_with_parent() -> None:
     """In the child, before exec: ask Linux to SIGTERM it when its parent dies."""
-    import ctypes
-
-    pr_set_pdeathsig = 1
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    _die_with_parent(signal.SIGTERM)
 
 
 def terminate(process: subprocess.Popen[bytes]) -> None:
@@ -113,13 +111,10 @@ def terminate(process: subprocess.Popen[bytes]) -> None:
 _S = TypeVar("_S", bound="ServerContext")
 
 
-class ServerContext:
+class ServerContext(ClosedOnExit):
     """``with server:`` starts it (closing it again if the start fails) and closes it after."""
 
     def start(self) -> None:
-        raise NotImplementedError
-
-    def close(self) -> None:
         raise NotImplementedError
 
     def __enter__(self: _S) -> _S:
@@ -129,14 +124,6 @@ class ServerContext:
             self.close()
             raise
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class RedisServer(ServerContext):
