@@ -13,7 +13,9 @@ branch to handle one kind of failure::
     ├── APIConnectionError            the REST API could not be reached (after retries)
     ├── ZoomAPIError                  the REST API answered with an error
     │   ├── UnauthorizedError         401 (still, after one retry with a fresh token)
-    │   ├── MissingScopesError        400 with code 4711: the app lacks a scope
+    │   ├── PermissionDeniedError     403, or code 200: the app's user or plan may not do this
+    │   │   ├── MissingScopesError    codes 4700/4711: the token lacks a scope (named if Zoom says)
+    │   │   └── PlanRequiredError     code 200 "Only available for Paid or ZMP account"
     │   ├── NotFoundError             404 (code 1001: no such user)
     │   ├── ForeignRedirectError      a redirect to another origin, refused (the token stays home)
     │   ├── RateLimitedError          429 per-second limit, after bounded retries
@@ -22,6 +24,8 @@ branch to handle one kind of failure::
     ├── StoreError                    a token store could not be read or written
     │   └── StoreUnavailableError     the store's backend (Redis, the directory) is unreachable
     ├── LockTimeoutError              waited too long for another process's token fetch
+    ├── WebhookError                  a webhook request is not a Zoom event notification
+    │   └── WebhookSignatureError     its x-zm-signature or timestamp did not verify
     └── UsageError (RuntimeError)     an object used after aclose() or from another event loop
 
 Messages say what went wrong and what to do about it. They never contain the
@@ -50,6 +54,8 @@ __all__ = [
     "MalformedTokenResponseError",
     "MissingScopesError",
     "NotFoundError",
+    "PermissionDeniedError",
+    "PlanRequiredError",
     "RateLimitedError",
     "ServerError",
     "StoreError",
@@ -59,6 +65,8 @@ __all__ = [
     "TokenRateLimitedError",
     "UnauthorizedError",
     "UsageError",
+    "WebhookError",
+    "WebhookSignatureError",
     "ZoomAPIError",
     "ZoomS2SError",
 ]
@@ -244,10 +252,48 @@ class UnauthorizedError(ZoomAPIError):
     """
 
 
-class MissingScopesError(ZoomAPIError):
-    """HTTP 400 with code 4711: the token lacks a scope; add it to the app in the Marketplace.
+class PermissionDeniedError(ZoomAPIError):
+    """Zoom refused the call for lack of permission: HTTP 403, or Zoom code 200.
 
-    Then fetch a new token; retrying with the same app cannot help.
+    403 means the user the call acts for (with an S2S token, the app's
+    creator or the user named in the path) lacks the role permission, or a
+    shared-access permission is not authorised; code 200 ("No permission.")
+    likewise. Check the roles in the Zoom web portal (User Management, Roles).
+    Retrying cannot help.
+    """
+
+
+class MissingScopesError(PermissionDeniedError):
+    """Zoom codes 4700 or 4711: the access token lacks a scope this call needs.
+
+    Add a scope to the app in the Zoom App Marketplace (the app's Scopes
+    page). Scopes granted there reach only tokens issued afterwards, so the
+    client fetches one fresh token (fleet-wide compare-and-delete, as after a
+    401) before raising this.
+
+    Attributes:
+        required_scopes: The scopes Zoom named (any one of them is accepted;
+            Zoom lists the granular and the classic names). Empty when Zoom
+            did not name them (code 4700).
+        granted_scopes: The scopes of the token that was refused, if known.
+    """
+
+    def __init__(
+        self,
+        *,
+        required_scopes: tuple[str, ...] = (),
+        granted_scopes: frozenset[str] | None = None,
+        **kwargs: object,
+    ) -> None:
+        self.required_scopes = required_scopes
+        self.granted_scopes = granted_scopes
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+
+
+class PlanRequiredError(PermissionDeniedError):
+    """Zoom code 200 "Only available for Paid or ZMP account": the account's plan lacks this API.
+
+    Upgrade the account (or the add-on the API needs); retrying cannot help.
     """
 
 
@@ -351,4 +397,21 @@ class UsageError(ZoomS2SError, RuntimeError):
     (create a new one), or used from an event loop other than the one it is
     bound to while that loop still runs (make one per event loop, or use the
     :mod:`zoom_s2s.sync` facade from threads).
+    """
+
+
+class WebhookError(ZoomS2SError):
+    """A request to a webhook endpoint is not a usable Zoom event notification.
+
+    A body that is not a JSON object with an ``event`` name, or a challenge
+    without its ``plainToken``. Answer HTTP 400.
+    """
+
+
+class WebhookSignatureError(WebhookError):
+    """A webhook request did not verify: missing or wrong ``x-zm-signature``, or a stale timestamp.
+
+    It was not sent by Zoom with this secret token (or it is a replay, or this
+    host's clock is off). Answer HTTP 401 and do not act on it. The message
+    never contains the secret token or the expected signature.
     """

@@ -92,7 +92,7 @@ async def test_invalid_client_is_raised_after_one_request(
         await fetch(fake_zoom, session, wrong)
     assert fake_zoom.token_requests == 1
     assert info.value.error == "invalid_client"
-    assert info.value.status == 401
+    assert info.value.status == 400  # as Zoom answers (docs/zoom.rst)
     assert "ZOOM_CLIENT_SECRET" in str(info.value)
     assert "wrong-secret-xyz" not in str(info.value)
 
@@ -224,7 +224,7 @@ async def test_a_numeric_string_expires_in_is_accepted(
     assert token.lifetime == pytest.approx(60)  # type: ignore[attr-defined]
 
 
-async def test_the_fake_accepts_query_parameters_as_zoom_does(
+async def test_the_fake_refuses_query_parameters_as_zoom_does(
     fake_zoom: FakeZoom, session: aiohttp.ClientSession
 ) -> None:
     creds = fake_zoom.credentials
@@ -233,8 +233,8 @@ async def test_the_fake_accepts_query_parameters_as_zoom_does(
         params={"grant_type": "account_credentials", "account_id": creds.account_id},
         headers={"Authorization": basic_auth(creds)},
     ) as response:
-        assert response.status == 200
-        assert (await response.json())["token_type"] == "bearer"
+        assert response.status == 400
+        assert (await response.json())["error"] == "invalid_request"
 
 
 async def test_the_fake_rejects_a_wrong_grant(fake_zoom: FakeZoom, session: aiohttp.ClientSession) -> None:

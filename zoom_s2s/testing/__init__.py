@@ -2,7 +2,8 @@
 
 * :class:`FakeZoom`: a real aiohttp server faking Zoom's token endpoint and
   ``/v2/users`` on loopback, with counters and fault injection; :class:`Fault`
-  describes one injected failure.
+  describes one injected failure; :class:`FakeAccount` and :class:`FakeApp`
+  are its accounts and Marketplace apps (many at once).
 * :class:`StoreContract`: the contract suite every :class:`~zoom_s2s.TokenStore`
   must pass (needs pytest and pytest-asyncio; imported on first use).
 * :class:`RedisServer`: a throw-away ``redis-server`` on a free loopback port.
@@ -16,14 +17,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .fake_zoom import FakeZoom, Fault
+from .fake_zoom import FakeAccount, FakeApp, FakeZoom, Fault
 
 if TYPE_CHECKING:
     from .contract import StoreContract
     from .fleet import Fleet, WorkerContext
     from .redis_server import RedisServer
 
-__all__ = ["FakeZoom", "Fault", "Fleet", "RedisServer", "StoreContract", "WorkerContext"]
+__all__ = [
+    "FakeAccount",
+    "FakeApp",
+    "FakeZoom",
+    "Fault",
+    "Fleet",
+    "RedisServer",
+    "StoreContract",
+    "WorkerContext",
+]
 
 _LAZY = {
     "StoreContract": ".contract",

@@ -1,4 +1,4 @@
-"""A fake Zoom: a real aiohttp server that speaks the S2S token grant and ``/v2/users``.
+"""A fake Zoom: a real aiohttp server answering the S2S token grant and ``/v2/users`` as Zoom does.
 
 Use it in your own tests to exercise code that calls Zoom, without Zoom::
 
@@ -9,15 +9,34 @@ Use it in your own tests to exercise code that calls Zoom, without Zoom::
 
 or, from synchronous code and other processes, ``with FakeZoom().running_in_thread()``.
 
-It follows ``docs/zoom.rst``: form or query parameters, Basic auth, Zoom's flat
-``{"reason", "error"}`` token errors, ``{"code", "message"}`` API errors with
-an ``x-zm-trackingid`` header, 401 code 124 for bad tokens, 400 code 4711 for
-missing scopes, 404 code 1001 for unknown users. Faults are injected with
-:meth:`FakeZoom.fail_next`.
+It follows ``docs/zoom.rst``, which cites a source for each behaviour:
+
+* the token grant: form-body parameters only (parameters in the query string
+  are refused with 400), Basic auth; bad credentials are 400
+  ``{"reason": "Invalid client_id or client_secret", "error": "invalid_client"}``;
+  the credentials of an app that is not Server-to-Server
+  (:meth:`FakeZoom.add_app` with ``kind="oauth"``) get ``unsupported_grant_type``;
+* many accounts and apps at once (:meth:`FakeZoom.add_account`,
+  :meth:`FakeZoom.add_app`), each token acting in its app's account;
+* ``{"code", "message"}`` API errors with an ``x-zm-trackingid`` header: 401
+  code 124 for bad tokens, code 4711 (or 4700, ``scope_error``) for missing
+  scopes, 404 code 1001 for unknown users; :class:`Fault` presets for 403
+  and code 200;
+* ``GET /v2/users`` paginates with ``next_page_token`` (tokens expire after 15
+  minutes of the fake's ``clock``); a pending user is only ``id`` and
+  ``created_at``;
+* ``X-RateLimit-Category``, ``-Limit`` and ``-Remaining`` on every API answer
+  (counted, not enforced: a layer added to :attr:`FakeZoom.api_hooks` may);
+* signed webhook events sent to a URL (:meth:`FakeZoom.send_webhook`);
+* ``GET /_fake/stats``: its counters as JSON, for other processes.
+
+Faults are injected with :meth:`FakeZoom.fail_next`.
 
 Routes: ``POST /oauth/token``; ``GET /v2/users`` (list), ``POST /v2/users``
-(create), ``GET /v2/users/{userId}`` (id, email or ``me``) and
-``DELETE /v2/users/{userId}`` (204).
+(create), ``GET /v2/users/{userId}`` (id, email or ``me``; query parameters
+``login_type``, ``encrypted_email``, ``search_by_unique_id``),
+``DELETE /v2/users/{userId}`` (204), ``GET /v2/users/{userId}/meetings``;
+``GET /_fake/stats``.
 """
 
 from __future__ import annotations
@@ -32,46 +51,46 @@ import secrets
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Any, Literal
 
+import aiohttp
 import attrs
 from aiohttp import web
 
 from ..models import Credentials
+from ..webhooks import URL_VALIDATION_EVENT, event_body, signed_headers
+from ._fake_state import (
+    APP_KINDS,
+    SAMPLE_USER,
+    AppKind,
+    FakeAccount,
+    FakeApp,
+    FakeStats,
+    Issued,
+    PageCursor,
+    iso_time,
+    public_copy,
+)
 
-__all__ = ["FakeZoom", "Fault"]
+__all__ = ["ApiCall", "FakeAccount", "FakeApp", "FakeZoom", "Fault"]
 
 Route = Literal["token", "api"]
 
-SAMPLE_USER: dict[str, Any] = {
-    "id": "zJKyaiAyTNC-MWjiWC18KQ",
-    "created_at": "2018-10-31T04:32:37Z",
-    "dept": "Developers",
-    "email": "jchill@example.com",
-    "first_name": "Jill",
-    "last_name": "Chill",
-    "last_client_version": "5.9.6.4993(mac)",
-    "last_login_time": "2021-05-05T20:40:30Z",
-    "pmi": 3542471135,
-    "role_name": "Admin",
-    "timezone": "Asia/Shanghai",
-    "type": 1,
-    "use_pmi": False,
-    "account_number": 10009239,
-    "language": "en-US",
-    "status": "active",
-    "verified": 1,
-    "cluster": "us04",
-    "zoom_one_type": 4,
-    "custom_attributes": {"key": "cbf_cywdkexrtqc73f97gd4w6g", "name": "A1", "value": "1"},
-    "group_ids": ["RSMaSp8sTEGK0_oamiA2_w"],
-}
+PAGE_TOKEN_LIFETIME = 15 * 60.0
+"""Seconds a ``next_page_token`` stays valid, as on Zoom."""
+MAX_PAGE_SIZE = 300
+
+# Zoom's rate-limit categories of the routes served, and the per-second limits
+# of a Pro account (docs/zoom.rst, "Rate limits").
+CATEGORY_LIMITS = {"Light": 30, "Medium": 20, "Heavy": 10, "Resource-intensive": 10}
 
 
 @attrs.frozen
 class Fault:
     """One injected failure: answer with ``status``/``body``, hang, or drop the connection.
+
+    The class methods build the answers Zoom gives for permission problems.
 
     Attributes:
         status: HTTP status to answer with.
@@ -92,30 +111,109 @@ class Fault:
     reset: bool = False
     then_serve: bool = False
 
+    @classmethod
+    def forbidden(cls) -> Fault:
+        """HTTP 403: the user the call acts for lacks the permission."""
+        return cls(status=403, body={"code": 403, "message": "User does not have permission."})
+
+    @classmethod
+    def no_permission(cls) -> Fault:
+        """HTTP 400 code 200 "No permission."."""
+        return cls(status=400, body={"code": 200, "message": "No permission."})
+
+    @classmethod
+    def paid_only(cls, account_id: str = "fake-account-id") -> Fault:
+        """HTTP 400 code 200: the API needs a paid plan."""
+        message = f"Only available for Paid or ZMP account: {account_id}."
+        return cls(status=400, body={"code": 200, "message": message})
+
+    @classmethod
+    def missing_scopes(cls, *scopes: str, status: int = 400, code: int = 4711) -> Fault:
+        """A scope error: code 4711 names ``scopes``; code 4700 names none."""
+        message = "Invalid access token, does not contain scopes"
+        if scopes:
+            message += f":[{', '.join(scopes)}]."
+        return cls(status=status, body={"code": code, "message": message})
+
 
 @attrs.define
-class _Issued:
-    expires_at: float
-    scopes: frozenset[str] = frozenset()
-    revoked: bool = False
+class ApiCall:
+    """One authenticated ``/v2`` request, as the hooks in :attr:`FakeZoom.api_hooks` see it.
+
+    Attributes:
+        request: The aiohttp request.
+        route: ``"GET /v2/users/{user_id}"``: method and route pattern.
+        category: Zoom's rate-limit category of the route (``"Light"``, ...).
+        app: The app whose token was sent.
+        account: The account the call acts in.
+        headers: Headers to add to the answer (a hook may add its own).
+    """
+
+    request: web.Request
+    route: str
+    category: str
+    app: FakeApp
+    account: FakeAccount
+    headers: dict[str, str] = attrs.field(factory=dict)
+
+
+ApiHook = Callable[[ApiCall], Awaitable[web.StreamResponse | None]]
+"""Runs on every authenticated API call; an answer it returns ends the call."""
+Handler = Callable[[ApiCall], Awaitable[web.StreamResponse]]
+
+
+class RateHeaders:
+    """The default API hook: Zoom's ``X-RateLimit-*`` headers, counted per account and second.
+
+    It counts requests per (account, category, second) and reports the
+    remaining budget of a Pro account; it never refuses a request.
+    """
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._second = -1
+        self._counts: Counter[tuple[str, str]] = Counter()
+
+    async def __call__(self, call: ApiCall) -> web.StreamResponse | None:
+        second = int(self._clock())
+        if second != self._second:
+            self._second, self._counts = second, Counter()
+        key = (call.account.account_id, call.category)
+        self._counts[key] += 1
+        limit = CATEGORY_LIMITS.get(call.category, 30)
+        call.headers["X-RateLimit-Category"] = call.category
+        call.headers["X-RateLimit-Limit"] = str(limit)
+        call.headers["X-RateLimit-Remaining"] = str(max(0, limit - self._counts[key]))
+        return None
 
 
 class FakeZoom:
     """A fake of Zoom's token endpoint and the ``/v2/users`` API on loopback.
 
+    The arguments describe the default account and app
+    (:attr:`default_account`, :attr:`default_app`); :meth:`add_account` and
+    :meth:`add_app` add more. :attr:`credentials`, :attr:`users`,
+    :meth:`add_user` and the like are the default ones'.
+
     Args:
-        account_id: The account id it accepts.
-        client_id: The client id it accepts.
-        client_secret: The client secret it accepts.
+        account_id: The default account's id.
+        client_id: The default app's client id.
+        client_secret: The default app's client secret.
         expires_in: ``expires_in`` of issued tokens, in seconds.
-        scope: The space-separated scopes it grants.
+        scope: The space-separated scopes tokens get.
         latency: Seconds every token request takes.
         revoke_previous: Issuing a token revokes all earlier ones (Zoom before
             June 2023; the library must stay correct under it).
         required_scopes: Scopes every ``/v2`` call needs; a token granted
-            without one of them gets HTTP 400 code 4711, as on Zoom.
+            without one of them gets ``scope_error``.
+        scope_error: (HTTP status, Zoom code) of a missing-scope answer:
+            ``(400, 4711)`` names the scopes; ``(401, 4700)`` or
+            ``(403, 4700)`` does not.
         api_url: The ``api_url`` in token answers; default this server's
             :attr:`url` (tests of a tampered or hostile ``api_url`` set another).
+        clock: Unix time for token expiry, page tokens and ``created_at``
+            (tests may pass a settable clock instead of waiting).
+        webhook_secret_token: The secret token :meth:`send_webhook` signs with.
         host: Interface to listen on.
         port: Port; 0 picks a free one.
 
@@ -126,6 +224,12 @@ class FakeZoom:
         api_unauthorized: ``/v2`` requests answered with 401.
         api_requests_by_token: ``/v2`` requests per bearer token sent (as sent,
             valid or not; requests without one count under ``""``).
+        stats: Answers by route and status, and 429s (``GET /_fake/stats``).
+        api_hooks: Run in order on each authenticated API call (after the
+            scope check); the default one adds the rate-limit headers.
+        accounts: Accounts by id.
+        apps: Apps by client id.
+        app: The aiohttp application serving all this.
     """
 
     def __init__(
@@ -139,17 +243,22 @@ class FakeZoom:
         latency: float = 0.0,
         revoke_previous: bool = False,
         required_scopes: Iterable[str] = (),
+        scope_error: tuple[int, int] = (400, 4711),
         api_url: str | None = None,
+        clock: Callable[[], float] = time.time,
+        webhook_secret_token: str = "fake-webhook-secret-token",  # noqa: S107 - a fake
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
-        self.credentials = Credentials(account_id, client_id, client_secret)
         self.expires_in = expires_in
         self.scope = scope
         self.latency = latency
         self.revoke_previous = revoke_previous
         self.required_scopes = tuple(required_scopes)
+        self.scope_error = scope_error
         self.api_url = api_url
+        self.clock = clock
+        self.webhook_secret_token = webhook_secret_token
         self.host = host
         self.port = port
         self.token_requests = 0
@@ -158,13 +267,110 @@ class FakeZoom:
         self.api_unauthorized = 0
         self.api_requests_by_token: Counter[str] = Counter()
         self.issued_tokens: list[str] = []
-        self._issued: dict[str, _Issued] = {}
+        self.stats = FakeStats()
+        self.accounts: dict[str, FakeAccount] = {}
+        self.apps: dict[str, FakeApp] = {}
+        self.default_account = self.add_account(account_id)
+        self.default_app = self.add_app(
+            self.default_account, client_id=client_id, client_secret=client_secret
+        )
+        self.api_hooks: list[ApiHook] = [RateHeaders(clock)]
+        self._issued: dict[str, Issued] = {}
+        self._pages: dict[str, PageCursor] = {}
         self._faults: dict[Route, deque[Fault]] = {"token": deque(), "api": deque()}
-        me = dict(SAMPLE_USER, account_id=account_id)
-        self.users: dict[str, dict[str, Any]] = {me["id"]: me}
-        self.me_id: str = me["id"]
         self._runner: web.AppRunner | None = None
         self.app = self._make_app()
+
+    # -- accounts and apps ------------------------------------------------------------
+
+    def add_account(self, account_id: str | None = None) -> FakeAccount:
+        """Add an account with its own "me" user (a copy of Zoom's example user).
+
+        Args:
+            account_id: Its id; default a random one.
+
+        Returns:
+            The account; add users with :meth:`FakeAccount.add_user` or
+            :meth:`FakeAccount.add_users`.
+        """
+        account_id = account_id or "acct-" + secrets.token_urlsafe(12)
+        if account_id in self.accounts:
+            raise ValueError(f"the fake already has an account {account_id!r}")
+        account = FakeAccount(account_id)
+        me = account.add_user(dict(SAMPLE_USER, account_id=account_id))
+        account.me_id = str(me["id"])
+        self.accounts[account_id] = account
+        return account
+
+    def add_app(
+        self,
+        account: FakeAccount | str | None = None,
+        *,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        kind: AppKind = "s2s",
+        scope: str | None = None,
+        expires_in: float | None = None,
+    ) -> FakeApp:
+        """Register a Marketplace app on an account.
+
+        Args:
+            account: The account (or its id); default a new account.
+            client_id: Default a random one.
+            client_secret: Default a random one.
+            kind: ``"s2s"``; another type (``"oauth"``, ``"meeting_sdk"``,
+                ``"zoom_apps"``) is refused the S2S grant with
+                ``unsupported_grant_type``, as Zoom refuses it.
+            scope: Its tokens' scopes; default the fake's ``scope``.
+            expires_in: Its tokens' lifetime; default the fake's ``expires_in``.
+
+        Returns:
+            The app; ``app.credentials`` are for a :class:`~zoom_s2s.TokenManager`.
+        """
+        if kind not in APP_KINDS:
+            raise ValueError(f"kind={kind!r}: use one of {', '.join(APP_KINDS)}")
+        if account is None:
+            account = self.add_account()
+        elif isinstance(account, str):
+            account = self.accounts[account]
+        client_id = client_id or "client-" + secrets.token_urlsafe(12)
+        if client_id in self.apps:
+            raise ValueError(f"the fake already has an app with client id {client_id!r}")
+        app = FakeApp(
+            account,
+            client_id,
+            client_secret or secrets.token_urlsafe(24),
+            kind=kind,
+            scope=scope,
+            expires_in=expires_in,
+        )
+        self.apps[client_id] = app
+        return app
+
+    # -- the default account, as before -----------------------------------------------
+
+    @property
+    def credentials(self) -> Credentials:
+        """The default app's credentials."""
+        return self.default_app.credentials
+
+    @property
+    def users(self) -> dict[str, dict[str, Any]]:
+        """The default account's users by id."""
+        return self.default_account.users
+
+    @property
+    def me_id(self) -> str:
+        """The default account's "me" user id."""
+        return self.default_account.me_id
+
+    def add_user(self, user: Mapping[str, Any]) -> None:
+        """Add a user to the default account (``GET /v2/users/{id or email}`` finds it)."""
+        self.default_account.add_user(user)
+
+    def find_user(self, user_id: str) -> dict[str, Any] | None:
+        """The default account's user with this id or email (``"me"``: the creating user)."""
+        return self.default_account.find_user(user_id)
 
     # -- configuration --------------------------------------------------------------
 
@@ -182,17 +388,24 @@ class FakeZoom:
         for issued in self._issued.values():
             issued.revoked = True
 
-    def add_user(self, user: Mapping[str, Any]) -> None:
-        """Add a user that ``GET /v2/users/{id or email}`` will find."""
-        self.users[str(user["id"])] = dict(user)
-
-    def find_user(self, user_id: str) -> dict[str, Any] | None:
-        """The user with this id or email (``"me"``: the app's creating user), if any."""
-        if user_id == "me":
-            user_id = self.me_id
-        return self.users.get(user_id) or next(
-            (u for u in self.users.values() if u.get("email") == user_id), None
-        )
+    def snapshot(self) -> dict[str, Any]:
+        """The counters ``GET /_fake/stats`` serves, as a dict."""
+        return {
+            "token_requests": self.token_requests,
+            "tokens_issued": self.tokens_issued,
+            "api_requests": self.api_requests,
+            "api_unauthorized": self.api_unauthorized,
+            "rate_limited": self.stats.rate_limited,
+            "requests": self.stats.by_route(),
+            "apps": {
+                app.client_id: {
+                    "account_id": app.account.account_id,
+                    "token_requests": app.token_requests,
+                    "tokens_issued": app.tokens_issued,
+                }
+                for app in self.apps.values()
+            },
+        }
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -212,6 +425,11 @@ class FakeZoom:
     def api_base_url(self) -> str:
         """Base URL of the fake REST API (``.../v2``)."""
         return f"{self.url}/v2"
+
+    @property
+    def stats_url(self) -> str:
+        """URL of ``GET /_fake/stats``."""
+        return f"{self.url}/_fake/stats"
 
     async def start(self) -> None:
         """Start listening (picks a free port when ``port`` is 0)."""
@@ -262,17 +480,104 @@ class FakeZoom:
         loop.run_forever()
         loop.close()
 
+    # -- webhooks -------------------------------------------------------------------
+
+    async def send_webhook(
+        self,
+        url: str,
+        event: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        secret_token: str | None = None,
+        timestamp: int | None = None,
+    ) -> tuple[int, bytes]:
+        """POST a signed event notification to ``url``, as Zoom does.
+
+        Args:
+            url: The endpoint.
+            event: The event name, e.g. ``"meeting.started"``.
+            payload: The event's ``payload`` (default ``{"account_id": ...}``).
+            secret_token: Sign with this (default :attr:`webhook_secret_token`).
+            timestamp: ``x-zm-request-timestamp`` (default now, by :attr:`clock`).
+
+        Returns:
+            The endpoint's (HTTP status, body).
+        """
+        body = event_body(
+            event,
+            {"account_id": self.default_account.account_id} if payload is None else payload,
+            event_ts=int(self.clock() * 1000),
+        )
+        stamp = int(self.clock()) if timestamp is None else timestamp
+        headers = signed_headers(
+            self.webhook_secret_token if secret_token is None else secret_token,
+            body,
+            timestamp=stamp,
+        )
+        headers["User-Agent"] = "Zoom Marketplace/1.0a"
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(url, data=body, headers=headers) as response,
+        ):
+            return response.status, await response.read()
+
+    async def validate_endpoint(self, url: str) -> bool:
+        """Send Zoom's ``endpoint.url_validation`` challenge; whether the answer is right."""
+        import hashlib
+        import hmac
+
+        plain = secrets.token_urlsafe(16)
+        status, body = await self.send_webhook(url, URL_VALIDATION_EVENT, {"plainToken": plain})
+        if status not in (200, 204):
+            return False
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            return False
+        key = self.webhook_secret_token.encode()
+        expected = hmac.new(key, plain.encode(), hashlib.sha256).hexdigest()
+        return isinstance(answer, dict) and answer == {
+            "plainToken": plain,
+            "encryptedToken": expected,
+        }
+
     # -- the app --------------------------------------------------------------------
 
     def _make_app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[self._count])
         app.router.add_post("/oauth/token", self._token)
-        app.router.add_get("/v2/users", self._list_users)
-        app.router.add_post("/v2/users", self._create_user)
-        app.router.add_get("/v2/users/{user_id}", self._get_user)
-        app.router.add_get("/v2/users/{user_id}/meetings", self._list_meetings)
-        app.router.add_delete("/v2/users/{user_id}", self._delete_user)
+        app.router.add_get("/_fake/stats", self._stats)
+        api = [
+            ("GET", "/v2/users", self._list_users, "Medium"),
+            ("POST", "/v2/users", self._create_user, "Light"),
+            ("GET", "/v2/users/{user_id}", self._get_user, "Light"),
+            ("DELETE", "/v2/users/{user_id}", self._delete_user, "Light"),
+            ("GET", "/v2/users/{user_id}/meetings", self._list_meetings, "Medium"),
+        ]
+        for method, path, handler, category in api:
+            app.router.add_route(method, path, self._api(handler, f"{method} {path}", category))
         return app
+
+    @web.middleware
+    async def _count(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """Count every answer by route pattern and status (``GET /_fake/stats``)."""
+        info = request.match_info.route.resource
+        pattern = info.canonical if info is not None else request.path
+        if pattern.startswith("/_fake/"):
+            return await handler(request)
+        route = f"{request.method} {pattern}"
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            self.stats.count(route, exc.status)
+            raise
+        self.stats.count(route, response.status)
+        return response
+
+    async def _stats(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(self.snapshot())
 
     async def _apply_fault(self, route: Route, request: web.Request) -> web.StreamResponse | None:
         if not self._faults[route]:
@@ -294,130 +599,197 @@ class FakeZoom:
             headers={**fault.headers, "x-zm-trackingid": _tracking_id()},
         )
 
+    # -- the token endpoint -----------------------------------------------------------
+
     async def _token(self, request: web.Request) -> web.StreamResponse:
         self.token_requests += 1
-        sent = time.time()
+        sent = self.clock()
         if self.latency:
             await asyncio.sleep(self.latency)
         fault = await self._apply_fault("token", request)
         if fault is not None:
             return fault
+        app = self._authenticate(request.headers.get("Authorization", ""))
+        if app is None:
+            return _token_error(400, "invalid_client", "Invalid client_id or client_secret")
+        app.token_requests += 1
+        # Only the form body counts: parameters in the query string are not read,
+        # so a request carrying them there is missing its grant type.
         form = await request.post()
-        params = {**request.query, **{k: str(v) for k, v in form.items()}}
-        if not self._basic_auth_ok(request.headers.get("Authorization", "")):
-            return _token_error(401, "invalid_client", "Invalid client_id or client_secret")
-        if params.get("grant_type") != "account_credentials":
+        params = {k: str(v) for k, v in form.items()}
+        grant = params.get("grant_type")
+        if not grant:
+            return _token_error(400, "invalid_request", "Missing grant type")
+        if grant != "account_credentials" or app.kind != "s2s":
             return _token_error(400, "unsupported_grant_type", "unsupported grant type")
-        if params.get("account_id") != self.credentials.account_id:
+        if params.get("account_id") != app.account.account_id:
             return _token_error(400, "invalid_request", "Account does not exist")
         if self.revoke_previous:
             self.revoke_all()
+        scope = self.scope if app.scope is None else app.scope
+        expires_in = self.expires_in if app.expires_in is None else app.expires_in
         token = "fake." + secrets.token_urlsafe(32)
-        self._issued[token] = _Issued(
-            expires_at=sent + self.expires_in, scopes=frozenset(self.scope.split())
+        self._issued[token] = Issued(
+            app, expires_at=sent + expires_in, scopes=frozenset(scope.split())
         )
         self.issued_tokens.append(token)
         self.tokens_issued += 1
+        app.tokens_issued += 1
         return web.json_response(
             {
                 "access_token": token,
                 "token_type": "bearer",
-                "expires_in": self.expires_in,
-                "scope": self.scope,
+                "expires_in": expires_in,
+                "scope": scope,
                 "api_url": self.url if self.api_url is None else self.api_url,
             }
         )
 
-    def _basic_auth_ok(self, header: str) -> bool:
+    def _authenticate(self, header: str) -> FakeApp | None:
+        """The app whose ``client_id:client_secret`` the Basic header carries, if it matches."""
         scheme, _, encoded = header.partition(" ")
         if scheme.lower() != "basic":
-            return False
+            return None
         try:
-            decoded = base64.b64decode(encoded, validate=True).decode()
+            decoded = base64.b64decode(encoded.strip(), validate=True).decode()
         except (binascii.Error, UnicodeDecodeError):
-            return False
+            return None
         client_id, _, secret = decoded.partition(":")
-        expected = f"{self.credentials.client_id}:{self.credentials.client_secret}"
-        return secrets.compare_digest(f"{client_id}:{secret}", expected)
+        app = self.apps.get(client_id)
+        if app is None or not secrets.compare_digest(secret.encode(), app.client_secret.encode()):
+            return None
+        return app
 
     def token_is_valid(self, token: str) -> bool:
         """Whether ``token`` was issued here, is unexpired and not revoked."""
+        return self._valid(token) is not None
+
+    def _valid(self, token: str) -> Issued | None:
         issued = self._issued.get(token)
-        return issued is not None and not issued.revoked and issued.expires_at > time.time()
+        if issued is None or issued.revoked or issued.expires_at <= self.clock():
+            return None
+        return issued
 
-    async def _api_call(self, request: web.Request) -> web.StreamResponse | None:
-        """Count, inject faults, check the bearer token and scopes; an answer ends the call."""
-        self.api_requests += 1
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        self.api_requests_by_token[token if scheme.lower() == "bearer" else ""] += 1
-        fault = await self._apply_fault("api", request)
-        if fault is not None:
-            return fault
-        if scheme.lower() != "bearer" or not self.token_is_valid(token):
-            self.api_unauthorized += 1
-            return _api_error(401, 124, "Invalid access token.")
-        granted = self._issued[token].scopes
-        missing = [scope for scope in self.required_scopes if scope not in granted]
-        if missing:
-            return _api_error(
-                400, 4711, f"Invalid access token, does not contain scopes:[{','.join(missing)}]."
-            )
-        return None
+    # -- the API ----------------------------------------------------------------------
 
-    async def _user_call(self, request: web.Request) -> dict[str, Any] | web.StreamResponse:
-        """An API call on ``/users/{user_id}``: the user, or the answer that ends the call."""
-        refused = await self._api_call(request)
-        if refused is not None:
-            return refused
-        user_id = request.match_info["user_id"]
-        user = self.find_user(user_id)
+    def _api(
+        self, handler: Handler, route: str, category: str
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        """Wrap ``handler``: count, inject faults, check the token and scopes, run the hooks."""
+
+        async def api_call(request: web.Request) -> web.StreamResponse:
+            self.api_requests += 1
+            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+            self.api_requests_by_token[token if scheme.lower() == "bearer" else ""] += 1
+            fault = await self._apply_fault("api", request)
+            if fault is not None:
+                return fault
+            issued = self._valid(token) if scheme.lower() == "bearer" else None
+            if issued is None:
+                self.api_unauthorized += 1
+                return _api_error(401, 124, "Invalid access token.")
+            missing = [s for s in self.required_scopes if s not in issued.scopes]
+            if missing:
+                return self._scope_error(missing)
+            call = ApiCall(request, route, category, issued.app, issued.app.account)
+            for hook in self.api_hooks:
+                answer = await hook(call)
+                if answer is not None:
+                    answer.headers.update(call.headers)
+                    return answer
+            response = await handler(call)
+            response.headers.update(call.headers)
+            response.headers.setdefault("x-zm-trackingid", _tracking_id())
+            return response
+
+        return api_call
+
+    def _scope_error(self, missing: list[str]) -> web.Response:
+        status, code = self.scope_error
+        message = "Invalid access token, does not contain scopes"
+        if code != 4700:
+            message += f":[{', '.join(missing)}]."
+        return _api_error(status, code, message)
+
+    def _user(self, call: ApiCall) -> dict[str, Any] | web.Response:
+        user_id = call.request.match_info["user_id"]
+        user = call.account.find_user(user_id)
         if user is None:
             return _api_error(404, 1001, f"User does not exist: {user_id}.")
         return user
 
-    async def _get_user(self, request: web.Request) -> web.StreamResponse:
-        user = await self._user_call(request)
-        if isinstance(user, web.StreamResponse):
+    async def _get_user(self, call: ApiCall) -> web.StreamResponse:
+        query = call.request.query
+        login_type = query.get("login_type")
+        if login_type is not None and not login_type.isdigit():
+            return _api_error(400, 300, "Invalid field: login_type.")
+        user = self._user(call)
+        if isinstance(user, web.Response):
             return user
-        return web.json_response(copy.deepcopy(user), headers={"x-zm-trackingid": _tracking_id()})
+        if user.get("status") == "pending":
+            # Zoom: only id and created_at, created_at being the time of the call.
+            return web.json_response({"id": user["id"], "created_at": iso_time(self.clock())})
+        return web.json_response(copy.deepcopy(user))
 
-    async def _list_meetings(self, request: web.Request) -> web.StreamResponse:
-        user = await self._user_call(request)
-        if isinstance(user, web.StreamResponse):
+    async def _delete_user(self, call: ApiCall) -> web.StreamResponse:
+        user = self._user(call)
+        if isinstance(user, web.Response):
+            return user
+        del call.account.users[str(user["id"])]
+        return web.Response(status=204)
+
+    async def _list_meetings(self, call: ApiCall) -> web.StreamResponse:
+        user = self._user(call)
+        if isinstance(user, web.Response):
             return user
         return web.json_response(
-            {"page_size": 30, "total_records": 0, "next_page_token": "", "meetings": []},
-            headers={"x-zm-trackingid": _tracking_id()},
+            {"page_size": 30, "total_records": 0, "next_page_token": "", "meetings": []}
         )
 
-    async def _list_users(self, request: web.Request) -> web.StreamResponse:
-        refused = await self._api_call(request)
-        if refused is not None:
-            return refused
-        wanted = request.query.get("status", "active")
-        users = [u for u in self.users.values() if u.get("status", "active") == wanted]
+    async def _list_users(self, call: ApiCall) -> web.StreamResponse:
+        query = call.request.query
         try:
-            page_size = max(1, min(300, int(request.query.get("page_size", "30"))))
+            page_size = min(MAX_PAGE_SIZE, int(query.get("page_size", "30")))
         except ValueError:
             return _api_error(400, 300, "Invalid field: page_size.")
+        if page_size < 1:
+            return _api_error(400, 300, "Invalid field: page_size.")
+        status = query.get("status", "active")
+        offset = 0
+        token = query.get("next_page_token", "")
+        if token:
+            cursor = self._pages.get(token)
+            if (
+                cursor is None
+                or cursor.account_id != call.account.account_id
+                or cursor.status != status
+                or self.clock() - cursor.issued_at > PAGE_TOKEN_LIFETIME
+            ):
+                self._pages.pop(token, None)
+                return _api_error(400, 300, "The next page token is invalid or expired.")
+            offset = cursor.offset
+        users = [u for u in call.account.users.values() if u.get("status", "active") == status]
+        page = users[offset : offset + page_size]
+        following = ""
+        if offset + page_size < len(users):
+            following = secrets.token_urlsafe(24)
+            self._pages[following] = PageCursor(
+                call.account.account_id, status, page_size, offset + page_size, self.clock()
+            )
         return web.json_response(
             {
                 "page_count": max(1, -(-len(users) // page_size)),
-                "page_number": 1,
+                "page_number": offset // page_size + 1,
                 "page_size": page_size,
                 "total_records": len(users),
-                "next_page_token": "",
-                "users": copy.deepcopy(users[:page_size]),
-            },
-            headers={"x-zm-trackingid": _tracking_id()},
+                "next_page_token": following,
+                "users": public_copy(page),
+            }
         )
 
-    async def _create_user(self, request: web.Request) -> web.StreamResponse:
-        refused = await self._api_call(request)
-        if refused is not None:
-            return refused
+    async def _create_user(self, call: ApiCall) -> web.StreamResponse:
         try:
-            info = (await request.json())["user_info"]
+            info = (await call.request.json())["user_info"]
             email = info["email"]
         except (ValueError, KeyError, TypeError):
             return _api_error(
@@ -426,7 +798,7 @@ class FakeZoom:
                 "Validation Failed.",
                 errors=[{"field": "user_info.email", "message": "Invalid field."}],
             )
-        if self.find_user(email) is not None:
+        if call.account.find_user(email) is not None:
             return _api_error(409, 1005, f"User already in the account: {email}")
         user = {
             "id": secrets.token_urlsafe(16),
@@ -434,23 +806,13 @@ class FakeZoom:
             "first_name": info.get("first_name", ""),
             "last_name": info.get("last_name", ""),
             "type": info.get("type", 1),
-            "account_id": self.credentials.account_id,
+            "account_id": call.account.account_id,
             "status": "pending",
+            "created_at": iso_time(self.clock()),
         }
-        self.add_user(user)
+        call.account.add_user(user)
         fields = ("id", "email", "first_name", "last_name", "type")
-        return web.json_response(
-            {key: user[key] for key in fields},
-            status=201,
-            headers={"x-zm-trackingid": _tracking_id()},
-        )
-
-    async def _delete_user(self, request: web.Request) -> web.StreamResponse:
-        user = await self._user_call(request)
-        if isinstance(user, web.StreamResponse):
-            return user
-        del self.users[str(user["id"])]
-        return web.Response(status=204, headers={"x-zm-trackingid": _tracking_id()})
+        return web.json_response({key: user[key] for key in fields}, status=201)
 
 
 def _tracking_id() -> str:
