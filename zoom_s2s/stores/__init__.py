@@ -4,10 +4,12 @@
 * :class:`FileTokenStore`: processes on one host, through a local directory.
 * :class:`RedisTokenStore`: hosts, through Redis or Redis Cluster (needs the
   ``zoom-s2s[redis]`` extra, imported only when a Redis store is created).
+* :class:`PostgresTokenStore`: hosts, through PostgreSQL (needs the
+  ``zoom-s2s[postgres]`` extra, imported only when a store is created).
 * :class:`EncryptedTokenStore`: encryption at rest around any of them (needs
   the ``zoom-s2s[encryption]`` extra).
 * :func:`store_from_url`: one of the above from ``memory://``, ``file:///dir``,
-  ``redis://...``, ``rediss://...`` or ``unix://...``, or a third-party store
+  ``redis://...``, ``rediss://...``, ``unix://...`` or ``postgresql://...``, or a third-party store
   registered for its scheme (:func:`register_store` or a ``zoom_s2s.stores``
   entry point).
 
@@ -28,6 +30,7 @@ from .base import (
 from .encrypted import EncryptedTokenStore
 from .file import FileTokenStore
 from .memory import MemoryTokenStore
+from .postgres import PostgresTokenStore
 from .redis import RedisTokenStore
 from .registry import register_store
 from .url import store_from_url
@@ -39,6 +42,7 @@ __all__ = [
     "FileTokenStore",
     "LockLease",
     "MemoryTokenStore",
+    "PostgresTokenStore",
     "RedisTokenStore",
     "TokenStore",
     "decode_record",

@@ -19,7 +19,8 @@ __all__ = ["redact_url", "store_from_url"]
 
 ACCEPTED_FORMS = (
     "memory://, file:///absolute/directory, redis://[user:password@]host[:port][/db], "
-    "rediss://... (TLS) or unix:///path/to/redis.sock[?db=N]"
+    "rediss://... (TLS), unix:///path/to/redis.sock[?db=N] or "
+    "postgresql://[user:password@]host[:port]/database"
 )
 
 
@@ -68,6 +69,7 @@ def store_from_url(
     ``file:///var/lib/myapp/zoom``             :class:`FileTokenStore` (one host)
     ``redis://user:pass@host:6379/0``          :class:`RedisTokenStore` (``rediss://``: TLS)
     ``unix:///run/redis.sock?db=0``            :class:`RedisTokenStore` over a Unix socket
+    ``postgresql://user:pass@host/db``         :class:`PostgresTokenStore` (``postgres://`` too)
     ``<scheme>://...``                         a store registered for that scheme (plugins)
     =========================================  =========================================
 

@@ -1,0 +1,66 @@
+"""Fixtures of the system tests: a real PostgreSQL server (and a Valkey server).
+
+Tests that use :func:`postgres_server` need PostgreSQL's binaries (``initdb``,
+``postgres``; Debian: ``apt-get install postgresql``): without them they are
+skipped on a developer's machine but *fail* when ``CI`` is set, as for Redis
+in tests/conftest.py. The server is one per session (per xdist worker): the
+cluster is created with ``initdb`` (well under a second with ``--no-sync``);
+each test gets a schema of its own, so nothing is cleaned between tests.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+
+import pytest
+
+from zoom_s2s.testing.postgres_server import PostgresServer, postgres_server_available
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def require_postgres_server() -> None:
+    """Skip the test without PostgreSQL's binaries; fail it in CI."""
+    if postgres_server_available():
+        return
+    message = "PostgreSQL's initdb/postgres are not installed (apt-get install postgresql)"
+    if _in_ci():
+        pytest.fail(f"{message}; CI must install them", pytrace=False)
+    pytest.skip(message)
+
+
+def require_asyncpg() -> None:
+    """Skip the test without asyncpg (the postgres extra); fail it in CI."""
+    try:
+        import asyncpg  # noqa: F401
+    except ImportError:
+        message = "asyncpg is not installed (pip install zoom-s2s[postgres])"
+        if _in_ci():
+            pytest.fail(f"{message}; CI must install it", pytrace=False)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server on a free loopback port for the whole session."""
+    require_postgres_server()
+    require_asyncpg()
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """The session server's URL (started again if a test stopped it)."""
+    postgres_server.start()
+    return postgres_server.url
+
+
+@pytest.fixture
+def postgres_schema() -> str:
+    """A fresh schema name: the test's own tables, created by the store on first use."""
+    return f"t_{secrets.token_hex(6)}"

@@ -1,0 +1,345 @@
+"""PostgresTokenStore against a real PostgreSQL server: the store contract, and what is its own.
+
+The contract (zoom_s2s.testing.contract) runs on a store per test schema,
+plain and wrapped in EncryptedTokenStore; then the schema's creation and
+version, an application user with only the documented grants, the database's
+clock deciding lock and token lifetimes, and the errors' hints.
+"""
+
+# The schema names in the SQL below are the fixture's own t_<hex>.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import secrets
+import socket
+import time
+from collections.abc import AsyncIterator
+from typing import Any, cast
+
+import pytest
+import pytest_asyncio
+
+from zoom_s2s import ConfigurationError, StoreError, StoreUnavailableError, store_from_url
+from zoom_s2s.stores import EncryptedTokenStore, PostgresTokenStore, TokenStore
+from zoom_s2s.stores.postgres import grants_sql, schema_sql
+from zoom_s2s.testing.contract import KEY, StoreContract, make_failure, make_token
+
+pytestmark = pytest.mark.postgres
+
+PASSWORD = "hunter2-Postgres"
+HAS_CRYPTOGRAPHY = importlib.util.find_spec("cryptography") is not None
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def sql(url: str, query: str, *args: Any) -> Any:
+    """Run one statement on a connection of its own; return its rows."""
+    import asyncpg
+
+    connection = await asyncpg.connect(url)
+    try:
+        if not args and ";" in query:  # a script: several statements, no rows
+            return await connection.execute(query)
+        return await connection.fetch(query, *args)
+    finally:
+        await connection.close()
+
+
+class TestPostgresTokenStore(StoreContract):
+    store_secrets = (PASSWORD,)
+
+    @pytest.fixture(autouse=True)
+    def _server(self, postgres_url: str, postgres_schema: str) -> None:
+        self.url = postgres_url
+        self.schema = postgres_schema
+
+    async def make_store(self) -> TokenStore:
+        return PostgresTokenStore.from_url(self.url, schema=self.schema)
+
+    async def make_peer(self, store: TokenStore) -> TokenStore:
+        return PostgresTokenStore.from_url(self.url, schema=self.schema)
+
+    async def make_broken_store(self) -> TokenStore:
+        return PostgresTokenStore.from_url(
+            f"postgresql://app:{PASSWORD}@127.0.0.1:{closed_port()}/zoom",
+            schema=self.schema,
+            connect_timeout=1,
+        )
+
+    async def plant_failure(
+        self, store: TokenStore, key: str, raw: str, *, keep_for: float
+    ) -> None:
+        postgres = cast(PostgresTokenStore, EncryptedEntries.unwrap(store))
+        await postgres.init_schema()
+        await sql(
+            self.url,
+            f"""INSERT INTO {postgres.schema}.entries AS e
+                    (key, failure_data, failure_written, failure_expires)
+                VALUES ($1, $2, clock_timestamp(), clock_timestamp() + make_interval(secs => $3))
+                ON CONFLICT (key) DO UPDATE SET failure_data = EXCLUDED.failure_data,
+                    failure_written = EXCLUDED.failure_written,
+                    failure_expires = EXCLUDED.failure_expires""",
+            key,
+            raw.encode("utf-8", "surrogateescape"),
+            keep_for,
+        )
+
+
+class EncryptedEntries:
+    @staticmethod
+    def unwrap(store: TokenStore) -> TokenStore:
+        return store.inner if isinstance(store, EncryptedTokenStore) else store
+
+
+@pytest.mark.skipif(not HAS_CRYPTOGRAPHY, reason="needs the encryption extra")
+class TestEncryptedPostgresTokenStore(TestPostgresTokenStore):
+    key = ""
+
+    def encrypt(self, store: TokenStore) -> TokenStore:
+        if not type(self).key:
+            type(self).key = EncryptedTokenStore.generate_key()
+        return EncryptedTokenStore(store, [type(self).key])
+
+    async def make_store(self) -> TokenStore:
+        return self.encrypt(await super().make_store())
+
+    async def make_peer(self, store: TokenStore) -> TokenStore:
+        return self.encrypt(await super().make_peer(store))
+
+    async def make_broken_store(self) -> TokenStore:
+        return self.encrypt(await super().make_broken_store())
+
+
+# -- what is PostgreSQL's own -------------------------------------------------------
+
+
+@pytest_asyncio.fixture
+async def store(postgres_url: str, postgres_schema: str) -> AsyncIterator[PostgresTokenStore]:
+    store = PostgresTokenStore.from_url(postgres_url, schema=postgres_schema)
+    try:
+        yield store
+    finally:
+        await store.aclose()
+
+
+async def test_store_from_url_serves_both_schemes(postgres_url: str, postgres_schema: str) -> None:
+    for url in (postgres_url, postgres_url.replace("postgresql://", "postgres://", 1)):
+        store = store_from_url(url, schema=postgres_schema)
+        try:
+            assert isinstance(store, PostgresTokenStore)
+            assert "***" in store.name
+            assert store.name.count(":") == 3  # scheme, user:***, host:port
+            lease = await store.acquire_lock(KEY, ttl=5)
+            assert lease is not None
+            assert await store.release_lock(lease)
+        finally:
+            await store.aclose()
+
+
+async def test_schema_is_created_once_and_versioned(
+    postgres_url: str, postgres_schema: str
+) -> None:
+    stores = [PostgresTokenStore.from_url(postgres_url, schema=postgres_schema) for _ in range(6)]
+    try:
+        # Six stores (as six processes) create the schema at the same moment.
+        await asyncio.gather(*(s.init_schema() for s in stores))
+    finally:
+        for s in stores:
+            await s.aclose()
+    rows = await sql(postgres_url, f"SELECT name, value FROM {postgres_schema}.meta")
+    assert [(r["name"], r["value"]) for r in rows] == [("schema_version", "1")]
+
+
+async def test_a_newer_schema_version_is_refused_with_advice(
+    postgres_url: str, postgres_schema: str
+) -> None:
+    await sql(postgres_url, schema_sql(postgres_schema))
+    await sql(postgres_url, f"UPDATE {postgres_schema}.meta SET value = '2'")
+    store = PostgresTokenStore.from_url(postgres_url, schema=postgres_schema)
+    try:
+        with pytest.raises(StoreError, match=r"version '2'.*upgrade zoom-s2s"):
+            await store.read(KEY)
+    finally:
+        await store.aclose()
+
+
+async def test_an_application_user_with_the_documented_grants_only(
+    postgres_url: str, postgres_schema: str
+) -> None:
+    """The DBA runs schema_sql() and grants_sql(); the app user has no CREATE anywhere."""
+    user = f"app_{secrets.token_hex(4)}"
+    password = secrets.token_urlsafe(12)
+    await sql(postgres_url, schema_sql(postgres_schema))
+    await sql(postgres_url, f"CREATE ROLE {user} LOGIN PASSWORD '{password}'")
+    await sql(postgres_url, "REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+    for statement in grants_sql(user, postgres_schema).strip().splitlines():
+        await sql(postgres_url, statement)
+    app_url = postgres_url.replace(
+        postgres_url.split("//", 1)[1].split("@", 1)[0], f"{user}:{password}"
+    )
+    store = PostgresTokenStore.from_url(app_url, schema=postgres_schema)
+    peer = PostgresTokenStore.from_url(app_url, schema=postgres_schema)
+    try:
+        lease = await store.acquire_lock(KEY, ttl=10)
+        assert lease is not None
+        waiter = asyncio.create_task(peer.wait_for_change(KEY, timeout=10))
+        await asyncio.sleep(0.2)
+        token = make_token()
+        assert await store.write(lease, token)
+        await asyncio.wait_for(waiter, 5)  # NOTIFY/LISTEN need no grant
+        await store.write_failure(lease, make_failure(), keep_for=60)
+        assert await peer.read_failure(KEY) is not None
+        assert await store.release_lock(lease)
+        got = await peer.read(KEY)
+        assert got is not None
+        assert got.fingerprint == token.fingerprint
+        assert await peer.delete(KEY, fingerprint=token.fingerprint)
+    finally:
+        await store.aclose()
+        await peer.aclose()
+    # Without the grants the error names them, and never the password.
+    other = f"t_{secrets.token_hex(6)}"
+    bare = PostgresTokenStore.from_url(app_url, schema=other)
+    try:
+        with pytest.raises(StoreError) as raised:
+            await bare.read(KEY)
+    finally:
+        await bare.aclose()
+    assert "CREATE on the database" in str(raised.value)
+    assert "schema_sql()" in str(raised.value)
+    assert password not in str(raised.value)
+
+
+async def test_lock_and_token_lifetimes_are_the_databases_not_the_hosts(
+    store: PostgresTokenStore, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A host whose clock is an hour ahead neither keeps a lock longer nor extends a token."""
+    lease = await store.acquire_lock(KEY, ttl=5)
+    assert lease is not None
+    rows = await sql(
+        postgres_url,
+        f"SELECT EXTRACT(EPOCH FROM lock_expires - clock_timestamp())::float8 AS left_s "
+        f"FROM {store.schema}.entries WHERE key = $1",
+        KEY,
+    )
+    assert 4 < rows[0]["left_s"] <= 5
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 3600)
+    # The writer's clock runs an hour fast: the token claims to expire at +1 h on
+    # the real clock, the row lapses in its remaining lifetime (by its clock)...
+    token = make_token(lifetime=600)  # made on the fast clock
+    assert await store.write(lease, token)
+    monkeypatch.setattr(time, "time", real_time)
+    got = await store.read(KEY)
+    assert got is not None
+    # ... so a reader on the real clock believes at most 600 s, not 4200 s.
+    assert got.expires_at <= real_time() + 600 + 1
+    assert got.expires_at - got.issued_at == pytest.approx(600, abs=1)
+    assert await store.release_lock(lease)
+
+
+async def test_waiters_are_woken_by_notify_not_by_polling(
+    store: PostgresTokenStore, postgres_url: str, postgres_schema: str
+) -> None:
+    """One LISTEN connection per store wakes its many waiters; nobody polls meanwhile."""
+    lease = await store.acquire_lock(KEY, ttl=30)
+    assert lease is not None
+    peer = PostgresTokenStore.from_url(postgres_url, schema=postgres_schema)
+    try:
+        waiters = [asyncio.create_task(peer.wait_for_change(KEY, timeout=10)) for _ in range(20)]
+        await asyncio.sleep(0.3)
+        before = await _statements(postgres_url)
+        await asyncio.sleep(1.0)
+        assert await _statements(postgres_url) - before <= 2, "the waiters polled"
+        listening = await sql(
+            postgres_url,
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE query LIKE 'LISTEN%'",
+        )
+        assert listening[0]["n"] == 1
+        assert not any(w.done() for w in waiters)
+        assert await store.release_lock(lease)
+        await asyncio.wait_for(asyncio.gather(*waiters), 2)
+    finally:
+        await peer.aclose()
+
+
+async def _statements(url: str) -> int:
+    """Transactions committed in the database so far (every statement is one)."""
+    rows = await sql(
+        url, "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+    )
+    await asyncio.sleep(0.6)  # the statistics collector lags by up to 500 ms
+    return int(rows[0]["xact_commit"])
+
+
+async def test_lease_row_is_taken_over_after_its_ttl_even_if_the_holder_lives(
+    store: PostgresTokenStore, postgres_url: str, postgres_schema: str
+) -> None:
+    """A frozen holder keeps its connection (an advisory lock would be held forever)."""
+    stale = await store.acquire_lock(KEY, ttl=0.3)
+    assert stale is not None
+    await asyncio.sleep(0.5)
+    peer = PostgresTokenStore.from_url(postgres_url, schema=postgres_schema)
+    try:
+        fresh = await peer.acquire_lock(KEY, ttl=10)
+        assert fresh is not None
+        assert fresh.generation == stale.generation + 1
+        assert not await store.release_lock(stale)
+        assert await peer.acquire_lock(KEY, ttl=10) is None  # the stale release freed nothing
+    finally:
+        await peer.aclose()
+
+
+@pytest.mark.parametrize(
+    ("url", "options", "match"),
+    [
+        ("postgresql://u:pw@host:99999/db", {}, "invalid PostgreSQL URL"),
+        ("postgresql://u:pw@host/db", {"schema": "Bad-Name"}, "schema must be"),
+        ("postgresql://u:pw@host/db", {"schema": "1abc"}, "schema must be"),
+        ("postgresql://u:pw@host/db", {"pool_size": 0}, "pool_size"),
+        ("postgresql://u:pw@host/db", {"command_timeout": -1}, "command_timeout"),
+        ("postgresql://u:pw@host/db", {"nonsense": 1}, "unexpected option.*nonsense"),
+    ],
+)
+def test_bad_configuration_is_a_configuration_error(
+    url: str, options: dict[str, Any], match: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=match) as raised:
+        PostgresTokenStore.from_url(url, **options)
+    assert "pw" not in str(raised.value).replace("pool_size", "")
+
+
+async def test_wrong_password_says_so_without_the_password(postgres_server: Any) -> None:
+    postgres_server.start()
+    url = postgres_server.url.replace(postgres_server.password, PASSWORD)
+    store = PostgresTokenStore.from_url(url)
+    try:
+        with pytest.raises(StoreUnavailableError, match="refused the credentials") as raised:
+            await store.read(KEY)
+    finally:
+        await store.aclose()
+    assert PASSWORD not in str(raised.value)
+    assert postgres_server.password not in str(raised.value)
+
+
+async def test_missing_database_says_so(postgres_url: str) -> None:
+    store = PostgresTokenStore.from_url(postgres_url.rsplit("/", 1)[0] + "/nosuchdb")
+    try:
+        with pytest.raises(StoreUnavailableError, match="no such database"):
+            await store.read(KEY)
+    finally:
+        await store.aclose()
+
+
+async def test_a_closed_store_refuses_work(store: PostgresTokenStore) -> None:
+    await store.read(KEY)
+    await store.aclose()
+    with pytest.raises(Exception, match="closed"):
+        await store.read(KEY)

@@ -1,0 +1,575 @@
+"""PostgresTokenStore: tokens shared by every host that reaches one PostgreSQL database.
+
+For deployments that run PostgreSQL and no Redis. The store gives the same
+guarantees as :class:`~zoom_s2s.stores.redis.RedisTokenStore`, with
+PostgreSQL's own tools (the SQL lives in :mod:`zoom_s2s.stores._postgres_sql`):
+
+* One row per store key in ``<schema>.entries``; every operation is *one*
+  statement on that row, atomic by itself. Taking the lock also takes the
+  fencing generation (``INSERT ... ON CONFLICT DO UPDATE ... WHERE`` the lock
+  is free or lapsed); a write is refused in the same statement if a higher
+  generation was written; a write also forgets the failure record;
+  compare-and-delete and release check owner or fingerprint in their
+  ``WHERE``.
+* The lock is a *lease row*, not an advisory lock: its expiry is computed by
+  the database's clock (``clock_timestamp() + ttl``), so the hosts' clocks do
+  not matter, and a holder that dies (SIGKILL, lost host) is taken over once
+  its lease lapses, exactly as with Redis. (A session-level advisory lock dies
+  with its connection, but a *frozen* holder keeps its connection and its
+  lock forever, and a pooler can share the session: a lease cannot.)
+* Times are the database's: a token row lapses at ``clock_timestamp() +`` its
+  remaining lifetime, and a reader believes ``min(recorded expires_at, now +
+  what the row has left)`` (never later than its fetcher recorded); a failure
+  record is aged by the database's clock since it was written.
+* Waiters are woken by ``LISTEN``/``NOTIFY``: the statements that release a
+  lock, write or delete a token call ``pg_notify`` in their ``RETURNING``
+  list, so a notification is sent exactly when the row changed, at commit.
+  One listening connection per store; commands go through a connection pool.
+
+Why asyncpg
+-----------
+asyncpg (MagicStack, released several times a year, wheels for every
+supported CPython) is one dependency that brings the connection pool and
+``LISTEN`` callbacks this store needs, speaks PostgreSQL's protocol itself (no
+libpq on the host) and is the fastest asyncio driver. psycopg 3 is as well
+kept and typed, but needs two packages (``psycopg`` and ``psycopg-pool``) and
+a libpq (``psycopg[binary]``) for the same. ``asyncpg`` is imported only when a
+store is created: ``import zoom_s2s`` works without it.
+
+Schema
+------
+Created on first use (``CREATE SCHEMA IF NOT EXISTS``, serialised between
+processes by a transaction-level advisory lock) and versioned in
+``<schema>.meta``; a database whose schema is newer than this code is
+refused. :func:`schema_sql` prints the DDL for a DBA; :func:`grants_sql` the
+minimal grants for an application user (``docs/postgres.rst``).
+
+PgBouncer
+---------
+Transaction pooling is **not** supported: ``LISTEN`` needs a session of its
+own (in transaction mode, notifications go to whichever client the server
+connection serves next, or nowhere), and asyncpg's prepared statements are
+per session. Point the store at PostgreSQL itself or at a session-mode pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import inspect
+import logging
+import math
+import time
+import urllib.parse
+import warnings
+from types import ModuleType
+from typing import Any
+
+import attrs
+
+from .._redact import scrub, secret_forms
+from ..errors import ConfigurationError, StoreError, StoreUnavailableError, UsageError
+from ..models import AccessToken
+from ._postgres_listener import ChangeListener
+from ._postgres_sql import SCHEMA_VERSION, Statements, quote_schema
+from ._postgres_sql import schema_sql as _schema_sql
+from .base import BaseTokenStore, FailureRecord, LockLease, decode_record, encode_record, new_owner
+from .url import redact_url, url_secrets
+
+__all__ = ["MAX_TOKEN_LIFETIME", "PostgresTokenStore", "grants_sql", "schema_sql"]
+
+logger = logging.getLogger("zoom_s2s.stores.postgres")
+
+_INSTALL_HINT = "PostgresTokenStore needs the asyncpg package: install zoom-s2s[postgres]"
+_URL_FORMS = "postgresql://[user[:password]@]host[:port]/database[?sslmode=...]"
+MAX_TOKEN_LIFETIME = 86_400.0
+"""Longest remaining lifetime, seconds, of a token the store writes or believes (one day)."""
+MAX_KEY_LENGTH = 256
+_MAX_LOCK_TTL = 86_400.0
+
+
+def schema_sql(schema: str = "zoom_s2s") -> str:
+    """The DDL the store runs on first use (idempotent), for a DBA to run in advance.
+
+    Raises:
+        ConfigurationError: ``schema`` is not a valid schema name.
+    """
+    try:
+        return _schema_sql(schema)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+
+
+def grants_sql(user: str, schema: str = "zoom_s2s") -> str:
+    """The minimal grants for ``user`` once the schema exists (see :func:`schema_sql`).
+
+    The application user then needs no ``CREATE`` right anywhere: it reads
+    and writes the two tables, nothing else.
+
+    Raises:
+        ConfigurationError: ``schema`` or ``user`` is not a plain lower-case name.
+    """
+    try:
+        s, u = quote_schema(schema), quote_schema(user)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+    return (
+        f"GRANT USAGE ON SCHEMA {s} TO {u};\n"
+        f"GRANT SELECT ON {s}.meta TO {u};\n"
+        f"GRANT SELECT, INSERT, UPDATE ON {s}.entries TO {u};\n"
+    )
+
+
+def _import_asyncpg() -> ModuleType:
+    try:
+        return importlib.import_module("asyncpg")
+    except ImportError as exc:
+        raise ConfigurationError(_INSTALL_HINT) from exc
+
+
+def _check_url(url: str, name: str) -> None:
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - validates the port
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"invalid PostgreSQL URL {name} ({exc}); expected {_URL_FORMS}"
+        ) from None
+    if parts.scheme.lower() not in ("postgresql", "postgres"):
+        raise ConfigurationError(f"PostgreSQL URL {name} must start with postgresql://")
+
+
+@attrs.frozen
+class _Timeouts:
+    connect: float
+    command: float
+
+
+class PostgresTokenStore(BaseTokenStore):
+    """Shares tokens between hosts through a PostgreSQL database (9.6 or later; tested on 15).
+
+    See the module docstring for how the lock, fencing and wake-ups work.
+
+    Args:
+        dsn: ``postgresql://[user[:password]@]host[:port]/database[?options]``
+            (libpq's URL form, as asyncpg reads it; ``PG*`` environment
+            variables and ``~/.pgpass`` fill in what is missing).
+        schema: The schema holding the store's tables (created on first use).
+        pool_size: Most connections the command pool opens (plus one for ``LISTEN``).
+        connect_timeout: Seconds to open a connection.
+        command_timeout: Seconds one statement may take.
+        **connect_options: More ``asyncpg.connect`` arguments (``ssl=``,
+            ``server_settings=``, ...).
+
+    Raises:
+        ConfigurationError: ``asyncpg`` is not installed, or an argument is invalid.
+    """
+
+    schemes = ("postgresql", "postgres")
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str = "zoom_s2s",
+        pool_size: int = 10,
+        connect_timeout: float = 5.0,
+        command_timeout: float = 5.0,
+        **connect_options: Any,
+    ) -> None:
+        self._closed = True  # until fully built, for __del__
+        self._asyncpg = _import_asyncpg()
+        self._name = redact_url(dsn) if isinstance(dsn, str) else "<invalid>"
+        if not isinstance(dsn, str):
+            raise ConfigurationError(f"dsn must be a PostgreSQL URL string, not {type(dsn)}")
+        _check_url(dsn, self._name)
+        try:
+            quote_schema(schema)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+        if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
+            raise ConfigurationError(f"pool_size must be a positive integer, got {pool_size!r}")
+        for label, value in (("connect_timeout", connect_timeout),
+                             ("command_timeout", command_timeout)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+                0 < value < math.inf
+            ):
+                raise ConfigurationError(f"{label} must be a positive number, got {value!r}")
+        accepted = inspect.signature(self._asyncpg.connect).parameters
+        unknown = sorted(set(connect_options) - set(accepted) - {"dsn", "loop", "timeout"})
+        if unknown or {"dsn", "loop", "timeout", "command_timeout"} & set(connect_options):
+            bad = unknown or sorted({"dsn", "loop", "timeout"} & set(connect_options))
+            raise ConfigurationError(
+                f"unexpected option(s) for PostgresTokenStore: {', '.join(bad)} "
+                "(use connect_timeout= and command_timeout= for the timeouts)"
+            )
+        password = connect_options.get("password")
+        self._secret_forms = secret_forms(
+            *url_secrets(dsn), password if isinstance(password, str) else None
+        )
+        errors: ModuleType = importlib.import_module("asyncpg.exceptions")
+        self._exc = errors
+        # Instance attribute: asyncpg is imported only once a store is made.
+        self.backend_errors = (
+            errors.PostgresError,
+            errors.InterfaceError,
+            errors.InternalClientError,
+            OSError,
+            asyncio.TimeoutError,
+        )
+        self._dsn = dsn
+        self._schema = schema
+        self._sql = Statements(schema)
+        self._pool_size = pool_size
+        self._timeouts = _Timeouts(float(connect_timeout), float(command_timeout))
+        settings = dict(connect_options.pop("server_settings", None) or {})
+        settings.setdefault("application_name", "zoom-s2s")
+        self._connect_options = {**connect_options, "server_settings": settings}
+        self._pool: Any = None
+        self._init_lock: asyncio.Lock | None = None
+        self._listener: ChangeListener | None = None
+        self._closed = False
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> PostgresTokenStore:
+        """Create a store for ``url`` (``postgresql://`` or ``postgres://``); see the class.
+
+        Raises:
+            ConfigurationError: ``asyncpg`` is not installed, or the URL or an option is invalid.
+        """
+        return cls(url, **options)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def schema(self) -> str:
+        """The schema holding the store's tables."""
+        return self._schema
+
+    def __repr__(self) -> str:
+        return f"PostgresTokenStore({self._name!r}, schema={self._schema!r})"
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True) and getattr(self, "_pool", None) is not None:
+            warnings.warn(
+                f"{self!r} was not closed; call 'await store.aclose()'",
+                ResourceWarning,
+                stacklevel=1,
+            )
+
+    # -- errors -----------------------------------------------------------------
+
+    def scrub(self, text: str) -> str:
+        """``text`` without the password of the URL or options, in any encoding."""
+        return scrub(text, self._secret_forms)
+
+    def error_hint(self, exc: BaseException) -> str:
+        return (
+            "check that PostgreSQL is running and reachable from this host, and that the "
+            f"user may read and write the tables of schema {self._schema!r} "
+            "(docs: PostgreSQL store, minimal grants)"
+        )
+
+    def translate_error(self, exc: BaseException, action: str) -> StoreError:
+        """Credentials refused, grants missing, unreachable, or failed, by exception."""
+        errors = self._exc
+        detail = self.scrub(str(exc)) or "no detail"
+        kind = exc.__class__.__name__
+        where = f"PostgreSQL at {self._name}"
+        if isinstance(exc, errors.InvalidAuthorizationSpecificationError):
+            return StoreUnavailableError(
+                f"{where} refused the credentials while {action} ({kind}: {detail}); "
+                "check the user and password in the URL (or PGPASSWORD, ~/.pgpass) and "
+                "pg_hba.conf",
+                store=self._name,
+            )
+        if isinstance(exc, errors.InsufficientPrivilegeError):
+            return StoreError(
+                f"{where} refused an operation while {action} ({kind}: {detail}); the user "
+                f"needs USAGE on schema {self._schema!r}, SELECT on its table meta and "
+                "SELECT, INSERT, UPDATE on its table entries, and CREATE on the database "
+                "if the schema does not exist yet (have an administrator run "
+                "zoom_s2s.stores.postgres.schema_sql() and grants_sql())",
+                store=self._name,
+            )
+        if isinstance(exc, errors.InvalidCatalogNameError):
+            return StoreUnavailableError(
+                f"{where} has no such database ({detail}) while {action}; check the "
+                "database name in the URL",
+                store=self._name,
+            )
+        if isinstance(
+            exc,
+            (OSError, asyncio.TimeoutError, errors.InterfaceError,
+             errors.PostgresConnectionError, errors.OperatorInterventionError,
+             errors.InsufficientResourcesError),
+        ):
+            return StoreUnavailableError(
+                f"{where} is unreachable while {action} ({kind}: {detail}); check that "
+                "PostgreSQL is running and reachable from this host (host, port, "
+                "sslmode, pg_hba.conf, max_connections)",
+                store=self._name,
+            )
+        return StoreError(
+            f"{where} failed while {action} ({kind}: {detail}); {self.error_hint(exc)}",
+            store=self._name,
+        )
+
+    # -- plumbing ---------------------------------------------------------------
+
+    def _check_key(self, key: str) -> None:
+        if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:
+            raise ConfigurationError(
+                f"store key must be a non-empty string of at most {MAX_KEY_LENGTH} "
+                f"characters, got {key!r:.80}"
+            )
+
+    async def _connect(self) -> Any:
+        return await self._asyncpg.connect(
+            self._dsn,
+            timeout=self._timeouts.connect,
+            command_timeout=self._timeouts.command,
+            **self._connect_options,
+        )
+
+    async def _ready(self) -> Any:
+        """The command pool, created (and the schema checked) on first use."""
+        if self._closed:
+            raise UsageError(f"{self!r} is closed; create a new store")
+        if self._pool is not None:
+            return self._pool
+        if self._init_lock is None:
+            self._init_lock = asyncio.Lock()
+        async with self._init_lock:
+            if self._pool is None:
+                pool = self._asyncpg.create_pool(
+                    self._dsn,
+                    min_size=0,
+                    max_size=self._pool_size,
+                    max_inactive_connection_lifetime=60.0,
+                    timeout=self._timeouts.connect,
+                    command_timeout=self._timeouts.command,
+                    **self._connect_options,
+                )
+                await pool
+                try:
+                    await self._check_schema(pool)
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(pool.close(), self._timeouts.command)
+                    raise
+                self._pool = pool
+        return self._pool
+
+    async def _check_schema(self, pool: Any) -> None:
+        errors = self._exc
+        try:
+            version = await pool.fetchval(self._sql.version)
+        except (errors.UndefinedTableError, errors.InvalidSchemaNameError):
+            version = None
+        if version is None:
+            await self._create_schema(pool)
+            version = await pool.fetchval(self._sql.version)
+        if str(version) != str(SCHEMA_VERSION):
+            raise StoreError(
+                f"PostgreSQL at {self._name} holds schema {self._schema!r} at version "
+                f"{str(version)[:20]!r}; this zoom-s2s reads version {SCHEMA_VERSION}: "
+                "upgrade zoom-s2s, or use another schema=",
+                store=self._name,
+            )
+
+    async def _create_schema(self, pool: Any) -> None:
+        logger.info("creating schema %s in %s", self._schema, self._name)
+        async with pool.acquire() as connection, connection.transaction():
+            # Processes starting together would race on CREATE ... IF NOT EXISTS.
+            await connection.execute(
+                "SELECT pg_advisory_xact_lock(hashtext($1))", f"zoom_s2s:{self._schema}"
+            )
+            await connection.execute(schema_sql(self._schema))
+
+    async def init_schema(self) -> None:
+        """Create the schema now (if missing) and check its version; done on first use anyway.
+
+        Raises:
+            StoreError: The user may not create it, or its version is newer than this code.
+        """
+        await self._ready()
+
+    # -- tokens ---------------------------------------------------------------
+
+    async def read(self, key: str) -> AccessToken | None:
+        self._check_key(key)
+        pool = await self._ready()
+        row = await pool.fetchrow(self._sql.read, key)
+        if row is None:
+            return None
+        data, left = row["token_data"], float(row["left_s"])
+        try:
+            token, _generation = decode_record(bytes(data))
+        except ValueError as exc:
+            logger.warning("token in %s for key %s is corrupt (%s); treating as a miss",
+                           self._name, key, exc)
+            return None
+        now = time.time()
+        if token.expires_at > now + MAX_TOKEN_LIFETIME:
+            logger.warning("token in %s for key %s claims to live %.0f s more (at most %.0f s "
+                           "is believed); treating as a miss", self._name, key,
+                           token.expires_at - now, MAX_TOKEN_LIFETIME)
+            return None
+        by_row = now + left
+        if by_row < token.expires_at:
+            # The row lapses first (the writer's clock ran fast): believe the
+            # earlier moment, and keep the token's lifetime. Never the later one.
+            shift = by_row - token.expires_at
+            token = attrs.evolve(token, expires_at=by_row, issued_at=token.issued_at + shift)
+        return token if token.expires_at > now else None
+
+    async def write(self, lease: LockLease, token: AccessToken) -> bool:
+        """Store ``token`` under ``lease``'s generation (one statement).
+
+        Raises:
+            StoreError: ``token`` claims to live longer than
+                :data:`MAX_TOKEN_LIFETIME` (or forever); nothing is written.
+        """
+        self._check_key(lease.key)
+        left = token.expires_at - time.time()
+        if not math.isfinite(left) or left > MAX_TOKEN_LIFETIME:
+            raise StoreError(
+                f"refused to store token {token.fingerprint} in {self._name}: it claims to "
+                f"expire in {left:.0f} s, and a token lives at most {MAX_TOKEN_LIFETIME:.0f} s "
+                "(Zoom issues 3600 s tokens); check the token endpoint's expires_in",
+                store=self._name,
+            )
+        alive = left > 0
+        pool = await self._ready()
+        row = await pool.fetchrow(
+            self._sql.write,
+            lease.key,
+            lease.generation,
+            token.fingerprint if alive else None,
+            encode_record(token, lease.generation) if alive else None,
+            max(0.0, left),
+            self._sql.channel,
+        )
+        if row is None:
+            logger.debug("refused stale write of token %s for %s (generation %d)",
+                         token.fingerprint, lease.key, lease.generation)
+        return row is not None
+
+    async def delete(self, key: str, *, fingerprint: str) -> bool:
+        self._check_key(key)
+        pool = await self._ready()
+        row = await pool.fetchrow(self._sql.delete, key, fingerprint, self._sql.channel)
+        return row is not None
+
+    # -- the lock -------------------------------------------------------------
+
+    async def acquire_lock(self, key: str, *, ttl: float) -> LockLease | None:
+        """Take the lock and a fencing generation in one statement.
+
+        Raises:
+            ConfigurationError: ``ttl`` is not a positive number of at most a day.
+        """
+        self._check_key(key)
+        if (
+            isinstance(ttl, bool)
+            or not isinstance(ttl, (int, float))
+            or not 0 < ttl <= _MAX_LOCK_TTL
+        ):
+            raise ConfigurationError(f"lock ttl must be > 0 and <= 86400 seconds, got {ttl!r}")
+        owner = new_owner()  # one per acquisition, never shared between coroutines
+        pool = await self._ready()
+        acquired_at = time.monotonic()
+        generation = await pool.fetchval(self._sql.acquire, key, owner, float(ttl))
+        if generation is None:
+            return None
+        return LockLease(
+            key=key, owner=owner, generation=int(generation), ttl=ttl, acquired_at=acquired_at
+        )
+
+    async def release_lock(self, lease: LockLease) -> bool:
+        self._check_key(lease.key)
+        pool = await self._ready()
+        row = await pool.fetchrow(
+            self._sql.release, lease.key, lease.owner, lease.generation, self._sql.channel
+        )
+        return row is not None
+
+    async def wait_for_change(self, key: str, *, timeout: float) -> None:
+        self._check_key(key)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        pool = await self._ready()
+        event: asyncio.Event | None = None
+        if timeout > 0:
+            if self._listener is None:
+                self._listener = ChangeListener(
+                    self._connect, channel=self._sql.channel, name=self._name
+                )
+            await self._listener.listen()
+            # Registered before looking at the lock, so a release that happens
+            # after the look cannot be missed.
+            event = self._listener.event(key)
+        left = await pool.fetchval(self._sql.lock_left, key)
+        if left is None or event is None:
+            return
+        deadline = min(deadline, loop.time() + float(left))  # after its TTL waiters take over
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(event.wait(), max(0.0, deadline - loop.time()))
+
+    # -- failures ---------------------------------------------------------------
+
+    async def write_failure(
+        self, lease: LockLease, failure: FailureRecord, *, keep_for: float
+    ) -> None:
+        """Remember ``failure`` for ``keep_for`` seconds (at least its ``retry_in``, at most a day).
+
+        Ignored (with a debug line) if a token of a later generation was already written.
+        """
+        self._check_key(lease.key)
+        keep = max(keep_for, failure.retry_in)
+        if not math.isfinite(keep):
+            raise ConfigurationError(f"keep_for must be a finite number of seconds: {keep_for!r}")
+        keep = min(MAX_TOKEN_LIFETIME, max(0.001, keep))
+        pool = await self._ready()
+        row = await pool.fetchrow(
+            self._sql.write_failure,
+            lease.key,
+            lease.generation,
+            failure.to_json(keep_for=keep).encode(),
+            keep,
+        )
+        if row is None:
+            logger.debug("ignored a stale failure record for %s (generation %d)",
+                         lease.key, lease.generation)
+
+    async def read_failure(self, key: str) -> FailureRecord | None:
+        self._check_key(key)
+        pool = await self._ready()
+        row = await pool.fetchrow(self._sql.read_failure, key)
+        if row is None:
+            return None
+        try:
+            return FailureRecord.from_json(bytes(row["failure_data"]), age=float(row["age"]))
+        except ValueError as exc:
+            logger.warning("ignoring a corrupt failure record for key %s in %s (%s)",
+                           key, self._name, exc)
+            return None
+
+    async def aclose(self) -> None:
+        """Close the listening connection and the pool. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            await listener.aclose()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            try:
+                await asyncio.wait_for(pool.close(), self._timeouts.command)
+            except Exception:
+                pool.terminate()
