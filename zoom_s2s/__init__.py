@@ -42,6 +42,7 @@ from .events import EventKind, TokenEvent, TokenHook, log_event
 from .manager import TokenManager, TokenStats
 from .models import AccessToken, Credentials
 from .oauth import DEFAULT_TOKEN_URL, ZOOMGOV_TOKEN_URL, RetryPolicy
+from .pool import TokenManagerPool
 from .stores import (
     EncryptedTokenStore,
     FileTokenStore,
@@ -81,6 +82,7 @@ __all__ = [
     "TokenEvent",
     "TokenHook",
     "TokenManager",
+    "TokenManagerPool",
     "TokenRateLimitedError",
     "TokenStats",
     "TokenStore",

@@ -65,6 +65,7 @@ TOP_LEVEL = {
     "MemoryTokenStore", "MissingScopesError", "NotFoundError", "RateLimitedError",
     "RedisTokenStore", "RetryPolicy", "ServerError", "StoreError", "StoreUnavailableError",
     "TokenEndpointError", "TokenError", "TokenEvent", "TokenHook", "TokenManager",
+    "TokenManagerPool",
     "TokenRateLimitedError", "TokenStats", "TokenStore", "UnauthorizedError", "UsageError",
     "User", "ZoomAPIError", "ZoomAuthMiddleware", "ZoomClient", "ZoomS2SError",
     "__version__", "discover_account_id", "log_event", "store_from_url",

@@ -261,7 +261,13 @@ class RedisTokenStore(BaseTokenStore):
 
     @classmethod
     def from_url(
-        cls, url: str, *, prefix: str = "zoom_s2s", cluster: bool = False, **options: Any
+        cls,
+        url: str,
+        *,
+        prefix: str = "zoom_s2s",
+        cluster: bool = False,
+        max_connections: int | None = None,
+        **options: Any,
     ) -> RedisTokenStore:
         """Create a store with its own client for ``url``; :meth:`aclose` closes it.
 
@@ -270,6 +276,10 @@ class RedisTokenStore(BaseTokenStore):
                 (TLS) or ``unix:///path/redis.sock?db=0``.
             prefix: First part of every key.
             cluster: Connect with ``RedisCluster`` (``url`` names one node).
+            max_connections: At most this many connections to Redis (pub/sub
+                included); a command waits for a free one (redis-py's
+                ``BlockingConnectionPool``). Default: one per concurrent command.
+                Not for Cluster.
             **options: Passed to the client's ``from_url``; defaults
                 ``socket_timeout=5``, ``socket_connect_timeout=5`` and (not for
                 Cluster) two quick retries, so an outage is reported within
@@ -288,9 +298,17 @@ class RedisTokenStore(BaseTokenStore):
             retry = importlib.import_module("redis.asyncio.retry")
             backoff = importlib.import_module("redis.backoff")
             options.setdefault("retry", retry.Retry(backoff.ExponentialBackoff(0.5, 0.05), 2))
+        if max_connections is not None and cluster:
+            raise ConfigurationError("max_connections is not supported with cluster=True")
         factory = redis_asyncio.RedisCluster if cluster else redis_asyncio.Redis
         try:
-            client = factory.from_url(url, **options)
+            if max_connections is not None:
+                pool = redis_asyncio.BlockingConnectionPool.from_url(
+                    url, max_connections=max_connections, **options
+                )
+                client = redis_asyncio.Redis.from_pool(pool)
+            else:
+                client = factory.from_url(url, **options)
         except (ValueError, TypeError, importlib.import_module("redis").RedisError) as exc:
             raise ConfigurationError(
                 f"invalid Redis URL {name} ({scrub(str(exc), forms)}); expected "
