@@ -59,6 +59,8 @@ def store_url(spec: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     if spec["kind"] == "redis":
         options = {k: v for k, v in spec.items() if k in ("cluster", "prefix")}
         return spec["url"], options
+    if spec["kind"] == "postgres":  # {"kind": "postgres", "url": ..., "schema": ...}
+        return spec["url"], {k: v for k, v in spec.items() if k == "schema"}
     raise ValueError(f"unknown store kind {spec['kind']!r}")
 
 

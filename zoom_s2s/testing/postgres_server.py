@@ -87,19 +87,21 @@ def _free_port() -> int:
 
 
 def _accepts(port: int, timeout: float) -> bool:
-    """Whether the server answers a startup packet on ``port`` (any answer but a refusal).
+    """Whether the server serves clients on ``port`` (it asks a new one to authenticate).
 
     A TCP connection alone is not enough: the postmaster accepts connections
-    while it is still recovering and answers them with "the database system
-    is starting up". An SSLRequest is answered with one byte (``N`` or ``S``)
-    only once the postmaster serves clients; during startup it is answered
-    with an error message (``E``).
+    while it starts up or recovers from a crash, and answers a client's
+    startup message with an error ("the database system is starting up").
+    Once it serves clients, it answers with an authentication request (``R``).
     """
-    ssl_request = (8).to_bytes(4, "big") + (80877103).to_bytes(4, "big")
+    body = b"".join(
+        [(196608).to_bytes(4, "big"), b"user\0postgres\0database\0postgres\0\0"]
+    )
+    startup = (len(body) + 4).to_bytes(4, "big") + body
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-            sock.sendall(ssl_request)
-            return sock.recv(1) in (b"N", b"S")
+            sock.sendall(startup)
+            return sock.recv(1) == b"R"
     except OSError:
         return False
 
