@@ -77,7 +77,12 @@ _TOKEN_ERROR_HINTS = {
     "invalid_request": (
         "check ZOOM_ACCOUNT_ID and that the Server-to-Server OAuth app is activated"
     ),
-    "unsupported_grant_type": "the token URL may not be Zoom's S2S token endpoint",
+    "unsupported_grant_type": (
+        "these look like the credentials of an app that is not Server-to-Server OAuth "
+        "(a general/user-level OAuth, Meeting SDK or Zoom Apps app): create a "
+        "Server-to-Server OAuth app in the Zoom App Marketplace and use its account id, "
+        "client id and secret; or the token URL is not Zoom's"
+    ),
 }
 
 

@@ -30,13 +30,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import itertools
 import logging
 import os
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 from ._env import api_url_from_env
@@ -359,6 +360,56 @@ class SyncZoomClient(ClosedOnExit):
             ZoomAPIError: Any other API error.
         """
         return self._call(lambda client: client.get_user(user_id), timeout)
+
+    def paginate(
+        self,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        key: str | None = None,
+        page_size: int = 300,
+        timeout: float | None = None,
+    ) -> Iterator[Any]:
+        """Iterate over the items of every page; see :meth:`zoom_s2s.ZoomClient.paginate`.
+
+        A plain iterator: each page is fetched on the manager's loop when the
+        previous one is used up. Close it (or let it end) to stop early.
+
+        Args:
+            path: The list API, e.g. ``"/users"``.
+            params: Other query parameters.
+            key: The answer's list of items; default found in the first answer.
+            page_size: Items per page, 1 to 300.
+            timeout: Seconds to wait at most for each page, retries included.
+
+        Raises:
+            ConfigurationError: ``page_size`` is out of range.
+            ZoomAPIError: An API error, or an answer that is not a page.
+            TimeoutError: ``timeout`` passed.
+        """
+        from .client.pagination import Pages
+
+        async def start(client: ZoomClient) -> AsyncGenerator[list[Any], None]:
+            return Pages(client, path, params=params, key=key, page_size=page_size).pages()
+
+        pages = self._call(start, timeout)
+        runtime = self.tokens._runtime()
+
+        async def step() -> list[Any] | None:
+            try:
+                return await pages.__anext__()
+            except StopAsyncIteration:
+                return None
+
+        finished = False
+        try:
+            while (page := runtime.run(step, timeout)) is not None:
+                yield from page
+            finished = True
+        finally:
+            if not finished and runtime.thread.is_alive():
+                with contextlib.suppress(Exception):
+                    runtime.run(pages.aclose, _CLOSE_TIMEOUT)
 
     def close(self) -> None:
         """Close this process's client (the manager stays open). Idempotent."""

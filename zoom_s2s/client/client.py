@@ -11,6 +11,11 @@ One request, outermost first:
    * 401 code 124 (the token is invalid or expired): the attempt has already
      invalidated that token with the manager (compare-and-delete, so a burst
      of 401s refetches once); retried at once, once, with a fresh token;
+   * codes 4700/4711 (the token lacks a scope): scopes granted in the
+     Marketplace reach only tokens issued afterwards, so the token is
+     invalidated the same way and the request retried once with a fresh
+     token, unless the fresh token's scopes show it cannot help, or this
+     client already saw that very token refused (:class:`_ScopeMemory`);
    * 429 per-second limits: waiting what ``Retry-After`` says, capped, a
      bounded number of times; a daily limit is raised at once;
    * 5xx answers and connection failures of idempotent methods: bounded
@@ -32,7 +37,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
@@ -50,6 +56,7 @@ from ..errors import (
     APIConnectionError,
     ConfigurationError,
     DailyLimitExceededError,
+    MissingScopesError,
     RateLimitedError,
     ServerError,
     UnauthorizedError,
@@ -60,12 +67,14 @@ from ..manager import TokenManager
 from ..models import AccessToken
 from ..oauth import RetryPolicy
 from .middleware import ForeignRedirect, RedirectGuard, check_redirect_mode
+from .pagination import MAX_PAGE_SIZE, Pages
 from .responses import (
     DEFAULT_MAX_RESPONSE_BYTES,
     INVALID_TOKEN_CODE,
     decode_response,
     error_from_response,
     read_body,
+    scopes_hint,
 )
 from .urls import Destinations, api_base, quote_path
 from .user import User
@@ -78,6 +87,7 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 Params = Mapping[str, str | int | float] | None
 
 _PATH_CACHE_SIZE = 512
+_SCOPE_MEMORY = 32  # fingerprints of tokens known to lack a scope, per client
 
 
 class _Retries:
@@ -98,6 +108,7 @@ class _Retries:
         "policy",
         "rate_limit_retries",
         "rate_limited",
+        "scope_error",
         "token_retried",
     )
 
@@ -119,6 +130,7 @@ class _Retries:
         self.rate_limited = 0
         self.failed = 0
         self.token_retried = False
+        self.scope_error: MissingScopesError | None = None
         self._last: Exception | None = None
         self._verdict: bool | float = False
 
@@ -143,6 +155,12 @@ class _Retries:
                 return False
             self.token_retried = True
             return 0.0  # at once: the attempt has invalidated the token
+        if isinstance(exc, MissingScopesError):
+            if self.token_retried or not getattr(exc, "_refetch", False):
+                return False
+            self.token_retried = True
+            self.scope_error = exc
+            return 0.0  # at once, with a fresh token: the attempt has invalidated it
         if isinstance(exc, DailyLimitExceededError):
             return False  # clears at midnight UTC: never sleep for hours
         if isinstance(exc, RateLimitedError):
@@ -272,6 +290,8 @@ class ZoomClient:
         # path at the configured base, and the headers of the current token.
         self._paths: dict[str, tuple[str, yarl.URL]] = {}
         self._signed: tuple[AccessToken | None, dict[str, str]] = (None, {})
+        # Tokens Zoom refused for a missing scope after a refetch: no second refetch.
+        self._lacking: deque[str] = deque(maxlen=_SCOPE_MEMORY)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -302,7 +322,10 @@ class ZoomClient:
 
         Raises:
             UnauthorizedError: 401, also after one retry with a fresh token.
-            MissingScopesError: 400 code 4711: add the scope to the app.
+            MissingScopesError: Code 4700 or 4711, also after one retry with a
+                fresh token: add the scope to the app.
+            PlanRequiredError: Code 200 "Only available for Paid or ZMP account".
+            PermissionDeniedError: 403, or code 200 "No permission.".
             NotFoundError: 404.
             RateLimitedError: 429 per-second limit after the bounded retries.
             DailyLimitExceededError: 429 daily limit, raised at once.
@@ -350,6 +373,8 @@ class ZoomClient:
                             # waits for it and counts it like any other.
                             failure, first = first, None
                             raise failure
+                        if retries.scope_error is not None:
+                            await self._check_fresh_scopes(retries)
                         invalidate = not retries.token_retried
                         return await self._attempt(
                             session, method, target, params, json, invalidate
@@ -368,11 +393,26 @@ class ZoomClient:
             cause = None if isinstance(exc, aiohttp.ClientResponseError) else exc
         raise error from cause
 
-    async def get_user(self, user_id: str = "me") -> User:
+    async def get_user(
+        self,
+        user_id: str = "me",
+        *,
+        login_type: int | None = None,
+        encrypted_email: bool | None = None,
+        search_by_unique_id: bool | None = None,
+    ) -> User:
         """Return a user by id, email address, or ``"me"`` (the app's creating user).
 
+        A pending user (invited, not yet activated) comes back with only
+        ``id`` and ``created_at``, as Zoom sends it.
+
         Args:
-            user_id: The user's id or email address, or ``"me"``.
+            user_id: The user's id or email address, or ``"me"``; with
+                ``search_by_unique_id``, the employee unique id.
+            login_type: Zoom's ``login_type`` query parameter: the login
+                method of an email that has several (e.g. 100 Zoom, 101 SSO).
+            encrypted_email: ``user_id`` is an encrypted email address.
+            search_by_unique_id: ``user_id`` is an employee unique id.
 
         Returns:
             The user.
@@ -384,7 +424,10 @@ class ZoomClient:
         if not isinstance(user_id, str) or not user_id:
             raise ValueError("user_id must be a non-empty string: an id, an email or 'me'")
         path = "/users/me" if user_id == "me" else "/users/" + quote(user_id, safe="")
-        data = await self.request("GET", path)
+        params: dict[str, str | int] | None = None
+        if login_type is not None or encrypted_email is not None or search_by_unique_id is not None:
+            params = _user_query(login_type, encrypted_email, search_by_unique_id)
+        data = await self.request("GET", path, params=params)
         try:
             return User.from_api(data)
         except ValueError as exc:
@@ -396,6 +439,43 @@ class ZoomClient:
                 method="GET",
                 path=path,
             ) from None
+
+    def paginate(
+        self,
+        path: str,
+        *,
+        params: Params = None,
+        key: str | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> AsyncIterator[Any]:
+        """Iterate over the items of every page of a list API, following ``next_page_token``::
+
+            async for user in zoom.paginate("/users", params={"status": "active"}):
+                print(user["email"])
+
+        Each page is one :meth:`request` (with its retries). If Zoom says the
+        page token is invalid or expired (they last 15 minutes), the walk
+        starts again from the first page and skips the items already yielded
+        (by ``id``), at most 3 times.
+
+        Args:
+            path: The list API, e.g. ``"/users"`` or ``"/users/me/meetings"``.
+            params: Other query parameters, sent with every page.
+            key: The answer's list of items, e.g. ``"users"``; default the one
+                key of the first answer whose value is a list.
+            page_size: Items per page, 1 to 300 (Zoom's maximum; some APIs
+                allow fewer and answer with fewer).
+
+        Yields:
+            The items, as decoded JSON.
+
+        Raises:
+            ConfigurationError: ``page_size`` is out of range.
+            ZoomAPIError: An API error, or an answer that is not a page of
+                items (no list, several lists without ``key``, a repeated
+                page token).
+        """
+        return Pages(self, path, params=params, key=key, page_size=page_size).items()
 
     async def aclose(self) -> None:
         """Close the session if the client made it. Idempotent."""
@@ -434,6 +514,27 @@ class ZoomClient:
             self._paths.clear()  # paths with ids in them: keep the memory bounded
         self._paths[path] = target
         return target
+
+    async def _check_fresh_scopes(self, retries: _Retries) -> None:
+        """Before retrying a scope error: raise it again if the fresh token cannot help."""
+        error, retries.scope_error = retries.scope_error, None
+        if error is None:
+            return
+        fresh = await self.tokens.get_token()
+        if error.required_scopes and set(error.required_scopes).isdisjoint(fresh.scopes):
+            self._lacking.append(fresh.fingerprint)
+            raise MissingScopesError(
+                status=error.status,
+                code=error.code,
+                message=error.message,
+                tracking_id=error.tracking_id,
+                method=error.method,
+                path=error.path,
+                errors=error.errors,
+                required_scopes=error.required_scopes,
+                granted_scopes=frozenset(fresh.scopes),
+                hint=scopes_hint(error.required_scopes, frozenset(fresh.scopes)),
+            )
 
     def _headers(self, token: AccessToken) -> dict[str, str]:
         signed_for, headers = self._signed
@@ -479,8 +580,11 @@ class ZoomClient:
             method=method,
             path=url.path,
             secrets=secret_forms(token.access_token),
+            scopes=token.scopes,
         )
-        if invalidate and status == 401 and error.code == INVALID_TOKEN_CODE:
+        if isinstance(error, MissingScopesError):
+            await self._scope_refused(error, token, invalidate)
+        elif invalidate and status == 401 and error.code == INVALID_TOKEN_CODE:
             logger.debug(
                 "%s %s: 401 code %d with token_fp=%s; invalidating it and retrying once",
                 method,
@@ -490,3 +594,38 @@ class ZoomClient:
             )
             await self.tokens.invalidate(token)
         raise error
+
+    async def _scope_refused(
+        self, error: MissingScopesError, token: AccessToken, invalidate: bool
+    ) -> None:
+        """Invalidate a token refused for a scope, once: new grants reach only new tokens."""
+        if not invalidate or token.fingerprint in self._lacking:
+            if token.fingerprint not in self._lacking:
+                self._lacking.append(token.fingerprint)
+            return
+        logger.debug(
+            "%s %s: code %s with token_fp=%s; fetching a fresh token once (scopes granted "
+            "since reach only new tokens)",
+            error.method,
+            error.path,
+            error.code,
+            token.fingerprint,
+        )
+        await self.tokens.invalidate(token)
+        error._refetch = True  # type: ignore[attr-defined]
+
+
+def _user_query(
+    login_type: int | None, encrypted_email: bool | None, search_by_unique_id: bool | None
+) -> dict[str, str | int]:
+    """``get_user``'s query parameters, as Zoom spells them."""
+    query: dict[str, str | int] = {}
+    if login_type is not None:
+        if isinstance(login_type, bool) or not isinstance(login_type, int):
+            raise ValueError(f"login_type={login_type!r} must be an int (e.g. 100 Zoom, 101 SSO)")
+        query["login_type"] = login_type
+    if encrypted_email is not None:
+        query["encrypted_email"] = "true" if encrypted_email else "false"
+    if search_by_unique_id is not None:
+        query["search_by_unique_id"] = "true" if search_by_unique_id else "false"
+    return query

@@ -96,6 +96,7 @@ async def discover_account_id(
             method="GET",
             path=url.path,
             hint="the token may belong to an app type that cannot read users; use a token "
-            "with the user:read scope",
+            "with a scope that reads users: user:read:user:admin (or user:read:user for a "
+            "user-level OAuth app; the classic names were user:read:admin and user:read)",
         )
     return account_id

@@ -15,8 +15,9 @@ may echo the ``Authorization`` header back).
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import aiohttp
@@ -27,6 +28,8 @@ from ..errors import (
     DailyLimitExceededError,
     MissingScopesError,
     NotFoundError,
+    PermissionDeniedError,
+    PlanRequiredError,
     RateLimitedError,
     ServerError,
     UnauthorizedError,
@@ -44,20 +47,30 @@ __all__ = [
 
 INVALID_TOKEN_CODE = 124
 MISSING_SCOPES_CODE = 4711
+INVALID_SCOPES_CODE = 4700
+NO_PERMISSION_CODE = 200
+SCOPE_CODES = frozenset({INVALID_SCOPES_CODE, MISSING_SCOPES_CODE})
 DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 """Largest API answer read by default: far above any JSON page Zoom sends (16 MiB)."""
 
 _MAX_MESSAGE = 300
 NO_SECRETS: tuple[str, ...] = ()
+_SCOPE_LIST = re.compile(r"scopes?\s*:?\s*\[([^\]]*)\]", re.IGNORECASE)
+_SCOPE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 
 _API_ERROR_HINTS = {
     401: (
         "Zoom rejected the access token even after a fresh one was fetched; check that the "
         "Server-to-Server OAuth app is activated and that the base URL is Zoom's API"
     ),
-    MISSING_SCOPES_CODE: (
-        "The app lacks a scope this call needs: add it to the app in the Zoom App Marketplace "
-        "(Scopes), then fetch a new token; retrying with the same app cannot help"
+    403: (
+        "the user this call acts for lacks the permission (or shared access is not "
+        "authorised): check the role of the app's creator, or of the user in the path, in "
+        "the Zoom web portal (User Management, Roles); retrying cannot help"
+    ),
+    NO_PERMISSION_CODE: (
+        "Zoom says the account or user may not do this: check the role of the app's "
+        "creator in the Zoom web portal (User Management, Roles); retrying cannot help"
     ),
     429: "Zoom's per-second rate limit did not clear; slow down or retry later",
 }
@@ -129,6 +142,36 @@ def _zoom_fields(
     )
 
 
+def scopes_named(message: str | None) -> tuple[str, ...]:
+    """The scope names in a Zoom scope error, e.g. ``...does not contain scopes:[a, b].``.
+
+    Zoom lists alternatives (the granular and the classic name of one
+    permission): any one of them would do. Names are returned as written,
+    quotes stripped; anything that does not look like a scope is left out.
+    """
+    match = _SCOPE_LIST.search(message or "")
+    if match is None:
+        return ()
+    names = (part.strip().strip("\"'").strip() for part in match.group(1).split(","))
+    return tuple(dict.fromkeys(name for name in names if _SCOPE_NAME.match(name)))
+
+
+def scopes_hint(required: tuple[str, ...], granted: frozenset[str] | None) -> str:
+    """What to do about a scope error, naming the scopes on both sides."""
+    if required:
+        text = "the token has none of the scopes this call accepts (" + ", ".join(required) + ")"
+    else:
+        text = "the token lacks a scope this call needs (Zoom did not name it)"
+    if granted is not None:
+        shown = ", ".join(sorted(granted)) if granted else "none"
+        text += f"; it was granted: {shown}"
+    return (
+        text + ". Add the scope to the Server-to-Server OAuth app in the Zoom App Marketplace "
+        "(Scopes); scopes granted there reach only tokens issued afterwards, and the client "
+        "fetches a fresh token once before raising this"
+    )
+
+
 def next_utc_midnight(now: float | None = None) -> dt.datetime:
     """The next 00:00 UTC after ``now`` (Unix time; default: the current time)."""
     today = dt.datetime.fromtimestamp(time.time() if now is None else now, tz=dt.timezone.utc)
@@ -153,6 +196,7 @@ def error_from_response(
     path: str,
     hint: str | None = None,
     secrets: tuple[str, ...] = NO_SECRETS,
+    scopes: Iterable[str] | None = None,
 ) -> ZoomAPIError:
     """The :class:`ZoomAPIError` subclass for an error answer.
 
@@ -165,12 +209,16 @@ def error_from_response(
         hint: What the user can do, overriding the default hint for the status.
         secrets: Forms of the bearer token sent (:func:`zoom_s2s._redact.secret_forms`),
             scrubbed from every text the error keeps from the answer.
+        scopes: The scopes of the token sent, named by a scope error.
 
     Returns:
-        The error to raise: 401 :class:`UnauthorizedError`, 400 code 4711
-        :class:`MissingScopesError`, 404 :class:`NotFoundError`, 429
-        :class:`RateLimitedError` or :class:`DailyLimitExceededError`, 5xx
-        :class:`ServerError`, else :class:`ZoomAPIError`.
+        The error to raise: code 4711 (or 4700 about scopes), whatever the
+        status, :class:`MissingScopesError`; 401 :class:`UnauthorizedError`;
+        code 200 :class:`PlanRequiredError` ("Only available for Paid or ZMP
+        account") or :class:`PermissionDeniedError`; 403
+        :class:`PermissionDeniedError`; 404 :class:`NotFoundError`; 429
+        :class:`RateLimitedError` or :class:`DailyLimitExceededError`; 5xx
+        :class:`ServerError`; else :class:`ZoomAPIError`.
     """
     code, message, errors = _zoom_fields(body, secrets)
     tracking_id = headers.get("x-zm-trackingid")
@@ -204,10 +252,28 @@ def error_from_response(
             hint=hint or _API_ERROR_HINTS[429],
             **fields,
         )
+    if code in SCOPE_CODES and (code == MISSING_SCOPES_CODE or "scope" in (message or "scope")):
+        required = scopes_named(message)
+        granted = None if scopes is None else frozenset(scopes)
+        return MissingScopesError(
+            required_scopes=required,
+            granted_scopes=granted,
+            hint=hint or scopes_hint(required, granted),
+            **fields,
+        )
     if status == 401:
         return UnauthorizedError(hint=hint or _API_ERROR_HINTS[401], **fields)
-    if status == 400 and code == MISSING_SCOPES_CODE:
-        return MissingScopesError(hint=hint or _API_ERROR_HINTS[MISSING_SCOPES_CODE], **fields)
+    if code == NO_PERMISSION_CODE and 400 <= status < 500:
+        if "paid or zmp" in (message or "").lower():
+            return PlanRequiredError(
+                hint=hint
+                or "this API needs a paid plan (or the add-on it belongs to) on the account; "
+                "retrying cannot help",
+                **fields,
+            )
+        return PermissionDeniedError(hint=hint or _API_ERROR_HINTS[NO_PERMISSION_CODE], **fields)
+    if status == 403:
+        return PermissionDeniedError(hint=hint or _API_ERROR_HINTS[403], **fields)
     if status == 404:
         return NotFoundError(hint=hint, **fields)
     if status >= 500:

@@ -1,0 +1,147 @@
+"""Walking Zoom's paginated list APIs: ``next_page_token``, and a restart when it expires.
+
+Zoom's list APIs answer one page at a time (``docs/zoom.rst``, "Pagination"):
+``page_size`` items (at most 300), a ``next_page_token`` that is an empty
+string on the last page, and the items under a key named after them
+(``users``, ``meetings``, ...). A page token expires after 15 minutes; a walk
+that outlives it starts again from the first page and skips what it already
+yielded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigurationError, ZoomAPIError
+
+if TYPE_CHECKING:
+    from .client import Params, ZoomClient
+
+__all__ = ["MAX_PAGE_SIZE", "MAX_RESTARTS", "Pages", "page_token_expired"]
+
+MAX_PAGE_SIZE = 300
+MAX_RESTARTS = 3
+
+
+def page_token_expired(error: ZoomAPIError) -> bool:
+    """Whether an error answer says the ``next_page_token`` is invalid or expired.
+
+    The wording of Zoom's answer is not documented (the fake answers 400 code
+    300 "The next page token is invalid or expired."), so any 4xx whose
+    message names the page token and says it is invalid or expired counts.
+    """
+    text = (error.message or "").lower().replace("_", " ")
+    return (
+        400 <= error.status < 500
+        and "page token" in text
+        and ("expire" in text or "invalid" in text)
+    )
+
+
+class Pages:
+    """One walk over a list API; :meth:`pages` yields lists of new items, :meth:`items` items."""
+
+    def __init__(
+        self,
+        client: ZoomClient,
+        path: str,
+        *,
+        params: Params,
+        key: str | None,
+        page_size: int,
+    ) -> None:
+        if (
+            isinstance(page_size, bool)
+            or not isinstance(page_size, int)
+            or not 1 <= page_size <= MAX_PAGE_SIZE
+        ):
+            raise ConfigurationError(
+                f"page_size={page_size!r} must be an int from 1 to {MAX_PAGE_SIZE} "
+                "(Zoom's largest page)"
+            )
+        if key is not None and (not isinstance(key, str) or not key):
+            raise ConfigurationError(f"key={key!r} must be the name of the answer's list")
+        self.client = client
+        self.path = path
+        self.key = key
+        query: dict[str, str | int | float] = dict(params or {})
+        query.pop("next_page_token", None)
+        query["page_size"] = page_size
+        self.query = query
+        self.restarts = 0
+
+    async def items(self) -> AsyncIterator[Any]:
+        """Every item of every page."""
+        async for page in self.pages():
+            for item in page:
+                yield item
+
+    async def pages(self) -> AsyncGenerator[list[Any], None]:
+        """The items of each page not yielded before (after a restart, the rest)."""
+        seen: set[object] = set()
+        anonymous = 0  # items without an id yielded so far
+        skip = 0  # after a restart: items without an id still to skip
+        token = ""
+        tokens: set[str] = set()
+        while True:
+            query = self.query if not token else {**self.query, "next_page_token": token}
+            try:
+                body = await self.client.request("GET", self.path, params=query)
+            except ZoomAPIError as exc:
+                if not token or self.restarts >= MAX_RESTARTS or not page_token_expired(exc):
+                    raise
+                self.restarts += 1
+                token, tokens, skip = "", set(), anonymous
+                continue
+            items, following = self._page(body)
+            fresh = []
+            for item in items:
+                ident = item.get("id") if isinstance(item, dict) else None
+                if isinstance(ident, (str, int)) and not isinstance(ident, bool):
+                    if ident in seen:
+                        continue
+                    seen.add(ident)
+                elif skip:
+                    skip -= 1
+                    continue
+                else:
+                    anonymous += 1
+                fresh.append(item)
+            if fresh:
+                yield fresh
+            if not following:
+                return
+            if following in tokens:
+                raise self._error("the API sent the same next_page_token twice; stopping")
+            tokens.add(following)
+            token = following
+
+    def _page(self, body: object) -> tuple[list[Any], str]:
+        """(items, next_page_token) of one answer; the key is found on the first page."""
+        if not isinstance(body, Mapping):
+            raise self._error(f"the answer is a JSON {type(body).__name__}, not a page object")
+        if self.key is None:
+            lists = [name for name, value in body.items() if isinstance(value, list)]
+            if len(lists) != 1:
+                what = "no list" if not lists else f"several lists ({', '.join(sorted(lists))})"
+                raise self._error(
+                    f"the answer has {what} of items", hint="pass key= to name the list"
+                )
+            self.key = str(lists[0])
+        items = body.get(self.key, [])
+        if not isinstance(items, list):
+            raise self._error(f"the answer's {self.key!r} is not a list")
+        following = body.get("next_page_token")
+        return items, following if isinstance(following, str) else ""
+
+    def _error(self, message: str, hint: str | None = None) -> ZoomAPIError:
+        return ZoomAPIError(
+            status=200,
+            code=None,
+            message=message,
+            tracking_id=None,
+            method="GET",
+            path=self.path,
+            hint=hint or "check the path: paginate() walks Zoom's list APIs",
+        )
