@@ -43,6 +43,10 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .ratelimit.headers import RateLimitInfo
 
 __all__ = [
     "APIConnectionError",
@@ -211,7 +215,11 @@ class ZoomAPIError(ZoomS2SError):
         method: HTTP method of the request.
         path: Path of the request, without the query string.
         errors: Field errors of a validation failure (code 300), if any.
+        rate_limit: The answer's ``X-RateLimit-*`` headers
+            (:class:`~zoom_s2s.ratelimit.RateLimitInfo`), if it sent any.
     """
+
+    rate_limit: RateLimitInfo | None = None
 
     def __init__(
         self,

@@ -70,6 +70,8 @@ import attrs
 
 from ..errors import ConfigurationError, StoreUnavailableError, UsageError
 from ..models import AccessToken
+from ..ratelimit.store import Pause, Permit
+from . import _file_ratelimit
 from ._file_wait import flock_wait, unlock_and_close
 from .base import BaseTokenStore, FailureRecord, LockLease, decode_record, encode_record, new_owner
 
@@ -818,6 +820,27 @@ class FileTokenStore(BaseTokenStore):
 
     async def read_failure(self, key: str) -> FailureRecord | None:
         return await self._run(self._read_failure, key)
+
+    # -- rate limits (zoom_s2s.ratelimit.RateLimitStore; see _file_ratelimit) -------
+
+    async def acquire_permit(
+        self,
+        key: str,
+        *,
+        interval: float,
+        burst: int,
+        max_wait: float,
+        hold: str | None = None,
+    ) -> Permit:
+        return await _file_ratelimit.acquire_permit(
+            self, key, interval=interval, burst=burst, max_wait=max_wait, hold=hold
+        )
+
+    async def pause(self, key: str, seconds: float, *, daily: bool = False) -> None:
+        await _file_ratelimit.pause(self, key, seconds, daily=daily)
+
+    async def paused(self, key: str) -> Pause:
+        return await _file_ratelimit.paused(self, key)
 
     async def aclose(self) -> None:
         """Release the OS locks of leases still held: their holders look gone at once."""

@@ -11,6 +11,7 @@ import attrs
 
 from ..errors import ConfigurationError
 from ..models import AccessToken
+from ..ratelimit.store import LocalRateLimitStore, Pause, Permit
 from .base import BaseTokenStore, FailureRecord, LockLease, new_owner
 
 __all__ = ["MemoryTokenStore"]
@@ -44,6 +45,7 @@ class MemoryTokenStore(BaseTokenStore):
 
     def __init__(self) -> None:
         self._slots: dict[str, _Slot] = {}
+        self._rates = LocalRateLimitStore()  # the RateLimitStore capability
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> MemoryTokenStore:
@@ -162,5 +164,27 @@ class MemoryTokenStore(BaseTokenStore):
             return None
         return slot.failure.aged(now - slot.failure_written)
 
+    # -- rate limits (zoom_s2s.ratelimit.RateLimitStore): this process only --------
+
+    async def acquire_permit(
+        self,
+        key: str,
+        *,
+        interval: float,
+        burst: int,
+        max_wait: float,
+        hold: str | None = None,
+    ) -> Permit:
+        return await self._rates.acquire_permit(
+            key, interval=interval, burst=burst, max_wait=max_wait, hold=hold
+        )
+
+    async def pause(self, key: str, seconds: float, *, daily: bool = False) -> None:
+        await self._rates.pause(key, seconds, daily=daily)
+
+    async def paused(self, key: str) -> Pause:
+        return await self._rates.paused(key)
+
     async def aclose(self) -> None:
         self._slots.clear()
+        self._rates.clear()
