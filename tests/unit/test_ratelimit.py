@@ -1,0 +1,325 @@
+"""zoom_s2s.ratelimit: RateLimits, the category table, the headers, and the RateLimiter
+on in-process stores (the fleet tests are in tests/system/test_ratelimit_*.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from typing import Any
+
+import pytest
+
+from zoom_s2s import (
+    ConfigurationError,
+    DailyLimitExceededError,
+    MemoryTokenStore,
+    RateLimitedError,
+    StoreUnavailableError,
+)
+from zoom_s2s.ratelimit import (
+    CategoryTable,
+    Pause,
+    Permit,
+    RateLimiter,
+    RateLimits,
+    category_name,
+    path_shape,
+    rate_limit_info,
+    rate_scope,
+)
+from zoom_s2s.ratelimit.headers import is_daily_message, is_per_user_message
+
+PER_USER_DAILY = (
+    "You have exceeded the daily rate limit (100) of Meeting Create/Update API requests "
+    "permitted for this particular user. You may resume these requests at GMT 00:00:00."
+)
+CATEGORY_DAILY = (
+    "You have exceeded the daily rate limit (30000) of Heavy API requests for this account. "
+    "You may resume these requests at GMT 00:00:00."
+)
+QPS = "You have reached the maximum per-second rate limit for this API. Try again later."
+
+
+# -- RateLimits ---------------------------------------------------------------------
+
+
+def test_for_plan_is_zooms_published_table() -> None:
+    pro = RateLimits.for_plan("pro")
+    assert (pro.light, pro.medium, pro.heavy) == (30, 20, 10)
+    assert pro.resource_intensive == pytest.approx(10 / 60)
+    business = RateLimits.for_plan("Enterprise", max_wait=5)
+    assert (business.light, business.medium, business.heavy) == (80, 60, 40)
+    assert business.resource_intensive == pytest.approx(20 / 60)
+    assert business.max_wait == 5
+    free = RateLimits.for_plan("free")
+    assert (free.light, free.medium, free.heavy) == (4, 2, 1)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"light": 0}, {"light": -1}, {"light": float("inf")}, {"light": True}, {"burst": 0},
+     {"headroom": 1}, {"max_wait": -1}, {"default_category": "fast"}],
+)
+def test_bad_rate_limits_are_configuration_errors(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ConfigurationError):
+        RateLimits(**kwargs)
+
+
+def test_unknown_plan_names_the_known_ones() -> None:
+    with pytest.raises(ConfigurationError, match="free, pro or business"):
+        RateLimits.for_plan("gold")
+
+
+def test_interval_leaves_the_headroom_and_none_is_not_paced() -> None:
+    limits = RateLimits(light=20, headroom=0.2)
+    assert limits.interval("light") == pytest.approx(1 / 16)
+    assert limits.interval("medium") is None
+
+
+# -- categories ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "category"),
+    [
+        ("GET", "/users/me", "light"),
+        ("GET", "/v2/users/abc", "light"),
+        ("GET", "/users", "medium"),
+        ("POST", "/users/me/meetings", "medium"),
+        ("GET", "/meetings/8123456789", "light"),
+        ("GET", "/users/me/webinars", "medium"),
+        ("GET", "/users/me/recordings", "medium"),
+        ("GET", "/report/daily", "heavy"),
+        ("GET", "/report/meetings/123/participants", "heavy"),
+        ("GET", "/metrics/meetings", "resource_intensive"),
+        ("GET", "/metrics/crc", "heavy"),
+        ("GET", "/phone/users", "heavy"),  # unknown: the default
+    ],
+)
+def test_builtin_table(method: str, path: str, category: str) -> None:
+    assert CategoryTable().category(method, path) == category
+
+
+def test_answers_teach_unknown_paths_for_every_id_but_never_move_known_ones() -> None:
+    table = CategoryTable(default="heavy")
+    assert table.learn("GET", "/rooms/abc123def/settings", "light")
+    assert table.category("GET", "/rooms/zzz999/settings") == "light"
+    assert table.category("PATCH", "/rooms/zzz999/settings") == "heavy"
+    assert not table.learn("GET", "/users/me", "heavy")
+    assert table.category("GET", "/users/me") == "light"
+
+
+def test_path_shape_hides_ids() -> None:
+    assert path_shape("/users/jchill@example.com/meetings") == "/users/*/meetings"
+    assert path_shape("/meetings/81234567890?x=1") == "/meetings/*"
+
+
+# -- headers ------------------------------------------------------------------------
+
+
+def test_rate_limit_info_reads_and_bounds_zooms_headers() -> None:
+    info = rate_limit_info({
+        "X-RateLimit-Category": "Resource-intensive",
+        "X-RateLimit-Type": "Daily-limit",
+        "X-RateLimit-Limit": "30000",
+        "X-RateLimit-Remaining": "0",
+    })
+    assert info is not None
+    assert info.category == "resource_intensive" and info.daily
+    assert (info.limit, info.remaining) == (30000, 0)
+    hostile = rate_limit_info({
+        "X-RateLimit-Category": "Free", "X-RateLimit-Limit": "1e9",
+        "X-RateLimit-Remaining": "-1", "X-RateLimit-Type": "x" * 100,
+    })
+    assert hostile is not None
+    assert (hostile.category, hostile.limit, hostile.remaining, hostile.limit_type) == (
+        None, None, None, None)
+    assert rate_limit_info({}) is None
+    assert category_name("Light") == "light"
+
+
+def test_daily_messages_both_forms() -> None:
+    assert is_daily_message(PER_USER_DAILY) and is_per_user_message(PER_USER_DAILY)
+    assert is_daily_message(CATEGORY_DAILY) and not is_per_user_message(CATEGORY_DAILY)
+    assert not is_daily_message(QPS)
+    assert not is_daily_message(None)
+
+
+# -- the limiter --------------------------------------------------------------------
+
+
+def limiter(store: object | None = None, **kwargs: Any) -> RateLimiter:
+    options: dict[str, Any] = {"light": 20, "medium": 10, "heavy": 5, "headroom": 0.0}
+    options.update(kwargs)
+    return RateLimiter(
+        RateLimits(**options),
+        MemoryTokenStore() if store is None else store,
+        scope=rate_scope("https://zoom.us/oauth/token", "acct"),
+    )
+
+
+def test_scope_is_per_account_not_per_app() -> None:
+    assert rate_scope("u", "a") == rate_scope("u", "a")
+    assert rate_scope("u", "a") != rate_scope("u", "b")
+
+
+async def test_two_limiters_on_one_store_share_the_budget() -> None:
+    store = MemoryTokenStore()
+    one, two = limiter(store, light=10), limiter(store, light=10)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    await asyncio.gather(*(
+        lim.acquire("light", method="GET", path="/users/me") for lim in (one, two) * 3
+    ))
+    # 6 permits at 10/s: the last one 0.5 s after the first, whoever asked.
+    assert loop.time() - start >= 0.45
+    assert one.permits + two.permits == 6
+
+
+async def test_unpaced_category_takes_no_permit() -> None:
+    lim = limiter(light=None)
+    assert await lim.acquire("light", method="GET", path="/users/me") == 0
+    assert lim.permits == 0
+
+
+async def test_beyond_max_wait_raises_without_reserving() -> None:
+    lim = limiter(heavy=1, max_wait=0.2)
+    await lim.acquire("heavy", method="GET", path="/report/daily")
+    with pytest.raises(RateLimitedError) as info:
+        await lim.acquire("heavy", method="GET", path="/report/daily")
+    assert not isinstance(info.value, DailyLimitExceededError)
+    assert "not sent" in str(info.value)
+    assert info.value.retry_after == pytest.approx(1.0, abs=0.1)
+    assert info.value.rate_limit is not None and info.value.rate_limit.category == "heavy"
+
+
+async def test_qps_429_with_retry_after_pauses_the_category() -> None:
+    store = MemoryTokenStore()
+    one, two = limiter(store), limiter(store)
+    await one.observe("light", method="GET", path="/users/me", status=429,
+                      headers={"Retry-After": "0.3", "X-RateLimit-Type": "QPS"}, message=QPS)
+    waited = await two.acquire("light", method="GET", path="/users/x")
+    assert waited >= 0.28
+    assert await two.acquire("medium", method="GET", path="/users") < 0.05
+
+
+async def test_a_pause_that_comes_while_a_caller_sleeps_moves_its_slot() -> None:
+    store = MemoryTokenStore()
+    one, two = limiter(store, light=5), limiter(store, light=5)
+    await one.acquire("light", method="GET", path="/users/me")  # the next slot: +0.2 s
+    sleeper = asyncio.create_task(two.acquire("light", method="GET", path="/users/me"))
+    await asyncio.sleep(0.05)
+    await one.observe("light", method="GET", path="/users/me", status=429,
+                      headers={"Retry-After": "0.5"})
+    assert await sleeper >= 0.5
+
+
+@pytest.mark.parametrize(
+    ("headers", "message"),
+    [
+        ({"X-RateLimit-Type": "Daily-limit", "X-RateLimit-Category": "Heavy",
+          "Retry-After": "2099-01-01T00:00:00Z"}, None),
+        ({"X-RateLimit-Category": "Heavy", "X-RateLimit-Limit": "30000"}, CATEGORY_DAILY),
+    ],
+    ids=["header", "message"],
+)
+async def test_daily_429_blocks_the_category_for_the_fleet_until_reset(
+    headers: dict[str, str], message: str | None
+) -> None:
+    store = MemoryTokenStore()
+    one, two = limiter(store), limiter(store)
+    await one.observe("heavy", method="GET", path="/report/daily", status=429,
+                      headers=headers, message=message)
+    for lim in (one, two):
+        with pytest.raises(DailyLimitExceededError) as info:
+            await lim.acquire("heavy", method="GET", path="/report/users")
+        reset = info.value.retry_at
+        assert reset is not None
+        midnight = dt.datetime.now(dt.timezone.utc).replace(
+            hour=0, minute=0, second=0, microsecond=0) + dt.timedelta(days=1)
+        # Retry-After in 2099 is capped at the next reset: daily limits reset at 00:00 UTC.
+        assert abs((reset - midnight).total_seconds()) < 120
+    assert await two.acquire("light", method="GET", path="/users/me") < 0.05
+
+
+async def test_per_user_daily_429_blocks_only_that_user_and_endpoint() -> None:
+    store = MemoryTokenStore()
+    one, two = limiter(store), limiter(store)
+    await one.observe("medium", method="POST", path="/users/u1/meetings", status=429,
+                      headers={"X-RateLimit-Category": "Light"}, message=PER_USER_DAILY)
+    with pytest.raises(DailyLimitExceededError):
+        await two.acquire("medium", method="POST", path="/users/u1/meetings")
+    await two.acquire("medium", method="POST", path="/users/u2/meetings")
+    await two.acquire("medium", method="GET", path="/users/u1/meetings")
+
+
+async def test_remaining_zero_on_a_daily_budget_blocks_before_any_429() -> None:
+    store = MemoryTokenStore()
+    one, two = limiter(store), limiter(store)
+    info = await one.observe(
+        "heavy", method="GET", path="/report/daily", status=200,
+        headers={"X-RateLimit-Type": "Daily-limit", "X-RateLimit-Limit": "1000",
+                 "X-RateLimit-Remaining": "0", "X-RateLimit-Category": "Heavy"},
+    )
+    assert info is not None and info.remaining == 0
+    with pytest.raises(DailyLimitExceededError):
+        await two.acquire("heavy", method="GET", path="/report/daily")
+
+
+async def test_remaining_zero_on_a_qps_budget_waits_one_interval() -> None:
+    store = MemoryTokenStore()
+    one, two = limiter(store, light=4), limiter(store, light=4)
+    await one.observe("light", method="GET", path="/users/me", status=200,
+                      headers={"X-RateLimit-Type": "QPS", "X-RateLimit-Remaining": "0"})
+    assert await two.acquire("light", method="GET", path="/users/me") >= 0.2
+
+
+async def test_the_category_header_is_learned_for_unknown_paths() -> None:
+    lim = limiter()
+    assert lim.category("GET", "/rooms/abc1/devices") == "heavy"
+    await lim.observe("heavy", method="GET", path="/rooms/abc1/devices", status=200,
+                      headers={"X-RateLimit-Category": "Light"})
+    assert lim.category("GET", "/rooms/xyz9/devices") == "light"
+    assert lim.category("GET", "/rooms/xyz9/devices", "Medium") == "medium"
+    with pytest.raises(ConfigurationError):
+        lim.category("GET", "/users/me", "fast")
+
+
+class _Failing(MemoryTokenStore):
+    """A store whose rate-limit backend is down."""
+
+    async def acquire_permit(self, key: str, **kwargs: Any) -> Permit:  # type: ignore[override]
+        raise StoreUnavailableError("Redis at redis://x is unreachable", store="redis://x")
+
+    async def pause(self, key: str, seconds: float, *, daily: bool = False) -> None:
+        raise StoreUnavailableError("Redis at redis://x is unreachable", store="redis://x")
+
+    async def paused(self, key: str) -> Pause:
+        raise StoreUnavailableError("Redis at redis://x is unreachable", store="redis://x")
+
+
+async def test_a_failing_store_degrades_to_per_process_pacing_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    lim = limiter(_Failing(), light=10)
+    with caplog.at_level(logging.WARNING, "zoom_s2s.ratelimit"):
+        waits = [await lim.acquire("light", method="GET", path="/users/me") for _ in range(3)]
+    assert lim.permits == 3  # requests still go: never "no requests"
+    assert waits[2] >= 0.09  # and they are still paced, by this process
+    assert not lim.shared
+    assert "pacing this process on its own" in caplog.text
+    assert caplog.text.count("pacing this process on its own") == 1
+
+
+async def test_a_store_without_the_capability_paces_per_process_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Plain:
+        name = "plain://"
+
+    with caplog.at_level(logging.WARNING, "zoom_s2s.ratelimit"):
+        lim = limiter(Plain())
+    assert "does not share rate limits" in caplog.text
+    await lim.acquire("light", method="GET", path="/users/me")
+    assert not lim.shared
