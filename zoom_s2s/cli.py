@@ -199,7 +199,16 @@ async def cmd_demo(args: argparse.Namespace) -> int:
 
 @command("fake-server")
 async def cmd_fake_server(args: argparse.Namespace) -> int:
-    """Serve the fake Zoom until interrupted."""
+    """Serve the fake Zoom until interrupted; its environment goes to stdout, ready to eval.
+
+    stdout is shell code (``export NAME=value`` lines and ``#`` comments):
+    ``zoom-s2s fake-server > fake.env &`` then ``. ./fake.env``. The secret
+    is printed there because that is this command's job (it is a fake's).
+    When it stops (Ctrl-C, SIGTERM) a summary of its counters goes to stderr.
+    """
+    import shlex
+    import signal
+
     from .testing.fake_zoom import FakeZoom
 
     zoom = FakeZoom(
@@ -208,6 +217,8 @@ async def cmd_fake_server(args: argparse.Namespace) -> int:
         expires_in=args.expires_in,
         revoke_previous=args.revoke_previous,
     )
+    if args.users:
+        zoom.default_account.add_users(args.users)
     async with contextlib.AsyncExitStack() as stack:
         try:
             await stack.enter_async_context(zoom)
@@ -218,16 +229,38 @@ async def cmd_fake_server(args: argparse.Namespace) -> int:
                 "the program using it"
             ) from None
         creds = zoom.credentials
-        print(f"fake Zoom listening on {zoom.url}", flush=True)
-        print(f"  token URL: {zoom.token_url}")
-        print(f"  API base:  {zoom.api_base_url}")
-        print("  its built-in test credentials:")
-        print(f"    export {ENV_ACCOUNT_ID}={creds.account_id} {ENV_CLIENT_ID}={creds.client_id}")
-        print(f"    export {ENV_CLIENT_SECRET}={creds.client_secret}")
-        print(f"    export {ENV_TOKEN_URL}={zoom.token_url}")
-        print("press Ctrl-C to stop", flush=True)
-        await asyncio.Event().wait()
-    return 0  # pragma: no cover - ends by Ctrl-C
+        print(f"# fake Zoom listening on {zoom.url}; counters: GET {zoom.stats_url}")
+        for name, value in (
+            (ENV_ACCOUNT_ID, creds.account_id),
+            (ENV_CLIENT_ID, creds.client_id),
+            (ENV_CLIENT_SECRET, creds.client_secret),
+            (ENV_TOKEN_URL, zoom.token_url),
+            (ENV_API_URL, zoom.api_base_url),
+        ):
+            print(f"export {name}={shlex.quote(value)}")
+        print("# press Ctrl-C to stop", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGTERM, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            print(fake_summary(zoom.snapshot()), file=sys.stderr, flush=True)
+    return 0
+
+
+def fake_summary(stats: dict[str, Any]) -> str:
+    """The fake's counters in a few lines (what ``GET /_fake/stats`` serves)."""
+    lines = [
+        f"fake Zoom stopped: {stats['token_requests']} token requests, "
+        f"{stats['tokens_issued']} tokens issued, {stats['api_requests']} API requests, "
+        f"{stats['rate_limited']} answered 429"
+    ]
+    for route, statuses in stats["requests"].items():
+        counts = ", ".join(f"{status}: {count}" for status, count in statuses.items())
+        lines.append(f"  {route}  {counts}")
+    return "\n".join(lines)
 
 
 def add_api_url_flag(parser: argparse.ArgumentParser) -> None:
@@ -326,6 +359,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--revoke-previous",
         action="store_true",
         help="a new token revokes the earlier ones (Zoom's behaviour before June 2023)",
+    )
+    fake.add_argument(
+        "--users",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add N generated users to the account (to try pagination)",
     )
     return parser
 

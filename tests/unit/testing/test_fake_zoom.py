@@ -368,3 +368,51 @@ async def test_the_fake_signs_webhooks_as_zoom_does(session: aiohttp.ClientSessi
     mac = hmac.new(b"s3cret", f"v0:{stamp}:".encode() + body, hashlib.sha256).hexdigest()
     assert headers["x-zm-signature"] == f"v0={mac}"
     assert json.loads(body)["event"] == "user.created"
+
+
+# -- zoom-s2s fake-server -----------------------------------------------------------------
+
+
+async def test_fake_server_prints_an_evaluable_environment_and_a_summary_when_it_stops(
+    capsys: pytest.CaptureFixture[str], session: aiohttp.ClientSession
+) -> None:
+    import asyncio
+    import shlex
+
+    from zoom_s2s.cli import build_parser, cmd_fake_server
+
+    args = build_parser().parse_args(["fake-server", "--port", "0", "--users", "5"])
+    server = asyncio.create_task(cmd_fake_server(args))
+    env: dict[str, str] = {}
+    for _ in range(200):
+        await asyncio.sleep(0.01)
+        out = capsys.readouterr().out
+        for line in out.splitlines():
+            assert line.startswith(("#", "export ")), line  # all of stdout is shell code
+            if line.startswith("export "):
+                name, _, value = line[len("export ") :].partition("=")
+                env[name] = shlex.split(value)[0]
+        if len(env) == 5:
+            break
+    assert set(env) == {
+        "ZOOM_ACCOUNT_ID",
+        "ZOOM_CLIENT_ID",
+        "ZOOM_CLIENT_SECRET",
+        "ZOOM_TOKEN_URL",
+        "ZOOM_API_URL",
+    }
+    creds = Credentials(env["ZOOM_ACCOUNT_ID"], env["ZOOM_CLIENT_ID"], env["ZOOM_CLIENT_SECRET"])
+    async with (
+        TokenManager(creds, token_url=env["ZOOM_TOKEN_URL"]) as tokens,
+        ZoomClient(tokens, env["ZOOM_API_URL"]) as zoom,
+    ):
+        assert len([u async for u in zoom.paginate("/users", page_size=2)]) == 6
+        async with session.get(env["ZOOM_API_URL"].replace("/v2", "/_fake/stats")) as response:
+            assert (await response.json())["requests"]["GET /v2/users"] == {"200": 3}
+    server.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await server
+    err = capsys.readouterr().err
+    assert "fake Zoom stopped: 1 token requests, 1 tokens issued, 3 API requests" in err
+    assert "GET /v2/users  200: 3" in err
+    assert env["ZOOM_CLIENT_SECRET"] not in err
