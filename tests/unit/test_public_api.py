@@ -68,6 +68,7 @@ TOP_LEVEL = {
     "TokenManagerPool",
     "TokenRateLimitedError", "TokenStats", "TokenStore", "UnauthorizedError", "UsageError",
     "User", "ZoomAPIError", "ZoomAuthMiddleware", "ZoomClient", "ZoomS2SError",
+    "PermissionDeniedError", "PlanRequiredError", "WebhookError", "WebhookSignatureError",
     "__version__", "discover_account_id", "log_event", "store_from_url",
 }
 
