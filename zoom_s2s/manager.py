@@ -60,6 +60,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
 import math
 import random
@@ -226,9 +227,6 @@ class TokenManager(AsyncClosedOnExit):
             store = store_from_url(store)
         self.store: TokenStore = store
         self.store_key = store_key(token_url, credentials)
-        self._secret_forms = secret_forms(
-            credentials.client_secret, client_id=credentials.client_id
-        )
         self._session = SessionSlot(session, "TokenManager")
         self._hooks: tuple[TokenHook, ...] = (log_event,) if hooks is None else tuple(hooks)
 
@@ -241,7 +239,8 @@ class TokenManager(AsyncClosedOnExit):
         # Before this monotonic moment no caller need ask for a refresh: one runs
         # (inf) or the back-off forbids one; a plain float keeps the hot paths cheap.
         self._next_ask = 0.0
-        self._revoked: collections.deque[str] = collections.deque(maxlen=32)
+        # Made on the first invalidate(): most managers never need it (a pool holds many).
+        self._revoked: collections.deque[str] | None = None
         self._backoff = Backoff()
         self._next_store_peek = 0.0
         self._unsaved: AccessToken | None = None  # [S11] fetched here, not yet in the store
@@ -252,6 +251,11 @@ class TokenManager(AsyncClosedOnExit):
         self._counts: collections.Counter[EventKind] = collections.Counter()
         self._hits = 0  # get_token() calls answered from memory
         self._refresh_started = 0.0
+
+    @functools.cached_property
+    def _secret_forms(self) -> tuple[str, ...]:
+        """The client secret in every form a reply may echo (made when a failure needs it)."""
+        return secret_forms(self.credentials.client_secret, client_id=self.credentials.client_id)
 
     def __repr__(self) -> str:
         return (
@@ -296,6 +300,8 @@ class TokenManager(AsyncClosedOnExit):
             ``True`` if the store held ``token`` and it was deleted.
         """
         token_fp = token.fingerprint
+        if self._revoked is None:
+            self._revoked = collections.deque(maxlen=32)
         self._revoked.append(token_fp)
         if self._token is not None and self._token.fingerprint == token_fp:
             self._token = None
@@ -400,7 +406,7 @@ class TokenManager(AsyncClosedOnExit):
         return min(remaining, max(token.lifetime, 0.0), MAX_TOKEN_LIFETIME)
 
     def _worth_installing(self, token: AccessToken, remaining: float) -> bool:
-        if token.fingerprint in self._revoked:
+        if self._revoked is not None and token.fingerprint in self._revoked:
             return False
         _margin, min_ttl = self._windows(token)
         if remaining <= min_ttl:  # [S10]
