@@ -14,7 +14,9 @@ from types import FrameType, ModuleType
 from ._common import BenchmarkSkipped, Figure, RunContext, figure
 from .report import format_table, machine_info, write_json
 
-BENCHMARKS = ("hot_path", "cold_stampede", "fleet_soak", "peer", "api_overhead", "memory")
+BENCHMARKS = (
+    "hot_path", "cold_stampede", "fleet_soak", "peer", "api_overhead", "memory", "accounts"
+)
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:

@@ -230,6 +230,13 @@ class TokenManagerPool(AsyncClosedOnExit):
             ConfigurationError: ``credentials`` is not a :class:`Credentials`.
             UsageError: The pool is closed, or no event loop runs.
         """
+        if self.max_idle is None:  # the hot path, inlined: one dict read
+            try:
+                entry = self._entries.get((credentials.account_id, credentials.client_id))
+            except AttributeError:
+                entry = None
+            if entry is not None and entry.credentials is credentials:
+                return entry.manager
         return self._entry(credentials).manager
 
     def client(self, credentials: Credentials) -> ZoomClient:
