@@ -229,7 +229,9 @@ async def cmd_fake_server(args: argparse.Namespace) -> int:
                 "the program using it"
             ) from None
         creds = zoom.credentials
-        print(f"# fake Zoom listening on {zoom.url}; counters: GET {zoom.stats_url}")
+        print(f"# fake Zoom listening on {zoom.url}")
+        print(f"# token URL {zoom.token_url}, API base {zoom.api_base_url}")
+        print(f"# its counters: GET {zoom.stats_url}")
         for name, value in (
             (ENV_ACCOUNT_ID, creds.account_id),
             (ENV_CLIENT_ID, creds.client_id),
