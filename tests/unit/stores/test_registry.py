@@ -91,9 +91,9 @@ def test_an_unexpected_option_is_a_configuration_error() -> None:
 def test_an_unknown_scheme_lists_the_registered_ones() -> None:
     register_store("acme", AcmeStore)
     with pytest.raises(ConfigurationError) as info:
-        store_from_url("postgresql://u:hunter2@db/tokens")
+        store_from_url("dynamodb://u:hunter2@db/tokens")
     message = str(info.value)
-    assert "scheme 'postgresql'" in message
+    assert "scheme 'dynamodb'" in message
     for scheme in ("acme://", "memory://", "file://", "redis://"):
         assert scheme in message
     assert "zoom_s2s.stores" in message  # how a plugin would register
@@ -123,7 +123,7 @@ PLUGIN = """
 
     LOADED = []
 
-    class PostgresTokenStore(MemoryTokenStore):
+    class DynamoTokenStore(MemoryTokenStore):
         schemes = ()
 
         @classmethod
@@ -143,15 +143,15 @@ async def test_a_store_is_found_through_its_entry_point(
         PLUGIN,
         """
         [zoom_s2s.stores]
-        postgresql = zs2s_pg_plugin:PostgresTokenStore
+        dynamodb = zs2s_pg_plugin:DynamoTokenStore
         """,
     )
     assert "zs2s_pg_plugin" not in sys.modules  # nothing imported before it is asked for
-    store = store_from_url("postgresql://db.internal/tokens", pool_size=3)
+    store = store_from_url("dynamodb://db.internal/tokens", pool_size=3)
     plugin = sys.modules["zs2s_pg_plugin"]
-    assert type(store) is plugin.PostgresTokenStore
-    assert plugin.LOADED == [("postgresql://db.internal/tokens", {"pool_size": 3})]
-    assert "postgresql" in registry.registered_schemes()  # loaded once, then registered
+    assert type(store) is plugin.DynamoTokenStore
+    assert plugin.LOADED == [("dynamodb://db.internal/tokens", {"pool_size": 3})]
+    assert "dynamodb" in registry.registered_schemes()  # loaded once, then registered
     await store.aclose()
 
 
@@ -165,13 +165,13 @@ def test_other_groups_and_names_are_ignored(
         PLUGIN,
         """
         [some.other.group]
-        postgresql = zs2s_other_plugin:PostgresTokenStore
+        dynamodb = zs2s_other_plugin:DynamoTokenStore
         [zoom_s2s.stores]
-        mysql = zs2s_other_plugin:PostgresTokenStore
+        mysql = zs2s_other_plugin:DynamoTokenStore
         """,
     )
-    with pytest.raises(ConfigurationError, match="scheme 'postgresql'"):
-        store_from_url("postgresql://db/tokens")
+    with pytest.raises(ConfigurationError, match="scheme 'dynamodb'"):
+        store_from_url("dynamodb://db/tokens")
     assert "zs2s_other_plugin" not in sys.modules
 
 
@@ -185,13 +185,13 @@ def test_a_plugin_that_fails_to_import_says_so(
         "import a_module_that_does_not_exist\n",
         """
         [zoom_s2s.stores]
-        postgresql = zs2s_broken_plugin:PostgresTokenStore
+        dynamodb = zs2s_broken_plugin:DynamoTokenStore
         """,
     )
     with pytest.raises(ConfigurationError) as info:
-        store_from_url("postgresql://u:hunter2@db/tokens")
+        store_from_url("dynamodb://u:hunter2@db/tokens")
     message = str(info.value)
-    assert "zs2s_broken_plugin:PostgresTokenStore" in message
+    assert "zs2s_broken_plugin:DynamoTokenStore" in message
     assert "failed to import" in message
     assert "ModuleNotFoundError" in message
     assert "hunter2" not in message
@@ -207,11 +207,11 @@ def test_a_plugin_without_from_url_says_so(
         "class NotAStore:\n    pass\n",
         """
         [zoom_s2s.stores]
-        postgresql = zs2s_odd_plugin:NotAStore
+        dynamodb = zs2s_odd_plugin:NotAStore
         """,
     )
     with pytest.raises(ConfigurationError, match="has no from_url"):
-        store_from_url("postgresql://db/tokens")
+        store_from_url("dynamodb://db/tokens")
 
 
 def test_a_registered_scheme_wins_over_an_entry_point(
@@ -224,7 +224,7 @@ def test_a_registered_scheme_wins_over_an_entry_point(
         PLUGIN,
         """
         [zoom_s2s.stores]
-        acme = zs2s_shadowed_plugin:PostgresTokenStore
+        acme = zs2s_shadowed_plugin:DynamoTokenStore
         """,
     )
     register_store("acme", AcmeStore)

@@ -1,0 +1,52 @@
+"""PostgresTokenStore without a server: lazy import, configuration, the DDL and grants.
+
+Everything that talks to PostgreSQL is in tests/system/test_postgres_*.py.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from zoom_s2s import ConfigurationError, store_from_url
+from zoom_s2s.stores import PostgresTokenStore
+from zoom_s2s.stores.postgres import grants_sql, schema_sql
+
+
+def test_importing_zoom_s2s_does_not_import_asyncpg() -> None:
+    import zoom_s2s.stores.postgres as module
+
+    assert "asyncpg" not in module.__dict__
+    assert not any(name == "asyncpg" for name in vars(module))
+
+
+def test_without_asyncpg_creating_a_store_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "asyncpg", None)  # import asyncpg -> ImportError
+    with pytest.raises(ConfigurationError, match=r"zoom-s2s\[postgres\]"):
+        store_from_url("postgresql://app:pw@db/zoom")
+
+
+def test_both_schemes_are_registered() -> None:
+    pytest.importorskip("asyncpg")
+    for url in ("postgresql://app:pw@db/zoom", "postgres://app:pw@db/zoom"):
+        store = store_from_url(url)
+        assert isinstance(store, PostgresTokenStore)
+        assert "pw" not in repr(store)
+        assert store.name.endswith("://app:***@db/zoom")
+
+
+def test_schema_sql_and_grants_quote_a_validated_name() -> None:
+    ddl = schema_sql("myapp_tokens")
+    assert 'CREATE SCHEMA IF NOT EXISTS "myapp_tokens";' in ddl
+    assert "schema_version', '1'" in ddl
+    assert grants_sql("app", "myapp_tokens").splitlines() == [
+        'GRANT USAGE ON SCHEMA "myapp_tokens" TO "app";',
+        'GRANT SELECT ON "myapp_tokens".meta TO "app";',
+        'GRANT SELECT, INSERT, UPDATE ON "myapp_tokens".entries TO "app";',
+    ]
+    for bad in ('x"; DROP TABLE users; --', "Upper", "", "9lives", "a" * 49):
+        with pytest.raises(ConfigurationError, match="schema must be"):
+            schema_sql(bad)
+        with pytest.raises(ConfigurationError):
+            grants_sql(bad)
