@@ -7,6 +7,7 @@ backend; for the memory store, the same object twice) and a fresh scope.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -42,7 +43,7 @@ async def slots_are_spaced_by_the_interval_across_stores(
         assert permit.granted
         waits.append(permit.wait)
     assert waits[0] == pytest.approx(0, abs=SLACK)
-    for earlier, later in zip(waits, waits[1:]):
+    for earlier, later in itertools.pairwise(waits):
         assert later - earlier == pytest.approx(0.1, abs=SLACK)
 
 

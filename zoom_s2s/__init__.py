@@ -47,6 +47,7 @@ from .manager import TokenManager, TokenStats
 from .models import AccessToken, Credentials
 from .oauth import DEFAULT_TOKEN_URL, ZOOMGOV_TOKEN_URL, RetryPolicy
 from .pool import TokenManagerPool
+from .ratelimit import RateLimits
 from .stores import (
     EncryptedTokenStore,
     FileTokenStore,
@@ -78,6 +79,7 @@ __all__ = [
     "PermissionDeniedError",
     "PlanRequiredError",
     "RateLimitedError",
+    "RateLimits",
     "RedisTokenStore",
     "RetryPolicy",
     "ServerError",

@@ -335,12 +335,17 @@ class RateLimitedError(ZoomAPIError):
         limit_type: ``X-RateLimit-Type`` (``QPS`` or ``Daily-limit``), if sent.
         retry_after: Seconds until Zoom says to retry (from ``Retry-After``), if sent.
         retry_at: That moment as an aware UTC datetime, if known.
+        sent: ``False`` when the client's rate limiter held the request back
+            (``rate_limits=``: no slot within ``max_wait``, or a daily limit the
+            fleet already hit): Zoom was not called.
 
     .. versionchanged:: Unreleased
        ``retry_after`` is seconds (a float) as on :class:`TokenEndpointError`;
        the moment moved to ``retry_at``. Passing a datetime as
        ``retry_after`` still works and sets ``retry_at``.
     """
+
+    sent: bool = True
 
     def __init__(
         self,
@@ -356,10 +361,14 @@ class RateLimitedError(ZoomAPIError):
 
 
 class DailyLimitExceededError(RateLimitedError):
-    """HTTP 429 with ``X-RateLimit-Type: Daily-limit``; ``retry_at`` is the reset time.
+    """HTTP 429 for a daily limit; ``retry_at`` is the reset time (00:00 UTC).
 
-    The app's daily quota for this API is spent: retrying before ``retry_at``
-    cannot help.
+    Zoom says so with ``X-RateLimit-Type: Daily-limit``, or only in its message
+    ("... daily rate limit ... resume these requests at GMT 00:00:00"). The
+    account's daily quota for this API (or a user's, for per-user limits) is
+    spent: retrying before ``retry_at`` cannot help. With ``rate_limits=`` the
+    whole fleet learns of it and raises it without calling Zoom (``sent`` is
+    ``False``).
     """
 
 

@@ -65,7 +65,7 @@ TOP_LEVEL = {
     "MemoryTokenStore", "MissingScopesError", "NotFoundError", "RateLimitedError",
     "RedisTokenStore", "RetryPolicy", "ServerError", "StoreError", "StoreUnavailableError",
     "TokenEndpointError", "TokenError", "TokenEvent", "TokenHook", "TokenManager",
-    "TokenManagerPool",
+    "TokenManagerPool", "RateLimits",
     "TokenRateLimitedError", "TokenStats", "TokenStore", "UnauthorizedError", "UsageError",
     "User", "ZoomAPIError", "ZoomAuthMiddleware", "ZoomClient", "ZoomS2SError",
     "PermissionDeniedError", "PlanRequiredError", "WebhookError", "WebhookSignatureError",

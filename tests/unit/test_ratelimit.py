@@ -126,7 +126,8 @@ def test_rate_limit_info_reads_and_bounds_zooms_headers() -> None:
         "X-RateLimit-Remaining": "0",
     })
     assert info is not None
-    assert info.category == "resource_intensive" and info.daily
+    assert info.category == "resource_intensive"
+    assert info.daily
     assert (info.limit, info.remaining) == (30000, 0)
     hostile = rate_limit_info({
         "X-RateLimit-Category": "Free", "X-RateLimit-Limit": "1e9",
@@ -140,8 +141,10 @@ def test_rate_limit_info_reads_and_bounds_zooms_headers() -> None:
 
 
 def test_daily_messages_both_forms() -> None:
-    assert is_daily_message(PER_USER_DAILY) and is_per_user_message(PER_USER_DAILY)
-    assert is_daily_message(CATEGORY_DAILY) and not is_per_user_message(CATEGORY_DAILY)
+    assert is_daily_message(PER_USER_DAILY)
+    assert is_per_user_message(PER_USER_DAILY)
+    assert is_daily_message(CATEGORY_DAILY)
+    assert not is_per_user_message(CATEGORY_DAILY)
     assert not is_daily_message(QPS)
     assert not is_daily_message(None)
 
@@ -191,7 +194,8 @@ async def test_beyond_max_wait_raises_without_reserving() -> None:
     assert not isinstance(info.value, DailyLimitExceededError)
     assert "not sent" in str(info.value)
     assert info.value.retry_after == pytest.approx(1.0, abs=0.1)
-    assert info.value.rate_limit is not None and info.value.rate_limit.category == "heavy"
+    assert info.value.rate_limit is not None
+    assert info.value.rate_limit.category == "heavy"
 
 
 async def test_qps_429_with_retry_after_pauses_the_category() -> None:
@@ -262,7 +266,8 @@ async def test_remaining_zero_on_a_daily_budget_blocks_before_any_429() -> None:
         headers={"X-RateLimit-Type": "Daily-limit", "X-RateLimit-Limit": "1000",
                  "X-RateLimit-Remaining": "0", "X-RateLimit-Category": "Heavy"},
     )
-    assert info is not None and info.remaining == 0
+    assert info is not None
+    assert info.remaining == 0
     with pytest.raises(DailyLimitExceededError):
         await two.acquire("heavy", method="GET", path="/report/daily")
 

@@ -66,6 +66,9 @@ from ..errors import (
 from ..manager import TokenManager
 from ..models import AccessToken
 from ..oauth import RetryPolicy
+from ..ratelimit.headers import RateLimitInfo, rate_limit_info
+from ..ratelimit.limiter import RateLimiter
+from ..ratelimit.limits import Category, RateLimits
 from .middleware import ForeignRedirect, RedirectGuard, check_redirect_mode
 from .pagination import MAX_PAGE_SIZE, Pages
 from .responses import (
@@ -164,6 +167,8 @@ class _Retries:
         if isinstance(exc, DailyLimitExceededError):
             return False  # clears at midnight UTC: never sleep for hours
         if isinstance(exc, RateLimitedError):
+            if not exc.sent:
+                return False  # the rate limiter already waited max_wait: Zoom was not called
             self.rate_limited += 1
             if self.rate_limited > self.rate_limit_retries:
                 return False
@@ -225,6 +230,12 @@ class ZoomClient:
         rate_limit_retries: How many times a per-second 429 is retried.
         max_rate_limit_wait: Longest wait, in seconds, for one 429 retry.
         request_timeout: Seconds one attempt may take.
+        rate_limits: Pace requests so that the whole fleet stays within the
+            account's Zoom rate limits (:class:`~zoom_s2s.RateLimits`, e.g.
+            ``RateLimits.for_plan("pro")``): each request first takes a permit
+            from a budget per account and category shared through the token
+            manager's store, and a 429 seen by any process pauses (daily
+            limits: blocks) the others. ``None`` (the default): no pacing.
 
     Raises:
         ConfigurationError: ``base_url`` is not an absolute http(s) URL, is
@@ -246,6 +257,7 @@ class ZoomClient:
         rate_limit_retries: int = 3,
         max_rate_limit_wait: float = 2.0,
         request_timeout: float = 30.0,
+        rate_limits: RateLimits | None = None,
     ) -> None:
         if rate_limit_retries < 0 or max_rate_limit_wait < 0 or request_timeout <= 0:
             raise ConfigurationError(
@@ -292,6 +304,21 @@ class ZoomClient:
         self._signed: tuple[AccessToken | None, dict[str, str]] = (None, {})
         # Tokens Zoom refused for a missing scope after a refetch: no second refetch.
         self._lacking: deque[str] = deque(maxlen=_SCOPE_MEMORY)
+        # Fleet-wide pacing (zoom_s2s.ratelimit); None: no pacing, no cost.
+        self.rate_limiter: RateLimiter | None = (
+            None if rate_limits is None else RateLimiter.for_manager(rate_limits, tokens)
+        )
+        self._last_headers: Mapping[str, str] | None = None
+
+    @property
+    def last_rate_limit(self) -> RateLimitInfo | None:
+        """The ``X-RateLimit-*`` headers of the last answer this client read, if it sent any.
+
+        With many concurrent requests "last" is whichever answer came last; an
+        error carries its own answer's headers as ``error.rate_limit``.
+        """
+        headers = self._last_headers
+        return None if headers is None else rate_limit_info(headers)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -306,6 +333,7 @@ class ZoomClient:
         *,
         params: Params = None,
         json: Any = None,
+        rate_category: str | None = None,
     ) -> Any:
         """Call the API and return the decoded JSON answer (``None`` for 204 or no body).
 
@@ -316,6 +344,10 @@ class ZoomClient:
                 with ``urllib.parse.quote(value, safe="")`` (``get_user`` does).
             params: Query parameters.
             json: A JSON-serialisable request body.
+            rate_category: The Zoom rate-limit category to pace this request
+                by (``"light"``, ``"medium"``, ``"heavy"``,
+                ``"resource_intensive"``), instead of the built-in table's or
+                what earlier answers said (with ``rate_limits=`` only).
 
         Returns:
             The decoded JSON body.
@@ -327,8 +359,12 @@ class ZoomClient:
             PlanRequiredError: Code 200 "Only available for Paid or ZMP account".
             PermissionDeniedError: 403, or code 200 "No permission.".
             NotFoundError: 404.
-            RateLimitedError: 429 per-second limit after the bounded retries.
-            DailyLimitExceededError: 429 daily limit, raised at once.
+            RateLimitedError: 429 per-second limit after the bounded retries; or,
+                with ``rate_limits=``, no slot within ``max_wait`` (``sent`` is
+                ``False``: Zoom was not called).
+            DailyLimitExceededError: 429 daily limit, raised at once; with
+                ``rate_limits=``, also once any process of the fleet has hit it
+                (``sent`` is ``False``).
             ServerError: 5xx after the bounded retries (at once for POST/PATCH).
             ForeignRedirectError: A redirect to another origin, with
                 ``on_foreign_redirect="refuse"``.
@@ -344,9 +380,13 @@ class ZoomClient:
         method = method.upper()
         target = self._paths.get(path) or self._target(path)
         retries: _Retries | None = None
+        pace = None
+        if self.rate_limiter is not None:
+            pace = (self.rate_limiter.category(method, target[0], rate_category),
+                    rate_category is None)
         try:
             try:
-                return await self._attempt(session, method, target, params, json, True)
+                return await self._attempt(session, method, target, params, json, True, pace)
             except Exception as exc:
                 retries = _Retries(
                     self._retry,
@@ -377,7 +417,7 @@ class ZoomClient:
                             await self._check_fresh_scopes(retries)
                         invalidate = not retries.token_retried
                         return await self._attempt(
-                            session, method, target, params, json, invalidate
+                            session, method, target, params, json, invalidate, pace
                         )
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             what = "timed out" if isinstance(exc, asyncio.TimeoutError) else type(exc).__name__
@@ -551,8 +591,17 @@ class ZoomClient:
         params: Params,
         json: Any,
         invalidate: bool,
+        pace: tuple[Category, bool] | None = None,
     ) -> Any:
-        """One request with the current token; on 401 code 124 also invalidates that token."""
+        """One request with the current token; on 401 code 124 also invalidates that token.
+
+        With ``pace`` (the category, and whether answers may teach the path's
+        category) it first waits for a permit of the fleet's rate limiter, and
+        tells the limiter what the answer said.
+        """
+        limiter = self.rate_limiter
+        if pace is not None and limiter is not None:
+            await limiter.acquire(pace[0], method=method, path=target[0])
         token = await self.tokens.get_token()
         url = target[1]
         if self.use_token_api_url:
@@ -571,7 +620,11 @@ class ZoomClient:
         ) as response:
             body = await read_body(response, self.max_response_bytes, method=method, path=url.path)
             status, headers = response.status, response.headers
+        self._last_headers = headers
         if 200 <= status < 300:
+            if pace is not None and limiter is not None:
+                await limiter.observe(pace[0], method=method, path=target[0], status=status,
+                                      headers=headers, learn=pace[1])
             return decode_response(status, headers, body, method=method, path=url.path)
         error = error_from_response(
             status,
@@ -582,6 +635,10 @@ class ZoomClient:
             secrets=secret_forms(token.access_token),
             scopes=token.scopes,
         )
+        error.rate_limit = rate_limit_info(headers)
+        if pace is not None and limiter is not None:
+            await limiter.observe(pace[0], method=method, path=target[0], status=status,
+                                  headers=headers, message=error.message, learn=pace[1])
         if isinstance(error, MissingScopesError):
             await self._scope_refused(error, token, invalidate)
         elif invalidate and status == 401 and error.code == INVALID_TOKEN_CODE:

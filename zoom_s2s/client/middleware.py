@@ -35,6 +35,8 @@ from .._http import parse_json
 from ..errors import ConfigurationError, ForeignRedirectError
 from ..manager import TokenManager
 from ..models import AccessToken
+from ..ratelimit.limiter import RateLimiter
+from ..ratelimit.limits import RateLimits
 from .responses import INVALID_TOKEN_CODE
 from .urls import Destinations, api_base, origin_of
 
@@ -167,6 +169,13 @@ class ZoomAuthMiddleware:
             :class:`~zoom_s2s.errors.ForeignRedirectError` (``"refuse"``).
         allow_insecure_http: Accept an ``http://`` ``api_url`` on a host that
             is not loopback (the token would cross the network in clear text).
+        rate_limits: Pace the requests it signs through the fleet's shared
+            budget (:class:`~zoom_s2s.RateLimits`), as ``ZoomClient`` does: each
+            waits for a permit of its category (the built-in table, or what
+            ``X-RateLimit-Category`` said), and 429s are shared with the fleet.
+            A request held back raises :class:`~zoom_s2s.RateLimitedError` or
+            :class:`~zoom_s2s.DailyLimitExceededError` (``sent`` is ``False``);
+            Zoom's own 429s are returned as responses. ``None``: no pacing.
 
     Raises:
         ConfigurationError: A bad ``api_url`` or ``on_foreign_redirect``.
@@ -180,6 +189,7 @@ class ZoomAuthMiddleware:
         use_token_api_url: bool = False,
         on_foreign_redirect: ForeignRedirect = "strip",
         allow_insecure_http: bool = False,
+        rate_limits: RateLimits | None = None,
     ) -> None:
         self._tokens = tokens
         self._refuse = check_redirect_mode(on_foreign_redirect)
@@ -194,6 +204,10 @@ class ZoomAuthMiddleware:
         token_url = yarl.URL(tokens.token_url)
         self._token_origin = origin_of(token_url)
         self._token_path = token_url.path
+        self.rate_limiter: RateLimiter | None = (
+            None if rate_limits is None else RateLimiter.for_manager(rate_limits, tokens)
+        )
+        self._api_path = yarl.URL(base).path.rstrip("/")
 
     def __repr__(self) -> str:
         mode = "refuse" if self._refuse else "strip"
@@ -210,6 +224,36 @@ class ZoomAuthMiddleware:
         token = await self._tokens.get_token()
         if not self._destinations.allows(url, token.api_url):
             return await handler(request)  # another origin: a redirect hop, or not Zoom at all
+        if self.rate_limiter is not None:
+            return await self._paced(request, handler, token, self.rate_limiter)
+        return await self._signed(request, handler, token)
+
+    async def _paced(
+        self,
+        request: ClientRequest,
+        handler: ClientHandlerType,
+        token: AccessToken,
+        limiter: RateLimiter,
+    ) -> ClientResponse:
+        """Wait for a permit, send, and tell the limiter what the answer said."""
+        path = request.url.path
+        if self._api_path and path.startswith(self._api_path + "/"):
+            path = path[len(self._api_path):]
+        category = limiter.category(request.method, path)
+        await limiter.acquire(category, method=request.method, path=path)
+        response = await self._signed(request, handler, token)
+        message = None
+        if response.status == 429:
+            message = await _small_json_message(response)
+        await limiter.observe(category, method=request.method, path=path,
+                              status=response.status, headers=response.headers, message=message)
+        return response
+
+    async def _signed(
+        self, request: ClientRequest, handler: ClientHandlerType, token: AccessToken
+    ) -> ClientResponse:
+        """Send signed; on 401 code 124, invalidate the token and retry once."""
+        url = request.url
         response = await self._send(request, handler, token)
         if response.status != 401 or not await _is_invalid_token(response):
             return response
@@ -232,6 +276,19 @@ class ZoomAuthMiddleware:
         if response.status in REDIRECT_STATUSES:
             check_redirect(request, response, self._destinations, refuse=self._refuse)
         return response
+
+
+async def _small_json_message(response: ClientResponse) -> str | None:
+    """Zoom's ``message`` of a small JSON error answer (read and kept for the caller)."""
+    declared = response.content_length
+    if declared is None or declared > _MAX_401_BODY:
+        return None
+    try:
+        data = parse_json(await response.read())
+    except ValueError:
+        return None
+    message = data.get("message") if isinstance(data, dict) else None
+    return message if isinstance(message, str) else None
 
 
 async def _is_invalid_token(response: ClientResponse) -> bool:

@@ -36,6 +36,7 @@ from ..errors import (
     ZoomAPIError,
 )
 from ..oauth import parse_retry_after
+from ..ratelimit.headers import is_daily_message
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
@@ -236,7 +237,9 @@ def error_from_response(
         if limit_type is not None:
             limit_type = scrub(limit_type, secrets)
         retry_at = retry_after_time(headers.get("Retry-After"))
-        if (limit_type or "").lower() == "daily-limit":
+        # Zoom also sends daily limits without X-RateLimit-Type or Retry-After, only
+        # a message ("... daily rate limit ... resume these requests at GMT 00:00:00").
+        if (limit_type or "").lower() == "daily-limit" or is_daily_message(message):
             reset = retry_at or next_utc_midnight()
             return DailyLimitExceededError(
                 limit_type=limit_type,

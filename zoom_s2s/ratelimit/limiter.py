@@ -259,6 +259,7 @@ class RateLimiter:
             hint=f"daily limits reset at 00:00 UTC: retry after {reset.isoformat()}",
         )
         error.rate_limit = RateLimitInfo(category=category, limit_type="Daily-limit")
+        error.sent = False
         return error
 
     def _too_long(
@@ -279,6 +280,7 @@ class RateLimiter:
             hint="slow down, or raise RateLimits(max_wait=...)",
         )
         error.rate_limit = RateLimitInfo(category=category, limit_type="QPS")
+        error.sent = False
         return error
 
     # -- what answers say ------------------------------------------------------

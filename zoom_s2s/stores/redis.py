@@ -55,7 +55,9 @@ import attrs
 from .._redact import scrub, secret_forms
 from ..errors import ConfigurationError, StoreError, StoreUnavailableError, UsageError
 from ..models import AccessToken
+from ..ratelimit.store import Pause, Permit
 from ._redis_listener import ChangeListener
+from ._redis_ratelimit import RATE_COMMANDS, RateScripts
 from ._redis_scripts import (
     ACQUIRE_SCRIPT,
     COMMANDS,
@@ -126,7 +128,7 @@ def acl_rules(prefix: str = "zoom_s2s", *, cluster: bool = False) -> str:
 
         ACL SETUSER zoom on >password <acl_rules()>
     """
-    commands = (*REDIS_COMMANDS, *(CLUSTER_COMMANDS if cluster else ()))
+    commands = (*REDIS_COMMANDS, *RATE_COMMANDS, *(CLUSTER_COMMANDS if cluster else ()))
     return f"~{prefix}:* &{prefix}:* " + " ".join(f"+{command.lower()}" for command in commands)
 
 
@@ -254,6 +256,7 @@ class RedisTokenStore(BaseTokenStore):
         self._read_failure_script = client.register_script(READ_FAILURE_SCRIPT)
         self._delete_script = client.register_script(DELETE_SCRIPT)
         self._release_script = client.register_script(RELEASE_SCRIPT)
+        self._rates = RateScripts(client, prefix)  # the RateLimitStore capability
         self._use_pubsub = callable(getattr(client, "pubsub", None))
         self._listener: ChangeListener | None = None  # created on the first wait
         # A RedisCluster client must learn the slot map once before commands run
@@ -597,6 +600,31 @@ class RedisTokenStore(BaseTokenStore):
             logger.warning("ignoring a corrupt failure record at %s in %s (%s)",
                            keys.failure, self._name, exc)
             return None
+
+    # -- rate limits (zoom_s2s.ratelimit.RateLimitStore; see _redis_ratelimit) ------
+
+    async def acquire_permit(
+        self,
+        key: str,
+        *,
+        interval: float,
+        burst: int,
+        max_wait: float,
+        hold: str | None = None,
+    ) -> Permit:
+        """One script, one round trip: GCRA on Redis's clock (``TIME``)."""
+        await self._ready()
+        return await self._rates.acquire_permit(
+            key, interval=interval, burst=burst, max_wait=max_wait, hold=hold
+        )
+
+    async def pause(self, key: str, seconds: float, *, daily: bool = False) -> None:
+        await self._ready()
+        await self._rates.pause(key, seconds, daily=daily)
+
+    async def paused(self, key: str) -> Pause:
+        await self._ready()
+        return await self._rates.paused(key)
 
     async def aclose(self) -> None:
         """Stop the pub/sub reader, close its connection and, if owned, the client."""

@@ -3,7 +3,8 @@
 * :class:`FakeZoom`: a real aiohttp server faking Zoom's token endpoint and
   ``/v2/users`` on loopback, with counters and fault injection; :class:`Fault`
   describes one injected failure; :class:`FakeAccount` and :class:`FakeApp`
-  are its accounts and Marketplace apps (many at once).
+  are its accounts and Marketplace apps (many at once); :class:`FakeRateLimits`
+  makes it enforce Zoom's rate limits (``FakeZoom(rate_limits=...)``).
 * :class:`StoreContract`: the contract suite every :class:`~zoom_s2s.TokenStore`
   must pass (needs pytest and pytest-asyncio; imported on first use).
 * :class:`RedisServer`: a throw-away ``redis-server`` on a free loopback port.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._fake_ratelimit import FakeRateLimits
 from .fake_zoom import FakeAccount, FakeApp, FakeZoom, Fault
 
 if TYPE_CHECKING:
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FakeAccount",
     "FakeApp",
+    "FakeRateLimits",
     "FakeZoom",
     "Fault",
     "Fleet",

@@ -60,6 +60,7 @@ from aiohttp import web
 
 from ..models import Credentials
 from ..webhooks import URL_VALIDATION_EVENT, event_body, signed_headers
+from ._fake_ratelimit import FakeRateLimits
 from ._fake_state import (
     APP_KINDS,
     SAMPLE_USER,
@@ -214,6 +215,9 @@ class FakeZoom:
         clock: Unix time for token expiry, page tokens and ``created_at``
             (tests may pass a settable clock instead of waiting).
         webhook_secret_token: The secret token :meth:`send_webhook` signs with.
+        rate_limits: Enforce Zoom's rate limits
+            (:class:`~zoom_s2s.testing.FakeRateLimits`: per-account QPS per
+            category, daily limits, 429s and headers) instead of only counting.
         host: Interface to listen on.
         port: Port; 0 picks a free one.
 
@@ -247,6 +251,7 @@ class FakeZoom:
         api_url: str | None = None,
         clock: Callable[[], float] = time.time,
         webhook_secret_token: str = "fake-webhook-secret-token",  # noqa: S107 - a fake
+        rate_limits: FakeRateLimits | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -274,7 +279,8 @@ class FakeZoom:
         self.default_app = self.add_app(
             self.default_account, client_id=client_id, client_secret=client_secret
         )
-        self.api_hooks: list[ApiHook] = [RateHeaders(clock)]
+        self.rate_limits = rate_limits
+        self.api_hooks: list[ApiHook] = [RateHeaders(clock) if rate_limits is None else rate_limits]
         self._issued: dict[str, Issued] = {}
         self._pages: dict[str, PageCursor] = {}
         self._faults: dict[Route, deque[Fault]] = {"token": deque(), "api": deque()}

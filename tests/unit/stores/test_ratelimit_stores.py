@@ -90,7 +90,8 @@ async def test_file_store_ignores_corrupt_or_far_ahead_rate_state(
     store.directory.mkdir(mode=0o700)
     (store.directory / "rate-x.light.rate").write_bytes(content)
     permit = await store.acquire_permit("rate-x.light", interval=1, burst=1, max_wait=0)
-    assert permit.granted and permit.wait == 0
+    assert permit.granted
+    assert permit.wait == 0
     assert not (await store.paused("rate-x.light")).daily
 
 

@@ -1,0 +1,224 @@
+"""The Redis store's rate limits on a real redis-server and a real 3-master Cluster:
+the RateLimitStore checks (two clients = two processes), Redis's clock, hostile state,
+the ACL, and a Redis outage degrading to per-process pacing."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from zoom_s2s import RateLimitedError, RedisTokenStore
+from zoom_s2s.errors import StoreError
+from zoom_s2s.ratelimit import RateLimiter, RateLimits
+from zoom_s2s.stores._redis_ratelimit import RATE_COMMANDS
+from zoom_s2s.stores.redis import acl_rules
+from zoom_s2s.testing.redis_cluster import RedisClusterServer
+from zoom_s2s.testing.redis_server import RedisServer
+
+from ..ratelimit_checks import CHECKS
+
+pytestmark = pytest.mark.redis
+
+
+def _scope() -> str:
+    return "rate-" + secrets.token_hex(6)
+
+
+@pytest_asyncio.fixture
+async def pair(redis_url: str) -> AsyncIterator[tuple[RedisTokenStore, RedisTokenStore]]:
+    a, b = RedisTokenStore.from_url(redis_url), RedisTokenStore.from_url(redis_url)
+    yield a, b
+    await a.aclose()
+    await b.aclose()
+
+
+@pytest.mark.parametrize("name", sorted(CHECKS))
+async def test_rate_limit_store_on_redis(
+    pair: tuple[RedisTokenStore, RedisTokenStore], name: str
+) -> None:
+    await CHECKS[name](pair[0], pair[1], _scope())
+
+
+async def test_one_permit_is_one_script_call(
+    pair: tuple[RedisTokenStore, RedisTokenStore], redis_url: str
+) -> None:
+    import redis.asyncio as redis_asyncio
+
+    store = pair[0]
+    await store.acquire_permit("rate-x.light", interval=0.01, burst=1, max_wait=1)  # loaded
+    raw: Any = redis_asyncio.Redis.from_url(redis_url)
+    try:
+        before = await raw.info("commandstats")
+        for _ in range(10):
+            await store.acquire_permit("rate-x.light", interval=0.001, burst=1, max_wait=1)
+        after = await raw.info("commandstats")
+    finally:
+        await raw.aclose()
+
+    def calls(stats: dict[str, Any], name: str) -> int:
+        return int(stats.get(f"cmdstat_{name}", {}).get("calls", 0))
+
+    assert calls(after, "evalsha") - calls(before, "evalsha") == 10
+    assert calls(after, "time") - calls(before, "time") == 10  # Redis's clock, in the script
+
+
+@pytest.mark.parametrize(
+    "plant",
+    [
+        ("set", "garbage"),  # a string where a hash belongs
+        ("hset", {"tat": "1e30", "until": "0", "daily": "0", "shift": "0"}),
+        ("hset", {"tat": "0", "until": "1e30", "daily": "1", "shift": "0"}),
+        ("hset", {"tat": "nan", "until": "inf", "daily": "1", "shift": "-5"}),
+    ],
+    ids=["wrong-type", "tat-far-ahead", "pause-far-ahead", "nan-inf"],
+)
+async def test_hostile_state_is_ignored(
+    pair: tuple[RedisTokenStore, RedisTokenStore], plant: tuple[str, Any]
+) -> None:
+    store = pair[0]
+    client: Any = store._client
+    key = "zoom_s2s:{rate-x}:rate:light"
+    command, value = plant
+    if command == "set":
+        await client.set(key, value)
+    else:
+        await client.hset(key, mapping=value)
+    permit = await store.acquire_permit("rate-x.light", interval=1, burst=1, max_wait=0)
+    assert permit.granted
+    assert permit.wait == 0
+    pause = await store.paused("rate-x.light")
+    assert not pause.daily
+    assert pause.left == 0
+    await store.pause("rate-x.light", 1)  # and a pause overwrites it
+    assert (await store.paused("rate-x.light")).left > 0
+
+
+async def test_state_expires_when_it_no_longer_matters(
+    pair: tuple[RedisTokenStore, RedisTokenStore],
+) -> None:
+    store = pair[0]
+    client: Any = store._client
+    await store.acquire_permit("rate-x.light", interval=0.5, burst=1, max_wait=1)
+    assert 0 < await client.pttl("zoom_s2s:{rate-x}:rate:light") <= 2_000
+    await store.pause("rate-x.heavy", 3600, daily=True)
+    assert 3_590_000 < await client.pttl("zoom_s2s:{rate-x}:rate:heavy") <= 3_602_000
+
+
+async def test_redis_down_degrades_to_per_process_pacing_with_a_warning(
+    redis_server: RedisServer, redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = RedisTokenStore.from_url(redis_url, socket_timeout=1, socket_connect_timeout=1)
+    limiter = RateLimiter(RateLimits(light=10, headroom=0), store, scope=_scope())
+    try:
+        await limiter.acquire("light", method="GET", path="/users/me")
+        assert limiter.shared
+        redis_server.stop()
+        with caplog.at_level(logging.WARNING, "zoom_s2s.ratelimit"):
+            waits = [await limiter.acquire("light", method="GET", path="/users/me")
+                     for _ in range(3)]
+        assert limiter.permits == 4  # never "no requests"
+        assert not limiter.shared
+        assert waits[-1] >= 0.09  # still paced, by this process
+        assert "pacing this process on its own" in caplog.text
+    finally:
+        redis_server.start()
+        await store.aclose()
+
+
+async def test_the_acl_rules_allow_the_rate_limit_scripts(redis_url: str) -> None:
+    assert "+time" in acl_rules()
+    assert RATE_COMMANDS == ("TIME",)
+
+
+async def test_a_user_without_time_gets_a_store_error_and_the_limiter_goes_on(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    import redis.asyncio as redis_asyncio
+
+    admin: Any = redis_asyncio.Redis.from_url(redis_server.url)
+    user = "rl" + secrets.token_hex(4)
+    rules = acl_rules().replace(" +time", "")
+    await admin.execute_command("ACL", "SETUSER", user, "on", ">pw-rl-1234",
+                                "resetkeys", "resetchannels", "-@all", *rules.split())
+    store = RedisTokenStore.from_url(f"redis://{user}:pw-rl-1234@127.0.0.1:{redis_server.port}/0")
+    try:
+        with pytest.raises(StoreError):
+            await store.acquire_permit("rate-x.light", interval=1, burst=1, max_wait=1)
+        limiter = RateLimiter(RateLimits(light=10), store, scope=_scope())
+        with caplog.at_level(logging.WARNING, "zoom_s2s.ratelimit"):
+            await limiter.acquire("light", method="GET", path="/users/me")
+        assert "pacing this process on its own" in caplog.text
+        assert "pw-rl-1234" not in caplog.text
+    finally:
+        await store.aclose()
+        await admin.execute_command("ACL", "DELUSER", user)
+        await admin.aclose()
+
+
+async def test_max_wait_refusal_reserves_nothing_for_the_fleet(
+    pair: tuple[RedisTokenStore, RedisTokenStore],
+) -> None:
+    scope = _scope()
+    one = RateLimiter(RateLimits(heavy=2, headroom=0, max_wait=0.1), pair[0], scope=scope)
+    two = RateLimiter(RateLimits(heavy=2, headroom=0, max_wait=1), pair[1], scope=scope)
+    await one.acquire("heavy", method="GET", path="/report/daily")
+    with pytest.raises(RateLimitedError):
+        await one.acquire("heavy", method="GET", path="/report/daily")
+    waited = await two.acquire("heavy", method="GET", path="/report/daily")
+    assert 0.4 <= waited < 0.7  # the slot one refused is still the next one
+
+
+# -- Redis Cluster ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[RedisClusterServer]:
+    with RedisClusterServer(masters=3) as servers:
+        yield servers
+
+
+async def _cluster_store(url: str, prefix: str) -> RedisTokenStore:
+    from redis.asyncio.cluster import RedisCluster
+
+    client = RedisCluster.from_url(url)
+    await client.initialize()
+    return RedisTokenStore(client, prefix=prefix, owns_client=True)
+
+
+async def test_pacing_holds_on_every_master_of_a_cluster(cluster: RedisClusterServer) -> None:
+    from redis.asyncio.cluster import RedisCluster
+
+    prefix = "t" + secrets.token_hex(4)
+    # Two "processes", entering the cluster through different nodes.
+    a = await _cluster_store(cluster.urls[0], prefix)
+    b = await _cluster_store(cluster.urls[1], prefix)
+    raw: Any = RedisCluster.from_url(cluster.url, decode_responses=True)
+    await raw.initialize()
+    try:
+        checks = ("slots_are_spaced_by_the_interval_across_stores",
+                  "a_pause_holds_slots_and_shifts_reservations",
+                  "a_hold_refuses_only_its_user_and_endpoint")
+        masters: dict[str, list[str]] = {}  # master -> one fresh scope per check on it
+        while len(masters) < 3 or any(len(scopes) < len(checks) for scopes in masters.values()):
+            scope = _scope()
+            node = raw.get_node_from_key(f"{prefix}:{{{scope}}}:rate:light")
+            if len(masters.setdefault(node.name, [])) < len(checks):
+                masters[node.name].append(scope)
+        for scopes in masters.values():
+            for name, scope in zip(checks, scopes, strict=False):
+                await CHECKS[name](a, b, scope)
+        # Each account's keys are in one slot, and the accounts are on three masters.
+        for node_name, scopes in masters.items():
+            scope = scopes[0]
+            for primary in raw.get_primaries():
+                keys = await raw.keys(f"{prefix}:{{{scope}}}:*", target_nodes=primary)
+                assert bool(keys) == (primary.name == node_name)
+    finally:
+        await raw.aclose()
+        await a.aclose()
+        await b.aclose()

@@ -1,0 +1,196 @@
+"""ZoomClient(rate_limits=...) and the middleware against the fake's real rate limits
+(FakeRateLimits), in one process: pacing, 429s shared through the store, daily limits in
+both of Zoom's forms, the headers on answers and errors, learning and overrides."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+import pytest_asyncio
+
+from zoom_s2s import (
+    DailyLimitExceededError,
+    MemoryTokenStore,
+    RateLimitedError,
+    RateLimits,
+    TokenManager,
+    ZoomAuthMiddleware,
+    ZoomClient,
+)
+from zoom_s2s.testing import FakeRateLimits, FakeZoom
+
+from ...support import FAST_RETRY
+
+
+@pytest_asyncio.fixture
+async def limited() -> AsyncIterator[FakeZoom]:
+    async with FakeZoom(rate_limits=FakeRateLimits({"Light": 10, "Medium": 5})) as zoom:
+        yield zoom
+
+
+def manager(zoom: FakeZoom, store: MemoryTokenStore | None = None) -> TokenManager:
+    return TokenManager(
+        zoom.credentials, token_url=zoom.token_url, retry=FAST_RETRY,
+        store=store or MemoryTokenStore(),
+    )
+
+
+async def test_without_pacing_a_burst_gets_429s_and_with_it_none(limited: FakeZoom) -> None:
+    layer = limited.rate_limits
+    assert isinstance(layer, FakeRateLimits)
+    async with manager(limited) as tokens, ZoomClient(
+        tokens, limited.api_base_url, rate_limit_retries=0
+    ) as zoom:
+        results = await asyncio.gather(*(zoom.get_user() for _ in range(30)),
+                                       return_exceptions=True)
+    assert sum(isinstance(r, RateLimitedError) for r in results) >= 15
+    await asyncio.sleep(1.1)  # the bucket refills
+    layer.refused.clear()
+    async with manager(limited) as tokens, ZoomClient(
+        tokens, limited.api_base_url, rate_limits=RateLimits(light=10, headroom=0.1)
+    ) as zoom:
+        await asyncio.gather(*(zoom.get_user() for _ in range(15)))
+        assert zoom.rate_limiter is not None
+        assert zoom.rate_limiter.permits == 15
+        info = zoom.last_rate_limit
+    assert layer.refused == {}
+    assert info is not None
+    assert info.category == "light"
+    assert info.limit == 10
+
+
+async def test_two_clients_on_one_store_share_the_budget(limited: FakeZoom) -> None:
+    store = MemoryTokenStore()
+    limits = RateLimits(light=10, headroom=0.1)
+    async with manager(limited, store) as one, manager(limited, store) as two, ZoomClient(
+        one, limited.api_base_url, rate_limits=limits
+    ) as a, ZoomClient(two, limited.api_base_url, rate_limits=limits) as b:
+        await asyncio.gather(*(c.get_user() for c in (a, b) * 8))
+    assert isinstance(limited.rate_limits, FakeRateLimits)
+    assert limited.rate_limits.refused == {}
+
+
+@pytest.mark.parametrize("form", ["header", "message"])
+async def test_a_daily_429_stops_the_fleet_at_once_in_both_forms(form: str) -> None:
+    layer = FakeRateLimits({"Light": 1000}, {"Light": 3}, daily_form=form)  # type: ignore[arg-type]
+    store = MemoryTokenStore()
+    async with FakeZoom(rate_limits=layer) as fake, manager(fake, store) as one, manager(
+        fake, store
+    ) as two, ZoomClient(one, fake.api_base_url, rate_limits=RateLimits(light=100)) as a, \
+            ZoomClient(two, fake.api_base_url, rate_limits=RateLimits(light=100)) as b:
+        for _ in range(3):
+            await a.get_user()
+        with pytest.raises(DailyLimitExceededError) as first:
+            await a.get_user()
+        # The header form says "Daily-limit, 0 remaining" on the last success: the fleet
+        # stops before any 429. The message form shows it only with the one 429.
+        assert first.value.sent is (form == "message")
+        for client in (a, b, a, b):
+            with pytest.raises(DailyLimitExceededError) as held:
+                await client.get_user()
+            assert not held.value.sent
+            assert held.value.retry_at is not None
+        assert first.value.rate_limit is not None
+        assert first.value.rate_limit.category == "light"
+    assert layer.refused == ({"daily": 1} if form == "message" else {})
+    assert layer.passed[(fake.credentials.account_id, "Light")] == 3
+
+
+async def test_header_less_daily_429_is_not_retried_even_without_pacing() -> None:
+    layer = FakeRateLimits({"Light": 1000}, {"Light": 1}, daily_form="message")
+    async with FakeZoom(rate_limits=layer) as fake, manager(fake) as tokens, ZoomClient(
+        tokens, fake.api_base_url
+    ) as zoom:
+        await zoom.get_user()
+        with pytest.raises(DailyLimitExceededError) as info:
+            await zoom.get_user()
+    assert layer.refused == {"daily": 1}  # raised at once: not taken for a per-second limit
+    assert info.value.retry_at is not None
+    assert info.value.retry_at.hour == 0
+
+
+async def test_a_per_user_daily_limit_blocks_that_user_and_endpoint_only() -> None:
+    route = "GET /v2/users/{user_id}/meetings"
+    layer = FakeRateLimits({"Light": 1000, "Medium": 1000}, per_user_daily={route: 1})
+    async with FakeZoom(rate_limits=layer) as fake, manager(fake) as tokens, ZoomClient(
+        tokens, fake.api_base_url, rate_limits=RateLimits(light=100, medium=100)
+    ) as zoom:
+        fake.add_user({"id": "other", "email": "o@example.com"})
+        await zoom.request("GET", "/users/me/meetings")
+        for _ in range(2):
+            with pytest.raises(DailyLimitExceededError):
+                await zoom.request("GET", "/users/me/meetings")
+        await zoom.request("GET", "/users/other/meetings")
+        await zoom.get_user()
+    assert layer.refused == {"user-daily": 1}
+
+
+async def test_a_qps_429_pauses_the_category_and_the_retry_waits_for_it() -> None:
+    layer = FakeRateLimits({"Light": 1000})
+    async with FakeZoom(rate_limits=layer) as fake, manager(fake) as tokens, ZoomClient(
+        tokens, fake.api_base_url, rate_limits=RateLimits(light=100), max_rate_limit_wait=0.01
+    ) as zoom:
+        layer.throttle("Light", 0.5)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await zoom.get_user()  # a 429, then the retry waits out the fleet-wide pause
+        assert loop.time() - start >= 0.45
+    assert layer.refused == {"throttled": 1}
+
+
+async def test_the_header_teaches_unknown_paths_and_rate_category_overrides(
+    limited: FakeZoom,
+) -> None:
+    async with manager(limited) as tokens, ZoomClient(
+        tokens, limited.api_base_url, rate_limits=RateLimits(light=50, medium=50, heavy=50)
+    ) as zoom:
+        limiter = zoom.rate_limiter
+        assert limiter is not None
+        assert limiter.category("GET", "/users/abc1/meetings") == "medium"  # the table
+        limiter.categories = type(limiter.categories)(default="heavy", table=())
+        assert limiter.category("GET", "/users/abc1/meetings") == "heavy"
+        await zoom.request("GET", f"/users/{limited.me_id}/meetings")
+        assert limiter.category("GET", "/users/zz9/meetings") == "medium"  # learned
+        await zoom.request("GET", "/users/me", rate_category="Heavy")
+        # An overridden request teaches nothing: the caller chose its category.
+        assert limiter.category("GET", "/users/me") == "heavy"
+
+
+async def test_max_wait_raises_without_calling_zoom(limited: FakeZoom) -> None:
+    async with manager(limited) as tokens, ZoomClient(
+        tokens, limited.api_base_url, rate_limits=RateLimits(light=1, max_wait=0.1)
+    ) as zoom:
+        await zoom.get_user()
+        before = limited.api_requests
+        with pytest.raises(RateLimitedError) as info:
+            await zoom.get_user()
+        assert not info.value.sent
+        assert limited.api_requests == before
+
+
+async def test_the_middleware_paces_and_stops_at_a_daily_limit() -> None:
+    layer = FakeRateLimits({"Light": 10}, {"Light": 12})
+    async with FakeZoom(rate_limits=layer) as fake, manager(fake) as tokens:
+        auth = ZoomAuthMiddleware(
+            tokens, api_url=fake.api_base_url, rate_limits=RateLimits(light=10, headroom=0.1)
+        )
+        statuses = []
+        async with aiohttp.ClientSession(middlewares=(auth,)) as session:
+
+            async def call() -> None:
+                async with session.get(f"{fake.api_base_url}/users/me") as response:
+                    statuses.append(response.status)
+
+            await asyncio.gather(*(call() for _ in range(12)))
+            for _ in range(2):
+                with contextlib.suppress(DailyLimitExceededError):
+                    await call()  # the first may still reach Zoom (and get its 429)
+            with pytest.raises(DailyLimitExceededError):
+                await call()
+    assert statuses.count(200) == 12
+    assert statuses.count(429) <= 1
+    assert layer.refused.get("qps", 0) == 0
