@@ -1,11 +1,17 @@
 """An arq worker whose jobs share one Zoom token through Redis.
 
-Run it with ``arq examples.arq_worker.WorkerSettings`` after setting
-ZOOM_ACCOUNT_ID, ZOOM_CLIENT_ID, ZOOM_CLIENT_SECRET and REDIS_URL (arq's
-queue; also the token store unless ZOOM_S2S_STORE says otherwise), and
-optionally ZOOM_TOKEN_URL and ZOOM_API_URL. Every worker process, on every
-host, shares the token through the Redis store. Needs ``pip install
-zoom-s2s[examples]``.
+Run workers from any directory (on as many hosts as you like)::
+
+    pip install 'zoom-s2s[redis]' 'arq>=0.25'     # arq pins redis<6: its own environment
+    export ZOOM_ACCOUNT_ID=... ZOOM_CLIENT_ID=... ZOOM_CLIENT_SECRET=...
+    export REDIS_URL=redis://localhost:6379/0
+    PYTHONPATH=path/to/zoom-s2s/examples arq arq_worker.WorkerSettings
+
+REDIS_URL is arq's queue and, unless ZOOM_S2S_STORE says otherwise, the
+token store too: every worker process on every host shares one token.
+Optional: ZOOM_TOKEN_URL and ZOOM_API_URL. arq requires ``redis<6``, so give
+it an environment of its own (zoom-s2s works with redis-py 5 and newer);
+``[examples]`` leaves arq out for that reason.
 """
 
 from __future__ import annotations
