@@ -241,6 +241,10 @@ class SyncPooledManager:
         credentials = self.credentials
         return self.pool._call(lambda pool: pool.manager(credentials).invalidate(token), timeout)
 
+    def _runtime(self) -> _PoolRuntime:
+        # What SyncZoomClient's iterators step on: the pool's loop in this process.
+        return self.pool._runtime()
+
     def stats(self) -> TokenStats:
         """This process's manager counters for the app."""
         credentials = self.credentials

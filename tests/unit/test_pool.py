@@ -287,6 +287,17 @@ def test_sync_pool_managers_invalidate_and_count(threaded: FakeZoom) -> None:
         manager.get_token()
 
 
+def test_sync_pool_clients_paginate_in_their_own_account(threaded: FakeZoom) -> None:
+    app = threaded.add_app()
+    app.account.add_users(7)
+    with SyncTokenManagerPool(
+        token_url=threaded.token_url, base_url=threaded.api_base_url, retry=FAST_RETRY
+    ) as accounts:
+        users = list(accounts.client(app.credentials).paginate("/users", page_size=3))
+    assert len(users) == 8  # "me" and the 7 added, over 3 pages
+    assert {user["account_id"] for user in users} == {app.account.account_id}
+
+
 def test_sync_pool_refuses_a_session() -> None:
     with pytest.raises(ConfigurationError, match="session"):
         SyncTokenManagerPool(session=object())
