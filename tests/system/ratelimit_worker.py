@@ -1,0 +1,117 @@
+"""The workload of the rate-budget fleet tests and benchmark: C coroutines calling
+``get_user`` in a loop for a while, in one process of a :class:`~zoom_s2s.testing.Fleet`.
+
+Options (JSON):
+
+``seconds``     how long to call (after the fleet's common start).
+``pacing``      ``"fleet"`` (the limiter on the shared store), ``"process"`` (a limiter of
+                this process only) or ``"none"``.
+``limits``      keyword arguments of :class:`~zoom_s2s.RateLimits` (``{"light": 20}``).
+``retries``     ``rate_limit_retries`` of the client (default 0: a 429 is counted, not retried).
+``stop_on_daily``  stop a coroutine at its first :class:`DailyLimitExceededError`.
+
+It returns counts and the permit waits' quantiles (JSON).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+from zoom_s2s.testing.fleet import WorkerContext
+
+
+def _quantile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def hammer(worker: WorkerContext) -> dict[str, Any]:
+    """Call ``get_user`` from ``worker.coroutines`` coroutines for ``seconds``."""
+    from zoom_s2s import (
+        DailyLimitExceededError,
+        RateLimitedError,
+        RateLimits,
+        RetryPolicy,
+        TokenManager,
+        ZoomClient,
+    )
+    from zoom_s2s.ratelimit import LocalRateLimitStore, RateLimiter, rate_scope
+
+    options = worker.options
+    pacing = options.get("pacing", "fleet")
+    limits = RateLimits(**options.get("limits", {})) if pacing != "none" else None
+    counts = {"ok": 0, "r429": 0, "held": 0, "daily_sent": 0, "daily_held": 0, "other": 0}
+    resets: set[str] = set()
+    waits: list[float] = []
+    assert worker.credentials is not None
+    assert worker.api_base_url is not None
+    store = worker.open_store()
+    retry = RetryPolicy(attempts=2, timeout=10.0, wait_initial=0.01, wait_max=0.02)
+    async with TokenManager(
+        worker.credentials, token_url=worker.token_url, store=store, retry=retry
+    ) as tokens, ZoomClient(
+        tokens,
+        worker.api_base_url,
+        rate_limits=limits if pacing == "fleet" else None,
+        rate_limit_retries=int(options.get("retries", 0)),
+        max_rate_limit_wait=5.0,
+    ) as zoom:
+        if pacing == "process" and limits is not None:
+            zoom.rate_limiter = RateLimiter(
+                limits,
+                LocalRateLimitStore(),
+                scope=rate_scope(tokens.token_url, tokens.credentials.account_id),
+            )
+        limiter = zoom.rate_limiter
+        if limiter is not None:
+            acquire = limiter.acquire
+
+            async def timed(*args: Any, **kwargs: Any) -> float:
+                waited = await acquire(*args, **kwargs)
+                waits.append(waited)
+                return waited
+
+            limiter.acquire = timed  # type: ignore[method-assign]
+        await tokens.get_token()  # the token is not what is measured
+        await worker.gate()
+        deadline = time.monotonic() + float(options["seconds"])
+        stop_on_daily = bool(options.get("stop_on_daily"))
+
+        async def loop(_index: int) -> None:
+            while time.monotonic() < deadline:
+                try:
+                    await zoom.get_user()
+                    counts["ok"] += 1
+                except DailyLimitExceededError as exc:
+                    counts["daily_sent" if exc.sent else "daily_held"] += 1
+                    if exc.retry_at is not None:
+                        resets.add(exc.retry_at.replace(microsecond=0).isoformat())
+                    if stop_on_daily:
+                        return
+                    await asyncio.sleep(0.01)
+                except RateLimitedError as exc:
+                    counts["r429" if exc.sent else "held"] += 1
+                except Exception:  # counted: the run goes on
+                    counts["other"] += 1
+
+        # Stop at the deadline: callers still queued for a permit are cancelled, not
+        # drained (their slots would run seconds past the end).
+        task = asyncio.ensure_future(worker.gather(loop))
+        await asyncio.wait({task}, timeout=max(0.0, deadline - time.monotonic()) + 0.2)
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    return {
+        **counts,
+        "resets": sorted(resets),
+        "permits": len(waits),
+        "wait_p50": _quantile(waits, 0.5),
+        "wait_p99": _quantile(waits, 0.99),
+        "shared": limiter.shared if limiter is not None else None,
+    }
