@@ -15,7 +15,8 @@ from ._common import BenchmarkSkipped, Figure, RunContext, figure
 from .report import format_table, machine_info, write_json
 
 BENCHMARKS = (
-    "hot_path", "cold_stampede", "fleet_soak", "peer", "api_overhead", "memory", "accounts"
+    "hot_path", "cold_stampede", "fleet_soak", "peer", "api_overhead", "memory", "accounts",
+    "rate_budget",
 )
 
 

@@ -1,0 +1,172 @@
+"""rate_budget: P processes x C coroutines against the fake's per-account rate limit.
+
+A FakeZoom served from a thread enforces Zoom's per-account limit of 20 Light
+requests per second (:class:`zoom_s2s.testing.FakeRateLimits`, a token
+bucket holding one second's worth). The workers of a
+:class:`zoom_s2s.testing.Fleet` call ``get_user`` in a loop from C coroutines
+each (the fleet tests' workload, ``tests/system/ratelimit_worker.py``, so the
+benchmark measures what the tests check), a 429 counted, not retried:
+
+* ``fleet``: ``ZoomClient(rate_limits=RateLimits(light=20))`` on a Redis store,
+  one budget for the whole fleet (target: under 1 % 429s, at least 90 % of the limit);
+* ``process``: the same limiter on a per-process store (every process paces
+  itself politely at the account's rate);
+* ``none``: no pacing.
+
+The subjects run in interleaved rounds. Measured per subject: the share of
+requests Zoom answered with 429, the achieved rate as a fraction of the limit,
+and the p99 wait for a permit. Then the cost of one permit on Redis (one
+script, one round trip) against one warm ``get_token()`` and one store read.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from zoom_s2s import MemoryTokenStore, RedisTokenStore, TokenManager
+from zoom_s2s.testing import FakeRateLimits, FakeZoom
+from zoom_s2s.testing.fleet import Fleet
+
+from ._common import (
+    BenchmarkSkipped,
+    Figure,
+    RunContext,
+    Spread,
+    compare_async,
+    figure,
+    rotations,
+    run_async,
+)
+
+NAME = "rate_budget"
+TITLE = "one rate budget: fleet pacing vs per-process pacing vs none, 429s and achieved rate"
+
+LIMIT = 20  # Light requests per second the fake allows the account
+WORKLOAD = "tests.system.ratelimit_worker:hammer"
+SUBJECTS = ("fleet", "process", "none")
+
+
+def _one_run(
+    fleet: Fleet, layer: FakeRateLimits, processes: int, seconds: float, pacing: str
+) -> dict[str, float]:
+    time.sleep(1.05)  # the fake's bucket refills: every run starts from the same state
+    start = time.monotonic()
+    results = fleet.run(
+        WORKLOAD,
+        [{"seconds": seconds, "pacing": pacing, "limits": {"light": LIMIT}}] * processes,
+        timeout=seconds + 60,
+    )
+    arrivals = layer.arrivals("Light", since=start)
+    first = min((a.at for a in arrivals), default=start)
+    passed = sum(1 for a in arrivals if a.status == 0 and a.at < first + seconds)
+    refused = sum(1 for a in arrivals if a.status == 429)
+    return {
+        "requests": len(arrivals),
+        "refused": refused,
+        "share_429": 100.0 * refused / max(1, len(arrivals)),
+        "rate": passed / seconds / LIMIT,
+        "wait_p99_ms": 1000 * max(r["wait_p99"] for r in results),
+    }
+
+
+async def _permit_cost(redis_url: str, fake: FakeZoom, rounds: int) -> dict[str, Any]:
+    import redis.asyncio as redis_asyncio
+
+    store = RedisTokenStore.from_url(redis_url)
+    raw: Any = redis_asyncio.Redis.from_url(redis_url)
+    try:
+        async with TokenManager(
+            fake.credentials, token_url=fake.token_url, store=MemoryTokenStore()
+        ) as tokens:
+            await tokens.get_token()
+
+            async def permit() -> object:
+                return await store.acquire_permit(
+                    "rate-bench.light", interval=1e-6, burst=1, max_wait=60
+                )
+
+            async def read() -> object:
+                return await store.read("bench")
+
+            before = await raw.info("commandstats")
+            for _ in range(100):
+                await permit()
+            after = await raw.info("commandstats")
+            calls = sum(
+                int(after.get(k, {}).get("calls", 0)) - int(before.get(k, {}).get("calls", 0))
+                for k in after
+                if k in ("cmdstat_evalsha", "cmdstat_eval", "cmdstat_script|load")
+            )
+            timed = await compare_async(
+                {"permit": permit, "read": read, "get_token": tokens.get_token},
+                calls=2_000,
+                rounds=rounds,
+            )
+    finally:
+        await store.aclose()
+        await raw.aclose()
+    return {"round_trips": calls / 100, "timed": timed}
+
+
+def run(ctx: RunContext) -> list[Figure]:
+    if not ctx.has_redis():
+        raise BenchmarkSkipped("needs redis-server and the redis package")
+    processes, coroutines = ctx.size((3, 10), (4, 25))
+    seconds = ctx.size(2.0, 10.0)
+    rounds = ctx.size(1, 3)
+    redis_url = ctx.redis_url()
+    outcomes: dict[str, list[dict[str, float]]] = {name: [] for name in SUBJECTS}
+    layer = FakeRateLimits({"Light": LIMIT})
+    with FakeZoom(rate_limits=layer).running_in_thread() as fake, Fleet(
+        token_url=fake.token_url,
+        credentials=fake.credentials,
+        store=redis_url,
+        api_base_url=fake.api_base_url,
+        coroutines=coroutines,
+        timeout=120.0,
+    ) as fleet:
+        for _, subject in rotations(list(SUBJECTS), rounds):
+            outcomes[subject].append(_one_run(fleet, layer, processes, seconds, subject))
+        cost = run_async(_permit_cost(redis_url, fake, ctx.size(3, 7)), 120)
+    shape = f"{processes}x{coroutines}, {seconds:g} s, limit {LIMIT}/s"
+    figures: list[Figure] = []
+    for subject in SUBJECTS:
+        runs = outcomes[subject]
+        share = Spread.of([r["share_429"] for r in runs])
+        rate = Spread.of([r["rate"] for r in runs])
+        requests = sum(r["requests"] for r in runs) / len(runs)
+        figures.append(figure(
+            NAME, f"429s, {subject} pacing ({shape})", share, "%",
+            below=1.0 if subject == "fleet" else None,
+            note=f"{requests:.0f} requests a run",
+        ))
+        figures.append(figure(
+            NAME, f"achieved rate, {subject} pacing", rate, "x limit",
+            at_least=0.9 if subject == "fleet" else None,
+            note="passed requests / (limit x seconds)",
+        ))
+        if subject != "none":
+            figures.append(figure(
+                NAME, f"p99 wait for a permit, {subject} pacing",
+                Spread.of([r["wait_p99_ms"] for r in runs]), "ms",
+                note=f"{processes * coroutines} callers share {LIMIT}/s: queueing, not overhead",
+            ))
+    timed = cost["timed"]
+    figures.append(figure(
+        NAME, "one permit on Redis", Spread.of([ns / 1000 for ns in timed.wall["permit"]]),
+        "us", note=f"{cost['round_trips']:g} round trip(s) (EVALSHA) per permit",
+    ))
+    figures.append(figure(
+        NAME, "one store read on Redis (a round trip)",
+        Spread.of([ns / 1000 for ns in timed.wall["read"]]), "us",
+    ))
+    figures.append(figure(
+        NAME, "one warm get_token()", Spread.of([ns / 1000 for ns in timed.wall["get_token"]]),
+        "us",
+    ))
+    ctx.data[NAME] = {"runs": outcomes, "permit_cost": timed.summary(),
+                      "round_trips_per_permit": cost["round_trips"]}
+    return figures
+
+
