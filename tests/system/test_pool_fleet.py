@@ -64,8 +64,9 @@ def test_accounts_x_3_processes_on_redis_fetch_once_each_on_a_few_connections(
         workers = [fleet.spawn(name=f"pool-{i}") for i in range(3)]
         for worker in workers:
             worker.submit(fetch_every_account, {"apps": triples})
-        fleet.start(workers)
-        fleet.start(workers)  # every token is in: they wait at their second gate
+        fleet.start(workers)  # all at once
+        for worker in workers:
+            worker.expect("gate")  # every token is in; each pool still open
         connections = redis_connections(redis_url)
         fleet.go(workers)
         results = fleet.results(workers)
