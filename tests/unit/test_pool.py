@@ -87,6 +87,28 @@ async def test_each_token_acts_in_its_own_account(fake: FakeZoom) -> None:
             assert user.account_id == app.account.account_id
 
 
+async def test_each_account_is_paced_on_its_own_budget(fake: FakeZoom) -> None:
+    from zoom_s2s import RateLimits
+
+    first, second = add_apps(fake, 2)
+    store = MemoryTokenStore()
+    limits = RateLimits.for_plan("pro")
+    async with (
+        make_pool(fake, store=store, client_options={"rate_limits": limits}) as pool,
+        make_pool(fake, store=store, client_options={"rate_limits": limits}) as other,
+    ):
+        one, two = pool.client(first.credentials), pool.client(second.credentials)
+        assert one.rate_limiter is not None
+        assert two.rate_limiter is not None
+        assert one.rate_limiter.scope != two.rate_limiter.scope  # a budget per account
+        # ... shared by every pool (process) on the store for the same account.
+        elsewhere = other.client(first.credentials).rate_limiter
+        assert elsewhere is not None
+        assert elsewhere.scope == one.rate_limiter.scope
+        assert (await one.get_user("me")).account_id == first.account.account_id
+        assert (await two.get_user("me")).account_id == second.account.account_id
+
+
 async def test_idle_apps_run_nothing(zoom: FakeZoom) -> None:
     apps = add_apps(zoom, 50)  # the fake serves from its own thread: its tasks are not counted
     async with make_pool(zoom) as pool:
