@@ -198,8 +198,9 @@ def url_validation_response(plain_token: str, secret_token: str) -> dict[str, st
     """The answer to Zoom's ``endpoint.url_validation`` challenge.
 
     Returns:
-        ``{"plainToken": plain_token, "encryptedToken": hex HMAC-SHA256(secret_token,
-        plain_token)}``, to be sent as JSON with HTTP 200.
+        ``{"plainToken": plain_token, "encryptedToken": ...}`` where the encrypted
+        token is the hex HMAC-SHA256 of ``plain_token`` keyed with
+        ``secret_token``; send it as JSON with HTTP 200.
 
     Raises:
         WebhookError: ``plain_token`` is not a non-empty string.
