@@ -2,12 +2,12 @@
 
 A store class declares its schemes (:attr:`BaseTokenStore.schemes`) and is
 registered when its module is imported. A store living in another package
-registers through an entry point, so that ``store_from_url("postgresql://...")``
+registers through an entry point, so that ``store_from_url("dynamodb://...")``
 finds it without the user importing anything::
 
     # the plugin's pyproject.toml
     [project.entry-points."zoom_s2s.stores"]
-    postgresql = "zoom_s2s_postgres:PostgresTokenStore"
+    dynamodb = "zoom_s2s_dynamodb:DynamoTokenStore"
 
 The entry point's name is the scheme; its object is a class (or any callable)
 with ``from_url(url, **options)``. :func:`register_store` does the same at run
