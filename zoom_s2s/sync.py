@@ -140,6 +140,7 @@ def _after_fork_in_child() -> None:
     # forever, and the loop thread is gone. Start afresh, lazily.
     for facade in list(_facades):
         facade._lock = threading.Lock()
+        facade._fast = None
         inherited, facade._holder.runtime = facade._holder.runtime, None
         if inherited is not None:
             _inherited.append(inherited)
@@ -183,6 +184,9 @@ class SyncTokenManager(ClosedOnExit):
         self._manager_kwargs = manager_kwargs
         self._lock = threading.Lock()
         self._holder = _Holder()
+        # This process's manager, for the hot path only: set on the loop thread when
+        # the manager is made, dropped by close() and in a forked child.
+        self._fast: TokenManager | None = None
         self._closed = False
         self._finalizer = weakref.finalize(self, _Holder.shutdown, self._holder)
         _facades.add(self)
@@ -205,26 +209,22 @@ class SyncTokenManager(ClosedOnExit):
             TimeoutError: ``timeout`` passed.
             UsageError: The facade is closed.
         """
-        # Fast path, no thread hop: a fresh token already in this process's manager.
-        # After fork() the at-fork hook has already cleared the inherited runtime,
-        # so this never hands a child the parent's manager.
-        # close() drops the runtime (and fork's hook does), so no flag check is needed.
-        runtime = self._holder.runtime
-        if runtime is not None:
-            manager = runtime.manager
-            if manager is not None:
-                # TokenManager.peek_token() inlined: this is the facade's hot path.
-                token = manager._token
-                if token is not None:
-                    now = _monotonic()
-                    if now < manager._refresh_after:
-                        manager._hits += 1  # a gauge: from threads it may miss a few
-                        return token
-                    if now < manager._usable_until:
-                        manager._hits += 1
-                        if now >= manager._next_ask:
-                            manager._ask_loop_to_refresh()
-                        return token
+        # Fast path, no thread hop: a valid token already in this process's manager
+        # (TokenManager.peek_token() inlined). close() and the at-fork hook drop
+        # self._fast, so this never hands out a closed or a parent's manager's token.
+        manager = self._fast
+        if manager is not None:
+            token = manager._token
+            if token is not None:
+                now = _monotonic()
+                if now < manager._refresh_after:
+                    manager._hits += 1  # a gauge: from threads it may miss a few
+                    return token
+                if now < manager._usable_until:
+                    manager._hits += 1
+                    if now >= manager._next_ask:
+                        manager._ask_loop_to_refresh()
+                    return token
         return self._call(lambda manager: manager.get_token(), timeout)
 
     def invalidate(self, token: AccessToken, *, timeout: float | None = None) -> bool:
@@ -247,6 +247,7 @@ class SyncTokenManager(ClosedOnExit):
         """Close the manager, the clients using it and the loop thread. Idempotent."""
         with self._lock:
             self._closed = True
+            self._fast = None
             self._finalizer()
 
 
@@ -279,6 +280,8 @@ class SyncTokenManager(ClosedOnExit):
             if callable(store) and not isinstance(store, TokenStore):
                 store = store()
             runtime.manager = TokenManager(self.credentials, store=store, **self._manager_kwargs)
+        if not self._closed and runtime.pid == os.getpid():
+            self._fast = runtime.manager
         return runtime.manager
 
 
