@@ -39,7 +39,6 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
-from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
@@ -50,6 +49,7 @@ from aiohttp import hdrs
 
 from .._env import api_url_from_env
 from .._http import own_retry_notices
+from .._lifecycle import AsyncClosedOnExit
 from .._redact import secret_forms
 from .._session import SessionSlot
 from ..errors import (
@@ -189,7 +189,7 @@ def _what(exc: Exception) -> str:
     return "timed out" if isinstance(exc, asyncio.TimeoutError) else type(exc).__name__
 
 
-class ZoomClient:
+class ZoomClient(AsyncClosedOnExit):
     """A Zoom REST API client that shares one token through a :class:`TokenManager`.
 
     Use it as ``async with ZoomClient(tokens) as zoom`` (or call :meth:`aclose`)::
@@ -526,18 +526,6 @@ class ZoomClient:
         self._open_session()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    def __del__(self) -> None:
-        slot = getattr(self, "_session", None)  # absent if __init__ raised
-        if slot is not None:
-            slot.warn_if_unclosed(repr(self))
 
     # -- internals --------------------------------------------------------------------
 
