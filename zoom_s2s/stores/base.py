@@ -55,16 +55,19 @@ store runs against itself.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
 import secrets
 import time
+import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import attrs
 
+from .._redact import scrub as _scrub
 from ..errors import ConfigurationError, StoreError, StoreUnavailableError, ZoomS2SError
 from ..models import AccessToken
 
@@ -377,9 +380,30 @@ class BaseTokenStore:
         """
         raise ConfigurationError(f"{cls.__name__} cannot be created from a URL")
 
+    #: Every encoding of this store's secrets (a URL's password, ...), from
+    #: ``zoom_s2s._redact.secret_forms``; :meth:`scrub` removes them from messages.
+    _secret_forms: tuple[str, ...] = ()
+
     def scrub(self, text: str) -> str:
-        """Remove this store's secrets (a URL's password, ...) from ``text``; override as needed."""
-        return text
+        """``text`` without this store's secrets (:attr:`_secret_forms`), in any encoding."""
+        return _scrub(text, self._secret_forms) if self._secret_forms else text
+
+    def needs_closing(self) -> bool:
+        """Whether this store holds connections that ``aclose()`` must release.
+
+        A store dropped while this is true warns (``ResourceWarning``), as an
+        unclosed aiohttp session does. Stores with connections override it.
+        """
+        return False
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # half-built objects, interpreter exit
+            if self.needs_closing():
+                warnings.warn(
+                    f"{self!r} was not closed; call 'await store.aclose()'",
+                    ResourceWarning,
+                    stacklevel=1,
+                )
 
     def error_hint(self, exc: BaseException) -> str:
         """What to do about ``exc``: appended to the translated error's message."""

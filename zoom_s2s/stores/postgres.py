@@ -62,13 +62,12 @@ import logging
 import math
 import time
 import urllib.parse
-import warnings
 from types import ModuleType
 from typing import Any
 
 import attrs
 
-from .._redact import scrub, secret_forms
+from .._redact import secret_forms
 from ..errors import ConfigurationError, StoreError, StoreUnavailableError, UsageError
 from ..models import AccessToken
 from ._postgres_listener import ChangeListener
@@ -252,19 +251,10 @@ class PostgresTokenStore(BaseTokenStore):
     def __repr__(self) -> str:
         return f"PostgresTokenStore({self._name!r}, schema={self._schema!r})"
 
-    def __del__(self) -> None:
-        if not getattr(self, "_closed", True) and getattr(self, "_pool", None) is not None:
-            warnings.warn(
-                f"{self!r} was not closed; call 'await store.aclose()'",
-                ResourceWarning,
-                stacklevel=1,
-            )
+    def needs_closing(self) -> bool:
+        return not getattr(self, "_closed", True) and getattr(self, "_pool", None) is not None
 
     # -- errors -----------------------------------------------------------------
-
-    def scrub(self, text: str) -> str:
-        """``text`` without the password of the URL or options, in any encoding."""
-        return scrub(text, self._secret_forms)
 
     def error_hint(self, exc: BaseException) -> str:
         return (

@@ -46,7 +46,6 @@ import logging
 import math
 import time
 import urllib.parse
-import warnings
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -333,19 +332,10 @@ class RedisTokenStore(BaseTokenStore):
     def __repr__(self) -> str:
         return f"RedisTokenStore({self._name!r}, prefix={self._prefix!r})"
 
-    def __del__(self) -> None:
-        if not getattr(self, "_closed", True) and self._owns_client:
-            warnings.warn(
-                f"{self!r} was not closed; call 'await store.aclose()'",
-                ResourceWarning,
-                stacklevel=1,
-            )
+    def needs_closing(self) -> bool:
+        return not getattr(self, "_closed", True) and self._owns_client
 
     # -- errors -----------------------------------------------------------------
-
-    def scrub(self, text: str) -> str:
-        """``text`` without the password of the URL or client, in any encoding."""
-        return scrub(text, self._secret_forms)
 
     def error_hint(self, exc: BaseException) -> str:
         return (
