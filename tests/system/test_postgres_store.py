@@ -134,17 +134,17 @@ async def test_schema_is_created_once_and_versioned(
         for s in stores:
             await s.aclose()
     rows = await sql(postgres_url, f"SELECT name, value FROM {postgres_schema}.meta")
-    assert [(r["name"], r["value"]) for r in rows] == [("schema_version", "1")]
+    assert [(r["name"], r["value"]) for r in rows] == [("schema_version", "2")]
 
 
 async def test_a_newer_schema_version_is_refused_with_advice(
     postgres_url: str, postgres_schema: str
 ) -> None:
     await sql(postgres_url, schema_sql(postgres_schema))
-    await sql(postgres_url, f"UPDATE {postgres_schema}.meta SET value = '2'")
+    await sql(postgres_url, f"UPDATE {postgres_schema}.meta SET value = '3'")
     store = PostgresTokenStore.from_url(postgres_url, schema=postgres_schema)
     try:
-        with pytest.raises(StoreError, match=r"version '2'.*upgrade zoom-s2s"):
+        with pytest.raises(StoreError, match=r"version '3'.*upgrade zoom-s2s"):
             await store.read(KEY)
     finally:
         await store.aclose()

@@ -10,9 +10,9 @@ timestamp. ``pg_notify`` in a ``RETURNING`` list wakes waiters when (and only
 when) the statement changed the row; PostgreSQL delivers the notification
 when the statement's transaction commits.
 
-Schema version 1::
+Schema version 2::
 
-    <schema>.meta     (name text PRIMARY KEY, value text)      schema_version = '1'
+    <schema>.meta     (name text PRIMARY KEY, value text)      schema_version = '2'
     <schema>.entries  one row per store key:
         key               text PRIMARY KEY
         counter           generations handed out (taken with the lock)
@@ -26,6 +26,11 @@ Schema version 1::
         failure_data      FailureRecord JSON, bytea
         failure_written   when it was written (database clock: its age)
         failure_expires   when it is forgotten (database clock)
+    <schema>.rates    one row per rate-limit bucket (``_postgres_ratelimit``)
+
+Version 1 had no ``rates`` table: :func:`schema_sql` adds it and moves the
+version from 1 to 2 (idempotent; the store runs it on first use), and leaves
+a newer version alone.
 """
 
 # Every statement names its schema through quote_schema(), which admits only
@@ -36,10 +41,13 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["SCHEMA_VERSION", "Statements", "quote_schema", "schema_sql"]
+__all__ = ["SCHEMA_VERSION", "UPGRADABLE", "Statements", "quote_schema", "schema_sql"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The layout this code reads and writes; a database with a newer one is refused."""
+
+UPGRADABLE = ("1",)
+"""Older versions :func:`schema_sql` upgrades in place (1: no ``rates`` table)."""
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,47}\Z")
 
@@ -65,7 +73,10 @@ def schema_sql(schema: str = "zoom_s2s") -> str:
     Raises:
         ValueError: ``schema`` is not a valid name (see :func:`quote_schema`).
     """
+    from ._postgres_ratelimit import rates_table_sql  # it imports quote_schema from here
+
     s = quote_schema(schema)
+    older = ", ".join(f"'{version}'" for version in UPGRADABLE)
     return f"""CREATE SCHEMA IF NOT EXISTS {s};
 CREATE TABLE IF NOT EXISTS {s}.meta (
     name text PRIMARY KEY,
@@ -85,8 +96,9 @@ CREATE TABLE IF NOT EXISTS {s}.entries (
     failure_written timestamptz,
     failure_expires timestamptz
 );
-INSERT INTO {s}.meta (name, value) VALUES ('schema_version', '{SCHEMA_VERSION}')
-    ON CONFLICT (name) DO NOTHING;
+{rates_table_sql(schema)}INSERT INTO {s}.meta AS m (name, value)
+    VALUES ('schema_version', '{SCHEMA_VERSION}')
+    ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value WHERE m.value IN ({older});
 """
 
 

@@ -25,6 +25,11 @@ PostgreSQL's own tools (the SQL lives in :mod:`zoom_s2s.stores._postgres_sql`):
   lock, write or delete a token call ``pg_notify`` in their ``RETURNING``
   list, so a notification is sent exactly when the row changed, at commit.
   One listening connection per store; commands go through a connection pool.
+* Rate limits (:class:`~zoom_s2s.ratelimit.RateLimitStore`): one row per
+  bucket in ``<schema>.rates``, one ``INSERT ... ON CONFLICT DO UPDATE ...
+  RETURNING`` per permit, GCRA on the database's clock
+  (:mod:`zoom_s2s.stores._postgres_ratelimit`), so the whole fleet shares
+  an account's budget as on Redis.
 
 Why asyncpg
 -----------
@@ -70,8 +75,10 @@ import attrs
 from .._redact import secret_forms
 from ..errors import ConfigurationError, StoreError, StoreUnavailableError, UsageError
 from ..models import AccessToken
+from ..ratelimit.store import Pause, Permit
 from ._postgres_listener import ChangeListener
-from ._postgres_sql import SCHEMA_VERSION, Statements, quote_schema
+from ._postgres_ratelimit import RateStatements
+from ._postgres_sql import SCHEMA_VERSION, UPGRADABLE, Statements, quote_schema
 from ._postgres_sql import schema_sql as _schema_sql
 from .base import BaseTokenStore, FailureRecord, LockLease, decode_record, encode_record, new_owner
 from .url import redact_url, url_secrets
@@ -104,7 +111,8 @@ def grants_sql(user: str, schema: str = "zoom_s2s") -> str:
     """The minimal grants for ``user`` once the schema exists (see :func:`schema_sql`).
 
     The application user then needs no ``CREATE`` right anywhere: it reads
-    and writes the two tables, nothing else.
+    and writes the store's tables, nothing else (``DELETE`` only on
+    ``rates``, whose idle rows it forgets).
 
     Raises:
         ConfigurationError: ``schema`` or ``user`` is not a plain lower-case name.
@@ -117,6 +125,7 @@ def grants_sql(user: str, schema: str = "zoom_s2s") -> str:
         f"GRANT USAGE ON SCHEMA {s} TO {u};\n"
         f"GRANT SELECT ON {s}.meta TO {u};\n"
         f"GRANT SELECT, INSERT, UPDATE ON {s}.entries TO {u};\n"
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON {s}.rates TO {u};\n"
     )
 
 
@@ -220,6 +229,7 @@ class PostgresTokenStore(BaseTokenStore):
         self._dsn = dsn
         self._schema = schema
         self._sql = Statements(schema)
+        self._rates = RateStatements(schema)  # the RateLimitStore capability
         self._pool_size = pool_size
         self._timeouts = _Timeouts(float(connect_timeout), float(command_timeout))
         settings = dict(connect_options.pop("server_settings", None) or {})
@@ -280,7 +290,8 @@ class PostgresTokenStore(BaseTokenStore):
             return StoreError(
                 f"{where} refused an operation while {action} ({kind}: {detail}); the user "
                 f"needs USAGE on schema {self._schema!r}, SELECT on its table meta and "
-                "SELECT, INSERT, UPDATE on its table entries, and CREATE on the database "
+                "SELECT, INSERT, UPDATE on its table entries (and DELETE on rates), and "
+                "CREATE on the database "
                 "if the schema does not exist yet (have an administrator run "
                 "zoom_s2s.stores.postgres.schema_sql() and grants_sql())",
                 store=self._name,
@@ -360,7 +371,7 @@ class PostgresTokenStore(BaseTokenStore):
             version = await pool.fetchval(self._sql.version)
         except (errors.UndefinedTableError, errors.InvalidSchemaNameError):
             version = None
-        if version is None:
+        if version is None or str(version) in UPGRADABLE:
             await self._create_schema(pool)
             version = await pool.fetchval(self._sql.version)
         if str(version) != str(SCHEMA_VERSION):
@@ -372,7 +383,8 @@ class PostgresTokenStore(BaseTokenStore):
             )
 
     async def _create_schema(self, pool: Any) -> None:
-        logger.info("creating schema %s in %s", self._schema, self._name)
+        """Create the schema, or upgrade an older version in place (``schema_sql()``)."""
+        logger.info("creating or upgrading schema %s in %s", self._schema, self._name)
         async with pool.acquire() as connection, connection.transaction():
             # Processes starting together would race on CREATE ... IF NOT EXISTS.
             await connection.execute(
@@ -548,6 +560,28 @@ class PostgresTokenStore(BaseTokenStore):
             logger.warning("ignoring a corrupt failure record for key %s in %s (%s)",
                            key, self._name, exc)
             return None
+
+    # -- rate limits (zoom_s2s.ratelimit.RateLimitStore; see _postgres_ratelimit) ----
+
+    async def acquire_permit(
+        self,
+        key: str,
+        *,
+        interval: float,
+        burst: int,
+        max_wait: float,
+        hold: str | None = None,
+    ) -> Permit:
+        """One statement: GCRA on the database's clock (``clock_timestamp()``)."""
+        return await self._rates.acquire_permit(
+            self._ready, key, interval=interval, burst=burst, max_wait=max_wait, hold=hold
+        )
+
+    async def pause(self, key: str, seconds: float, *, daily: bool = False) -> None:
+        await self._rates.pause(self._ready, key, seconds, daily=daily)
+
+    async def paused(self, key: str) -> Pause:
+        return await self._rates.paused(self._ready, key)
 
     async def aclose(self) -> None:
         """Close the listening connection and the pool. Idempotent."""

@@ -39,11 +39,13 @@ def test_both_schemes_are_registered() -> None:
 def test_schema_sql_and_grants_quote_a_validated_name() -> None:
     ddl = schema_sql("myapp_tokens")
     assert 'CREATE SCHEMA IF NOT EXISTS "myapp_tokens";' in ddl
-    assert "schema_version', '1'" in ddl
+    assert "schema_version', '2'" in ddl
+    assert 'CREATE TABLE IF NOT EXISTS "myapp_tokens".rates' in ddl
     assert grants_sql("app", "myapp_tokens").splitlines() == [
         'GRANT USAGE ON SCHEMA "myapp_tokens" TO "app";',
         'GRANT SELECT ON "myapp_tokens".meta TO "app";',
         'GRANT SELECT, INSERT, UPDATE ON "myapp_tokens".entries TO "app";',
+        'GRANT SELECT, INSERT, UPDATE, DELETE ON "myapp_tokens".rates TO "app";',
     ]
     for bad in ('x"; DROP TABLE users; --', "Upper", "", "9lives", "a" * 49):
         with pytest.raises(ConfigurationError, match="schema must be"):

@@ -1,0 +1,199 @@
+"""The PostgreSQL store's rate limits on a real PostgreSQL server: the RateLimitStore
+checks (two stores = two processes), the database's clock, one statement per permit,
+hostile rows, the schema upgrade from version 1, the grants, and a limiter on it."""
+
+# The schema names in the SQL below are the fixture's own t_<hex>.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from zoom_s2s.ratelimit import RateLimiter, RateLimits
+from zoom_s2s.ratelimit.store import supports_rate_limits
+from zoom_s2s.stores import PostgresTokenStore
+from zoom_s2s.stores.postgres import grants_sql, schema_sql
+
+from ..ratelimit_checks import CHECKS
+from .test_postgres_store import sql
+
+pytestmark = pytest.mark.postgres
+
+
+def _scope() -> str:
+    return "rate-" + secrets.token_hex(6)
+
+
+@pytest_asyncio.fixture
+async def pair(
+    postgres_url: str, postgres_schema: str
+) -> AsyncIterator[tuple[PostgresTokenStore, PostgresTokenStore]]:
+    a = PostgresTokenStore.from_url(postgres_url, schema=postgres_schema)
+    b = PostgresTokenStore.from_url(postgres_url, schema=postgres_schema)
+    yield a, b
+    await a.aclose()
+    await b.aclose()
+
+
+@pytest.mark.parametrize("name", sorted(CHECKS))
+async def test_rate_limit_store_on_postgres(
+    pair: tuple[PostgresTokenStore, PostgresTokenStore], name: str
+) -> None:
+    await CHECKS[name](pair[0], pair[1], _scope())
+
+
+async def test_the_store_shares_rate_limits(
+    pair: tuple[PostgresTokenStore, PostgresTokenStore],
+) -> None:
+    assert supports_rate_limits(pair[0])
+
+
+async def test_one_permit_is_one_statement_on_the_databases_clock(
+    pair: tuple[PostgresTokenStore, PostgresTokenStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = pair[0]
+    await store.acquire_permit("rate-x.light", interval=1, burst=1, max_wait=5)
+    pool: Any = store._pool
+    statements: list[str] = []
+
+    class Counting:  # the pool, recording the statements sent through it
+        def __getattr__(self, name: str) -> Any:
+            method = getattr(pool, name)
+
+            async def counted(query: str, *args: Any) -> Any:
+                statements.append(query)
+                return await method(query, *args)
+
+            return counted
+
+    store._pool = Counting()
+    # A host whose clock is an hour ahead changes nothing: time is the database's.
+    real_time, real_monotonic = time.time, time.monotonic
+    monkeypatch.setattr(time, "time", lambda: real_time() + 3600)
+    monkeypatch.setattr(time, "monotonic", lambda: real_monotonic() + 3600)
+    try:
+        second = await store.acquire_permit("rate-x.light", interval=1, burst=1, max_wait=5)
+    finally:
+        monkeypatch.undo()
+        store._pool = pool
+    assert len(statements) == 1
+    assert statements[0].lstrip().startswith("INSERT INTO")
+    assert "ON CONFLICT (key) DO UPDATE" in statements[0]
+    assert second.granted
+    assert second.wait == pytest.approx(1.0, abs=0.3)
+
+
+@pytest.mark.parametrize(
+    "plant",
+    [
+        "tat = 'infinity', paused_until = '-infinity', daily = false, shift = 0",
+        "tat = clock_timestamp() + interval '1000 days', paused_until = '-infinity'",
+        "paused_until = clock_timestamp() + interval '1000 days', daily = true",
+        "paused_until = 'infinity', daily = true, shift = 'NaN'",
+        "shift = '-5', tat = '-infinity'",
+        "shift = 'Infinity'",
+    ],
+    ids=["tat-infinity", "tat-far-ahead", "pause-far-ahead", "pause-infinity-nan",
+         "shift-negative", "shift-infinity"],
+)
+async def test_hostile_state_is_ignored(
+    pair: tuple[PostgresTokenStore, PostgresTokenStore], postgres_url: str, plant: str
+) -> None:
+    store = pair[0]
+    await store.init_schema()
+    await sql(postgres_url, f"INSERT INTO {store.schema}.rates (key) VALUES ('rate-x.light')")
+    await sql(postgres_url, f"UPDATE {store.schema}.rates SET {plant} WHERE key = 'rate-x.light'")
+    pause = await store.paused("rate-x.light")
+    assert not pause.daily
+    assert pause.left == 0
+    assert pause.shift >= 0
+    permit = await store.acquire_permit("rate-x.light", interval=1, burst=1, max_wait=0)
+    assert permit.granted
+    assert permit.wait == 0
+    assert 0 <= permit.shift < 1e9
+    await store.pause("rate-x.light", 1)  # and a pause overwrites it
+    assert 0 < (await store.paused("rate-x.light")).left <= 1
+    # A planted hold is ignored as well.
+    await sql(postgres_url, f"INSERT INTO {store.schema}.rates (key, paused_until) "
+                            "VALUES ('rate-x.uplanted', 'infinity')")
+    held = await store.acquire_permit("rate-x.medium", interval=1, burst=1, max_wait=0,
+                                      hold="rate-x.uplanted")
+    assert held.granted
+
+
+async def test_a_pause_forgets_rows_idle_for_an_hour(
+    pair: tuple[PostgresTokenStore, PostgresTokenStore], postgres_url: str
+) -> None:
+    store = pair[0]
+    await store.pause("rate-x.uold", 60, daily=True)
+    await store.acquire_permit("rate-x.light", interval=1, burst=1, max_wait=1)
+    await sql(postgres_url, f"UPDATE {store.schema}.rates SET tat = tat - interval '2 hours', "
+                            "paused_until = paused_until - interval '2 hours' "
+                            "WHERE key = 'rate-x.uold'")
+    await store.pause("rate-x.heavy", 1)
+    rows = await sql(postgres_url, f"SELECT key FROM {store.schema}.rates ORDER BY key")
+    assert [r["key"] for r in rows] == ["rate-x.heavy", "rate-x.light"]
+
+
+async def test_a_version_1_schema_is_upgraded_in_place(
+    postgres_url: str, postgres_schema: str
+) -> None:
+    """A database made by the first PostgreSQL store (no rates table) keeps its tokens."""
+    s = postgres_schema
+    v1 = schema_sql(s).split(f'CREATE TABLE IF NOT EXISTS "{s}".rates')[0]
+    await sql(postgres_url, v1 + f"INSERT INTO {s}.meta VALUES ('schema_version', '1');")
+    await sql(postgres_url, f"INSERT INTO {s}.entries (key, counter, fence) VALUES ('k', 7, 7)")
+    store = PostgresTokenStore.from_url(postgres_url, schema=s)
+    try:
+        assert (await store.acquire_permit("rate-x.light", interval=1, burst=1,
+                                           max_wait=1)).granted
+        lease = await store.acquire_lock("k", ttl=5)
+        assert lease is not None
+        assert lease.generation == 8  # the old rows are still there
+    finally:
+        await store.aclose()
+    rows = await sql(postgres_url, f"SELECT value FROM {s}.meta WHERE name = 'schema_version'")
+    assert rows[0]["value"] == "2"
+
+
+async def test_the_documented_grants_cover_rate_limits(
+    postgres_url: str, postgres_schema: str
+) -> None:
+    user = f"app_{secrets.token_hex(4)}"
+    password = secrets.token_urlsafe(12)
+    await sql(postgres_url, schema_sql(postgres_schema))
+    await sql(postgres_url, f"CREATE ROLE {user} LOGIN PASSWORD '{password}'")
+    for statement in grants_sql(user, postgres_schema).strip().splitlines():
+        await sql(postgres_url, statement)
+    app_url = postgres_url.replace(
+        postgres_url.split("//", 1)[1].split("@", 1)[0], f"{user}:{password}"
+    )
+    store = PostgresTokenStore.from_url(app_url, schema=postgres_schema)
+    try:
+        assert (await store.acquire_permit("rate-x.light", interval=1, burst=1,
+                                           max_wait=1)).granted
+        await store.pause("rate-x.uabc", 60, daily=True)  # the sweep deletes
+        assert (await store.paused("rate-x.uabc")).daily
+    finally:
+        await store.aclose()
+
+
+async def test_a_limiter_on_postgres_is_shared(
+    pair: tuple[PostgresTokenStore, PostgresTokenStore],
+) -> None:
+    scope = _scope()
+    one = RateLimiter(RateLimits(light=10, headroom=0), pair[0], scope=scope)
+    two = RateLimiter(RateLimits(light=10, headroom=0), pair[1], scope=scope)
+    waits = [await limiter.acquire("light", method="GET", path="/users/me")
+             for limiter in (one, two, one, two)]
+    assert one.shared
+    assert two.shared
+    # The second limiter's first permit waits for the first's slot: one budget.
+    assert waits[1] >= 0.05
+    assert sum(waits) >= 0.25  # four permits of 10/s, across two "processes"

@@ -1,0 +1,212 @@
+"""The rate-limit capability of :class:`~zoom_s2s.stores.postgres.PostgresTokenStore`.
+
+A bucket key ``<scope>.<name>`` (``zoom_s2s.ratelimit.store``) is one row of
+``<schema>.rates`` (schema version 2, ``_postgres_sql``)::
+
+    key           text PRIMARY KEY, the bucket key
+    tat           theoretical arrival time (database clock)
+    paused_until  end of the pause (database clock)
+    daily         whether that pause is a daily limit
+    shift         cumulative pause shift, seconds
+    seen          the database clock when the row was last written
+    last_wait     the answer of the last permit: seconds to its slot ...
+    last_granted  ... and whether it was reserved
+
+Each permit is *one* statement, ``INSERT ... ON CONFLICT DO UPDATE ...
+RETURNING``: it locks the bucket's row (or creates it), computes GCRA from
+the row as it was and the database's clock (``clock_timestamp()``, read once
+per statement), and writes the new state together with its answer, which
+``RETURNING`` reads back (``RETURNING`` sees only the new row before
+PostgreSQL 18, hence ``last_wait`` and ``last_granted``). The clocks of the
+hosts never matter. A hold (per-user daily limit) is the ``paused_until`` of
+another row, read in the same statement.
+
+State read back is bounded as on Redis: a ``tat`` or pause further ahead than
+:data:`~zoom_s2s.ratelimit.store.MAX_AHEAD` (``infinity`` included) and a
+``shift`` that is negative, ``NaN`` or absurd are ignored, so a planted row
+cannot stall the fleet for longer than a day. A pause (rare: a 429) also
+deletes, in the same statement, up to 100 rows of other keys idle for an hour,
+so per-user holds do not pile up (Redis lets them expire).
+"""
+
+# Every statement names its schema through quote_schema(), which admits only
+# [a-z_][a-z0-9_]*: the f-strings below cannot inject; values are $n parameters.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ..errors import ConfigurationError
+from ..ratelimit.store import (
+    MAX_AHEAD,
+    Pause,
+    Permit,
+    check_key,
+    check_pause,
+    check_permit_args,
+)
+from ._postgres_sql import quote_schema
+
+__all__ = ["RateStatements", "rates_table_sql"]
+
+_MAX_SHIFT = 1e9  # seconds: a larger cumulative shift is corrupt
+_EMPTY = "'-infinity'::timestamptz, '-infinity'::timestamptz, false, 0::float8"
+_ROW = "e.tat, e.paused_until, e.daily, e.shift"
+
+
+def rates_table_sql(schema: str) -> str:
+    """The DDL of ``<schema>.rates`` (idempotent); part of ``schema_sql()``."""
+    s = quote_schema(schema)
+    return f"""CREATE TABLE IF NOT EXISTS {s}.rates (
+    key text PRIMARY KEY,
+    tat timestamptz NOT NULL DEFAULT '-infinity',
+    paused_until timestamptz NOT NULL DEFAULT '-infinity',
+    daily boolean NOT NULL DEFAULT false,
+    shift float8 NOT NULL DEFAULT 0,
+    seen timestamptz NOT NULL DEFAULT clock_timestamp(),
+    last_wait float8 NOT NULL DEFAULT 0,
+    last_granted boolean NOT NULL DEFAULT false
+);
+"""
+
+
+def _clean(s: str, old: str, hold: bool) -> str:
+    """A one-row query of the bucket's state ``old`` made sane, with ``now`` (read once).
+
+    A time in the past means the same as ``now`` (no reservation, no pause), so
+    times are clamped to ``now``: nothing is ever subtracted from an infinite
+    timestamp (an error since PostgreSQL 16), and corrupt ones become ``now``.
+    """
+    held = (
+        f"""COALESCE((SELECT h.paused_until FROM {s}.rates h WHERE h.key = $5::text
+                AND h.paused_until <= r.now + make_interval(secs => {MAX_AHEAD})),
+            '-infinity'::timestamptz)"""
+        if hold
+        else "'-infinity'::timestamptz"
+    )
+    return f"""SELECT r.now,
+        CASE WHEN r.tat > r.now + make_interval(secs => {MAX_AHEAD})
+            THEN r.now ELSE GREATEST(r.tat, r.now) END AS tat,
+        CASE WHEN r.paused_until > r.now + make_interval(secs => {MAX_AHEAD})
+            THEN r.now ELSE GREATEST(r.paused_until, r.now) END AS paused_until,
+        r.daily AND r.paused_until <= r.now + make_interval(secs => {MAX_AHEAD}) AS daily,
+        CASE WHEN r.shift >= 0 AND r.shift <= {_MAX_SHIFT} THEN r.shift ELSE 0 END AS shift,
+        {held} AS held
+    FROM (SELECT clock_timestamp() AS now, {old} OFFSET 0)
+        AS r (now, tat, paused_until, daily, shift)"""
+
+
+def _permit(s: str, old: str) -> str:
+    """GCRA over ``old``: the new row's values (tat .. last_granted), one row.
+
+    $2 interval (s), $3 burst, $4 max_wait (s), $5 hold key or NULL.
+    """
+    return f"""SELECT
+        CASE WHEN y.ok THEN GREATEST(y.tat, y.allow) + make_interval(secs => $2::float8)
+            ELSE y.tat END,
+        y.paused_until, y.daily, y.shift, y.now,
+        EXTRACT(EPOCH FROM (CASE WHEN y.held > y.now THEN y.held
+            WHEN y.daily AND y.paused_until > y.now THEN y.paused_until
+            ELSE y.allow END) - y.now)::float8,
+        y.ok
+    FROM (SELECT x.*, NOT (x.held > x.now OR (x.daily AND x.paused_until > x.now)
+                OR x.allow > x.now + make_interval(secs => $4::float8)) AS ok
+        FROM (SELECT c.*, GREATEST(c.now,
+                    c.tat - ($3::int - 1) * make_interval(secs => $2::float8),
+                    c.paused_until) AS allow
+            FROM ({_clean(s, old, hold=True)}) AS c) AS x) AS y"""
+
+
+def _pause(s: str, old: str) -> str:
+    """A pause over ``old``: the new row's values (tat .. seen), one row.
+
+    $2 seconds, $3 daily. Only ever extends; a non-daily pause shifts reservations.
+    """
+    return f"""SELECT
+        CASE WHEN NOT y.longer OR $3::boolean THEN y.tat
+            ELSE GREATEST(y.tat, y.now) + (y.stop - GREATEST(y.paused_until, y.now)) END,
+        CASE WHEN y.longer THEN y.stop ELSE y.paused_until END,
+        CASE WHEN y.longer THEN $3::boolean ELSE y.daily END,
+        CASE WHEN NOT y.longer OR $3::boolean THEN y.shift
+            ELSE y.shift + EXTRACT(EPOCH FROM y.stop - GREATEST(y.paused_until, y.now))::float8
+            END,
+        y.now
+    FROM (SELECT c.*, c.now + make_interval(secs => $2::float8) AS stop,
+                c.now + make_interval(secs => $2::float8) > c.paused_until AS longer
+        FROM ({_clean(s, old, hold=False)}) AS c) AS y"""
+
+
+Ready = Callable[[], Awaitable[Any]]
+"""Returns the store's connection pool (called once the arguments are checked)."""
+
+
+class RateStatements:
+    """The three statements for one schema, and how to call them."""
+
+    def __init__(self, schema: str) -> None:
+        s = quote_schema(schema)
+        columns = "tat, paused_until, daily, shift, seen, last_wait, last_granted"
+        # $1 key, $2 interval (s), $3 burst, $4 max_wait (s), $5 hold key or NULL.
+        self.permit_sql = f"""
+INSERT INTO {s}.rates AS e (key, {columns})
+SELECT $1::text, n.* FROM ({_permit(s, _EMPTY)}) AS n
+ON CONFLICT (key) DO UPDATE SET ({columns}) = ({_permit(s, _ROW)})
+RETURNING e.last_wait, e.last_granted, e.shift"""
+
+        pause_columns = "tat, paused_until, daily, shift, seen"
+        # $1 key, $2 seconds, $3 daily. Also forgets rows of other keys idle for an hour.
+        self.pause_sql = f"""
+WITH swept AS (
+    DELETE FROM {s}.rates WHERE key IN (
+        SELECT key FROM {s}.rates
+        WHERE key <> $1::text AND tat < clock_timestamp() - interval '1 hour'
+            AND paused_until < clock_timestamp() - interval '1 hour'
+        LIMIT 100)
+)
+INSERT INTO {s}.rates AS e (key, {pause_columns})
+SELECT $1::text, n.* FROM ({_pause(s, _EMPTY)}) AS n
+ON CONFLICT (key) DO UPDATE SET ({pause_columns}) = ({_pause(s, _ROW)})
+RETURNING e.paused_until"""
+
+        # $1 key. No row: no state (not paused).
+        self.paused_sql = f"""
+SELECT GREATEST(0, EXTRACT(EPOCH FROM c.paused_until - c.now))::float8 AS left_s,
+    c.daily AND c.paused_until > c.now AS daily, c.shift
+FROM {s}.rates e, LATERAL ({_clean(s, _ROW, hold=False)}) AS c
+WHERE e.key = $1::text"""
+
+    async def acquire_permit(
+        self,
+        ready: Ready,
+        key: str,
+        *,
+        interval: float,
+        burst: int,
+        max_wait: float,
+        hold: str | None,
+    ) -> Permit:
+        """One statement: reserve ``key``'s next slot (see the module docstring)."""
+        check_permit_args(key, interval, burst, max_wait)
+        if hold is not None and check_key(hold) != check_key(key):
+            raise ConfigurationError(f"hold {hold!r} is not in the scope of {key!r}")
+        row = await (await ready()).fetchrow(
+            self.permit_sql, key, float(interval), burst, float(max_wait),
+            None if hold == key else hold,
+        )
+        return Permit(max(0.0, float(row[0])), bool(row[1]), float(row[2]))
+
+    async def pause(self, ready: Ready, key: str, seconds: float, *, daily: bool) -> None:
+        """One statement: pause ``key`` (only ever extends)."""
+        check_key(key)
+        span = check_pause(seconds)
+        await (await ready()).fetchrow(self.pause_sql, key, span, bool(daily))
+
+    async def paused(self, ready: Ready, key: str) -> Pause:
+        """One statement: whether ``key`` is paused, for how long, and its shift."""
+        check_key(key)
+        row = await (await ready()).fetchrow(self.paused_sql, key)
+        if row is None:
+            return Pause()
+        return Pause(float(row["left_s"]), bool(row["daily"]), float(row["shift"]))
