@@ -3,7 +3,8 @@
 Parsing uses the standard library's argparse: the commands are few and flat,
 and it keeps the runtime dependencies at aiohttp, attrs and stamina.
 
-Commands: ``token``, ``user``, ``account-id``, ``demo`` and ``fake-server``.
+Commands: ``token``, ``user``, ``account-id``, ``demo``, ``fake-server`` and
+``store init``.
 Commands that need the app read its credentials from ``ZOOM_ACCOUNT_ID``,
 ``ZOOM_CLIENT_ID`` and ``ZOOM_CLIENT_SECRET`` unless flags give them; the
 other defaults come from the environment through :mod:`zoom_s2s._env` (an
@@ -197,6 +198,21 @@ async def cmd_demo(args: argparse.Namespace) -> int:
     )
 
 
+@command("store")
+async def cmd_store(args: argparse.Namespace) -> int:
+    """``store init URL``: create the store's schema (PostgreSQL); other stores have none."""
+    store = store_from_url(args.url)
+    try:
+        init_schema = getattr(store, "init_schema", None)
+        if init_schema is None:
+            print(f"{store.name}: this store has no schema to create; nothing to do")
+        else:
+            print(f"{store.name}: {await init_schema()}")
+    finally:
+        await store.aclose()
+    return 0
+
+
 @command("fake-server")
 async def cmd_fake_server(args: argparse.Namespace) -> int:
     """Serve the fake Zoom until interrupted; its environment goes to stdout, ready to eval.
@@ -350,6 +366,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="shared token store (default: a FileTokenStore in a new temporary "
         "directory); e.g. redis://localhost:6379/0",
     )
+
+    store = sub.add_parser("store", help="manage a token store: 'store init URL'")
+    store_sub = store.add_subparsers(dest="store_command", required=True, metavar="ACTION")
+    init = store_sub.add_parser(
+        "init", help="create the store's schema now (PostgreSQL; otherwise nothing to do)"
+    )
+    init.add_argument("url", metavar="URL", help="the store URL, e.g. postgresql://host/db")
 
     fake = sub.add_parser("fake-server", help="serve the fake Zoom for local testing")
     fake.add_argument("--host", default="127.0.0.1", help="interface (default: %(default)s)")

@@ -333,3 +333,23 @@ async def test_a_closed_store_refuses_work(store: PostgresTokenStore) -> None:
     await store.aclose()
     with pytest.raises(Exception, match="closed"):
         await store.read(KEY)
+
+
+def test_store_init_command_creates_then_finds_the_schema(
+    postgres_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from zoom_s2s.cli import main
+
+    # The CLI takes no schema option: the default schema, in a database of its own.
+    database = f"cli_{secrets.token_hex(4)}"
+    asyncio.run(sql(postgres_url, f"CREATE DATABASE {database}"))
+    url = postgres_url.rsplit("/", 1)[0] + f"/{database}"
+    password = url.split("//", 1)[1].split("@", 1)[0].split(":", 1)[1]
+    assert main(["store", "init", url]) == 0
+    first = capsys.readouterr().out
+    assert "created schema 'zoom_s2s' at version 2" in first
+    assert main(["store", "init", url]) == 0
+    assert "schema 'zoom_s2s' was already at version 2" in capsys.readouterr().out
+    rows = asyncio.run(sql(url, "SELECT value FROM zoom_s2s.meta"))
+    assert rows[0]["value"] == "2"
+    assert password not in first

@@ -213,3 +213,18 @@ def test_fake_server_on_a_taken_port_says_the_port_cannot_be_bound(
     assert f"cannot bind the fake Zoom to 127.0.0.1:{port}" in line
     assert "--port" in line
     assert "cannot reach Zoom" not in line
+
+
+@pytest.mark.parametrize("url", ["memory://", "file://{tmp}/store"])
+def test_store_init_on_a_store_without_a_schema_has_nothing_to_do(
+    url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["store", "init", url.format(tmp=tmp_path)]) == 0
+    assert "no schema to create; nothing to do" in capsys.readouterr().out
+
+
+def test_store_init_with_a_bad_url_prints_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["store", "init", "nosuch://x:pw-1234@host/"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("zoom-s2s: error:")
+    assert "pw-1234" not in err

@@ -238,6 +238,7 @@ class PostgresTokenStore(BaseTokenStore):
         self._pool: Any = None
         self._init_lock: asyncio.Lock | None = None
         self._listener: ChangeListener | None = None
+        self._schema_done = f"schema {schema!r} was already at version {SCHEMA_VERSION}"
         self._closed = False
 
     @classmethod
@@ -373,6 +374,12 @@ class PostgresTokenStore(BaseTokenStore):
             version = None
         if version is None or str(version) in UPGRADABLE:
             await self._create_schema(pool)
+            self._schema_done = (
+                f"created schema {self._schema!r} at version {SCHEMA_VERSION}"
+                if version is None
+                else f"upgraded schema {self._schema!r} from version {version} to "
+                f"{SCHEMA_VERSION}"
+            )
             version = await pool.fetchval(self._sql.version)
         if str(version) != str(SCHEMA_VERSION):
             raise StoreError(
@@ -392,13 +399,19 @@ class PostgresTokenStore(BaseTokenStore):
             )
             await connection.execute(schema_sql(self._schema))
 
-    async def init_schema(self) -> None:
+    async def init_schema(self) -> str:
         """Create the schema now (if missing) and check its version; done on first use anyway.
+
+        Returns:
+            What was done, e.g. ``"created schema 'zoom_s2s' at version 2"``
+            (the ``zoom-s2s store init`` command prints it). Another process
+            may have created it at the same moment: then it was already there.
 
         Raises:
             StoreError: The user may not create it, or its version is newer than this code.
         """
         await self._ready()
+        return self._schema_done
 
     # -- tokens ---------------------------------------------------------------
 
