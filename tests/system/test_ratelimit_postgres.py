@@ -7,6 +7,8 @@ hostile rows, the schema upgrade from version 1, the grants, and a limiter on it
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -197,3 +199,19 @@ async def test_a_limiter_on_postgres_is_shared(
     # The second limiter's first permit waits for the first's slot: one budget.
     assert waits[1] >= 0.05
     assert sum(waits) >= 0.25  # four permits of 10/s, across two "processes"
+
+
+async def test_concurrent_permits_get_distinct_slots(
+    pair: tuple[PostgresTokenStore, PostgresTokenStore],
+) -> None:
+    """40 permits at once from two stores (pool connections racing on one row)."""
+    key = f"{_scope()}.light"
+    permits = await asyncio.gather(*(
+        store.acquire_permit(key, interval=0.5, burst=1, max_wait=60)
+        for store in pair * 20
+    ))
+    assert all(p.granted for p in permits)
+    waits = sorted(p.wait for p in permits)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(waits)]
+    assert min(gaps) > 0.3  # every slot its own, 0.5 s apart (less the clock's progress)
+    assert waits[-1] == pytest.approx(19.5, abs=1.0)
