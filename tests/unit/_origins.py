@@ -3,6 +3,9 @@
 For the requests/httpx adapter tests: one plays the API's origin (it answers,
 redirects or refuses as told), another on a different host (127.0.0.2, also
 loopback on Linux) plays a foreign origin a redirect points at.
+
+Also the fixtures both adapter test modules share (``tokens``, ``api``,
+``foreign``): each module imports them by name, so pytest finds them there.
 """
 
 from __future__ import annotations
@@ -14,9 +17,18 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from aiohttp import web
 
-__all__ = ["Origin", "running"]
+from zoom_s2s.sync import SyncTokenManager
+from zoom_s2s.testing import FakeZoom
+
+from ..support import FAST_RETRY
+
+__all__ = ["INVALID", "Origin", "api", "foreign", "running", "tokens"]
+
+# Zoom's reply to an expired or revoked token (code 124), as the API sends it.
+INVALID = {"code": 124, "message": "Invalid access token."}
 
 
 class Origin:
@@ -82,3 +94,24 @@ def running(origin: Origin) -> Iterator[Origin]:
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
+
+
+@pytest.fixture
+def tokens(zoom: FakeZoom) -> Iterator[SyncTokenManager]:
+    """A SyncTokenManager on the ``zoom`` fixture, retrying without waiting."""
+    with SyncTokenManager(zoom.credentials, token_url=zoom.token_url, retry=FAST_RETRY) as sync:
+        yield sync
+
+
+@pytest.fixture
+def api() -> Iterator[Origin]:
+    """An origin on 127.0.0.1 that plays the API's host."""
+    with running(Origin("127.0.0.1")) as origin:
+        yield origin
+
+
+@pytest.fixture
+def foreign() -> Iterator[Origin]:
+    """An origin on 127.0.0.2: a host the token must never reach."""
+    with running(Origin("127.0.0.2")) as origin:
+        yield origin

@@ -19,18 +19,14 @@ from zoom_s2s.sync import SyncTokenManager
 from zoom_s2s.testing import FakeZoom, Fault
 
 from ..support import FAST_RETRY
-from ._origins import Origin, running
+from . import _origins
+from ._origins import INVALID, Origin
+
+# The fixtures shared with the other adapter module, registered here by name.
+tokens, api, foreign = _origins.tokens, _origins.api, _origins.foreign
 
 requests = pytest.importorskip("requests")
 from zoom_s2s.requests import ZoomAuth  # noqa: E402 - after the skip
-
-INVALID = {"code": 124, "message": "Invalid access token."}
-
-
-@pytest.fixture
-def tokens(zoom: FakeZoom) -> Iterator[SyncTokenManager]:
-    with SyncTokenManager(zoom.credentials, token_url=zoom.token_url, retry=FAST_RETRY) as sync:
-        yield sync
 
 
 @pytest.fixture
@@ -38,18 +34,6 @@ def session(zoom: FakeZoom, tokens: SyncTokenManager) -> Iterator[requests.Sessi
     with requests.Session() as http:
         http.auth = ZoomAuth(tokens, api_url=zoom.api_base_url)
         yield http
-
-
-@pytest.fixture
-def api() -> Iterator[Origin]:
-    with running(Origin("127.0.0.1")) as origin:
-        yield origin
-
-
-@pytest.fixture
-def foreign() -> Iterator[Origin]:
-    with running(Origin("127.0.0.2")) as origin:
-        yield origin
 
 
 def test_the_module_does_not_hide_the_requests_package() -> None:
