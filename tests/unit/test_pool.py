@@ -290,6 +290,7 @@ def test_sync_pool_threads_share_one_fetch_per_app(threaded: FakeZoom) -> None:
             thread.start()
         for thread in threads:
             thread.join(30)
+        assert not [thread.name for thread in threads if thread.is_alive()]  # none hung
         assert not errors, errors
         assert len(accounts) == 5
     assert [app.tokens_issued for app in apps] == [1] * 5
