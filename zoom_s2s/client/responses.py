@@ -36,7 +36,7 @@ from ..errors import (
     ZoomAPIError,
 )
 from ..oauth import parse_retry_after
-from ..ratelimit.headers import is_daily_message
+from ..ratelimit.headers import is_daily_message, next_utc_midnight
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
@@ -171,12 +171,6 @@ def scopes_hint(required: tuple[str, ...], granted: frozenset[str] | None) -> st
         "(Scopes); scopes granted there reach only tokens issued afterwards, and the client "
         "fetches a fresh token once before raising this"
     )
-
-
-def next_utc_midnight(now: float | None = None) -> dt.datetime:
-    """The next 00:00 UTC after ``now`` (Unix time; default: the current time)."""
-    today = dt.datetime.fromtimestamp(time.time() if now is None else now, tz=dt.timezone.utc)
-    return (today + dt.timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def retry_after_time(value: str | None, now: float | None = None) -> dt.datetime | None:
