@@ -278,30 +278,30 @@ class ZoomAuthMiddleware:
         return response
 
 
-async def _small_json_message(response: ClientResponse) -> str | None:
-    """Zoom's ``message`` of a small JSON error answer (read and kept for the caller)."""
+async def _small_json(response: ClientResponse) -> object:
+    """The decoded body of an answer that declares a small length (read and kept), else None.
+
+    Only a body that declares a small ``Content-Length`` is read (Zoom's
+    always does), so that the caller can still read it and a hostile answer
+    cannot make the middleware buffer much.
+    """
     declared = response.content_length
     if declared is None or declared > _MAX_401_BODY:
         return None
     try:
-        data = parse_json(await response.read())
+        return parse_json(await response.read())
     except ValueError:
         return None
+
+
+async def _small_json_message(response: ClientResponse) -> str | None:
+    """Zoom's ``message`` of a small JSON error answer (read and kept for the caller)."""
+    data = await _small_json(response)
     message = data.get("message") if isinstance(data, dict) else None
     return message if isinstance(message, str) else None
 
 
 async def _is_invalid_token(response: ClientResponse) -> bool:
-    """Whether a 401 says the token itself is bad (Zoom code 124); reads (and keeps) the body.
-
-    Only a body that declares a small ``Content-Length`` is read (Zoom's
-    always does); any other 401 is passed on as it is.
-    """
-    declared = response.content_length
-    if declared is None or declared > _MAX_401_BODY:
-        return False
-    try:
-        data = parse_json(await response.read())
-    except ValueError:
-        return False
+    """Whether a 401 says the token itself is bad (Zoom code 124); reads (and keeps) the body."""
+    data = await _small_json(response)
     return isinstance(data, dict) and data.get("code") == INVALID_TOKEN_CODE
