@@ -23,7 +23,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from ..errors import DailyLimitExceededError, RateLimitedError, StoreError
+from ..errors import ConfigurationError, DailyLimitExceededError, RateLimitedError, StoreError
 from ..models import fingerprint
 from ..oauth import parse_retry_after
 from .categories import CategoryTable
@@ -34,7 +34,7 @@ from .headers import (
     next_utc_midnight,
     rate_limit_info,
 )
-from .limits import Category, RateLimits
+from .limits import Category, RateLimits, category_name
 from .store import LocalRateLimitStore, Pause, Permit, RateLimitStore, supports_rate_limits
 
 if TYPE_CHECKING:
@@ -109,19 +109,15 @@ class RateLimiter:
     @property
     def shared(self) -> bool:
         """Whether permits come from the shared store right now (not per-process fallback)."""
-        return self._fleet is not None and time.monotonic() >= self._fleet_down_until
+        return self._store() is not self._local
 
     # -- keys -----------------------------------------------------------------
 
     def category(self, method: str, path: str, override: str | None = None) -> Category:
         """The category of a request: ``override``, the table, what answers said, the default."""
         if override is not None:
-            from .limits import category_name
-
             named = category_name(override)
             if named is None:
-                from ..errors import ConfigurationError
-
                 raise ConfigurationError(
                     f"rate_category={override!r}: use light, medium, heavy or resource_intensive"
                 )
@@ -373,13 +369,17 @@ class RateLimiter:
 
     async def _take(self, bucket: str, interval: float, budget: float, hold: str) -> Permit:
         store = self._store()
-        args = {"interval": interval, "burst": self.limits.burst, "max_wait": budget}
+        burst = self.limits.burst
         if store is not self._local:
             try:
-                return await store.acquire_permit(bucket, hold=hold, **args)  # type: ignore[arg-type]
+                return await store.acquire_permit(
+                    bucket, interval=interval, burst=burst, max_wait=budget, hold=hold
+                )
             except StoreError as exc:
                 self._fleet_failed(exc)
-        return await self._local.acquire_permit(bucket, hold=hold, **args)  # type: ignore[arg-type]
+        return await self._local.acquire_permit(
+            bucket, interval=interval, burst=burst, max_wait=budget, hold=hold
+        )
 
     async def _pause(self, key: str, seconds: float, *, daily: bool = False) -> None:
         await self._local.pause(key, seconds, daily=daily)
