@@ -420,7 +420,7 @@ class ZoomClient(AsyncClosedOnExit):
                             session, method, target, params, json, invalidate, pace
                         )
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            what = "timed out" if isinstance(exc, asyncio.TimeoutError) else type(exc).__name__
+            what = _what(exc)
             failed = 0 if retries is None else retries.failed
             tries = f"after {failed} attempts" if failed > 1 else "not retried"
             error = APIConnectionError(
