@@ -84,10 +84,6 @@ def _iso(moment: float) -> str:
     )
 
 
-def _label(category: str) -> str:
-    return category
-
-
 class FakeRateLimits:
     """An API hook for :class:`~zoom_s2s.testing.FakeZoom` that enforces Zoom's rate limits.
 
@@ -186,8 +182,9 @@ class FakeRateLimits:
         now = self.clock()
         account, category = call.account.account_id, call.category
         with self._guard:
-            if self._today() != self._day:
-                self._day = self._today()
+            today = self._today()
+            if today != self._day:
+                self._day = today
                 self._daily_used.clear()
                 self._user_used.clear()
             status, kind, answer = self._decide(call, now, account, category)
@@ -224,7 +221,7 @@ class FakeRateLimits:
             headers["X-RateLimit-Limit"] = str(daily)
             headers["X-RateLimit-Remaining"] = "0"
             message = (
-                f"You have exceeded the daily rate limit ({daily}) of {_label(category)} API "
+                f"You have exceeded the daily rate limit ({daily}) of {category} API "
                 "requests permitted for this account. You may resume these requests at GMT "
                 "00:00:00."
             )
