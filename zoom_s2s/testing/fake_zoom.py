@@ -131,10 +131,7 @@ class Fault:
     @classmethod
     def missing_scopes(cls, *scopes: str, status: int = 400, code: int = 4711) -> Fault:
         """A scope error: code 4711 names ``scopes``; code 4700 names none."""
-        message = "Invalid access token, does not contain scopes"
-        if scopes:
-            message += f":[{', '.join(scopes)}]."
-        return cls(status=status, body={"code": code, "message": message})
+        return cls(status=status, body={"code": code, "message": _scopes_message(scopes)})
 
 
 @attrs.define
@@ -686,11 +683,13 @@ class FakeZoom:
         async def api_call(request: web.Request) -> web.StreamResponse:
             self.api_requests += 1
             scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-            self.api_requests_by_token[token if scheme.lower() == "bearer" else ""] += 1
+            if scheme.lower() != "bearer":
+                token = ""
+            self.api_requests_by_token[token] += 1
             fault = await self._apply_fault("api", request)
             if fault is not None:
                 return fault
-            issued = self._valid(token) if scheme.lower() == "bearer" else None
+            issued = self._valid(token) if token else None
             if issued is None:
                 self.api_unauthorized += 1
                 return _api_error(401, 124, "Invalid access token.")
@@ -712,10 +711,7 @@ class FakeZoom:
 
     def _scope_error(self, missing: list[str]) -> web.Response:
         status, code = self.scope_error
-        message = "Invalid access token, does not contain scopes"
-        if code != 4700:
-            message += f":[{', '.join(missing)}]."
-        return _api_error(status, code, message)
+        return _api_error(status, code, _scopes_message(() if code == 4700 else missing))
 
     def _user(self, call: ApiCall) -> dict[str, Any] | web.Response:
         user_id = call.request.match_info["user_id"]
@@ -819,6 +815,13 @@ class FakeZoom:
         call.account.add_user(user)
         fields = ("id", "email", "first_name", "last_name", "type")
         return web.json_response({key: user[key] for key in fields}, status=201)
+
+
+def _scopes_message(scopes: Iterable[str]) -> str:
+    """Zoom's scope-error message, naming ``scopes`` if any (code 4700 names none)."""
+    names = ", ".join(scopes)
+    message = "Invalid access token, does not contain scopes"
+    return f"{message}:[{names}]." if names else message
 
 
 def _tracking_id() -> str:
