@@ -58,6 +58,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import math
 import secrets
 import time
@@ -69,16 +70,18 @@ import attrs
 
 from .._redact import scrub as _scrub
 from ..errors import ConfigurationError, StoreError, StoreUnavailableError, ZoomS2SError
-from ..models import AccessToken
+from ..models import MAX_TOKEN_LIFETIME, AccessToken
 
 __all__ = [
     "BaseTokenStore",
     "FailureRecord",
     "LockLease",
     "TokenStore",
+    "bounded_token",
     "decode_record",
     "encode_record",
     "new_owner",
+    "seconds_to_keep",
 ]
 
 # Bounds on what a failure record read from a store may say: a neighbour's
@@ -441,3 +444,52 @@ def decode_record(data: bytes | str) -> tuple[AccessToken, int]:
     if isinstance(generation, bool) or not isinstance(generation, int):
         raise ValueError("generation missing or not an integer")
     return AccessToken.from_dict(record.get("token")), generation
+
+
+def seconds_to_keep(token: AccessToken, store: str) -> float:
+    """The TTL a store gives ``token``: its remaining lifetime (<= 0: already expired).
+
+    Raises:
+        StoreError: ``token`` claims to live longer than
+            :data:`~zoom_s2s.models.MAX_TOKEN_LIFETIME` (or forever); write nothing.
+    """
+    left = token.expires_at - time.time()
+    if not math.isfinite(left) or left > MAX_TOKEN_LIFETIME:
+        raise StoreError(
+            f"refused to store token {token.fingerprint} in {store}: it claims to "
+            f"expire in {left:.0f} s, and a token lives at most {MAX_TOKEN_LIFETIME:.0f} s "
+            "(Zoom issues 3600 s tokens); check the token endpoint's expires_in",
+            store=store,
+        )
+    return left
+
+
+def bounded_token(
+    data: bytes | str, left: float, *, store: str, where: str, log: logging.Logger
+) -> AccessToken | None:
+    """Decode a stored record and bound it by the store's own measure of its life.
+
+    ``left`` is how long the store will still keep the record (a Redis PTTL, a
+    row's expiry by the database clock). The token's expiry becomes the earlier
+    of the one its fetcher recorded and ``now + left`` (its lifetime kept):
+    the store may shorten a token's life, never lengthen it. A corrupt record,
+    or one claiming to live more than a day, is a miss with a warning.
+    """
+    try:
+        token, _generation = decode_record(data)
+    except ValueError as exc:
+        log.warning("token in %s at %s is corrupt (%s); treating as a miss", store, where, exc)
+        return None
+    now = time.time()
+    if token.expires_at > now + MAX_TOKEN_LIFETIME:
+        log.warning("token in %s at %s claims to live %.0f s more (at most %.0f s is "
+                    "believed); treating as a miss", store, where, token.expires_at - now,
+                    MAX_TOKEN_LIFETIME)
+        return None
+    by_store = now + left
+    if by_store < token.expires_at:
+        # The store lets it lapse first (the writer's clock ran fast): believe the
+        # earlier moment, and keep the token's lifetime. Never the later one.
+        shift = by_store - token.expires_at
+        token = attrs.evolve(token, expires_at=by_store, issued_at=token.issued_at + shift)
+    return token if token.expires_at > now else None

@@ -74,13 +74,21 @@ import attrs
 
 from .._redact import secret_forms
 from ..errors import ConfigurationError, StoreError, StoreUnavailableError, UsageError
-from ..models import AccessToken
+from ..models import MAX_TOKEN_LIFETIME, AccessToken
 from ..ratelimit.store import Pause, Permit
 from ._postgres_listener import ChangeListener
 from ._postgres_ratelimit import RateStatements
 from ._postgres_sql import SCHEMA_VERSION, UPGRADABLE, Statements, quote_schema
 from ._postgres_sql import schema_sql as _schema_sql
-from .base import BaseTokenStore, FailureRecord, LockLease, decode_record, encode_record, new_owner
+from .base import (
+    BaseTokenStore,
+    FailureRecord,
+    LockLease,
+    bounded_token,
+    encode_record,
+    new_owner,
+    seconds_to_keep,
+)
 from .url import redact_url, url_secrets
 
 __all__ = ["MAX_TOKEN_LIFETIME", "PostgresTokenStore", "grants_sql", "schema_sql"]
@@ -89,8 +97,6 @@ logger = logging.getLogger("zoom_s2s.stores.postgres")
 
 _INSTALL_HINT = "PostgresTokenStore needs the asyncpg package: install zoom-s2s[postgres]"
 _URL_FORMS = "postgresql://[user[:password]@]host[:port]/database[?sslmode=...]"
-MAX_TOKEN_LIFETIME = 86_400.0
-"""Longest remaining lifetime, seconds, of a token the store writes or believes (one day)."""
 MAX_KEY_LENGTH = 256
 _MAX_LOCK_TTL = 86_400.0
 
@@ -422,25 +428,9 @@ class PostgresTokenStore(BaseTokenStore):
         if row is None:
             return None
         data, left = row["token_data"], float(row["left_s"])
-        try:
-            token, _generation = decode_record(bytes(data))
-        except ValueError as exc:
-            logger.warning("token in %s for key %s is corrupt (%s); treating as a miss",
-                           self._name, key, exc)
-            return None
-        now = time.time()
-        if token.expires_at > now + MAX_TOKEN_LIFETIME:
-            logger.warning("token in %s for key %s claims to live %.0f s more (at most %.0f s "
-                           "is believed); treating as a miss", self._name, key,
-                           token.expires_at - now, MAX_TOKEN_LIFETIME)
-            return None
-        by_row = now + left
-        if by_row < token.expires_at:
-            # The row lapses first (the writer's clock ran fast): believe the
-            # earlier moment, and keep the token's lifetime. Never the later one.
-            shift = by_row - token.expires_at
-            token = attrs.evolve(token, expires_at=by_row, issued_at=token.issued_at + shift)
-        return token if token.expires_at > now else None
+        return bounded_token(
+            bytes(data), left, store=self._name, where=f"key {key}", log=logger
+        )
 
     async def write(self, lease: LockLease, token: AccessToken) -> bool:
         """Store ``token`` under ``lease``'s generation (one statement).
@@ -450,14 +440,7 @@ class PostgresTokenStore(BaseTokenStore):
                 :data:`MAX_TOKEN_LIFETIME` (or forever); nothing is written.
         """
         self._check_key(lease.key)
-        left = token.expires_at - time.time()
-        if not math.isfinite(left) or left > MAX_TOKEN_LIFETIME:
-            raise StoreError(
-                f"refused to store token {token.fingerprint} in {self._name}: it claims to "
-                f"expire in {left:.0f} s, and a token lives at most {MAX_TOKEN_LIFETIME:.0f} s "
-                "(Zoom issues 3600 s tokens); check the token endpoint's expires_in",
-                store=self._name,
-            )
+        left = seconds_to_keep(token, self._name)
         alive = left > 0
         pool = await self._ready()
         row = await pool.fetchrow(

@@ -53,7 +53,7 @@ import attrs
 
 from .._redact import scrub, secret_forms
 from ..errors import ConfigurationError, StoreError, StoreUnavailableError, UsageError
-from ..models import AccessToken
+from ..models import MAX_TOKEN_LIFETIME, AccessToken
 from ..ratelimit.store import Pause, Permit
 from ._redis_listener import ChangeListener
 from ._redis_ratelimit import RATE_COMMANDS, RateScripts
@@ -68,7 +68,15 @@ from ._redis_scripts import (
     WRITE_FAILURE_SCRIPT,
     WRITE_SCRIPT,
 )
-from .base import BaseTokenStore, FailureRecord, LockLease, decode_record, encode_record, new_owner
+from .base import (
+    BaseTokenStore,
+    FailureRecord,
+    LockLease,
+    bounded_token,
+    encode_record,
+    new_owner,
+    seconds_to_keep,
+)
 from .url import redact_url, url_secrets
 
 if TYPE_CHECKING:
@@ -89,13 +97,7 @@ logger = logging.getLogger("zoom_s2s.stores.redis")
 _INSTALL_HINT = "RedisTokenStore needs the redis package: install zoom-s2s[redis]"
 _POLL_MIN, _POLL_MAX = 0.05, 0.25  # wait_for_change's polling without pub/sub
 
-MAX_TOKEN_LIFETIME = MAX_TTL_MS / 1000
-"""Longest remaining lifetime, seconds, of a token the store writes or believes (one day).
-
-Zoom issues 3599-3600 s tokens. Writing a token that claims more raises
-:class:`~zoom_s2s.StoreError` before anything is sent; reading one is a miss
-with a warning.
-"""
+assert MAX_TOKEN_LIFETIME * 1000 == MAX_TTL_MS  # the scripts check the same bound
 
 REDIS_COMMANDS: tuple[str, ...] = (
     "EVALSHA",
@@ -422,25 +424,9 @@ class RedisTokenStore(BaseTokenStore):
             return None
         if pttl < 0:
             return None  # expired between the two commands of the script: cannot happen
-        try:
-            token, _generation = decode_record(data)
-        except ValueError as exc:
-            logger.warning("token in %s at %s is corrupt (%s); treating as a miss",
-                           self._name, keys.token, exc)
-            return None
-        now = time.time()
-        if token.expires_at > now + MAX_TOKEN_LIFETIME:
-            logger.warning("token in %s at %s claims to live %.0f s more (at most %.0f s "
-                           "is believed); treating as a miss", self._name, keys.token,
-                           token.expires_at - now, MAX_TOKEN_LIFETIME)
-            return None
-        by_ttl = now + pttl / 1000
-        if by_ttl < token.expires_at:
-            # The key expires first (the writer's clock ran fast): believe the
-            # earlier moment, and keep the token's lifetime. Never the later one.
-            shift = by_ttl - token.expires_at
-            token = attrs.evolve(token, expires_at=by_ttl, issued_at=token.issued_at + shift)
-        return token if token.expires_at > now else None
+        return bounded_token(
+            data, pttl / 1000, store=self._name, where=keys.token, log=logger
+        )
 
     async def write(self, lease: LockLease, token: AccessToken) -> bool:
         """Store ``token`` under ``lease``'s generation (one script).
@@ -450,14 +436,7 @@ class RedisTokenStore(BaseTokenStore):
                 :data:`MAX_TOKEN_LIFETIME` (or forever); nothing is written.
         """
         keys = self._keys(lease.key)
-        left = token.expires_at - time.time()
-        if not math.isfinite(left) or left > MAX_TOKEN_LIFETIME:
-            raise StoreError(
-                f"refused to store token {token.fingerprint} in {self._name}: it claims to "
-                f"expire in {left:.0f} s, and a token lives at most {MAX_TOKEN_LIFETIME:.0f} s "
-                "(Zoom issues 3600 s tokens); check the token endpoint's expires_in",
-                store=self._name,
-            )
+        left = seconds_to_keep(token, self._name)
         ttl_ms = max(0, int(left * 1000))
         record = encode_record(token, lease.generation)
         await self._ready()
