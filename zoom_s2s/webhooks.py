@@ -172,7 +172,7 @@ def verify_signature(
             "(or a proxy dropped the header)"
         )
     stamp = stamp.strip()
-    if not stamp.isdigit() or len(stamp) > 12:
+    if not stamp.isascii() or not stamp.isdigit() or len(stamp) > 12:  # isdigit() alone admits "²"
         raise WebhookSignatureError(
             f"the {TIMESTAMP_HEADER} header is not a number of seconds; refusing the request"
         )

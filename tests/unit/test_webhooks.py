@@ -80,6 +80,15 @@ def test_what_does_not_verify_is_refused(sent: dict[str, str], body: bytes, matc
     assert zoom_signature(SECRET, NOW, body) not in str(info.value)
 
 
+@pytest.mark.parametrize("stamp", ["\u00b2", "\u0661\u0667\u0660\u0660", "\uff11\uff17"])
+def test_a_timestamp_of_non_ascii_digits_is_refused_not_crashed(stamp: str) -> None:
+    # str.isdigit() admits "²" (int() then raised ValueError) and other scripts' digits.
+    sent = {"x-zm-signature": "v0=" + "0" * 64, "x-zm-request-timestamp": stamp}
+    for tolerance in (300.0, None):
+        with pytest.raises(WebhookSignatureError, match="not a number"):
+            verify_signature(sent, BODY, SECRET, tolerance=tolerance, now=NOW)
+
+
 def test_the_tolerance_can_be_set_or_turned_off() -> None:
     old = headers(timestamp=NOW - 3600)
     verify_signature(old, BODY, SECRET, tolerance=None, now=NOW)
