@@ -52,3 +52,23 @@ def test_schema_sql_and_grants_quote_a_validated_name() -> None:
             schema_sql(bad)
         with pytest.raises(ConfigurationError):
             grants_sql(bad)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://app:s3cr/et@db/zoom",  # '/' ends the host part: "s3cr" was the "port"
+        "postgresql://app:s3cr?et@db/zoom",
+        "postgresql://app:s3cr#et@db/zoom",
+        "postgresql://app:[s3cret]@db/zoom",  # the parser quoted the "[host]"
+        "postgresql://app:5432/s3cret@db/zoom",  # parses: host "app", port 5432
+    ],
+)
+def test_a_password_with_an_unescaped_delimiter_reaches_no_message_or_repr(url: str) -> None:
+    pytest.importorskip("asyncpg")
+    try:
+        shown = repr(PostgresTokenStore(url))
+    except ConfigurationError as exc:
+        shown = str(exc)
+        assert "percent-encode" in shown
+    assert "s3cr" not in shown
