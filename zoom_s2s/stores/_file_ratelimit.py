@@ -17,13 +17,10 @@ whole.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import json
 import logging
 import math
 import os
-import stat
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,6 +36,7 @@ from ..ratelimit.store import (
     paused_bucket,
     take_permit,
 )
+from . import file as _file  # a cycle: file.py imports this module; used at call time
 
 if TYPE_CHECKING:
     from .file import FileTokenStore
@@ -90,31 +88,7 @@ def _save(store: FileTokenStore, key: str, bucket: Bucket) -> None:
         "daily": bucket.daily,
         "shift": bucket.shift,
     }
-    data = json.dumps(record, separators=(",", ":")).encode().ljust(_SIZE)
-    flags = os.O_RDWR | os.O_CREAT | _O_NOFOLLOW | _O_CLOEXEC
-    try:
-        fd = os.open(path, flags, 0o600)
-    except OSError as exc:
-        if exc.errno != errno.ELOOP:
-            raise
-        fd = -1  # a symlink: replaced below
-    try:
-        info = os.fstat(fd) if fd >= 0 else None
-        if info is None or not stat.S_ISREG(info.st_mode) or info.st_uid not in (os.geteuid(), 0):
-            if fd >= 0:
-                os.close(fd)
-                fd = -1
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-            fd = os.open(path, flags | os.O_EXCL, 0o600)
-            info = None
-        if os.pwrite(fd, data, 0) != len(data):
-            raise OSError(errno.EIO, "short write", str(path))
-        if info is not None and info.st_size > _SIZE:
-            os.ftruncate(fd, _SIZE)
-    finally:
-        if fd >= 0:
-            os.close(fd)
+    _file.write_in_place(path, json.dumps(record, separators=(",", ":")).encode(), _SIZE)
 
 
 async def acquire_permit(

@@ -113,6 +113,40 @@ def _unlink(path: Path) -> None:
         os.unlink(path)
 
 
+def write_in_place(path: Path, record: bytes, size: int) -> None:
+    """Overwrite ``path`` with ``record`` padded to ``size`` bytes, in one ``pwrite()``.
+
+    Only ever under the key's mutex. A killed process either did or did not
+    write: no truncation, so no torn or trailing bytes. Anything at ``path``
+    that is not this user's (or root's) regular file (a symlink, a FIFO, a
+    planted file) is replaced, never written through.
+    """
+    data = record.ljust(size)
+    flags = os.O_RDWR | os.O_CREAT | _O_NOFOLLOW | _O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        fd = -1  # a symlink: replaced below
+    try:
+        info = os.fstat(fd) if fd >= 0 else None
+        if info is None or not stat.S_ISREG(info.st_mode) or not _trusted_owner(info.st_uid):
+            if fd >= 0:
+                os.close(fd)
+                fd = -1
+            _unlink(path)
+            fd = os.open(path, flags | os.O_EXCL, 0o600)
+            info = None
+        if os.pwrite(fd, data, 0) != len(data):
+            raise OSError(errno.EIO, "short write", str(path))
+        if info is not None and info.st_size > size:
+            os.ftruncate(fd, size)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
 @attrs.define
 class _State:
     """``<key>.state``: the fence (highest generation issued and written) and the lease."""
@@ -469,32 +503,7 @@ class FileTokenStore(BaseTokenStore):
         truncation, so no torn or trailing bytes. Cheaper than a temp file
         and a rename, which on ext4 also starts writeback.
         """
-        path = self._path(key, ".state")
-        data = state.to_bytes().ljust(_STATE_SIZE)
-        flags = os.O_RDWR | os.O_CREAT | _O_NOFOLLOW | _O_CLOEXEC
-        try:
-            fd = os.open(path, flags, 0o600)
-        except OSError as exc:
-            if exc.errno != errno.ELOOP:
-                raise
-            fd = -1  # a symlink: replaced below
-        try:
-            info = os.fstat(fd) if fd >= 0 else None
-            if info is None or not stat.S_ISREG(info.st_mode) or not _trusted_owner(info.st_uid):
-                # Not a file of ours (only root could have put it there): replace it.
-                if fd >= 0:
-                    os.close(fd)
-                    fd = -1
-                _unlink(path)
-                fd = os.open(path, flags | os.O_EXCL, 0o600)
-                info = None
-            if os.pwrite(fd, data, 0) != len(data):
-                raise OSError(errno.EIO, "short write", str(path))
-            if info is not None and info.st_size > _STATE_SIZE:
-                os.ftruncate(fd, _STATE_SIZE)
-        finally:
-            if fd >= 0:
-                os.close(fd)
+        write_in_place(self._path(key, ".state"), state.to_bytes(), _STATE_SIZE)
 
     def _fence(self, key: str) -> tuple[_State, tuple[AccessToken, int] | None, int]:
         """The state, the token, and the highest generation written (the token also fences)."""
