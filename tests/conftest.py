@@ -28,20 +28,16 @@ from zoom_s2s import TokenManager
 from zoom_s2s.testing import FakeZoom
 from zoom_s2s.testing.redis_server import RedisServer, redis_server_available
 
-from .support import FAST_RETRY, SECRET
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+from .support import FAST_RETRY, SECRET, skip_or_fail
 
 
 def _require_redis_server() -> None:
     if redis_server_available():
         return
-    message = "redis-server is not on PATH (install it, e.g. apt-get install redis-server)"
-    if _in_ci():
-        pytest.fail(f"{message}; CI must install it", pytrace=False)
-    pytest.skip(message)
+    skip_or_fail(
+        "redis-server is not on PATH (install it, e.g. apt-get install redis-server)",
+        "CI must install it",
+    )
 
 
 # -- how the xdist workers share the suite (addopts: -n 4 --dist loadgroup) -----------

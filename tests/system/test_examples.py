@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import multiprocessing
-import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -19,6 +18,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from zoom_s2s.testing import FakeZoom
+
+from ..support import in_ci
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -31,7 +32,7 @@ _INSTALL = {"arq": "pip install --no-deps 'arq>=0.25'"}
 
 def require(module: str) -> None:
     """Skip without ``module`` locally; fail under CI, which must install it."""
-    if os.environ.get("CI", "").strip().lower() in ("", "0", "false", "no"):
+    if not in_ci():
         pytest.importorskip(module)
         return
     try:

@@ -27,6 +27,8 @@ from zoom_s2s.errors import ConfigurationError
 from zoom_s2s.stores import FileTokenStore, store_from_url
 from zoom_s2s.testing import FakeZoom
 
+from ..support import skip_or_fail
+
 KEY = "abc123"
 REPO = Path(__file__).resolve().parents[2]
 NOBODY = 65534
@@ -38,10 +40,7 @@ def _require_root() -> None:
     """Skip the test unless it runs as root (it drops privileges to nobody); fail it in CI."""
     if AS_ROOT:
         return
-    message = "drops privileges to nobody, so needs root"
-    if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
-        pytest.fail(f"{message}; CI runs as root", pytrace=False)
-    pytest.skip(message)
+    skip_or_fail("drops privileges to nobody, so needs root", "CI runs as root")
 
 
 needs_root = pytest.mark.usefixtures("_require_root")
