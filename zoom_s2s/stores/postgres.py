@@ -142,22 +142,6 @@ def _import_asyncpg() -> ModuleType:
         raise ConfigurationError(_INSTALL_HINT) from exc
 
 
-def _display_name(url: str) -> str:
-    """``url`` without its password, for messages and ``repr``.
-
-    A password holding an unescaped ``/``, ``?`` or ``#`` ends the host part
-    early, so the ``@`` lands after it and the password stays in what is
-    shown (``postgresql://user:pa/ss@host/db``): show no more than the scheme.
-    """
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        return redact_url(url)
-    if "@" not in parts.netloc and "@" in url:
-        return f"{parts.scheme}://<hidden: '@' after the host part>"
-    return redact_url(url)
-
-
 def _check_url(url: str, name: str) -> None:
     # The parser's messages quote parts of the URL (a "port" or a "[host]" that
     # may be the password): say what is wrong in words of our own.
@@ -222,7 +206,7 @@ class PostgresTokenStore(BaseTokenStore):
     ) -> None:
         self._closed = True  # until fully built, for __del__
         self._asyncpg = _import_asyncpg()
-        self._name = _display_name(dsn) if isinstance(dsn, str) else "<invalid>"
+        self._name = redact_url(dsn) if isinstance(dsn, str) else "<invalid>"
         if not isinstance(dsn, str):
             raise ConfigurationError(f"dsn must be a PostgreSQL URL string, not {type(dsn)}")
         _check_url(dsn, self._name)

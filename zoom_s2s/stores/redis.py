@@ -154,8 +154,11 @@ def _check_db(url: str, name: str) -> None:
     db = urllib.parse.unquote(parts.path).strip("/")
     if db and not (db.isascii() and db.isdigit()):
         raise ConfigurationError(
-            f"Redis URL {name} names database {db!r}: the path must be a database "
-            "number, as in redis://host:6379/0"
+            # The path is not echoed: with an unescaped '/' in a password, it holds
+            # the rest of the password.
+            f"Redis URL {name} names a database that is not a number: the path must "
+            "be a database number, as in redis://host:6379/0 (percent-encode '/', '?', "
+            "'#' and '@' in the password)"
         )
 
 

@@ -25,9 +25,16 @@ ACCEPTED_FORMS = (
 
 
 def redact_url(url: str) -> str:
-    """Return ``url`` without its password (in the user part or a ``password`` query)."""
+    """Return ``url`` without its password (in the user part or a ``password`` query).
+
+    A password holding an unescaped ``/``, ``?`` or ``#`` ends the host part
+    early, so the ``@`` lands after it and the password would stay in what is
+    shown (``redis://user:pa/ss@host/0``): then no more than the scheme is shown.
+    """
     try:
         parts = urllib.parse.urlsplit(url)
+        if "@" not in parts.netloc and "@" in url:
+            return f"{parts.scheme}://<hidden: '@' after the host part>"
         netloc = parts.netloc
         if "@" in netloc:
             user_info, host = netloc.rsplit("@", 1)

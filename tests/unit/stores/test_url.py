@@ -146,3 +146,27 @@ def test_memory_url_takes_no_options() -> None:
 def test_unknown_file_option_is_a_configuration_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="option"):
         store_from_url(f"file://{tmp_path}", colour="blue")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://app:s3cr/et@cache/0",
+        "redis://app:s3cr?et@cache/0",
+        "redis://app:s3cr#et@cache/0",
+        "rediss://app:6380/s3cret@cache/0",
+    ],
+)
+async def test_a_password_with_an_unescaped_delimiter_reaches_no_name_or_message(
+    url: str,
+) -> None:
+    pytest.importorskip("redis")
+    secret_parts = ("s3cr", "et@", "s3cret")
+    try:
+        store = store_from_url(url)
+    except ConfigurationError as exc:
+        shown = str(exc)
+    else:
+        shown = f"{store.name} {store!r}"
+        await store.aclose()
+    assert not any(part in shown for part in secret_parts), shown
