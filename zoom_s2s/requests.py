@@ -118,6 +118,8 @@ class ZoomAuth(requests.auth.AuthBase):
             return response
         self.tokens.invalidate(token)
         fresh = self.tokens.get_token()
+        if not self._rule.allows(sent.url or "", fresh):
+            return response  # the fresh token may not go there (another regional api_url)
         response.close()  # the content is read: the connection goes back to the pool
         retry = sent.copy()
         # The retry is not watched again: at most one retry per request.
