@@ -216,7 +216,15 @@ async def test_redis_unreachable_at_start_raises_quickly_or_falls_back_then_reco
             stored = await strict_store.read(strict.store_key)
             assert stored is not None
             assert stored.fingerprint == token.fingerprint
-            assert fake_zoom.token_requests == 2
+            # Two outcomes are right, and which one happens is a race: the lenient
+            # manager writes the token it fetched during the outage once Redis is back
+            # ([S11]); if that write lands first the strict manager adopts it and Zoom
+            # sees no second request, else the strict manager fetches one of its own.
+            if token.access_token == fake_zoom.issued_tokens[0]:
+                assert fake_zoom.token_requests == 1
+            else:
+                assert fake_zoom.token_requests == 2
+                assert token.access_token == fake_zoom.issued_tokens[1]
     finally:
         await strict_store.aclose()
         await lenient_store.aclose()

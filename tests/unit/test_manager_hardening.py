@@ -164,9 +164,46 @@ async def test_a_failing_store_write_keeps_the_fetched_token(fake_zoom: FakeZoom
         got = [await tokens.get_token() for _ in range(20)]
     assert fake_zoom.token_requests == 1
     assert {token.access_token for token in got} == {fake_zoom.issued_tokens[0]}
+    assert store.writes == 1  # the 19 later callers were served, not sent to the store
     errors = [e.error for e in events if e.kind is EventKind.STORE_ERROR]
     assert errors
     assert all(e and e.startswith("StoreUnavailableError") for e in errors)
+
+
+class _WritesFailAtFirst(MemoryTokenStore):
+    """A store whose first ``failing`` writes fail, as one coming back after an outage."""
+
+    backend_errors = (OSError,)
+
+    def __init__(self, failing: int) -> None:
+        super().__init__()
+        self.failing = failing
+        self.attempts = 0
+
+    async def write(self, lease: LockLease, token: AccessToken) -> bool:
+        self.attempts += 1
+        if self.attempts <= self.failing:
+            raise OSError("connection reset by peer")
+        return await super().write(lease, token)
+
+
+async def test_a_token_the_store_could_not_take_is_written_once_it_is_back(
+    fake_zoom: FakeZoom,
+) -> None:
+    store = _WritesFailAtFirst(failing=2)
+    async with make_manager(fake_zoom, store=store) as tokens:
+        token = await tokens.get_token()
+        assert await store.read(tokens.store_key) is None  # the first write failed
+        deadline = time.monotonic() + 10  # retries after ~0.5-1 s, then ~1-2 s
+        while (stored := await store.read(tokens.store_key)) is None:
+            assert time.monotonic() < deadline, "the kept token never reached the store"
+            await asyncio.sleep(0.05)
+        assert stored.access_token == token.access_token
+        assert store.attempts == 3
+        # Another process on this store now finds the token instead of fetching its own.
+        async with make_manager(fake_zoom, store=store) as other:
+            assert (await other.get_token()).access_token == token.access_token
+    assert fake_zoom.token_requests == 1
 
 
 class _Down(MemoryTokenStore):
