@@ -1,5 +1,6 @@
 """One rate budget for the fleet, with real processes (zoom_s2s.testing.Fleet), a real
-redis-server or a shared directory, and the fake enforcing Zoom's limits (FakeRateLimits).
+redis-server, a real PostgreSQL server or a shared directory, and the fake enforcing
+Zoom's limits (FakeRateLimits).
 
 Issue 12's "done when": a fake allowing 20 Light requests per second; P processes x C
 coroutines calling get_user; with RateLimits(light=20) shared through the store they see
@@ -26,11 +27,14 @@ from .ratelimit_worker import hammer
 LIMIT = 20  # Light requests per second the fake allows the account
 
 
-def _fleet(zoom: FakeZoom, store: str, coroutines: int) -> Fleet:
+def _fleet(
+    zoom: FakeZoom, store: str, coroutines: int, store_options: dict[str, Any] | None = None
+) -> Fleet:
     return Fleet(
         token_url=zoom.token_url,
         credentials=zoom.credentials,
         store=store,
+        store_options=store_options,
         api_base_url=zoom.api_base_url,
         coroutines=coroutines,
         timeout=60,
@@ -103,6 +107,16 @@ def test_fleet_pacing_on_redis_4x25_for_10s(limited: FakeZoom, redis_url: str) -
 
 def test_fleet_pacing_on_a_file_store_short(limited: FakeZoom, tmp_path: Path) -> None:
     with _fleet(limited, (tmp_path / "s").as_uri(), coroutines=25) as fleet:
+        _budget_check(fleet, limited, processes=3, seconds=3)
+
+
+@pytest.mark.postgres
+def test_fleet_pacing_on_postgres_short(
+    limited: FakeZoom, postgres_url: str, postgres_schema: str
+) -> None:
+    """The same budget through PostgreSQL: one UPSERT per permit, the database's clock."""
+    options = {"schema": postgres_schema}
+    with _fleet(limited, postgres_url, coroutines=25, store_options=options) as fleet:
         _budget_check(fleet, limited, processes=3, seconds=3)
 
 
