@@ -62,13 +62,26 @@ class Encrypted:
 # -- memory ---------------------------------------------------------------------------
 
 
-class TestMemoryTokenStore(StoreContract):
+class InProcess(StoreContract):
+    async def plant_failure(
+        self, store: TokenStore, key: str, raw: str, *, keep_for: float
+    ) -> None:
+        pytest.skip(
+            "MemoryTokenStore keeps FailureRecord objects inside this process: no other "
+            "process can write it, there is no serialized record to tamper with"
+        )
+
+    async def make_broken_store(self) -> TokenStore | None:
+        pytest.skip("MemoryTokenStore has no backend that can fail")
+
+
+class TestMemoryTokenStore(InProcess):
     async def make_store(self) -> TokenStore:
         return MemoryTokenStore()
 
 
 @needs_cryptography
-class TestEncryptedMemoryTokenStore(Encrypted, StoreContract):
+class TestEncryptedMemoryTokenStore(Encrypted, InProcess):
     async def make_store(self) -> TokenStore:
         return self.encrypt(MemoryTokenStore())
 
@@ -143,6 +156,19 @@ class RedisContract(StoreContract):
             await client.aclose()
 
 
+class PlantThroughStoreClient(StoreContract):
+    """Plants failure records through the client the store itself uses (a client the
+    caller owns, a cluster client, fakeredis), where the store keeps them."""
+
+    async def plant_failure(
+        self, store: TokenStore, key: str, raw: str, *, keep_for: float
+    ) -> None:
+        redis_store = cast(RedisTokenStore, Encrypted.unwrap(store))
+        client: Any = redis_store._client
+        name = redis_store._keys(key).failure
+        await client.set(name, raw.encode("utf-8", "surrogateescape"), px=int(keep_for * 1000))
+
+
 @pytest.mark.redis
 class TestRedisTokenStore(RedisContract):
     @pytest.fixture(autouse=True)
@@ -170,7 +196,7 @@ class TestEncryptedRedisTokenStore(Encrypted, TestRedisTokenStore):
 
 
 @pytest.mark.redis
-class TestRedisTokenStoreOnCallersClient(StoreContract):
+class TestRedisTokenStoreOnCallersClient(PlantThroughStoreClient):
     """A client the caller owns, with ``decode_responses=True`` and another prefix."""
 
     @pytest_asyncio.fixture(autouse=True)
@@ -191,6 +217,14 @@ class TestRedisTokenStoreOnCallersClient(StoreContract):
     async def make_peer(self, store: TokenStore) -> TokenStore:
         return await self.make_store()
 
+    async def make_broken_store(self) -> TokenStore:
+        import redis.asyncio
+
+        url = f"redis://app:{PASSWORD}@127.0.0.1:{closed_port()}/0"
+        client = redis.asyncio.Redis.from_url(url, decode_responses=True, socket_connect_timeout=1)
+        self.clients.append(client)
+        return RedisTokenStore(client, prefix="myapp:tokens")
+
 
 @pytest.fixture(scope="module")
 def redis_cluster_url() -> Iterator[str]:
@@ -200,7 +234,7 @@ def redis_cluster_url() -> Iterator[str]:
 
 
 @pytest.mark.redis
-class TestRedisTokenStoreOnCluster(StoreContract):
+class TestRedisTokenStoreOnCluster(PlantThroughStoreClient):
     """``RedisCluster`` client: scripts need the hash tag, pub/sub goes through ClusterPubSub."""
 
     @pytest.fixture(autouse=True)
@@ -214,12 +248,19 @@ class TestRedisTokenStoreOnCluster(StoreContract):
     async def make_peer(self, store: TokenStore) -> TokenStore:
         return await self.make_store()
 
+    async def make_broken_store(self) -> TokenStore:
+        # A cluster client whose only known node is gone.
+        return RedisTokenStore.from_url(
+            f"redis://127.0.0.1:{closed_port()}/0", cluster=True, socket_connect_timeout=1,
+            socket_timeout=1,
+        )
+
 
 @pytest.mark.skipif(
     importlib.util.find_spec("lupa") is None and not os.environ.get("CI"),
     reason="fakeredis runs Lua scripts only with lupa installed (pip install fakeredis[lua])",
 )
-class TestRedisTokenStoreOnFakeRedis(StoreContract):
+class TestRedisTokenStoreOnFakeRedis(PlantThroughStoreClient):
     @pytest.fixture(autouse=True)
     def _server(self) -> None:
         import fakeredis
@@ -233,3 +274,8 @@ class TestRedisTokenStoreOnFakeRedis(StoreContract):
 
     async def make_peer(self, store: TokenStore) -> TokenStore:
         return await self.make_store()
+
+    async def make_broken_store(self) -> TokenStore:
+        down = self.fake.FakeServer()
+        down.connected = False  # every command raises ConnectionError, as a dead server
+        return RedisTokenStore(self.fake.FakeAsyncRedis(server=down), owns_client=True)

@@ -24,11 +24,10 @@ import pytest_asyncio
 from zoom_s2s.models import fingerprint
 from zoom_s2s.stores import RedisTokenStore, TokenStore
 from zoom_s2s.testing import FakeZoom
-from zoom_s2s.testing.contract import StoreContract
 from zoom_s2s.testing.redis_server import RedisServer
 
 from .fleet_worker import base_config, fleet
-from .test_store_contract import RedisContract
+from .test_store_contract import PlantThroughStoreClient, RedisContract
 
 pytestmark = pytest.mark.valkey
 
@@ -54,7 +53,7 @@ class TestRedisTokenStoreOnValkey(RedisContract):
 
 
 @pytest.mark.skipif(not HAS_VALKEY_CLIENT, reason="needs the valkey client (pip install valkey)")
-class TestRedisTokenStoreOnValkeyClient(StoreContract):
+class TestRedisTokenStoreOnValkeyClient(PlantThroughStoreClient):
     """A ``valkey.asyncio.Valkey`` client the caller owns, on valkey-server."""
 
     @pytest_asyncio.fixture(autouse=True)
