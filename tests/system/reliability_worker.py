@@ -310,6 +310,15 @@ async def _file_perms(config: dict[str, Any], out: Path) -> dict[str, Any]:
             if time.monotonic() > deadline:
                 raise TimeoutError("the parent never said go")
             await asyncio.sleep(0.02)
+        # [S11] Each "fetch" manager writes the token it fetched during the outage once
+        # the directory is usable again (its retries back off: up to a few seconds).
+        saved_by = time.monotonic() + 30
+        for (case, policy), tokens in managers.items():
+            if policy == "fetch":
+                while await tokens.store.read(tokens.store_key) is None:
+                    if time.monotonic() > saved_by:
+                        raise TimeoutError(f"{case}: the kept token never reached the store")
+                    await asyncio.sleep(0.05)
         # Store errors are backed off like failed fetches: at most 1 s after the first.
         await asyncio.sleep(1.05)
         for (case, policy), tokens in managers.items():

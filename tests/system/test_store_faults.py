@@ -277,7 +277,9 @@ async def test_redis_paused_longer_than_its_socket_timeouts_gives_errors_not_han
 
             await asyncio.sleep(max(0.0, paused_at + PAUSE_SECONDS + 0.2 - time.monotonic()))
             recovered = await get_eventually(strict, 10)
-            assert recovered.access_token == held.access_token  # adopted from Redis
+            # Adopted from Redis: the holder's token, or the lenient manager's fallback if
+            # its write-later ([S11]) landed first (it expires later, so it may replace it).
+            assert recovered.access_token in {held.access_token, lenient_got.access_token}
             assert fake_zoom.token_requests == 2
     finally:
         admin.execute_command("CLIENT", "UNPAUSE")
@@ -350,7 +352,8 @@ def test_unusable_file_store_directories_give_clear_errors_and_recover_when_fixe
         assert recovered["ok"] is True, (case, recovered)
         assert recovered["stored"] == recovered["fingerprint"], (case, recovered)
     # warm-up + one fallback per "fetch" manager; that token is written into the
-    # store once it is fixed, and the "raise" manager adopts it: no second fetch.
+    # store once it is fixed (the worker waits for it), and the "raise" manager
+    # adopts it: no second fetch.
     assert requests == 1 + len(cases)
 
 
