@@ -3,8 +3,8 @@
 Parsing uses the standard library's argparse: the commands are few and flat,
 and it keeps the runtime dependencies at aiohttp, attrs and stamina.
 
-Commands: ``token``, ``user``, ``account-id``, ``demo``, ``fake-server`` and
-``store init``.
+Commands: ``token``, ``user``, ``account-id``, ``demo``, ``fake-server``,
+``store init`` and ``store sql``.
 Commands that need the app read its credentials from ``ZOOM_ACCOUNT_ID``,
 ``ZOOM_CLIENT_ID`` and ``ZOOM_CLIENT_SECRET`` unless flags give them; the
 other defaults come from the environment through :mod:`zoom_s2s._env` (an
@@ -200,8 +200,22 @@ async def cmd_demo(args: argparse.Namespace) -> int:
 
 @command("store")
 async def cmd_store(args: argparse.Namespace) -> int:
-    """``store init URL``: create the store's schema (PostgreSQL); other stores have none."""
-    store = store_from_url(args.url)
+    """``store init URL [--schema S]``: create or upgrade the store's schema (PostgreSQL;
+    other stores have none). ``store sql [--schema S] [--grant-to USER]``: print the DDL
+    and the minimal grants for a DBA to run, without connecting anywhere."""
+    if args.store_command == "sql":
+        from .stores.postgres import grants_sql, schema_sql
+
+        print(schema_sql(args.schema), end="")
+        if args.grant_to:
+            print(grants_sql(args.grant_to, args.schema), end="")
+        return 0
+    options = {} if args.schema is None else {"schema": args.schema}
+    if options and not args.url.lower().startswith(("postgresql://", "postgres://")):
+        raise ConfigurationError(
+            "--schema is for PostgreSQL stores (postgresql://...); other stores have no schema"
+        )
+    store = store_from_url(args.url, **options)
     try:
         init_schema = getattr(store, "init_schema", None)
         if init_schema is None:
@@ -367,12 +381,26 @@ def build_parser() -> argparse.ArgumentParser:
         "directory); e.g. redis://localhost:6379/0",
     )
 
-    store = sub.add_parser("store", help="manage a token store: 'store init URL'")
+    store = sub.add_parser("store", help="manage a token store: 'store init URL', 'store sql'")
     store_sub = store.add_subparsers(dest="store_command", required=True, metavar="ACTION")
     init = store_sub.add_parser(
         "init", help="create the store's schema now (PostgreSQL; otherwise nothing to do)"
     )
     init.add_argument("url", metavar="URL", help="the store URL, e.g. postgresql://host/db")
+    init.add_argument(
+        "--schema", default=None,
+        help="PostgreSQL schema holding the store's tables (default: zoom_s2s)",
+    )
+    sql = store_sub.add_parser(
+        "sql", help="print the PostgreSQL DDL (and grants) for a DBA; connects nowhere"
+    )
+    sql.add_argument(
+        "--schema", default="zoom_s2s", help="schema to create (default: %(default)s)"
+    )
+    sql.add_argument(
+        "--grant-to", metavar="USER", default=None,
+        help="also print the minimal grants for this application user",
+    )
 
     fake = sub.add_parser("fake-server", help="serve the fake Zoom for local testing")
     fake.add_argument("--host", default="127.0.0.1", help="interface (default: %(default)s)")

@@ -194,6 +194,7 @@ async def test_an_application_user_with_the_documented_grants_only(
         await bare.aclose()
     assert "CREATE on the database" in str(raised.value)
     assert "schema_sql()" in str(raised.value)
+    assert f"zoom-s2s store sql --schema {other} --grant-to USER" in str(raised.value)
     assert password not in str(raised.value)
 
 
@@ -340,7 +341,7 @@ def test_store_init_command_creates_then_finds_the_schema(
 ) -> None:
     from zoom_s2s.cli import main
 
-    # The CLI takes no schema option: the default schema, in a database of its own.
+    # The default schema, in a database of its own.
     database = f"cli_{secrets.token_hex(4)}"
     asyncio.run(sql(postgres_url, f"CREATE DATABASE {database}"))
     url = postgres_url.rsplit("/", 1)[0] + f"/{database}"
@@ -353,3 +354,46 @@ def test_store_init_command_creates_then_finds_the_schema(
     rows = asyncio.run(sql(url, "SELECT value FROM zoom_s2s.meta"))
     assert rows[0]["value"] == "2"
     assert password not in first
+
+
+def test_store_init_command_takes_a_schema(
+    postgres_url: str, postgres_schema: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from zoom_s2s.cli import main
+
+    assert main(["store", "init", postgres_url, "--schema", postgres_schema]) == 0
+    assert f"created schema {postgres_schema!r} at version 2" in capsys.readouterr().out
+    rows = asyncio.run(sql(postgres_url, f"SELECT value FROM {postgres_schema}.meta"))
+    assert rows[0]["value"] == "2"
+
+
+def test_store_sql_command_prints_what_a_dba_runs_for_an_app_user(
+    postgres_url: str, postgres_schema: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The printed DDL and grants, run by the administrator, are all the app user needs."""
+    from zoom_s2s.cli import main
+
+    user = f"app_{secrets.token_hex(4)}"
+    password = secrets.token_urlsafe(12)
+    assert main(["store", "sql", "--schema", postgres_schema, "--grant-to", user]) == 0
+    script = capsys.readouterr().out
+    asyncio.run(sql(postgres_url, f"CREATE ROLE {user} LOGIN PASSWORD '{password}'"))
+    asyncio.run(sql(postgres_url, script))
+    app_url = postgres_url.replace(
+        postgres_url.split("//", 1)[1].split("@", 1)[0], f"{user}:{password}"
+    )
+
+    async def use() -> None:
+        store = PostgresTokenStore.from_url(app_url, schema=postgres_schema)
+        try:
+            lease = await store.acquire_lock(KEY, ttl=10)
+            assert lease is not None
+            token = make_token()
+            assert await store.write(lease, token)
+            got = await store.read(KEY)
+            assert got is not None
+            assert got.fingerprint == token.fingerprint
+        finally:
+            await store.aclose()
+
+    asyncio.run(use())

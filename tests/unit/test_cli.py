@@ -223,6 +223,36 @@ def test_store_init_on_a_store_without_a_schema_has_nothing_to_do(
     assert "no schema to create; nothing to do" in capsys.readouterr().out
 
 
+def test_store_init_refuses_a_schema_for_a_store_without_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["store", "init", (tmp_path / "s").as_uri(), "--schema", "app"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("zoom-s2s: error: --schema is for PostgreSQL stores")
+    assert not (tmp_path / "s").exists()  # refused before any store was made
+
+
+def test_store_sql_prints_the_ddl_and_grants_without_connecting(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["store", "sql", "--schema", "app_tokens", "--grant-to", "app_user"]) == 0
+    out = capsys.readouterr().out
+    assert 'CREATE SCHEMA IF NOT EXISTS "app_tokens"' in out
+    assert 'GRANT USAGE ON SCHEMA "app_tokens" TO "app_user";' in out
+    assert main(["store", "sql"]) == 0
+    out = capsys.readouterr().out
+    assert '"zoom_s2s".entries' in out
+    assert "GRANT" not in out
+
+
+def test_store_sql_refuses_a_schema_name_that_is_not_plain(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["store", "sql", "--schema", 'x"; DROP TABLE users; --']) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("zoom-s2s: error: schema must be")
+
+
 def test_store_init_with_a_bad_url_prints_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["store", "init", "nosuch://x:pw-1234@host/"]) == 1
     err = capsys.readouterr().err

@@ -311,8 +311,9 @@ class PostgresTokenStore(BaseTokenStore):
                 f"needs USAGE on schema {self._schema!r}, SELECT on its table meta and "
                 "SELECT, INSERT, UPDATE on its table entries (and DELETE on rates), and "
                 "CREATE on the database "
-                "if the schema does not exist yet (have an administrator run "
-                "zoom_s2s.stores.postgres.schema_sql() and grants_sql())",
+                "if the schema does not exist yet (have an administrator run the SQL "
+                f"that 'zoom-s2s store sql --schema {self._schema} --grant-to USER' "
+                "prints, or zoom_s2s.stores.postgres.schema_sql() and grants_sql())",
                 store=self._name,
             )
         if isinstance(exc, errors.InvalidCatalogNameError):
