@@ -301,6 +301,7 @@ class ZoomClient(AsyncClosedOnExit):
         # Work that is the same for every request, done once: the URL of each
         # path at the configured base, and the headers of the current token.
         self._paths: dict[str, tuple[str, yarl.URL]] = {}
+        self._regional_urls: dict[tuple[str, str], yarl.URL] = {}  # (base, quoted path)
         self._signed: tuple[AccessToken | None, dict[str, str]] = (None, {})
         # Tokens Zoom refused for a missing scope after a refetch: no second refetch.
         self._lacking: deque[str] = deque(maxlen=_SCOPE_MEMORY)
@@ -543,6 +544,16 @@ class ZoomClient(AsyncClosedOnExit):
         self._paths[path] = target
         return target
 
+    def _regional_url(self, base: str, quoted: str) -> yarl.URL:
+        """The URL of ``quoted`` at the token's regional ``base``; remembered for next time."""
+        key = (base, quoted)
+        url = self._regional_urls.get(key)
+        if url is None:
+            if len(self._regional_urls) >= _PATH_CACHE_SIZE:
+                self._regional_urls.clear()
+            url = self._regional_urls[key] = yarl.URL(base + quoted, encoded=True)
+        return url
+
     async def _check_fresh_scopes(self, retries: _Retries) -> None:
         """Before retrying a scope error: raise it again if the fresh token cannot help."""
         error, retries.scope_error = retries.scope_error, None
@@ -595,7 +606,7 @@ class ZoomClient(AsyncClosedOnExit):
         if self.use_token_api_url:
             base = self._destinations.base_for(token.api_url)
             if base != self.base_url:
-                url = yarl.URL(base + target[0], encoded=True)
+                url = self._regional_url(base, target[0])
         async with session.request(
             method,
             url,

@@ -367,8 +367,9 @@ async def test_use_token_api_url_sends_requests_to_the_tokens_regional_host(
 ) -> None:
     # The base URL is unreachable; only the token's api_url (the fake) can answer.
     async with ZoomClient(tokens, "http://127.0.0.1:9/v2", use_token_api_url=True) as zoom:
-        user = await zoom.get_user("me")
-    assert user.id == fake_zoom.me_id
+        users = [await zoom.get_user(who) for who in ("me", "me", fake_zoom.me_id, "me")]
+    assert {user.id for user in users} == {fake_zoom.me_id}
+    assert fake_zoom.api_requests == 4  # every one, remembered URLs included, went there
     assert (await tokens.get_token()).api_url == fake_zoom.url
 
 
