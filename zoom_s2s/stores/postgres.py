@@ -326,7 +326,11 @@ class PostgresTokenStore(BaseTokenStore):
             exc,
             (OSError, asyncio.TimeoutError, errors.InterfaceError,
              errors.PostgresConnectionError, errors.OperatorInterventionError,
-             errors.InsufficientResourcesError),
+             errors.InsufficientResourcesError,
+             # A pooled connection whose server died mid-exchange can surface as
+             # "cannot switch to state N; another operation is in progress": only
+             # the pool uses these connections, one operation at a time.
+             errors.InternalClientError),
         ):
             return StoreUnavailableError(
                 f"{where} is unreachable while {action} ({kind}: {detail}); check that "

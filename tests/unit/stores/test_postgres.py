@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from zoom_s2s import ConfigurationError, store_from_url
+from zoom_s2s import ConfigurationError, StoreUnavailableError, store_from_url
 from zoom_s2s.stores import PostgresTokenStore
 from zoom_s2s.stores.postgres import grants_sql, schema_sql
 
@@ -72,3 +72,18 @@ def test_a_password_with_an_unescaped_delimiter_reaches_no_message_or_repr(url: 
         shown = str(exc)
         assert "percent-encode" in shown
     assert "s3cr" not in shown
+
+
+def test_a_connection_left_mid_exchange_by_a_dead_server_is_unavailable() -> None:
+    """asyncpg reports a pooled connection whose server died mid-exchange as an
+    InternalClientError (seen when the postmaster is SIGKILLed: test_postgres_fleet.py);
+    that is an unreachable store, not a failure of the store's own statements."""
+    asyncpg_exceptions = pytest.importorskip("asyncpg.exceptions")
+    store = store_from_url("postgresql://app:pw-123@db/zoom")
+    exc = asyncpg_exceptions.InternalClientError(
+        "cannot switch to state 11; another operation (2) is in progress"
+    )
+    error = store.translate_error(exc, "reading the token")  # type: ignore[attr-defined]
+    assert isinstance(error, StoreUnavailableError)
+    assert "is unreachable while reading the token" in str(error)
+    assert "pw-123" not in str(error)
