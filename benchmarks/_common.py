@@ -132,8 +132,18 @@ def figure(
     return Figure(benchmark, name, number, unit, target, met, note, spread)
 
 
+# kind -> (client package, server module, server class, its start error)
+_SERVERS = {
+    "redis": ("redis.asyncio", "zoom_s2s.testing.redis_server", "RedisServer",
+              "RedisServerError"),
+    "postgres": ("asyncpg", "zoom_s2s.testing.postgres_server", "PostgresServer",
+                 "PostgresServerError"),
+}
+
+
 class RunContext:
-    """What one ``python -m benchmarks`` run shares: mode, output, Redis, temporary files.
+    """What one ``python -m benchmarks`` run shares: mode, output, Redis, PostgreSQL,
+    temporary files.
 
     Everything it starts is stopped by :meth:`close` (also on Ctrl-C and errors).
 
@@ -147,8 +157,8 @@ class RunContext:
         self.output = output
         self.data: dict[str, Any] = {}  # per benchmark: raw data for results.json and plots
         self._stack = contextlib.ExitStack()
-        self._redis: Any = None
-        self._redis_error: str | None = None
+        self._servers: dict[str, Any] = {}  # kind -> server, or why there is none
+        self._schemas = itertools.count()
         self._tmp = Path(tempfile.mkdtemp(prefix="zoom-s2s-bench-"))
         self._stack.callback(shutil.rmtree, self._tmp, ignore_errors=True)
         self._dirs = itertools.count()
@@ -163,43 +173,91 @@ class RunContext:
         path.mkdir(mode=0o700)
         return path
 
+    def _server(self, kind: str) -> Any:
+        """This run's server of ``kind`` ("redis" or "postgres"), started on first use.
+
+        Raises:
+            BenchmarkSkipped: the server's binaries or its client package are missing.
+        """
+        if kind not in self._servers:
+            package, module, cls, error = _SERVERS[kind]
+            try:
+                importlib.import_module(package)
+                server_module = importlib.import_module(module)
+                try:
+                    self._servers[kind] = self._stack.enter_context(getattr(server_module, cls)())
+                except getattr(server_module, error) as exc:
+                    self._servers[kind] = BenchmarkSkipped(str(exc))
+            except ImportError:
+                self._servers[kind] = BenchmarkSkipped(
+                    f"the {package.split('.')[0]} package is missing: pip install -e '.[bench]'"
+                )
+        server = self._servers[kind]
+        if isinstance(server, BenchmarkSkipped):
+            raise server
+        return server
+
+    def _has(self, kind: str) -> bool:
+        try:
+            self._server(kind)
+        except BenchmarkSkipped:
+            return False
+        return True
+
     def redis_url(self) -> str:
         """URL of this run's ``redis-server`` (started on first use, on loopback, empty).
 
         Raises:
             BenchmarkSkipped: ``redis-server`` or the ``redis`` package is missing.
         """
-        if self._redis is None and self._redis_error is None:
-            try:
-                importlib.import_module("redis.asyncio")
-                from zoom_s2s.testing.redis_server import RedisServer, RedisServerError
-
-                try:
-                    self._redis = self._stack.enter_context(RedisServer())
-                except RedisServerError as exc:
-                    self._redis_error = str(exc)
-            except ImportError:
-                self._redis_error = "the redis package is missing: pip install -e '.[bench]'"
-        if self._redis is None:
-            raise BenchmarkSkipped(self._redis_error or "no redis-server")
-        self._redis.flush()
-        url: str = self._redis.url
+        server = self._server("redis")
+        server.flush()
+        url: str = server.url
         return url
 
     def has_redis(self) -> bool:
         """Whether :meth:`redis_url` works here."""
-        try:
-            self.redis_url()
-        except BenchmarkSkipped:
-            return False
-        return True
+        return self._has("redis")
+
+    def postgres_url(self) -> str:
+        """URL of this run's PostgreSQL server (started on first use, private, on loopback).
+
+        Raises:
+            BenchmarkSkipped: PostgreSQL's binaries or the ``asyncpg`` package are missing.
+        """
+        url: str = self._server("postgres").url
+        return url
+
+    def has_postgres(self) -> bool:
+        """Whether :meth:`postgres_url` works here."""
+        return self._has("postgres")
+
+    def postgres_schema(self) -> str:
+        """A new, empty store schema on :meth:`postgres_url`, created now (a cold store
+        whose DDL is not part of what is measured)."""
+        from zoom_s2s.stores.postgres import schema_sql
+
+        name = f"bench_{next(self._schemas)}"
+        url = self.postgres_url()
+
+        async def create() -> None:
+            import asyncpg
+
+            connection = await asyncpg.connect(url)
+            try:
+                await connection.execute(schema_sql(name))
+            finally:
+                await connection.close()
+
+        run_async(create(), 60)
+        return name
 
     def callback(self, fn: Callable[[], Any]) -> None:
         """Run ``fn`` at :meth:`close` (last registered, first run)."""
         self._stack.callback(fn)
 
     def close(self) -> None:
-        """Stop Redis, remove temporary files."""
+        """Stop Redis and PostgreSQL, remove temporary files."""
         self._stack.close()
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "pubsub_floor",
     "redis_py_lock",
     "zoom_s2s_file",
+    "zoom_s2s_postgres",
     "zoom_s2s_redis",
 ]
 
@@ -51,6 +52,8 @@ class Spec:
     coroutines: int
     store_dir: str | None = None
     redis_url: str | None = None
+    postgres_url: str | None = None
+    postgres_schema: str | None = None
 
 
 class Subject(Protocol):
@@ -96,6 +99,17 @@ def zoom_s2s_redis(spec: Spec) -> contextlib.AbstractAsyncContextManager[Subject
     """zoom-s2s on Redis."""
     assert spec.redis_url is not None
     return _zoom_s2s(spec, RedisTokenStore.from_url(spec.redis_url))
+
+
+def zoom_s2s_postgres(spec: Spec) -> contextlib.AbstractAsyncContextManager[Subject]:
+    """zoom-s2s on PostgreSQL (a lease row, LISTEN/NOTIFY)."""
+    from zoom_s2s.stores import PostgresTokenStore
+
+    assert spec.postgres_url is not None
+    assert spec.postgres_schema is not None
+    return _zoom_s2s(
+        spec, PostgresTokenStore.from_url(spec.postgres_url, schema=spec.postgres_schema)
+    )
 
 
 def zoom_s2s_file(spec: Spec) -> contextlib.AbstractAsyncContextManager[Subject]:

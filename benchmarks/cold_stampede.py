@@ -15,7 +15,8 @@ ratios, shown with their range.
 Subjects, all in the same run:
 
 * zoom-s2s on Redis and on a file store (targets: 1 request; Redis hand-off
-  p99 < 5 ms; file hand-off p99 within 2x of Redis);
+  p99 < 5 ms; file hand-off p99 within 2x of Redis), and on PostgreSQL when
+  its binaries are installed (1 request; its hand-off beside Redis's);
 * per-process caching: a TokenManager on a MemoryTokenStore per process
   (one fetch per process);
 * redis-py's ``redis.asyncio.lock.Lock`` with its default 0.1 s polling,
@@ -57,6 +58,7 @@ from ._subjects import (
     pubsub_floor,
     redis_py_lock,
     zoom_s2s_file,
+    zoom_s2s_postgres,
     zoom_s2s_redis,
 )
 
@@ -80,6 +82,8 @@ async def stampede_worker(worker: WorkerContext) -> dict[str, Any]:
         coroutines=int(options["coroutines"]),
         store_dir=options.get("store_dir"),
         redis_url=options.get("redis_url"),
+        postgres_url=options.get("postgres_url"),
+        postgres_schema=options.get("postgres_schema"),
     )
     module, _, name = str(options["subject"]).partition(":")
     subject: SubjectFactory = getattr(importlib.import_module(module), name)
@@ -194,6 +198,9 @@ def stampede(
         "store_dir": str(ctx.temp_dir("stampede")),
         "redis_url": ctx.redis_url() if ctx.has_redis() else None,  # flushed: cold
     }
+    if subject is zoom_s2s_postgres:
+        job["postgres_url"] = ctx.postgres_url()
+        job["postgres_schema"] = ctx.postgres_schema()  # a new, empty schema: cold
     before = fake.token_requests
     results = fleet.run(stampede_worker, [job] * processes, timeout=timeout + 30)
     fetched: dict[str, float] = {}
@@ -268,6 +275,10 @@ def run(ctx: RunContext) -> list[Figure]:
         "pub/sub floor": pubsub_floor,
     }
     figures: list[Figure] = []
+    if ctx.has_postgres():
+        subjects["zoom-s2s postgres"] = zoom_s2s_postgres
+    else:
+        figures.append(figure(NAME, f"skipped postgres: {_why_not_postgres(ctx)}", None))
     data: dict[str, Any] = {}
     with (
         FakeZoom(latency=TOKEN_LATENCY).running_in_thread() as fake,
@@ -305,6 +316,14 @@ def run(ctx: RunContext) -> list[Figure]:
     return figures
 
 
+def _why_not_postgres(ctx: RunContext) -> str:
+    try:
+        ctx.postgres_url()
+    except BenchmarkSkipped as exc:
+        return str(exc)
+    return "unknown"
+
+
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f} ms"
 
@@ -338,11 +357,14 @@ def _figures(shape: str, outcomes: dict[str, Outcome]) -> list[Figure]:
     comparisons = [
         ("zoom-s2s redis", "pub/sub floor", "handoff_p99", None),
         ("zoom-s2s file", "zoom-s2s redis", "handoff_p99", FILE_VS_REDIS_TARGET),
+        ("zoom-s2s postgres", "zoom-s2s redis", "handoff_p99", None),
         ("redis-py Lock", "zoom-s2s redis", "handoff_p99", None),
         ("per-process memory", "zoom-s2s redis", "last_ms", None),
         ("redis-py Lock", "zoom-s2s redis", "last_ms", None),
     ]
     for top, bottom, what, target in comparisons:
+        if top not in outcomes or bottom not in outcomes:
+            continue
         a, b = outcomes[top], outcomes[bottom]
         spread = per_round(a, b, what)
         if spread is None:

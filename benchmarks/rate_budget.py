@@ -17,6 +17,8 @@ The subjects run in interleaved rounds. Measured per subject: the share of
 requests Zoom answered with 429, the achieved rate as a fraction of the limit,
 and the p99 wait for a permit. Then the cost of one permit on Redis (one
 script, one round trip) against one warm ``get_token()`` and one store read.
+With PostgreSQL installed, fleet pacing runs through it too (one UPSERT per
+permit on the database's clock), with the cost of one permit there.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from zoom_s2s.testing.fleet import Fleet
 from ._common import (
     BenchmarkSkipped,
     Figure,
+    Rounds,
     RunContext,
     Spread,
     compare_async,
@@ -109,6 +112,49 @@ async def _permit_cost(redis_url: str, fake: FakeZoom, rounds: int) -> dict[str,
     return {"round_trips": calls / 100, "timed": timed}
 
 
+async def _postgres_permit_cost(url: str, schema: str, rounds: int) -> Rounds:
+    from zoom_s2s.stores import PostgresTokenStore
+
+    store = PostgresTokenStore.from_url(url, schema=schema)
+    try:
+        await store.read("warm-up")  # the pool and the schema check, before timing
+
+        async def permit() -> object:
+            return await store.acquire_permit(
+                "rate-bench.light", interval=1e-6, burst=1, max_wait=60
+            )
+
+        async def read() -> object:
+            return await store.read("bench")
+
+        timed: Rounds = await compare_async(
+            {"permit": permit, "read": read}, calls=2_000, rounds=rounds
+        )
+    finally:
+        await store.aclose()
+    return timed
+
+
+def _postgres(
+    ctx: RunContext, fake: FakeZoom, layer: FakeRateLimits, processes: int, coroutines: int,
+    seconds: float, rounds: int,
+) -> tuple[list[dict[str, float]], Rounds]:
+    """Fleet pacing through PostgreSQL (one UPSERT per permit), and one permit's cost."""
+    url = ctx.postgres_url()
+    with Fleet(
+        token_url=fake.token_url,
+        credentials=fake.credentials,
+        store=url,
+        store_options={"schema": ctx.postgres_schema()},
+        api_base_url=fake.api_base_url,
+        coroutines=coroutines,
+        timeout=120.0,
+    ) as fleet:
+        runs = [_one_run(fleet, layer, processes, seconds, "fleet") for _ in range(rounds)]
+    cost = run_async(_postgres_permit_cost(url, ctx.postgres_schema(), ctx.size(3, 7)), 120)
+    return runs, cost
+
+
 def run(ctx: RunContext) -> list[Figure]:
     if not ctx.has_redis():
         raise BenchmarkSkipped("needs redis-server and the redis package")
@@ -129,6 +175,10 @@ def run(ctx: RunContext) -> list[Figure]:
         for _, subject in rotations(list(SUBJECTS), rounds):
             outcomes[subject].append(_one_run(fleet, layer, processes, seconds, subject))
         cost = run_async(_permit_cost(redis_url, fake, ctx.size(3, 7)), 120)
+        postgres = (
+            _postgres(ctx, fake, layer, processes, coroutines, seconds, rounds)
+            if ctx.has_postgres() else None
+        )
     shape = f"{processes}x{coroutines}, {seconds:g} s, limit {LIMIT}/s"
     figures: list[Figure] = []
     for subject in SUBJECTS:
@@ -152,6 +202,30 @@ def run(ctx: RunContext) -> list[Figure]:
                 Spread.of([r["wait_p99_ms"] for r in runs]), "ms",
                 note=f"{processes * coroutines} callers share {LIMIT}/s: queueing, not overhead",
             ))
+    if postgres is None:
+        figures.append(figure(NAME, "skipped postgres: no PostgreSQL server or asyncpg", None))
+    else:
+        runs, pg_cost = postgres
+        figures.append(figure(
+            NAME, f"429s, fleet pacing on PostgreSQL ({shape})",
+            Spread.of([r["share_429"] for r in runs]), "%", below=1.0,
+            note=f"{sum(r['requests'] for r in runs) / len(runs):.0f} requests a run",
+        ))
+        figures.append(figure(
+            NAME, "achieved rate, fleet pacing on PostgreSQL",
+            Spread.of([r["rate"] for r in runs]), "x limit", at_least=0.9,
+            note="passed requests / (limit x seconds)",
+        ))
+        figures.append(figure(
+            NAME, "one permit on PostgreSQL",
+            Spread.of([ns / 1000 for ns in pg_cost.wall["permit"]]), "us",
+            note="one INSERT ... ON CONFLICT DO UPDATE ... RETURNING (a round trip)",
+        ))
+        figures.append(figure(
+            NAME, "one store read on PostgreSQL (a round trip)",
+            Spread.of([ns / 1000 for ns in pg_cost.wall["read"]]), "us",
+        ))
+        ctx.data[f"{NAME}_postgres"] = {"runs": runs, "permit_cost": pg_cost.summary()}
     timed = cost["timed"]
     figures.append(figure(
         NAME, "one permit on Redis", Spread.of([ns / 1000 for ns in timed.wall["permit"]]),
