@@ -23,6 +23,7 @@ permit on the database's clock), with the cost of one permit there.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -48,6 +49,7 @@ TITLE = "one rate budget: fleet pacing vs per-process pacing vs none, 429s and a
 LIMIT = 20  # Light requests per second the fake allows the account
 WORKLOAD = "tests.system.ratelimit_worker:hammer"
 SUBJECTS = ("fleet", "process", "none")
+POSTGRES = "fleet on PostgreSQL"
 
 
 def _one_run(
@@ -135,26 +137,6 @@ async def _postgres_permit_cost(url: str, schema: str, rounds: int) -> Rounds:
     return timed
 
 
-def _postgres(
-    ctx: RunContext, fake: FakeZoom, layer: FakeRateLimits, processes: int, coroutines: int,
-    seconds: float, rounds: int,
-) -> tuple[list[dict[str, float]], Rounds]:
-    """Fleet pacing through PostgreSQL (one UPSERT per permit), and one permit's cost."""
-    url = ctx.postgres_url()
-    with Fleet(
-        token_url=fake.token_url,
-        credentials=fake.credentials,
-        store=url,
-        store_options={"schema": ctx.postgres_schema()},
-        api_base_url=fake.api_base_url,
-        coroutines=coroutines,
-        timeout=120.0,
-    ) as fleet:
-        runs = [_one_run(fleet, layer, processes, seconds, "fleet") for _ in range(rounds)]
-    cost = run_async(_postgres_permit_cost(url, ctx.postgres_schema(), ctx.size(3, 7)), 120)
-    return runs, cost
-
-
 def run(ctx: RunContext) -> list[Figure]:
     if not ctx.has_redis():
         raise BenchmarkSkipped("needs redis-server and the redis package")
@@ -162,22 +144,40 @@ def run(ctx: RunContext) -> list[Figure]:
     seconds = ctx.size(2.0, 10.0)
     rounds = ctx.size(1, 3)
     redis_url = ctx.redis_url()
-    outcomes: dict[str, list[dict[str, float]]] = {name: [] for name in SUBJECTS}
     layer = FakeRateLimits({"Light": LIMIT})
-    with FakeZoom(rate_limits=layer).running_in_thread() as fake, Fleet(
-        token_url=fake.token_url,
-        credentials=fake.credentials,
-        store=redis_url,
-        api_base_url=fake.api_base_url,
-        coroutines=coroutines,
-        timeout=120.0,
-    ) as fleet:
-        for _, subject in rotations(list(SUBJECTS), rounds):
-            outcomes[subject].append(_one_run(fleet, layer, processes, seconds, subject))
+    with contextlib.ExitStack() as stack:
+        fake = stack.enter_context(FakeZoom(rate_limits=layer).running_in_thread())
+
+        def fleet(store: str, options: dict[str, Any] | None = None) -> Fleet:
+            return stack.enter_context(Fleet(
+                token_url=fake.token_url,
+                credentials=fake.credentials,
+                store=store,
+                store_options=options,
+                api_base_url=fake.api_base_url,
+                coroutines=coroutines,
+                timeout=120.0,
+            ))
+
+        # subject -> (fleet, pacing). The PostgreSQL runs are a subject of their own in the
+        # rotation: reservations a run's callers leave behind (slots booked by callers
+        # still queued when it ends) lapse during the other subjects' runs, as on Redis.
+        on_redis = fleet(redis_url)
+        subjects = {name: (on_redis, name) for name in SUBJECTS}
+        if ctx.has_postgres():
+            options = {"schema": ctx.postgres_schema()}
+            subjects[POSTGRES] = (fleet(ctx.postgres_url(), options), "fleet")
+        outcomes: dict[str, list[dict[str, float]]] = {name: [] for name in subjects}
+        for _, subject in rotations(list(subjects), rounds):
+            on, pacing = subjects[subject]
+            outcomes[subject].append(_one_run(on, layer, processes, seconds, pacing))
         cost = run_async(_permit_cost(redis_url, fake, ctx.size(3, 7)), 120)
-        postgres = (
-            _postgres(ctx, fake, layer, processes, coroutines, seconds, rounds)
-            if ctx.has_postgres() else None
+        pg_cost = (
+            run_async(
+                _postgres_permit_cost(ctx.postgres_url(), ctx.postgres_schema(),
+                                      ctx.size(3, 7)), 120,
+            )
+            if POSTGRES in subjects else None
         )
     shape = f"{processes}x{coroutines}, {seconds:g} s, limit {LIMIT}/s"
     figures: list[Figure] = []
@@ -202,10 +202,10 @@ def run(ctx: RunContext) -> list[Figure]:
                 Spread.of([r["wait_p99_ms"] for r in runs]), "ms",
                 note=f"{processes * coroutines} callers share {LIMIT}/s: queueing, not overhead",
             ))
-    if postgres is None:
+    if pg_cost is None:
         figures.append(figure(NAME, "skipped postgres: no PostgreSQL server or asyncpg", None))
     else:
-        runs, pg_cost = postgres
+        runs = outcomes[POSTGRES]
         figures.append(figure(
             NAME, f"429s, fleet pacing on PostgreSQL ({shape})",
             Spread.of([r["share_429"] for r in runs]), "%", below=1.0,
@@ -225,7 +225,6 @@ def run(ctx: RunContext) -> list[Figure]:
             NAME, "one store read on PostgreSQL (a round trip)",
             Spread.of([ns / 1000 for ns in pg_cost.wall["read"]]), "us",
         ))
-        ctx.data[f"{NAME}_postgres"] = {"runs": runs, "permit_cost": pg_cost.summary()}
     timed = cost["timed"]
     figures.append(figure(
         NAME, "one permit on Redis", Spread.of([ns / 1000 for ns in timed.wall["permit"]]),
@@ -240,7 +239,8 @@ def run(ctx: RunContext) -> list[Figure]:
         "us",
     ))
     ctx.data[NAME] = {"runs": outcomes, "permit_cost": timed.summary(),
-                      "round_trips_per_permit": cost["round_trips"]}
+                      "round_trips_per_permit": cost["round_trips"],
+                      "postgres_permit_cost": None if pg_cost is None else pg_cost.summary()}
     return figures
 
 
