@@ -9,6 +9,10 @@ Options (JSON):
 ``limits``      keyword arguments of :class:`~zoom_s2s.RateLimits` (``{"light": 20}``).
 ``retries``     ``rate_limit_retries`` of the client (default 0: a 429 is counted, not retried).
 ``stop_on_daily``  stop a coroutine at its first :class:`DailyLimitExceededError`.
+``trace``       also return ``asked``: when (``time.monotonic()``, one clock for every
+                process of the machine) each granted permit was asked for, and
+                ``daily_seen``: when a coroutine first got a daily-limit error for a
+                request that was sent (the limiter has stored the hold by then).
 
 It returns counts and the permit waits' quantiles (JSON).
 """
@@ -48,6 +52,9 @@ async def hammer(worker: WorkerContext) -> dict[str, Any]:
     counts = {"ok": 0, "r429": 0, "held": 0, "daily_sent": 0, "daily_held": 0, "other": 0}
     resets: set[str] = set()
     waits: list[float] = []
+    asked: list[float] = []
+    daily_seen: list[float] = []
+    trace = bool(options.get("trace"))
     assert worker.credentials is not None
     assert worker.api_base_url is not None
     store = worker.open_store()
@@ -72,8 +79,11 @@ async def hammer(worker: WorkerContext) -> dict[str, Any]:
             acquire = limiter.acquire
 
             async def timed(*args: Any, **kwargs: Any) -> float:
+                at = time.monotonic()
                 waited = await acquire(*args, **kwargs)
                 waits.append(waited)
+                if trace:
+                    asked.append(at)
                 return waited
 
             limiter.acquire = timed  # type: ignore[method-assign]
@@ -89,6 +99,8 @@ async def hammer(worker: WorkerContext) -> dict[str, Any]:
                     counts["ok"] += 1
                 except DailyLimitExceededError as exc:
                     counts["daily_sent" if exc.sent else "daily_held"] += 1
+                    if exc.sent:
+                        daily_seen.append(time.monotonic())
                     if exc.retry_at is not None:
                         resets.add(exc.retry_at.replace(microsecond=0).isoformat())
                     if stop_on_daily:
@@ -114,4 +126,5 @@ async def hammer(worker: WorkerContext) -> dict[str, Any]:
         "wait_p50": _quantile(waits, 0.5),
         "wait_p99": _quantile(waits, 0.99),
         "shared": limiter.shared if limiter is not None else None,
+        **({"asked": asked, "daily_seen": min(daily_seen, default=None)} if trace else {}),
     }

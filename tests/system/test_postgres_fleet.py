@@ -25,6 +25,7 @@ from zoom_s2s.testing.postgres_server import PostgresServer
 from ..support import FAST_RETRY
 from .conftest import require_asyncpg, require_postgres_server
 from .fleet_worker import Child, base_config, fleet, read_store
+from .test_postgres_store import QueryCounter
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -110,10 +111,15 @@ def test_lock_holder_killed_mid_fetch_is_taken_over_within_the_lock_ttl(
 
 @pytest.fixture
 def own_server() -> Iterator[PostgresServer]:
-    """A server of the test's own: the test stops it."""
+    """A server of the test's own: the test stops it, or crashes it.
+
+    Commits are synchronous here (the shared test server's are not, for speed): a
+    committed token must survive a SIGKILL of the postmaster, as on a real server.
+    ``fsync`` may stay off, since the operating system keeps what was written.
+    """
     require_postgres_server()
     require_asyncpg()
-    with PostgresServer() as server:
+    with PostgresServer(settings={"synchronous_commit": "on"}) as server:
         yield server
 
 
@@ -164,8 +170,11 @@ async def test_postgres_crash_mid_run_wakes_waiters_then_recovers_with_the_token
             key = manager.store_key
             lease = await store.acquire_lock("other", ttl=30)
             assert lease is not None
+            assert await peer.read("other") is None  # the peer's pool
+            counter = QueryCounter(peer)
             waiter = asyncio.create_task(peer.wait_for_change("other", timeout=25))
-            await asyncio.sleep(0.3)
+            await counter.reach(1)  # LISTENing, and it found the lock held: asleep
+            counter.restore()
             assert not waiter.done()
             own_server.kill()
             await asyncio.wait_for(waiter, 5)  # woken by the lost connection

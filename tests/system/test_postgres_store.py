@@ -51,6 +51,39 @@ async def sql(url: str, query: str, *args: Any) -> Any:
         await connection.close()
 
 
+class QueryCounter:
+    """Counts the statements ``store``'s pool answered (installed over the pool;
+    :meth:`restore` puts it back). Lets a test wait until waiters have looked at the
+    lock instead of sleeping a fixed time, which a loaded machine outlasts."""
+
+    def __init__(self, store: PostgresTokenStore) -> None:
+        self.store, self.pool, self.count = store, store._pool, 0
+        assert self.pool is not None, "use the store once first: its pool is made lazily"
+        counter = self
+
+        class Counting:
+            def __getattr__(self, name: str) -> Any:
+                method = getattr(counter.pool, name)
+
+                async def counted(*args: Any, **kwargs: Any) -> Any:
+                    result = await method(*args, **kwargs)
+                    counter.count += 1  # once answered: the caller has what it asked
+                    return result
+
+                return counted
+
+        store._pool = Counting()
+
+    async def reach(self, count: int, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.count < count:
+            assert time.monotonic() < deadline, f"{self.count} statements, not {count}"
+            await asyncio.sleep(0.005)
+
+    def restore(self) -> None:
+        self.store._pool = self.pool
+
+
 class TestPostgresTokenStore(StoreContract):
     store_secrets = (PASSWORD,)
 
@@ -169,8 +202,11 @@ async def test_an_application_user_with_the_documented_grants_only(
     try:
         lease = await store.acquire_lock(KEY, ttl=10)
         assert lease is not None
+        assert await peer.read(KEY) is None  # the peer's pool, made with these grants
+        counter = QueryCounter(peer)
         waiter = asyncio.create_task(peer.wait_for_change(KEY, timeout=10))
-        await asyncio.sleep(0.2)
+        await counter.reach(1)  # LISTENing, and it found the lock held
+        counter.restore()
         token = make_token()
         assert await store.write(lease, token)
         await asyncio.wait_for(waiter, 5)  # NOTIFY/LISTEN need no grant
@@ -233,29 +269,14 @@ async def test_waiters_are_woken_by_notify_not_by_polling(
     lease = await store.acquire_lock(KEY, ttl=30)
     assert lease is not None
     peer = PostgresTokenStore.from_url(postgres_url, schema=postgres_schema)
-    pool: Any = None
+    counter: QueryCounter | None = None
     try:
         await peer.init_schema()
-        pool = peer._pool
-        queries = 0
-
-        class Counting:  # the pool, counting the statements sent through it
-            def __getattr__(self, name: str) -> Any:
-                method = getattr(pool, name)
-
-                async def counted(*args: Any, **kwargs: Any) -> Any:
-                    nonlocal queries
-                    queries += 1
-                    return await method(*args, **kwargs)
-
-                return counted
-
-        peer._pool = Counting()
+        counter = QueryCounter(peer)
         waiters = [asyncio.create_task(peer.wait_for_change(KEY, timeout=10)) for _ in range(20)]
-        await asyncio.sleep(0.3)
-        assert queries == 20  # each waiter looked at the lock once...
+        await counter.reach(20)  # each waiter looked at the lock once...
         await asyncio.sleep(1.5)
-        assert queries == 20, "the waiters polled"  # ... and then slept
+        assert counter.count == 20, "the waiters polled"  # ... and then slept
         listening = await sql(
             postgres_url,
             "SELECT count(*) AS n FROM pg_stat_activity WHERE query LIKE 'LISTEN%'",
@@ -265,8 +286,8 @@ async def test_waiters_are_woken_by_notify_not_by_polling(
         assert await store.release_lock(lease)
         await asyncio.wait_for(asyncio.gather(*waiters), 2)
     finally:
-        if pool is not None:
-            peer._pool = pool
+        if counter is not None:
+            counter.restore()
         await peer.aclose()
 
 

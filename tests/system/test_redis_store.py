@@ -66,6 +66,26 @@ async def lease_for(store: RedisTokenStore, key: str = KEY, ttl: float = 30) -> 
     return lease
 
 
+async def _pttl_calls(url: str) -> int:
+    client = redis.Redis.from_url(url)
+    try:
+        stats = await client.info("commandstats")
+    finally:
+        await client.aclose()
+    return int(stats.get("cmdstat_pttl", {}).get("calls", 0))
+
+
+async def until_asleep(url: str, before: int) -> None:
+    """Return once a waiter has subscribed and looked at the lock (its PTTL reached the
+    server): from then on it sleeps on its subscription. A fixed sleep is not enough on a
+    loaded machine."""
+    deadline = time.monotonic() + 10
+    while await _pttl_calls(url) <= before:
+        assert time.monotonic() < deadline, "the waiter never looked at the lock"
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)  # the reply is on its way; the waiter reads it even after a stop
+
+
 async def put(store: RedisTokenStore, token: AccessToken, key: str = KEY) -> LockLease:
     """Write ``token`` under a fresh lease, then release the lock."""
     lease = await lease_for(store, key)
@@ -85,9 +105,11 @@ async def test_keys_share_the_hash_tag_and_never_hold_the_token(
     lease = await lease_for(store, ttl=10)
     assert await store.write(lease, token)
     waiter = asyncio.create_task(store.wait_for_change(KEY, timeout=5))
-    await asyncio.sleep(0.2)
+    deadline = time.monotonic() + 10
+    while not (channels := [c.decode() for c in await raw.pubsub_channels()]):
+        assert time.monotonic() < deadline, "the waiter never subscribed"
+        await asyncio.sleep(0.01)
     keys = sorted(k.decode() for k in await raw.keys("*"))
-    channels = [c.decode() for c in await raw.pubsub_channels()]
     assert keys == [f"zoom_s2s:{{{KEY}}}:{part}" for part in ("fence", "gen", "lock", "token")]
     assert channels == [f"zoom_s2s:{{{KEY}}}:changed"]
     assert not any(token.access_token in name for name in keys + channels)
@@ -206,8 +228,9 @@ async def test_outage_raises_store_unavailable_quickly_and_recovers(
     store = RedisTokenStore.from_url(alice_url(own_server))
     try:
         lease = await lease_for(store)
+        before = await _pttl_calls(alice_url(own_server))
         waiter = asyncio.create_task(store.wait_for_change(KEY, timeout=60))
-        await asyncio.sleep(0.2)
+        await until_asleep(alice_url(own_server), before)
         own_server.stop()
         await asyncio.wait_for(waiter, 15)  # woken by the broken subscription, not the timeout
         attempts = {
