@@ -9,10 +9,12 @@ Options (JSON):
 ``limits``      keyword arguments of :class:`~zoom_s2s.RateLimits` (``{"light": 20}``).
 ``retries``     ``rate_limit_retries`` of the client (default 0: a 429 is counted, not retried).
 ``stop_on_daily``  stop a coroutine at its first :class:`DailyLimitExceededError`.
-``trace``       also return ``asked``: when (``time.monotonic()``, one clock for every
-                process of the machine) each granted permit was asked for, and
+``trace``       also return ``asked``: ``[asked, granted]`` for each granted permit
+                (``time.monotonic()``, one clock for every process of the machine);
                 ``daily_seen``: when a coroutine first got a daily-limit error for a
-                request that was sent (the limiter has stored the hold by then).
+                request that was sent (the limiter has stored the hold by then); and
+                ``pauses``: ``[before, after, seconds]`` for each pause this process's
+                limiter stored for the fleet (a per-second 429, a spent window).
 
 It returns counts and the permit waits' quantiles (JSON).
 """
@@ -52,7 +54,8 @@ async def hammer(worker: WorkerContext) -> dict[str, Any]:
     counts = {"ok": 0, "r429": 0, "held": 0, "daily_sent": 0, "daily_held": 0, "other": 0}
     resets: set[str] = set()
     waits: list[float] = []
-    asked: list[float] = []
+    asked: list[tuple[float, float]] = []
+    pauses: list[tuple[float, float, float]] = []
     daily_seen: list[float] = []
     trace = bool(options.get("trace"))
     assert worker.credentials is not None
@@ -83,10 +86,19 @@ async def hammer(worker: WorkerContext) -> dict[str, Any]:
                 waited = await acquire(*args, **kwargs)
                 waits.append(waited)
                 if trace:
-                    asked.append(at)
+                    asked.append((at, time.monotonic()))
                 return waited
 
             limiter.acquire = timed  # type: ignore[method-assign]
+            if trace:  # observe (not replace) the limiter's pauses
+                pause = limiter._pause
+
+                async def traced(key: str, seconds: float, *, daily: bool = False) -> None:
+                    before = time.monotonic()
+                    await pause(key, seconds, daily=daily)
+                    pauses.append((before, time.monotonic(), seconds))
+
+                limiter._pause = traced  # type: ignore[method-assign]
         await tokens.get_token()  # the token is not what is measured
         await worker.gate()
         deadline = time.monotonic() + float(options["seconds"])
@@ -126,5 +138,6 @@ async def hammer(worker: WorkerContext) -> dict[str, Any]:
         "wait_p50": _quantile(waits, 0.5),
         "wait_p99": _quantile(waits, 0.99),
         "shared": limiter.shared if limiter is not None else None,
-        **({"asked": asked, "daily_seen": min(daily_seen, default=None)} if trace else {}),
+        **({"asked": asked, "daily_seen": min(daily_seen, default=None), "pauses": pauses}
+           if trace else {}),
     }

@@ -132,17 +132,28 @@ class FakeRateLimits:
         self._daily_used: Counter[tuple[str, str]] = Counter()
         self._user_used: Counter[tuple[str, str, str]] = Counter()
         self._throttled: dict[str, float] = {}  # category -> clock() until which all get 429
+        self._throttle_left: dict[str, int | None] = {}  # 429s left to answer (None: all)
         self._guard = threading.Lock()  # tests read the counters from another thread
 
     # -- test controls ----------------------------------------------------------------
 
-    def throttle(self, category: str, seconds: float) -> None:
+    def throttle(self, category: str, seconds: float, *, requests: int | None = None) -> None:
         """Answer every ``category`` request of the next ``seconds`` with a per-second 429.
 
         Its ``Retry-After`` is the end of that window (as when another app of
         the account spent the budget).
+
+        Args:
+            category: The category (``"Light"``, ...).
+            seconds: How long the window lasts.
+            requests: Answer only the first ``requests`` of them with the 429; the
+                others are served as usual. With ``requests=1`` exactly one process
+                learns of the window, so a test can check that the others are
+                told through the store rather than by 429s of their own.
         """
-        self._throttled[category] = self.clock() + seconds
+        with self._guard:
+            self._throttled[category] = self.clock() + seconds
+            self._throttle_left[category] = requests
 
     def reset_daily(self) -> None:
         """Forget the day's counts, as at 00:00 UTC."""
@@ -205,7 +216,10 @@ class FakeRateLimits:
         if self.daily_form == "header":
             headers["X-RateLimit-Type"] = "QPS" if daily is None else "Daily-limit"
         until = self._throttled.get(category, 0.0)
-        if until > now:
+        left = self._throttle_left.get(category)
+        if until > now and (left is None or left > 0):
+            if left is not None:
+                self._throttle_left[category] = left - 1
             return 429, "throttled", self._qps_429(headers, rate, until - now)
         user_limit = self.per_user_daily.get(call.route)
         user = call.request.match_info.get("user_id", "")

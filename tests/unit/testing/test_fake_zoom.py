@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -308,6 +309,26 @@ async def test_api_answers_carry_rate_limit_headers(
     assert 0 <= int(headers["X-RateLimit-Remaining"]) < 30
     _, _, headers = await get(session, fake_zoom, token, "/users/nobody")
     assert "X-RateLimit-Category" in headers  # errors after authentication too
+
+
+@pytest.mark.parametrize("requests", [None, 1])
+async def test_a_throttle_refuses_every_request_of_its_window_or_only_the_first_n(
+    session: aiohttp.ClientSession, requests: int | None
+) -> None:
+    from zoom_s2s.testing import FakeRateLimits
+
+    layer = FakeRateLimits({"Light": 1000})
+    async with FakeZoom(rate_limits=layer) as zoom:
+        token = await bearer(session, zoom)
+        layer.throttle("Light", 5.0, requests=requests)
+        answers = [await get(session, zoom, token, "/users/me") for _ in range(3)]
+    statuses = [status for status, _, _ in answers]
+    assert statuses == ([429, 429, 429] if requests is None else [429, 200, 200])
+    # Zoom's form: the end of the window as an ISO 8601 UTC time.
+    ends = dt.datetime.fromisoformat(answers[0][2]["Retry-After"].replace("Z", "+00:00"))
+    left = (ends - dt.datetime.now(dt.timezone.utc)).total_seconds()
+    assert 3.5 <= left <= 5.0
+    assert layer.refused == {"throttled": statuses.count(429)}
 
 
 async def test_an_api_hook_can_refuse_a_call(
