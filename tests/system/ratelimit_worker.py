@@ -53,6 +53,7 @@ async def hammer(worker: WorkerContext) -> dict[str, Any]:
     limits = RateLimits(**options.get("limits", {})) if pacing != "none" else None
     counts = {"ok": 0, "r429": 0, "held": 0, "daily_sent": 0, "daily_held": 0, "other": 0}
     resets: set[str] = set()
+    others: list[str] = []
     waits: list[float] = []
     asked: list[tuple[float, float]] = []
     pauses: list[tuple[float, float, float]] = []
@@ -120,8 +121,10 @@ async def hammer(worker: WorkerContext) -> dict[str, Any]:
                     await asyncio.sleep(0.01)
                 except RateLimitedError as exc:
                     counts["r429" if exc.sent else "held"] += 1
-                except Exception:  # counted: the run goes on
+                except Exception as exc:  # counted (the first few named): the run goes on
                     counts["other"] += 1
+                    if len(others) < 5:
+                        others.append(f"{type(exc).__name__}: {exc}")
 
         # Stop at the deadline: callers still queued for a permit are cancelled, not
         # drained (their slots would run seconds past the end).
@@ -134,6 +137,7 @@ async def hammer(worker: WorkerContext) -> dict[str, Any]:
     return {
         **counts,
         "resets": sorted(resets),
+        "others": others,
         "permits": len(waits),
         "wait_p50": _quantile(waits, 0.5),
         "wait_p99": _quantile(waits, 0.99),
