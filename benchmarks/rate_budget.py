@@ -24,9 +24,9 @@ permit on the database's clock), with the cost of one permit there.
 from __future__ import annotations
 
 import contextlib
-import time
 from typing import Any
 
+from tests.system.ratelimit_worker import budget_run
 from zoom_s2s import MemoryTokenStore, RedisTokenStore, TokenManager
 from zoom_s2s.testing import FakeRateLimits, FakeZoom
 from zoom_s2s.testing.fleet import Fleet
@@ -47,7 +47,6 @@ NAME = "rate_budget"
 TITLE = "one rate budget: fleet pacing vs per-process pacing vs none, 429s and achieved rate"
 
 LIMIT = 20  # Light requests per second the fake allows the account
-WORKLOAD = "tests.system.ratelimit_worker:hammer"
 SUBJECTS = ("fleet", "process", "none")
 POSTGRES = "fleet on PostgreSQL"
 
@@ -55,23 +54,15 @@ POSTGRES = "fleet on PostgreSQL"
 def _one_run(
     fleet: Fleet, layer: FakeRateLimits, processes: int, seconds: float, pacing: str
 ) -> dict[str, float]:
-    time.sleep(1.05)  # the fake's bucket refills: every run starts from the same state
-    start = time.monotonic()
-    results = fleet.run(
-        WORKLOAD,
-        [{"seconds": seconds, "pacing": pacing, "limits": {"light": LIMIT}}] * processes,
-        timeout=seconds + 60,
+    run = budget_run(
+        fleet, layer, processes=processes, seconds=seconds, pacing=pacing, limit=LIMIT
     )
-    arrivals = layer.arrivals("Light", since=start)
-    first = min((a.at for a in arrivals), default=start)
-    passed = sum(1 for a in arrivals if a.status == 0 and a.at < first + seconds)
-    refused = sum(1 for a in arrivals if a.status == 429)
     return {
-        "requests": len(arrivals),
-        "refused": refused,
-        "share_429": 100.0 * refused / max(1, len(arrivals)),
-        "rate": passed / seconds / LIMIT,
-        "wait_p99_ms": 1000 * max(r["wait_p99"] for r in results),
+        "requests": run["fake_requests"],
+        "refused": run["fake_429"],
+        "share_429": 100.0 * run["fake_429"] / max(1, run["fake_requests"]),
+        "rate": run["rate"],
+        "wait_p99_ms": 1000 * run["wait_p99"],
     }
 
 

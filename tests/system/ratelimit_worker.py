@@ -16,7 +16,9 @@ Options (JSON):
                 ``pauses``: ``[before, after, seconds]`` for each pause this process's
                 limiter stored for the fleet (a per-second 429, a spent window).
 
-It returns counts and the permit waits' quantiles (JSON).
+It returns counts and the permit waits' quantiles (JSON). :func:`budget_run` runs it
+on every process of a fleet against the fake's limit and measures the run, for the
+fleet tests and ``benchmarks/rate_budget`` alike.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ import contextlib
 import time
 from typing import Any
 
-from zoom_s2s.testing.fleet import WorkerContext
+from zoom_s2s.testing import FakeRateLimits
+from zoom_s2s.testing.fleet import Fleet, WorkerContext
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -144,4 +147,39 @@ async def hammer(worker: WorkerContext) -> dict[str, Any]:
         "shared": limiter.shared if limiter is not None else None,
         **({"asked": asked, "daily_seen": min(daily_seen, default=None), "pauses": pauses}
            if trace else {}),
+    }
+
+
+def budget_run(
+    fleet: Fleet,
+    layer: FakeRateLimits,
+    *,
+    processes: int,
+    seconds: float,
+    pacing: str,
+    limit: float,
+) -> dict[str, Any]:
+    """One run of :func:`hammer` on ``processes`` workers, paced ``pacing`` at ``limit``
+    Light requests per second, and what the fleet and the fake counted (JSON-ready).
+
+    ``rate`` is the requests Zoom let through in the first ``seconds`` after the first
+    arrival, as a fraction of ``limit``.
+    """
+    time.sleep(1.05)  # the fake's bucket refills: every run starts from the same state
+    start = time.monotonic()
+    results = fleet.run(
+        hammer,
+        [{"seconds": seconds, "pacing": pacing, "limits": {"light": limit}}] * processes,
+        timeout=seconds + 60,
+    )
+    arrivals = layer.arrivals("Light", since=start)
+    first = min((a.at for a in arrivals), default=start)
+    passed = sum(1 for a in arrivals if a.status == 0 and a.at < first + seconds)
+    return {
+        **{key: sum(r[key] for r in results) for key in ("ok", "r429", "held", "other")},
+        "fake_429": sum(1 for a in arrivals if a.status == 429),
+        "fake_requests": len(arrivals),
+        "rate": passed / seconds / limit,
+        "wait_p99": max(r["wait_p99"] for r in results),
+        "shared": sorted({r["shared"] for r in results}, key=str),
     }
