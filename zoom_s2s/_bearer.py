@@ -14,10 +14,9 @@ from typing import Protocol
 
 import yarl
 
-from ._env import api_url_from_env
 from ._http import parse_json
 from .client.responses import INVALID_TOKEN_CODE
-from .client.urls import Destinations, api_base
+from .client.urls import Destinations
 from .models import AccessToken
 
 __all__ = ["MAX_401_BODY", "SyncTokens", "TokenRule", "is_invalid_token"]
@@ -56,13 +55,8 @@ class TokenRule:
     def __init__(
         self, api_url: str | None, *, use_token_api_url: bool, allow_insecure_http: bool
     ) -> None:
-        base = api_base(
-            api_url_from_env() if api_url is None else api_url,
-            "api_url",
-            allow_insecure_http=allow_insecure_http,
-        )
-        self.destinations = Destinations(
-            base, use_token_api_url=use_token_api_url, allow_insecure_http=allow_insecure_http
+        self.destinations = Destinations.for_api_url(
+            api_url, use_token_api_url=use_token_api_url, allow_insecure_http=allow_insecure_http
         )
 
     @property

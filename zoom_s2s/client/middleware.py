@@ -30,7 +30,6 @@ from typing import Literal
 import yarl
 from aiohttp import ClientHandlerType, ClientRequest, ClientResponse, hdrs
 
-from .._env import api_url_from_env
 from .._http import parse_json
 from ..errors import ConfigurationError, ForeignRedirectError
 from ..manager import TokenManager
@@ -38,7 +37,7 @@ from ..models import AccessToken
 from ..ratelimit.limiter import RateLimiter
 from ..ratelimit.limits import RateLimits
 from .responses import INVALID_TOKEN_CODE
-from .urls import Destinations, api_base, origin_of
+from .urls import Destinations, origin_of
 
 __all__ = ["ForeignRedirect", "RedirectGuard", "ZoomAuthMiddleware"]
 
@@ -193,13 +192,8 @@ class ZoomAuthMiddleware:
     ) -> None:
         self._tokens = tokens
         self._refuse = check_redirect_mode(on_foreign_redirect)
-        base = api_base(
-            api_url_from_env() if api_url is None else api_url,
-            "api_url",
-            allow_insecure_http=allow_insecure_http,
-        )
-        self._destinations = Destinations(
-            base, use_token_api_url=use_token_api_url, allow_insecure_http=allow_insecure_http
+        self._destinations = Destinations.for_api_url(
+            api_url, use_token_api_url=use_token_api_url, allow_insecure_http=allow_insecure_http
         )
         token_url = yarl.URL(tokens.token_url)
         self._token_origin = origin_of(token_url)
@@ -207,7 +201,7 @@ class ZoomAuthMiddleware:
         self.rate_limiter: RateLimiter | None = (
             None if rate_limits is None else RateLimiter.for_manager(rate_limits, tokens)
         )
-        self._api_path = yarl.URL(base).path.rstrip("/")
+        self._api_path = yarl.URL(self._destinations.base_url).path.rstrip("/")
 
     def __repr__(self) -> str:
         mode = "refuse" if self._refuse else "strip"

@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import yarl
 
-from .._env import DEFAULT_API_URL, ENV_API_URL, ZOOMGOV_API_URL
+from .._env import DEFAULT_API_URL, ENV_API_URL, ZOOMGOV_API_URL, api_url_from_env
 from ..errors import ConfigurationError
 from ..oauth import validate_url
 
@@ -147,6 +147,24 @@ class Destinations:
         # api_url -> (base, origin) when trusted, None when not; one entry per api_url seen.
         self._regional: dict[str, tuple[str, Origin] | None] = {}
         self._trusted_origins: set[Origin] = set()
+
+    @classmethod
+    def for_api_url(
+        cls, api_url: str | None, *, use_token_api_url: bool, allow_insecure_http: bool
+    ) -> Destinations:
+        """The rule for a user's ``api_url`` argument (``None``: ``$ZOOM_API_URL`` or
+        Zoom's default), validated as ``api_url``.
+
+        Raises:
+            ConfigurationError: A bad ``api_url``.
+        """
+        base = api_base(
+            api_url_from_env() if api_url is None else api_url,
+            "api_url",
+            allow_insecure_http=allow_insecure_http,
+        )
+        return cls(base, use_token_api_url=use_token_api_url,
+                   allow_insecure_http=allow_insecure_http)
 
     def base_for(self, api_url: str | None) -> str:
         """The base to send a request to for a token with this ``api_url``."""
