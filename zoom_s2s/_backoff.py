@@ -18,9 +18,8 @@ make this process wait longer than the schedule allows.
 from __future__ import annotations
 
 import random
-import time
 
-from . import errors
+from . import _clock, errors
 from ._redact import scrub
 from .stores.base import FailureRecord
 
@@ -137,7 +136,7 @@ class Backoff:
                 failure of this process: the count stays, and the wait is
                 re-checked in the store and ends when the record goes).
         """
-        now = time.monotonic()
+        now = _clock.monotonic()
         if not fleet:
             self._failures += 1
         if wait is None:
@@ -155,7 +154,7 @@ class Backoff:
         neighbour's clock is broken, or the record was tampered with) never
         extends the wait.
         """
-        now = time.monotonic()
+        now = _clock.monotonic()
         seen = (record.failures, record.error_type, record.message)
         if seen != self._seen:
             self._seen, self._seen_at = seen, now
@@ -166,7 +165,7 @@ class Backoff:
         """The error to raise at once, or ``None`` once a refresh may be tried."""
         if self._error is None:
             return None
-        if (time.monotonic() if now is None else now) >= self.until:
+        if (_clock.monotonic() if now is None else now) >= self.until:
             return None
         return self._error
 

@@ -30,7 +30,7 @@ tagged ``[S1]`` ... ``[S11]`` with these steps:
 
 Clocks
 ------
-Wall time (``time.time()``) is used only for what crosses hosts: the
+Wall time (``_clock.wall()``) is used only for what crosses hosts: the
 ``expires_at`` a token carries in the store. Everything local is on the
 monotonic clock: the refresh moment, the usable-until deadline, the lease's
 lifetime and the back-off. On adoption the token's remaining lifetime is taken
@@ -64,10 +64,10 @@ import functools
 import logging
 import math
 import random
-import time
 
 import aiohttp
 
+from . import _clock
 from ._backoff import Backoff, error_from_failure, failure_record
 from ._env import token_url_from_env
 from ._lifecycle import AsyncClosedOnExit
@@ -278,7 +278,7 @@ class TokenManager(AsyncClosedOnExit):
         """
         token = self._token
         if token is not None:
-            now = time.monotonic()
+            now = _clock.monotonic()
             if now < self._refresh_after:  # [S1]
                 self._hits += 1
                 return token
@@ -322,7 +322,7 @@ class TokenManager(AsyncClosedOnExit):
         token = self._token
         if token is None:
             return None
-        now = time.monotonic()
+        now = _clock.monotonic()
         if now < self._refresh_after:
             self._hits += 1  # from other threads this count may miss a few: it is a gauge
             return token
@@ -358,7 +358,7 @@ class TokenManager(AsyncClosedOnExit):
             invalidations=self._counts[EventKind.INVALIDATED],
             failures=self._counts[EventKind.REFRESH_FAILED],
             token_fingerprint=token.fingerprint if token else None,
-            expires_in=self._expires - time.monotonic() if token else None,
+            expires_in=self._expires - _clock.monotonic() if token else None,
         )
 
     async def aclose(self) -> None:
@@ -402,7 +402,7 @@ class TokenManager(AsyncClosedOnExit):
         shortened ``expires_at``. Never more than the token's own lifetime or
         the longest lifetime Zoom grants.
         """
-        remaining = token.expires_at - time.time()
+        remaining = token.expires_at - _clock.wall()
         return min(remaining, max(token.lifetime, 0.0), MAX_TOKEN_LIFETIME)
 
     def _worth_installing(self, token: AccessToken, remaining: float) -> bool:
@@ -415,7 +415,7 @@ class TokenManager(AsyncClosedOnExit):
         # By fingerprint: the same token read twice may differ in expires_at.
         return current is None or (
             token.fingerprint != current.fingerprint
-            and time.monotonic() + remaining > self._expires
+            and _clock.monotonic() + remaining > self._expires
         )
 
     def _install(self, token: AccessToken, remaining: float) -> None:
@@ -425,7 +425,7 @@ class TokenManager(AsyncClosedOnExit):
         the monotonic clock.
         """
         margin, min_ttl = self._windows(token)
-        now = time.monotonic()
+        now = _clock.monotonic()
         self._expires = now + remaining
         self._usable_until = self._expires - min_ttl
         # [S6] XFetch-style spreading: each process refreshes at its own random
@@ -455,7 +455,7 @@ class TokenManager(AsyncClosedOnExit):
         """[S2] Start one background refresh unless one runs or the back-off forbids it."""
         if self._inflight is not None or self._closed:
             self._next_ask = math.inf
-        elif time.monotonic() < self._backoff.until:
+        elif _clock.monotonic() < self._backoff.until:
             self._next_ask = self._backoff.until
         else:
             self._start_refresh()
@@ -466,7 +466,7 @@ class TokenManager(AsyncClosedOnExit):
         task = asyncio.get_running_loop().create_task(self._refresh(), name="zoom-s2s-refresh")
         self._inflight = task
         self._next_ask = math.inf
-        self._refresh_started = time.monotonic()
+        self._refresh_started = _clock.monotonic()
         task.add_done_callback(self._refresh_done)
         return task
 
@@ -480,7 +480,7 @@ class TokenManager(AsyncClosedOnExit):
         if exc is not None:
             # A valid token keeps being served; callers without one get the
             # remembered error at once until the back-off ends (see _refresh).
-            duration = time.monotonic() - self._refresh_started
+            duration = _clock.monotonic() - self._refresh_started
             self._emit(EventKind.REFRESH_FAILED, self._token, duration, error=exc)
 
     async def _wait_for_token(self) -> AccessToken:
@@ -501,7 +501,7 @@ class TokenManager(AsyncClosedOnExit):
             if self._is_closed():
                 raise UsageError("this TokenManager was closed while getting a token")
             task = self._inflight or self._start_refresh()
-        started = time.monotonic()
+        started = _clock.monotonic()
         try:
             # shield: a caller cancelled while waiting must not cancel the shared fetch.
             token = await asyncio.shield(task)
@@ -509,7 +509,7 @@ class TokenManager(AsyncClosedOnExit):
             if self._is_closed() and task.cancelled():
                 raise UsageError("this TokenManager was closed while getting a token") from None
             raise
-        self._emit(EventKind.WAITED, token, time.monotonic() - started)
+        self._emit(EventKind.WAITED, token, _clock.monotonic() - started)
         return token
 
     def _is_closed(self) -> bool:
@@ -517,7 +517,7 @@ class TokenManager(AsyncClosedOnExit):
         return self._closed
 
     def _remembered(self, error: ZoomS2SError) -> ZoomS2SError:
-        wait = max(0.0, self._backoff.wait_until() - time.monotonic())
+        wait = max(0.0, self._backoff.wait_until() - _clock.monotonic())
         # A copy with the wait in its message; same class and attributes.
         remembered = type(error).__new__(type(error))
         remembered.__dict__.update(error.__dict__)
@@ -530,7 +530,7 @@ class TokenManager(AsyncClosedOnExit):
 
         Looks at most every ``_STORE_PEEK_INTERVAL``; the other callers raise at once.
         """
-        now = time.monotonic()
+        now = _clock.monotonic()
         if now < self._next_store_peek:
             return None
         self._next_store_peek = now + _STORE_PEEK_INTERVAL
@@ -570,7 +570,7 @@ class TokenManager(AsyncClosedOnExit):
     async def _refresh_through_store(self) -> AccessToken:
         """[S4] [S5] Adopt the store's token, or fetch under the lock, or wait for the holder."""
         store, key = self.store, self.store_key
-        deadline = time.monotonic() + self.wait_timeout
+        deadline = _clock.monotonic() + self.wait_timeout
         while True:
             token = await self._install_from_store()
             if token is not None:
@@ -582,16 +582,16 @@ class TokenManager(AsyncClosedOnExit):
                     return await self._refresh_under(lease)
                 except _LockLapsed:
                     continue  # [S7] a successor holds the lock now: read what it stored
-            remaining = deadline - time.monotonic()
+            remaining = deadline - _clock.monotonic()
             if remaining <= 0:
                 raise LockTimeoutError(
                     f"waited {self.wait_timeout:g} s for another process to fetch a token "
                     f"into {store.name}; that process may be stuck. Check the store, or raise "
                     "wait_timeout"
                 )
-            started = time.monotonic()
+            started = _clock.monotonic()
             await store.wait_for_change(key, timeout=min(remaining, self.lock_ttl))
-            self._emit(EventKind.LOCK_WAITED, None, time.monotonic() - started)
+            self._emit(EventKind.LOCK_WAITED, None, _clock.monotonic() - started)
 
     async def _take_lease(self) -> LockLease | None:
         """[S11] This process's own unreleased lease if it is still good, else a new one."""
@@ -650,7 +650,7 @@ class TokenManager(AsyncClosedOnExit):
 
     async def _fetch(self, lease: LockLease | None = None) -> tuple[AccessToken, float]:
         """Ask Zoom; return the token and its remaining lifetime (monotonic measure)."""
-        started = time.monotonic()
+        started = _clock.monotonic()
         token = await request_token(
             self._session.get(),
             self.credentials,
@@ -663,8 +663,8 @@ class TokenManager(AsyncClosedOnExit):
             allow_insecure_http=self.allow_insecure_http,
         )
         # Counted from before the request was sent, so it errs early, never late.
-        remaining = token.lifetime - (time.monotonic() - started)
-        self._emit(EventKind.FETCHED, token, time.monotonic() - started)
+        remaining = token.lifetime - (_clock.monotonic() - started)
+        self._emit(EventKind.FETCHED, token, _clock.monotonic() - started)
         _margin, min_ttl = self._windows(token)
         if remaining <= min_ttl:  # [S10]
             raise TokenEndpointError(
@@ -722,10 +722,10 @@ class TokenManager(AsyncClosedOnExit):
                 token = self._unsaved
                 if token is None or token is not self._token:
                     return  # replaced or invalidated meanwhile
-                if time.monotonic() >= self._usable_until:
+                if _clock.monotonic() >= self._usable_until:
                     return  # no longer worth sharing
                 attempt += 1
-                await asyncio.sleep(min(2.0 ** (attempt - 1), 30.0) * random.uniform(0.5, 1.0))
+                await _clock.sleep(min(2.0 ** (attempt - 1), 30.0) * random.uniform(0.5, 1.0))
                 try:
                     if await self._save(token):
                         return
@@ -767,7 +767,7 @@ class TokenManager(AsyncClosedOnExit):
             store_key=self.store_key,
             store=self.store.name,
             token_fingerprint=token.fingerprint if token else None,
-            expires_in=token.remaining(time.time()) if token else None,
+            expires_in=token.remaining(_clock.wall()) if token else None,
             duration=duration,
             error=f"{type(error).__name__}: {error}" if error is not None else None,
         )

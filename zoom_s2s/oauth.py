@@ -26,7 +26,6 @@ import ipaddress
 import logging
 import math
 import re
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +34,7 @@ import attrs
 import stamina
 import yarl
 
+from . import _clock
 from ._env import DEFAULT_TOKEN_URL, ENV_TOKEN_URL, ZOOMGOV_TOKEN_URL
 from ._http import describe_body, own_retry_notices, parse_json, read_bounded
 from ._redact import REDACTED, scrub, secret_forms
@@ -177,7 +177,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     if not value:
         return None
     value = value.strip()
-    now = time.time() if now is None else now
+    now = _clock.wall() if now is None else now
     try:
         seconds = float(value)
     except ValueError:
@@ -315,8 +315,8 @@ async def _request_once(
     request_timeout: float,
     forms: tuple[str, ...],
 ) -> AccessToken:
-    sent_at = time.time()
-    sent_mono = time.monotonic()
+    sent_at = _clock.wall()
+    sent_mono = _clock.monotonic()
     too_big: str | None = None
     try:
         async with session.post(
@@ -342,7 +342,7 @@ async def _request_once(
         raise TokenEndpointError(
             f"token request to {token_url} failed: {exc.__class__.__name__}"
         ) from None
-    elapsed = time.monotonic() - sent_mono
+    elapsed = _clock.monotonic() - sent_mono
     logger.debug("token endpoint answered HTTP %d in %.3f s (%d bytes)", status, elapsed, len(body))
 
     if status == 200:

@@ -22,7 +22,7 @@ from typing import Any, cast
 import pytest
 import pytest_asyncio
 
-from zoom_s2s import ConfigurationError, StoreError, StoreUnavailableError, store_from_url
+from zoom_s2s import ConfigurationError, StoreError, StoreUnavailableError, _clock, store_from_url
 from zoom_s2s.stores import EncryptedTokenStore, PostgresTokenStore, TokenStore
 from zoom_s2s.stores.postgres import grants_sql, schema_sql
 from zoom_s2s.testing.contract import KEY, StoreContract, make_failure, make_token
@@ -249,11 +249,13 @@ async def test_lock_and_token_lifetimes_are_the_databases_not_the_hosts(
     assert 4 < rows[0]["left_s"] <= 5
     real_time = time.time
     monkeypatch.setattr(time, "time", lambda: real_time() + 3600)
+    monkeypatch.setattr(_clock, "wall", time.time)
     # The writer's clock runs an hour fast: the token claims to expire at +1 h on
     # the real clock, the row lapses in its remaining lifetime (by its clock)...
     token = make_token(lifetime=600)  # made on the fast clock
     assert await store.write(lease, token)
     monkeypatch.setattr(time, "time", real_time)
+    monkeypatch.setattr(_clock, "wall", real_time)
     got = await store.read(KEY)
     assert got is not None
     # ... so a reader on the real clock believes at most 600 s, not 4200 s.

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from zoom_s2s import _clock
 from zoom_s2s.ratelimit import RateLimiter, RateLimits
 from zoom_s2s.ratelimit.store import supports_rate_limits
 from zoom_s2s.stores import PostgresTokenStore
@@ -79,6 +80,8 @@ async def test_one_permit_is_one_statement_on_the_databases_clock(
     real_time, real_monotonic = time.time, time.monotonic
     monkeypatch.setattr(time, "time", lambda: real_time() + 3600)
     monkeypatch.setattr(time, "monotonic", lambda: real_monotonic() + 3600)
+    monkeypatch.setattr(_clock, "wall", time.time)
+    monkeypatch.setattr(_clock, "monotonic", time.monotonic)
     try:
         second = await store.acquire_permit("rate-x.light", interval=1, burst=1, max_wait=5)
     finally:

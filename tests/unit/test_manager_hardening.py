@@ -23,6 +23,7 @@ from zoom_s2s import (
     TokenEvent,
     TokenManager,
     UsageError,
+    _clock,
 )
 from zoom_s2s.models import Credentials
 from zoom_s2s.stores import FailureRecord, LockLease
@@ -40,6 +41,7 @@ def shift_wall_clock(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
     """Make ``time.time()`` (the wall clock) read ``seconds`` off, as after an NTP step."""
     real = time.time
     monkeypatch.setattr(time, "time", lambda: real() + seconds)
+    monkeypatch.setattr(_clock, "wall", time.time)
 
 
 # -- item 7: local deadlines are monotonic ------------------------------------------------

@@ -19,10 +19,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from .. import _clock
 from ..errors import ConfigurationError, DailyLimitExceededError, RateLimitedError, StoreError
 from ..models import fingerprint
 from ..oauth import parse_retry_after
@@ -157,11 +157,11 @@ class RateLimiter:
             if permit.granted:
                 break
             if permit.wait <= budget:
-                await asyncio.sleep(permit.wait)  # a pause or hold ends within the budget
+                await _clock.sleep(permit.wait)  # a pause or hold ends within the budget
                 continue
             await self._refuse(permit, bucket, hold, category, method, path)
         if permit.wait > 0:
-            await asyncio.sleep(permit.wait)
+            await _clock.sleep(permit.wait)
             if permit.wait >= _RECHECK_AFTER:
                 await self._after_sleep(permit, bucket, deadline, category, method, path)
         waited = loop.time() - start
@@ -192,7 +192,7 @@ class RateLimiter:
             if loop.time() + extra > deadline:
                 raise self._too_long(category, method, path, extra)
             shift = pause.shift
-            await asyncio.sleep(extra)
+            await _clock.sleep(extra)
 
     async def _refuse(
         self,
@@ -216,7 +216,7 @@ class RateLimiter:
     ) -> None:
         if not self._blocked:
             return
-        now = time.monotonic()
+        now = _clock.monotonic()
         for key in (bucket, hold):
             found = self._blocked.get(key)
             if found is None:
@@ -227,8 +227,8 @@ class RateLimiter:
             raise self._daily_error(category, method, path, found[0] - now, reset=found[1])
 
     def _remember_daily(self, key: str, seconds: float) -> dt.datetime:
-        reset = dt.datetime.fromtimestamp(time.time() + seconds, tz=dt.timezone.utc)
-        self._blocked[key] = (time.monotonic() + seconds, reset)
+        reset = dt.datetime.fromtimestamp(_clock.wall() + seconds, tz=dt.timezone.utc)
+        self._blocked[key] = (_clock.monotonic() + seconds, reset)
         return reset
 
     def _daily_error(
@@ -241,7 +241,7 @@ class RateLimiter:
         reset: dt.datetime | None = None,
     ) -> DailyLimitExceededError:
         self.held_back += 1
-        reset = reset or dt.datetime.fromtimestamp(time.time() + seconds, tz=dt.timezone.utc)
+        reset = reset or dt.datetime.fromtimestamp(_clock.wall() + seconds, tz=dt.timezone.utc)
         error = DailyLimitExceededError(
             status=429,
             code=None,
@@ -319,7 +319,7 @@ class RateLimiter:
         if status != 429 and (info is None or info.remaining != 0):
             return info
         bucket = self.bucket(named or category)
-        now = time.time()
+        now = _clock.wall()
         retry_after = parse_retry_after(headers.get("Retry-After"), now)
         daily = (info is not None and info.daily) or (
             status == 429 and is_daily_message(message)
@@ -353,19 +353,19 @@ class RateLimiter:
     # -- the store, or this process when it fails --------------------------------
 
     def _store(self) -> RateLimitStore:
-        if self._fleet is not None and time.monotonic() >= self._fleet_down_until:
+        if self._fleet is not None and _clock.monotonic() >= self._fleet_down_until:
             return self._fleet
         return self._local
 
     def _fleet_failed(self, exc: StoreError) -> None:
-        if self._fleet_down_until == 0.0 or time.monotonic() >= self._fleet_down_until + 60:
+        if self._fleet_down_until == 0.0 or _clock.monotonic() >= self._fleet_down_until + 60:
             logger.warning(
                 "rate limits: %s failed (%s); pacing this process on its own for now (the "
                 "fleet may exceed the account's limits until the store is back)",
                 self._name,
                 exc,
             )
-        self._fleet_down_until = time.monotonic() + _STORE_RETRY
+        self._fleet_down_until = _clock.monotonic() + _STORE_RETRY
 
     async def _take(self, bucket: str, interval: float, budget: float, hold: str) -> Permit:
         store = self._store()

@@ -35,11 +35,11 @@ from __future__ import annotations
 
 import math
 import re
-import time
 from typing import Protocol, runtime_checkable
 
 import attrs
 
+from .. import _clock
 from ..errors import ConfigurationError
 
 __all__ = [
@@ -281,7 +281,7 @@ class LocalRateLimitStore:
         hold: str | None = None,
     ) -> Permit:
         check_permit_args(key, interval, burst, max_wait)
-        now = time.monotonic()
+        now = _clock.monotonic()
         held = None
         if hold is not None:
             check_key(hold)
@@ -293,13 +293,13 @@ class LocalRateLimitStore:
 
     async def pause(self, key: str, seconds: float, *, daily: bool = False) -> None:
         check_key(key)
-        now = time.monotonic()
+        now = _clock.monotonic()
         pause_bucket(self._bucket(key, now), now, check_pause(seconds), daily=daily)
 
     async def paused(self, key: str) -> Pause:
         check_key(key)
         bucket = self._buckets.get(key)
-        return Pause() if bucket is None else paused_bucket(bucket, time.monotonic())
+        return Pause() if bucket is None else paused_bucket(bucket, _clock.monotonic())
 
     def clear(self) -> None:
         """Forget every bucket."""

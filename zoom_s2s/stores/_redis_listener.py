@@ -125,7 +125,7 @@ class ChangeListener:
                 self._pubsub = None
                 self._forget()
             with contextlib.suppress(Exception):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await _close(pubsub)
 
     def _wake(self, channel: str) -> None:
         event = self._changed.pop(channel, None)
@@ -153,5 +153,10 @@ class ChangeListener:
                 reader.exception()  # retrieved: nothing to report at close
         if pubsub is not None:
             with contextlib.suppress(Exception):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await _close(pubsub)
         self._forget()
+
+
+async def _close(pubsub: Any) -> None:
+    """Close a subscription; ``Any`` because redis-py types ``aclose`` only from 6 on."""
+    await pubsub.aclose()

@@ -61,13 +61,13 @@ import json
 import logging
 import math
 import secrets
-import time
 import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import attrs
 
+from .. import _clock
 from .._redact import scrub as _scrub
 from ..errors import ConfigurationError, StoreError, StoreUnavailableError, ZoomS2SError
 from ..models import MAX_TOKEN_LIFETIME, AccessToken
@@ -107,7 +107,7 @@ class LockLease:
             generation handed out or written before for ``key``. A write with
             a lower generation than one already written is refused.
         ttl: Seconds the lock lives unless released.
-        acquired_at: ``time.monotonic()`` just *before* the acquiring request
+        acquired_at: ``_clock.monotonic()`` just *before* the acquiring request
             was sent, so :meth:`remaining` errs early, never late.
         handle: Store-private state (an OS lock object, ...); opaque to callers.
     """
@@ -121,7 +121,7 @@ class LockLease:
 
     def remaining(self, now: float | None = None) -> float:
         """Seconds until the lock lapses (negative after), on this process's monotonic clock."""
-        return self.acquired_at + self.ttl - (time.monotonic() if now is None else now)
+        return self.acquired_at + self.ttl - (_clock.monotonic() if now is None else now)
 
     def held(self, now: float | None = None) -> bool:
         """Whether the lock is certainly still ours (it has not lapsed)."""
@@ -453,7 +453,7 @@ def seconds_to_keep(token: AccessToken, store: str) -> float:
         StoreError: ``token`` claims to live longer than
             :data:`~zoom_s2s.models.MAX_TOKEN_LIFETIME` (or forever); write nothing.
     """
-    left = token.expires_at - time.time()
+    left = token.expires_at - _clock.wall()
     if not math.isfinite(left) or left > MAX_TOKEN_LIFETIME:
         raise StoreError(
             f"refused to store token {token.fingerprint} in {store}: it claims to "
@@ -480,7 +480,7 @@ def bounded_token(
     except ValueError as exc:
         log.warning("token in %s at %s is corrupt (%s); treating as a miss", store, where, exc)
         return None
-    now = time.time()
+    now = _clock.wall()
     if token.expires_at > now + MAX_TOKEN_LIFETIME:
         log.warning("token in %s at %s claims to live %.0f s more (at most %.0f s is "
                     "believed); treating as a miss", store, where, token.expires_at - now,

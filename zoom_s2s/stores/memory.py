@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from typing import Any
 
 import attrs
 
+from .. import _clock
 from ..errors import ConfigurationError
 from ..models import AccessToken
 from ..ratelimit.store import LocalRateLimitStore, Pause, Permit
@@ -77,25 +77,25 @@ class MemoryTokenStore(BaseTokenStore):
             slot.changed = None
 
     def _lock_held(self, slot: _Slot) -> bool:
-        return slot.lock_owner is not None and time.monotonic() < slot.lock_deadline
+        return slot.lock_owner is not None and _clock.monotonic() < slot.lock_deadline
 
     async def read(self, key: str) -> AccessToken | None:
         slot = self._slots.get(key)
         if slot is None or slot.token is None:
             return None
-        left = slot.token_until - time.monotonic()
+        left = slot.token_until - _clock.monotonic()
         if left <= 0:
             slot.token = None
             return None
         token = slot.token
         # Never later than the writer recorded; earlier if the wall clock stepped.
-        expires_at = min(token.expires_at, time.time() + left)
+        expires_at = min(token.expires_at, _clock.wall() + left)
         if expires_at == token.expires_at:
             return token
         return attrs.evolve(token, expires_at=expires_at)
 
     async def acquire_lock(self, key: str, *, ttl: float) -> LockLease | None:
-        acquired_at = time.monotonic()
+        acquired_at = _clock.monotonic()
         slot = self._slot(key)
         if self._lock_held(slot):
             return None
@@ -113,9 +113,9 @@ class MemoryTokenStore(BaseTokenStore):
             return False
         slot.generation = lease.generation
         slot.issued = max(slot.issued, lease.generation)
-        left = token.expires_at - time.time()
+        left = token.expires_at - _clock.wall()
         slot.token = token if left > 0 else None
-        slot.token_until = time.monotonic() + left
+        slot.token_until = _clock.monotonic() + left
         slot.failure = None
         self._notify(slot)
         return True
@@ -124,7 +124,7 @@ class MemoryTokenStore(BaseTokenStore):
         self, lease: LockLease, failure: FailureRecord, *, keep_for: float
     ) -> None:
         slot = self._slot(lease.key)
-        now = time.monotonic()
+        now = _clock.monotonic()
         slot.failure = failure
         slot.failure_written = now
         slot.failure_until = now + max(keep_for, failure.retry_in)
@@ -153,13 +153,13 @@ class MemoryTokenStore(BaseTokenStore):
             slot.changed = asyncio.Event()
         event = slot.changed
         # Never sleep past the lock's own deadline: after it anyone may take over.
-        wait = min(timeout, max(0.0, slot.lock_deadline - time.monotonic()))
+        wait = min(timeout, max(0.0, slot.lock_deadline - _clock.monotonic()))
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(event.wait(), wait)
 
     async def read_failure(self, key: str) -> FailureRecord | None:
         slot = self._slots.get(key)
-        now = time.monotonic()
+        now = _clock.monotonic()
         if slot is None or slot.failure is None or slot.failure_until <= now:
             return None
         return slot.failure.aged(now - slot.failure_written)

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
+from zoom_s2s import _clock
 from zoom_s2s.errors import ConfigurationError
 from zoom_s2s.stores import MemoryTokenStore, store_from_url
 from zoom_s2s.testing.contract import make_failure, make_token
@@ -35,6 +36,7 @@ class SteppedClock:
         self.offset = 0.0
         real = time.time
         monkeypatch.setattr(time, "time", lambda: real() + self.offset)
+        monkeypatch.setattr(_clock, "wall", time.time)
 
 
 async def test_url_and_name() -> None:
