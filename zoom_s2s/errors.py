@@ -77,12 +77,10 @@ __all__ = [
 
 
 def _wait(
-    retry_after: float | dt.datetime | None, retry_at: dt.datetime | None
+    retry_after: float | None, retry_at: dt.datetime | None
 ) -> tuple[float | None, dt.datetime | None]:
-    """(seconds, aware UTC moment) from either; a datetime ``retry_after`` is a moment."""
+    """(seconds, aware UTC moment) from whichever of the two is known."""
     now = time.time()
-    if isinstance(retry_after, dt.datetime):
-        retry_at, retry_after = retry_after, None
     if retry_at is not None:
         if retry_at.tzinfo is None:
             retry_at = retry_at.replace(tzinfo=dt.timezone.utc)
@@ -338,11 +336,6 @@ class RateLimitedError(ZoomAPIError):
         sent: ``False`` when the client's rate limiter held the request back
             (``rate_limits=``: no slot within ``max_wait``, or a daily limit the
             fleet already hit): Zoom was not called.
-
-    .. versionchanged:: Unreleased
-       ``retry_after`` is seconds (a float) as on :class:`TokenEndpointError`;
-       the moment moved to ``retry_at``. Passing a datetime as
-       ``retry_after`` still works and sets ``retry_at``.
     """
 
     sent: bool = True
@@ -351,7 +344,7 @@ class RateLimitedError(ZoomAPIError):
         self,
         *,
         limit_type: str | None = None,
-        retry_after: float | dt.datetime | None = None,
+        retry_after: float | None = None,
         retry_at: dt.datetime | None = None,
         **kwargs: object,
     ) -> None:

@@ -70,14 +70,6 @@ def test_a_moment_given_as_retry_at_gives_the_seconds_until_it() -> None:
     assert exc.retry_after == pytest.approx(60, abs=1)
 
 
-def test_a_datetime_passed_as_retry_after_still_works_and_becomes_retry_at() -> None:
-    moment = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=10)
-    exc = RateLimitedError(limit_type="QPS", retry_after=moment, **API_FIELDS)
-    assert exc.retry_at == moment
-    assert isinstance(exc.retry_after, float)
-    assert exc.retry_after == pytest.approx(10, abs=1)
-
-
 def test_a_naive_moment_is_taken_as_utc_and_a_past_one_waits_zero() -> None:
     past = dt.datetime(2000, 1, 1)  # naive: UTC
     exc = TokenEndpointError("down", retry_at=past)
