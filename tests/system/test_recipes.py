@@ -1,6 +1,6 @@
-"""README's deployment recipes, run as written: the real server or worker in a subprocess.
+"""The deployment recipes of docs/deploying.rst, run as written: the real server or worker.
 
-Each command is read from README.rst (``.. recipe: <name>``), run by ``bash``
+Each command is read from docs/deploying.rst (``.. recipe: <name>``), run by ``bash``
 from a scratch directory (not the repository root) with ``EXAMPLES`` set, the
 environment pointing at a FakeZoom served from this process, and no
 ``ZOOM_S2S_STORE``: the examples' per-user default store is what the workers
@@ -32,15 +32,16 @@ from .test_examples import load_example, require
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
+DEPLOYING = ROOT / "docs" / "deploying.rst"
 EXAMPLES = ROOT / "examples"
 BIN = Path(sys.executable).parent
 
 
 def recipe(name: str) -> str:
-    """The command README.rst gives under ``.. recipe: <name>``."""
-    text = (ROOT / "README.rst").read_text()
+    """The command docs/deploying.rst gives under ``.. recipe: <name>``."""
+    text = DEPLOYING.read_text()
     match = re.search(rf"\.\. recipe: {re.escape(name)}\n\n::\n\n    (.+?)\n", text)
-    assert match, f"README.rst has no command marked '.. recipe: {name}'"
+    assert match, f"docs/deploying.rst has no command marked '.. recipe: {name}'"
     return match.group(1).strip()
 
 
@@ -257,7 +258,7 @@ def test_the_kubernetes_manifest_has_the_settings_that_matter() -> None:
     assert spec["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()
     (container,) = spec["template"]["spec"]["containers"]
 
-    # The same command as README's gunicorn recipe (the aiohttp worker, the factory called).
+    # The same command as the gunicorn recipe (the aiohttp worker, the factory called).
     command = container["command"]
     assert command[0] == "gunicorn"
     assert command[command.index("-k") + 1] == "aiohttp.GunicornWebWorker"
@@ -284,9 +285,8 @@ def test_the_kubernetes_manifest_has_the_settings_that_matter() -> None:
     redis_labels = redis["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= redis_labels.items()
     assert service["spec"]["ports"][0]["port"] == 6379
-    # The Secret README creates points the store at that Service.
-    readme = (ROOT / "README.rst").read_text()
-    assert "ZOOM_S2S_STORE=redis://zoom-s2s-redis:6379/0" in readme
+    # The Secret docs/deploying.rst creates points the store at that Service.
+    assert "ZOOM_S2S_STORE=redis://zoom-s2s-redis:6379/0" in DEPLOYING.read_text()
 
 
 def test_the_kubernetes_app_serves_the_readiness_route_it_probes() -> None:
