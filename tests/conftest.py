@@ -24,9 +24,9 @@ from typing import Any, NoReturn
 import pytest
 import pytest_asyncio
 
+from tests.harness.redis_server import RedisServer, redis_server_available
 from zoom_s2s import TokenManager
 from zoom_s2s.testing import FakeZoom
-from zoom_s2s.testing.redis_server import RedisServer, redis_server_available
 
 from .support import FAST_RETRY, SECRET, skip_or_fail
 

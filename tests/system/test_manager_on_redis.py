@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from tests.harness.redis_server import RedisServer
 from zoom_s2s import (
     Credentials,
     EventKind,
@@ -25,7 +26,6 @@ from zoom_s2s import (
 )
 from zoom_s2s.stores import FailureRecord, RedisTokenStore
 from zoom_s2s.testing import FakeZoom
-from zoom_s2s.testing.redis_server import RedisServer
 
 from ..support import FAST_RETRY
 

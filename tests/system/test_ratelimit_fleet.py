@@ -1,4 +1,4 @@
-"""One rate budget for the fleet, with real processes (zoom_s2s.testing.Fleet), a real
+"""One rate budget for the fleet, with real processes (tests.harness.fleet.Fleet), a real
 redis-server, a real PostgreSQL server or a shared directory, and the fake enforcing
 Zoom's limits (FakeRateLimits).
 
@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from zoom_s2s.testing import FakeRateLimits, FakeZoom, Fleet
+from tests.harness.fleet import Fleet
+from zoom_s2s.testing import FakeRateLimits, FakeZoom
 
 from .ratelimit_worker import budget_run, hammer
 

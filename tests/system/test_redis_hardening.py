@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from tests.harness.redis_server import RedisServer
 from zoom_s2s.errors import ConfigurationError, StoreError, StoreUnavailableError
 from zoom_s2s.models import AccessToken
 from zoom_s2s.stores import FailureRecord, LockLease, RedisTokenStore, store_from_url
 from zoom_s2s.stores.base import encode_record
 from zoom_s2s.stores.redis import REDIS_COMMANDS, acl_rules
 from zoom_s2s.testing.contract import make_token
-from zoom_s2s.testing.redis_server import RedisServer
 
 redis = pytest.importorskip("redis.asyncio")
 
