@@ -134,9 +134,9 @@ def figure(
 
 # kind -> (client package, server module, server class, its start error)
 _SERVERS = {
-    "redis": ("redis.asyncio", "zoom_s2s.testing.redis_server", "RedisServer",
+    "redis": ("redis.asyncio", "tests.harness.redis_server", "RedisServer",
               "RedisServerError"),
-    "postgres": ("asyncpg", "zoom_s2s.testing.postgres_server", "PostgresServer",
+    "postgres": ("asyncpg", "tests.harness.postgres_server", "PostgresServer",
                  "PostgresServerError"),
 }
 
@@ -458,7 +458,7 @@ def load_sync_manager() -> Any | None:
 
 
 def workload_name(fn: Callable[..., Any]) -> str:
-    """``"module:function"`` for a fleet worker (see :mod:`zoom_s2s.testing.fleet`)."""
+    """``"module:function"`` for a fleet worker (see :mod:`tests.harness.fleet`)."""
     return f"{fn.__module__}:{fn.__qualname__}"
 
 

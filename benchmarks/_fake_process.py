@@ -14,8 +14,8 @@ from typing import Any
 
 import attrs
 
+from tests.harness.fleet import Fleet, WorkerContext
 from zoom_s2s import Credentials
-from zoom_s2s.testing.fleet import Fleet, WorkerContext
 
 __all__ = ["FakeZoomProcess", "fake_zoom_process", "serve"]
 

@@ -30,9 +30,9 @@ import gc
 import time
 from typing import Any
 
+from tests.harness.fleet import Fleet, WorkerContext
 from zoom_s2s import Credentials, MemoryTokenStore, TokenManager, TokenManagerPool
 from zoom_s2s.pool import DEFAULT_REDIS_CONNECTIONS
-from zoom_s2s.testing.fleet import Fleet, WorkerContext
 
 from ._common import Figure, RunContext, compare_async, figure, rss_bytes
 

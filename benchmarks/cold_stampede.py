@@ -1,7 +1,7 @@
 """cold_stampede: P processes x C coroutines ask for a token at one instant on a cold store.
 
 A FakeZoom with ~50 ms token latency is served from a thread of the parent.
-The workers of a :class:`zoom_s2s.testing.fleet.Fleet` prepare their store and
+The workers of a :class:`tests.harness.fleet.Fleet` prepare their store and
 client, then all start together; every coroutine calls ``get_token()`` once.
 Measured: token requests at the fake, time to first and last token, the
 *hand-off* (for each caller, the time from the fetch of the token it got, the
@@ -38,8 +38,8 @@ from typing import Any
 
 import attrs
 
+from tests.harness.fleet import Fleet, WorkerContext
 from zoom_s2s.testing import FakeZoom
-from zoom_s2s.testing.fleet import Fleet, WorkerContext
 
 from ._common import (
     BenchmarkSkipped,

@@ -28,9 +28,9 @@ from typing import Any
 import aiohttp
 import attrs
 
+from tests.harness.fleet import Fleet, WorkerContext
 from zoom_s2s import Credentials, EventKind, RedisTokenStore, TokenEvent, TokenManager
 from zoom_s2s.testing import FakeZoom
-from zoom_s2s.testing.fleet import Fleet, WorkerContext
 
 from ._common import (
     BenchmarkSkipped,

@@ -31,9 +31,9 @@ import warnings
 from collections.abc import AsyncIterator
 from typing import Any
 
+from tests.harness.fleet import Fleet
 from zoom_s2s import MemoryTokenStore, TokenManager
 from zoom_s2s.testing import FakeZoom
-from zoom_s2s.testing.fleet import Fleet
 
 from . import _subjects, cold_stampede
 from ._common import BenchmarkSkipped, Figure, Rounds, RunContext, compare_async, figure

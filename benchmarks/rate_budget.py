@@ -3,7 +3,7 @@
 A FakeZoom served from a thread enforces Zoom's per-account limit of 20 Light
 requests per second (:class:`zoom_s2s.testing.FakeRateLimits`, a token
 bucket holding one second's worth). The workers of a
-:class:`zoom_s2s.testing.Fleet` call ``get_user`` in a loop from C coroutines
+:class:`tests.harness.fleet.Fleet` call ``get_user`` in a loop from C coroutines
 each (the fleet tests' workload, ``tests/system/ratelimit_worker.py``, so the
 benchmark measures what the tests check), a 429 counted, not retried:
 
@@ -26,10 +26,10 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from tests.harness.fleet import Fleet
 from tests.system.ratelimit_worker import budget_run
 from zoom_s2s import MemoryTokenStore, RedisTokenStore, TokenManager
 from zoom_s2s.testing import FakeRateLimits, FakeZoom
-from zoom_s2s.testing.fleet import Fleet
 
 from ._common import (
     BenchmarkSkipped,

@@ -5,9 +5,10 @@ Tests marked ``redis`` need ``redis-server`` on PATH: without it they are
 skipped on a developer's machine but *fail* when ``CI`` is set, because CI
 installs Redis and a silent skip there would hide a broken setup.
 
-The rules: the suite runs on four xdist workers (``-n 0`` to debug with
-``--pdb``), in the units of work :func:`work_unit` names; tests marked ``soak``
-run only under ``-m soak``; a test in tests/unit/ that starts a process fails.
+The rules: the suite runs on the xdist workers pyproject.toml's ``addopts`` asks
+for (``-n 0`` to debug with ``--pdb``), in the units of work :func:`work_unit`
+names; tests marked ``soak`` run only under ``-m soak``; a test in tests/unit/
+that starts a process fails.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ from typing import Any, NoReturn
 import pytest
 import pytest_asyncio
 
+from tests.harness.redis_server import RedisServer, redis_server_available
 from zoom_s2s import TokenManager
 from zoom_s2s.testing import FakeZoom
-from zoom_s2s.testing.redis_server import RedisServer, redis_server_available
 
 from .support import FAST_RETRY, SECRET, skip_or_fail
 
@@ -40,7 +41,7 @@ def _require_redis_server() -> None:
     )
 
 
-# -- how the xdist workers share the suite (addopts: -n 4 --dist loadgroup) -----------
+# -- how the xdist workers share the suite (addopts: --dist loadgroup) ----------------
 #
 # A unit of work goes to one worker: a test class; every test of a module listed
 # here (their module-scoped fixtures start servers: a Redis Cluster, a Sentinel, an

@@ -1,20 +1,21 @@
-"""``zoom-s2s demo``: a fleet of processes and coroutines on a fake Zoom, sharing one token.
+"""``zoom-s2s demo``: processes and coroutines on a fake Zoom, sharing one token.
 
-It starts :class:`~zoom_s2s.testing.FakeZoom` in this process, then ``workers``
-processes (a :class:`~zoom_s2s.testing.fleet.Fleet`), which start together,
-each running ``coroutines`` coroutines that call ``get_user("me")`` ``calls`` times through one
-:class:`~zoom_s2s.ZoomClient` and :class:`~zoom_s2s.TokenManager` per
-process, all sharing a token store (by default a
-:class:`~zoom_s2s.FileTokenStore` in a new temporary directory). The fake
-counts the token requests it gets; the demo succeeds (exit status 0) only if
-the whole run fetched exactly one token and every call succeeded.
-
+It serves :class:`~zoom_s2s.testing.FakeZoom` from this process and starts ``workers``
+processes that pass one barrier together, each running ``coroutines`` coroutines that call
+``get_user("me")`` ``calls`` times through one :class:`~zoom_s2s.TokenManager` and
+:class:`~zoom_s2s.ZoomClient`, all sharing a token store (default: a
+:class:`~zoom_s2s.FileTokenStore` in a new temporary directory). It succeeds (exit
+status 0) only if the whole run fetched exactly one token and every call succeeded.
 Progress goes to stderr, one line per finished worker; the report to stdout.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import multiprocessing
+import queue
+import signal
 import sys
 import tempfile
 import time
@@ -24,62 +25,93 @@ from typing import Any
 from .client import ZoomClient
 from .manager import TokenManager
 from .oauth import RetryPolicy
-from .testing.fake_zoom import FakeZoom
-from .testing.fleet import Fleet, Outcome, WorkerContext
 
 __all__ = ["run_demo"]
 
-_WORKER_DEADLINE = 60.0  # seconds the whole fleet may take before the demo gives up
+_DEADLINE = 60.0  # seconds the whole fleet may take before the demo gives up
 _TOKEN_LATENCY = 0.1  # the fake's token endpoint is slow, so workers really race for it
 
+# What a worker process reports: (its index, its figures or None, an error or None).
+_Report = tuple[int, dict[str, Any] | None, str | None]
 
-async def demo_worker(worker: WorkerContext) -> dict[str, Any]:
-    """One worker process: ``coroutines`` coroutines x ``calls`` ``get_user("me")`` calls."""
-    level = int(worker.options["log_level"])
-    logging.basicConfig(
-        level=level, format=f"%(levelname)s worker {worker.index + 1} %(name)s: %(message)s"
-    )
-    assert worker.credentials is not None
-    assert worker.api_base_url is not None
+
+async def _work(job: dict[str, Any], barrier: Any) -> dict[str, Any]:
     # Generous retries: on a busy 2-core machine the fake may answer slowly.
     retry = RetryPolicy(attempts=5, timeout=30.0, wait_initial=0.05, wait_jitter=0.05)
-    calls = int(worker.options["calls"])
     async with (
         TokenManager(
-            worker.credentials, store=worker.store, token_url=worker.token_url, retry=retry
+            job["credentials"], store=job["store"], token_url=job["token_url"], retry=retry
         ) as tokens,
-        ZoomClient(tokens, worker.api_base_url, retry=retry) as zoom,
+        ZoomClient(tokens, job["api_base_url"], retry=retry) as zoom,
     ):
-        await worker.gate()  # every process starts at one instant
+        await asyncio.to_thread(barrier.wait, _DEADLINE)  # every process starts at one instant
 
-        async def one_coroutine(_: int) -> list[str | None]:
-            return [(await zoom.get_user("me")).account_id for _ in range(calls)]
+        async def one_coroutine() -> list[str | None]:
+            return [(await zoom.get_user("me")).account_id for _ in range(job["calls"])]
 
-        results = await worker.gather(one_coroutine)
-        account_ids = sorted({a for each in results for a in each if a is not None})
+        results = await asyncio.gather(*(one_coroutine() for _ in range(job["coroutines"])))
         return {
             "api_calls": sum(len(each) for each in results),
             "fetches": tokens.stats().fetches,
-            "account_ids": account_ids,
+            "account_ids": sorted({a for each in results for a in each if a is not None}),
         }
 
 
-def _collect(fleet: Fleet, workers: int) -> list[Outcome]:
-    collected: list[Outcome] = []
-    relay_logs = logging.getLogger().getEffectiveLevel() < logging.WARNING
-    for outcome in fleet.outcomes(timeout=_WORKER_DEADLINE):
-        collected.append(outcome)
-        if relay_logs:  # --log-level INFO/DEBUG: show what the worker logged
-            sys.stderr.write(outcome.worker.log(limit=1_000_000))
-        value = outcome.value or {}
-        text = outcome.error or (
-            f"{value['api_calls']} API calls, fetched {value['fetches']} token(s)"
-        )
-        print(
-            f"worker {len(collected)}/{workers} done (#{outcome.worker.index + 1}): {text}",
-            file=sys.stderr,
-            flush=True,
-        )
+def _worker(index: int, job: dict[str, Any], barrier: Any, reports: Any) -> None:
+    """One worker process: run :func:`_work` and put a :data:`_Report` on ``reports``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent ends the workers
+    logging.basicConfig(
+        level=job["log_level"], format=f"%(levelname)s worker {index + 1} %(name)s: %(message)s"
+    )
+    try:
+        value = asyncio.run(asyncio.wait_for(_work(job, barrier), _DEADLINE))
+    except Exception as exc:  # reported to the parent, which decides the exit status
+        barrier.abort()  # the others stop waiting for this one
+        reports.put((index, None, f"{type(exc).__name__}: {exc}"))
+    else:
+        reports.put((index, value, None))
+
+
+def _run_workers(job: dict[str, Any], workers: int) -> list[_Report]:
+    """Start ``workers`` processes on ``job``; their reports, in the order they finish."""
+    context = multiprocessing.get_context("spawn")  # not fork: the fake serves from a thread
+    barrier = context.Barrier(workers)
+    reports = context.Queue()
+    processes = [
+        context.Process(target=_worker, args=(i, job, barrier, reports), daemon=True)
+        for i in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    collected: list[_Report] = []
+    deadline = time.monotonic() + _DEADLINE
+    try:
+        while len(collected) < workers:
+            try:
+                report: _Report = reports.get(timeout=1.0)
+            except queue.Empty:
+                if time.monotonic() > deadline or not any(p.is_alive() for p in processes):
+                    break  # the missing reports are not coming
+                continue
+            collected.append(report)
+            index, value, error = report
+            text = (
+                f"{value['api_calls']} API calls, fetched {value['fetches']} token(s)"
+                if value is not None
+                else error
+            )
+            print(
+                f"worker {len(collected)}/{workers} done (#{index + 1}): {text}",
+                file=sys.stderr,
+                flush=True,
+            )
+    finally:
+        for process in processes:  # a worker still running after the loop is stuck
+            process.join(5 if len(collected) == workers else 0)
+            if process.is_alive():
+                process.kill()
+                process.join()
+        reports.close()
     return collected
 
 
@@ -98,39 +130,30 @@ def run_demo(
     Returns:
         0 if exactly one token was fetched and every call succeeded, else 1.
     """
+    from .testing.fake_zoom import FakeZoom
+
     with tempfile.TemporaryDirectory(prefix="zoom-s2s-demo-") as tmp:
-        store_url = store or Path(tmp, "tokens").as_uri()
         zoom = FakeZoom(latency=_TOKEN_LATENCY)
-        with (
-            zoom.running_in_thread(),
-            Fleet(
-                token_url=zoom.token_url,
-                credentials=zoom.credentials,
-                api_base_url=zoom.api_base_url,
-                store=store_url,
-                coroutines=coroutines,
-                options={"calls": calls, "log_level": logging.getLogger().getEffectiveLevel()},
-                timeout=_WORKER_DEADLINE,
-            ) as fleet,
-        ):
+        with zoom.running_in_thread():
+            job = {
+                "credentials": zoom.credentials,
+                "token_url": zoom.token_url,
+                "api_base_url": zoom.api_base_url,
+                "store": store or Path(tmp, "tokens").as_uri(),
+                "coroutines": coroutines,
+                "calls": calls,
+                "log_level": logging.getLogger().getEffectiveLevel(),
+            }
             started = time.monotonic()
-            for _ in range(workers):
-                fleet.spawn(demo_worker)
-            problems: list[str] = []
-            try:
-                fleet.start()
-            except AssertionError as exc:  # a worker died before it was ready
-                problems.append(str(exc).split("\n")[0])
-            collected = _collect(fleet, workers) if not problems else []
+            collected = _run_workers(job, workers)
             elapsed = time.monotonic() - started
             token_requests, api_requests = zoom.token_requests, zoom.api_requests
     return _report(
         collected,
-        problems,
         workers=workers,
         coroutines=coroutines,
         calls=calls,
-        store=store_url if store else "FileTokenStore in a temporary directory",
+        store=store or "FileTokenStore in a temporary directory",
         token_requests=token_requests,
         api_requests=api_requests,
         expected_account_id=zoom.credentials.account_id,
@@ -139,8 +162,7 @@ def run_demo(
 
 
 def _report(
-    collected: list[Outcome],
-    problems: list[str],
+    collected: list[_Report],
     *,
     workers: int,
     coroutines: int,
@@ -152,7 +174,7 @@ def _report(
     elapsed: float,
 ) -> int:
     expected_calls = workers * coroutines * calls
-    values = [o.value for o in collected if o.error is None]
+    values = [value for _, value, _ in collected if value is not None]
     api_calls = sum(int(v["api_calls"]) for v in values)
     account_ids = frozenset(a for v in values for a in v["account_ids"])
     print(f"zoom-s2s demo: {workers} worker processes x {coroutines} coroutines x {calls} calls")
@@ -161,9 +183,9 @@ def _report(
     print(f"  token fetches:  {token_requests} (counted at the fake Zoom's token endpoint)")
     print(f"  account id:     {', '.join(sorted(account_ids)) or '-'}")
     print(f"  elapsed:        {elapsed:.2f} s")
-    problems += [f"worker #{o.worker.index + 1} failed: {o.error}" for o in collected if o.error]
-    if len(values) < workers:
-        problems.append(f"only {len(values)} of {workers} workers reported back")
+    problems = [f"worker #{i + 1} failed: {error}" for i, _, error in collected if error]
+    if len(collected) < workers:
+        problems.append(f"only {len(collected)} of {workers} workers reported back")
     if token_requests != 1:
         problems.append(f"{token_requests} token fetches, expected exactly 1")
     if api_calls != expected_calls:

@@ -19,8 +19,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from zoom_s2s.testing.postgres_server import PostgresServer, postgres_server_available
-from zoom_s2s.testing.redis_server import RedisServer, redis_server_available
+from tests.harness.postgres_server import PostgresServer, postgres_server_available
+from tests.harness.redis_server import RedisServer, redis_server_available
 
 from ..support import skip_or_fail
 

@@ -1,6 +1,6 @@
 """One process of a test fleet, and the parent's handle on such processes.
 
-Both halves run on :mod:`zoom_s2s.testing.fleet`. The child is the workload
+Both halves run on :mod:`tests.harness.fleet`. The child is the workload
 :func:`child`: it builds a :class:`~zoom_s2s.TokenManager` on the configured
 store, says ``ready`` and then runs its ``steps``, sending JSON messages (an
 ``event`` field each) and waiting for the parent's ``go`` at every ``gate``.
@@ -36,8 +36,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from zoom_s2s.testing.fleet import Fleet as _Harness
-from zoom_s2s.testing.fleet import FleetWorker, WorkerContext
+from tests.harness.fleet import Fleet as _Harness
+from tests.harness.fleet import FleetWorker, WorkerContext
 
 __all__ = ["Child", "Fleet", "base_config", "child", "fleet", "open_store", "read_store"]
 
@@ -90,8 +90,10 @@ async def child(worker: WorkerContext) -> None:
     config = worker.options
     skew = float(config.get("skew", 0.0))
     if skew:
-        # Before zoom_s2s reads the clock: every wall-clock read is off by `skew`.
-        time.time = lambda: _real_time() + skew
+        # This host's wall clock is off by `skew`, for zoom_s2s (its clock seam) and the rest.
+        from zoom_s2s import _clock
+
+        time.time = _clock.wall = lambda: _real_time() + skew
     import aiohttp
 
     from zoom_s2s import EventKind, RetryPolicy, TokenEvent, TokenManager

@@ -1,5 +1,5 @@
 """The workload of the rate-budget fleet tests and benchmark: C coroutines calling
-``get_user`` in a loop for a while, in one process of a :class:`~zoom_s2s.testing.Fleet`.
+``get_user`` in a loop for a while, in one process of a :class:`~tests.harness.fleet.Fleet`.
 
 Options (JSON):
 
@@ -28,8 +28,8 @@ import contextlib
 import time
 from typing import Any
 
+from tests.harness.fleet import Fleet, WorkerContext
 from zoom_s2s.testing import FakeRateLimits
-from zoom_s2s.testing.fleet import Fleet, WorkerContext
 
 
 def _quantile(values: list[float], q: float) -> float:

@@ -1,6 +1,6 @@
 """Worker processes for the reliability, store-fault and soak tests, and the parent's handle.
 
-Both halves run on :mod:`zoom_s2s.testing.fleet`: the child is the workload
+Both halves run on :mod:`tests.harness.fleet`: the child is the workload
 :func:`run_mode`, which gets the test's config as its options (credentials
 travel over a pipe, never through a file or the command line) and returns its
 result to the parent over the harness's channel. Besides that it talks through
@@ -45,7 +45,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from zoom_s2s.testing.fleet import Fleet, FleetError, FleetWorker, WorkerContext
+from tests.harness.fleet import Fleet, FleetError, FleetWorker, WorkerContext
 
 ROOT = Path(__file__).resolve().parents[2]
 BUCKET = 0.5  # seconds per bucket of the callers' timeline
@@ -348,7 +348,7 @@ class WorkerError(FleetError):
 
 
 class Worker:
-    """One worker process (a one-worker :class:`~zoom_s2s.testing.fleet.Fleet`)."""
+    """One worker process (a one-worker :class:`~tests.harness.fleet.Fleet`)."""
 
     def __init__(self, directory: Path, config: dict[str, Any]) -> None:
         self.name: str = config["name"]

@@ -1,6 +1,6 @@
 """The zoom-s2s command as its own process (python -m zoom_s2s).
 
-Moved from tests/unit/test_cli.py: this test starts a process.
+It starts a process, so it is a system test; the in-process ones are in tests/unit/test_cli.py.
 """
 
 from __future__ import annotations

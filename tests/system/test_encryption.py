@@ -1,6 +1,6 @@
 """Encryption at rest: EncryptedTokenStore around the real file store and a real redis-server.
 
-The whole record is sealed (issue 10, item 1): someone who can write the store
+The whole record is sealed: someone who can write the store
 but holds no key rewrites ``api_url``, ``scopes`` or ``expires_at`` with a raw
 client; the read is a miss with a warning (or, for the expiry copy the wrapped
 store keeps for its TTL, the expiry only ever gets shorter), and the token

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
+from tests.harness.redis_server import RedisServer
 from zoom_s2s import StoreUnavailableError, TokenManager, ZoomS2SError
 from zoom_s2s.models import fingerprint
 from zoom_s2s.stores import RedisTokenStore
 from zoom_s2s.testing import FakeZoom, Fault
-from zoom_s2s.testing.redis_server import RedisServer
 
 from ..support import FAST_RETRY
 from .fleet_worker import Child, base_config, fleet, read_store

@@ -1,4 +1,4 @@
-"""zoom_s2s.testing.fleet: the one harness for worker processes (real processes, no mocks)."""
+"""tests.harness.fleet: the one harness for worker processes (real processes, no mocks)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from zoom_s2s.testing.fleet import Fleet, FleetError, WorkerContext
+from tests.harness.fleet import Fleet, FleetError, WorkerContext
 
 
 async def together(worker: WorkerContext) -> dict[str, Any]:
@@ -111,7 +111,7 @@ def test_workers_die_with_their_parent(tmp_path: Path) -> None:
     script = tmp_path / "parent.py"
     script.write_text(textwrap.dedent("""
         import sys, time
-        from zoom_s2s.testing.fleet import Fleet
+        from tests.harness.fleet import Fleet
         fleet = Fleet(timeout=60)
         worker = fleet.spawn("tests.system.test_fleet_harness:sleeps")
         print(worker.expect("sleeping")["pid"], flush=True)

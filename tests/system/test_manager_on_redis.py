@@ -1,9 +1,9 @@
-"""TokenManager on a real redis-server that stalls, and neighbours that misbehave (issue 10).
+"""TokenManager on a real redis-server that stalls, and neighbours that misbehave.
 
-Item 11: Redis frozen (SIGSTOP) while a fetch is in flight. Item 5: a
-failure record from a host with a fast clock (or a tampered one), and its
-deletion. Item 14: a process with a wrong secret sharing the fleet's Redis.
-Each manager has its own Redis client, as separate processes would.
+Redis frozen (SIGSTOP) while a fetch is in flight; a failure record from a
+host with a fast clock (or a tampered one), and its deletion; a process with
+a wrong secret sharing the fleet's Redis. Each manager has its own Redis
+client, as separate processes would.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from tests.harness.redis_server import RedisServer
 from zoom_s2s import (
     Credentials,
     EventKind,
@@ -25,7 +26,6 @@ from zoom_s2s import (
 )
 from zoom_s2s.stores import FailureRecord, RedisTokenStore
 from zoom_s2s.testing import FakeZoom
-from zoom_s2s.testing.redis_server import RedisServer
 
 from ..support import FAST_RETRY
 
@@ -109,7 +109,7 @@ async def test_a_failure_record_from_a_fast_clock_host_makes_no_one_wait_an_hour
         fake_zoom.credentials, store=redis_url, token_url=fake_zoom.token_url, retry=FAST_RETRY
     ) as tokens:
         assert isinstance(tokens.store, RedisTokenStore)
-        # What a host an hour fast used to write: "retry in 3600 s" after one failure.
+        # A record claiming "retry in 3600 s" after one failure, as a host an hour fast could write.
         record = FailureRecord(
             failures=1, retry_in=3600, error_type="TokenEndpointError", message="Zoom 503"
         )

@@ -1,6 +1,6 @@
 """Token requests in a fresh interpreter: what an app without logging configured sees.
 
-Moved from tests/unit/test_oauth.py: this test starts a process.
+It starts a process, so it is a system test; the in-process ones are in tests/unit/test_oauth.py.
 """
 
 from __future__ import annotations

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
+from tests.harness.fleet import Fleet, WorkerContext
 from zoom_s2s import Credentials, TokenManagerPool
 from zoom_s2s.pool import DEFAULT_REDIS_CONNECTIONS
 from zoom_s2s.sync_pool import SyncTokenManagerPool
 from zoom_s2s.testing import FakeZoom
-from zoom_s2s.testing.fleet import Fleet, WorkerContext
 
 from ..support import FAST_RETRY
 

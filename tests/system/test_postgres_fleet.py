@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
+from tests.harness.postgres_server import PostgresServer
 from zoom_s2s import StoreUnavailableError, TokenManager, ZoomS2SError
 from zoom_s2s.models import fingerprint
 from zoom_s2s.stores import PostgresTokenStore
 from zoom_s2s.testing import FakeZoom, Fault
-from zoom_s2s.testing.postgres_server import PostgresServer
 
 from ..support import FAST_RETRY
 from .conftest import require_asyncpg, require_postgres_server

@@ -1,8 +1,8 @@
-"""One rate budget for the fleet, with real processes (zoom_s2s.testing.Fleet), a real
+"""One rate budget for the fleet, with real processes (tests.harness.fleet.Fleet), a real
 redis-server, a real PostgreSQL server or a shared directory, and the fake enforcing
 Zoom's limits (FakeRateLimits).
 
-Issue 12's "done when": a fake allowing 20 Light requests per second; P processes x C
+The bar: a fake allowing 20 Light requests per second; P processes x C
 coroutines calling get_user; with RateLimits(light=20) shared through the store they see
 (almost) no 429 and reach >= 90 % of the allowed rate, and the same run paced per process
 shows the 429s fleet pacing avoids. The 10 s runs are soak tests; 3 s variants run by
@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from zoom_s2s.testing import FakeRateLimits, FakeZoom, Fleet
+from tests.harness.fleet import Fleet
+from zoom_s2s.testing import FakeRateLimits, FakeZoom
 
 from .ratelimit_worker import budget_run, hammer
 

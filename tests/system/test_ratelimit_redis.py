@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from tests.harness.redis_cluster import RedisClusterServer
+from tests.harness.redis_server import RedisServer
 from zoom_s2s import RateLimitedError, RedisTokenStore
 from zoom_s2s.errors import StoreError
 from zoom_s2s.ratelimit import RateLimiter, RateLimits
 from zoom_s2s.stores._redis_ratelimit import RATE_COMMANDS
 from zoom_s2s.stores.redis import acl_rules
-from zoom_s2s.testing.redis_cluster import RedisClusterServer
-from zoom_s2s.testing.redis_server import RedisServer
 
 from ..ratelimit_checks import CHECKS
 

@@ -1,6 +1,6 @@
 """RedisTokenStore on a real 3-master Redis Cluster and on a Sentinel-managed master.
 
-The servers are started once per module (zoom_s2s.testing.redis_cluster) and
+The servers are started once per module (tests.harness.redis_cluster) and
 stopped whatever happens; tests isolate themselves with a fresh key prefix.
 """
 
@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from tests.harness.redis_cluster import RedisClusterServer, SentinelServer
+from tests.harness.redis_server import RedisServer
 from zoom_s2s import TokenManager
 from zoom_s2s.errors import StoreError
 from zoom_s2s.models import fingerprint
@@ -23,8 +25,6 @@ from zoom_s2s.stores import FailureRecord, LockLease, RedisTokenStore, TokenStor
 from zoom_s2s.stores.redis import acl_rules
 from zoom_s2s.testing import FakeZoom
 from zoom_s2s.testing.contract import StoreContract, make_token
-from zoom_s2s.testing.redis_cluster import RedisClusterServer, SentinelServer
-from zoom_s2s.testing.redis_server import RedisServer
 
 from ..support import FAST_RETRY
 from .fleet_worker import base_config, fleet

@@ -1,4 +1,4 @@
-"""RedisTokenStore against a hostile or failing Redis (issue 10 items 6, 11, 13, 18).
+"""RedisTokenStore against a hostile or failing Redis.
 
 Real redis-server throughout: tampered TTLs and records, a server frozen with
 SIGSTOP, and ACL users holding exactly the commands the store says it needs.
@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from tests.harness.redis_server import RedisServer
 from zoom_s2s.errors import ConfigurationError, StoreError, StoreUnavailableError
 from zoom_s2s.models import AccessToken
 from zoom_s2s.stores import FailureRecord, LockLease, RedisTokenStore, store_from_url
 from zoom_s2s.stores.base import encode_record
 from zoom_s2s.stores.redis import REDIS_COMMANDS, acl_rules
 from zoom_s2s.testing.contract import make_token
-from zoom_s2s.testing.redis_server import RedisServer
 
 redis = pytest.importorskip("redis.asyncio")
 
@@ -62,7 +62,7 @@ def failure(retry_in: float = 30.0) -> FailureRecord:
     )
 
 
-# -- item 6: the key's TTL may shorten a token's life, never lengthen it ----------------
+# -- the key's TTL may shorten a token's life, never lengthen it ------------------------
 
 
 async def test_a_longer_ttl_on_the_token_key_does_not_extend_the_token(
@@ -91,7 +91,7 @@ async def test_a_shorter_ttl_on_the_token_key_shortens_the_token(
     assert abs(got.lifetime - token.lifetime) < 0.01  # issued_at moves with it
 
 
-# -- item 13: absurd lifetimes are refused before any write, and disbelieved on read -----
+# -- absurd lifetimes are refused before any write, and disbelieved on read --------------
 
 
 @pytest.mark.parametrize("lifetime", [1e300, float("inf"), 2 * 86400.0])
@@ -247,7 +247,7 @@ async def test_a_failure_record_without_ttl_is_ignored_with_a_warning(
     assert "no TTL" in caplog.text
 
 
-# -- item 11: a frozen Redis fails fast, and the lease is released once it is back ---------
+# -- a frozen Redis fails fast, and the lease is released once it is back ------------------
 
 
 @pytest.fixture
@@ -296,7 +296,7 @@ async def test_a_paused_redis_fails_writes_fast_and_the_lease_releases_after_res
         await store.aclose()
 
 
-# -- item 18: the ACL hint is exactly what the store needs ----------------------------------
+# -- the ACL hint is exactly what the store needs -------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -410,7 +410,7 @@ async def test_without_publish_everything_works_and_waiters_wake_by_their_timeou
         await store.aclose()
 
 
-# -- item 18: a database path that is not a number ------------------------------------------
+# -- a database path that is not a number ---------------------------------------------------
 
 
 @pytest.mark.parametrize(

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness.redis_server import RedisServer
 from zoom_s2s.testing import FakeZoom, Fault
-from zoom_s2s.testing.redis_server import RedisServer
 
 from .reliability_worker import Worker, logs, workers, write_json
 

@@ -22,6 +22,7 @@ from typing import Any, ClassVar, cast
 import pytest
 import pytest_asyncio
 
+from tests.harness.redis_server import RedisServer
 from zoom_s2s.stores import (
     EncryptedTokenStore,
     FileTokenStore,
@@ -30,7 +31,6 @@ from zoom_s2s.stores import (
     TokenStore,
 )
 from zoom_s2s.testing.contract import StoreContract
-from zoom_s2s.testing.redis_server import RedisServer
 
 PASSWORD = "hunter2-Contract"
 HAS_CRYPTOGRAPHY = importlib.util.find_spec("cryptography") is not None

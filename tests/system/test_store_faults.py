@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 import redis
 
+from tests.harness.redis_server import RedisServer
 from zoom_s2s import (
     AccessToken,
     FileTokenStore,
@@ -41,7 +42,6 @@ from zoom_s2s import (
 )
 from zoom_s2s.stores.base import decode_record
 from zoom_s2s.testing import FakeZoom
-from zoom_s2s.testing.redis_server import RedisServer
 
 from .reliability_worker import Worker, logs, sigkill, workers, write_json
 

@@ -1,6 +1,6 @@
 """The blocking facade across processes: fork() and interpreter exit.
 
-Moved from tests/unit/test_sync.py: these tests start processes.
+They start processes, so they are system tests; the in-process ones are in tests/unit/test_sync.py.
 """
 
 from __future__ import annotations

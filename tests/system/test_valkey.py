@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from tests.harness.redis_server import RedisServer
 from zoom_s2s.models import fingerprint
 from zoom_s2s.stores import RedisTokenStore, TokenStore
 from zoom_s2s.testing import FakeZoom
-from zoom_s2s.testing.redis_server import RedisServer
 
 from .fleet_worker import base_config, fleet
 from .test_store_contract import PlantThroughStoreClient, RedisContract
@@ -35,7 +35,7 @@ HAS_VALKEY_CLIENT = importlib.util.find_spec("valkey") is not None
 
 
 def test_it_is_valkey(valkey_server: RedisServer) -> None:
-    from zoom_s2s.testing.redis_server import _command
+    from tests.harness.redis_server import _command
 
     assert b"valkey_version" in _command(valkey_server.port, "INFO server")
 

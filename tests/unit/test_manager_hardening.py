@@ -1,4 +1,4 @@
-"""TokenManager against broken neighbours and broken clocks (issue 10 items 5, 7, 8, 12, 14, 17).
+"""TokenManager against broken neighbours and broken clocks.
 
 Each test breaks the manager the way a hostile or broken environment would:
 the wall clock stepping, a neighbour's failure record claiming an hour, a
@@ -44,7 +44,7 @@ def shift_wall_clock(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
     monkeypatch.setattr(_clock, "wall", time.time)
 
 
-# -- item 7: local deadlines are monotonic ------------------------------------------------
+# -- local deadlines are monotonic --------------------------------------------------------
 
 
 async def test_a_wall_clock_step_back_does_not_keep_an_expired_token(
@@ -76,7 +76,7 @@ async def test_a_fetch_made_while_the_clock_was_fast_does_not_last_for_hours(
     assert fake_zoom.token_requests == 2
 
 
-# -- item 8: min_ttl is enforced -----------------------------------------------------------
+# -- min_ttl is enforced -------------------------------------------------------------------
 
 
 async def test_min_ttl_is_enforced_even_when_it_exceeds_the_refresh_margin(
@@ -101,7 +101,7 @@ async def test_a_token_that_arrives_expired_is_never_handed_out(fake_zoom: FakeZ
         assert tokens.stats().token_fingerprint is None
 
 
-# -- item 5: a neighbour's failure record is bounded by the schedule ---------------------
+# -- a neighbour's failure record is bounded by the schedule -----------------------------
 
 
 async def _plant_failure(
@@ -145,7 +145,7 @@ async def test_deleting_the_fleet_record_ends_the_wait(fake_zoom: FakeZoom) -> N
     assert token.access_token == fake_zoom.issued_tokens[0]
 
 
-# -- item 12: a store that cannot write does not make every call fetch ----------------------
+# -- a store that cannot write does not make every call fetch -------------------------------
 
 
 class _WriteFails(MemoryTokenStore):
@@ -227,7 +227,7 @@ async def test_store_errors_are_backed_off_like_failed_fetches(fake_zoom: FakeZo
     assert fake_zoom.token_requests == 0
 
 
-# -- item 14: one process with a wrong secret ------------------------------------------------
+# -- one process with a wrong secret ---------------------------------------------------------
 
 
 async def test_a_wrong_secret_neither_stops_the_fleet_nor_is_served_its_token(
@@ -251,7 +251,7 @@ async def test_a_wrong_secret_neither_stops_the_fleet_nor_is_served_its_token(
     assert right.store_key != misconfigured.store_key
 
 
-# -- item 17: event loops and closing ---------------------------------------------------------
+# -- event loops and closing ------------------------------------------------------------------
 
 
 def test_a_manager_used_from_a_second_asyncio_run_says_so(zoom: FakeZoom) -> None:

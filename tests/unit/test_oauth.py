@@ -344,7 +344,7 @@ async def token_from(endpoint: Scripted, session: aiohttp.ClientSession, **kwarg
     )
 
 
-# -- item 3: credentials a hostile endpoint reflects never leak ---------------------------
+# -- credentials a hostile endpoint reflects never leak -----------------------------------
 
 
 def echoes(authorization: str) -> dict[str, str]:
@@ -442,7 +442,7 @@ async def test_a_reflected_secret_is_scrubbed_but_the_rest_of_the_reason_stays(
     assert "ZOOM_CLIENT_SECRET" in str(info.value)  # the hint still says what to do
 
 
-# -- item 4: plain HTTP only to loopback unless the user opts in ---------------------------
+# -- plain HTTP only to loopback unless the user opts in -----------------------------------
 
 
 @pytest.mark.parametrize("url", ["http://example.com/oauth/token", "http://10.0.0.1/oauth/token", "HTTP://zoom.us/oauth/token"])
@@ -506,7 +506,7 @@ def test_a_url_with_a_password_names_the_problem() -> None:
         validate_url("https://user:pw@zoom.us/oauth/token", "token_url")
 
 
-# -- item 13 and 8: expires_in in range, a token that expired on arrival -------------------
+# -- expires_in in range, a token that expired on arrival ----------------------------------
 
 
 @pytest.mark.parametrize(
@@ -545,7 +545,7 @@ async def test_a_token_that_expired_before_its_answer_arrived_is_never_returned(
     assert endpoint.requests == 2  # a transient failure: retried like a 5xx
 
 
-# -- item 17: a token value that cannot go into a header is refused on arrival ---------------
+# -- a token value that cannot go into a header is refused on arrival ------------------------
 
 
 @pytest.mark.parametrize(
@@ -593,7 +593,7 @@ async def test_a_deeply_nested_error_reply_still_gives_the_status_error(
         await token_from(endpoint, session)
 
 
-# -- item 16: replies are bounded --------------------------------------------------------
+# -- replies are bounded -----------------------------------------------------------------
 
 
 def streaming(total: int, status: int, sent: list[int]) -> Handler:
@@ -663,7 +663,7 @@ async def test_a_reply_at_the_limit_is_read(endpoint: Scripted, session: aiohttp
     assert (await token_from(endpoint, session)).access_token == "t"  # type: ignore[attr-defined]
 
 
-# -- item 18: retries are logged on zoom_s2s's logger, not by stamina on stderr --------------
+# -- retries are logged on zoom_s2s's logger, not by stamina on stderr -----------------------
 
 
 async def test_retries_are_logged_on_the_zoom_s2s_logger_with_their_context(

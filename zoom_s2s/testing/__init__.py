@@ -7,10 +7,6 @@
   makes it enforce Zoom's rate limits (``FakeZoom(rate_limits=...)``).
 * :class:`StoreContract`: the contract suite every :class:`~zoom_s2s.TokenStore`
   must pass (needs pytest and pytest-asyncio; imported on first use).
-* :class:`RedisServer`: a throw-away ``redis-server`` on a free loopback port.
-* :class:`Fleet`: worker processes running your workload against one store
-  (:mod:`zoom_s2s.testing.fleet`), as the demo, the system tests and the
-  benchmarks do; a workload gets a :class:`WorkerContext`.
 * ``fake_zoom``: a pytest fixture serving a :class:`FakeZoom` (auto-registered plugin).
 """
 
@@ -23,8 +19,6 @@ from .fake_zoom import FakeAccount, FakeApp, FakeZoom, Fault
 
 if TYPE_CHECKING:
     from .contract import StoreContract
-    from .fleet import Fleet, WorkerContext
-    from .redis_server import RedisServer
 
 __all__ = [
     "FakeAccount",
@@ -32,17 +26,11 @@ __all__ = [
     "FakeRateLimits",
     "FakeZoom",
     "Fault",
-    "Fleet",
-    "RedisServer",
     "StoreContract",
-    "WorkerContext",
 ]
 
 _LAZY = {
     "StoreContract": ".contract",
-    "RedisServer": ".redis_server",
-    "Fleet": ".fleet",
-    "WorkerContext": ".fleet",
 }
 
 

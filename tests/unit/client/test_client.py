@@ -454,7 +454,7 @@ async def test_an_unreachable_api_is_an_api_connection_error_after_retries(
     assert isinstance(info.value.__cause__, OSError)
 
 
-# -- where the token goes (issue 10, item 2) ----------------------------------------------
+# -- where the token goes -----------------------------------------------------------------
 
 
 @pytest.fixture
@@ -541,7 +541,7 @@ def test_plain_http_to_a_host_that_is_not_loopback_is_refused_unless_allowed(
     assert ZoomClient(tokens, url, allow_insecure_http=True).base_url == url
 
 
-# -- hostile answers (issue 10, items 3, 16 and 17) ------------------------------------------
+# -- hostile answers -------------------------------------------------------------------------
 
 
 async def test_a_bearer_token_echoed_back_is_scrubbed_from_the_error(
@@ -606,7 +606,7 @@ async def test_deeply_nested_json_is_a_zoom_api_error_not_a_recursion_error(
     assert len(str(info.value)) < 1000  # summarised, not quoted
 
 
-# -- one retrying caller (issue 11) -----------------------------------------------------------
+# -- one retrying caller ----------------------------------------------------------------------
 
 
 @pytest.fixture

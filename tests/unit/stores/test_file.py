@@ -174,7 +174,7 @@ async def test_the_state_file_is_replaced_not_written_through(
     assert await store.release_lock(lease)
 
 
-# -- hostile files (issue 10, item 10) ----------------------------------------------
+# -- hostile files ------------------------------------------------------------------
 
 
 async def test_a_fifo_at_the_token_path_is_a_miss_not_a_hang(
@@ -194,7 +194,7 @@ async def test_a_fifo_at_the_token_path_is_a_miss_not_a_hang(
 
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         result = run_in_own_loop(read, 10)
-    if result == "blocked":  # the old store: open() waits for a writer forever
+    if result == "blocked":  # a plain open() waits for a writer forever
         os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # let the stuck thread go
         pytest.fail("reading a FIFO at the token path blocked")
     assert result is None
@@ -248,7 +248,7 @@ async def test_a_directory_of_another_user_is_refused(tmp_path: Path) -> None:
     await store.aclose()
 
 
-# -- permissions and leftovers (issue 10, item 9) -----------------------------------
+# -- permissions and leftovers ------------------------------------------------------
 
 
 async def test_files_are_private(store: FileTokenStore) -> None:
@@ -379,7 +379,7 @@ async def test_read_only_directory_is_unavailable(tmp_path: Path) -> None:
         directory.chmod(0o700)
 
 
-# -- no polling, nothing blocking on the loop (issue 11) ---------------------------
+# -- no polling, nothing blocking on the loop --------------------------------------
 
 
 async def test_a_waiter_does_not_poll_while_the_lock_is_held(
@@ -401,7 +401,7 @@ async def test_a_waiter_does_not_poll_while_the_lock_is_held(
     touched.clear()
     await asyncio.sleep(1.0)
     assert not waiter.done()
-    assert touched == []  # the old store looked at the files every 50-250 ms
+    assert touched == []  # no polling: nothing looks at the files while it waits
     await peer.release_lock(lease)
     await asyncio.wait_for(waiter, 5)
     await peer.aclose()

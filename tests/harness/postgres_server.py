@@ -206,7 +206,7 @@ class PostgresServer(ServerContext):
             entry = pwd.getpwnam(self._user)
             for path in (directory, pwfile):
                 os.chown(path, entry.pw_uid, entry.pw_gid)
-        result = subprocess.run(  # noqa: S603 - fixed argument list, no shell
+        result = subprocess.run(
             [
                 str(self._bin / "initdb"),
                 "-D", data,
@@ -266,7 +266,7 @@ class PostgresServer(ServerContext):
         log_path = os.path.join(self._directory, "postgres.log")
         log = open(log_path, "ab")  # noqa: SIM115
         with log:
-            self._process = subprocess.Popen(  # noqa: S603 - fixed argument list, no shell
+            self._process = subprocess.Popen(
                 [
                     str(self._bin / "postgres"),
                     "-D", os.path.join(self._directory, "data"),

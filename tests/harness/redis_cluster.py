@@ -109,7 +109,7 @@ class _Processes:
 
     def start(self, name: str, args: Sequence[str]) -> subprocess.Popen[bytes]:
         with open(os.path.join(self.directory, f"{name}.log"), "ab") as log:
-            process = subprocess.Popen(  # noqa: S603 - fixed argument list, no shell
+            process = subprocess.Popen(
                 list(args), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 cwd=self.directory,
                 preexec_fn=die_with_parent if sys.platform == "linux" else None,
@@ -204,7 +204,7 @@ class RedisClusterServer(ServerContext):
             servers.check_alive()
             _poll(f"node {port} did not answer PING", functools.partial(_answers_ping, port),
                   max(0.1, deadline - time.monotonic()))
-        create = subprocess.run(  # noqa: S603 - fixed argument list, no shell
+        create = subprocess.run(
             [self._cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports),
              "--cluster-replicas", "0", "--cluster-yes"],
             capture_output=True, timeout=max(1.0, deadline - time.monotonic()), check=False,

@@ -30,8 +30,8 @@ import weakref
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from .._lifecycle import ClosedOnExit
-from .._lifecycle import die_with_parent as _die_with_parent
+from zoom_s2s._lifecycle import ClosedOnExit
+from zoom_s2s._lifecycle import die_with_parent as _die_with_parent
 
 __all__ = ["RedisServer", "RedisServerError", "redis_server_available"]
 
@@ -192,7 +192,7 @@ class RedisServer(ServerContext):
             )
         log = open(os.path.join(self._directory, "redis.log"), "ab")  # noqa: SIM115
         with log:
-            self._process = subprocess.Popen(  # noqa: S603 - fixed argument list, no shell
+            self._process = subprocess.Popen(
                 [
                     self._executable,
                     "--port", str(self.port),

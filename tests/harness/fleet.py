@@ -1,4 +1,4 @@
-"""Run a fleet of worker processes against one token store: for tests, benchmarks and demos.
+"""Run a fleet of worker processes against one token store, for the system tests and benchmarks.
 
 A *workload* is a module-level ``async def workload(worker: WorkerContext) -> Any``.
 :class:`Fleet` starts worker processes (``python -c`` running :func:`_worker_main`),
@@ -63,8 +63,8 @@ from typing import IO, Any, Literal, TypeVar, overload
 
 import attrs
 
-from .._lifecycle import ClosedOnExit, die_with_parent
-from ..models import Credentials
+from zoom_s2s import Credentials, store_from_url
+from zoom_s2s._lifecycle import ClosedOnExit, die_with_parent
 
 __all__ = [
     "Fleet",
@@ -73,7 +73,6 @@ __all__ = [
     "Outcome",
     "WorkerContext",
     "Workload",
-    "die_with_parent",
 ]
 
 T = TypeVar("T")
@@ -82,7 +81,11 @@ DEFAULT_TIMEOUT = 60.0  # seconds any single wait may take, parent or worker
 _FD_ENV = "ZOOM_S2S_FLEET_FD"
 _PATH_ENV = "ZOOM_S2S_FLEET_PATH"
 _PARENT_ENV = "ZOOM_S2S_FLEET_PARENT"
-_WORKER_COMMAND = "from zoom_s2s.testing.fleet import _worker_main; _worker_main()"
+# The parent's sys.path comes first, so the worker finds this module from any cwd.
+_WORKER_COMMAND = (
+    f"import json, os, sys; sys.path[:0] = json.loads(os.environ[{_PATH_ENV!r}]); "
+    f"from {__name__} import _worker_main; _worker_main()"
+)
 _real_time = time.time  # the real clock, even if a workload skews time.time
 
 
@@ -180,8 +183,6 @@ class WorkerContext:
 
     def open_store(self) -> Any:
         """A new :class:`~zoom_s2s.TokenStore` for :attr:`store`; close it after use."""
-        from ..stores import store_from_url
-
         return store_from_url(self.store, **self.store_options)
 
     def send(self, event: str, **fields: Any) -> None:
@@ -285,9 +286,6 @@ def _worker_main() -> None:
         sys.exit(1)  # the parent died before the kernel could be asked to tell us
     # Ctrl-C reaches the whole process group; the parent does the cleaning up.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for entry in reversed(json.loads(os.environ.get(_PATH_ENV, "[]"))):
-        if entry not in sys.path:
-            sys.path.insert(0, entry)
     channel = _Channel(int(os.environ[_FD_ENV]))
     while True:
         job = channel.jobs.get()
@@ -353,7 +351,7 @@ class FleetWorker:
         self.log_path = log_path
         read_end, write_end = os.pipe()
         try:
-            self.process = subprocess.Popen(  # noqa: S603 - this interpreter, fixed code
+            self.process = subprocess.Popen(
                 [sys.executable, "-c", _WORKER_COMMAND],
                 stdin=subprocess.PIPE,
                 stdout=self._log,
