@@ -11,17 +11,24 @@ yielded.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..errors import ConfigurationError, ZoomAPIError
 
-if TYPE_CHECKING:
-    from .client import Params, ZoomClient
-
-__all__ = ["MAX_PAGE_SIZE", "MAX_RESTARTS", "Pages", "page_token_expired"]
+__all__ = ["MAX_PAGE_SIZE", "MAX_RESTARTS", "Pages", "Params", "page_token_expired"]
 
 MAX_PAGE_SIZE = 300
 MAX_RESTARTS = 3
+
+Params = Mapping[str, str | int | float] | None
+"""Query parameters of a request."""
+
+
+class _Requester(Protocol):
+    """What a walk needs of :class:`~zoom_s2s.ZoomClient`."""
+
+    async def request(self, method: str, path: str, *, params: Params = None) -> Any:
+        """One API call's decoded answer."""
 
 
 def page_token_expired(error: ZoomAPIError) -> bool:
@@ -44,7 +51,7 @@ class Pages:
 
     def __init__(
         self,
-        client: ZoomClient,
+        client: _Requester,
         path: str,
         *,
         params: Params,

@@ -121,7 +121,7 @@ def _unparsable(body: bytes, exc: ValueError) -> str:
     return describe_body(body)
 
 
-def _zoom_fields(
+def zoom_fields(
     body: bytes, forms: tuple[str, ...]
 ) -> tuple[int | None, str | None, list[dict[str, object]] | None]:
     """(code, message, errors) from a Zoom error body; message summarises a non-JSON body."""
@@ -141,6 +141,11 @@ def _zoom_fields(
         if isinstance(errors, list)
         else None,
     )
+
+
+def is_scope_error(code: int | None, message: str | None) -> bool:
+    """Whether Zoom's code says the token lacks a scope: 4711, or 4700 about scopes."""
+    return code in SCOPE_CODES and (code == MISSING_SCOPES_CODE or "scope" in (message or "scope"))
 
 
 def scopes_named(message: str | None) -> tuple[str, ...]:
@@ -215,7 +220,7 @@ def error_from_response(
         :class:`RateLimitedError` or :class:`DailyLimitExceededError`; 5xx
         :class:`ServerError`; else :class:`ZoomAPIError`.
     """
-    code, message, errors = _zoom_fields(body, secrets)
+    code, message, errors = zoom_fields(body, secrets)
     tracking_id = headers.get("x-zm-trackingid")
     fields: dict[str, Any] = {
         "status": status,
@@ -249,7 +254,7 @@ def error_from_response(
             hint=hint or _API_ERROR_HINTS[429],
             **fields,
         )
-    if code in SCOPE_CODES and (code == MISSING_SCOPES_CODE or "scope" in (message or "scope")):
+    if is_scope_error(code, message):
         required = scopes_named(message)
         granted = None if scopes is None else frozenset(scopes)
         return MissingScopesError(

@@ -194,6 +194,12 @@ class Destinations:
             self._trusted(api_url)
         return origin in self._trusted_origins
 
+    def may_allow(self, url: yarl.URL) -> bool:
+        """Whether some token could go to ``url``: without a token at hand, for the others."""
+        return self.allows(url) or (
+            self.use_token_api_url and (is_zoom_host(url.host) or url.host == self.origin[1])
+        )
+
     def _trusted(self, api_url: str) -> tuple[str, Origin] | None:
         try:
             return self._regional[api_url]
