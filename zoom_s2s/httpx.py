@@ -21,7 +21,6 @@ import anyio.to_thread
 import httpx
 
 from .client.pipeline import Answer, Pipeline, SyncTokens, wants_body
-from .client.urls import Destinations
 from .errors import UsageError
 from .manager import TokenManager
 from .models import AccessToken
@@ -43,12 +42,8 @@ class ZoomAuth(httpx.Auth):
             or :meth:`SyncTokenManagerPool.manager(...)
             <zoom_s2s.sync_pool.SyncTokenManagerPool.manager>` (for
             ``httpx.Client``, and for ``httpx.AsyncClient`` through a thread).
-        api_url: The API the token is for; default ``$ZOOM_API_URL`` or
-            ``https://api.zoom.us/v2``. Only its origin gets the token.
-        use_token_api_url: Also send the token to the origin of the token's
-            ``api_url`` when that is a Zoom host or ``api_url``'s host.
-        allow_insecure_http: Accept an ``http://`` ``api_url`` on a host that
-            is not loopback.
+        api_url, use_token_api_url, allow_insecure_http: Where the token may
+            go, as for :class:`~zoom_s2s.ZoomAuthMiddleware`.
 
     Raises:
         ConfigurationError: A bad ``api_url``.
@@ -63,17 +58,14 @@ class ZoomAuth(httpx.Auth):
         allow_insecure_http: bool = False,
     ) -> None:
         self.tokens = tokens
-        destinations = Destinations.for_api_url(
-            api_url, use_token_api_url=use_token_api_url, allow_insecure_http=allow_insecure_http
-        )
-        if isinstance(tokens, TokenManager) or inspect.iscoroutinefunction(
+        is_async = isinstance(tokens, TokenManager) or inspect.iscoroutinefunction(
             getattr(tokens, "get_token", None)
-        ):
-            self._sync: Pipeline | None = None
-            self._async = Pipeline(tokens, destinations)
-        else:
-            self._sync = Pipeline(tokens, destinations)
-            self._async = Pipeline(_InThread(tokens), destinations)
+        )
+        self._async = Pipeline.for_api_url(
+            tokens if is_async else _InThread(tokens), api_url,
+            use_token_api_url=use_token_api_url, allow_insecure_http=allow_insecure_http,
+        )
+        self._sync = None if is_async else Pipeline(tokens, self._async.destinations)
 
     def __repr__(self) -> str:
         base = self._async.destinations.base_url
@@ -104,8 +96,6 @@ class ZoomAuth(httpx.Auth):
             response = yield _signed(request, token)
             wanted = wants_body(response.status_code, response.headers.get("content-length"))
             token = flow.send(_answer(response, response.read() if wanted else None))
-        if flow.error is not None:
-            raise flow.error
 
     async def async_auth_flow(
         self, request: httpx.Request
@@ -119,15 +109,13 @@ class ZoomAuth(httpx.Auth):
             response = yield _signed(request, token)
             wanted = wants_body(response.status_code, response.headers.get("content-length"))
             token = await flow.asend(_answer(response, await response.aread() if wanted else None))
-        if flow.error is not None:
-            raise flow.error
 
 
 class _InThread:
     """A blocking manager's calls, each run in a worker thread (for ``httpx.AsyncClient``)."""
 
-    def __init__(self, tokens: SyncTokens) -> None:
-        self._tokens = tokens
+    def __init__(self, tokens: Any) -> None:
+        self._tokens: SyncTokens = tokens
 
     async def get_token(self) -> AccessToken:
         return await anyio.to_thread.run_sync(self._tokens.get_token)

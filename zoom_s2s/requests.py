@@ -24,7 +24,6 @@ import requests.exceptions
 import requests.utils
 
 from .client.pipeline import Answer, Flow, Pipeline, SyncTokens, wants_body
-from .client.urls import Destinations
 from .errors import UsageError
 from .manager import TokenManager
 from .models import AccessToken
@@ -45,12 +44,8 @@ class ZoomAuth(requests.auth.AuthBase):
     Args:
         tokens: A blocking manager: :class:`~zoom_s2s.sync.SyncTokenManager`,
             or a :class:`~zoom_s2s.sync_pool.SyncTokenManagerPool`'s manager.
-        api_url: The API the token is for; default ``$ZOOM_API_URL`` or
-            ``https://api.zoom.us/v2``. Only its origin gets the token.
-        use_token_api_url: Also send the token to the origin of the token's
-            ``api_url`` when that is a Zoom host or ``api_url``'s host.
-        allow_insecure_http: Accept an ``http://`` ``api_url`` on a host that
-            is not loopback.
+        api_url, use_token_api_url, allow_insecure_http: Where the token may
+            go, as for :class:`~zoom_s2s.ZoomAuthMiddleware`.
 
     Raises:
         ConfigurationError: A bad ``api_url``.
@@ -71,13 +66,9 @@ class ZoomAuth(requests.auth.AuthBase):
                 "Use zoom_s2s.sync.SyncTokenManager (or SyncTokenManagerPool.manager(...))"
             )
         self.tokens = tokens
-        self._pipeline = Pipeline(
-            tokens,
-            Destinations.for_api_url(
-                api_url,
-                use_token_api_url=use_token_api_url,
-                allow_insecure_http=allow_insecure_http,
-            ),
+        self._pipeline = Pipeline.for_api_url(
+            tokens, api_url, use_token_api_url=use_token_api_url,
+            allow_insecure_http=allow_insecure_http,
         )
 
     def __repr__(self) -> str:
@@ -108,8 +99,6 @@ class ZoomAuth(requests.auth.AuthBase):
         while True:
             try:
                 token = flow.send(_answer(response))
-                if flow.error is not None:
-                    raise flow.error
             except BaseException:
                 response.close()
                 raise

@@ -173,14 +173,10 @@ class ZoomAuthMiddleware:
     ) -> None:
         self._tokens = tokens
         self._refuse = check_redirect_mode(on_foreign_redirect)
-        self._pipeline = Pipeline(
-            tokens,
-            Destinations.for_api_url(
-                api_url,
-                use_token_api_url=use_token_api_url,
-                allow_insecure_http=allow_insecure_http,
-            ),
-            None if rate_limits is None else RateLimiter.for_manager(rate_limits, tokens),
+        self._pipeline = Pipeline.for_api_url(
+            tokens, api_url, use_token_api_url=use_token_api_url,
+            allow_insecure_http=allow_insecure_http,
+            limiter=None if rate_limits is None else RateLimiter.for_manager(rate_limits, tokens),
         )
         token_url = yarl.URL(tokens.token_url)
         self._token_origin = origin_of(token_url)
@@ -230,8 +226,6 @@ class ZoomAuthMiddleware:
             authorization = request.headers.get(hdrs.AUTHORIZATION)
             try:
                 token = await flow.asend(Answer(status, response.headers, body, url, authorization))
-                if flow.error is not None:
-                    raise flow.error
             except BaseException:
                 response.release()
                 raise

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable, Generator, Mapping
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import yarl
 
@@ -83,32 +83,17 @@ def _absolute(url: str | yarl.URL) -> yarl.URL | None:
     return url if url.absolute and url.host else None
 
 
-class Answer:
-    """What a face saw of one answer.
+class Answer(NamedTuple):
+    """What a face saw of one answer."""
 
-    Args:
-        status: The HTTP status.
-        headers: The answer's headers.
-        body: The body, if read (adapters: see :func:`wants_body`).
-        url: The URL that answered (the last hop of a redirect chain).
-        authorization: The ``Authorization`` header of the request it answers.
-    """
-
-    __slots__ = ("authorization", "body", "headers", "status", "url")
-
-    def __init__(
-        self,
-        status: int,
-        headers: Mapping[str, str],
-        body: bytes | None,
-        url: str | yarl.URL,
-        authorization: str | bytes | None,
-    ) -> None:
-        self.status = status
-        self.headers = headers
-        self.body = body
-        self.url = url
-        self.authorization = authorization
+    status: int
+    headers: Mapping[str, str]
+    body: bytes | None
+    """The body, if read (adapters: see :func:`wants_body`)."""
+    url: str | yarl.URL
+    """The URL that answered: the last hop of a redirect chain."""
+    authorization: str | bytes | None
+    """The ``Authorization`` header of the request it answers."""
 
 
 class Flow:
@@ -116,21 +101,21 @@ class Flow:
 
     Each returns the token to send the request with next, or ``None``: the
     request is done (the last answer stands) or, before any send, must go
-    out untouched (another origin).
+    out untouched (another origin). Each raises what the token's calls raise,
+    and :class:`~zoom_s2s.errors.UnauthorizedError` (or
+    :class:`~zoom_s2s.errors.MissingScopesError`) when a refused token calls
+    for a retry the body cannot take (a stream): the face closes its answer.
 
     Attributes:
         token: The token last fetched for this request.
-        error: Set when the flow ended in an error the face raises (after
-            closing its answer): the body could not be sent again.
     """
 
-    __slots__ = ("_steps", "error", "token")
+    __slots__ = ("_steps", "token")
 
     _steps: Generator[Step, Any, None]
 
     def __init__(self) -> None:
         self.token: AccessToken | None = None
-        self.error: Exception | None = None
 
     def send(self, answer: Answer | None) -> AccessToken | None:
         """Blocking faces: make the flow's calls, up to its next send."""
@@ -170,6 +155,26 @@ class Pipeline:
         self.base_path = yarl.URL(destinations.base_url).path.rstrip("/")
         # Tokens Zoom refused for a missing scope after a refetch: no second refetch.
         self._lacking: deque[str] = deque(maxlen=_SCOPE_MEMORY)
+
+    @classmethod
+    def for_api_url(
+        cls,
+        tokens: Any,
+        api_url: str | None,
+        *,
+        use_token_api_url: bool,
+        allow_insecure_http: bool,
+        limiter: RateLimiter | None = None,
+    ) -> Pipeline:
+        """The pipeline for a user's ``api_url`` options (see :meth:`Destinations.for_api_url`).
+
+        Raises:
+            ConfigurationError: A bad ``api_url``.
+        """
+        destinations = Destinations.for_api_url(
+            api_url, use_token_api_url=use_token_api_url, allow_insecure_http=allow_insecure_http
+        )
+        return cls(tokens, destinations, limiter)
 
     def flow(
         self,
@@ -245,8 +250,7 @@ class Pipeline:
             )
             yield (self._tokens.invalidate, token)
             if rewind is not None and not rewind():
-                flow.error = self._unreplayable(answer, method, token)
-                break
+                raise self._unreplayable(answer, method, token)
             fresh: AccessToken = yield self._get_token
             flow.token = fresh
             if required and set(required).isdisjoint(fresh.scopes):
