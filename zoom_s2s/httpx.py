@@ -21,6 +21,7 @@ import anyio.to_thread
 import httpx
 
 from .client.pipeline import Answer, Pipeline, SyncTokens, wants_body
+from .client.urls import Destinations
 from .errors import UsageError
 from .manager import TokenManager
 from .models import AccessToken
@@ -61,11 +62,11 @@ class ZoomAuth(httpx.Auth):
         is_async = isinstance(tokens, TokenManager) or inspect.iscoroutinefunction(
             getattr(tokens, "get_token", None)
         )
-        self._async = Pipeline.for_api_url(
-            tokens if is_async else _InThread(tokens), api_url,
-            use_token_api_url=use_token_api_url, allow_insecure_http=allow_insecure_http,
+        destinations = Destinations.for_api_url(
+            api_url, use_token_api_url=use_token_api_url, allow_insecure_http=allow_insecure_http
         )
-        self._sync = None if is_async else Pipeline(tokens, self._async.destinations)
+        self._async = Pipeline(tokens if is_async else _InThread(tokens), destinations)
+        self._sync = None if is_async else Pipeline(tokens, destinations)
 
     def __repr__(self) -> str:
         base = self._async.destinations.base_url
@@ -135,22 +136,14 @@ def _answer(response: httpx.Response, body: bytes | None) -> Answer:
     return Answer(response.status_code, response.headers, body, url, authorization)
 
 
-def _rewind(request: httpx.Request) -> Callable[[], bool]:
-    """How to make the body ready to be sent again: bytes are; a file is sought back."""
+def _rewind(request: httpx.Request) -> Callable[[], bool] | None:
+    """How to make the body ready to be sent again: ``None`` for bytes; a file is sought back."""
     stream = request.stream
     if isinstance(stream, httpx.ByteStream):
-        return _always
+        return None
     source: Any = getattr(stream, "_stream", None)  # what httpx iterates: a file, a generator
     try:
         seek, start = source.seek, source.tell() if source.seekable() else None
     except (AttributeError, OSError, ValueError):
-        return _never
-    return _never if start is None else lambda: seek(start) == start
-
-
-def _always() -> bool:
-    return True
-
-
-def _never() -> bool:
-    return False
+        start = None
+    return (lambda: False) if start is None else (lambda: seek(start) == start)

@@ -24,6 +24,7 @@ import requests.exceptions
 import requests.utils
 
 from .client.pipeline import Answer, Flow, Pipeline, SyncTokens, wants_body
+from .client.urls import Destinations
 from .errors import UsageError
 from .manager import TokenManager
 from .models import AccessToken
@@ -66,10 +67,10 @@ class ZoomAuth(requests.auth.AuthBase):
                 "Use zoom_s2s.sync.SyncTokenManager (or SyncTokenManagerPool.manager(...))"
             )
         self.tokens = tokens
-        self._pipeline = Pipeline.for_api_url(
-            tokens, api_url, use_token_api_url=use_token_api_url,
-            allow_insecure_http=allow_insecure_http,
+        destinations = Destinations.for_api_url(
+            api_url, use_token_api_url=use_token_api_url, allow_insecure_http=allow_insecure_http
         )
+        self._pipeline = Pipeline(tokens, destinations)
 
     def __repr__(self) -> str:
         base = self._pipeline.destinations.base_url

@@ -558,14 +558,10 @@ class ZoomClient(AsyncClosedOnExit):
                 break
         if 200 <= status < 300:
             return decode_response(status, headers, body, method=method, path=url.path)
+        # The scopes are a fresh token's when one was fetched but could not help.
         error = error_from_response(
-            status,
-            headers,
-            body,
-            method=method,
-            path=url.path,
-            secrets=secret_forms(sent.access_token),
-            scopes=(flow.token or sent).scopes,  # a fresh token's, if it was fetched in vain
+            status, headers, body, method=method, path=url.path,
+            secrets=secret_forms(sent.access_token), scopes=(flow.token or sent).scopes,
         )
         error.rate_limit = rate_limit_info(headers)
         raise error

@@ -150,10 +150,8 @@ class ZoomAuthMiddleware:
         allow_insecure_http: Accept an ``http://`` ``api_url`` on a host that
             is not loopback (the token would cross the network in clear text).
         rate_limits: Pace the requests it signs through the fleet's shared
-            budget (:class:`~zoom_s2s.RateLimits`), as ``ZoomClient`` does: each
-            waits for a permit of its category (the built-in table, or what
-            ``X-RateLimit-Category`` said), and 429s are shared with the fleet.
-            A request held back raises :class:`~zoom_s2s.RateLimitedError` or
+            budget (:class:`~zoom_s2s.RateLimits`), as ``ZoomClient`` does. A
+            request held back raises :class:`~zoom_s2s.RateLimitedError` or
             :class:`~zoom_s2s.DailyLimitExceededError` (``sent`` is ``False``);
             Zoom's own 429s are returned as responses. ``None``: no pacing.
 
@@ -173,11 +171,11 @@ class ZoomAuthMiddleware:
     ) -> None:
         self._tokens = tokens
         self._refuse = check_redirect_mode(on_foreign_redirect)
-        self._pipeline = Pipeline.for_api_url(
-            tokens, api_url, use_token_api_url=use_token_api_url,
-            allow_insecure_http=allow_insecure_http,
-            limiter=None if rate_limits is None else RateLimiter.for_manager(rate_limits, tokens),
+        destinations = Destinations.for_api_url(
+            api_url, use_token_api_url=use_token_api_url, allow_insecure_http=allow_insecure_http
         )
+        limiter = None if rate_limits is None else RateLimiter.for_manager(rate_limits, tokens)
+        self._pipeline = Pipeline(tokens, destinations, limiter)
         token_url = yarl.URL(tokens.token_url)
         self._token_origin = origin_of(token_url)
         self._token_path = token_url.path
@@ -199,13 +197,10 @@ class ZoomAuthMiddleware:
 
         Raises:
             UnauthorizedError: The token was refused and the body (a stream)
-                cannot be sent again; the token is replaced, send again.
+                cannot be sent again; the token is replaced: send again.
             MissingScopesError: The same, for a scope error.
-            ForeignRedirectError: A redirect to another origin, with
-                ``on_foreign_redirect="refuse"``.
-            RateLimitedError: With ``rate_limits``, no permit within its
-                ``max_wait`` (``sent`` is ``False``).
-            DailyLimitExceededError: With ``rate_limits``, the fleet hit a daily limit.
+            ForeignRedirectError: See ``on_foreign_redirect``.
+            RateLimitedError: See ``rate_limits``.
         """
         url = request.url
         if url.path == self._token_path and origin_of(url) == self._token_origin:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable, Generator, Mapping
+from functools import partial
 from typing import Any, NamedTuple, Protocol
 
 import yarl
@@ -18,7 +19,6 @@ import yarl
 from .._redact import secret_forms
 from ..models import AccessToken
 from ..ratelimit.limiter import RateLimiter
-from ..ratelimit.limits import Category
 from .responses import (
     INVALID_TOKEN_CODE,
     NO_SECRETS,
@@ -29,12 +29,11 @@ from .responses import (
 )
 from .urls import Destinations
 
-__all__ = ["MAX_READ_BODY", "Answer", "Flow", "Pipeline", "SyncTokens", "wants_body"]
+__all__ = ["Answer", "Flow", "Pipeline", "SyncTokens", "wants_body"]
 
 logger = logging.getLogger("zoom_s2s.client")
 
-MAX_READ_BODY = 64 * 1024
-"""An adapter reads an error answer's body for Zoom's code only when it declares at most this."""
+_MAX_READ_BODY = 64 * 1024  # the largest declared body an adapter reads for Zoom's code
 
 # Statuses whose body can say the token is refused (124, 4700, 4711) or a daily limit.
 _JUDGED = frozenset({400, 401, 403, 429})
@@ -46,7 +45,7 @@ REPLAY_HINT = (
     "is sent again by itself)"
 )
 
-Step = AccessToken | tuple[Any, ...] | None
+Step = AccessToken | partial[Any] | None
 """What a flow yields: a token to send the request with, a call to make, or None (done)."""
 
 
@@ -63,13 +62,14 @@ class SyncTokens(Protocol):
 
 
 def wants_body(status: int, declared_length: str | int | None) -> bool:
-    """Whether an adapter should read an answer's body before reporting it: an error
-    status that can carry Zoom's code, with a small declared length (the caller can
-    still read it afterwards)."""
+    """Whether an adapter reads an answer's body before reporting it (the caller still can).
+
+    Only an error status that can carry Zoom's code, with a small declared length.
+    """
     if status not in _JUDGED or declared_length is None:
         return False
     try:
-        return 0 <= int(declared_length) <= MAX_READ_BODY
+        return 0 <= int(declared_length) <= _MAX_READ_BODY
     except ValueError:
         return False
 
@@ -99,12 +99,10 @@ class Answer(NamedTuple):
 class Flow:
     """One request's way through the pipeline, driven by :meth:`send` or :meth:`asend`.
 
-    Each returns the token to send the request with next, or ``None``: the
-    request is done (the last answer stands) or, before any send, must go
-    out untouched (another origin). Each raises what the token's calls raise,
-    and :class:`~zoom_s2s.errors.UnauthorizedError` (or
-    :class:`~zoom_s2s.errors.MissingScopesError`) when a refused token calls
-    for a retry the body cannot take (a stream): the face closes its answer.
+    Each returns the token to send the request with next, or ``None``: done (the
+    last answer stands; before any send: the request goes out untouched). They
+    raise what the calls raise, and ``UnauthorizedError`` (or ``MissingScopesError``)
+    when a refused token needs a retry a streamed body cannot take.
 
     Attributes:
         token: The token last fetched for this request.
@@ -113,22 +111,20 @@ class Flow:
     __slots__ = ("_steps", "token")
 
     _steps: Generator[Step, Any, None]
-
-    def __init__(self) -> None:
-        self.token: AccessToken | None = None
+    token: AccessToken | None
 
     def send(self, answer: Answer | None) -> AccessToken | None:
         """Blocking faces: make the flow's calls, up to its next send."""
         step = self._steps.send(answer)
-        while type(step) is tuple:
-            step = self._steps.send(step[0](*step[1:]))
+        while type(step) is partial:
+            step = self._steps.send(step())
         return step  # type: ignore[return-value]
 
     async def asend(self, answer: Answer | None) -> AccessToken | None:
         """Async faces: await the flow's calls, up to its next send."""
         step = self._steps.send(answer)
-        while type(step) is tuple:
-            step = self._steps.send(await step[0](*step[1:]))
+        while type(step) is partial:
+            step = self._steps.send(await step())
         return step  # type: ignore[return-value]
 
 
@@ -149,32 +145,12 @@ class Pipeline:
         self, tokens: Any, destinations: Destinations, limiter: RateLimiter | None = None
     ) -> None:
         self._tokens = tokens
-        self._get_token = (tokens.get_token,)
+        self._get_token = partial(tokens.get_token)
         self.destinations = destinations
         self.limiter = limiter
         self.base_path = yarl.URL(destinations.base_url).path.rstrip("/")
         # Tokens Zoom refused for a missing scope after a refetch: no second refetch.
         self._lacking: deque[str] = deque(maxlen=_SCOPE_MEMORY)
-
-    @classmethod
-    def for_api_url(
-        cls,
-        tokens: Any,
-        api_url: str | None,
-        *,
-        use_token_api_url: bool,
-        allow_insecure_http: bool,
-        limiter: RateLimiter | None = None,
-    ) -> Pipeline:
-        """The pipeline for a user's ``api_url`` options (see :meth:`Destinations.for_api_url`).
-
-        Raises:
-            ConfigurationError: A bad ``api_url``.
-        """
-        destinations = Destinations.for_api_url(
-            api_url, use_token_api_url=use_token_api_url, allow_insecure_http=allow_insecure_http
-        )
-        return cls(tokens, destinations, limiter)
 
     def flow(
         self,
@@ -197,17 +173,13 @@ class Pipeline:
                 could. ``None``: the body can always be sent again.
         """
         flow = Flow()
+        flow.token = None
         flow._steps = self._steps(flow, method, url, path, rate_category, rewind)
         return flow
 
     def _steps(
-        self,
-        flow: Flow,
-        method: str,
-        url: str | yarl.URL | None,
-        path: str | None,
-        rate_category: str | None,
-        rewind: Callable[[], bool] | None,
+        self, flow: Flow, method: str, url: str | yarl.URL | None, path: str | None,
+        rate_category: str | None, rewind: Callable[[], bool] | None,
     ) -> Generator[Step, Any, None]:
         destinations = self.destinations
         where = None
@@ -218,9 +190,8 @@ class Pipeline:
                 return
         limiter = self.limiter
         if limiter is not None:
-            if path is None:
-                path = self._below_base(where)
-            category = limiter.category(method, path, rate_category)
+            below = self._below_base(where) if path is None else path
+            category = limiter.category(method, below, rate_category)
         token: AccessToken = yield self._get_token
         if where is not None and not destinations.allows(where, token.api_url):
             yield None
@@ -229,28 +200,31 @@ class Pipeline:
         while True:
             flow.token = token
             if limiter is not None:
-                yield (_acquire, limiter, category, method, path)
+                yield partial(limiter.acquire, category, method=method, path=below)
             answer: Answer = yield token
             code = message = None
             if answer.status in _JUDGED and answer.body is not None:
                 code, message, _ = zoom_fields(answer.body, NO_SECRETS)
             if limiter is not None:
-                learn = rate_category is None
-                yield (_observe, limiter, category, method, path, answer, message, learn)
+                yield partial(
+                    limiter.observe, category, method=method, path=below, status=answer.status,
+                    headers=answer.headers, message=message, learn=rate_category is None,
+                )
             required = self._refused(answer, code, message, token, retried)
             if required is None:
                 break
             logger.debug(
                 "%s %s: HTTP %d code %s with token_fp=%s; invalidating it and retrying once",
-                method,
-                path if where is None else where.path,
-                answer.status,
-                code,
+                method, path if where is None else where.path, answer.status, code,
                 token.fingerprint,
             )
-            yield (self._tokens.invalidate, token)
+            yield partial(self._tokens.invalidate, token)
             if rewind is not None and not rewind():
-                raise self._unreplayable(answer, method, token)
+                raise error_from_response(
+                    answer.status, answer.headers, answer.body or b"", method=method,
+                    path="" if where is None else where.path, hint=REPLAY_HINT,
+                    secrets=secret_forms(token.access_token),
+                )
             fresh: AccessToken = yield self._get_token
             flow.token = fresh
             if required and set(required).isdisjoint(fresh.scopes):
@@ -262,11 +236,7 @@ class Pipeline:
         yield None
 
     def _refused(
-        self,
-        answer: Answer,
-        code: int | None,
-        message: str | None,
-        token: AccessToken,
+        self, answer: Answer, code: int | None, message: str | None, token: AccessToken,
         retried: bool,
     ) -> tuple[str, ...] | None:
         """Whether a fresh token may help: ``None`` if not, else the scopes Zoom asks for.
@@ -298,40 +268,3 @@ class Pipeline:
         path = "/" if where is None else where.raw_path
         base = self.base_path
         return path[len(base):] if base and path.startswith(base + "/") else path
-
-    @staticmethod
-    def _unreplayable(answer: Answer, method: str, token: AccessToken) -> Exception:
-        where = _absolute(answer.url)
-        return error_from_response(
-            answer.status,
-            answer.headers,
-            answer.body or b"",
-            method=method,
-            path="" if where is None else where.path,
-            hint=REPLAY_HINT,
-            secrets=secret_forms(token.access_token),
-        )
-
-
-async def _acquire(limiter: RateLimiter, category: Category, method: str, path: str) -> None:
-    await limiter.acquire(category, method=method, path=path)
-
-
-async def _observe(
-    limiter: RateLimiter,
-    category: Category,
-    method: str,
-    path: str,
-    answer: Answer,
-    message: str | None,
-    learn: bool,
-) -> None:
-    await limiter.observe(
-        category,
-        method=method,
-        path=path,
-        status=answer.status,
-        headers=answer.headers,
-        message=message,
-        learn=learn,
-    )

@@ -1,15 +1,7 @@
 """Turning a REST API answer into decoded JSON or the right :class:`ZoomAPIError`.
 
-Zoom's errors are ``{"code": ..., "message": ...}`` objects (plus an ``errors``
-list on validation failures) with an ``x-zm-trackingid`` header (``docs/zoom.rst``). A
-body that is not such JSON (an HTML page from a proxy) still gives the error
-class its HTTP status calls for, with a message that summarises the body.
-
-Nothing an answer says is trusted: bodies are read up to a size limit
-(:func:`read_body`), JSON nested deeply enough to exhaust the parser is an
-error like any other malformed body, and every text an error keeps from the
-answer is scrubbed of the bearer token it was sent with (an API or a proxy
-may echo the ``Authorization`` header back).
+Bodies are read up to a limit, never trusted, and every text an error keeps is
+scrubbed of the bearer token. Zoom's error shapes: ``docs/zoom.rst``.
 """
 
 from __future__ import annotations
