@@ -52,18 +52,26 @@ async def achunks() -> AsyncIterator[bytes]:
 class Face:
     """One way to send a request with the shared token; blocking faces run in a thread."""
 
-    tokens: TokenManager | SyncTokenManager
+    blocking = False
 
-    def __init__(self, api: Origin, upload: Path) -> None:
+    def __init__(self, zoom: FakeZoom, api: Origin, upload: Path) -> None:
         self.api_url = f"{api.url}/v2"
         self.upload = upload
+        kind = SyncTokenManager if self.blocking else TokenManager
+        self.tokens = kind(zoom.credentials, token_url=zoom.token_url, retry=FAST_RETRY)
+        self.http = self.connect()
+
+    def connect(self) -> Any:
+        raise NotImplementedError
 
     def body(self, kind: str | None) -> Any:
         if kind == "bytes":
             return PAYLOAD
         if kind == "file":
             return self.upload.open("rb")
-        return None if kind is None else chunks()
+        if kind == "stream":
+            return chunks() if self.blocking else achunks()
+        return None
 
     def invalidations(self) -> int:
         return self.tokens.stats().invalidations
@@ -71,110 +79,81 @@ class Face:
     async def send(
         self, method: str, url: str, body: str | None = None, headers: Any = None
     ) -> int:
+        if self.blocking:
+            return await asyncio.to_thread(self.call, method, url, self.body(body), headers)
+        return await self.acall(method, url, self.body(body), headers)
+
+    def call(self, method: str, url: str, body: Any, headers: Any) -> int:
+        raise NotImplementedError
+
+    async def acall(self, method: str, url: str, body: Any, headers: Any) -> int:
         raise NotImplementedError
 
     async def aclose(self) -> None:
-        raise NotImplementedError
+        if self.blocking:
+            await asyncio.to_thread(self.http.close)
+            await asyncio.to_thread(self.tokens.close)  # type: ignore[union-attr]
+        else:
+            await (self.http.aclose() if hasattr(self.http, "aclose") else self.http.close())
+            await self.tokens.aclose()  # type: ignore[union-attr]
 
 
 class ClientFace(Face):
-    async def open(self, zoom: FakeZoom) -> None:
-        self.tokens = TokenManager(zoom.credentials, token_url=zoom.token_url, retry=FAST_RETRY)
-        self.client = ZoomClient(self.tokens, self.api_url, retry=FAST_RETRY)
+    def connect(self) -> Any:
+        return ZoomClient(self.tokens, self.api_url, retry=FAST_RETRY)  # type: ignore[arg-type]
 
-    async def send(
-        self, method: str, url: str, body: str | None = None, headers: Any = None
-    ) -> int:
+    async def acall(self, method: str, url: str, body: Any, headers: Any) -> int:
         assert (body, headers) == (None, None)  # the client sends JSON to its own API
         try:
-            await self.client.request(method, url.removeprefix(self.api_url))
+            await self.http.request(method, url.removeprefix(self.api_url))
         except ZoomAPIError as exc:
             return exc.status
         return 200
 
-    async def aclose(self) -> None:
-        await self.client.aclose()
-        await self.tokens.aclose()
-
 
 class MiddlewareFace(Face):
-    async def open(self, zoom: FakeZoom) -> None:
-        self.tokens = TokenManager(zoom.credentials, token_url=zoom.token_url, retry=FAST_RETRY)
-        auth = ZoomAuthMiddleware(self.tokens, api_url=self.api_url)
-        self.session = aiohttp.ClientSession(middlewares=(auth,))
+    def connect(self) -> Any:
+        auth = ZoomAuthMiddleware(self.tokens, api_url=self.api_url)  # type: ignore[arg-type]
+        return aiohttp.ClientSession(middlewares=(auth,))
 
-    def body(self, kind: str | None) -> Any:
-        return achunks() if kind == "stream" else super().body(kind)
-
-    async def send(
-        self, method: str, url: str, body: str | None = None, headers: Any = None
-    ) -> int:
-        data = self.body(body)
-        async with self.session.request(method, url, data=data, headers=headers) as response:
+    async def acall(self, method: str, url: str, body: Any, headers: Any) -> int:
+        async with self.http.request(method, url, data=body, headers=headers) as response:
             await response.read()
-            return response.status
-
-    async def aclose(self) -> None:
-        await self.session.close()
-        await self.tokens.aclose()
+            return int(response.status)
 
 
-class HttpxAsyncFace(MiddlewareFace):
-    async def open(self, zoom: FakeZoom) -> None:
-        self.tokens = TokenManager(zoom.credentials, token_url=zoom.token_url, retry=FAST_RETRY)
+class HttpxAsyncFace(Face):
+    def connect(self) -> Any:
         auth = HttpxAuth(self.tokens, api_url=self.api_url)
-        self.http = httpx.AsyncClient(auth=auth, follow_redirects=True)
+        return httpx.AsyncClient(auth=auth, follow_redirects=True)
 
-    async def send(
-        self, method: str, url: str, body: str | None = None, headers: Any = None
-    ) -> int:
-        content = self.body(body)
-        return (await self.http.request(method, url, content=content, headers=headers)).status_code
-
-    async def aclose(self) -> None:
-        await self.http.aclose()
-        await self.tokens.aclose()
+    async def acall(self, method: str, url: str, body: Any, headers: Any) -> int:
+        response = await self.http.request(method, url, content=body, headers=headers)
+        return int(response.status_code)
 
 
 class HttpxSyncFace(Face):
-    async def open(self, zoom: FakeZoom) -> None:
-        self.tokens = SyncTokenManager(zoom.credentials, token_url=zoom.token_url, retry=FAST_RETRY)
+    blocking = True
+
+    def connect(self) -> Any:
         auth = HttpxAuth(self.tokens, api_url=self.api_url)
-        self.http = httpx.Client(auth=auth, follow_redirects=True)
+        return httpx.Client(auth=auth, follow_redirects=True)
 
-    async def send(
-        self, method: str, url: str, body: str | None = None, headers: Any = None
-    ) -> int:
-        def call() -> int:
-            content = self.body(body)
-            return self.http.request(method, url, content=content, headers=headers).status_code
-
-        return await asyncio.to_thread(call)
-
-    async def aclose(self) -> None:
-        await asyncio.to_thread(self.http.close)
-        await asyncio.to_thread(self.tokens.close)
+    def call(self, method: str, url: str, body: Any, headers: Any) -> int:
+        return int(self.http.request(method, url, content=body, headers=headers).status_code)
 
 
 class RequestsFace(Face):
-    async def open(self, zoom: FakeZoom) -> None:
-        self.tokens = SyncTokenManager(zoom.credentials, token_url=zoom.token_url, retry=FAST_RETRY)
-        self.session = requests.Session()
-        self.session.auth = RequestsAuth(self.tokens, api_url=self.api_url)
+    blocking = True
 
-    async def send(
-        self, method: str, url: str, body: str | None = None, headers: Any = None
-    ) -> int:
-        def call() -> int:
-            data = self.body(body)
-            answer = self.session.request(method, url, data=data, headers=headers, timeout=10)
-            return answer.status_code
+    def connect(self) -> Any:
+        session = requests.Session()
+        session.auth = RequestsAuth(self.tokens, api_url=self.api_url)  # type: ignore[arg-type]
+        return session
 
-        return await asyncio.to_thread(call)
-
-    async def aclose(self) -> None:
-        await asyncio.to_thread(self.session.close)
-        await asyncio.to_thread(self.tokens.close)
+    def call(self, method: str, url: str, body: Any, headers: Any) -> int:
+        response = self.http.request(method, url, data=body, headers=headers, timeout=10)
+        return int(response.status_code)
 
 
 FACES = {
@@ -193,8 +172,7 @@ async def face(
 ) -> AsyncIterator[Face]:
     upload = tmp_path / "upload.bin"
     upload.write_bytes(PAYLOAD)
-    one = FACES[request.param](api, upload)
-    await one.open(zoom)  # type: ignore[attr-defined]
+    one = FACES[request.param](zoom, api, upload)
     yield one
     await one.aclose()
 
