@@ -2,33 +2,14 @@
 
 ::
 
-    import requests
-    from zoom_s2s.requests import ZoomAuth
-    from zoom_s2s.sync import SyncTokenManager
-
     tokens = SyncTokenManager(Credentials.from_env(), store="redis://localhost:6379/0")
     session = requests.Session()
     session.auth = ZoomAuth(tokens)
     me = session.get("https://api.zoom.us/v2/users/me").json()
 
-It takes a blocking manager (:class:`~zoom_s2s.sync.SyncTokenManager`, or
-:meth:`SyncTokenManagerPool.manager(...)
-<zoom_s2s.sync_pool.SyncTokenManagerPool.manager>` for one of many accounts):
-
-* it adds ``Authorization: Bearer <token>`` only to requests for the API's
-  origin (``api_url``; with ``use_token_api_url`` also the token's trusted
-  ``api_url`` origin); a request anywhere else goes out untouched;
-* on a redirect to another host or port requests drops the
-  ``Authorization`` header itself and does not call the auth again; the
-  tests check this against a second server;
-* a response hook sees a 401 with Zoom's code 124 from the API's origin,
-  invalidates that token (compare-and-delete, so a burst of 401s across a
-  fleet refetches once), and sends the request once more with a fresh token.
-  A second 401 is returned. (As with requests' digest auth, that one retry
-  is sent by the adapter directly: a redirect answering it is not followed.)
-
-Needs ``pip install zoom-s2s[requests]``. This module's name does not hide
-the ``requests`` package: imports here are absolute.
+A face of the request pipeline (:mod:`zoom_s2s.client.pipeline`), like
+:class:`~zoom_s2s.ZoomAuthMiddleware`. Needs ``pip install zoom-s2s[requests]``;
+imports here are absolute, so this module's name does not hide ``requests``.
 """
 
 from __future__ import annotations
@@ -39,9 +20,11 @@ from typing import Any
 import requests
 import requests.auth
 import requests.cookies
+import requests.exceptions
 import requests.utils
 
-from ._bearer import SyncTokens, TokenRule, is_invalid_token, small_body
+from .client.pipeline import Answer, Flow, Pipeline, SyncTokens, wants_body
+from .client.urls import Destinations
 from .errors import UsageError
 from .manager import TokenManager
 from .models import AccessToken
@@ -52,15 +35,18 @@ __all__ = ["ZoomAuth"]
 class ZoomAuth(requests.auth.AuthBase):
     """A :class:`requests.auth.AuthBase` that signs Zoom API requests with the shared token.
 
+    Only requests to the API's origin are signed (a request anywhere else goes
+    out untouched). A response hook sees a refused token (401 code 124, or a
+    scope error) and sends the request once more with a fresh token when its
+    body can be sent again (bytes, str, a seekable file); that one retry is
+    sent directly, as requests' digest auth does (a redirect answering it is
+    not followed).
+
     Args:
         tokens: A blocking manager: :class:`~zoom_s2s.sync.SyncTokenManager`,
             or a :class:`~zoom_s2s.sync_pool.SyncTokenManagerPool`'s manager.
-        api_url: The API the token is for; default ``$ZOOM_API_URL`` or
-            ``https://api.zoom.us/v2``. Only its origin gets the token.
-        use_token_api_url: Also send the token to the origin of the token's
-            ``api_url`` when that is a Zoom host or ``api_url``'s host.
-        allow_insecure_http: Accept an ``http://`` ``api_url`` on a host that
-            is not loopback.
+        api_url, use_token_api_url, allow_insecure_http: Where the token may
+            go, as for :class:`~zoom_s2s.ZoomAuthMiddleware`.
 
     Raises:
         ConfigurationError: A bad ``api_url``.
@@ -81,60 +67,81 @@ class ZoomAuth(requests.auth.AuthBase):
                 "Use zoom_s2s.sync.SyncTokenManager (or SyncTokenManagerPool.manager(...))"
             )
         self.tokens = tokens
-        self._rule = TokenRule(
+        destinations = Destinations.for_api_url(
             api_url, use_token_api_url=use_token_api_url, allow_insecure_http=allow_insecure_http
         )
+        self._pipeline = Pipeline(tokens, destinations)
 
     def __repr__(self) -> str:
-        return (
-            f"zoom_s2s.requests.ZoomAuth(tokens={self.tokens!r}, "
-            f"api_url={self._rule.base_url!r})"
-        )
+        base = self._pipeline.destinations.base_url
+        return f"zoom_s2s.requests.ZoomAuth(tokens={self.tokens!r}, api_url={base!r})"
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        """Sign ``request`` if its origin may have the token, and watch for its 401."""
-        url = request.url or ""
-        if not self._rule.allows(url):
-            request.headers.pop("Authorization", None)
-            return request
-        token = self.tokens.get_token()
-        if not self._rule.allows(url, token):  # pragma: no cover - allows() only widens
-            return request
-        request.headers["Authorization"] = "Bearer " + token.access_token
-        request.register_hook("response", functools.partial(self._after, token))
+        """Sign ``request`` if its origin may have the token, and watch for its answer."""
+        flow = self._pipeline.flow(
+            request.method or "GET", request.url or "", rewind=functools.partial(_rewind, request)
+        )
+        token = flow.send(None)
+        if token is not None:
+            request.headers["Authorization"] = "Bearer " + token.access_token
+            request.register_hook("response", functools.partial(self._after, flow))
         return request
 
-    def _after(self, token: AccessToken, response: requests.Response, **kwargs: Any) -> Any:
-        """The response hook: on 401 code 124 for ``token``, invalidate it and retry once."""
-        if response.status_code != 401:
-            return response
-        sent = response.request
-        if sent.headers.get("Authorization") != "Bearer " + token.access_token:
-            return response  # a redirect hop without the token, or not ours
-        if not self._rule.allows(sent.url or "", token):
-            return response
-        declared = response.headers.get("content-length")
-        if not small_body(declared) or not is_invalid_token(401, declared, response.content):
-            return response
-        self.tokens.invalidate(token)
-        fresh = self.tokens.get_token()
-        if not self._rule.allows(sent.url or "", fresh):
-            return response  # the fresh token may not go there (another regional api_url)
-        response.close()  # the content is read: the connection goes back to the pool
-        retry = sent.copy()
-        # The retry is not watched again: at most one retry per request.
-        retry.hooks = requests.hooks.default_hooks()
-        for hook in sent.hooks.get("response", []):
-            if getattr(hook, "func", None) != self._after:
-                retry.register_hook("response", hook)
-        jar = retry._cookies
-        if jar is not None:
-            requests.cookies.extract_cookies_to_jar(jar, sent, response.raw)
-            retry.prepare_cookies(jar)
-        if getattr(retry, "_body_position", None) is not None:
-            requests.utils.rewind_body(retry)
-        retry.headers["Authorization"] = "Bearer " + fresh.access_token
-        answer: requests.Response = response.connection.send(retry, **kwargs)
-        answer.history.append(response)
-        answer.request = retry
-        return answer
+    def _after(self, flow: Flow, response: requests.Response, **kwargs: Any) -> Any:
+        """The response hook: hand the answer to the flow, and send the retry it asks for.
+
+        Raises:
+            UnauthorizedError: The token was refused and the body (a stream)
+                cannot be sent again; the token is replaced: send again.
+            MissingScopesError: The same, for a scope error.
+        """
+        if response.is_redirect:
+            return response  # the hook sees the hop it leads to as well
+        while True:
+            try:
+                token = flow.send(_answer(response))
+            except BaseException:
+                response.close()
+                raise
+            if token is None:
+                return response
+            response = _resend(response, token, kwargs)
+
+
+def _answer(response: requests.Response) -> Answer:
+    status, headers, sent = response.status_code, response.headers, response.request
+    body = response.content if wants_body(status, headers.get("content-length")) else None
+    authorization = sent.headers.get("Authorization")
+    return Answer(status, headers, body, sent.url or "", authorization)
+
+
+def _resend(
+    response: requests.Response, token: AccessToken, kwargs: dict[str, Any]
+) -> requests.Response:
+    """Send ``response``'s request again, with ``token``, through the same connection adapter."""
+    sent = response.request
+    response.close()  # its content is read: the connection goes back to the pool
+    retry = sent.copy()
+    retry.hooks = requests.hooks.default_hooks()  # the retry is not watched: one retry at most
+    jar = retry._cookies
+    if jar is not None:
+        requests.cookies.extract_cookies_to_jar(jar, sent, response.raw)
+        retry.prepare_cookies(jar)
+    retry.headers["Authorization"] = "Bearer " + token.access_token
+    answer: requests.Response = response.connection.send(retry, **kwargs)
+    answer.history.append(response)
+    answer.request = retry
+    return answer
+
+
+def _rewind(request: requests.PreparedRequest) -> bool:
+    """Make the body ready to be sent again; whether it could be (a generator cannot)."""
+    if request.body is None or isinstance(request.body, (bytes, str)):
+        return True
+    if not isinstance(getattr(request, "_body_position", None), int):
+        return False
+    try:
+        requests.utils.rewind_body(request)
+    except requests.exceptions.UnrewindableBodyError:
+        return False
+    return True

@@ -36,15 +36,20 @@ class Origin:
 
     Attributes:
         seen: Every request's path and Authorization header, in order.
+        bodies: Every request's body, in order.
         replies: Per path: ``("redirect", url)``, ``("json", status, body)``.
             Unknown paths get 200 ``{"ok": true}``.
+        next_answers: ``(status, body)`` answers for the next requests, whatever
+            their path, before ``replies``.
     """
 
     def __init__(self, host: str = "127.0.0.1") -> None:
         self.host = host
         self.port = 0
         self.seen: list[tuple[str, str | None]] = []
+        self.bodies: list[bytes] = []
         self.replies: dict[str, tuple[Any, ...]] = {}
+        self.next_answers: list[tuple[int, object]] = []
 
     @property
     def url(self) -> str:
@@ -55,6 +60,10 @@ class Origin:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.seen.append((request.path, request.headers.get("Authorization")))
+        self.bodies.append(await request.read())
+        if self.next_answers:
+            status, body = self.next_answers.pop(0)
+            return web.json_response(body, status=status)
         reply = self.replies.get(request.path)
         if reply is None:
             return web.json_response({"ok": True, "path": request.path})

@@ -1,43 +1,17 @@
 """ZoomClient: a small Zoom REST API client on the shared token.
 
-One request, outermost first:
-
-1. :meth:`ZoomClient.request` makes the first attempt directly: most requests
-   succeed, and setting up a retry loop costs more than aiohttp's own send.
-   If it fails with something worth retrying, one retrying caller takes over,
-   `stamina <https://stamina.hynek.me>`_, with one back-off hook per request
-   (:class:`_Retries`, made only then) that decides every retry and its wait:
-
-   * 401 code 124 (the token is invalid or expired): the attempt has already
-     invalidated that token with the manager (compare-and-delete, so a burst
-     of 401s refetches once); retried at once, once, with a fresh token;
-   * codes 4700/4711 (the token lacks a scope): scopes granted in the
-     Marketplace reach only tokens issued afterwards, so the token is
-     invalidated the same way and the request retried once with a fresh
-     token, unless the fresh token's scopes show it cannot help, or this
-     client already saw that very token refused (:class:`_ScopeMemory`);
-   * 429 per-second limits: waiting what ``Retry-After`` says, capped, a
-     bounded number of times; a daily limit is raised at once;
-   * 5xx answers and connection failures of idempotent methods: bounded
-     attempts and time with exponential back-off.
-
-   The first failure is handed to stamina like every later one, so stamina
-   computes every wait and counts every attempt.
-2. Each attempt takes the token, signs the request with it (only for the
-   configured API origin, or the token's trusted ``api_url``: see
-   :class:`~zoom_s2s.client.urls.Destinations`), and reads at most
-   ``max_response_bytes`` of the answer. On a redirect to another origin
-   aiohttp drops the ``Authorization`` header (``on_foreign_redirect="strip"``);
-   with ``"refuse"`` a :class:`~zoom_s2s.client.middleware.RedirectGuard`
-   raises instead of following.
-3. aiohttp sends the request.
+One request: a first attempt made directly (most succeed); if it fails with
+something worth retrying (per-second 429s; 5xx and connection failures of
+idempotent methods), stamina takes over with one back-off hook per request
+(:class:`_Retries`). Each attempt goes through the request pipeline
+(:mod:`~zoom_s2s.client.pipeline`: token, pacing, the one retry after a
+refused token) and aiohttp. See ``docs/architecture.rst`` ("The client").
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -56,10 +30,8 @@ from ..errors import (
     APIConnectionError,
     ConfigurationError,
     DailyLimitExceededError,
-    MissingScopesError,
     RateLimitedError,
     ServerError,
-    UnauthorizedError,
     UsageError,
     ZoomAPIError,
 )
@@ -68,16 +40,15 @@ from ..models import AccessToken
 from ..oauth import RetryPolicy
 from ..ratelimit.headers import RateLimitInfo, rate_limit_info
 from ..ratelimit.limiter import RateLimiter
-from ..ratelimit.limits import Category, RateLimits
+from ..ratelimit.limits import RateLimits
 from .middleware import ForeignRedirect, RedirectGuard, check_redirect_mode
-from .pagination import MAX_PAGE_SIZE, Pages
+from .pagination import MAX_PAGE_SIZE, Pages, Params
+from .pipeline import Answer, Pipeline
 from .responses import (
     DEFAULT_MAX_RESPONSE_BYTES,
-    INVALID_TOKEN_CODE,
     decode_response,
     error_from_response,
     read_body,
-    scopes_hint,
 )
 from .urls import Destinations, api_base, quote_path
 from .user import User
@@ -87,17 +58,16 @@ __all__ = ["ZoomClient"]
 logger = logging.getLogger("zoom_s2s.client")
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-Params = Mapping[str, str | int | float] | None
 
 _PATH_CACHE_SIZE = 512
-_SCOPE_MEMORY = 32  # fingerprints of tokens known to lack a scope, per client
 
 
 class _Retries:
     """stamina back-off hook of one :meth:`ZoomClient.request` call whose first attempt failed.
 
-    It counts per call: one retry after an invalid token, ``rate_limit_retries``
-    after per-second 429s, ``policy.attempts`` attempts for transient failures.
+    It counts per call: ``rate_limit_retries`` after per-second 429s,
+    ``policy.attempts`` attempts for transient failures. (A refused token is
+    retried inside each attempt, by the pipeline.)
     """
 
     __slots__ = (
@@ -111,8 +81,6 @@ class _Retries:
         "policy",
         "rate_limit_retries",
         "rate_limited",
-        "scope_error",
-        "token_retried",
     )
 
     def __init__(
@@ -132,15 +100,13 @@ class _Retries:
         self.max_wait = max_wait
         self.rate_limited = 0
         self.failed = 0
-        self.token_retried = False
-        self.scope_error: MissingScopesError | None = None
         self._last: Exception | None = None
         self._verdict: bool | float = False
 
     @property
     def attempts(self) -> int:
         """The most attempts stamina may make (the hook stops sooner)."""
-        return self.policy.attempts + self.rate_limit_retries + 1
+        return self.policy.attempts + self.rate_limit_retries
 
     def __call__(self, exc: Exception) -> bool | float:
         if exc is self._last:
@@ -153,17 +119,6 @@ class _Retries:
         return verdict
 
     def _decide(self, exc: Exception) -> bool | float:
-        if isinstance(exc, UnauthorizedError):
-            if exc.code != INVALID_TOKEN_CODE or self.token_retried:
-                return False
-            self.token_retried = True
-            return 0.0  # at once: the attempt has invalidated the token
-        if isinstance(exc, MissingScopesError):
-            if self.token_retried or not getattr(exc, "_refetch", False):
-                return False
-            self.token_retried = True
-            self.scope_error = exc
-            return 0.0  # at once, with a fresh token: the attempt has invalidated it
         if isinstance(exc, DailyLimitExceededError):
             return False  # clears at midnight UTC: never sleep for hours
         if isinstance(exc, RateLimitedError):
@@ -303,13 +258,22 @@ class ZoomClient(AsyncClosedOnExit):
         self._paths: dict[str, tuple[str, yarl.URL]] = {}
         self._regional_urls: dict[tuple[str, str], yarl.URL] = {}  # (base, quoted path)
         self._signed: tuple[AccessToken | None, dict[str, str]] = (None, {})
-        # Tokens Zoom refused for a missing scope after a refetch: no second refetch.
-        self._lacking: deque[str] = deque(maxlen=_SCOPE_MEMORY)
         # Fleet-wide pacing (zoom_s2s.ratelimit); None: no pacing, no cost.
-        self.rate_limiter: RateLimiter | None = (
-            None if rate_limits is None else RateLimiter.for_manager(rate_limits, tokens)
+        self._pipeline = Pipeline(
+            tokens,
+            self._destinations,
+            None if rate_limits is None else RateLimiter.for_manager(rate_limits, tokens),
         )
         self._last_headers: Mapping[str, str] | None = None
+
+    @property
+    def rate_limiter(self) -> RateLimiter | None:
+        """What paces this client's requests (``rate_limits=``), or ``None``."""
+        return self._pipeline.limiter
+
+    @rate_limiter.setter
+    def rate_limiter(self, limiter: RateLimiter | None) -> None:
+        self._pipeline.limiter = limiter
 
     @property
     def last_rate_limit(self) -> RateLimitInfo | None:
@@ -381,13 +345,9 @@ class ZoomClient(AsyncClosedOnExit):
         method = method.upper()
         target = self._paths.get(path) or self._target(path)
         retries: _Retries | None = None
-        pace = None
-        if self.rate_limiter is not None:
-            pace = (self.rate_limiter.category(method, target[0], rate_category),
-                    rate_category is None)
         try:
             try:
-                return await self._attempt(session, method, target, params, json, True, pace)
+                return await self._attempt(session, method, target, params, json, rate_category)
             except Exception as exc:
                 retries = _Retries(
                     self._retry,
@@ -414,11 +374,8 @@ class ZoomClient(AsyncClosedOnExit):
                             # waits for it and counts it like any other.
                             failure, first = first, None
                             raise failure
-                        if retries.scope_error is not None:
-                            await self._check_fresh_scopes(retries)
-                        invalidate = not retries.token_retried
                         return await self._attempt(
-                            session, method, target, params, json, invalidate, pace
+                            session, method, target, params, json, rate_category
                         )
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             what = _what(exc)
@@ -554,27 +511,6 @@ class ZoomClient(AsyncClosedOnExit):
             url = self._regional_urls[key] = yarl.URL(base + quoted, encoded=True)
         return url
 
-    async def _check_fresh_scopes(self, retries: _Retries) -> None:
-        """Before retrying a scope error: raise it again if the fresh token cannot help."""
-        error, retries.scope_error = retries.scope_error, None
-        if error is None:
-            return
-        fresh = await self.tokens.get_token()
-        if error.required_scopes and set(error.required_scopes).isdisjoint(fresh.scopes):
-            self._lacking.append(fresh.fingerprint)
-            raise MissingScopesError(
-                status=error.status,
-                code=error.code,
-                message=error.message,
-                tracking_id=error.tracking_id,
-                method=error.method,
-                path=error.path,
-                errors=error.errors,
-                required_scopes=error.required_scopes,
-                granted_scopes=frozenset(fresh.scopes),
-                hint=scopes_hint(error.required_scopes, frozenset(fresh.scopes)),
-            )
-
     def _headers(self, token: AccessToken) -> dict[str, str]:
         signed_for, headers = self._signed
         if token is not signed_for:
@@ -589,86 +525,46 @@ class ZoomClient(AsyncClosedOnExit):
         target: tuple[str, yarl.URL],
         params: Params,
         json: Any,
-        invalidate: bool,
-        pace: tuple[Category, bool] | None = None,
+        rate_category: str | None,
     ) -> Any:
-        """One request with the current token; on 401 code 124 also invalidates that token.
-
-        With ``pace`` (the category, and whether answers may teach the path's
-        category) it first waits for a permit of the fleet's rate limiter, and
-        tells the limiter what the answer said.
-        """
-        limiter = self.rate_limiter
-        if pace is not None and limiter is not None:
-            await limiter.acquire(pace[0], method=method, path=target[0])
-        token = await self.tokens.get_token()
-        url = target[1]
-        if self.use_token_api_url:
-            base = self._destinations.base_for(token.api_url)
-            if base != self.base_url:
-                url = self._regional_url(base, target[0])
-        async with session.request(
-            method,
-            url,
-            params=params,
-            json=json,
-            headers=self._headers(token),
-            middlewares=self._middlewares,
-            timeout=self._timeout,
-            raise_for_status=False,
-        ) as response:
-            body = await read_body(response, self.max_response_bytes, method=method, path=url.path)
-            status, headers = response.status, response.headers
-        self._last_headers = headers
+        """One attempt through the pipeline: the answer decoded, or its error raised."""
+        flow = self._pipeline.flow(method, path=target[0], rate_category=rate_category)
+        token = await flow.asend(None)
+        while True:
+            assert token is not None  # the client's own URLs are always destinations
+            sent, url = token, target[1]
+            if self.use_token_api_url:
+                base = self._destinations.base_for(token.api_url)
+                if base != self.base_url:
+                    url = self._regional_url(base, target[0])
+            async with session.request(
+                method,
+                url,
+                params=params,
+                json=json,
+                headers=self._headers(token),
+                middlewares=self._middlewares,
+                timeout=self._timeout,
+                raise_for_status=False,
+            ) as response:
+                body = await read_body(
+                    response, self.max_response_bytes, method=method, path=url.path
+                )
+                status, headers = response.status, response.headers
+            self._last_headers = headers
+            authorization = response.request_info.headers.get(hdrs.AUTHORIZATION)
+            token = await flow.asend(Answer(status, headers, body, response.url, authorization))
+            if token is None:
+                break
         if 200 <= status < 300:
-            if pace is not None and limiter is not None:
-                await limiter.observe(pace[0], method=method, path=target[0], status=status,
-                                      headers=headers, learn=pace[1])
             return decode_response(status, headers, body, method=method, path=url.path)
+        # The scopes are a fresh token's when one was fetched but could not help.
         error = error_from_response(
-            status,
-            headers,
-            body,
-            method=method,
-            path=url.path,
-            secrets=secret_forms(token.access_token),
-            scopes=token.scopes,
+            status, headers, body, method=method, path=url.path,
+            secrets=secret_forms(sent.access_token), scopes=(flow.token or sent).scopes,
         )
         error.rate_limit = rate_limit_info(headers)
-        if pace is not None and limiter is not None:
-            await limiter.observe(pace[0], method=method, path=target[0], status=status,
-                                  headers=headers, message=error.message, learn=pace[1])
-        if isinstance(error, MissingScopesError):
-            await self._scope_refused(error, token, invalidate)
-        elif invalidate and status == 401 and error.code == INVALID_TOKEN_CODE:
-            logger.debug(
-                "%s %s: 401 code %d with token_fp=%s; invalidating it and retrying once",
-                method,
-                url.path,
-                INVALID_TOKEN_CODE,
-                token.fingerprint,
-            )
-            await self.tokens.invalidate(token)
         raise error
-
-    async def _scope_refused(
-        self, error: MissingScopesError, token: AccessToken, invalidate: bool
-    ) -> None:
-        """Invalidate a token refused for a scope, once: new grants reach only new tokens."""
-        if not invalidate or token.fingerprint in self._lacking:
-            if token.fingerprint not in self._lacking:
-                self._lacking.append(token.fingerprint)
-            return
-        logger.debug(
-            "%s %s: code %s with token_fp=%s; fetching a fresh token once (scopes granted "
-            "since reach only new tokens)",
-            error.method,
-            error.path,
-            error.code,
-            token.fingerprint,
-        )
-        await self.tokens.invalidate(token)
-        error._refetch = True  # type: ignore[attr-defined]
 
 
 def _user_query(

@@ -1,42 +1,28 @@
 """ZoomAuthMiddleware: an aiohttp client middleware that signs requests with the shared token.
 
-It follows aiohttp's client-middleware contract (aiohttp >= 3.12): it sets
-``Authorization: Bearer <token>``, and when Zoom answers 401 with code 124
-("Invalid access token" / "Access token is expired") it releases that
-response, invalidates the token with the manager (compare-and-delete, so a
-burst of 401s refetches once) and retries exactly once with a fresh token.
-Its loop is bounded: a second 401 is returned as is.
-
-Where the token goes. aiohttp runs client middlewares once per hop of a
-redirect chain, so a middleware that signs every request it sees would hand
-the token to whatever host a ``Location`` header names. This one signs only
-requests to the destinations :class:`~zoom_s2s.client.urls.Destinations`
-allows (the configured API origin; with ``use_token_api_url``, the token's
-trusted ``api_url`` origin). A redirect to any other origin is followed
-without the token (``on_foreign_redirect="strip"``, the default) or refused
-with :class:`~zoom_s2s.errors.ForeignRedirectError` (``"refuse"``). Requests
-the session sends elsewhere on its own go out untouched.
-
-The token request itself never passes through it: the manager sends that with
-its own session, and if a session carrying this middleware is shared with the
-manager, requests to the manager's token URL are passed through untouched.
+A face of the request pipeline (:mod:`~zoom_s2s.client.pipeline`): it signs
+only requests to the token's destinations, paces them with ``rate_limits``,
+and after a refused token (401 code 124, or a scope error) retries once with
+a fresh one. aiohttp calls it once per redirect hop; a hop to another origin
+goes out untouched (or is refused: ``on_foreign_redirect``). The manager's
+token request passes through it untouched. See ``docs/architecture.rst``.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Literal
 
 import yarl
 from aiohttp import ClientHandlerType, ClientRequest, ClientResponse, hdrs
+from aiohttp.payload import Payload
 
-from .._http import parse_json
 from ..errors import ConfigurationError, ForeignRedirectError
 from ..manager import TokenManager
-from ..models import AccessToken
 from ..ratelimit.limiter import RateLimiter
 from ..ratelimit.limits import RateLimits
-from .responses import INVALID_TOKEN_CODE
+from .pipeline import Answer, Pipeline, wants_body
 from .urls import Destinations, origin_of
 
 __all__ = ["ForeignRedirect", "RedirectGuard", "ZoomAuthMiddleware"]
@@ -47,11 +33,6 @@ ForeignRedirect = Literal["strip", "refuse"]
 """What to do with a redirect to an origin the token may not go to."""
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-
-# A 401 body is read to look for code 124 only when it declares a small length,
-# so that the caller can still read it afterwards and a hostile answer cannot
-# make the middleware buffer much.
-_MAX_401_BODY = 64 * 1024
 
 
 def check_redirect_mode(value: str) -> bool:
@@ -169,10 +150,8 @@ class ZoomAuthMiddleware:
         allow_insecure_http: Accept an ``http://`` ``api_url`` on a host that
             is not loopback (the token would cross the network in clear text).
         rate_limits: Pace the requests it signs through the fleet's shared
-            budget (:class:`~zoom_s2s.RateLimits`), as ``ZoomClient`` does: each
-            waits for a permit of its category (the built-in table, or what
-            ``X-RateLimit-Category`` said), and 429s are shared with the fleet.
-            A request held back raises :class:`~zoom_s2s.RateLimitedError` or
+            budget (:class:`~zoom_s2s.RateLimits`), as ``ZoomClient`` does. A
+            request held back raises :class:`~zoom_s2s.RateLimitedError` or
             :class:`~zoom_s2s.DailyLimitExceededError` (``sent`` is ``False``);
             Zoom's own 429s are returned as responses. ``None``: no pacing.
 
@@ -192,110 +171,65 @@ class ZoomAuthMiddleware:
     ) -> None:
         self._tokens = tokens
         self._refuse = check_redirect_mode(on_foreign_redirect)
-        self._destinations = Destinations.for_api_url(
+        destinations = Destinations.for_api_url(
             api_url, use_token_api_url=use_token_api_url, allow_insecure_http=allow_insecure_http
         )
+        limiter = None if rate_limits is None else RateLimiter.for_manager(rate_limits, tokens)
+        self._pipeline = Pipeline(tokens, destinations, limiter)
         token_url = yarl.URL(tokens.token_url)
         self._token_origin = origin_of(token_url)
         self._token_path = token_url.path
-        self.rate_limiter: RateLimiter | None = (
-            None if rate_limits is None else RateLimiter.for_manager(rate_limits, tokens)
-        )
-        self._api_path = yarl.URL(self._destinations.base_url).path.rstrip("/")
+
+    @property
+    def rate_limiter(self) -> RateLimiter | None:
+        """What paces the requests it signs (``rate_limits=``), or ``None``."""
+        return self._pipeline.limiter
 
     def __repr__(self) -> str:
         mode = "refuse" if self._refuse else "strip"
         return (
             f"ZoomAuthMiddleware(tokens={self._tokens!r}, "
-            f"api_url={self._destinations.base_url!r}, on_foreign_redirect={mode!r})"
+            f"api_url={self._pipeline.destinations.base_url!r}, on_foreign_redirect={mode!r})"
         )
 
     async def __call__(self, request: ClientRequest, handler: ClientHandlerType) -> ClientResponse:
-        """Sign ``request`` if its origin may have the token; on 401 code 124, retry once."""
+        """Send ``request``, signed if its origin may have the token, retried once if refused.
+
+        Raises:
+            UnauthorizedError: The token was refused and the body (a stream)
+                cannot be sent again; the token is replaced: send again.
+            MissingScopesError: The same, for a scope error.
+            ForeignRedirectError: See ``on_foreign_redirect``.
+            RateLimitedError: See ``rate_limits``.
+        """
         url = request.url
         if url.path == self._token_path and origin_of(url) == self._token_origin:
             return await handler(request)
-        token = await self._tokens.get_token()
-        if not self._destinations.allows(url, token.api_url):
-            return await handler(request)  # another origin: a redirect hop, or not Zoom at all
-        if self.rate_limiter is not None:
-            return await self._paced(request, handler, token, self.rate_limiter)
-        return await self._signed(request, handler, token)
-
-    async def _paced(
-        self,
-        request: ClientRequest,
-        handler: ClientHandlerType,
-        token: AccessToken,
-        limiter: RateLimiter,
-    ) -> ClientResponse:
-        """Wait for a permit, send, and tell the limiter what the answer said."""
-        path = request.url.path
-        if self._api_path and path.startswith(self._api_path + "/"):
-            path = path[len(self._api_path):]
-        category = limiter.category(request.method, path)
-        await limiter.acquire(category, method=request.method, path=path)
-        response = await self._signed(request, handler, token)
-        message = None
-        if response.status == 429:
-            message = await _small_json_message(response)
-        await limiter.observe(category, method=request.method, path=path,
-                              status=response.status, headers=response.headers, message=message)
-        return response
-
-    async def _signed(
-        self, request: ClientRequest, handler: ClientHandlerType, token: AccessToken
-    ) -> ClientResponse:
-        """Send signed; on 401 code 124, invalidate the token and retry once."""
-        url = request.url
-        response = await self._send(request, handler, token)
-        if response.status != 401 or not await _is_invalid_token(response):
-            return response
-        response.release()
-        logger.debug(
-            "%s %s: 401 code %d with token_fp=%s; invalidating it and retrying once",
-            request.method,
-            url.path,
-            INVALID_TOKEN_CODE,
-            token.fingerprint,
+        flow = self._pipeline.flow(
+            request.method, url, rewind=functools.partial(_replayable, request)
         )
-        await self._tokens.invalidate(token)
-        return await self._send(request, handler, await self._tokens.get_token())
-
-    async def _send(
-        self, request: ClientRequest, handler: ClientHandlerType, token: AccessToken
-    ) -> ClientResponse:
-        request.headers[hdrs.AUTHORIZATION] = f"Bearer {token.access_token}"
-        response = await handler(request)
-        if response.status in REDIRECT_STATUSES:
-            check_redirect(request, response, self._destinations, refuse=self._refuse)
-        return response
-
-
-async def _small_json(response: ClientResponse) -> object:
-    """The decoded body of an answer that declares a small length (read and kept), else None.
-
-    Only a body that declares a small ``Content-Length`` is read (Zoom's
-    always does), so that the caller can still read it and a hostile answer
-    cannot make the middleware buffer much.
-    """
-    declared = response.content_length
-    if declared is None or declared > _MAX_401_BODY:
-        return None
-    try:
-        return parse_json(await response.read())
-    except ValueError:
-        return None
+        token = await flow.asend(None)
+        if token is None:
+            return await handler(request)  # another origin: a redirect hop, or not Zoom at all
+        while True:
+            request.headers[hdrs.AUTHORIZATION] = "Bearer " + token.access_token
+            response = await handler(request)
+            status = response.status
+            if status in REDIRECT_STATUSES:
+                check_redirect(request, response, self._pipeline.destinations, refuse=self._refuse)
+            body = await response.read() if wants_body(status, response.content_length) else None
+            authorization = request.headers.get(hdrs.AUTHORIZATION)
+            try:
+                token = await flow.asend(Answer(status, response.headers, body, url, authorization))
+            except BaseException:
+                response.release()
+                raise
+            if token is None:
+                return response
+            response.release()
 
 
-async def _small_json_message(response: ClientResponse) -> str | None:
-    """Zoom's ``message`` of a small JSON error answer (read and kept for the caller)."""
-    data = await _small_json(response)
-    message = data.get("message") if isinstance(data, dict) else None
-    return message if isinstance(message, str) else None
-
-
-async def _is_invalid_token(response: ClientResponse) -> bool:
-    """Whether a 401 says the token itself is bad (Zoom code 124); reads (and keeps) the body."""
-    data = await _small_json(response)
-    return isinstance(data, dict) and data.get("code") == INVALID_TOKEN_CODE
+def _replayable(request: ClientRequest) -> bool:
+    """Whether the body can be sent again in full (aiohttp rewinds files; a stream is spent)."""
+    body = request.body
+    return not (isinstance(body, Payload) and body.consumed)

@@ -1,27 +1,27 @@
 """Walking Zoom's paginated list APIs: ``next_page_token``, and a restart when it expires.
 
-Zoom's list APIs answer one page at a time (``docs/zoom.rst``, "Pagination"):
-``page_size`` items (at most 300), a ``next_page_token`` that is an empty
-string on the last page, and the items under a key named after them
-(``users``, ``meetings``, ...). A page token expires after 15 minutes; a walk
-that outlives it starts again from the first page and skips what it already
-yielded.
+Zoom's pages: ``docs/zoom.rst`` ("Pagination"). A page token expires after 15
+minutes; a walk that outlives it starts again and skips what it yielded.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..errors import ConfigurationError, ZoomAPIError
 
-if TYPE_CHECKING:
-    from .client import Params, ZoomClient
-
-__all__ = ["MAX_PAGE_SIZE", "MAX_RESTARTS", "Pages", "page_token_expired"]
+__all__ = ["MAX_PAGE_SIZE", "MAX_RESTARTS", "Pages", "Params", "page_token_expired"]
 
 MAX_PAGE_SIZE = 300
 MAX_RESTARTS = 3
+
+Params = Mapping[str, str | int | float] | None
+"""Query parameters of a request."""
+
+
+class _Requester(Protocol):  # what a walk needs of ZoomClient
+    async def request(self, method: str, path: str, *, params: Params = None) -> Any: ...
 
 
 def page_token_expired(error: ZoomAPIError) -> bool:
@@ -44,7 +44,7 @@ class Pages:
 
     def __init__(
         self,
-        client: ZoomClient,
+        client: _Requester,
         path: str,
         *,
         params: Params,

@@ -1,15 +1,7 @@
 """Turning a REST API answer into decoded JSON or the right :class:`ZoomAPIError`.
 
-Zoom's errors are ``{"code": ..., "message": ...}`` objects (plus an ``errors``
-list on validation failures) with an ``x-zm-trackingid`` header (``docs/zoom.rst``). A
-body that is not such JSON (an HTML page from a proxy) still gives the error
-class its HTTP status calls for, with a message that summarises the body.
-
-Nothing an answer says is trusted: bodies are read up to a size limit
-(:func:`read_body`), JSON nested deeply enough to exhaust the parser is an
-error like any other malformed body, and every text an error keeps from the
-answer is scrubbed of the bearer token it was sent with (an API or a proxy
-may echo the ``Authorization`` header back).
+Bodies are read up to a limit, never trusted, and every text an error keeps is
+scrubbed of the bearer token. Zoom's error shapes: ``docs/zoom.rst``.
 """
 
 from __future__ import annotations
@@ -121,7 +113,7 @@ def _unparsable(body: bytes, exc: ValueError) -> str:
     return describe_body(body)
 
 
-def _zoom_fields(
+def zoom_fields(
     body: bytes, forms: tuple[str, ...]
 ) -> tuple[int | None, str | None, list[dict[str, object]] | None]:
     """(code, message, errors) from a Zoom error body; message summarises a non-JSON body."""
@@ -141,6 +133,11 @@ def _zoom_fields(
         if isinstance(errors, list)
         else None,
     )
+
+
+def is_scope_error(code: int | None, message: str | None) -> bool:
+    """Whether Zoom's code says the token lacks a scope: 4711, or 4700 about scopes."""
+    return code in SCOPE_CODES and (code == MISSING_SCOPES_CODE or "scope" in (message or "scope"))
 
 
 def scopes_named(message: str | None) -> tuple[str, ...]:
@@ -215,7 +212,7 @@ def error_from_response(
         :class:`RateLimitedError` or :class:`DailyLimitExceededError`; 5xx
         :class:`ServerError`; else :class:`ZoomAPIError`.
     """
-    code, message, errors = _zoom_fields(body, secrets)
+    code, message, errors = zoom_fields(body, secrets)
     tracking_id = headers.get("x-zm-trackingid")
     fields: dict[str, Any] = {
         "status": status,
@@ -249,7 +246,7 @@ def error_from_response(
             hint=hint or _API_ERROR_HINTS[429],
             **fields,
         )
-    if code in SCOPE_CODES and (code == MISSING_SCOPES_CODE or "scope" in (message or "scope")):
+    if is_scope_error(code, message):
         required = scopes_named(message)
         granted = None if scopes is None else frozenset(scopes)
         return MissingScopesError(

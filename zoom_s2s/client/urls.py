@@ -1,16 +1,8 @@
-"""The REST API's base URLs, where the bearer token may be sent, and how paths are built.
+"""The REST API's base URLs, where the bearer token may go (:class:`Destinations`), and paths.
 
-The token is a credential for the whole account, so it goes only where the
-user pointed the client (:class:`Destinations`):
-
-* the configured API origin (scheme, host and port of ``base_url``);
-* with ``use_token_api_url``, the origin of the token's ``api_url`` when its
-  host is a Zoom host (``zoom.us``, ``zoomgov.com`` or a subdomain of either)
-  or the configured host. Anything else in ``api_url`` (a store someone
-  tampered with, a hostile token endpoint) is ignored with a warning and the
-  configured base is used.
-
-Every other origin (a redirect target, say) gets requests without the token.
+The token goes to the configured API origin and, with ``use_token_api_url``,
+to a token's ``api_url`` on a Zoom host or the configured host; nowhere else.
+See ``docs/architecture.rst``.
 """
 
 from __future__ import annotations
@@ -193,6 +185,12 @@ class Destinations:
         if api_url is not None:
             self._trusted(api_url)
         return origin in self._trusted_origins
+
+    def may_allow(self, url: yarl.URL) -> bool:
+        """Whether some token could go to ``url``: without a token at hand, for the others."""
+        return self.allows(url) or (
+            self.use_token_api_url and (is_zoom_host(url.host) or url.host == self.origin[1])
+        )
 
     def _trusted(self, api_url: str) -> tuple[str, Origin] | None:
         try:
