@@ -8,6 +8,8 @@ raw ``request_token`` (no single-flight: prefer :class:`TokenManager`);
 contract suite; ``zoom_s2s.sync`` the blocking facade.
 """
 
+import logging as _logging
+
 from ._version import __version__
 from .client import (
     DEFAULT_API_URL,
@@ -56,6 +58,9 @@ from .stores import (
     TokenStore,
     store_from_url,
 )
+
+# An application without logging configuration hears nothing (no stderr fallback).
+_logging.getLogger("zoom_s2s").addHandler(_logging.NullHandler())
 
 __all__ = [
     "DEFAULT_API_URL",

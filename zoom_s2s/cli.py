@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -206,9 +207,10 @@ async def cmd_store(args: argparse.Namespace) -> int:
     if args.store_command == "sql":
         from .stores.postgres import grants_sql, schema_sql
 
-        print(schema_sql(args.schema), end="")
+        sql = schema_sql(args.schema)  # both checked before anything is printed
         if args.grant_to:
-            print(grants_sql(args.grant_to, args.schema), end="")
+            sql += grants_sql(args.grant_to, args.schema)
+        print(sql, end="")
         return 0
     options = {} if args.schema is None else {"schema": args.schema}
     if options and not args.url.lower().startswith(("postgresql://", "postgres://")):
@@ -313,6 +315,22 @@ def positive_int(text: str) -> int:
     return value
 
 
+def port_number(text: str) -> int:
+    """argparse type: a TCP port, 0 (any free port) to 65535."""
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port from 0 to 65535, got {value}")
+    return value
+
+
+def lifetime(text: str) -> float:
+    """argparse type: a finite number of seconds above 0 (no ``nan``, no ``inf``)."""
+    value = float(text)
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="zoom-s2s",
@@ -404,9 +422,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     fake = sub.add_parser("fake-server", help="serve the fake Zoom for local testing")
     fake.add_argument("--host", default="127.0.0.1", help="interface (default: %(default)s)")
-    fake.add_argument("--port", type=int, default=8080, help="port (default: %(default)s)")
     fake.add_argument(
-        "--expires-in", type=float, default=3599, help="token lifetime, s (default: %(default)s)"
+        "--port", type=port_number, default=8080, help="port (default: %(default)s)"
+    )
+    fake.add_argument(
+        "--expires-in", type=lifetime, default=3599, help="token lifetime, s (default: %(default)s)"
     )
     fake.add_argument(
         "--revoke-previous",

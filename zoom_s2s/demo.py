@@ -19,12 +19,16 @@ import signal
 import sys
 import tempfile
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
+from ._redact import scrub, secret_forms
 from .client import ZoomClient
+from .errors import ConfigurationError
 from .manager import TokenManager
 from .oauth import RetryPolicy
+from .stores.url import redact_url, url_secrets
 
 __all__ = ["run_demo"]
 
@@ -67,7 +71,8 @@ def _worker(index: int, job: dict[str, Any], barrier: Any, reports: Any) -> None
         value = asyncio.run(asyncio.wait_for(_work(job, barrier), _DEADLINE))
     except Exception as exc:  # reported to the parent, which decides the exit status
         barrier.abort()  # the others stop waiting for this one
-        reports.put((index, None, f"{type(exc).__name__}: {exc}"))
+        forms = secret_forms(*url_secrets(job["store"]))  # whatever the error quotes
+        reports.put((index, None, scrub(f"{type(exc).__name__}: {exc}", forms)))
     else:
         reports.put((index, value, None))
 
@@ -129,8 +134,19 @@ def run_demo(
 
     Returns:
         0 if exactly one token was fetched and every call succeeded, else 1.
+
+    Raises:
+        ConfigurationError: ``store`` is ``memory://``, which each worker
+            process would have to itself.
     """
     from .testing.fake_zoom import FakeZoom
+
+    if store is not None and urllib.parse.urlsplit(store.strip()).scheme.lower() == "memory":
+        raise ConfigurationError(
+            "the demo's workers are separate processes and memory:// is one process's "
+            "memory, so each would fetch its own token; give a store they share "
+            "(file:///absolute/dir, redis://..., postgresql://...) or leave --store out"
+        )
 
     with tempfile.TemporaryDirectory(prefix="zoom-s2s-demo-") as tmp:
         zoom = FakeZoom(latency=_TOKEN_LATENCY)
@@ -153,7 +169,7 @@ def run_demo(
         workers=workers,
         coroutines=coroutines,
         calls=calls,
-        store=store or "FileTokenStore in a temporary directory",
+        store=redact_url(store) if store else "FileTokenStore in a temporary directory",
         token_requests=token_requests,
         api_requests=api_requests,
         expected_account_id=zoom.credentials.account_id,

@@ -38,9 +38,12 @@ class EventKind(str, enum.Enum):
     STALE_WRITE = "stale_write"
     """A fetched token was not stored: a newer generation was already written."""
     REFRESH_FAILED = "refresh_failed"
-    """Getting a token failed; ``error`` says why."""
+    """Getting a token failed; ``error`` says why. Callers without a valid token
+    got the error raised; with one (``expires_in`` above 0) they keep being served."""
     STORE_ERROR = "store_error"
-    """The store failed during a refresh; ``error`` says why."""
+    """The store failed and the manager went on without it (served, or fetched,
+    a token anyway); ``error`` says why. A store failure raised to callers is a
+    ``REFRESH_FAILED``."""
 
 
 @attrs.frozen
@@ -99,12 +102,17 @@ class TokenStats:
 
 
 def log_event(event: TokenEvent) -> None:
-    """The default hook: log ``event`` at DEBUG (REFRESH_FAILED at WARNING) on ``zoom_s2s``."""
-    level = (
-        logging.WARNING
-        if event.kind in (EventKind.REFRESH_FAILED, EventKind.STORE_ERROR)
-        else logging.DEBUG
+    """The default hook: log ``event`` on the ``zoom_s2s`` logger.
+
+    A failure nobody else hears of is a WARNING: a store error the manager
+    worked around, a refresh that failed while a valid token is still served.
+    Everything else is DEBUG, failures raised to a caller included: the caller
+    reports those, so one failure is not told twice.
+    """
+    swallowed = event.kind is EventKind.STORE_ERROR or (
+        event.kind is EventKind.REFRESH_FAILED and (event.expires_in or 0.0) > 0
     )
+    level = logging.WARNING if swallowed else logging.DEBUG
     if not logger.isEnabledFor(level):
         return
     parts = [f"token {event.kind.value}", f"key={event.store_key}", f"store={event.store}"]

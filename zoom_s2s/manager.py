@@ -557,10 +557,10 @@ class TokenManager(AsyncClosedOnExit):
 
     async def _after_store_error(self, exc: StoreError) -> AccessToken:
         """The store-error policy, in one place (see ``on_store_error``)."""
-        self._emit(EventKind.STORE_ERROR, self._token, None, error=exc)
         if self.on_store_error == "raise":
             self._backoff.record(exc)
             raise exc
+        self._emit(EventKind.STORE_ERROR, self._token, None, error=exc)
         # "fetch": the store is down, so this process fetches for itself.
         token, remaining = await self._fetch()
         self._install(token, remaining)

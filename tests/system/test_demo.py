@@ -8,6 +8,11 @@ import sys
 
 import pytest
 
+from zoom_s2s.demo import _report
+
+from ..harness.postgres_server import PostgresServer
+from ..unit.test_cli import one_error_line
+
 
 def run_demo(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -37,13 +42,43 @@ def test_the_demo_reports_exactly_one_token_fetch_and_exits_0() -> None:
     assert "Traceback" not in done.stderr
 
 
-@pytest.mark.slow
-def test_the_demo_fails_when_processes_do_not_share_the_token() -> None:
-    # memory:// is private to each process: two workers fetch two tokens.
-    done = run_demo("--store", "memory://", "--workers", "2", "--coroutines", "2", "--calls", "1")
+def test_the_demo_refuses_a_memory_store_up_front_and_says_why() -> None:
+    done = run_demo("--store", "memory://", "--workers", "2")
     assert done.returncode == 1
-    assert reported(done.stdout, "token fetches").startswith("2 ")
-    assert "FAILED: 2 token fetches, expected exactly 1" in done.stderr
+    assert done.stdout == ""  # no worker was started
+    line = one_error_line(done.stderr)
+    assert "memory:// is one process's memory" in line
+    assert "leave --store out" in line
+
+
+def test_the_demo_fails_when_processes_do_not_share_the_token(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    figures = {"api_calls": 1, "fetches": 1, "account_ids": ["fake-account-id"]}
+    status = _report(
+        [(0, figures, None), (1, figures, None)],
+        workers=2, coroutines=1, calls=1, store="x://", token_requests=2, api_requests=2,
+        expected_account_id="fake-account-id", elapsed=0.1,
+    )
+    assert status == 1
+    assert "FAILED: 2 token fetches, expected exactly 1" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_the_demo_never_prints_the_store_password(postgres_server: PostgresServer) -> None:
+    postgres_server.start()
+    password = postgres_server.password
+    done = run_demo("--store", postgres_server.url, "--workers", "2", "--coroutines", "2")
+    assert done.returncode == 0, done.stderr
+    assert reported(done.stdout, "store") == postgres_server.url.replace(password, "***")
+    wrong = postgres_server.url.replace(password, "wrong-Pa55word")
+    failed = run_demo("--store", wrong, "--workers", "2", "--coroutines", "1", "--calls", "1")
+    assert failed.returncode == 1
+    assert "refused the credentials" in failed.stderr
+    for output in (done.stdout, done.stderr, failed.stdout, failed.stderr):
+        assert password not in output
+        assert "wrong-Pa55word" not in output
 
 
 @pytest.mark.slow

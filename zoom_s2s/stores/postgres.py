@@ -73,7 +73,13 @@ from typing import Any
 import attrs
 
 from .._redact import secret_forms
-from ..errors import ConfigurationError, StoreError, StoreUnavailableError, UsageError
+from ..errors import (
+    ConfigurationError,
+    StoreError,
+    StoreUnavailableError,
+    UsageError,
+    ZoomS2SError,
+)
 from ..models import MAX_TOKEN_LIFETIME, AccessToken
 from ..ratelimit.store import Pause, Permit
 from ._postgres_listener import ChangeListener
@@ -89,7 +95,7 @@ from .base import (
     new_owner,
     seconds_to_keep,
 )
-from .url import redact_url, url_secrets
+from .url import check_ports, redact_url, url_secrets
 
 __all__ = ["MAX_TOKEN_LIFETIME", "PostgresTokenStore", "grants_sql", "schema_sql"]
 
@@ -124,9 +130,16 @@ def grants_sql(user: str, schema: str = "zoom_s2s") -> str:
         ConfigurationError: ``schema`` or ``user`` is not a plain lower-case name.
     """
     try:
-        s, u = quote_schema(schema), quote_schema(user)
+        s = quote_schema(schema)
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from None
+    try:
+        u = quote_schema(user)
+    except ValueError:
+        raise ConfigurationError(
+            f"role name {user!r:.80} is not 1-48 lower-case letters, digits or '_' (not "
+            "starting with a digit); grant to such a role by hand, or use a plain-named role"
+        ) from None
     return (
         f"GRANT USAGE ON SCHEMA {s} TO {u};\n"
         f"GRANT SELECT ON {s}.meta TO {u};\n"
@@ -156,7 +169,7 @@ def _check_url(url: str, name: str) -> None:
             f"invalid PostgreSQL URL {name} (unparsable); {expected}"
         ) from None
     try:
-        parts.port  # noqa: B018 - validates the port
+        check_ports(parts)
     except ValueError:
         raise ConfigurationError(
             f"invalid PostgreSQL URL {name} (the port is not a number from 0 to 65535); "
@@ -263,9 +276,26 @@ class PostgresTokenStore(BaseTokenStore):
     def from_url(cls, url: str, **options: Any) -> PostgresTokenStore:
         """Create a store for ``url`` (``postgresql://`` or ``postgres://``); see the class.
 
+        A ``schema`` query parameter is the ``schema=`` option (it is not sent
+        to PostgreSQL as a server setting).
+
         Raises:
             ConfigurationError: ``asyncpg`` is not installed, or the URL or an option is invalid.
         """
+        try:
+            parts = urllib.parse.urlsplit(url)
+            query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+        except (ValueError, TypeError):
+            return cls(url, **options)  # which says what is wrong with the URL
+        schemas = [value for name, value in query if name == "schema"]
+        if schemas:
+            if "schema" in options or len(schemas) > 1:
+                raise ConfigurationError(
+                    "give the schema once: in the URL (?schema=) or as schema="
+                )
+            options["schema"] = schemas[0]
+            rest = urllib.parse.urlencode([(n, v) for n, v in query if n != "schema"])
+            url = parts._replace(query=rest).geturl()
         return cls(url, **options)
 
     @property
@@ -314,6 +344,12 @@ class PostgresTokenStore(BaseTokenStore):
                 "if the schema does not exist yet (have an administrator run the SQL "
                 f"that 'zoom-s2s store sql --schema {self._schema} --grant-to USER' "
                 "prints, or zoom_s2s.stores.postgres.schema_sql() and grants_sql())",
+                store=self._name,
+            )
+        if isinstance(exc, errors.ClientConfigurationError):
+            return StoreError(
+                f"the URL of {where} has an invalid option ({detail}); fix it in the URL "
+                "(libpq's URL form, e.g. ?sslmode=require)",
                 store=self._name,
             )
         if isinstance(exc, errors.InvalidCatalogNameError):
@@ -431,9 +467,16 @@ class PostgresTokenStore(BaseTokenStore):
             may have created it at the same moment: then it was already there.
 
         Raises:
-            StoreError: The user may not create it, or its version is newer than this code.
+            StoreError: PostgreSQL is unreachable or refused the credentials, the
+                database is missing, the user may not create the schema, or its
+                version is newer than this code.
         """
-        await self._ready()
+        try:
+            await self._ready()
+        except ZoomS2SError:
+            raise
+        except self.backend_errors as exc:
+            raise self.translate_error(exc, "creating the schema") from exc
         return self._schema_done
 
     # -- tokens ---------------------------------------------------------------

@@ -7,6 +7,7 @@ publish a ``zoom_s2s.stores`` entry point. No if-chain here.
 
 from __future__ import annotations
 
+import pathlib
 import urllib.parse
 from collections.abc import Sequence
 from typing import Any, cast
@@ -47,9 +48,22 @@ def redact_url(url: str) -> str:
             ],
             safe="*",
         )
-        return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
+        rest = url[len(parts.scheme) + 1 :] if parts.scheme else url
+        head = (f"{parts.scheme}:" if parts.scheme else "") + (
+            "//" if rest.startswith("//") else ""
+        )
+        return f"{head}{netloc}{parts.path}" + (f"?{query}" if query else "")
     except ValueError:
         return "<unparsable URL>"
+
+
+def check_ports(parts: urllib.parse.SplitResult) -> None:
+    """Raise ValueError unless every port is a number from 0 to 65535.
+
+    A libpq URL may name several hosts (``host1:5432,host2:5432``): each is checked.
+    """
+    for host in parts.netloc.rpartition("@")[2].split(","):
+        urllib.parse.urlsplit(f"//{host}").port  # noqa: B018 - validates the port
 
 
 def url_secrets(url: str) -> tuple[str, ...]:
@@ -106,12 +120,17 @@ def store_from_url(
     shown = redact_url(url)
     try:
         parts = urllib.parse.urlsplit(url)
-        parts.port  # noqa: B018 - validates the port
+        check_ports(parts)
     except ValueError:
         raise ConfigurationError(f"malformed store URL {shown}; use {ACCEPTED_FORMS}") from None
     scheme = parts.scheme.lower()
     factory = find_store(scheme) if scheme else None
     if factory is None:
+        if not scheme and url.startswith("/"):
+            raise ConfigurationError(
+                f"store URL {shown!r} has no scheme; for a directory write "
+                f"{pathlib.PurePosixPath(url).as_uri()}"
+            )
         what = f"scheme {scheme!r}" if scheme else "no scheme"
         known = ", ".join(f"{name}://" for name in registered_schemes())
         raise ConfigurationError(
