@@ -24,7 +24,7 @@ import math
 import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import aiohttp
 
@@ -331,8 +331,15 @@ def lifetime(text: str) -> float:
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argparse parser whose usage errors are one line, as every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="zoom-s2s",
         description="One shared Zoom Server-to-Server OAuth token for every process and host.",
     )

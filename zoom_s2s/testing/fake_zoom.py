@@ -47,6 +47,7 @@ import binascii
 import contextlib
 import copy
 import json
+import math
 import secrets
 import threading
 import time
@@ -252,6 +253,8 @@ class FakeZoom:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
+        if not 0 < expires_in < math.inf:  # JSON has no NaN or Infinity
+            raise ValueError(f"expires_in must be a number of seconds above 0, not {expires_in}")
         self.expires_in = expires_in
         self.scope = scope
         self.latency = latency
@@ -417,7 +420,8 @@ class FakeZoom:
         """Base URL, e.g. ``http://127.0.0.1:41234``."""
         if self._runner is None:
             raise RuntimeError("FakeZoom is not running; use 'async with FakeZoom()' first")
-        return f"http://{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 address
+        return f"http://{host}:{self.port}"
 
     @property
     def token_url(self) -> str:
