@@ -202,3 +202,14 @@ def test_store_init_takes_the_schema_from_the_url_and_several_hosts(
     assert done.returncode == 0, done.stderr
     assert f"created schema '{schema}'" in done.stdout
     assert postgres_server.password not in done.stdout
+
+
+def test_an_application_without_logging_configuration_hears_nothing() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c",
+         "import logging, zoom_s2s\n"
+         "logging.getLogger('zoom_s2s.stores.file').warning('ignoring a corrupt record')"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
