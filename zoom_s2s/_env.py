@@ -8,14 +8,20 @@ Variables (the credentials' ``ZOOM_ACCOUNT_ID``, ``ZOOM_CLIENT_ID`` and
 
 - ``ZOOM_TOKEN_URL``: the token endpoint (default :data:`DEFAULT_TOKEN_URL`).
 - ``ZOOM_API_URL``: the REST API base (default :data:`DEFAULT_API_URL`).
-- ``ZOOM_S2S_STORE``, ``ZOOM_S2S_ENCRYPTION_KEYS``, ``ZOOM_S2S_LOG_LEVEL``,
-  ``ZOOM_ACCESS_TOKEN``: used by the ``zoom-s2s`` command.
+- ``ZOOM_S2S_STORE``: the token store's URL (default ``memory://``).
+- ``ZOOM_S2S_ENCRYPTION_KEYS``: comma-separated Fernet keys; the store is then
+  an :class:`~zoom_s2s.EncryptedTokenStore` (the first key encrypts).
+- ``ZOOM_S2S_LOG_LEVEL``, ``ZOOM_ACCESS_TOKEN``: used by the ``zoom-s2s`` command.
+
+:func:`manager_options` turns them into ``TokenManager`` arguments, for
+``TokenManager.from_env()`` and the command alike.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Any
 
 __all__ = [
     "DEFAULT_API_URL",
@@ -30,6 +36,7 @@ __all__ = [
     "ZOOMGOV_TOKEN_URL",
     "api_url_from_env",
     "env_value",
+    "manager_options",
     "token_url_from_env",
 ]
 
@@ -67,3 +74,38 @@ def token_url_from_env(environ: Mapping[str, str] | None = None) -> str:
 def api_url_from_env(environ: Mapping[str, str] | None = None) -> str:
     """``$ZOOM_API_URL`` if set and not blank, else :data:`DEFAULT_API_URL`."""
     return env_value(ENV_API_URL, environ) or DEFAULT_API_URL
+
+
+def manager_options(environ: Mapping[str, str] | None = None, **options: Any) -> dict[str, Any]:
+    """``TokenManager`` keyword arguments, ``credentials`` included, from the environment.
+
+    Args:
+        environ: The mapping to read; ``os.environ`` by default.
+        **options: More ``TokenManager`` arguments. ``store`` and ``token_url``
+            here are defaults: ``$ZOOM_S2S_STORE`` and ``$ZOOM_TOKEN_URL`` win.
+
+    Raises:
+        ConfigurationError: A credential variable is missing, an encryption key
+            or the store URL is invalid, or encryption keys are set while the
+            store is an object (wrap it in ``EncryptedTokenStore`` yourself).
+    """
+    from .errors import ConfigurationError
+    from .models import Credentials
+
+    env = os.environ if environ is None else environ
+    credentials = Credentials.from_env(env)
+    options["token_url"] = env_value(ENV_TOKEN_URL, env) or options.get("token_url")
+    store = env_value(ENV_STORE, env) or options.get("store")
+    keys = [k.strip() for k in (env_value(ENV_ENCRYPTION_KEYS, env) or "").split(",") if k.strip()]
+    if keys:
+        if store is not None and not isinstance(store, str):
+            raise ConfigurationError(
+                f"${ENV_ENCRYPTION_KEYS} is set but store= is a store object; pass a URL, "
+                "or wrap the store in EncryptedTokenStore yourself"
+            )
+        from .stores.url import store_from_url
+
+        store = store_from_url(store or "memory://", encryption_keys=keys)
+        options.setdefault("close_store", True)  # made here: the manager owns it
+    options["store"] = store
+    return {**options, "credentials": credentials}

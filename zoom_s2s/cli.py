@@ -43,7 +43,7 @@ from ._version import __version__
 from .client import ZoomClient, discover_account_id
 from .errors import ConfigurationError, ZoomS2SError
 from .manager import TokenManager
-from .models import ENV_ACCOUNT_ID, ENV_CLIENT_ID, ENV_CLIENT_SECRET, Credentials
+from .models import ENV_ACCOUNT_ID, ENV_CLIENT_ID, ENV_CLIENT_SECRET
 from .stores.url import store_from_url
 
 __all__ = ["ENV_ACCESS_TOKEN", "ENV_ENCRYPTION_KEYS", "main"]
@@ -101,16 +101,20 @@ def add_insecure_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def credentials_from_args(args: argparse.Namespace) -> Credentials:
-    """Credentials from flags, falling back to the environment for each one."""
+def environment_from_args(args: argparse.Namespace) -> dict[str, str]:
+    """The environment with the flags written over it (a flag wins over its variable)."""
     env = dict(os.environ)
-    if args.account_id:
-        env[ENV_ACCOUNT_ID] = args.account_id
-    if args.client_id:
-        env[ENV_CLIENT_ID] = args.client_id
+    for name, value in (
+        (ENV_ACCOUNT_ID, args.account_id),
+        (ENV_CLIENT_ID, args.client_id),
+        (ENV_TOKEN_URL, args.token_url),
+        (ENV_STORE, args.store),
+    ):
+        if value:
+            env[name] = value
     if args.client_secret_file:
         env[ENV_CLIENT_SECRET] = read_secret_file(args.client_secret_file)
-    return Credentials.from_env(env)
+    return env
 
 
 def read_secret_file(path: str) -> str:
@@ -131,20 +135,9 @@ def read_secret_file(path: str) -> str:
 
 
 def manager_from_args(args: argparse.Namespace) -> TokenManager:
-    """A TokenManager configured by the common flags.
-
-    ``ZOOM_S2S_ENCRYPTION_KEYS`` (comma-separated Fernet keys, the first
-    encrypts) wraps the store in an :class:`~zoom_s2s.EncryptedTokenStore`.
-    """
-    credentials = credentials_from_args(args)
-    keys = [k.strip() for k in (env_value(ENV_ENCRYPTION_KEYS) or "").split(",") if k.strip()]
-    store = store_from_url(args.store, encryption_keys=keys) if keys else args.store
-    return TokenManager(
-        credentials,
-        store=store,
-        token_url=args.token_url,
-        close_store=True,
-        allow_insecure_http=args.allow_insecure_http,
+    """A TokenManager configured by the common flags and the environment."""
+    return TokenManager.from_env(
+        environment_from_args(args), allow_insecure_http=args.allow_insecure_http
     )
 
 

@@ -64,12 +64,14 @@ import functools
 import logging
 import math
 import random
+from collections.abc import Mapping
+from typing import Any
 
 import aiohttp
 
 from . import _clock
 from ._backoff import Backoff, error_from_failure, failure_record
-from ._env import token_url_from_env
+from ._env import manager_options, token_url_from_env
 from ._lifecycle import AsyncClosedOnExit
 from ._redact import secret_forms
 from ._session import SessionSlot
@@ -263,6 +265,24 @@ class TokenManager(AsyncClosedOnExit):
             f"client_id={self.credentials.client_id!r}, store={self.store.name!r}, "
             f"key={self.store_key!r})"
         )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **options: Any) -> TokenManager:
+        """A manager configured by the environment, as the ``zoom-s2s`` command is.
+
+        Reads ``ZOOM_ACCOUNT_ID``, ``ZOOM_CLIENT_ID``, ``ZOOM_CLIENT_SECRET``,
+        ``ZOOM_TOKEN_URL``, ``ZOOM_S2S_STORE`` and ``ZOOM_S2S_ENCRYPTION_KEYS``
+        (see :doc:`configuration`).
+
+        Args:
+            environ: The mapping to read; ``os.environ`` by default.
+            **options: More arguments of the class; ``store`` and ``token_url``
+                are the defaults for when their variables are unset.
+
+        Raises:
+            ConfigurationError: A variable is missing or invalid.
+        """
+        return cls(**manager_options(environ, **options))
 
     # -- the public API ---------------------------------------------------------------
 
