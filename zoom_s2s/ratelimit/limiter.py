@@ -7,11 +7,11 @@ What a client does around each request::
     ...send...
     limiter.observe(...)                                        # 429s, headers, learning
 
-Where the budget lives: the token manager's store, if it offers
-:class:`~zoom_s2s.ratelimit.store.RateLimitStore` (memory, file, Redis,
-encrypted over those); otherwise, and whenever that store fails, a
-:class:`~zoom_s2s.ratelimit.store.LocalRateLimitStore` in this process, with
-a warning: pacing degrades to per-process pacing, never to "no requests".
+Where the budget lives: the token manager's store's ``rate_budget``
+(:func:`~zoom_s2s.stores.rate_budget_of`: memory, file, Redis, PostgreSQL,
+encrypted over those); without one, and whenever it fails, a
+:class:`~zoom_s2s.stores.memory.MemoryRateBudget` in this process, with a
+warning: pacing degrades to per-process pacing, never to "no requests".
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from .. import _clock
 from ..errors import ConfigurationError, DailyLimitExceededError, RateLimitedError, StoreError
 from ..models import fingerprint
 from ..oauth import parse_retry_after
+from ..stores.budget import Pause, Permit, RateBudget, rate_budget_of
+from ..stores.memory import MemoryRateBudget
 from .categories import CategoryTable
 from .headers import (
     RateLimitInfo,
@@ -35,7 +37,6 @@ from .headers import (
     rate_limit_info,
 )
 from .limits import Category, RateLimits, category_name
-from .store import LocalRateLimitStore, Pause, Permit, RateLimitStore, supports_rate_limits
 
 if TYPE_CHECKING:
     from ..manager import TokenManager
@@ -64,7 +65,7 @@ class RateLimiter:
 
     Args:
         limits: The rates.
-        store: The token store (used if it supports rate limits).
+        store: The token store (its rate budget, if it has one, is shared).
         scope: The account's scope (:func:`rate_scope`).
         name: The store's name, for messages.
     """
@@ -74,10 +75,8 @@ class RateLimiter:
         self.scope = scope
         self.categories = CategoryTable(limits.default_category)
         self._name = name or type(store).__name__
-        self._fleet: RateLimitStore | None = (
-            store if supports_rate_limits(store) and isinstance(store, RateLimitStore) else None
-        )
-        self._local = LocalRateLimitStore()
+        self._fleet: RateBudget | None = rate_budget_of(store)
+        self._local = MemoryRateBudget()
         self._fleet_down_until = 0.0  # monotonic
         # Daily limits this process knows of: key -> (monotonic end, reset moment).
         self._blocked: dict[str, tuple[float, dt.datetime]] = {}
@@ -86,7 +85,7 @@ class RateLimiter:
         self.held_back = 0
         if self._fleet is None:
             logger.warning(
-                "token store %s does not share rate limits; each process paces itself "
+                "token store %s has no rate budget to share; each process paces itself "
                 "(the fleet may exceed the account's limits %s)",
                 self._name,
                 "by the number of processes",
@@ -350,9 +349,9 @@ class RateLimiter:
                 await self._pause(bucket, interval)
         return info
 
-    # -- the store, or this process when it fails --------------------------------
+    # -- the store's budget, or this process's when it fails --------------------
 
-    def _store(self) -> RateLimitStore:
+    def _store(self) -> RateBudget:
         if self._fleet is not None and _clock.monotonic() >= self._fleet_down_until:
             return self._fleet
         return self._local

@@ -6,7 +6,8 @@
   are its accounts and Marketplace apps (many at once); :class:`FakeRateLimits`
   makes it enforce Zoom's rate limits (``FakeZoom(rate_limits=...)``).
 * :class:`StoreContract`: the contract suite every :class:`~zoom_s2s.TokenStore`
-  must pass (needs pytest and pytest-asyncio; imported on first use).
+  must pass, and :class:`RateBudgetContract` the one for a store's rate budget
+  (need pytest and pytest-asyncio; imported on first use).
 * :class:`RedisServer`: a throw-away ``redis-server`` on a free loopback port.
 * :class:`Fleet`: worker processes running your workload against one store
   (:mod:`zoom_s2s.testing.fleet`), as the demo, the system tests and the
@@ -22,6 +23,7 @@ from ._fake_ratelimit import FakeRateLimits
 from .fake_zoom import FakeAccount, FakeApp, FakeZoom, Fault
 
 if TYPE_CHECKING:
+    from .budget_contract import RateBudgetContract
     from .contract import StoreContract
     from .fleet import Fleet, WorkerContext
     from .redis_server import RedisServer
@@ -33,6 +35,7 @@ __all__ = [
     "FakeZoom",
     "Fault",
     "Fleet",
+    "RateBudgetContract",
     "RedisServer",
     "StoreContract",
     "WorkerContext",
@@ -40,6 +43,7 @@ __all__ = [
 
 _LAZY = {
     "StoreContract": ".contract",
+    "RateBudgetContract": ".budget_contract",
     "RedisServer": ".redis_server",
     "Fleet": ".fleet",
     "WorkerContext": ".fleet",
@@ -47,7 +51,7 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
-    # StoreContract needs pytest: import it only when asked for.
+    # The contracts need pytest: import them only when asked for.
     if name in _LAZY:
         import importlib
 

@@ -1,16 +1,16 @@
-"""The rate-limit capability of :class:`~zoom_s2s.stores.file.FileTokenStore`.
+"""FileRateBudget: the rate budget of :class:`~zoom_s2s.stores.file.FileTokenStore`.
 
 Files per bucket key (mode 0600, in the store's directory)::
 
     <key>.rate    {"v": 1, "tat", "until", "daily", "shift"}: the GCRA state
-                  (zoom_s2s.ratelimit.store), padded to a fixed size
+                  (zoom_s2s.stores.budget), padded to a fixed size
     <key>.mutex   flock() guarding its read-modify-write (as for tokens)
 
 Every permit reads and rewrites ``<key>.rate`` under the mutex in a worker
 thread, one ``pwrite()`` of a fixed size: a reader never sees a torn record.
 Times are the host's monotonic clock, shared by every process of the host; a
 record from before a reboot is far "ahead" of the new clock and is ignored
-(:data:`~zoom_s2s.ratelimit.store.MAX_AHEAD`), like any corrupt record.
+(:data:`~zoom_s2s.stores.budget.MAX_AHEAD`), like any corrupt record.
 A hold (per-user daily limit) is read without its mutex: one record, written
 whole.
 """
@@ -20,34 +20,19 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol, TypeVar
 
-from ..ratelimit.store import (
-    Bucket,
-    Pause,
-    Permit,
-    check_key,
-    check_pause,
-    check_permit_args,
-    pause_bucket,
-    paused_bucket,
-    take_permit,
-)
-from . import file as _file  # a cycle: file.py imports this module; used at call time
+from ...errors import StoreError
+from ..budget import BaseRateBudget, Bucket, Pause, Permit, pause_bucket, paused_bucket, take_permit
 
-if TYPE_CHECKING:
-    from .file import FileTokenStore
-
-__all__ = ["acquire_permit", "pause", "paused"]
+__all__ = ["FileRateBudget"]
 
 logger = logging.getLogger("zoom_s2s.stores.file")
 
 _SIZE = 160  # bytes: a record is at most ~110
-_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 def _parse(data: bytes | None, path: Path) -> Bucket:
@@ -73,73 +58,88 @@ def _parse(data: bytes | None, path: Path) -> Bucket:
     return Bucket(tat=tat, until=until, daily=daily, shift=shift)
 
 
-def _load(store: FileTokenStore, key: str, now: float) -> Bucket:
-    path = store._path(key, ".rate")
-    return _parse(store._read_private(path), path).sane(now)
+_T = TypeVar("_T")
 
 
-def _save(store: FileTokenStore, key: str, bucket: Bucket) -> None:
-    """Overwrite ``<key>.rate`` in place with one fixed-size ``pwrite()`` (under the mutex)."""
-    path = store._path(key, ".rate")
-    record = {
-        "v": 1,
-        "tat": bucket.tat,
-        "until": bucket.until,
-        "daily": bucket.daily,
-        "shift": bucket.shift,
-    }
-    _file.write_in_place(path, json.dumps(record, separators=(",", ":")).encode(), _SIZE)
+class _Directory(Protocol):
+    """What the budget uses of its :class:`~zoom_s2s.stores.file.FileTokenStore`."""
+
+    @property
+    def backend_errors(self) -> tuple[type[BaseException], ...]: ...
+
+    def translate_error(self, exc: BaseException, action: str) -> StoreError: ...
+
+    def _path(self, key: str, suffix: str) -> Path: ...
+
+    def _ensure_dir(self) -> None: ...
+
+    def _read_private(self, path: Path) -> bytes | None: ...
+
+    async def _run(self, function: Callable[[], _T]) -> _T: ...
+
+    async def _locked(self, key: str, body: Callable[[], _T]) -> _T: ...
 
 
-async def acquire_permit(
-    store: FileTokenStore,
-    key: str,
-    *,
-    interval: float,
-    burst: int,
-    max_wait: float,
-    hold: str | None = None,
-) -> Permit:
-    """:meth:`RateLimitStore.acquire_permit` on the file store (one locked read-modify-write)."""
-    check_permit_args(key, interval, burst, max_wait)
-    if hold is not None:
-        check_key(hold)
+class FileRateBudget(BaseRateBudget):
+    """Buckets in the store's directory: one locked read-modify-write per permit.
 
-    def body() -> Permit:
-        now = time.monotonic()
-        held = None if hold is None else _load(store, hold, now)
-        bucket = _load(store, key, now)
-        permit = take_permit(
-            bucket, now, interval=interval, burst=burst, max_wait=max_wait, hold=held
-        )
-        if permit.granted:
-            _save(store, key, bucket)
-        return permit
+    Args:
+        store: The file store whose directory, mutexes and private files it uses.
+        write_in_place: The store's fixed-size in-place writer.
+    """
 
-    return await store._locked(key, body)
+    def __init__(
+        self, store: _Directory, write_in_place: Callable[[Path, bytes, int], None]
+    ) -> None:
+        super().__init__(store)
+        self._files = store
+        self._write_in_place = write_in_place
 
+    def _load(self, key: str, now: float) -> Bucket:
+        path = self._files._path(key, ".rate")
+        return _parse(self._files._read_private(path), path).sane(now)
 
-async def pause(store: FileTokenStore, key: str, seconds: float, *, daily: bool = False) -> None:
-    """:meth:`RateLimitStore.pause` on the file store."""
-    check_key(key)
-    seconds = check_pause(seconds)
+    def _save(self, key: str, bucket: Bucket) -> None:
+        """Overwrite ``<key>.rate`` in place with one fixed-size ``pwrite()`` (under the mutex)."""
+        record = {
+            "v": 1,
+            "tat": bucket.tat,
+            "until": bucket.until,
+            "daily": bucket.daily,
+            "shift": bucket.shift,
+        }
+        data = json.dumps(record, separators=(",", ":")).encode()
+        self._write_in_place(self._files._path(key, ".rate"), data, _SIZE)
 
-    def body() -> None:
-        now = time.monotonic()
-        bucket = _load(store, key, now)
-        if pause_bucket(bucket, now, seconds, daily=daily):
-            _save(store, key, bucket)
+    async def _acquire(
+        self, key: str, interval: float, burst: int, max_wait: float, hold: str | None
+    ) -> Permit:
+        def body() -> Permit:
+            now = time.monotonic()
+            held = None if hold is None else self._load(hold, now)
+            bucket = self._load(key, now)
+            permit = take_permit(
+                bucket, now, interval=interval, burst=burst, max_wait=max_wait, hold=held
+            )
+            if permit.granted:
+                self._save(key, bucket)
+            return permit
 
-    await store._locked(key, body)
+        return await self._files._locked(key, body)
 
+    async def _pause(self, key: str, seconds: float, daily: bool) -> None:
+        def body() -> None:
+            now = time.monotonic()
+            bucket = self._load(key, now)
+            if pause_bucket(bucket, now, seconds, daily=daily):
+                self._save(key, bucket)
 
-async def paused(store: FileTokenStore, key: str) -> Pause:
-    """:meth:`RateLimitStore.paused` on the file store (a read; no mutex)."""
-    check_key(key)
+        await self._files._locked(key, body)
 
-    def body() -> Pause:
-        store._ensure_dir()
-        now = time.monotonic()
-        return paused_bucket(_load(store, key, now), now)
+    async def _paused(self, key: str) -> Pause:
+        def body() -> Pause:  # a read: no mutex
+            self._files._ensure_dir()
+            now = time.monotonic()
+            return paused_bucket(self._load(key, now), now)
 
-    return await store._run(body)
+        return await self._files._run(body)
