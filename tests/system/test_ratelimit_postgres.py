@@ -19,7 +19,7 @@ import pytest_asyncio
 
 from zoom_s2s import _clock
 from zoom_s2s.ratelimit import RateLimiter, RateLimits
-from zoom_s2s.stores import PostgresTokenStore, RateBudget, rate_budget_of
+from zoom_s2s.stores import PostgresTokenStore, TokenStore, rate_budget_of
 from zoom_s2s.stores.postgres import PostgresRateBudget, grants_sql, schema_sql
 from zoom_s2s.testing.budget_contract import RateBudgetContract
 
@@ -44,26 +44,20 @@ async def pair(
 
 
 class TestPostgresBudget(RateBudgetContract):
-    @pytest_asyncio.fixture(autouse=True)
-    async def _stores(self, postgres_url: str, postgres_schema: str) -> AsyncIterator[None]:
-        self.stores = [PostgresTokenStore.from_url(postgres_url, schema=postgres_schema)
-                       for _ in range(2)]
-        yield
-        for store in self.stores:
-            await store.aclose()
+    @pytest.fixture(autouse=True)
+    def _database(self, postgres_url: str, postgres_schema: str) -> None:
+        self.url, self.schema = postgres_url, postgres_schema
 
-    async def make_budget(self) -> RateBudget:
-        return self.stores[0].rate_budget
+    async def make_store(self) -> TokenStore:
+        return PostgresTokenStore.from_url(self.url, schema=self.schema)
 
-    async def make_peer(self, budget: RateBudget) -> RateBudget:
-        return self.stores[1].rate_budget
+    async def make_peer(self, store: TokenStore) -> TokenStore:
+        return PostgresTokenStore.from_url(self.url, schema=self.schema)
 
-    async def make_broken_budget(self) -> RateBudget:
-        store = PostgresTokenStore.from_url(
+    async def make_broken_store(self) -> TokenStore:
+        return PostgresTokenStore.from_url(
             "postgresql://nobody@127.0.0.1:1/none", connect_timeout=0.5
         )
-        self.stores.append(store)
-        return store.rate_budget
 
 
 async def test_the_store_offers_its_budget(

@@ -15,7 +15,7 @@ import pytest_asyncio
 from zoom_s2s import RateLimitedError, RedisTokenStore
 from zoom_s2s.errors import StoreError
 from zoom_s2s.ratelimit import RateLimiter, RateLimits
-from zoom_s2s.stores import RateBudget
+from zoom_s2s.stores import RateBudget, TokenStore
 from zoom_s2s.stores.redis import RATE_COMMANDS, acl_rules
 from zoom_s2s.testing.budget_contract import RateBudgetContract
 from zoom_s2s.testing.redis_cluster import RedisClusterServer
@@ -37,25 +37,20 @@ async def pair(redis_url: str) -> AsyncIterator[tuple[RedisTokenStore, RedisToke
 
 
 class TestRedisBudget(RateBudgetContract):
-    @pytest_asyncio.fixture(autouse=True)
-    async def _stores(self, redis_url: str) -> AsyncIterator[None]:
-        self.stores = [RedisTokenStore.from_url(redis_url), RedisTokenStore.from_url(redis_url)]
-        yield
-        for store in self.stores:
-            await store.aclose()
+    @pytest.fixture(autouse=True)
+    def _url(self, redis_url: str) -> None:
+        self.url = redis_url
 
-    async def make_budget(self) -> RateBudget:
-        return self.stores[0].rate_budget
+    async def make_store(self) -> TokenStore:
+        return RedisTokenStore.from_url(self.url)
 
-    async def make_peer(self, budget: RateBudget) -> RateBudget:
-        return self.stores[1].rate_budget
+    async def make_peer(self, store: TokenStore) -> TokenStore:
+        return RedisTokenStore.from_url(self.url)
 
-    async def make_broken_budget(self) -> RateBudget:
-        store = RedisTokenStore.from_url(
+    async def make_broken_store(self) -> TokenStore:
+        return RedisTokenStore.from_url(
             "redis://127.0.0.1:1/0", socket_timeout=0.5, socket_connect_timeout=0.5
         )
-        self.stores.append(store)
-        return store.rate_budget
 
 
 async def test_one_permit_is_one_script_call(
@@ -209,26 +204,23 @@ class TestClusterBudget(RateBudgetContract):
     (scopes) of the checks take turns on the three masters."""
 
     @pytest_asyncio.fixture(autouse=True)
-    async def _stores(self, cluster: RedisClusterServer) -> AsyncIterator[None]:
+    async def _cluster(self, cluster: RedisClusterServer) -> AsyncIterator[None]:
         from redis.asyncio.cluster import RedisCluster
 
+        self.urls = cluster.urls
         self.prefix = "t" + secrets.token_hex(4)
-        self.stores = [await _cluster_store(cluster.urls[0], self.prefix),
-                       await _cluster_store(cluster.urls[1], self.prefix)]
         self.raw: Any = RedisCluster.from_url(cluster.url, decode_responses=True)
         await self.raw.initialize()
         self.masters = sorted(node.name for node in self.raw.get_primaries())
         self.turn = 0
         yield
         await self.raw.aclose()
-        for store in self.stores:
-            await store.aclose()
 
-    async def make_budget(self) -> RateBudget:
-        return self.stores[0].rate_budget
+    async def make_store(self) -> TokenStore:
+        return await _cluster_store(self.urls[0], self.prefix)
 
-    async def make_peer(self, budget: RateBudget) -> RateBudget:
-        return self.stores[1].rate_budget
+    async def make_peer(self, store: TokenStore) -> TokenStore:
+        return await _cluster_store(self.urls[1], self.prefix)
 
     def new_scope(self) -> str:
         master = self.masters[self.turn % len(self.masters)]
@@ -240,8 +232,10 @@ class TestClusterBudget(RateBudgetContract):
                 return scope
 
 
-    async def test_an_accounts_buckets_share_one_cluster_slot(self) -> None:
-        budget = self.stores[0].rate_budget
+    async def test_an_accounts_buckets_share_one_cluster_slot(
+        self, budgets: tuple[RateBudget, RateBudget]
+    ) -> None:
+        budget = budgets[0]
         homes = {self.masters[i]: self.new_scope() for i in range(len(self.masters))}
         for scope in homes.values():
             await budget.acquire_permit(f"{scope}.light", interval=1, burst=1, max_wait=1,

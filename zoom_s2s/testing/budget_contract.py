@@ -1,33 +1,31 @@
-"""The RateBudget contract as a pytest test class any rate budget can run against itself.
+"""The RateBudget contract as a pytest test class any store's rate budget can run.
 
-Subclass :class:`RateBudgetContract` in a test module (its name must start
-with ``Test``) and say how to reach your budget; open and close what it needs
-in a fixture of your own::
+It asks for stores the way :class:`~zoom_s2s.testing.StoreContract` does (the
+same hooks, so one class may run both) and tests their ``rate_budget``::
 
-    import pytest_asyncio
+    import pytest
     from zoom_s2s.testing.budget_contract import RateBudgetContract
+    from zoom_s2s.testing.contract import StoreContract
 
-    class TestMyBudget(RateBudgetContract):
-        @pytest_asyncio.fixture(autouse=True)
-        async def _stores(self, tmp_path):
-            self.a, self.b = MyStore(tmp_path), MyStore(tmp_path)  # two "processes"
-            yield
-            await self.a.aclose()
-            await self.b.aclose()
+    class TestMyStore(StoreContract, RateBudgetContract):
+        @pytest.fixture(autouse=True)
+        def _backend(self, tmp_path):
+            self.path = tmp_path
 
-        async def make_budget(self):
-            return self.a.rate_budget
+        async def make_store(self):
+            return MyStore(self.path)
 
-        async def make_peer(self, budget):     # optional: the same backend, another client
-            return self.b.rate_budget
+        async def make_peer(self, store):      # optional: another client (process)
+            return MyStore(self.path)
 
-        async def make_broken_budget(self):    # optional: a backend that fails
-            ...
+        async def make_broken_store(self):     # optional: a store whose backend fails
+            return MyStore("/nonexistent/dir")
 
-Every check takes a fresh scope (:meth:`~RateBudgetContract.new_scope`), so
-the tests share one backend safely. Waits are computed, not slept through:
-each bound allows for the time the test itself took on a loaded machine.
-``docs/stores.rst`` says what a budget must do.
+Stores are closed after each test. Every check takes a fresh scope
+(:meth:`~RateBudgetContract.new_scope`), so the tests share one backend safely.
+Waits are computed, not slept through: each bound allows for the time the
+test itself took on a loaded machine. ``docs/stores.rst`` says what a budget
+must do.
 """
 
 from __future__ import annotations
@@ -41,7 +39,8 @@ import pytest
 import pytest_asyncio
 
 from ..errors import ConfigurationError, StoreError
-from ..stores.budget import Permit, RateBudget
+from ..stores.base import TokenStore
+from ..stores.budget import Permit, RateBudget, rate_budget_of
 
 __all__ = ["RateBudgetContract"]
 
@@ -65,26 +64,40 @@ class RateBudgetContract:
 
     pytestmark = [pytest.mark.asyncio]  # also runs under pytest-asyncio's strict mode
 
-    async def make_budget(self) -> RateBudget:
-        """Return the budget under test. Subclasses must override this."""
-        raise NotImplementedError("subclasses of RateBudgetContract implement make_budget()")
+    async def make_store(self) -> TokenStore:
+        """Return a new store with a ``rate_budget``. Subclasses must override this."""
+        raise NotImplementedError("subclasses of RateBudgetContract implement make_store()")
 
-    async def make_peer(self, budget: RateBudget) -> RateBudget | None:
-        """Return another client of ``budget``'s backend (another process), or ``None``."""
+    async def make_peer(self, store: TokenStore) -> TokenStore | None:
+        """Return another client of ``store``'s backend (another process), or ``None``."""
         return None
 
-    async def make_broken_budget(self) -> RateBudget | None:
-        """Return a budget whose backend fails (unreachable, ...); ``None`` skips that test."""
+    async def make_broken_store(self) -> TokenStore | None:
+        """Return a store whose backend fails (unreachable, ...); ``None`` skips that test."""
         return None
 
     def new_scope(self) -> str:
         """A scope (an account) no other test uses."""
         return "rate-" + secrets.token_hex(6)
 
+    @staticmethod
+    def budget_of(store: TokenStore) -> RateBudget:
+        """``store``'s rate budget, or fail the test."""
+        budget = rate_budget_of(store)
+        assert budget is not None, f"{store!r} offers no rate_budget"
+        return budget
+
     @pytest_asyncio.fixture
     async def budgets(self) -> AsyncIterator[tuple[RateBudget, RateBudget]]:
-        budget = await self.make_budget()
-        yield budget, (await self.make_peer(budget)) or budget
+        store = await self.make_store()
+        peer = None
+        try:
+            peer = await self.make_peer(store)
+            yield self.budget_of(store), self.budget_of(peer or store)
+        finally:
+            for opened in (peer, store):
+                if opened is not None:
+                    await opened.aclose()
 
     async def test_slots_are_spaced_by_the_interval_across_clients(
         self, budgets: tuple[RateBudget, RateBudget]
@@ -199,10 +212,14 @@ class RateBudgetContract:
             await _take(a, f"{scope}.light", hold=f"{self.new_scope()}.uabc")
 
     async def test_a_failing_backend_is_a_store_error(self) -> None:
-        broken = await self.make_broken_budget()
+        broken = await self.make_broken_store()
         if broken is None:
-            pytest.skip("the test class does not implement make_broken_budget()")
-        with pytest.raises(StoreError, match="rate-limit permit"):
-            await _take(broken, f"{self.new_scope()}.light", max_wait=1.0)
-        with pytest.raises(StoreError, match="rate-limit"):
-            await broken.pause(f"{self.new_scope()}.light", 1.0)
+            pytest.skip("the test class does not implement make_broken_store()")
+        try:
+            budget = self.budget_of(broken)
+            with pytest.raises(StoreError, match="rate-limit permit"):
+                await _take(budget, f"{self.new_scope()}.light", max_wait=1.0)
+            with pytest.raises(StoreError, match="rate-limit"):
+                await budget.pause(f"{self.new_scope()}.light", 1.0)
+        finally:
+            await broken.aclose()

@@ -6,79 +6,54 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 
-from zoom_s2s import EncryptedTokenStore, FileTokenStore, MemoryTokenStore
-from zoom_s2s.stores import RateBudget, rate_budget_of
+from zoom_s2s import EncryptedTokenStore, FileTokenStore, MemoryTokenStore, TokenStore
+from zoom_s2s.stores import rate_budget_of
 from zoom_s2s.stores.file import FileRateBudget
 from zoom_s2s.stores.memory import MemoryRateBudget
 from zoom_s2s.testing.budget_contract import RateBudgetContract
 
 
 class TestMemoryBudget(RateBudgetContract):
-    @pytest_asyncio.fixture(autouse=True)
-    async def _store(self) -> AsyncIterator[None]:
-        self.store = MemoryTokenStore()
-        yield
-        await self.store.aclose()
-
-    async def make_budget(self) -> RateBudget:
-        return self.store.rate_budget
-
-
-class TestProcessBudget(RateBudgetContract):
-    """The limiter's fallback: a MemoryRateBudget of its own."""
-
-    async def make_budget(self) -> RateBudget:
-        return MemoryRateBudget()
+    async def make_store(self) -> TokenStore:
+        return MemoryTokenStore()
 
 
 class TestFileBudget(RateBudgetContract):
-    @pytest_asyncio.fixture(autouse=True)
-    async def _stores(self, tmp_path: Path) -> AsyncIterator[None]:
+    @pytest.fixture(autouse=True)
+    def _directory(self, tmp_path: Path) -> None:
         self.path = tmp_path
-        self.stores = [FileTokenStore(tmp_path / "s"), FileTokenStore(tmp_path / "s")]
-        yield
-        for store in self.stores:
-            await store.aclose()
 
-    async def make_budget(self) -> RateBudget:
-        return self.stores[0].rate_budget
+    async def make_store(self) -> TokenStore:
+        return FileTokenStore(self.path / "s")
 
-    async def make_peer(self, budget: RateBudget) -> RateBudget:
-        return self.stores[1].rate_budget
+    async def make_peer(self, store: TokenStore) -> TokenStore:
+        return FileTokenStore(self.path / "s")
 
-    async def make_broken_budget(self) -> RateBudget:
+    async def make_broken_store(self) -> TokenStore:
         (self.path / "in-the-way").write_text("a file where the directory should be")
-        store = FileTokenStore(self.path / "in-the-way" / "s")
-        self.stores.append(store)
-        return store.rate_budget
+        return FileTokenStore(self.path / "in-the-way" / "s")
 
 
-class TestEncryptedBudget(RateBudgetContract):
+class TestEncryptedBudget(TestFileBudget):
     """Budgets carry no secret: an encrypted store offers its inner store's."""
 
-    @pytest_asyncio.fixture(autouse=True)
-    async def _stores(self, tmp_path: Path) -> AsyncIterator[None]:
+    @pytest.fixture(autouse=True)
+    def _key(self) -> None:
         pytest.importorskip("cryptography")
-        key = EncryptedTokenStore.generate_key()
-        self.stores = [EncryptedTokenStore(FileTokenStore(tmp_path / "e"), [key])
-                       for _ in range(2)]
-        yield
-        for store in self.stores:
-            await store.aclose()
+        self.key = EncryptedTokenStore.generate_key()
 
-    async def make_budget(self) -> RateBudget:
-        budget = rate_budget_of(self.stores[0])
-        assert isinstance(budget, FileRateBudget)
-        return budget
+    async def make_store(self) -> TokenStore:
+        return EncryptedTokenStore(await super().make_store(), [self.key])
 
-    async def make_peer(self, budget: RateBudget) -> RateBudget | None:
-        return rate_budget_of(self.stores[1])
+    async def make_peer(self, store: TokenStore) -> TokenStore:
+        return EncryptedTokenStore(await super().make_peer(store), [self.key])
+
+    async def make_broken_store(self) -> TokenStore:
+        return EncryptedTokenStore(await super().make_broken_store(), [self.key])
 
 
 def test_a_store_offers_its_budget_and_a_wrapper_its_inner_stores(tmp_path: Path) -> None:
