@@ -54,7 +54,8 @@ class MemoryTokenStore(BaseTokenStore):
 
     def __init__(self) -> None:
         self._slots: dict[str, _Slot] = {}
-        self._budget = MemoryRateBudget()
+        #: The rate budget of this process (the memory store shares nothing further).
+        self.rate_budget = MemoryRateBudget()
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> MemoryTokenStore:
@@ -173,14 +174,9 @@ class MemoryTokenStore(BaseTokenStore):
             return None
         return slot.failure.aged(now - slot.failure_written)
 
-    @property
-    def rate_budget(self) -> MemoryRateBudget:
-        """The rate budget of this process (the memory store shares nothing further)."""
-        return self._budget
-
     async def aclose(self) -> None:
         self._slots.clear()
-        self._budget.clear()
+        self.rate_budget.clear()
 
 
 class MemoryRateBudget(BaseRateBudget):

@@ -65,10 +65,9 @@ def test_a_store_offers_its_budget_and_a_wrapper_its_inner_stores(tmp_path: Path
 def test_an_encrypted_store_over_a_store_without_a_budget_has_none() -> None:
     pytest.importorskip("cryptography")
 
-    class Plain(MemoryTokenStore):
-        rate_budget = None  # type: ignore[assignment]
-
-    store = EncryptedTokenStore(Plain(), [EncryptedTokenStore.generate_key()])
+    plain = MemoryTokenStore()
+    plain.rate_budget = None  # type: ignore[assignment]
+    store = EncryptedTokenStore(plain, [EncryptedTokenStore.generate_key()])
     assert rate_budget_of(store) is None
     assert not hasattr(store, "acquire_permit")
 

@@ -282,6 +282,8 @@ class FileTokenStore(BaseTokenStore):
         self._held: dict[str, _Held] = {}  # owner -> OS locks of leases taken here
         self._closed = False
         self._swept = False  # our stale temp files are removed once per store
+        #: The rate budgets of every process of this host, in the directory.
+        self.rate_budget = FileRateBudget(self, write_in_place)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> FileTokenStore:
@@ -828,11 +830,6 @@ class FileTokenStore(BaseTokenStore):
 
     async def read_failure(self, key: str) -> FailureRecord | None:
         return await self._run(self._read_failure, key)
-
-    @property
-    def rate_budget(self) -> FileRateBudget:
-        """The account rate budgets of every process of this host, in the directory."""
-        return FileRateBudget(self, write_in_place)
 
     async def aclose(self) -> None:
         """Release the OS locks of leases still held: their holders look gone at once."""

@@ -246,7 +246,8 @@ class PostgresTokenStore(BaseTokenStore):
         self._dsn = dsn
         self._schema = schema
         self._sql = Statements(schema)
-        self._budget = PostgresRateBudget(self, schema, self._ready)
+        #: The fleet's rate budgets, one row per bucket in ``<schema>.rates``.
+        self.rate_budget = PostgresRateBudget(self, schema, self._ready)
         self._pool_size = pool_size
         self._timeouts = _Timeouts(float(connect_timeout), float(command_timeout))
         settings = dict(connect_options.pop("server_settings", None) or {})
@@ -572,11 +573,6 @@ class PostgresTokenStore(BaseTokenStore):
             logger.warning("ignoring a corrupt failure record for key %s in %s (%s)",
                            key, self._name, exc)
             return None
-
-    @property
-    def rate_budget(self) -> PostgresRateBudget:
-        """The fleet's rate budgets, one row per bucket in ``<schema>.rates``."""
-        return self._budget
 
     async def aclose(self) -> None:
         """Close the listening connection and the pool. Idempotent."""

@@ -259,7 +259,8 @@ class RedisTokenStore(BaseTokenStore):
         self._read_failure_script = client.register_script(READ_FAILURE_SCRIPT)
         self._delete_script = client.register_script(DELETE_SCRIPT)
         self._release_script = client.register_script(RELEASE_SCRIPT)
-        self._budget = RedisRateBudget(self, client, prefix, self._ready)
+        #: The fleet's rate budgets, kept in Redis beside the tokens.
+        self.rate_budget = RedisRateBudget(self, client, prefix, self._ready)
         self._use_pubsub = callable(getattr(client, "pubsub", None))
         self._listener: ChangeListener | None = None  # created on the first wait
         # A RedisCluster client must learn the slot map once before commands run
@@ -571,11 +572,6 @@ class RedisTokenStore(BaseTokenStore):
             logger.warning("ignoring a corrupt failure record at %s in %s (%s)",
                            keys.failure, self._name, exc)
             return None
-
-    @property
-    def rate_budget(self) -> RedisRateBudget:
-        """The fleet's rate budgets, kept in Redis beside the tokens."""
-        return self._budget
 
     async def aclose(self) -> None:
         """Stop the pub/sub reader, close its connection and, if owned, the client."""
