@@ -27,7 +27,7 @@ from zoom_s2s.ratelimit import (
     rate_scope,
 )
 from zoom_s2s.ratelimit.headers import is_daily_message, is_per_user_message
-from zoom_s2s.stores import BaseRateBudget, Pause, Permit
+from zoom_s2s.stores import Pause, Permit, RateBudget
 
 PER_USER_DAILY = (
     "You have exceeded the daily rate limit (100) of Meeting Create/Update API requests "
@@ -290,7 +290,7 @@ async def test_the_category_header_is_learned_for_unknown_paths() -> None:
         lim.category("GET", "/users/me", "fast")
 
 
-class _Down(BaseRateBudget):
+class _Down(RateBudget):
     """A budget whose backend refuses every connection."""
 
     async def _acquire(

@@ -19,8 +19,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, TypeVar
 
 from .. import _clock
 from ..errors import ConfigurationError, DailyLimitExceededError, RateLimitedError, StoreError
@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 __all__ = ["RateLimiter", "rate_scope"]
 
 logger = logging.getLogger("zoom_s2s.ratelimit")
+
+_T = TypeVar("_T")
 
 _STORE_RETRY = 5.0  # seconds of per-process pacing after a store error before asking it again
 _RECHECK_AFTER = 0.02  # a caller that slept longer asks whether a pause came meanwhile
@@ -108,7 +110,7 @@ class RateLimiter:
     @property
     def shared(self) -> bool:
         """Whether permits come from the shared store right now (not per-process fallback)."""
-        return self._store() is not self._local
+        return self._budget() is not self._local
 
     # -- keys -----------------------------------------------------------------
 
@@ -351,52 +353,41 @@ class RateLimiter:
 
     # -- the store's budget, or this process's when it fails --------------------
 
-    def _store(self) -> RateBudget:
+    def _budget(self) -> RateBudget:
         if self._fleet is not None and _clock.monotonic() >= self._fleet_down_until:
             return self._fleet
         return self._local
 
-    def _fleet_failed(self, exc: StoreError) -> None:
-        if self._fleet_down_until == 0.0 or _clock.monotonic() >= self._fleet_down_until + 60:
-            logger.warning(
-                "rate limits: %s failed (%s); pacing this process on its own for now (the "
-                "fleet may exceed the account's limits until the store is back)",
-                self._name,
-                exc,
-            )
-        self._fleet_down_until = _clock.monotonic() + _STORE_RETRY
+    async def _on_budget(self, call: Callable[[RateBudget], Awaitable[_T]]) -> _T:
+        """``call`` on the shared budget; on this process's when there is none or it fails."""
+        budget = self._budget()
+        if budget is not self._local:
+            try:
+                return await call(budget)
+            except StoreError as exc:
+                if self._fleet_down_until == 0.0 or (
+                    _clock.monotonic() >= self._fleet_down_until + 60
+                ):
+                    logger.warning(
+                        "rate limits: %s failed (%s); pacing this process on its own for now "
+                        "(the fleet may exceed the account's limits until the store is back)",
+                        self._name,
+                        exc,
+                    )
+                self._fleet_down_until = _clock.monotonic() + _STORE_RETRY
+        return await call(self._local)
 
     async def _take(self, bucket: str, interval: float, budget: float, hold: str) -> Permit:
-        store = self._store()
-        burst = self.limits.burst
-        if store is not self._local:
-            try:
-                return await store.acquire_permit(
-                    bucket, interval=interval, burst=burst, max_wait=budget, hold=hold
-                )
-            except StoreError as exc:
-                self._fleet_failed(exc)
-        return await self._local.acquire_permit(
-            bucket, interval=interval, burst=burst, max_wait=budget, hold=hold
-        )
+        return await self._on_budget(lambda shared: shared.acquire_permit(
+            bucket, interval=interval, burst=self.limits.burst, max_wait=budget, hold=hold
+        ))
 
     async def _pause(self, key: str, seconds: float, *, daily: bool = False) -> None:
-        await self._local.pause(key, seconds, daily=daily)
-        store = self._store()
-        if store is not self._local:
-            try:
-                await store.pause(key, seconds, daily=daily)
-            except StoreError as exc:
-                self._fleet_failed(exc)
+        await self._local.pause(key, seconds, daily=daily)  # this process knows at once
+        await self._on_budget(lambda shared: shared.pause(key, seconds, daily=daily))
 
     async def _paused(self, key: str) -> Pause:
-        store = self._store()
-        if store is not self._local:
-            try:
-                return await store.paused(key)
-            except StoreError as exc:
-                self._fleet_failed(exc)
-        return await self._local.paused(key)
+        return await self._on_budget(lambda shared: shared.paused(key))
 
 
 def _label(category: Category) -> str:

@@ -20,7 +20,7 @@ Each backend is one module or package (``memory``, ``file/``, ``redis/``,
 Writing a store: implement :class:`TokenStore` (most easily by subclassing
 :class:`BaseTokenStore`) with :class:`LockLease` and :class:`FailureRecord`,
 and check it with :class:`zoom_s2s.testing.StoreContract`; a rate budget
-subclasses :class:`BaseRateBudget` and is checked with
+subclasses :class:`RateBudget` and is checked with
 :class:`zoom_s2s.testing.RateBudgetContract`. ``docs/stores.rst`` walks through it.
 """
 
@@ -32,7 +32,7 @@ from .base import (
     decode_record,
     encode_record,
 )
-from .budget import BaseRateBudget, Pause, Permit, RateBudget, rate_budget_of
+from .budget import Pause, Permit, RateBudget, rate_budget_of
 from .encrypted import EncryptedTokenStore
 from .file import FileTokenStore
 from .memory import MemoryTokenStore
@@ -42,7 +42,6 @@ from .registry import register_store
 from .url import store_from_url
 
 __all__ = [
-    "BaseRateBudget",
     "BaseTokenStore",
     "EncryptedTokenStore",
     "FailureRecord",

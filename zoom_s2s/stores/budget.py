@@ -5,7 +5,7 @@ token store a ``rate_budget`` (a :class:`RateBudget`: memory, file, Redis,
 PostgreSQL); :func:`rate_budget_of` finds it, through wrappers such as
 :class:`~zoom_s2s.EncryptedTokenStore`. A store without one still works: the
 limiter then paces each process on its own, with a warning. Backends
-subclass :class:`BaseRateBudget`; ``zoom_s2s.testing.RateBudgetContract`` is
+subclass :class:`RateBudget`; ``zoom_s2s.testing.RateBudgetContract`` is
 their test suite (``docs/stores.rst``).
 
 The algorithm is GCRA (the generic cell rate algorithm; a token bucket kept
@@ -39,7 +39,7 @@ import contextlib
 import math
 import re
 from collections.abc import Iterator
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 import attrs
 
@@ -48,7 +48,6 @@ from ..errors import ConfigurationError, StoreError, ZoomS2SError
 __all__ = [
     "MAX_AHEAD",
     "MAX_PAUSE",
-    "BaseRateBudget",
     "Bucket",
     "Pause",
     "Permit",
@@ -140,9 +139,29 @@ class Pause:
     shift: float = 0.0
 
 
-@runtime_checkable
-class RateBudget(Protocol):
-    """An account's rate budget shared through a backend (what the limiter needs)."""
+class _Translator(Protocol):
+    """What turns a backend's exceptions into :class:`~zoom_s2s.StoreError`: its token store."""
+
+    @property
+    def backend_errors(self) -> tuple[type[BaseException], ...]: ...
+
+    def translate_error(self, exc: BaseException, action: str) -> StoreError: ...
+
+
+class RateBudget:
+    """An account's rate budget shared through a backend: what the limiter asks of a store.
+
+    A backend subclasses it and implements :meth:`_acquire`, :meth:`_pause` and
+    :meth:`_paused`, which get checked arguments; an exception of its store's
+    ``backend_errors`` becomes the store's :class:`~zoom_s2s.StoreError`
+    (:meth:`~zoom_s2s.stores.BaseTokenStore.translate_error`), as for tokens.
+
+    Args:
+        store: The token store whose backend keeps the budget (``None``: in memory).
+    """
+
+    def __init__(self, store: _Translator | None = None) -> None:
+        self._store = store
 
     async def acquire_permit(
         self,
@@ -163,63 +182,6 @@ class RateBudget(Protocol):
             hold: Another key of the same scope: while it is paused, nothing
                 is granted (per-user daily limits).
         """
-        ...
-
-    async def pause(self, key: str, seconds: float, *, daily: bool = False) -> None:
-        """Grant no slot of ``key`` for ``seconds`` (by the backend's clock); only ever extends.
-
-        A non-daily pause also shifts the reservations already made by its length.
-        """
-        ...
-
-    async def paused(self, key: str) -> Pause:
-        """Whether ``key`` is paused, for how long, and its cumulative shift."""
-        ...
-
-
-def rate_budget_of(store: object) -> RateBudget | None:
-    """The budget ``store`` provides (its ``rate_budget``), or a wrapped store's (``inner``)."""
-    while store is not None:
-        budget = getattr(store, "rate_budget", None)
-        if isinstance(budget, RateBudget):
-            return budget
-        store = getattr(store, "inner", None)
-    return None
-
-
-class _Translator(Protocol):
-    """What turns a backend's exceptions into :class:`~zoom_s2s.StoreError`: its token store."""
-
-    @property
-    def backend_errors(self) -> tuple[type[BaseException], ...]: ...
-
-    def translate_error(self, exc: BaseException, action: str) -> StoreError: ...
-
-
-class BaseRateBudget:
-    """Base class of budgets: checks the arguments and translates backend errors, once.
-
-    A subclass implements :meth:`_acquire`, :meth:`_pause` and :meth:`_paused`
-    with arguments already checked; an exception of its store's
-    ``backend_errors`` becomes the store's :class:`~zoom_s2s.StoreError`
-    (:meth:`~zoom_s2s.stores.BaseTokenStore.translate_error`), as for tokens.
-
-    Args:
-        store: The token store whose backend keeps the budget (``None``: in memory).
-    """
-
-    def __init__(self, store: _Translator | None = None) -> None:
-        self._store = store
-
-    async def acquire_permit(
-        self,
-        key: str,
-        *,
-        interval: float,
-        burst: int,
-        max_wait: float,
-        hold: str | None = None,
-    ) -> Permit:
         check_permit_args(key, interval, burst, max_wait)
         if hold is not None and check_key(hold) != check_key(key):
             raise ConfigurationError(f"hold {hold!r} is not in the scope of {key!r}")
@@ -227,12 +189,17 @@ class BaseRateBudget:
             return await self._acquire(key, interval, burst, max_wait, hold)
 
     async def pause(self, key: str, seconds: float, *, daily: bool = False) -> None:
+        """Grant no slot of ``key`` for ``seconds`` (by the backend's clock); only ever extends.
+
+        A non-daily pause also shifts the reservations already made by its length.
+        """
         check_key(key)
         span = check_pause(seconds)
         with self._translated("pausing a rate-limit bucket"):
             await self._pause(key, span, bool(daily))
 
     async def paused(self, key: str) -> Pause:
+        """Whether ``key`` is paused, for how long, and its cumulative shift."""
         check_key(key)
         with self._translated("reading a rate-limit pause"):
             return await self._paused(key)
@@ -258,6 +225,16 @@ class BaseRateBudget:
 
     async def _paused(self, key: str) -> Pause:
         raise NotImplementedError
+
+
+def rate_budget_of(store: object) -> RateBudget | None:
+    """The budget ``store`` provides (its ``rate_budget``), or a wrapped store's (``inner``)."""
+    while store is not None:
+        budget = getattr(store, "rate_budget", None)
+        if isinstance(budget, RateBudget):
+            return budget
+        store = getattr(store, "inner", None)
+    return None
 
 
 # -- the algorithm, for the budgets that run it in Python ---------------------------

@@ -13,10 +13,10 @@ from ..errors import ConfigurationError
 from ..models import AccessToken
 from .base import BaseTokenStore, FailureRecord, LockLease, new_owner
 from .budget import (
-    BaseRateBudget,
     Bucket,
     Pause,
     Permit,
+    RateBudget,
     idle,
     pause_bucket,
     paused_bucket,
@@ -179,7 +179,7 @@ class MemoryTokenStore(BaseTokenStore):
         self.rate_budget.clear()
 
 
-class MemoryRateBudget(BaseRateBudget):
+class MemoryRateBudget(RateBudget):
     """A :class:`~zoom_s2s.stores.budget.RateBudget` in this process's memory (monotonic clock).
 
     The memory store's budget, and every process's fallback when its shared

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from ...errors import StoreError
-from ..budget import BaseRateBudget, Bucket, Pause, Permit, pause_bucket, paused_bucket, take_permit
+from ..budget import Bucket, Pause, Permit, RateBudget, pause_bucket, paused_bucket, take_permit
 
 __all__ = ["FileRateBudget"]
 
@@ -80,7 +80,7 @@ class _Directory(Protocol):
     async def _locked(self, key: str, body: Callable[[], _T]) -> _T: ...
 
 
-class FileRateBudget(BaseRateBudget):
+class FileRateBudget(RateBudget):
     """Buckets in the store's directory: one locked read-modify-write per permit.
 
     Args:

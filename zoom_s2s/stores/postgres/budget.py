@@ -39,7 +39,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..base import BaseTokenStore
-from ..budget import MAX_AHEAD, BaseRateBudget, Pause, Permit
+from ..budget import MAX_AHEAD, Pause, Permit, RateBudget
 from .sql import quote_schema
 
 __all__ = ["PostgresRateBudget"]
@@ -115,7 +115,7 @@ def _pause(s: str, old: str) -> str:
         FROM ({_clean(s, old, hold=False)}) AS c) AS y"""
 
 
-class PostgresRateBudget(BaseRateBudget):
+class PostgresRateBudget(RateBudget):
     """The three statements for one schema, run on the store's pool.
 
     Args:

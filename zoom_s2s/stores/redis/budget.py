@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ..base import BaseTokenStore
-from ..budget import MAX_AHEAD, BaseRateBudget, Pause, Permit, check_key
+from ..budget import MAX_AHEAD, Pause, Permit, RateBudget, check_key
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -127,7 +127,7 @@ return {left, (daily and left > 0) and 1 or 0, shift}
 )
 
 
-class RedisRateBudget(BaseRateBudget):
+class RedisRateBudget(RateBudget):
     """The three scripts, registered on the store's client, and the key layout.
 
     Args:
