@@ -85,7 +85,8 @@ class FileRateBudget(RateBudget):
 
     Args:
         store: The file store whose directory, mutexes and private files it uses.
-        write_in_place: The store's fixed-size in-place writer.
+        write_in_place: The store's fixed-size in-place writer (handed in: the
+            store's module imports this one, never the reverse).
     """
 
     def __init__(
