@@ -15,7 +15,7 @@ import zoom_s2s
 ROOT = Path(zoom_s2s.__file__).resolve().parent
 GROUND_FLOOR = ("zoom_s2s.errors", "zoom_s2s.models", "zoom_s2s._clock", "zoom_s2s._redact",
                 "zoom_s2s.events")
-# ZoomClient and its paginator: another change untangles them.
+# Still to untangle: ZoomClient and its paginator import each other.
 KNOWN = {frozenset({"zoom_s2s.client.client", "zoom_s2s.client.pagination"})}
 
 
@@ -61,7 +61,7 @@ def _imports(module: str) -> set[str]:
 GRAPH = {module: _imports(module) for module in MODULES}
 
 
-def _cycles() -> list[list[str]]:
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     """Every strongly connected group of more than one module (Tarjan)."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
@@ -71,7 +71,7 @@ def _cycles() -> list[list[str]]:
     def visit(module: str) -> None:
         index[module] = low[module] = len(index)
         stack.append(module)
-        for target in GRAPH[module]:
+        for target in graph.get(module, set()):
             if target not in index:
                 visit(target)
                 low[module] = min(low[module], low[target])
@@ -87,7 +87,7 @@ def _cycles() -> list[list[str]]:
             if len(group) > 1:
                 groups.append(sorted(group))
 
-    for module in sorted(GRAPH):
+    for module in sorted(graph):
         if module not in index:
             visit(module)
     return groups
@@ -100,8 +100,14 @@ def test_the_graph_sees_the_imports_it_should() -> None:
     assert "zoom_s2s.stores" in GRAPH["zoom_s2s.ratelimit.limiter"]  # runs stores/__init__
 
 
+def test_the_cycle_finder_finds_circles_of_any_length() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set(), "e": {"f"}, "f": {"e"}}
+    assert sorted(_cycles(graph)) == [["a", "b", "c"], ["e", "f"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
 def test_no_module_imports_itself_back() -> None:
-    assert [group for group in _cycles() if frozenset(group) not in KNOWN] == []
+    assert [group for group in _cycles(GRAPH) if frozenset(group) not in KNOWN] == []
 
 
 def test_the_ground_floor_imports_nothing_of_the_package() -> None:
