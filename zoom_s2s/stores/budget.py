@@ -86,7 +86,7 @@ def check_key(key: str) -> str:
     return key.split(".", 1)[0]
 
 
-def check_permit_args(key: str, interval: float, burst: int, max_wait: float) -> None:
+def _check_permit_args(key: str, interval: float, burst: int, max_wait: float) -> None:
     """Raise :class:`ConfigurationError` unless the arguments of a permit are in range."""
     check_key(key)
     if not (isinstance(interval, (int, float)) and math.isfinite(interval)
@@ -99,7 +99,7 @@ def check_permit_args(key: str, interval: float, burst: int, max_wait: float) ->
         raise ConfigurationError(f"max_wait must be 0 to 86400 s, got {max_wait!r}")
 
 
-def check_pause(seconds: float) -> float:
+def _check_pause(seconds: float) -> float:
     """``seconds`` bounded to ``[0, MAX_PAUSE]``; raise for a non-number."""
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or math.isnan(seconds):
         raise ConfigurationError(f"a pause is a number of seconds, got {seconds!r}")
@@ -182,7 +182,7 @@ class RateBudget:
             hold: Another key of the same scope: while it is paused, nothing
                 is granted (per-user daily limits).
         """
-        check_permit_args(key, interval, burst, max_wait)
+        _check_permit_args(key, interval, burst, max_wait)
         if hold is not None and check_key(hold) != check_key(key):
             raise ConfigurationError(f"hold {hold!r} is not in the scope of {key!r}")
         with self._translated("taking a rate-limit permit"):
@@ -194,7 +194,7 @@ class RateBudget:
         A non-daily pause also shifts the reservations already made by its length.
         """
         check_key(key)
-        span = check_pause(seconds)
+        span = _check_pause(seconds)
         with self._translated("pausing a rate-limit bucket"):
             await self._pause(key, span, bool(daily))
 
