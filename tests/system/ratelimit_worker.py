@@ -49,7 +49,8 @@ async def hammer(worker: WorkerContext) -> dict[str, Any]:
         TokenManager,
         ZoomClient,
     )
-    from zoom_s2s.ratelimit import LocalRateLimitStore, RateLimiter, rate_scope
+    from zoom_s2s.ratelimit import RateLimiter, rate_scope
+    from zoom_s2s.stores import MemoryTokenStore
 
     options = worker.options
     pacing = options.get("pacing", "fleet")
@@ -78,7 +79,7 @@ async def hammer(worker: WorkerContext) -> dict[str, Any]:
         if pacing == "process" and limits is not None:
             zoom.rate_limiter = RateLimiter(
                 limits,
-                LocalRateLimitStore(),
+                MemoryTokenStore(),  # this process's budget only
                 scope=rate_scope(tokens.token_url, tokens.credentials.account_id),
             )
         limiter = zoom.rate_limiter

@@ -21,7 +21,7 @@ from tests.harness.redis_server import RedisServer
 from zoom_s2s.errors import ConfigurationError, StoreError, StoreUnavailableError, UsageError
 from zoom_s2s.models import AccessToken
 from zoom_s2s.stores import FailureRecord, LockLease, RedisTokenStore
-from zoom_s2s.stores import redis as redis_module
+from zoom_s2s.stores.redis import store as redis_module
 from zoom_s2s.testing.contract import make_token
 
 redis = pytest.importorskip("redis.asyncio")

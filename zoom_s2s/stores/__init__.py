@@ -13,10 +13,15 @@
   registered for its scheme (:func:`register_store` or a ``zoom_s2s.stores``
   entry point).
 
+Each backend is one module or package (``memory``, ``file/``, ``redis/``,
+``postgres/``) holding its token store and its :class:`RateBudget` (a store's
+``rate_budget``: the fleet's shared rate limits).
+
 Writing a store: implement :class:`TokenStore` (most easily by subclassing
 :class:`BaseTokenStore`) with :class:`LockLease` and :class:`FailureRecord`,
-and check it with :class:`zoom_s2s.testing.StoreContract`; ``docs/stores.rst``
-walks through it.
+and check it with :class:`zoom_s2s.testing.StoreContract`; a rate budget
+subclasses :class:`RateBudget` and is checked with
+:class:`zoom_s2s.testing.RateBudgetContract`. ``docs/stores.rst`` walks through it.
 """
 
 from .base import (
@@ -27,6 +32,7 @@ from .base import (
     decode_record,
     encode_record,
 )
+from .budget import Pause, Permit, RateBudget, rate_budget_of
 from .encrypted import EncryptedTokenStore
 from .file import FileTokenStore
 from .memory import MemoryTokenStore
@@ -42,11 +48,15 @@ __all__ = [
     "FileTokenStore",
     "LockLease",
     "MemoryTokenStore",
+    "Pause",
+    "Permit",
     "PostgresTokenStore",
+    "RateBudget",
     "RedisTokenStore",
     "TokenStore",
     "decode_record",
     "encode_record",
+    "rate_budget_of",
     "register_store",
     "store_from_url",
 ]

@@ -316,10 +316,6 @@ _ACTIONS = {
     "delete": "deleting the token",
     "wait_for_change": "waiting for the lock",
     "read_failure": "reading the failure record",
-    # The optional rate-limit capability (zoom_s2s.ratelimit.RateLimitStore).
-    "acquire_permit": "taking a rate-limit permit",
-    "pause": "pausing a rate-limit bucket",
-    "paused": "reading a rate-limit pause",
 }
 
 

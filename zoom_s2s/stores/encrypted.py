@@ -42,7 +42,6 @@ import attrs
 
 from ..errors import ConfigurationError
 from ..models import AccessToken
-from ..ratelimit.store import Pause, Permit, RateLimitStore, supports_rate_limits
 from .base import BaseTokenStore, FailureRecord, LockLease, TokenStore
 
 if TYPE_CHECKING:
@@ -217,39 +216,6 @@ class EncryptedTokenStore(BaseTokenStore):
 
     async def read_failure(self, key: str) -> FailureRecord | None:
         return await self._inner.read_failure(key)
-
-    # -- rate limits: passed through (they carry no secret) ---------------------------
-
-    @property
-    def supports_rate_limits(self) -> bool:
-        """Whether the wrapped store shares rate limits."""
-        return supports_rate_limits(self._inner)
-
-    def _rates(self) -> RateLimitStore:
-        if not isinstance(self._inner, RateLimitStore):
-            raise ConfigurationError(
-                f"{self._inner.name} does not share rate limits (no acquire_permit)"
-            )
-        return self._inner
-
-    async def acquire_permit(
-        self,
-        key: str,
-        *,
-        interval: float,
-        burst: int,
-        max_wait: float,
-        hold: str | None = None,
-    ) -> Permit:
-        return await self._rates().acquire_permit(
-            key, interval=interval, burst=burst, max_wait=max_wait, hold=hold
-        )
-
-    async def pause(self, key: str, seconds: float, *, daily: bool = False) -> None:
-        await self._rates().pause(key, seconds, daily=daily)
-
-    async def paused(self, key: str) -> Pause:
-        return await self._rates().paused(key)
 
     async def aclose(self) -> None:
         await self._inner.aclose()

@@ -1,4 +1,4 @@
-"""MemoryTokenStore: a dict and asyncio primitives, for one process."""
+"""MemoryTokenStore and MemoryRateBudget: a dict and asyncio primitives, for one process."""
 
 from __future__ import annotations
 
@@ -11,10 +11,19 @@ import attrs
 from .. import _clock
 from ..errors import ConfigurationError
 from ..models import AccessToken
-from ..ratelimit.store import LocalRateLimitStore, Pause, Permit
 from .base import BaseTokenStore, FailureRecord, LockLease, new_owner
+from .budget import (
+    Bucket,
+    Pause,
+    Permit,
+    RateBudget,
+    idle,
+    pause_bucket,
+    paused_bucket,
+    take_permit,
+)
 
-__all__ = ["MemoryTokenStore"]
+__all__ = ["MemoryRateBudget", "MemoryTokenStore"]
 
 
 @attrs.define
@@ -45,7 +54,8 @@ class MemoryTokenStore(BaseTokenStore):
 
     def __init__(self) -> None:
         self._slots: dict[str, _Slot] = {}
-        self._rates = LocalRateLimitStore()  # the RateLimitStore capability
+        #: The rate budget of this process (the memory store shares nothing further).
+        self.rate_budget = MemoryRateBudget()
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> MemoryTokenStore:
@@ -164,27 +174,50 @@ class MemoryTokenStore(BaseTokenStore):
             return None
         return slot.failure.aged(now - slot.failure_written)
 
-    # -- rate limits (zoom_s2s.ratelimit.RateLimitStore): this process only --------
-
-    async def acquire_permit(
-        self,
-        key: str,
-        *,
-        interval: float,
-        burst: int,
-        max_wait: float,
-        hold: str | None = None,
-    ) -> Permit:
-        return await self._rates.acquire_permit(
-            key, interval=interval, burst=burst, max_wait=max_wait, hold=hold
-        )
-
-    async def pause(self, key: str, seconds: float, *, daily: bool = False) -> None:
-        await self._rates.pause(key, seconds, daily=daily)
-
-    async def paused(self, key: str) -> Pause:
-        return await self._rates.paused(key)
-
     async def aclose(self) -> None:
         self._slots.clear()
-        self._rates.clear()
+        self.rate_budget.clear()
+
+
+class MemoryRateBudget(RateBudget):
+    """A :class:`~zoom_s2s.stores.budget.RateBudget` in this process's memory (monotonic clock).
+
+    The memory store's budget, and every process's fallback when its shared
+    budget fails or its store has none: it paces this process only.
+    """
+
+    _SWEEP_AT = 10_000
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._buckets: dict[str, Bucket] = {}
+
+    def _bucket(self, key: str, now: float) -> Bucket:
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= self._SWEEP_AT:
+                self._buckets = {k: b for k, b in self._buckets.items() if not idle(b, now)}
+            bucket = self._buckets[key] = Bucket()
+        return bucket
+
+    async def _acquire(
+        self, key: str, interval: float, burst: int, max_wait: float, hold: str | None
+    ) -> Permit:
+        now = _clock.monotonic()
+        held = None if hold is None else self._buckets.get(hold)
+        return take_permit(
+            self._bucket(key, now), now, interval=interval, burst=burst, max_wait=max_wait,
+            hold=held,
+        )
+
+    async def _pause(self, key: str, seconds: float, daily: bool) -> None:
+        now = _clock.monotonic()
+        pause_bucket(self._bucket(key, now), now, seconds, daily=daily)
+
+    async def _paused(self, key: str) -> Pause:
+        bucket = self._buckets.get(key)
+        return Pause() if bucket is None else paused_bucket(bucket, _clock.monotonic())
+
+    def clear(self) -> None:
+        """Forget every bucket."""
+        self._buckets.clear()

@@ -602,7 +602,7 @@ async def test_a_busy_mutex_is_waited_for_without_polling(store: FileTokenStore)
 async def test_a_mutex_held_too_long_is_a_clear_error_and_then_recovers(
     store: FileTokenStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("zoom_s2s.stores.file._MUTEX_TIMEOUT", 0.3)
+    monkeypatch.setattr("zoom_s2s.stores.file.store._MUTEX_TIMEOUT", 0.3)
     fd = hold_mutex(store)
     with pytest.raises(StoreUnavailableError, match="stayed locked") as info:
         await store.acquire_lock(KEY, ttl=10)

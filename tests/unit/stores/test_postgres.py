@@ -15,7 +15,7 @@ from zoom_s2s.stores.postgres import grants_sql, schema_sql
 
 
 def test_importing_zoom_s2s_does_not_import_asyncpg() -> None:
-    import zoom_s2s.stores.postgres as module
+    import zoom_s2s.stores.postgres.store as module
 
     assert "asyncpg" not in module.__dict__
     assert not any(name == "asyncpg" for name in vars(module))

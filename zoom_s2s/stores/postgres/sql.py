@@ -26,7 +26,7 @@ Schema version 2::
         failure_data      FailureRecord JSON, bytea
         failure_written   when it was written (database clock: its age)
         failure_expires   when it is forgotten (database clock)
-    <schema>.rates    one row per rate-limit bucket (``_postgres_ratelimit``)
+    <schema>.rates    one row per rate-limit bucket (``zoom_s2s.stores.postgres.budget``)
 
 Version 1 had no ``rates`` table: :func:`schema_sql` adds it and moves the
 version from 1 to 2 (idempotent; the store runs it on first use), and leaves
@@ -73,8 +73,6 @@ def schema_sql(schema: str = "zoom_s2s") -> str:
     Raises:
         ValueError: ``schema`` is not a valid name (see :func:`quote_schema`).
     """
-    from ._postgres_ratelimit import rates_table_sql  # it imports quote_schema from here
-
     s = quote_schema(schema)
     older = ", ".join(f"'{version}'" for version in UPGRADABLE)
     return f"""CREATE SCHEMA IF NOT EXISTS {s};
@@ -96,7 +94,17 @@ CREATE TABLE IF NOT EXISTS {s}.entries (
     failure_written timestamptz,
     failure_expires timestamptz
 );
-{rates_table_sql(schema)}INSERT INTO {s}.meta AS m (name, value)
+CREATE TABLE IF NOT EXISTS {s}.rates (
+    key text PRIMARY KEY,
+    tat timestamptz NOT NULL DEFAULT '-infinity',
+    paused_until timestamptz NOT NULL DEFAULT '-infinity',
+    daily boolean NOT NULL DEFAULT false,
+    shift float8 NOT NULL DEFAULT 0,
+    seen timestamptz NOT NULL DEFAULT clock_timestamp(),
+    last_wait float8 NOT NULL DEFAULT 0,
+    last_granted boolean NOT NULL DEFAULT false
+);
+INSERT INTO {s}.meta AS m (name, value)
     VALUES ('schema_version', '{SCHEMA_VERSION}')
     ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value WHERE m.value IN ({older});
 """

@@ -51,13 +51,22 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .._redact import scrub, secret_forms
-from ..errors import ConfigurationError, StoreError, StoreUnavailableError, UsageError
-from ..models import MAX_TOKEN_LIFETIME, AccessToken
-from ..ratelimit.store import Pause, Permit
-from ._redis_listener import ChangeListener
-from ._redis_ratelimit import RATE_COMMANDS, RateScripts
-from ._redis_scripts import (
+from ..._redact import scrub, secret_forms
+from ...errors import ConfigurationError, StoreError, StoreUnavailableError, UsageError
+from ...models import MAX_TOKEN_LIFETIME, AccessToken
+from ..base import (
+    BaseTokenStore,
+    FailureRecord,
+    LockLease,
+    bounded_token,
+    encode_record,
+    new_owner,
+    seconds_to_keep,
+)
+from ..url import redact_url, url_secrets
+from .budget import RATE_COMMANDS, RedisRateBudget
+from .listener import ChangeListener
+from .scripts import (
     ACQUIRE_SCRIPT,
     COMMANDS,
     DELETE_SCRIPT,
@@ -68,16 +77,6 @@ from ._redis_scripts import (
     WRITE_FAILURE_SCRIPT,
     WRITE_SCRIPT,
 )
-from .base import (
-    BaseTokenStore,
-    FailureRecord,
-    LockLease,
-    bounded_token,
-    encode_record,
-    new_owner,
-    seconds_to_keep,
-)
-from .url import redact_url, url_secrets
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -260,7 +259,8 @@ class RedisTokenStore(BaseTokenStore):
         self._read_failure_script = client.register_script(READ_FAILURE_SCRIPT)
         self._delete_script = client.register_script(DELETE_SCRIPT)
         self._release_script = client.register_script(RELEASE_SCRIPT)
-        self._rates = RateScripts(client, prefix)  # the RateLimitStore capability
+        #: The fleet's rate budgets, kept in Redis beside the tokens.
+        self.rate_budget = RedisRateBudget(self, client, prefix, self._ready)
         self._use_pubsub = callable(getattr(client, "pubsub", None))
         self._listener: ChangeListener | None = None  # created on the first wait
         # A RedisCluster client must learn the slot map once before commands run
@@ -572,31 +572,6 @@ class RedisTokenStore(BaseTokenStore):
             logger.warning("ignoring a corrupt failure record at %s in %s (%s)",
                            keys.failure, self._name, exc)
             return None
-
-    # -- rate limits (zoom_s2s.ratelimit.RateLimitStore; see _redis_ratelimit) ------
-
-    async def acquire_permit(
-        self,
-        key: str,
-        *,
-        interval: float,
-        burst: int,
-        max_wait: float,
-        hold: str | None = None,
-    ) -> Permit:
-        """One script, one round trip: GCRA on Redis's clock (``TIME``)."""
-        await self._ready()
-        return await self._rates.acquire_permit(
-            key, interval=interval, burst=burst, max_wait=max_wait, hold=hold
-        )
-
-    async def pause(self, key: str, seconds: float, *, daily: bool = False) -> None:
-        await self._ready()
-        await self._rates.pause(key, seconds, daily=daily)
-
-    async def paused(self, key: str) -> Pause:
-        await self._ready()
-        return await self._rates.paused(key)
 
     async def aclose(self) -> None:
         """Stop the pub/sub reader, close its connection and, if owned, the client."""

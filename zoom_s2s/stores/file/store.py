@@ -10,7 +10,7 @@ Files per key (all mode 0600)::
     <key>.wake-<owner>    flock()ed by the lease holder until it writes or releases
 
 Nobody polls. A waiter asks the kernel for a shared lock on the holder's
-``wake`` file in a thread (:mod:`._file_wait`); the kernel grants it the
+``wake`` file in a thread (:mod:`.wait`); the kernel grants it the
 moment the holder writes a token, releases the lease, or dies (the kernel
 drops a dead process's locks), and the lease's own expiry bounds the wait.
 Lock takeover probes the ``held`` file: if a shared lock on it can be taken,
@@ -68,12 +68,11 @@ from typing import Any, TypeVar, cast
 
 import attrs
 
-from ..errors import ConfigurationError, StoreUnavailableError, UsageError
-from ..models import AccessToken
-from ..ratelimit.store import Pause, Permit
-from . import _file_ratelimit
-from ._file_wait import flock_wait, unlock_and_close
-from .base import BaseTokenStore, FailureRecord, LockLease, decode_record, encode_record, new_owner
+from ...errors import ConfigurationError, StoreUnavailableError, UsageError
+from ...models import AccessToken
+from ..base import BaseTokenStore, FailureRecord, LockLease, decode_record, encode_record, new_owner
+from .budget import FileRateBudget
+from .wait import flock_wait, unlock_and_close
 
 if sys.platform != "win32":
     import fcntl
@@ -283,6 +282,8 @@ class FileTokenStore(BaseTokenStore):
         self._held: dict[str, _Held] = {}  # owner -> OS locks of leases taken here
         self._closed = False
         self._swept = False  # our stale temp files are removed once per store
+        #: The rate budgets of every process of this host, in the directory.
+        self.rate_budget = FileRateBudget(self, write_in_place)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> FileTokenStore:
@@ -292,7 +293,7 @@ class FileTokenStore(BaseTokenStore):
             ConfigurationError: A host other than localhost, a query or
                 fragment, a relative path, or an unknown option.
         """
-        from .url import redact_url
+        from ..url import redact_url
 
         shown = redact_url(url)
         try:
@@ -829,27 +830,6 @@ class FileTokenStore(BaseTokenStore):
 
     async def read_failure(self, key: str) -> FailureRecord | None:
         return await self._run(self._read_failure, key)
-
-    # -- rate limits (zoom_s2s.ratelimit.RateLimitStore; see _file_ratelimit) -------
-
-    async def acquire_permit(
-        self,
-        key: str,
-        *,
-        interval: float,
-        burst: int,
-        max_wait: float,
-        hold: str | None = None,
-    ) -> Permit:
-        return await _file_ratelimit.acquire_permit(
-            self, key, interval=interval, burst=burst, max_wait=max_wait, hold=hold
-        )
-
-    async def pause(self, key: str, seconds: float, *, daily: bool = False) -> None:
-        await _file_ratelimit.pause(self, key, seconds, daily=daily)
-
-    async def paused(self, key: str) -> Pause:
-        return await _file_ratelimit.paused(self, key)
 
     async def aclose(self) -> None:
         """Release the OS locks of leases still held: their holders look gone at once."""

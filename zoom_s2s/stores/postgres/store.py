@@ -2,7 +2,7 @@
 
 For deployments that run PostgreSQL and no Redis. The store gives the same
 guarantees as :class:`~zoom_s2s.stores.redis.RedisTokenStore`, with
-PostgreSQL's own tools (the SQL lives in :mod:`zoom_s2s.stores._postgres_sql`):
+PostgreSQL's own tools (the SQL lives in :mod:`zoom_s2s.stores.postgres.sql`):
 
 * One row per store key in ``<schema>.entries``; every operation is *one*
   statement on that row, atomic by itself. Taking the lock also takes the
@@ -25,10 +25,10 @@ PostgreSQL's own tools (the SQL lives in :mod:`zoom_s2s.stores._postgres_sql`):
   lock, write or delete a token call ``pg_notify`` in their ``RETURNING``
   list, so a notification is sent exactly when the row changed, at commit.
   One listening connection per store; commands go through a connection pool.
-* Rate limits (:class:`~zoom_s2s.ratelimit.RateLimitStore`): one row per
+* The rate budget (:attr:`PostgresTokenStore.rate_budget`): one row per
   bucket in ``<schema>.rates``, one ``INSERT ... ON CONFLICT DO UPDATE ...
   RETURNING`` per permit, GCRA on the database's clock
-  (:mod:`zoom_s2s.stores._postgres_ratelimit`), so the whole fleet shares
+  (:mod:`zoom_s2s.stores.postgres.budget`), so the whole fleet shares
   an account's budget as on Redis.
 
 Why asyncpg
@@ -72,15 +72,10 @@ from typing import Any
 
 import attrs
 
-from .._redact import secret_forms
-from ..errors import ConfigurationError, StoreError, StoreUnavailableError, UsageError
-from ..models import MAX_TOKEN_LIFETIME, AccessToken
-from ..ratelimit.store import Pause, Permit
-from ._postgres_listener import ChangeListener
-from ._postgres_ratelimit import RateStatements
-from ._postgres_sql import SCHEMA_VERSION, UPGRADABLE, Statements, quote_schema
-from ._postgres_sql import schema_sql as _schema_sql
-from .base import (
+from ..._redact import secret_forms
+from ...errors import ConfigurationError, StoreError, StoreUnavailableError, UsageError
+from ...models import MAX_TOKEN_LIFETIME, AccessToken
+from ..base import (
     BaseTokenStore,
     FailureRecord,
     LockLease,
@@ -89,7 +84,11 @@ from .base import (
     new_owner,
     seconds_to_keep,
 )
-from .url import redact_url, url_secrets
+from ..url import redact_url, url_secrets
+from .budget import PostgresRateBudget
+from .listener import ChangeListener
+from .sql import SCHEMA_VERSION, UPGRADABLE, Statements, quote_schema
+from .sql import schema_sql as _schema_sql
 
 __all__ = ["MAX_TOKEN_LIFETIME", "PostgresTokenStore", "grants_sql", "schema_sql"]
 
@@ -247,7 +246,8 @@ class PostgresTokenStore(BaseTokenStore):
         self._dsn = dsn
         self._schema = schema
         self._sql = Statements(schema)
-        self._rates = RateStatements(schema)  # the RateLimitStore capability
+        #: The fleet's rate budgets, one row per bucket in ``<schema>.rates``.
+        self.rate_budget = PostgresRateBudget(self, schema, self._ready)
         self._pool_size = pool_size
         self._timeouts = _Timeouts(float(connect_timeout), float(command_timeout))
         settings = dict(connect_options.pop("server_settings", None) or {})
@@ -573,28 +573,6 @@ class PostgresTokenStore(BaseTokenStore):
             logger.warning("ignoring a corrupt failure record for key %s in %s (%s)",
                            key, self._name, exc)
             return None
-
-    # -- rate limits (zoom_s2s.ratelimit.RateLimitStore; see _postgres_ratelimit) ----
-
-    async def acquire_permit(
-        self,
-        key: str,
-        *,
-        interval: float,
-        burst: int,
-        max_wait: float,
-        hold: str | None = None,
-    ) -> Permit:
-        """One statement: GCRA on the database's clock (``clock_timestamp()``)."""
-        return await self._rates.acquire_permit(
-            self._ready, key, interval=interval, burst=burst, max_wait=max_wait, hold=hold
-        )
-
-    async def pause(self, key: str, seconds: float, *, daily: bool = False) -> None:
-        await self._rates.pause(self._ready, key, seconds, daily=daily)
-
-    async def paused(self, key: str) -> Pause:
-        return await self._rates.paused(self._ready, key)
 
     async def aclose(self) -> None:
         """Close the listening connection and the pool. Idempotent."""
