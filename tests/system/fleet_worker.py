@@ -96,7 +96,8 @@ async def child(worker: WorkerContext) -> None:
         time.time = _clock.wall = lambda: _real_time() + skew
     import aiohttp
 
-    from zoom_s2s import EventKind, RetryPolicy, TokenEvent, TokenManager
+    from zoom_s2s import RetryPolicy, TokenEvent, TokenManager
+    from zoom_s2s.events import EventKind
 
     counts: collections.Counter[str] = collections.Counter()
 

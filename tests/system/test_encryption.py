@@ -22,7 +22,8 @@ import attrs
 import pytest
 import pytest_asyncio
 
-from zoom_s2s import ConfigurationError, TokenManager, ZoomClient
+from zoom_s2s import TokenManager, ZoomClient
+from zoom_s2s.errors import ConfigurationError
 from zoom_s2s.models import AccessToken
 from zoom_s2s.stores import (
     EncryptedTokenStore,

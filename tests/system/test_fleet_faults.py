@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from tests.harness.redis_server import RedisServer
-from zoom_s2s import StoreUnavailableError, TokenManager, ZoomS2SError
+from zoom_s2s import TokenManager, ZoomS2SError
+from zoom_s2s.errors import StoreUnavailableError
 from zoom_s2s.models import fingerprint
 from zoom_s2s.stores import RedisTokenStore
 from zoom_s2s.testing import FakeZoom, Fault

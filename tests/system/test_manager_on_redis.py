@@ -16,14 +16,9 @@ import pytest
 import pytest_asyncio
 
 from tests.harness.redis_server import RedisServer
-from zoom_s2s import (
-    Credentials,
-    EventKind,
-    InvalidCredentialsError,
-    TokenEndpointError,
-    TokenEvent,
-    TokenManager,
-)
+from zoom_s2s import Credentials, TokenEvent, TokenManager
+from zoom_s2s.errors import InvalidCredentialsError, TokenEndpointError
+from zoom_s2s.events import EventKind
 from zoom_s2s.stores import FailureRecord, RedisTokenStore
 from zoom_s2s.testing import FakeZoom
 

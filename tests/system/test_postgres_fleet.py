@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from tests.harness.postgres_server import PostgresServer
-from zoom_s2s import StoreUnavailableError, TokenManager, ZoomS2SError
+from zoom_s2s import TokenManager, ZoomS2SError
+from zoom_s2s.errors import StoreUnavailableError
 from zoom_s2s.models import fingerprint
 from zoom_s2s.stores import PostgresTokenStore
 from zoom_s2s.testing import FakeZoom, Fault

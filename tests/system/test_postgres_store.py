@@ -22,7 +22,8 @@ from typing import Any, cast
 import pytest
 import pytest_asyncio
 
-from zoom_s2s import ConfigurationError, StoreError, StoreUnavailableError, _clock, store_from_url
+from zoom_s2s import _clock, store_from_url
+from zoom_s2s.errors import ConfigurationError, StoreError, StoreUnavailableError
 from zoom_s2s.stores import EncryptedTokenStore, PostgresTokenStore, TokenStore
 from zoom_s2s.stores.postgres import grants_sql, schema_sql
 from zoom_s2s.testing.contract import KEY, StoreContract, make_failure, make_token

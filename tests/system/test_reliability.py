@@ -20,15 +20,17 @@ import pytest
 from zoom_s2s import (
     Credentials,
     FileTokenStore,
-    InvalidCredentialsError,
-    MalformedTokenResponseError,
     MemoryTokenStore,
     RedisTokenStore,
     RetryPolicy,
-    TokenEndpointError,
     TokenManager,
-    TokenRateLimitedError,
     ZoomS2SError,
+)
+from zoom_s2s.errors import (
+    InvalidCredentialsError,
+    MalformedTokenResponseError,
+    TokenEndpointError,
+    TokenRateLimitedError,
 )
 from zoom_s2s.testing import FakeZoom, Fault
 

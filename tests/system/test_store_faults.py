@@ -36,10 +36,10 @@ from zoom_s2s import (
     FileTokenStore,
     RedisTokenStore,
     RetryPolicy,
-    StoreUnavailableError,
     TokenManager,
     ZoomS2SError,
 )
+from zoom_s2s.errors import StoreUnavailableError
 from zoom_s2s.stores.base import decode_record
 from zoom_s2s.testing import FakeZoom
 

@@ -9,18 +9,14 @@ from collections.abc import Callable
 import aiohttp
 import pytest
 
-from zoom_s2s import (
-    AccessToken,
+from zoom_s2s import AccessToken, Credentials, MemoryTokenStore, TokenEvent, TokenManager
+from zoom_s2s.errors import (
     ConfigurationError,
-    Credentials,
-    EventKind,
     InvalidCredentialsError,
     LockTimeoutError,
-    MemoryTokenStore,
     TokenEndpointError,
-    TokenEvent,
-    TokenManager,
 )
+from zoom_s2s.events import EventKind
 from zoom_s2s.testing import FakeZoom, Fault
 
 from ..support import FAST_RETRY, sleep_into_refresh_window

@@ -12,19 +12,15 @@ import time
 
 import pytest
 
-from zoom_s2s import (
-    AccessToken,
-    EventKind,
+from zoom_s2s import AccessToken, MemoryTokenStore, TokenEvent, TokenManager, _clock
+from zoom_s2s.errors import (
     InvalidCredentialsError,
-    MemoryTokenStore,
     StoreUnavailableError,
     TokenEndpointError,
     TokenError,
-    TokenEvent,
-    TokenManager,
     UsageError,
-    _clock,
 )
+from zoom_s2s.events import EventKind
 from zoom_s2s.models import Credentials
 from zoom_s2s.stores import FailureRecord, LockLease
 from zoom_s2s.testing import FakeZoom

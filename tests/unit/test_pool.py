@@ -14,14 +14,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from zoom_s2s import (
-    ConfigurationError,
-    Credentials,
-    InvalidCredentialsError,
-    MemoryTokenStore,
-    TokenManagerPool,
-    UsageError,
-)
+from zoom_s2s import Credentials, MemoryTokenStore, TokenManagerPool
+from zoom_s2s.errors import ConfigurationError, InvalidCredentialsError, UsageError
 from zoom_s2s.sync_pool import SyncTokenManagerPool
 from zoom_s2s.testing import FakeZoom
 from zoom_s2s.testing._fake_state import FakeApp

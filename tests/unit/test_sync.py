@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from zoom_s2s import ConfigurationError, FileTokenStore, NotFoundError, TokenEvent
+from zoom_s2s import FileTokenStore, TokenEvent
+from zoom_s2s.errors import ConfigurationError, NotFoundError
 from zoom_s2s.sync import SyncTokenManager, SyncZoomClient
 from zoom_s2s.testing import FakeZoom
 
