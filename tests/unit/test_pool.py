@@ -22,7 +22,7 @@ from zoom_s2s import (
     TokenManagerPool,
     UsageError,
 )
-from zoom_s2s.sync_pool import SyncTokenManagerPool
+from zoom_s2s.sync import SyncTokenManagerPool
 from zoom_s2s.testing import FakeZoom
 from zoom_s2s.testing._fake_state import FakeApp
 
@@ -185,6 +185,20 @@ async def test_max_idle_forgets_unused_apps_whose_tokens_stay_in_the_store(
     assert [app.tokens_issued for app in (idle, busy, direct)] == [1, 1, 1]
 
 
+async def test_max_managers_forgets_the_least_recently_used_app(fake: FakeZoom) -> None:
+    first, second, third, fourth = add_apps(fake, 4)
+    async with make_pool(fake, max_managers=2) as pool:
+        held = pool.manager(first.credentials)
+        pool.manager(second.credentials)
+        pool.manager(first.credentials)  # now the most recently used
+        pool.manager(third.credentials)  # one too many: the least recently used goes
+        assert set(pool) == {first.credentials, third.credentials}
+        await held.get_token()  # used directly, not through the pool: a use all the same
+        pool.manager(fourth.credentials)
+        assert set(pool) == {first.credentials, fourth.credentials}
+        assert pool.manager(first.credentials) is held
+
+
 async def test_without_max_idle_nothing_is_evicted(fake: FakeZoom) -> None:
     app = fake.add_app()
     async with make_pool(fake) as pool:
@@ -233,8 +247,16 @@ async def test_misuse_is_a_clear_error(fake: FakeZoom) -> None:
         make_pool(fake, client_options={"bogus": 1})
     with pytest.raises(ConfigurationError, match="refresh_margin"):
         make_pool(fake, refresh_margin=-1)
-    with pytest.raises(ConfigurationError, match="rate_limit_retries"):
-        make_pool(fake, client_options={"rate_limit_retries": -1})
+    with pytest.raises(ConfigurationError, match="max_managers"):
+        make_pool(fake, max_managers=0)
+    with pytest.raises(ConfigurationError, match="base_url"):
+        TokenManagerPool(token_url=fake.token_url, base_url="ftp://x")
+    with pytest.raises(ConfigurationError, match="apply only to a store URL"):
+        make_pool(fake, store=MemoryTokenStore(), store_options={"prefix": "x"})
+    async with make_pool(fake, client_options={"rate_limit_retries": -1}) as pool:
+        # Client option values are checked when the first client is made.
+        with pytest.raises(ConfigurationError, match="rate_limit_retries"):
+            pool.client(fake.credentials)
     pool = make_pool(fake)
     with pytest.raises(ConfigurationError, match="Credentials"):
         pool.manager(("a", "b", "c"))  # type: ignore[arg-type]

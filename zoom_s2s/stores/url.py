@@ -15,7 +15,13 @@ from ..errors import ConfigurationError
 from .base import TokenStore
 from .registry import find_store, registered_schemes
 
-__all__ = ["redact_url", "store_from_url"]
+__all__ = ["SHARED_MAX_CONNECTIONS", "redact_url", "resolve_store", "store_from_url"]
+
+SHARED_MAX_CONNECTIONS = 16
+"""Connections a Redis store made by ``resolve_store(url, shared=True)`` keeps at most."""
+
+# The schemes of stores that open a connection per concurrent command.
+_BOUNDED_SCHEMES = ("redis", "rediss", "unix")
 
 ACCEPTED_FORMS = (
     "memory://, file:///absolute/directory, redis://[user:password@]host[:port][/db], "
@@ -123,3 +129,37 @@ def store_from_url(
     except TypeError as exc:
         raise ConfigurationError(f"unexpected option for a {scheme}:// store: {exc}") from None
     return cast(TokenStore, store)
+
+
+def resolve_store(
+    spec: TokenStore | str | None, *, shared: bool = False, **options: Any
+) -> tuple[TokenStore, bool]:
+    """The store a ``store=`` argument names, and whether whoever asked owns it (closes it).
+
+    Args:
+        spec: A store (used as is, not owned), a store URL (made by
+            :func:`store_from_url` with ``options``, owned) or ``None`` (a new
+            private :class:`MemoryTokenStore`, owned).
+        shared: The store serves many managers at once (a pool): a Redis store
+            made from a URL keeps at most :data:`SHARED_MAX_CONNECTIONS`
+            connections, pub/sub included, unless ``options`` set
+            ``max_connections`` (or ``cluster``).
+        **options: Passed to :func:`store_from_url` when ``spec`` is a URL.
+
+    Raises:
+        ConfigurationError: As :func:`store_from_url`, or ``options`` without a URL.
+    """
+    if isinstance(spec, str):
+        scheme = spec.partition(":")[0].strip().lower()
+        if shared and scheme in _BOUNDED_SCHEMES and not options.get("cluster"):
+            options.setdefault("max_connections", SHARED_MAX_CONNECTIONS)
+        return store_from_url(spec, **options), True
+    if options:
+        raise ConfigurationError(
+            f"store options ({', '.join(sorted(options))}) apply only to a store URL"
+        )
+    if spec is None:
+        from .memory import MemoryTokenStore
+
+        return MemoryTokenStore(), True
+    return spec, False
