@@ -140,30 +140,33 @@ if hasattr(os, "register_at_fork"):  # POSIX
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _this_process_store(spec: StoreSpec) -> tuple[TokenStore | str | None, dict[str, Any]]:
-    """``spec`` for a manager or pool made here; a factory is called now and its store owned."""
-    if callable(spec) and not isinstance(spec, TokenStore):
-        return spec(), {"close_store": True}
-    return spec, {}
-
-
-def _refuse_session(options: dict[str, Any], facade: str) -> None:
-    if "session" in options:
-        raise ConfigurationError(
-            f"{facade} cannot reuse an aiohttp session: sessions belong to one event loop, "
-            "and the facade runs its own"
-        )
-
-
 class _Facade(ClosedOnExit, Generic[R]):
-    """A blocking face of one async object (manager or pool): its runtime per process."""
+    """A blocking face of one async object (manager or pool): its runtime per process.
 
-    def __init__(self, timeout: float | None) -> None:
+    ``make(store=..., **options)`` makes the object, on the loop thread of
+    each process; a store factory is called there too, and its store owned.
+    """
+
+    def __init__(
+        self,
+        make: Callable[..., R],
+        store: StoreSpec,
+        timeout: float | None,
+        options: dict[str, Any],
+    ) -> None:
+        if "session" in options:
+            raise ConfigurationError(
+                f"{type(self).__name__} cannot reuse an aiohttp session: sessions belong to "
+                "one event loop, and the facade runs its own"
+            )
         if timeout is not None and (
             isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
         ):
             raise ConfigurationError(f"timeout must be a positive number or None, got {timeout!r}")
         self.timeout = timeout
+        self._make: Callable[..., R] = make
+        self._store = store
+        self._options = options
         self._lock = threading.Lock()
         self._holder: _Holder[R] = _Holder()
         # The async object in this process, for the caller-thread hot path only:
@@ -176,8 +179,10 @@ class _Facade(ClosedOnExit, Generic[R]):
         _facades.add(self)
 
     def _build(self) -> R:
-        """Make this process's async object (on the loop thread)."""
-        raise NotImplementedError
+        store, options = self._store, self._options
+        if callable(store) and not isinstance(store, TokenStore):
+            store, options = store(), {"close_store": True, **options}
+        return self._make(store=store, **options)
 
     def close(self) -> None:
         """Close this process's async object, its clients and the loop thread. Idempotent."""
@@ -253,25 +258,19 @@ class SyncTokenManager(_Facade[TokenManager]):
         timeout: float | None = None,
         **manager_kwargs: Any,
     ) -> None:
-        _refuse_session(manager_kwargs, "SyncTokenManager")
         if not isinstance(credentials, Credentials):
             raise ConfigurationError(
                 "credentials must be a zoom_s2s.Credentials, e.g. Credentials.from_env()"
             )
+        super().__init__(
+            functools.partial(TokenManager, credentials), store, timeout, manager_kwargs
+        )
         check_options(**manager_kwargs)
-        super().__init__(timeout)
         self.credentials = credentials
-        self._store = store
-        self._manager_kwargs = manager_kwargs
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"SyncTokenManager(account_id={self.credentials.account_id!r}, {state})"
-
-    def _build(self) -> TokenManager:
-        store, owned = _this_process_store(self._store)
-        options = {**owned, **self._manager_kwargs}
-        return TokenManager(self.credentials, store=store, **options)
 
     def get_token(self) -> AccessToken:
         """Return a valid access token; see :meth:`zoom_s2s.TokenManager.get_token`.
@@ -351,11 +350,8 @@ class SyncTokenManagerPool(_Facade[TokenManagerPool]):
     def __init__(
         self, *, store: StoreSpec = None, timeout: float | None = None, **pool_options: Any
     ) -> None:
-        _refuse_session(pool_options, "SyncTokenManagerPool")
+        super().__init__(TokenManagerPool, store, timeout, pool_options)
         self.token_url, self.base_url = check_pool_options(**pool_options)
-        super().__init__(timeout)
-        self._store = store
-        self._pool_options = pool_options
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -365,10 +361,6 @@ class SyncTokenManagerPool(_Facade[TokenManagerPool]):
         """How many apps this process's pool holds."""
         pool = self._fast
         return 0 if pool is None else len(pool)
-
-    def _build(self) -> TokenManagerPool:
-        store, owned = _this_process_store(self._store)
-        return TokenManagerPool(store=store, **{**owned, **self._pool_options})
 
     def manager(self, credentials: Credentials) -> SyncPooledManager:
         """The blocking token manager of the app ``credentials`` name (a cheap view).
@@ -386,12 +378,7 @@ class SyncTokenManagerPool(_Facade[TokenManagerPool]):
         Raises:
             ConfigurationError: ``credentials`` is not a :class:`Credentials`.
         """
-        tokens = self.manager(credentials)
-
-        def pool_client(runtime: _Runtime[TokenManagerPool]) -> ZoomClient:
-            return self._resident(runtime).client(credentials)
-
-        return SyncZoomClient._on(tokens, self, pool_client, self.base_url)
+        return SyncZoomClient(self.manager(credentials))
 
     def get_token(self, credentials: Credentials) -> AccessToken:
         """A valid token of the app ``credentials`` name; see :meth:`SyncPooledManager.get_token`.
@@ -501,7 +488,9 @@ class SyncZoomClient(ClosedOnExit):
 
     Its methods take the same arguments as :class:`~zoom_s2s.ZoomClient`'s.
     Each process gets its own client on the manager's private loop; closing
-    the manager closes its clients too.
+    the manager closes its clients too. On a :class:`SyncPooledManager` it
+    is the pool's client of that app (the pool's ``base_url`` and
+    ``client_options``, closed with the pool).
 
     Args:
         tokens: The sync token manager to use.
@@ -512,21 +501,38 @@ class SyncZoomClient(ClosedOnExit):
             (``use_token_api_url``, ``retry``, ``rate_limits``, ...); not ``session``.
 
     Raises:
-        ConfigurationError: A bad ``base_url``, or ``session``.
+        ConfigurationError: A bad ``base_url``, ``session``, or client
+            arguments with a pooled manager.
     """
-
-    tokens: SyncTokenManager | SyncPooledManager
-    base_url: str
-    timeout: float | None
 
     def __init__(
         self,
-        tokens: SyncTokenManager,
+        tokens: SyncTokenManager | SyncPooledManager,
         base_url: str | None = None,
         *,
         timeout: float | None = None,
         **client_kwargs: Any,
     ) -> None:
+        self.tokens = tokens
+        self._closed = False
+        self._key: int | None = None  # its own client's key on each process's runtime
+        self._facade: _Facade[Any]
+        if isinstance(tokens, SyncPooledManager):
+            if base_url is not None or client_kwargs:
+                raise ConfigurationError(
+                    "a pool's clients use the pool's base_url and client_options; "
+                    "set them on the SyncTokenManagerPool"
+                )
+            pool, credentials = tokens.pool, tokens.credentials
+            self.base_url: str = pool.base_url
+            self._facade = pool
+            self.timeout = pool.timeout if timeout is None else timeout
+
+            def pool_client(runtime: _Runtime[TokenManagerPool]) -> ZoomClient:
+                return pool._resident(runtime).client(credentials)
+
+            self._open: Callable[[Any], ZoomClient] = pool_client
+            return
         if "session" in client_kwargs:
             raise ConfigurationError(
                 "SyncZoomClient cannot reuse an aiohttp session: it runs on its own event loop"
@@ -535,7 +541,10 @@ class SyncZoomClient(ClosedOnExit):
         validate_url(
             url, "base_url", allow_insecure_http=bool(client_kwargs.get("allow_insecure_http"))
         )
-        key = next(_client_keys)
+        key = self._key = next(_client_keys)
+        self.base_url = url
+        self._facade = tokens
+        self.timeout = tokens.timeout if timeout is None else timeout
 
         def own_client(runtime: _Runtime[TokenManager]) -> ZoomClient:
             client = runtime.clients.get(key)
@@ -544,38 +553,7 @@ class SyncZoomClient(ClosedOnExit):
                 client = runtime.clients[key] = ZoomClient(manager, url, **client_kwargs)
             return client
 
-        timeout = tokens.timeout if timeout is None else timeout
-        self._setup(tokens, tokens, own_client, url, timeout, key)
-
-    @classmethod
-    def _on(
-        cls,
-        tokens: SyncPooledManager,
-        facade: SyncTokenManagerPool,
-        open_client: Callable[[_Runtime[TokenManagerPool]], ZoomClient],
-        base_url: str,
-    ) -> SyncZoomClient:
-        """A client whose async client ``open_client`` gives (the pool's), not one of its own."""
-        self = cls.__new__(cls)
-        self._setup(tokens, facade, open_client, base_url, facade.timeout, None)
-        return self
-
-    def _setup(
-        self,
-        tokens: SyncTokenManager | SyncPooledManager,
-        facade: _Facade[Any],
-        open_client: Callable[[_Runtime[Any]], ZoomClient],
-        base_url: str,
-        timeout: float | None,
-        key: int | None,
-    ) -> None:
-        self.tokens = tokens
-        self.base_url = base_url
-        self.timeout = timeout
-        self._facade = facade
-        self._open = open_client
-        self._key = key  # its own client's key on each process's runtime
-        self._closed = False
+        self._open = own_client
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"

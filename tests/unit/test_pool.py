@@ -22,7 +22,7 @@ from zoom_s2s import (
     TokenManagerPool,
     UsageError,
 )
-from zoom_s2s.sync import SyncTokenManagerPool
+from zoom_s2s.sync import SyncTokenManagerPool, SyncZoomClient
 from zoom_s2s.testing import FakeZoom
 from zoom_s2s.testing._fake_state import FakeApp
 
@@ -343,6 +343,23 @@ def test_sync_pool_clients_paginate_in_their_own_account(threaded: FakeZoom) -> 
     assert {user["account_id"] for user in users} == {app.account.account_id}
 
 
-def test_sync_pool_refuses_a_session() -> None:
+def test_sync_pool_refuses_a_session_and_bad_options_at_once() -> None:
     with pytest.raises(ConfigurationError, match="session"):
         SyncTokenManagerPool(session=object())
+    with pytest.raises(ConfigurationError, match=r"unexpected option.*bogus"):
+        SyncTokenManagerPool(bogus=1)
+    with pytest.raises(ConfigurationError, match="refresh_margin"):
+        SyncTokenManagerPool(refresh_margin=-1)
+
+
+def test_sync_pool_clients_take_the_pools_options(threaded: FakeZoom) -> None:
+    app = threaded.add_app()
+    with SyncTokenManagerPool(
+        token_url=threaded.token_url, base_url=threaded.api_base_url, retry=FAST_RETRY
+    ) as accounts:
+        manager = accounts.manager(app.credentials)
+        with pytest.raises(ConfigurationError, match="pool's base_url"):
+            SyncZoomClient(manager, "https://elsewhere.example/v2")
+        client = SyncZoomClient(manager)
+        assert client.get_user("me").account_id == app.account.account_id
+        assert len(accounts) == 1
