@@ -66,7 +66,7 @@ import logging
 import math
 import random
 from collections.abc import Callable
-from typing import Any, TypeVar, overload
+from typing import Any
 
 import aiohttp
 
@@ -94,8 +94,6 @@ from .stores.url import resolve_store
 __all__ = ["TokenManager", "TokenStats", "check_options"]
 
 logger = logging.getLogger("zoom_s2s")
-
-_T = TypeVar("_T")
 
 _STORE_ERROR_POLICIES = ("raise", "fetch")
 
@@ -352,13 +350,9 @@ class TokenManager(AsyncClosedOnExit):
         self._emit(EventKind.INVALIDATED, token, None)
         return deleted
 
-    @overload
-    def peek_token(self) -> AccessToken | None: ...
-
-    @overload
-    def peek_token(self, otherwise: Callable[[], _T]) -> AccessToken | _T: ...
-
-    def peek_token(self, otherwise: Callable[[], Any] | None = None) -> Any:
+    def peek_token(
+        self, otherwise: Callable[[], AccessToken] | None = None
+    ) -> AccessToken | None:
         """The token in memory whenever :meth:`get_token` would answer from memory.
 
         Never does I/O and never waits, so any thread may call it. Past the

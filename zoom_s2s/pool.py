@@ -63,15 +63,28 @@ def _key(credentials: Credentials) -> tuple[str, str]:
     return (credentials.account_id, credentials.client_id)
 
 
-def _checked_settings(
-    token_url: str | None,
-    base_url: str | None,
-    max_idle: float | None,
-    max_managers: int | None,
-    client_options: Mapping[str, Any] | None,
-    manager_options: Mapping[str, Any],
+def check_pool_options(
+    *,
+    token_url: str | None = None,
+    base_url: str | None = None,
+    max_idle: float | None = None,
+    max_managers: int | None = None,
+    client_options: Mapping[str, Any] | None = None,
+    close_store: bool | None = None,
+    store_options: Mapping[str, Any] | None = None,
+    **manager_options: Any,
 ) -> tuple[str, str, dict[str, Any]]:
-    """Check a pool's settings; return its token URL, API base and client options."""
+    """Raise what :class:`TokenManagerPool` would raise about its options, making nothing.
+
+    The store's options (``store``, ``store_options``, ``close_store``) are
+    checked when it is made.
+
+    Returns:
+        The token URL, the API base and the client options they resolve to.
+
+    Raises:
+        ConfigurationError: An unknown option or a value the pool refuses.
+    """
     limits = (("max_idle", max_idle, (int, float)), ("max_managers", max_managers, int))
     for name, value, kind in limits:
         if value is not None and (
@@ -97,32 +110,6 @@ def _checked_settings(
         base_url, "base_url", allow_insecure_http=bool(client_options["allow_insecure_http"])
     )
     return token_url, base_url, client_options
-
-
-def check_pool_options(**options: Any) -> tuple[str, str]:
-    """Raise what ``TokenManagerPool(**options)`` would raise about ``options``, making nothing.
-
-    Returns:
-        The token URL and the API base the options resolve to.
-
-    Raises:
-        ConfigurationError: An unknown option or a value the pool refuses.
-    """
-    try:
-        bound = inspect.signature(TokenManagerPool).bind(**options)
-    except TypeError as exc:
-        raise ConfigurationError(f"unexpected option for TokenManagerPool: {exc}") from None
-    bound.apply_defaults()
-    arguments = bound.arguments
-    token_url, base_url, _client_options = _checked_settings(
-        arguments["token_url"],
-        arguments["base_url"],
-        arguments["max_idle"],
-        arguments["max_managers"],
-        arguments["client_options"],
-        arguments["manager_options"],
-    )
-    return token_url, base_url
 
 
 class TokenManagerPool(AsyncClosedOnExit):
@@ -192,8 +179,13 @@ class TokenManagerPool(AsyncClosedOnExit):
         store_options: Mapping[str, Any] | None = None,
         **manager_options: Any,
     ) -> None:
-        self.token_url, self.base_url, self._client_options = _checked_settings(
-            token_url, base_url, max_idle, max_managers, client_options, manager_options
+        self.token_url, self.base_url, self._client_options = check_pool_options(
+            token_url=token_url,
+            base_url=base_url,
+            max_idle=max_idle,
+            max_managers=max_managers,
+            client_options=client_options,
+            **manager_options,
         )
         self.max_idle = None if max_idle is None else float(max_idle)
         self.max_managers = max_managers

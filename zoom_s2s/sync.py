@@ -351,7 +351,7 @@ class SyncTokenManagerPool(_Facade[TokenManagerPool]):
         self, *, store: StoreSpec = None, timeout: float | None = None, **pool_options: Any
     ) -> None:
         super().__init__(TokenManagerPool, store, timeout, pool_options)
-        self.token_url, self.base_url = check_pool_options(**pool_options)
+        self.token_url, self.base_url, _ = check_pool_options(**pool_options)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
