@@ -229,7 +229,10 @@ class TokenManagerPool(AsyncClosedOnExit):
         Makes nothing and does not count as a use; any thread may call it
         (the blocking pool answers valid tokens with it on the caller's thread).
         """
-        entry = self._entries.get(_key(credentials))
+        try:
+            entry = self._entries.get(_key(credentials))
+        except AttributeError:  # not Credentials
+            return None
         if entry is not None and entry.credentials == credentials:
             return entry.manager
         return None
@@ -399,9 +402,11 @@ class TokenManagerPool(AsyncClosedOnExit):
                 self._release(entry)
 
     def _used_since_seen(self, key: tuple[str, str], entry: _Entry, now: float) -> bool:
-        """Whether the app was used since the pool last looked, perhaps not through it
-        (a manager kept by the caller, the blocking pool's hot path); if so it counts as
-        used now."""
+        """Whether the app was used since the pool last looked; if so, it counts as used now.
+
+        Its manager's counters tell, also of uses the pool did not see: a manager
+        kept by the caller, the blocking pool's hot path.
+        """
         activity = _activity(entry.manager)
         if activity == entry.activity:
             return False

@@ -517,6 +517,7 @@ class SyncZoomClient(ClosedOnExit):
         self._closed = False
         self._key: int | None = None  # its own client's key on each process's runtime
         self._facade: _Facade[Any]
+        self._open: Callable[[Any], ZoomClient]  # this process's async client, on the loop
         if isinstance(tokens, SyncPooledManager):
             if base_url is not None or client_kwargs:
                 raise ConfigurationError(
@@ -531,7 +532,7 @@ class SyncZoomClient(ClosedOnExit):
             def pool_client(runtime: _Runtime[TokenManagerPool]) -> ZoomClient:
                 return pool._resident(runtime).client(credentials)
 
-            self._open: Callable[[Any], ZoomClient] = pool_client
+            self._open = pool_client
             return
         if "session" in client_kwargs:
             raise ConfigurationError(
