@@ -162,8 +162,7 @@ def _checked_settings(
 def check_options(**options: Any) -> None:
     """Raise what ``TokenManager(credentials, **options)`` would raise about ``options``.
 
-    Makes nothing and does no I/O: the pool and the blocking facades check the
-    options of managers they make later with it.
+    Makes nothing: for the pool and the facades, which make their managers later.
 
     Raises:
         ConfigurationError: An unknown option or a value the manager refuses.

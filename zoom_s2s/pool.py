@@ -48,15 +48,8 @@ class _Entry:
 
 def _activity(manager: TokenManager) -> int:
     """A number that changes whenever ``manager`` is used (its public counters, summed)."""
-    stats = manager.stats()
-    return (
-        stats.hits
-        + stats.waits
-        + stats.fetches
-        + stats.adoptions
-        + stats.invalidations
-        + stats.failures
-    )
+    n = manager.stats()
+    return n.hits + n.waits + n.fetches + n.adoptions + n.invalidations + n.failures
 
 
 def _key(credentials: Credentials) -> tuple[str, str]:

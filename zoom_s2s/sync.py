@@ -114,8 +114,6 @@ class _Holder(Generic[R]):
         self.runtime: _Runtime[R] | None = None
 
     def current(self) -> _Runtime[R]:
-        if self.runtime is not None and self.runtime.pid != os.getpid():
-            self.forget()  # forked without the at-fork hook running
         if self.runtime is None:
             self.runtime = _Runtime()
         return self.runtime
@@ -216,7 +214,7 @@ class _Facade(ClosedOnExit, Generic[R]):
         # Runs on the loop thread only, so this check-then-set needs no lock.
         if runtime.resident is None:
             runtime.resident = self._build()
-        if not self._closed and runtime.pid == os.getpid() and self._fast is None:
+        if not self._closed and self._fast is None:
             self._made(runtime.resident)
         return runtime.resident
 
@@ -428,11 +426,7 @@ class SyncPooledManager:
         return self.pool.get_token(self.credentials)
 
     def invalidate(self, token: AccessToken) -> bool:
-        """Forget ``token`` here and in the store if the store still holds it.
-
-        Returns:
-            ``True`` if the store held ``token`` and it was deleted.
-        """
+        """See :meth:`SyncTokenManager.invalidate`."""
         credentials = self.credentials
         return self.pool._call(lambda pool: pool.manager(credentials).invalidate(token))
 
@@ -571,7 +565,7 @@ class SyncZoomClient(ClosedOnExit):
         self._closed = True
         runtime = self._facade._holder.runtime
         key = self._key
-        if key is None or runtime is None or runtime.pid != os.getpid() or self._facade._closed:
+        if key is None or runtime is None or self._facade._closed:
             return
 
         async def close() -> None:

@@ -18,10 +18,8 @@ from .registry import find_store, registered_schemes
 __all__ = ["SHARED_MAX_CONNECTIONS", "redact_url", "resolve_store", "store_from_url"]
 
 SHARED_MAX_CONNECTIONS = 16
-"""Connections a Redis store made by ``resolve_store(url, shared=True)`` keeps at most."""
-
-# The schemes of stores that open a connection per concurrent command.
-_BOUNDED_SCHEMES = ("redis", "rediss", "unix")
+"""Connections (pub/sub included) a Redis store made for a pool keeps at most."""
+_BOUNDED_SCHEMES = ("redis", "rediss", "unix")  # a connection per concurrent command
 
 ACCEPTED_FORMS = (
     "memory://, file:///absolute/directory, redis://[user:password@]host[:port][/db], "
@@ -134,17 +132,13 @@ def store_from_url(
 def resolve_store(
     spec: TokenStore | str | None, *, shared: bool = False, **options: Any
 ) -> tuple[TokenStore, bool]:
-    """The store a ``store=`` argument names, and whether whoever asked owns it (closes it).
+    """The store a ``store=`` argument names, and whether its user owns (closes) it.
 
-    Args:
-        spec: A store (used as is, not owned), a store URL (made by
-            :func:`store_from_url` with ``options``, owned) or ``None`` (a new
-            private :class:`MemoryTokenStore`, owned).
-        shared: The store serves many managers at once (a pool): a Redis store
-            made from a URL keeps at most :data:`SHARED_MAX_CONNECTIONS`
-            connections, pub/sub included, unless ``options`` set
-            ``max_connections`` (or ``cluster``).
-        **options: Passed to :func:`store_from_url` when ``spec`` is a URL.
+    ``spec`` is a store (used as is, not owned), a URL (made by
+    :func:`store_from_url` with ``options``) or ``None`` (a new
+    :class:`MemoryTokenStore`). With ``shared`` (a pool: many managers on one
+    store) a Redis URL keeps at most :data:`SHARED_MAX_CONNECTIONS`
+    connections unless ``options`` say otherwise.
 
     Raises:
         ConfigurationError: As :func:`store_from_url`, or ``options`` without a URL.
