@@ -190,3 +190,30 @@ def test_a_client_timeout_bounds_each_call(zoom: FakeZoom) -> None:
         pytest.raises(TimeoutError, match=r"0\.1 s"),
     ):
         client.get_user("me")
+
+
+def test_in_the_refresh_window_the_token_is_answered_here_and_refreshed_once_on_the_loop(
+    zoom: FakeZoom, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from zoom_s2s import _clock
+
+    real = _clock.monotonic
+    with make_tokens(zoom, timeout=5) as tokens:
+        first = tokens.get_token()
+        # 100 s before expiry: past the refresh moment, before min_ttl (defaults).
+        monkeypatch.setattr(_clock, "monotonic", lambda: real() + zoom.expires_in - 100)
+        runtime = tokens._holder.runtime
+        assert runtime is not None
+        runtime.loop.call_soon_threadsafe(time.sleep, 0.5)  # the loop is busy meanwhile
+        time.sleep(0.05)
+        started = real()
+        assert tokens.get_token() is first
+        assert real() - started < 0.25  # answered on this thread, not after the loop
+        deadline = real() + 5
+        while (token := tokens.get_token()) is first and real() < deadline:
+            time.sleep(0.02)
+        assert token is not first
+        assert tokens.stats().background_refreshes == 1
+    assert zoom.tokens_issued == 2
