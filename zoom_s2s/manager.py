@@ -61,9 +61,12 @@ import asyncio
 import collections
 import contextlib
 import functools
+import inspect
 import logging
 import math
 import random
+from collections.abc import Callable
+from typing import Any
 
 import aiohttp
 
@@ -86,9 +89,9 @@ from .events import EventKind, TokenEvent, TokenHook, TokenStats, log_event
 from .models import MAX_TOKEN_LIFETIME, AccessToken, Credentials, fingerprint
 from .oauth import RetryPolicy, request_token, validate_url
 from .stores.base import FailureRecord, LockLease, TokenStore
-from .stores.memory import MemoryTokenStore
+from .stores.url import resolve_store
 
-__all__ = ["TokenManager", "TokenStats"]
+__all__ = ["TokenManager", "TokenStats", "check_options"]
 
 logger = logging.getLogger("zoom_s2s")
 
@@ -115,6 +118,62 @@ def store_key(token_url: str, credentials: Credentials) -> str:
     """
     secret_tag = fingerprint("zoom-s2s client secret", credentials.client_secret)
     return fingerprint(token_url, credentials.account_id, credentials.client_id, secret_tag)
+
+
+def _checked_settings(
+    token_url: str | None,
+    refresh_margin: float,
+    min_ttl: float,
+    lock_ttl: float | None,
+    request_timeout: float,
+    retry: RetryPolicy | None,
+    on_store_error: str,
+    allow_insecure_http: bool,
+) -> tuple[str, RetryPolicy, float]:
+    """Check a manager's settings; return its token URL, retry policy and lock TTL."""
+    if token_url is None:
+        token_url = token_url_from_env()
+    validate_url(token_url, "token_url", allow_insecure_http=allow_insecure_http)
+    retry = retry or RetryPolicy()
+    if lock_ttl is None:
+        lock_ttl = retry.timeout + request_timeout + 5.0
+    for name, value in (
+        ("refresh_margin", refresh_margin),
+        ("min_ttl", min_ttl),
+        ("lock_ttl", lock_ttl),
+        ("request_timeout", request_timeout),
+    ):
+        if not isinstance(value, (int, float)) or not value >= 0:
+            raise ConfigurationError(f"{name} must be a non-negative number, got {value!r}")
+        if value == 0 and name in ("lock_ttl", "request_timeout"):
+            raise ConfigurationError(f"{name} must be positive, got {value!r}")
+    if lock_ttl <= request_timeout:
+        raise ConfigurationError(
+            f"lock_ttl ({lock_ttl:g} s) must exceed request_timeout ({request_timeout:g} s), "
+            "or the lock lapses while its holder is still fetching"
+        )
+    if on_store_error not in _STORE_ERROR_POLICIES:
+        raise ConfigurationError(
+            f"on_store_error must be 'raise' or 'fetch', got {on_store_error!r}"
+        )
+    return token_url, retry, lock_ttl
+
+
+def check_options(**options: Any) -> None:
+    """Raise what ``TokenManager(credentials, **options)`` would raise about ``options``.
+
+    Makes nothing: for the pool and the facades, which make their managers later.
+
+    Raises:
+        ConfigurationError: An unknown option or a value the manager refuses.
+    """
+    try:
+        bound = inspect.signature(TokenManager).bind(None, **options)
+    except TypeError as exc:
+        raise ConfigurationError(f"unexpected option for TokenManager: {exc}") from None
+    bound.apply_defaults()
+    settings = inspect.signature(_checked_settings).parameters
+    _checked_settings(**{name: bound.arguments[name] for name in settings})
 
 
 class TokenManager(AsyncClosedOnExit):
@@ -184,31 +243,16 @@ class TokenManager(AsyncClosedOnExit):
             raise ConfigurationError(
                 "credentials must be a zoom_s2s.Credentials, e.g. Credentials.from_env()"
             )
-        if token_url is None:
-            token_url = token_url_from_env()
-        validate_url(token_url, "token_url", allow_insecure_http=allow_insecure_http)
-        self._retry = retry or RetryPolicy()
-        if lock_ttl is None:
-            lock_ttl = self._retry.timeout + request_timeout + 5.0
-        for name, value in (
-            ("refresh_margin", refresh_margin),
-            ("min_ttl", min_ttl),
-            ("lock_ttl", lock_ttl),
-            ("request_timeout", request_timeout),
-        ):
-            if not isinstance(value, (int, float)) or not value >= 0:
-                raise ConfigurationError(f"{name} must be a non-negative number, got {value!r}")
-            if value == 0 and name in ("lock_ttl", "request_timeout"):
-                raise ConfigurationError(f"{name} must be positive, got {value!r}")
-        if lock_ttl <= request_timeout:
-            raise ConfigurationError(
-                f"lock_ttl ({lock_ttl:g} s) must exceed request_timeout ({request_timeout:g} s), "
-                "or the lock lapses while its holder is still fetching"
-            )
-        if on_store_error not in _STORE_ERROR_POLICIES:
-            raise ConfigurationError(
-                f"on_store_error must be 'raise' or 'fetch', got {on_store_error!r}"
-            )
+        token_url, self._retry, lock_ttl = _checked_settings(
+            token_url,
+            refresh_margin,
+            min_ttl,
+            lock_ttl,
+            request_timeout,
+            retry,
+            on_store_error,
+            allow_insecure_http,
+        )
         self.on_store_error = on_store_error
         self.credentials = credentials
         self.token_url = token_url
@@ -218,14 +262,8 @@ class TokenManager(AsyncClosedOnExit):
         self.lock_ttl = float(lock_ttl)
         self.wait_timeout = self.lock_ttl + 15.0 if wait_timeout is None else wait_timeout
         self.request_timeout = request_timeout
-        self._owns_store = not isinstance(store, TokenStore) if close_store is None else close_store
-        if store is None:
-            store = MemoryTokenStore()
-        elif isinstance(store, str):
-            from .stores.url import store_from_url
-
-            store = store_from_url(store)
-        self.store: TokenStore = store
+        self.store, owns_store = resolve_store(store)
+        self._owns_store = owns_store if close_store is None else close_store
         self.store_key = store_key(token_url, credentials)
         self._session = SessionSlot(session, "TokenManager")
         self._hooks: tuple[TokenHook, ...] = (log_event,) if hooks is None else tuple(hooks)
@@ -311,27 +349,33 @@ class TokenManager(AsyncClosedOnExit):
         self._emit(EventKind.INVALIDATED, token, None)
         return deleted
 
-    def peek_token(self) -> AccessToken | None:
-        """The token in memory whenever :meth:`get_token` would answer from memory, else ``None``.
+    def peek_token(
+        self, otherwise: Callable[[], AccessToken] | None = None
+    ) -> AccessToken | None:
+        """The token in memory whenever :meth:`get_token` would answer from memory.
 
-        Never does I/O and never waits, so any thread may call it; the sync
-        facade uses it as its fast path. Past the token's refresh moment it
-        asks the manager's event loop (thread-safely, once) to start the
-        background refresh, exactly as :meth:`get_token` would.
+        Never does I/O and never waits, so any thread may call it. Past the
+        token's refresh moment it asks the manager's event loop (thread-safely,
+        once) to start the background refresh, exactly as :meth:`get_token`
+        would.
+
+        Args:
+            otherwise: Called when memory cannot answer, and its result
+                returned (``None`` without it): a blocking face passes its way
+                of waiting for the loop, so that its hot path is this one call.
         """
         token = self._token
-        if token is None:
-            return None
-        now = _clock.monotonic()
-        if now < self._refresh_after:
-            self._hits += 1  # from other threads this count may miss a few: it is a gauge
-            return token
-        if now >= self._usable_until:
-            return None
-        self._hits += 1
-        if now >= self._next_ask:
-            self._ask_loop_to_refresh()
-        return token
+        if token is not None:
+            now = _clock.monotonic()
+            if now < self._refresh_after:  # [S1]
+                self._hits += 1  # from other threads this count may miss a few: it is a gauge
+                return token
+            if now < self._usable_until:  # [S2]
+                self._hits += 1
+                if now >= self._next_ask:
+                    self._ask_loop_to_refresh()
+                return token
+        return None if otherwise is None else otherwise()
 
     def _ask_loop_to_refresh(self) -> None:
         """From any thread: ask the manager's event loop, once, to refresh in the background."""

@@ -80,7 +80,8 @@ def test_names_that_left_the_top_level_live_in_their_modules() -> None:
     assert zoom_s2s.aiohttp.ZoomAuthMiddleware.__module__ == "zoom_s2s.aiohttp"
     for name in ("EventKind", "TokenHook", "TokenStats", "log_event"):
         assert hasattr(zoom_s2s.events, name), name
-    assert zoom_s2s.client.DEFAULT_API_URL and zoom_s2s.oauth.DEFAULT_TOKEN_URL
+    assert zoom_s2s.client.DEFAULT_API_URL
+    assert zoom_s2s.oauth.DEFAULT_TOKEN_URL
 
 
 def test_store_implementer_and_raw_names_live_in_their_modules() -> None:
