@@ -9,9 +9,10 @@ tagged ``[S1]`` ... ``[S11]`` with these steps:
    background refresh starts; callers never wait while a valid token exists.
 3. With no valid token, callers wait for one shared in-flight refresh task
    (single-flight); a cancelled caller never cancels that task.
-4. A refresh reads the store first; only if it holds nothing newer does it
-   take the store's lock (the lease carries the fencing generation), read
-   again, fetch from Zoom, write with the lease and release.
+4. A refresh reads the store first (token and failure record in one call);
+   only if it holds nothing newer does it take the store's lock (the lease
+   carries the fencing generation, and the attempt reads the store again),
+   fetch from Zoom, write with the lease and release.
 5. Processes that find the lock taken sleep until the store tells them it
    changed (or the lock's TTL lapses, when they may take over).
 6. Each process picks its refresh moment at random in the first half of the
@@ -85,7 +86,7 @@ from .errors import (
 from .events import EventKind, TokenEvent, TokenHook, TokenStats, log_event
 from .models import MAX_TOKEN_LIFETIME, AccessToken, Credentials, fingerprint
 from .oauth import RetryPolicy, request_token, validate_url
-from .stores.base import FailureRecord, LockLease, TokenStore
+from .stores.base import FailureRecord, LockAttempt, LockLease, StoreState, TokenStore
 from .stores.memory import MemoryTokenStore
 
 __all__ = ["TokenManager", "TokenStats"]
@@ -535,11 +536,12 @@ class TokenManager(AsyncClosedOnExit):
             return None
         self._next_store_peek = now + _STORE_PEEK_INTERVAL
         with contextlib.suppress(StoreError):
-            token = await self._install_from_store()
+            state = await self.store.read(self.store_key)
+            token = self._adopt(state.token)
             if token is not None:
                 return token
             if self._backoff.from_fleet:
-                record = await self.store.read_failure(self.store_key)
+                record = state.failure
                 if record is None or self._backoff.fleet_record(record) <= 0:
                     self._backoff.end_fleet_wait()  # deleted or expired: the wait ends
         return None
@@ -571,17 +573,24 @@ class TokenManager(AsyncClosedOnExit):
         """[S4] [S5] Adopt the store's token, or fetch under the lock, or wait for the holder."""
         store, key = self.store, self.store_key
         deadline = _clock.monotonic() + self.wait_timeout
+        state = await store.read(key)
         while True:
-            token = await self._install_from_store()
+            token = self._adopt(state.token)
             if token is not None:
                 return token
-            await self._respect_fleet_backoff()
-            lease = await self._take_lease()
+            self._respect_fleet_backoff(state.failure)
+            lease, state = await self._take_lease()
             if lease is not None:
                 try:
-                    return await self._refresh_under(lease)
+                    return await self._refresh_under(lease, state)
                 except _LockLapsed:
-                    continue  # [S7] a successor holds the lock now: read what it stored
+                    # [S7] A successor holds the lock now: read what it stored.
+                    state = await store.read(key)
+                    continue
+            # The holder may have written already: adopt its token without waiting.
+            token = self._adopt(state.token)
+            if token is not None:
+                return token
             remaining = deadline - _clock.monotonic()
             if remaining <= 0:
                 raise LockTimeoutError(
@@ -592,13 +601,18 @@ class TokenManager(AsyncClosedOnExit):
             started = _clock.monotonic()
             await store.wait_for_change(key, timeout=min(remaining, self.lock_ttl))
             self._emit(EventKind.LOCK_WAITED, None, _clock.monotonic() - started)
+            state = await store.read(key)
 
-    async def _take_lease(self) -> LockLease | None:
+    async def _take_lease(self) -> LockAttempt:
         """[S11] This process's own unreleased lease if it is still good, else a new one."""
         lease, self._lease = self._lease, None
         if lease is not None:
             if lease.remaining() > self.request_timeout + 1.0:
-                return lease
+                try:
+                    return LockAttempt(lease, await self.store.read(self.store_key))
+                except BaseException:
+                    self._lease = lease
+                    raise
             await self._release(lease)
         return await self.store.acquire_lock(self.store_key, ttl=self.lock_ttl)
 
@@ -615,19 +629,20 @@ class TokenManager(AsyncClosedOnExit):
             if lease.held():
                 self._lease = lease
 
-    async def _refresh_under(self, lease: LockLease) -> AccessToken:
+    async def _refresh_under(self, lease: LockLease, state: StoreState) -> AccessToken:
         try:
-            # Double-checked: someone may have written between read and lock.
-            token = await self._install_from_store()
+            # Double-checked: the state was read with the lock taken, so a token
+            # written between our read and the lock is seen here.
+            token = self._adopt(state.token)
             if token is not None:
                 return token
-            failure = await self._respect_fleet_backoff()
+            failure = self._respect_fleet_backoff(state.failure)
             return await self._fetch_and_store(lease, failure)
         finally:
             await self._release(lease)
 
-    async def _install_from_store(self) -> AccessToken | None:
-        token = await self.store.read(self.store_key)
+    def _adopt(self, token: AccessToken | None) -> AccessToken | None:
+        """Install ``token`` read from the store if it is worth it; return it if so."""
         if token is None:
             return None
         remaining = self._remaining_of_stored(token)
@@ -637,9 +652,8 @@ class TokenManager(AsyncClosedOnExit):
         self._emit(EventKind.ADOPTED, token, None)
         return token
 
-    async def _respect_fleet_backoff(self) -> FailureRecord | None:
+    def _respect_fleet_backoff(self, record: FailureRecord | None) -> FailureRecord | None:
         """[S9] Raise the remembered error while the fleet backs off; else return the record."""
-        record = await self.store.read_failure(self.store_key)
         if record is not None:
             wait = self._backoff.fleet_record(record)
             if wait > 0:
@@ -699,7 +713,7 @@ class TokenManager(AsyncClosedOnExit):
             return token
         if not written:
             self._emit(EventKind.STALE_WRITE, token, None)
-            newer = await self._install_from_store()
+            newer = self._adopt((await self.store.read(self.store_key)).token)
             if newer is not None:
                 return newer
         self._install(token, remaining)
@@ -738,11 +752,11 @@ class TokenManager(AsyncClosedOnExit):
 
     async def _save(self, token: AccessToken) -> bool:
         """Write ``token`` unless the store holds a newer one; ``False``: try again later."""
-        lease = await self._take_lease()
+        lease, state = await self._take_lease()
         if lease is None:
             return False  # someone holds the lock: try again later
         try:
-            stored = await self.store.read(self.store_key)
+            stored = state.token
             if stored is None or stored.expires_at < token.expires_at:
                 await self.store.write(lease, token)
         finally:

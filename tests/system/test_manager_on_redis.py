@@ -77,10 +77,10 @@ async def test_a_token_fetched_while_redis_froze_is_kept_and_stored_when_redis_i
         assert "writing the token" in store_errors[0]
         # Once Redis is back, the kept token is written and the lock released.
         for _ in range(100):  # written first, then released
-            if await store.read(tokens.store_key) == token and not await raw.keys("*:lock"):
+            if (await store.read(tokens.store_key)).token == token and not await raw.keys("*:lock"):
                 break
             await asyncio.sleep(0.1)
-        assert await store.read(tokens.store_key) == token
+        assert (await store.read(tokens.store_key)).token == token
         assert await raw.keys("*:lock") == []
         # The same process recognises its state: a refetch never waits on its own lock.
         await tokens.invalidate(token)
@@ -96,7 +96,7 @@ async def test_a_token_fetched_while_redis_froze_is_kept_and_stored_when_redis_i
 
 
 async def _plant_failure(store: RedisTokenStore, key: str, record: FailureRecord) -> None:
-    lease = await store.acquire_lock(key, ttl=5)
+    lease = (await store.acquire_lock(key, ttl=5)).lease
     assert lease is not None
     await store.write_failure(lease, record, keep_for=record.retry_in + 300)
     await store.release_lock(lease)

@@ -158,7 +158,7 @@ async def test_a_version_1_schema_is_upgraded_in_place(
     try:
         assert (await store.acquire_permit("rate-x.light", interval=1, burst=1,
                                            max_wait=1)).granted
-        lease = await store.acquire_lock("k", ttl=5)
+        lease = (await store.acquire_lock("k", ttl=5)).lease
         assert lease is not None
         assert lease.generation == 8  # the old rows are still there
     finally:

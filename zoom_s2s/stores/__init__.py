@@ -10,11 +10,11 @@
   the ``zoom-s2s[encryption]`` extra).
 * :func:`store_from_url`: one of the above from ``memory://``, ``file:///dir``,
   ``redis://...``, ``rediss://...``, ``unix://...`` or ``postgresql://...``, or a third-party store
-  registered for its scheme (:func:`register_store` or a ``zoom_s2s.stores``
-  entry point).
+  registered for its scheme (:func:`register_store`).
 
 Writing a store: implement :class:`TokenStore` (most easily by subclassing
-:class:`BaseTokenStore`) with :class:`LockLease` and :class:`FailureRecord`,
+:class:`BaseTokenStore`) with :class:`StoreState`, :class:`LockAttempt`,
+:class:`LockLease` and :class:`FailureRecord`,
 and check it with :class:`zoom_s2s.testing.StoreContract`; ``docs/stores.rst``
 walks through it.
 """
@@ -22,7 +22,9 @@ walks through it.
 from .base import (
     BaseTokenStore,
     FailureRecord,
+    LockAttempt,
     LockLease,
+    StoreState,
     TokenStore,
     decode_record,
     encode_record,
@@ -40,10 +42,12 @@ __all__ = [
     "EncryptedTokenStore",
     "FailureRecord",
     "FileTokenStore",
+    "LockAttempt",
     "LockLease",
     "MemoryTokenStore",
     "PostgresTokenStore",
     "RedisTokenStore",
+    "StoreState",
     "TokenStore",
     "decode_record",
     "encode_record",

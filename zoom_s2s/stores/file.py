@@ -61,7 +61,6 @@ import sys
 import threading
 import time
 import urllib.parse
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -73,7 +72,16 @@ from ..models import AccessToken
 from ..ratelimit.store import Pause, Permit
 from . import _file_ratelimit
 from ._file_wait import flock_wait, unlock_and_close
-from .base import BaseTokenStore, FailureRecord, LockLease, decode_record, encode_record, new_owner
+from .base import (
+    BaseTokenStore,
+    FailureRecord,
+    LockAttempt,
+    LockLease,
+    StoreState,
+    decode_record,
+    encode_record,
+    new_owner,
+)
 
 if sys.platform != "win32":
     import fcntl
@@ -256,7 +264,6 @@ class FileTokenStore(BaseTokenStore):
 
     Args:
         directory: Where to keep the files; created (mode 0700) on first use.
-        poll_interval: Deprecated and ignored: the store no longer polls.
 
     Raises:
         ConfigurationError: On Windows (no ``flock``); and, from any method,
@@ -266,18 +273,10 @@ class FileTokenStore(BaseTokenStore):
     schemes = ("file",)
     backend_errors = (OSError,)
 
-    def __init__(
-        self, directory: str | os.PathLike[str], *, poll_interval: float | None = None
-    ) -> None:
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
         if sys.platform == "win32":
             raise ConfigurationError(
                 "FileTokenStore needs a POSIX system (Linux, macOS); use a Redis or memory store"
-            )
-        if poll_interval is not None:
-            warnings.warn(
-                "FileTokenStore(poll_interval=...) has no effect: the store no longer polls",
-                DeprecationWarning,
-                stacklevel=2,
             )
         self._dir = Path(os.path.abspath(directory))
         self._held: dict[str, _Held] = {}  # owner -> OS locks of leases taken here
@@ -620,14 +619,15 @@ class FileTokenStore(BaseTokenStore):
 
     # -- tokens ---------------------------------------------------------------
 
-    def _read(self, key: str) -> AccessToken | None:
-        self._ensure_dir()
-        loaded = self._load_token(key)
-        if loaded is None or loaded[0].expires_at <= time.time():
-            return None
-        return loaded[0]
+    def _state(self, key: str, loaded: tuple[AccessToken, int] | None) -> StoreState:
+        token = None if loaded is None or loaded[0].expires_at <= time.time() else loaded[0]
+        return StoreState(token, self._read_failure(key))
 
-    async def read(self, key: str) -> AccessToken | None:
+    def _read(self, key: str) -> StoreState:
+        self._ensure_dir()
+        return self._state(key, self._load_token(key))
+
+    async def read(self, key: str) -> StoreState:
         return await self._run(self._read, key)
 
     async def write(self, lease: LockLease, token: AccessToken) -> bool:
@@ -676,16 +676,16 @@ class FileTokenStore(BaseTokenStore):
 
     # -- the lock -------------------------------------------------------------
 
-    async def acquire_lock(self, key: str, *, ttl: float) -> LockLease | None:
+    async def acquire_lock(self, key: str, *, ttl: float) -> LockAttempt:
         if not (isinstance(ttl, (int, float)) and math.isfinite(ttl) and ttl > 0):
             raise ConfigurationError(f"lock ttl must be a positive number of seconds, got {ttl!r}")
         acquired_at = time.monotonic()
 
-        def body() -> LockLease | None:
-            state, _, written = self._fence(key)
+        def body() -> LockAttempt:
+            state, loaded, written = self._fence(key)
             if state.owner is not None:
                 if time.monotonic() < state.expires and self._holder_alive(key, state.owner):
-                    return None
+                    return LockAttempt(None, self._state(key, loaded))
                 # Lapsed or dead: its files are litter now (we hold the mutex).
                 _unlink(self._path(key, f".held-{state.owner}"))
                 _unlink(self._path(key, f".wake-{state.owner}"))
@@ -695,23 +695,25 @@ class FileTokenStore(BaseTokenStore):
                 state.issued = max(state.issued, written) + 1
                 state.owner, state.expires, state.pid = owner, acquired_at + ttl, os.getpid()
                 self._save_state(key, state)
+                found = self._state(key, loaded)
             except BaseException:
                 handle.close()
                 raise
-            return LockLease(
+            lease = LockLease(
                 key=key, owner=owner, generation=state.issued, ttl=ttl,
                 acquired_at=acquired_at, handle=handle,
             )
+            return LockAttempt(lease, found)
 
-        def orphan(lease: LockLease | None) -> None:
-            if lease is not None and isinstance(lease.handle, _Held):
-                lease.handle.close()  # looks like a dead holder: taken over at once
+        def orphan(attempt: LockAttempt) -> None:
+            if attempt.lease is not None and isinstance(attempt.lease.handle, _Held):
+                attempt.lease.handle.close()  # looks like a dead holder: taken over at once
 
-        lease = await self._locked(key, body, orphan)
-        if lease is not None:
-            assert isinstance(lease.handle, _Held)
-            self._held[lease.owner] = lease.handle
-        return lease
+        attempt = await self._locked(key, body, orphan)
+        if attempt.lease is not None:
+            assert isinstance(attempt.lease.handle, _Held)
+            self._held[attempt.lease.owner] = attempt.lease.handle
+        return attempt
 
     def _take_os_locks(self, key: str, owner: str) -> _Held:
         taken: list[tuple[Path, int]] = []
@@ -806,7 +808,6 @@ class FileTokenStore(BaseTokenStore):
         await self._run(self._write_failure, lease.key, failure, keep_for)
 
     def _read_failure(self, key: str) -> FailureRecord | None:
-        self._ensure_dir()
         path = self._path(key, ".failure")
         data = self._read_private(path)
         if data is None:
@@ -826,9 +827,6 @@ class FileTokenStore(BaseTokenStore):
         except (ValueError, RecursionError) as exc:
             logger.warning("ignoring a corrupt failure record in %s (%s)", path, exc)
             return None
-
-    async def read_failure(self, key: str) -> FailureRecord | None:
-        return await self._run(self._read_failure, key)
 
     # -- rate limits (zoom_s2s.ratelimit.RateLimitStore; see _file_ratelimit) -------
 
