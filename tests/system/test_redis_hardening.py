@@ -184,13 +184,16 @@ async def test_a_retried_acquire_returns_the_generation_it_took(
 ) -> None:
     """A client retry of a lock request whose reply was lost gets the same lease back."""
     keys = store._keys(KEY)
-    args = {"keys": [keys.lock, keys.gen, keys.fence], "args": ["ab" * 16, 30_000]}
-    first = await store._acquire_script(**args)
+    args = {
+        "keys": [keys.lock, keys.gen, keys.fence, keys.token, keys.failure],
+        "args": ["ab" * 16, 30_000],
+    }
+    first = (await store._acquire_script(**args))[0]
     assert first >= 1
-    assert await store._acquire_script(**args) == first  # not "taken", no new generation
+    assert (await store._acquire_script(**args))[0] == first  # not "taken", no new generation
     assert await raw.get(keys.gen) == str(first).encode()
     other = {"keys": args["keys"], "args": ["cd" * 16, 30_000]}
-    assert await store._acquire_script(**other) == 0
+    assert (await store._acquire_script(**other))[0] == 0
 
 
 async def test_a_lapsed_lease_cannot_overwrite_its_successors_token(

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from zoom_s2s import _clock
 from zoom_s2s.errors import ConfigurationError, StoreError, StoreUnavailableError, UsageError
 from zoom_s2s.models import AccessToken
 from zoom_s2s.stores import FailureRecord, LockLease, RedisTokenStore
@@ -149,7 +150,7 @@ async def test_reader_trusts_the_key_ttl_over_the_writers_clock(
     token = AccessToken(access_token="skewed", expires_at=_now() + skew + 3600,
                         issued_at=_now() + skew)
     lease = await lease_for(store)
-    monkeypatch.setattr(redis_module.time, "time", lambda: _now() + skew)
+    monkeypatch.setattr(_clock, "wall", lambda: _now() + skew)
     await store.write(lease, token)
     monkeypatch.undo()
     got = (await store.read(KEY)).token
