@@ -630,16 +630,20 @@ class TokenManager(AsyncClosedOnExit):
                 self._lease = lease
 
     async def _refresh_under(self, lease: LockLease, state: StoreState) -> AccessToken:
+        """Under the lock: adopt the token its read found, or fetch; the lock is released."""
         try:
             # Double-checked: the state was read with the lock taken, so a token
             # written between our read and the lock is seen here.
             token = self._adopt(state.token)
-            if token is not None:
-                return token
-            failure = self._respect_fleet_backoff(state.failure)
-            return await self._fetch_and_store(lease, failure)
-        finally:
+            if token is None:
+                failure = self._respect_fleet_backoff(state.failure)
+                token, remaining = await self._fetch_under(lease, failure)
+                return await self._write_and_release(lease, token, remaining)
+        except BaseException:
             await self._release(lease)
+            raise
+        await self._release(lease)
+        return token
 
     def _adopt(self, token: AccessToken | None) -> AccessToken | None:
         """Install ``token`` read from the store if it is worth it; return it if so."""
@@ -687,11 +691,12 @@ class TokenManager(AsyncClosedOnExit):
             )
         return token, remaining
 
-    async def _fetch_and_store(
+    async def _fetch_under(
         self, lease: LockLease, failure: FailureRecord | None
-    ) -> AccessToken:
+    ) -> tuple[AccessToken, float]:
+        """[S7] [S9] Ask Zoom under ``lease``; a failure is remembered for the fleet."""
         try:
-            token, remaining = await self._fetch(lease)
+            return await self._fetch(lease)
         except TokenError as exc:
             if not lease.held():
                 raise _LockLapsed from exc
@@ -703,13 +708,19 @@ class TokenManager(AsyncClosedOnExit):
             except StoreError as store_exc:  # the fetch's error is the one to report
                 self._emit(EventKind.STORE_ERROR, self._token, None, error=store_exc)
             raise
+
+    async def _write_and_release(
+        self, lease: LockLease, token: AccessToken, remaining: float
+    ) -> AccessToken:
+        """[S7] Write ``token`` with ``lease`` and release the lock, in one store call."""
         try:
-            written = await self.store.write(lease, token)
+            written = await self.store.write(lease, token, release=True)
         except StoreError as exc:
             # [S11] Never throw a good token away: serve it, store it later.
             self._emit(EventKind.STORE_ERROR, token, None, error=exc)
             self._install(token, remaining)
             self._keep_unsaved(token)
+            await self._release(lease)
             return token
         if not written:
             self._emit(EventKind.STALE_WRITE, token, None)
@@ -755,12 +766,15 @@ class TokenManager(AsyncClosedOnExit):
         lease, state = await self._take_lease()
         if lease is None:
             return False  # someone holds the lock: try again later
-        try:
-            stored = state.token
-            if stored is None or stored.expires_at < token.expires_at:
-                await self.store.write(lease, token)
-        finally:
-            await self._release(lease)
+        stored = state.token
+        if stored is not None and stored.expires_at >= token.expires_at:
+            await self._release(lease)  # the store holds a newer token
+        else:
+            try:
+                await self.store.write(lease, token, release=True)
+            except BaseException:
+                await self._release(lease)
+                raise
         if self._unsaved is token:
             self._unsaved = None
         return True

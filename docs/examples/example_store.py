@@ -97,7 +97,7 @@ class DictTokenStore(BaseTokenStore):
         # In the same step as the lock: the state the holder decides on.
         return LockAttempt(lease, await self.read(key))
 
-    async def write(self, lease: LockLease, token: AccessToken) -> bool:
+    async def write(self, lease: LockLease, token: AccessToken, *, release: bool = False) -> bool:
         key = lease.key
         if lease.generation < self._number(f"{key}:fence"):
             return False  # a successor already wrote: change nothing
@@ -106,6 +106,10 @@ class DictTokenStore(BaseTokenStore):
         if lifetime > 0:
             self._set(f"{key}:token", encode_record(token, lease.generation), lifetime)
         self._data.pop(f"{key}:failure", None)
+        if release:  # in the same step, as release_lock() would
+            lock = self._get(f"{key}:lock")
+            if lock is not None and lock[0] == lease.owner.encode():
+                del self._data[f"{key}:lock"]
         self._wake(key)
         return True
 

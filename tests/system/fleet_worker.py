@@ -90,8 +90,10 @@ async def child(worker: WorkerContext) -> None:
     config = worker.options
     skew = float(config.get("skew", 0.0))
     if skew:
-        # Before zoom_s2s reads the clock: every wall-clock read is off by `skew`.
-        time.time = lambda: _real_time() + skew
+        # Every wall-clock read is off by `skew`: zoom_s2s reads it through _clock.
+        from zoom_s2s import _clock
+
+        time.time = _clock.wall = lambda: _real_time() + skew
     import aiohttp
 
     from zoom_s2s import EventKind, RetryPolicy, TokenEvent, TokenManager

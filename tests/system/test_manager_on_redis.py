@@ -211,7 +211,7 @@ class CommandLog:
         return self._seen[first + 1 : last]
 
 
-async def test_a_cold_fetch_takes_four_commands_and_the_warm_path_none(
+async def test_a_cold_fetch_takes_three_commands_and_the_warm_path_none(
     fake_zoom: FakeZoom, redis_url: str, raw: Any
 ) -> None:
     store = RedisTokenStore.from_url(redis_url)
@@ -240,6 +240,6 @@ async def test_a_cold_fetch_takes_four_commands_and_the_warm_path_none(
     loading = log.between("first-start", "first-end")
     assert not [words for words in loading if words[0] == "EVAL"], "a script was sent whole"
     cold_fetch = log.between("cold-start", "cold-end")
-    # Read (token and failure record), lock (with the state), write, release.
-    assert [words[0] for words in cold_fetch] == ["EVALSHA"] * 4, cold_fetch
+    # Read (token and failure record), lock (with the state), write (and release).
+    assert [words[0] for words in cold_fetch] == ["EVALSHA"] * 3, cold_fetch
     assert log.between("cold-end", "warm-end") == []

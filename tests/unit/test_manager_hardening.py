@@ -154,7 +154,7 @@ class _WriteFails(MemoryTokenStore):
     backend_errors = (OSError,)
     writes = 0
 
-    async def write(self, lease: LockLease, token: AccessToken) -> bool:
+    async def write(self, lease: LockLease, token: AccessToken, *, release: bool = False) -> bool:
         self.writes += 1
         raise OSError("connection reset by peer")
 
@@ -182,11 +182,11 @@ class _WritesFailAtFirst(MemoryTokenStore):
         self.failing = failing
         self.attempts = 0
 
-    async def write(self, lease: LockLease, token: AccessToken) -> bool:
+    async def write(self, lease: LockLease, token: AccessToken, *, release: bool = False) -> bool:
         self.attempts += 1
         if self.attempts <= self.failing:
             raise OSError("connection reset by peer")
-        return await super().write(lease, token)
+        return await super().write(lease, token, release=release)
 
 
 async def test_a_token_the_store_could_not_take_is_written_once_it_is_back(

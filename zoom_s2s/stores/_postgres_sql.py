@@ -139,8 +139,11 @@ SELECT NULL::bigint, {state} FROM {s}.entries AS e
 WHERE e.key = $1 AND NOT EXISTS (SELECT FROM taken)"""
 
         # $1 key, $2 generation, $3 fingerprint (NULL: store no token), $4 record,
-        # $5 TTL (seconds), $6 channel. A row if written (the failure record is
-        # forgotten, waiters woken); none if a higher generation was written.
+        # $5 TTL (seconds), $6 channel, $7 the lease's owner to release its lock
+        # (NULL: keep it). A row if written (the failure record is forgotten, the
+        # lock released if asked and still the lease's, waiters woken); none if
+        # a higher generation was written (the lock is then a successor's).
+        ours = "e.lock_owner = $7 AND e.lock_generation = $2"
         self.write = f"""
 INSERT INTO {s}.entries AS e (key, counter, fence, token_fp, token_data, token_expires)
 VALUES ($1, $2, $2, $3, $4, clock_timestamp() + make_interval(secs => $5))
@@ -151,7 +154,10 @@ ON CONFLICT (key) DO UPDATE SET
     token_expires = EXCLUDED.token_expires,
     failure_data = NULL,
     failure_written = NULL,
-    failure_expires = NULL
+    failure_expires = NULL,
+    lock_owner = CASE WHEN {ours} THEN NULL ELSE e.lock_owner END,
+    lock_generation = CASE WHEN {ours} THEN NULL ELSE e.lock_generation END,
+    lock_expires = CASE WHEN {ours} THEN NULL ELSE e.lock_expires END
 WHERE e.fence <= EXCLUDED.fence
 RETURNING e.fence, pg_notify($6, $1)"""
 

@@ -98,13 +98,16 @@ local found = state(KEYS[4], KEYS[5])
 return {n, found[1], found[2], found[3], found[4]}
 """
 
-# KEYS[1]: token hash, KEYS[2]: fence, KEYS[3]: failure record.
+# KEYS[1]: token hash, KEYS[2]: fence, KEYS[3]: failure record, KEYS[4]: lock.
 # ARGV[1]: generation, ARGV[2]: record, ARGV[3]: fingerprint, ARGV[4]: TTL in
 # ms, 0 .. MAX_TTL_MS (0: the token expired on its way here: store none),
-# ARGV[5]: channel.
-# Returns 1 if written (the failure record is forgotten and waiters are woken),
-# 0 if ARGV[1] is below the fence (nothing changed). Arguments out of range
-# are an error reply before anything is written.
+# ARGV[5]: channel, ARGV[6]: the lease's lock value "<owner>:<generation>" to
+# release after writing, or "" to keep the lock.
+# Returns 1 if written (the failure record is forgotten, the lock released if
+# asked and still the lease's, and waiters are woken), 0 if ARGV[1] is below
+# the fence (nothing changed; the lock is then a successor's). Arguments out
+# of range are an error reply before anything is written; DEL, the last
+# write, cannot fail.
 WRITE_SCRIPT = """
 local generation, ttl = tonumber(ARGV[1]), tonumber(ARGV[4])
 if not generation or generation < 1 or generation ~= math.floor(generation) then
@@ -119,6 +122,9 @@ redis.call('DEL', KEYS[1], KEYS[3])
 if ttl > 0 then
   redis.call('HSET', KEYS[1], 'fp', ARGV[3], 'gen', ARGV[1], 'data', ARGV[2])
   redis.call('PEXPIRE', KEYS[1], ttl)
+end
+if ARGV[6] ~= '' and redis.call('GET', KEYS[4]) == ARGV[6] then
+  redis.call('DEL', KEYS[4])
 end
 redis.pcall('PUBLISH', ARGV[5], 'written')
 return 1

@@ -236,10 +236,12 @@ class TokenStore(Protocol):
         """
         ...
 
-    async def write(self, lease: LockLease, token: AccessToken) -> bool:
+    async def write(self, lease: LockLease, token: AccessToken, *, release: bool = False) -> bool:
         """Store ``token`` (TTL: its remaining lifetime) unless ``lease.generation`` is stale.
 
-        A successful write also forgets the failure record and wakes waiters.
+        A successful write also forgets the failure record and wakes waiters;
+        with ``release``, it also releases the lease's lock (if the lease
+        still holds it) in the same step, as :meth:`release_lock` would.
 
         Returns:
             ``True`` if written; ``False`` if a write with a higher generation

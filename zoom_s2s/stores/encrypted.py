@@ -195,8 +195,8 @@ class EncryptedTokenStore(BaseTokenStore):
         lease, state = await self._inner.acquire_lock(key, ttl=ttl)
         return LockAttempt(lease, self._opened(key, state))
 
-    async def write(self, lease: LockLease, token: AccessToken) -> bool:
-        return await self._inner.write(lease, self._seal(lease.key, token))
+    async def write(self, lease: LockLease, token: AccessToken, *, release: bool = False) -> bool:
+        return await self._inner.write(lease, self._seal(lease.key, token), release=release)
 
     async def write_failure(
         self, lease: LockLease, failure: FailureRecord, *, keep_for: float

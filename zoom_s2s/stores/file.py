@@ -630,8 +630,9 @@ class FileTokenStore(BaseTokenStore):
     async def read(self, key: str) -> StoreState:
         return await self._run(self._read, key)
 
-    async def write(self, lease: LockLease, token: AccessToken) -> bool:
+    async def write(self, lease: LockLease, token: AccessToken, *, release: bool = False) -> bool:
         key, generation = lease.key, lease.generation
+        handle = lease.handle if isinstance(lease.handle, _Held) else None
         record = encode_record(token, generation)
         path = self._path(key, ".json")
 
@@ -646,6 +647,8 @@ class FileTokenStore(BaseTokenStore):
             # The watermark goes first: if we die between the two writes, it still fences.
             state.written = generation
             state.issued = max(state.issued, generation)
+            if release and state.owner == lease.owner:
+                state.owner = None
             self._save_state(key, state)
             if token.expires_at > time.time():
                 self._write_atomic(path, record)
@@ -654,11 +657,19 @@ class FileTokenStore(BaseTokenStore):
             _unlink(self._path(key, ".failure"))
             # The new file is visible now: wake the waiters, then (after the mutex)
             # fsync, which only makes the write survive a power loss.
-            if isinstance(lease.handle, _Held):
-                lease.handle.wake()
+            if handle is not None:
+                handle.wake()
             return True
 
-        return await self._locked(key, body, after=functools.partial(self._sync_file, path))
+        def after() -> None:
+            if release and handle is not None:
+                handle.close()  # after the mutex, as release_lock does
+            self._sync_file(path)
+
+        written = await self._locked(key, body, after=after)
+        if release:
+            self._held.pop(lease.owner, None)
+        return written
 
     async def delete(self, key: str, *, fingerprint: str) -> bool:
         def body() -> bool:

@@ -117,7 +117,7 @@ class MemoryTokenStore(BaseTokenStore):
         )
         return LockAttempt(lease, self._state(slot))
 
-    async def write(self, lease: LockLease, token: AccessToken) -> bool:
+    async def write(self, lease: LockLease, token: AccessToken, *, release: bool = False) -> bool:
         slot = self._slot(lease.key)
         if lease.generation < slot.generation:
             return False
@@ -127,6 +127,8 @@ class MemoryTokenStore(BaseTokenStore):
         slot.token = token if left > 0 else None
         slot.token_until = _clock.monotonic() + left
         slot.failure = None
+        if release and slot.lock_owner == lease.owner:
+            slot.lock_owner = None
         self._notify(slot)
         return True
 

@@ -461,8 +461,8 @@ class PostgresTokenStore(BaseTokenStore):
         pool = await self._ready()
         return self._state(key, await pool.fetchrow(self._sql.read, key))
 
-    async def write(self, lease: LockLease, token: AccessToken) -> bool:
-        """Store ``token`` under ``lease``'s generation (one statement).
+    async def write(self, lease: LockLease, token: AccessToken, *, release: bool = False) -> bool:
+        """Store ``token`` under ``lease``'s generation, and release if asked (one statement).
 
         Raises:
             StoreError: ``token`` claims to live longer than
@@ -480,6 +480,7 @@ class PostgresTokenStore(BaseTokenStore):
             encode_record(token, lease.generation) if alive else None,
             max(0.0, left),
             self._sql.channel,
+            lease.owner if release else None,
         )
         if row is None:
             logger.debug("refused stale write of token %s for %s (generation %d)",

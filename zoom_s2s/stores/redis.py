@@ -451,8 +451,8 @@ class RedisTokenStore(BaseTokenStore):
         await self._ready()
         return self._state(keys, await self._read_script(keys=[keys.token, keys.failure]))
 
-    async def write(self, lease: LockLease, token: AccessToken) -> bool:
-        """Store ``token`` under ``lease``'s generation (one script).
+    async def write(self, lease: LockLease, token: AccessToken, *, release: bool = False) -> bool:
+        """Store ``token`` under ``lease``'s generation, and release if asked (one script).
 
         Raises:
             StoreError: ``token`` claims to live longer than
@@ -464,8 +464,9 @@ class RedisTokenStore(BaseTokenStore):
         record = encode_record(token, lease.generation)
         await self._ready()
         written = await self._write_script(
-            keys=[keys.token, keys.fence, keys.failure],
-            args=[lease.generation, record, token.fingerprint, ttl_ms, keys.channel],
+            keys=[keys.token, keys.fence, keys.failure, keys.lock],
+            args=[lease.generation, record, token.fingerprint, ttl_ms, keys.channel,
+                  f"{lease.owner}:{lease.generation}" if release else ""],
         )
         if not written:
             logger.debug("refused stale write of token %s for %s (generation %d)",

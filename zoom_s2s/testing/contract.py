@@ -43,8 +43,9 @@ What the contract pins down, beyond "it stores tokens":
   between clients), and ``acquired_at`` is a monotonic moment taken during
   the call. A write is fenced by its lease: a holder whose lock lapsed cannot
   overwrite its successor's token, and the same lease may write again.
-* A write forgets the failure record and wakes waiters; a refused write
-  changes nothing.
+* A write forgets the failure record and wakes waiters, and may release its
+  lease's lock in the same step (``release=True``); a refused write changes
+  nothing.
 * Times never grow: a read never returns an ``expires_at`` later than the one
   written, and a failure record read back says at most the ``retry_in`` that
   was written, less the time since (measured by the store's own clock).
@@ -471,6 +472,32 @@ class StoreContract:
         assert await store.write(lease, second) is True
         assert _fingerprint(await stored_token(store, KEY)) == second.fingerprint
         await store.release_lock(lease)
+
+    async def test_a_write_may_release_the_lock_in_the_same_step(
+        self, store: TokenStore, peer: TokenStore
+    ) -> None:
+        lease = await self.take_lock(store)
+        token = make_token()
+        assert await store.write(lease, token, release=True) is True
+        successor, state = await peer.acquire_lock(KEY, ttl=10)
+        assert successor is not None, "the write did not release the lock"
+        assert successor.generation > lease.generation
+        assert _fingerprint(state.token) == token.fingerprint
+        assert await store.release_lock(lease) is False  # released already
+        assert await peer.release_lock(successor) is True
+
+    async def test_a_lapsed_lease_never_releases_its_successors_lock(
+        self, store: TokenStore, peer: TokenStore
+    ) -> None:
+        stale = await self.take_lock(store, ttl=0.3)
+        await asyncio.sleep(0.5)
+        successor = await self.take_lock(peer)
+        await store.write(stale, make_token(), release=True)  # accepted: nothing newer written
+        assert (await store.acquire_lock(KEY, ttl=10)).lease is None
+        assert await peer.write(successor, make_token())
+        assert await store.write(stale, make_token(), release=True) is False
+        assert (await store.acquire_lock(KEY, ttl=10)).lease is None
+        assert await peer.release_lock(successor) is True
 
     async def test_deleted_token_still_fences(self, store: TokenStore, peer: TokenStore) -> None:
         older = await self.take_lock(store)
