@@ -587,10 +587,6 @@ class TokenManager(AsyncClosedOnExit):
                     # [S7] A successor holds the lock now: read what it stored.
                     state = await store.read(key)
                     continue
-            # The holder may have written already: adopt its token without waiting.
-            token = self._adopt(state.token)
-            if token is not None:
-                return token
             remaining = deadline - _clock.monotonic()
             if remaining <= 0:
                 raise LockTimeoutError(
