@@ -633,8 +633,7 @@ class TokenManager(AsyncClosedOnExit):
             token = self._adopt(state.token)
             if token is None:
                 failure = self._respect_fleet_backoff(state.failure)
-                token, remaining = await self._fetch_under(lease, failure)
-                return await self._write_and_release(lease, token, remaining)
+                return await self._fetch_and_store(lease, failure)
         except BaseException:
             await self._release(lease)
             raise
@@ -687,12 +686,12 @@ class TokenManager(AsyncClosedOnExit):
             )
         return token, remaining
 
-    async def _fetch_under(
+    async def _fetch_and_store(
         self, lease: LockLease, failure: FailureRecord | None
-    ) -> tuple[AccessToken, float]:
-        """[S7] [S9] Ask Zoom under ``lease``; a failure is remembered for the fleet."""
+    ) -> AccessToken:
+        """[S7] [S9] [S11] Ask Zoom under ``lease``, then write and release in one store call."""
         try:
-            return await self._fetch(lease)
+            token, remaining = await self._fetch(lease)
         except TokenError as exc:
             if not lease.held():
                 raise _LockLapsed from exc
@@ -704,11 +703,6 @@ class TokenManager(AsyncClosedOnExit):
             except StoreError as store_exc:  # the fetch's error is the one to report
                 self._emit(EventKind.STORE_ERROR, self._token, None, error=store_exc)
             raise
-
-    async def _write_and_release(
-        self, lease: LockLease, token: AccessToken, remaining: float
-    ) -> AccessToken:
-        """[S7] Write ``token`` with ``lease`` and release the lock, in one store call."""
         try:
             written = await self.store.write(lease, token, release=True)
         except StoreError as exc:

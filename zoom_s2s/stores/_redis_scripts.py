@@ -43,18 +43,12 @@ local function state(token_key, failure_key)
   local found = {false, -2, false, -2}
   local kind = redis.call('TYPE', token_key)['ok']
   if kind == 'hash' then
-    found[1] = redis.call('HGET', token_key, 'data')
-    found[2] = redis.call('PTTL', token_key)
-  elseif kind ~= 'none' then
-    found[2] = -3
-  end
+    found[1], found[2] = redis.call('HGET', token_key, 'data'), redis.call('PTTL', token_key)
+  elseif kind ~= 'none' then found[2] = -3 end
   kind = redis.call('TYPE', failure_key)['ok']
   if kind == 'string' then
-    found[3] = redis.call('GET', failure_key)
-    found[4] = redis.call('PTTL', failure_key)
-  elseif kind ~= 'none' then
-    found[4] = -3
-  end
+    found[3], found[4] = redis.call('GET', failure_key), redis.call('PTTL', failure_key)
+  elseif kind ~= 'none' then found[4] = -3 end
   return found
 end
 """
