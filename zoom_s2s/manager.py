@@ -573,8 +573,8 @@ class TokenManager(AsyncClosedOnExit):
         """[S4] [S5] Adopt the store's token, or fetch under the lock, or wait for the holder."""
         store, key = self.store, self.store_key
         deadline = _clock.monotonic() + self.wait_timeout
-        state = await store.read(key)
         while True:
+            state = await store.read(key)
             token = self._adopt(state.token)
             if token is not None:
                 return token
@@ -584,9 +584,7 @@ class TokenManager(AsyncClosedOnExit):
                 try:
                     return await self._refresh_under(lease, state)
                 except _LockLapsed:
-                    # [S7] A successor holds the lock now: read what it stored.
-                    state = await store.read(key)
-                    continue
+                    continue  # [S7] a successor holds the lock now: read what it stored
             remaining = deadline - _clock.monotonic()
             if remaining <= 0:
                 raise LockTimeoutError(
@@ -597,7 +595,6 @@ class TokenManager(AsyncClosedOnExit):
             started = _clock.monotonic()
             await store.wait_for_change(key, timeout=min(remaining, self.lock_ttl))
             self._emit(EventKind.LOCK_WAITED, None, _clock.monotonic() - started)
-            state = await store.read(key)
 
     async def _take_lease(self) -> LockAttempt:
         """[S11] This process's own unreleased lease if it is still good, else a new one."""
