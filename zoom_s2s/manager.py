@@ -9,9 +9,10 @@ tagged ``[S1]`` ... ``[S11]`` with these steps:
    background refresh starts; callers never wait while a valid token exists.
 3. With no valid token, callers wait for one shared in-flight refresh task
    (single-flight); a cancelled caller never cancels that task.
-4. A refresh reads the store first; only if it holds nothing newer does it
-   take the store's lock (the lease carries the fencing generation), read
-   again, fetch from Zoom, write with the lease and release.
+4. A refresh reads the store first (token and failure record in one call);
+   only if it holds nothing newer does it take the store's lock (the lease
+   carries the fencing generation, and the attempt reads the store again),
+   fetch from Zoom, write with the lease and release.
 5. Processes that find the lock taken sleep until the store tells them it
    changed (or the lock's TTL lapses, when they may take over).
 6. Each process picks its refresh moment at random in the first half of the
@@ -88,7 +89,7 @@ from .errors import (
 from .events import EventKind, TokenEvent, TokenHook, TokenStats, log_event
 from .models import MAX_TOKEN_LIFETIME, AccessToken, Credentials, fingerprint
 from .oauth import RetryPolicy, request_token, validate_url
-from .stores.base import FailureRecord, LockLease, TokenStore
+from .stores.base import FailureRecord, LockAttempt, LockLease, StoreState, TokenStore
 from .stores.url import resolve_store
 
 __all__ = ["TokenManager", "TokenStats", "check_options"]
@@ -579,11 +580,12 @@ class TokenManager(AsyncClosedOnExit):
             return None
         self._next_store_peek = now + _STORE_PEEK_INTERVAL
         with contextlib.suppress(StoreError):
-            token = await self._install_from_store()
+            state = await self.store.read(self.store_key)
+            token = self._adopt(state.token)
             if token is not None:
                 return token
             if self._backoff.from_fleet:
-                record = await self.store.read_failure(self.store_key)
+                record = state.failure
                 if record is None or self._backoff.fleet_record(record) <= 0:
                     self._backoff.end_fleet_wait()  # deleted or expired: the wait ends
         return None
@@ -616,14 +618,15 @@ class TokenManager(AsyncClosedOnExit):
         store, key = self.store, self.store_key
         deadline = _clock.monotonic() + self.wait_timeout
         while True:
-            token = await self._install_from_store()
+            state = await store.read(key)
+            token = self._adopt(state.token)
             if token is not None:
                 return token
-            await self._respect_fleet_backoff()
-            lease = await self._take_lease()
+            self._respect_fleet_backoff(state.failure)
+            lease, state = await self._take_lease()
             if lease is not None:
                 try:
-                    return await self._refresh_under(lease)
+                    return await self._refresh_under(lease, state)
                 except _LockLapsed:
                     continue  # [S7] a successor holds the lock now: read what it stored
             remaining = deadline - _clock.monotonic()
@@ -637,12 +640,16 @@ class TokenManager(AsyncClosedOnExit):
             await store.wait_for_change(key, timeout=min(remaining, self.lock_ttl))
             self._emit(EventKind.LOCK_WAITED, None, _clock.monotonic() - started)
 
-    async def _take_lease(self) -> LockLease | None:
+    async def _take_lease(self) -> LockAttempt:
         """[S11] This process's own unreleased lease if it is still good, else a new one."""
         lease, self._lease = self._lease, None
         if lease is not None:
             if lease.remaining() > self.request_timeout + 1.0:
-                return lease
+                try:
+                    return LockAttempt(lease, await self.store.read(self.store_key))
+                except BaseException:
+                    self._lease = lease
+                    raise
             await self._release(lease)
         return await self.store.acquire_lock(self.store_key, ttl=self.lock_ttl)
 
@@ -659,19 +666,23 @@ class TokenManager(AsyncClosedOnExit):
             if lease.held():
                 self._lease = lease
 
-    async def _refresh_under(self, lease: LockLease) -> AccessToken:
+    async def _refresh_under(self, lease: LockLease, state: StoreState) -> AccessToken:
+        """Under the lock: adopt the token its read found, or fetch; the lock is released."""
         try:
-            # Double-checked: someone may have written between read and lock.
-            token = await self._install_from_store()
-            if token is not None:
-                return token
-            failure = await self._respect_fleet_backoff()
-            return await self._fetch_and_store(lease, failure)
-        finally:
+            # Double-checked: the state was read with the lock taken, so a token
+            # written between our read and the lock is seen here.
+            token = self._adopt(state.token)
+            if token is None:
+                failure = self._respect_fleet_backoff(state.failure)
+                return await self._fetch_and_store(lease, failure)
+        except BaseException:
             await self._release(lease)
+            raise
+        await self._release(lease)
+        return token
 
-    async def _install_from_store(self) -> AccessToken | None:
-        token = await self.store.read(self.store_key)
+    def _adopt(self, token: AccessToken | None) -> AccessToken | None:
+        """Install ``token`` read from the store if it is worth it; return it if so."""
         if token is None:
             return None
         remaining = self._remaining_of_stored(token)
@@ -681,9 +692,8 @@ class TokenManager(AsyncClosedOnExit):
         self._emit(EventKind.ADOPTED, token, None)
         return token
 
-    async def _respect_fleet_backoff(self) -> FailureRecord | None:
+    def _respect_fleet_backoff(self, record: FailureRecord | None) -> FailureRecord | None:
         """[S9] Raise the remembered error while the fleet backs off; else return the record."""
-        record = await self.store.read_failure(self.store_key)
         if record is not None:
             wait = self._backoff.fleet_record(record)
             if wait > 0:
@@ -720,6 +730,7 @@ class TokenManager(AsyncClosedOnExit):
     async def _fetch_and_store(
         self, lease: LockLease, failure: FailureRecord | None
     ) -> AccessToken:
+        """[S7] [S9] [S11] Ask Zoom under ``lease``, then write and release in one store call."""
         try:
             token, remaining = await self._fetch(lease)
         except TokenError as exc:
@@ -734,16 +745,17 @@ class TokenManager(AsyncClosedOnExit):
                 self._emit(EventKind.STORE_ERROR, self._token, None, error=store_exc)
             raise
         try:
-            written = await self.store.write(lease, token)
+            written = await self.store.write(lease, token, release=True)
         except StoreError as exc:
             # [S11] Never throw a good token away: serve it, store it later.
             self._emit(EventKind.STORE_ERROR, token, None, error=exc)
             self._install(token, remaining)
             self._keep_unsaved(token)
+            await self._release(lease)
             return token
         if not written:
             self._emit(EventKind.STALE_WRITE, token, None)
-            newer = await self._install_from_store()
+            newer = self._adopt((await self.store.read(self.store_key)).token)
             if newer is not None:
                 return newer
         self._install(token, remaining)
@@ -782,15 +794,18 @@ class TokenManager(AsyncClosedOnExit):
 
     async def _save(self, token: AccessToken) -> bool:
         """Write ``token`` unless the store holds a newer one; ``False``: try again later."""
-        lease = await self._take_lease()
+        lease, state = await self._take_lease()
         if lease is None:
             return False  # someone holds the lock: try again later
-        try:
-            stored = await self.store.read(self.store_key)
-            if stored is None or stored.expires_at < token.expires_at:
-                await self.store.write(lease, token)
-        finally:
-            await self._release(lease)
+        stored = state.token
+        if stored is not None and stored.expires_at >= token.expires_at:
+            await self._release(lease)  # the store holds a newer token
+        else:
+            try:
+                await self.store.write(lease, token, release=True)
+            except BaseException:
+                await self._release(lease)
+                raise
         if self._unsaved is token:
             self._unsaved = None
         return True

@@ -76,7 +76,7 @@ async def read_store(spec: dict[str, Any], key: str) -> str | None:
     """The fingerprint of the token ``spec``'s store holds under ``key``, if any."""
     store = open_store(spec)
     try:
-        token = await store.read(key)
+        token = (await store.read(key)).token
     finally:
         await store.aclose()
     return None if token is None else str(token.fingerprint)

@@ -218,7 +218,7 @@ async def test_a_store_object_is_shared_and_left_open(fake: FakeZoom) -> None:
         manager = pool.manager(fake.credentials)
         await manager.get_token()
     assert closed == []
-    assert await store.read(manager.store_key) is not None  # the token stays for others
+    assert (await store.read(manager.store_key)).token is not None  # the token stays for others
 
 
 async def test_a_store_made_from_a_url_is_closed_with_the_pool(fake: FakeZoom) -> None:

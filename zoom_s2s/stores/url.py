@@ -1,8 +1,8 @@
 """store_from_url: pick a token store from a URL (e.g. an environment variable).
 
 The scheme decides the store through the registry (:mod:`zoom_s2s.stores.registry`):
-built-in stores declare their schemes, third-party stores register theirs or
-publish a ``zoom_s2s.stores`` entry point. No if-chain here.
+built-in stores declare their schemes, third-party stores register theirs
+(:func:`~zoom_s2s.stores.register_store`). No if-chain here.
 """
 
 from __future__ import annotations
@@ -120,7 +120,8 @@ def store_from_url(
         known = ", ".join(f"{name}://" for name in registered_schemes())
         raise ConfigurationError(
             f"store URL {shown} has {what}; use {ACCEPTED_FORMS} (registered schemes: {known}; "
-            "stores from other packages register a 'zoom_s2s.stores' entry point)"
+            "a store from another package is registered with "
+            "zoom_s2s.stores.register_store(scheme, StoreClass) before use)"
         )
     try:
         store = factory.from_url(url, **options)
