@@ -78,7 +78,7 @@ async def _permit_cost(redis_url: str, fake: FakeZoom, rounds: int) -> dict[str,
             await tokens.get_token()
 
             async def permit() -> object:
-                return await store.acquire_permit(
+                return await store.rate_budget.acquire_permit(
                     "rate-bench.light", interval=1e-6, burst=1, max_wait=60
                 )
 
@@ -113,7 +113,7 @@ async def _postgres_permit_cost(url: str, schema: str, rounds: int) -> Rounds:
         await store.read("warm-up")  # the pool and the schema check, before timing
 
         async def permit() -> object:
-            return await store.acquire_permit(
+            return await store.rate_budget.acquire_permit(
                 "rate-bench.light", interval=1e-6, burst=1, max_wait=60
             )
 

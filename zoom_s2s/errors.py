@@ -43,10 +43,9 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from typing import TYPE_CHECKING
+from typing import Literal
 
-if TYPE_CHECKING:
-    from .ratelimit.headers import RateLimitInfo
+import attrs
 
 __all__ = [
     "APIConnectionError",
@@ -425,3 +424,28 @@ class WebhookSignatureError(WebhookError):
     host's clock is off). Answer HTTP 401 and do not act on it. The message
     never contains the secret token or the expected signature.
     """
+
+
+@attrs.frozen
+class RateLimitInfo:
+    """What one answer said about the rate limits (``X-RateLimit-*``); fields absent are ``None``.
+
+    Read from the headers by :func:`zoom_s2s.ratelimit.rate_limit_info`; kept
+    here because errors carry it (:attr:`ZoomAPIError.rate_limit`).
+
+    Attributes:
+        category: The category the answer named (``"light"``, ...), if a known one.
+        limit_type: ``"QPS"`` or ``"Daily-limit"`` as sent (at most 32 characters).
+        limit: ``X-RateLimit-Limit``, if a number.
+        remaining: ``X-RateLimit-Remaining``, if a number.
+    """
+
+    category: Literal["light", "medium", "heavy", "resource_intensive"] | None = None
+    limit_type: str | None = None
+    limit: int | None = None
+    remaining: int | None = None
+
+    @property
+    def daily(self) -> bool:
+        """Whether the answer says its budget is a daily one (``X-RateLimit-Type: Daily-limit``)."""
+        return (self.limit_type or "").lower() == "daily-limit"

@@ -41,15 +41,10 @@ def _quantile(values: list[float], q: float) -> float:
 
 async def hammer(worker: WorkerContext) -> dict[str, Any]:
     """Call ``get_user`` from ``worker.coroutines`` coroutines for ``seconds``."""
-    from zoom_s2s import (
-        DailyLimitExceededError,
-        RateLimitedError,
-        RateLimits,
-        RetryPolicy,
-        TokenManager,
-        ZoomClient,
-    )
-    from zoom_s2s.ratelimit import LocalRateLimitStore, RateLimiter, rate_scope
+    from zoom_s2s import RateLimits, RetryPolicy, TokenManager, ZoomClient
+    from zoom_s2s.errors import DailyLimitExceededError, RateLimitedError
+    from zoom_s2s.ratelimit import RateLimiter, rate_scope
+    from zoom_s2s.stores import MemoryTokenStore
 
     options = worker.options
     pacing = options.get("pacing", "fleet")
@@ -78,7 +73,7 @@ async def hammer(worker: WorkerContext) -> dict[str, Any]:
         if pacing == "process" and limits is not None:
             zoom.rate_limiter = RateLimiter(
                 limits,
-                LocalRateLimitStore(),
+                MemoryTokenStore(),  # this process's budget only
                 scope=rate_scope(tokens.token_url, tokens.credentials.account_id),
             )
         limiter = zoom.rate_limiter

@@ -1,6 +1,6 @@
-"""The PostgreSQL store's rate limits on a real PostgreSQL server: the RateLimitStore
-checks (two stores = two processes), the database's clock, one statement per permit,
-hostile rows, the schema upgrade from version 1, the grants, and a limiter on it."""
+"""The PostgreSQL rate budget on a real PostgreSQL server: the RateBudgetContract
+(two stores = two processes), the database's clock, one statement per permit,
+hostile rows, the grants, and a limiter on it."""
 
 # The schema names in the SQL below are the fixture's own t_<hex>.
 # ruff: noqa: S608
@@ -19,11 +19,10 @@ import pytest_asyncio
 
 from zoom_s2s import _clock
 from zoom_s2s.ratelimit import RateLimiter, RateLimits
-from zoom_s2s.ratelimit.store import supports_rate_limits
-from zoom_s2s.stores import PostgresTokenStore
-from zoom_s2s.stores.postgres import grants_sql, schema_sql
+from zoom_s2s.stores import PostgresTokenStore, TokenStore, rate_budget_of
+from zoom_s2s.stores.postgres import PostgresRateBudget, grants_sql, schema_sql
+from zoom_s2s.testing.budget_contract import RateBudgetContract
 
-from ..ratelimit_checks import CHECKS
 from .test_postgres_store import sql
 
 pytestmark = pytest.mark.postgres
@@ -44,24 +43,34 @@ async def pair(
     await b.aclose()
 
 
-@pytest.mark.parametrize("name", sorted(CHECKS))
-async def test_rate_limit_store_on_postgres(
-    pair: tuple[PostgresTokenStore, PostgresTokenStore], name: str
-) -> None:
-    await CHECKS[name](pair[0], pair[1], _scope())
+class TestPostgresBudget(RateBudgetContract):
+    @pytest.fixture(autouse=True)
+    def _database(self, postgres_url: str, postgres_schema: str) -> None:
+        self.url, self.schema = postgres_url, postgres_schema
+
+    async def make_store(self) -> TokenStore:
+        return PostgresTokenStore.from_url(self.url, schema=self.schema)
+
+    async def make_peer(self, store: TokenStore) -> TokenStore:
+        return PostgresTokenStore.from_url(self.url, schema=self.schema)
+
+    async def make_broken_store(self) -> TokenStore:
+        return PostgresTokenStore.from_url(
+            "postgresql://nobody@127.0.0.1:1/none", connect_timeout=0.5
+        )
 
 
-async def test_the_store_shares_rate_limits(
+async def test_the_store_offers_its_budget(
     pair: tuple[PostgresTokenStore, PostgresTokenStore],
 ) -> None:
-    assert supports_rate_limits(pair[0])
+    assert isinstance(rate_budget_of(pair[0]), PostgresRateBudget)
 
 
 async def test_one_permit_is_one_statement_on_the_databases_clock(
     pair: tuple[PostgresTokenStore, PostgresTokenStore], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = pair[0]
-    await store.acquire_permit("rate-x.light", interval=1, burst=1, max_wait=5)
+    await store.rate_budget.acquire_permit("rate-x.light", interval=1, burst=1, max_wait=5)
     pool: Any = store._pool
     statements: list[str] = []
 
@@ -83,7 +92,9 @@ async def test_one_permit_is_one_statement_on_the_databases_clock(
     monkeypatch.setattr(_clock, "wall", time.time)
     monkeypatch.setattr(_clock, "monotonic", time.monotonic)
     try:
-        second = await store.acquire_permit("rate-x.light", interval=1, burst=1, max_wait=5)
+        second = await store.rate_budget.acquire_permit(
+            "rate-x.light", interval=1, burst=1, max_wait=5
+        )
     finally:
         monkeypatch.undo()
         store._pool = pool
@@ -114,21 +125,24 @@ async def test_hostile_state_is_ignored(
     await store.init_schema()
     await sql(postgres_url, f"INSERT INTO {store.schema}.rates (key) VALUES ('rate-x.light')")
     await sql(postgres_url, f"UPDATE {store.schema}.rates SET {plant} WHERE key = 'rate-x.light'")
-    pause = await store.paused("rate-x.light")
+    pause = await store.rate_budget.paused("rate-x.light")
     assert not pause.daily
     assert pause.left == 0
     assert pause.shift >= 0
-    permit = await store.acquire_permit("rate-x.light", interval=1, burst=1, max_wait=0)
+    permit = await store.rate_budget.acquire_permit(
+        "rate-x.light", interval=1, burst=1, max_wait=0
+    )
     assert permit.granted
     assert permit.wait == 0
     assert 0 <= permit.shift < 1e9
-    await store.pause("rate-x.light", 1)  # and a pause overwrites it
-    assert 0 < (await store.paused("rate-x.light")).left <= 1
+    await store.rate_budget.pause("rate-x.light", 1)  # and a pause overwrites it
+    assert 0 < (await store.rate_budget.paused("rate-x.light")).left <= 1
     # A planted hold is ignored as well.
     await sql(postgres_url, f"INSERT INTO {store.schema}.rates (key, paused_until) "
                             "VALUES ('rate-x.uplanted', 'infinity')")
-    held = await store.acquire_permit("rate-x.medium", interval=1, burst=1, max_wait=0,
-                                      hold="rate-x.uplanted")
+    held = await store.rate_budget.acquire_permit(
+        "rate-x.medium", interval=1, burst=1, max_wait=0, hold="rate-x.uplanted"
+    )
     assert held.granted
 
 
@@ -136,35 +150,14 @@ async def test_a_pause_forgets_rows_idle_for_an_hour(
     pair: tuple[PostgresTokenStore, PostgresTokenStore], postgres_url: str
 ) -> None:
     store = pair[0]
-    await store.pause("rate-x.uold", 60, daily=True)
-    await store.acquire_permit("rate-x.light", interval=1, burst=1, max_wait=1)
+    await store.rate_budget.pause("rate-x.uold", 60, daily=True)
+    await store.rate_budget.acquire_permit("rate-x.light", interval=1, burst=1, max_wait=1)
     await sql(postgres_url, f"UPDATE {store.schema}.rates SET tat = tat - interval '2 hours', "
                             "paused_until = paused_until - interval '2 hours' "
                             "WHERE key = 'rate-x.uold'")
-    await store.pause("rate-x.heavy", 1)
+    await store.rate_budget.pause("rate-x.heavy", 1)
     rows = await sql(postgres_url, f"SELECT key FROM {store.schema}.rates ORDER BY key")
     assert [r["key"] for r in rows] == ["rate-x.heavy", "rate-x.light"]
-
-
-async def test_a_version_1_schema_is_upgraded_in_place(
-    postgres_url: str, postgres_schema: str
-) -> None:
-    """A database made by the first PostgreSQL store (no rates table) keeps its tokens."""
-    s = postgres_schema
-    v1 = schema_sql(s).split(f'CREATE TABLE IF NOT EXISTS "{s}".rates')[0]
-    await sql(postgres_url, v1 + f"INSERT INTO {s}.meta VALUES ('schema_version', '1');")
-    await sql(postgres_url, f"INSERT INTO {s}.entries (key, counter, fence) VALUES ('k', 7, 7)")
-    store = PostgresTokenStore.from_url(postgres_url, schema=s)
-    try:
-        assert (await store.acquire_permit("rate-x.light", interval=1, burst=1,
-                                           max_wait=1)).granted
-        lease = await store.acquire_lock("k", ttl=5)
-        assert lease is not None
-        assert lease.generation == 8  # the old rows are still there
-    finally:
-        await store.aclose()
-    rows = await sql(postgres_url, f"SELECT value FROM {s}.meta WHERE name = 'schema_version'")
-    assert rows[0]["value"] == "2"
 
 
 async def test_the_documented_grants_cover_rate_limits(
@@ -181,10 +174,11 @@ async def test_the_documented_grants_cover_rate_limits(
     )
     store = PostgresTokenStore.from_url(app_url, schema=postgres_schema)
     try:
-        assert (await store.acquire_permit("rate-x.light", interval=1, burst=1,
-                                           max_wait=1)).granted
-        await store.pause("rate-x.uabc", 60, daily=True)  # the sweep deletes
-        assert (await store.paused("rate-x.uabc")).daily
+        assert (await store.rate_budget.acquire_permit(
+            "rate-x.light", interval=1, burst=1, max_wait=1
+        )).granted
+        await store.rate_budget.pause("rate-x.uabc", 60, daily=True)  # the sweep deletes
+        assert (await store.rate_budget.paused("rate-x.uabc")).daily
     finally:
         await store.aclose()
 
@@ -216,7 +210,7 @@ async def test_concurrent_permits_get_distinct_slots(
     key = f"{_scope()}.light"
     interval = 5.0
     permits = await asyncio.gather(*(
-        store.acquire_permit(key, interval=interval, burst=1, max_wait=400)
+        store.rate_budget.acquire_permit(key, interval=interval, burst=1, max_wait=400)
         for store in pair * 20
     ))
     assert all(p.granted for p in permits)

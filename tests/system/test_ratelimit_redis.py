@@ -1,6 +1,6 @@
-"""The Redis store's rate limits on a real redis-server and a real 3-master Cluster:
-the RateLimitStore checks (two clients = two processes), Redis's clock, hostile state,
-the ACL, and a Redis outage degrading to per-process pacing."""
+"""The Redis rate budget on a real redis-server and a real 3-master Cluster: the
+RateBudgetContract (two clients = two processes), Redis's clock, hostile state, the ACL,
+and a Redis outage degrading to per-process pacing."""
 
 from __future__ import annotations
 
@@ -14,13 +14,12 @@ import pytest_asyncio
 
 from tests.harness.redis_cluster import RedisClusterServer
 from tests.harness.redis_server import RedisServer
-from zoom_s2s import RateLimitedError, RedisTokenStore
-from zoom_s2s.errors import StoreError
+from zoom_s2s import RedisTokenStore
+from zoom_s2s.errors import RateLimitedError, StoreError
 from zoom_s2s.ratelimit import RateLimiter, RateLimits
-from zoom_s2s.stores._redis_ratelimit import RATE_COMMANDS
-from zoom_s2s.stores.redis import acl_rules
-
-from ..ratelimit_checks import CHECKS
+from zoom_s2s.stores import RateBudget, TokenStore
+from zoom_s2s.stores.redis import RATE_COMMANDS, acl_rules
+from zoom_s2s.testing.budget_contract import RateBudgetContract
 
 pytestmark = pytest.mark.redis
 
@@ -37,11 +36,21 @@ async def pair(redis_url: str) -> AsyncIterator[tuple[RedisTokenStore, RedisToke
     await b.aclose()
 
 
-@pytest.mark.parametrize("name", sorted(CHECKS))
-async def test_rate_limit_store_on_redis(
-    pair: tuple[RedisTokenStore, RedisTokenStore], name: str
-) -> None:
-    await CHECKS[name](pair[0], pair[1], _scope())
+class TestRedisBudget(RateBudgetContract):
+    @pytest.fixture(autouse=True)
+    def _url(self, redis_url: str) -> None:
+        self.url = redis_url
+
+    async def make_store(self) -> TokenStore:
+        return RedisTokenStore.from_url(self.url)
+
+    async def make_peer(self, store: TokenStore) -> TokenStore:
+        return RedisTokenStore.from_url(self.url)
+
+    async def make_broken_store(self) -> TokenStore:
+        return RedisTokenStore.from_url(
+            "redis://127.0.0.1:1/0", socket_timeout=0.5, socket_connect_timeout=0.5
+        )
 
 
 async def test_one_permit_is_one_script_call(
@@ -50,12 +59,12 @@ async def test_one_permit_is_one_script_call(
     import redis.asyncio as redis_asyncio
 
     store = pair[0]
-    await store.acquire_permit("rate-x.light", interval=0.01, burst=1, max_wait=1)  # loaded
+    await store.rate_budget.acquire_permit("rate-x.light", interval=0.01, burst=1, max_wait=1)  # loaded
     raw: Any = redis_asyncio.Redis.from_url(redis_url)
     try:
         before = await raw.info("commandstats")
         for _ in range(10):
-            await store.acquire_permit("rate-x.light", interval=0.001, burst=1, max_wait=1)
+            await store.rate_budget.acquire_permit("rate-x.light", interval=0.001, burst=1, max_wait=1)
         after = await raw.info("commandstats")
     finally:
         await raw.aclose()
@@ -88,14 +97,14 @@ async def test_hostile_state_is_ignored(
         await client.set(key, value)
     else:
         await client.hset(key, mapping=value)
-    permit = await store.acquire_permit("rate-x.light", interval=1, burst=1, max_wait=0)
+    permit = await store.rate_budget.acquire_permit("rate-x.light", interval=1, burst=1, max_wait=0)
     assert permit.granted
     assert permit.wait == 0
-    pause = await store.paused("rate-x.light")
+    pause = await store.rate_budget.paused("rate-x.light")
     assert not pause.daily
     assert pause.left == 0
-    await store.pause("rate-x.light", 1)  # and a pause overwrites it
-    assert (await store.paused("rate-x.light")).left > 0
+    await store.rate_budget.pause("rate-x.light", 1)  # and a pause overwrites it
+    assert (await store.rate_budget.paused("rate-x.light")).left > 0
 
 
 async def test_state_expires_when_it_no_longer_matters(
@@ -103,9 +112,9 @@ async def test_state_expires_when_it_no_longer_matters(
 ) -> None:
     store = pair[0]
     client: Any = store._client
-    await store.acquire_permit("rate-x.light", interval=0.5, burst=1, max_wait=1)
+    await store.rate_budget.acquire_permit("rate-x.light", interval=0.5, burst=1, max_wait=1)
     assert 0 < await client.pttl("zoom_s2s:{rate-x}:rate:light") <= 2_000
-    await store.pause("rate-x.heavy", 3600, daily=True)
+    await store.rate_budget.pause("rate-x.heavy", 3600, daily=True)
     assert 3_590_000 < await client.pttl("zoom_s2s:{rate-x}:rate:heavy") <= 3_602_000
 
 
@@ -148,7 +157,7 @@ async def test_a_user_without_time_gets_a_store_error_and_the_limiter_goes_on(
     store = RedisTokenStore.from_url(f"redis://{user}:pw-rl-1234@127.0.0.1:{redis_server.port}/0")
     try:
         with pytest.raises(StoreError):
-            await store.acquire_permit("rate-x.light", interval=1, burst=1, max_wait=1)
+            await store.rate_budget.acquire_permit("rate-x.light", interval=1, burst=1, max_wait=1)
         limiter = RateLimiter(RateLimits(light=10), store, scope=_scope())
         with caplog.at_level(logging.WARNING, "zoom_s2s.ratelimit"):
             await limiter.acquire("light", method="GET", path="/users/me")
@@ -190,35 +199,50 @@ async def _cluster_store(url: str, prefix: str) -> RedisTokenStore:
     return RedisTokenStore(client, prefix=prefix, owns_client=True)
 
 
-async def test_pacing_holds_on_every_master_of_a_cluster(cluster: RedisClusterServer) -> None:
-    from redis.asyncio.cluster import RedisCluster
+class TestClusterBudget(RateBudgetContract):
+    """Two "processes" entering the cluster through different nodes; the accounts
+    (scopes) of the checks take turns on the three masters."""
 
-    prefix = "t" + secrets.token_hex(4)
-    # Two "processes", entering the cluster through different nodes.
-    a = await _cluster_store(cluster.urls[0], prefix)
-    b = await _cluster_store(cluster.urls[1], prefix)
-    raw: Any = RedisCluster.from_url(cluster.url, decode_responses=True)
-    await raw.initialize()
-    try:
-        checks = ("slots_are_spaced_by_the_interval_across_stores",
-                  "a_pause_holds_slots_and_shifts_reservations",
-                  "a_hold_refuses_only_its_user_and_endpoint")
-        masters: dict[str, list[str]] = {}  # master -> one fresh scope per check on it
-        while len(masters) < 3 or any(len(scopes) < len(checks) for scopes in masters.values()):
+    @pytest_asyncio.fixture(autouse=True)
+    async def _cluster(self, cluster: RedisClusterServer) -> AsyncIterator[None]:
+        from redis.asyncio.cluster import RedisCluster
+
+        self.urls = cluster.urls
+        self.prefix = "t" + secrets.token_hex(4)
+        self.raw: Any = RedisCluster.from_url(cluster.url, decode_responses=True)
+        await self.raw.initialize()
+        self.masters = sorted(node.name for node in self.raw.get_primaries())
+        self.turn = 0
+        yield
+        await self.raw.aclose()
+
+    async def make_store(self) -> TokenStore:
+        return await _cluster_store(self.urls[0], self.prefix)
+
+    async def make_peer(self, store: TokenStore) -> TokenStore:
+        return await _cluster_store(self.urls[1], self.prefix)
+
+    def new_scope(self) -> str:
+        master = self.masters[self.turn % len(self.masters)]
+        self.turn += 1
+        while True:
             scope = _scope()
-            node = raw.get_node_from_key(f"{prefix}:{{{scope}}}:rate:light")
-            if len(masters.setdefault(node.name, [])) < len(checks):
-                masters[node.name].append(scope)
-        for scopes in masters.values():
-            for name, scope in zip(checks, scopes, strict=False):
-                await CHECKS[name](a, b, scope)
-        # Each account's keys are in one slot, and the accounts are on three masters.
-        for node_name, scopes in masters.items():
-            scope = scopes[0]
-            for primary in raw.get_primaries():
-                keys = await raw.keys(f"{prefix}:{{{scope}}}:*", target_nodes=primary)
-                assert bool(keys) == (primary.name == node_name)
-    finally:
-        await raw.aclose()
-        await a.aclose()
-        await b.aclose()
+            node = self.raw.get_node_from_key(f"{self.prefix}:{{{scope}}}:rate:light")
+            if node.name == master:
+                return scope
+
+
+    async def test_an_accounts_buckets_share_one_cluster_slot(
+        self, budgets: tuple[RateBudget, RateBudget]
+    ) -> None:
+        budget = budgets[0]
+        homes = {self.masters[i]: self.new_scope() for i in range(len(self.masters))}
+        for scope in homes.values():
+            await budget.acquire_permit(f"{scope}.light", interval=1, burst=1, max_wait=1,
+                                        hold=f"{scope}.uabc")
+            await budget.pause(f"{scope}.uabc", 60, daily=True)
+            await budget.pause(f"{scope}.heavy", 1)
+        for master, scope in homes.items():
+            for primary in self.raw.get_primaries():
+                keys = await self.raw.keys(f"{self.prefix}:{{{scope}}}:*", target_nodes=primary)
+                assert bool(keys) == (primary.name == master)

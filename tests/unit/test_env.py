@@ -6,14 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from zoom_s2s import (
-    ConfigurationError,
-    EncryptedTokenStore,
-    FileTokenStore,
-    MemoryTokenStore,
-    TokenManager,
-)
+from zoom_s2s import EncryptedTokenStore, FileTokenStore, MemoryTokenStore, TokenManager
 from zoom_s2s.cli import build_parser, manager_from_args
+from zoom_s2s.errors import ConfigurationError
 from zoom_s2s.testing import FakeZoom
 
 

@@ -8,7 +8,8 @@ import logging
 import attrs
 import pytest
 
-from zoom_s2s import InvalidCredentialsError, MemoryTokenStore, TokenManager
+from zoom_s2s import AccessToken, MemoryTokenStore, TokenManager
+from zoom_s2s.errors import InvalidCredentialsError
 from zoom_s2s.stores import LockLease
 from zoom_s2s.testing import FakeZoom, Fault
 
@@ -57,7 +58,7 @@ async def test_a_failed_background_refresh_is_logged_once_as_a_warning(
 class _WriteFails(MemoryTokenStore):
     backend_errors = (OSError,)
 
-    async def write(self, lease: LockLease, token: object) -> bool:  # type: ignore[override]
+    async def write(self, lease: LockLease, token: AccessToken, *, release: bool = False) -> bool:
         raise OSError("connection reset by peer")
 
 

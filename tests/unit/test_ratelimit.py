@@ -6,21 +6,19 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
-from zoom_s2s import (
+from zoom_s2s import MemoryTokenStore
+from zoom_s2s.errors import (
     ConfigurationError,
     DailyLimitExceededError,
-    MemoryTokenStore,
     RateLimitedError,
     StoreUnavailableError,
 )
 from zoom_s2s.ratelimit import (
     CategoryTable,
-    Pause,
-    Permit,
     RateLimiter,
     RateLimits,
     category_name,
@@ -29,6 +27,7 @@ from zoom_s2s.ratelimit import (
     rate_scope,
 )
 from zoom_s2s.ratelimit.headers import is_daily_message, is_per_user_message
+from zoom_s2s.stores import Pause, Permit, RateBudget
 
 PER_USER_DAILY = (
     "You have exceeded the daily rate limit (100) of Meeting Create/Update API requests "
@@ -291,17 +290,40 @@ async def test_the_category_header_is_learned_for_unknown_paths() -> None:
         lim.category("GET", "/users/me", "fast")
 
 
+class _Down(RateBudget):
+    """A budget whose backend refuses every connection."""
+
+    async def _acquire(
+        self, key: str, interval: float, burst: int, max_wait: float, hold: str | None
+    ) -> Permit:
+        raise ConnectionRefusedError("connection refused")
+
+    async def _pause(self, key: str, seconds: float, daily: bool) -> None:
+        raise ConnectionRefusedError("connection refused")
+
+    async def _paused(self, key: str) -> Pause:
+        raise ConnectionRefusedError("connection refused")
+
+
 class _Failing(MemoryTokenStore):
     """A store whose rate-limit backend is down."""
 
-    async def acquire_permit(self, key: str, **kwargs: Any) -> Permit:  # type: ignore[override]
-        raise StoreUnavailableError("Redis at redis://x is unreachable", store="redis://x")
+    backend_errors = (OSError,)
 
-    async def pause(self, key: str, seconds: float, *, daily: bool = False) -> None:
-        raise StoreUnavailableError("Redis at redis://x is unreachable", store="redis://x")
+    def __init__(self) -> None:
+        super().__init__()
+        self.rate_budget = _Down(self)  # type: ignore[assignment]
 
-    async def paused(self, key: str) -> Pause:
-        raise StoreUnavailableError("Redis at redis://x is unreachable", store="redis://x")
+
+async def test_a_budgets_backend_errors_are_its_stores_errors() -> None:
+    with pytest.raises(StoreUnavailableError, match="memory:// failed while taking a rate-limit"):
+        await _Failing().rate_budget.acquire_permit(
+            "rate-x.light", interval=1, burst=1, max_wait=1
+        )
+    with pytest.raises(StoreUnavailableError, match="while pausing a rate-limit bucket"):
+        await _Failing().rate_budget.pause("rate-x.light", 1)
+    with pytest.raises(StoreUnavailableError, match="while reading a rate-limit pause"):
+        await _Failing().rate_budget.paused("rate-x.light")
 
 
 async def test_a_failing_store_degrades_to_per_process_pacing_with_a_warning(
@@ -317,7 +339,7 @@ async def test_a_failing_store_degrades_to_per_process_pacing_with_a_warning(
     assert caplog.text.count("pacing this process on its own") == 1
 
 
-async def test_a_store_without_the_capability_paces_per_process_with_a_warning(
+async def test_a_store_without_a_budget_paces_per_process_with_a_warning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     class Plain:
@@ -325,6 +347,14 @@ async def test_a_store_without_the_capability_paces_per_process_with_a_warning(
 
     with caplog.at_level(logging.WARNING, "zoom_s2s.ratelimit"):
         lim = limiter(Plain())
-    assert "does not share rate limits" in caplog.text
+    assert "has no rate budget to share" in caplog.text
     await lim.acquire("light", method="GET", path="/users/me")
     assert not lim.shared
+
+
+def test_rate_limit_info_names_the_same_categories_as_rate_limits() -> None:
+    from typing import Literal, get_type_hints
+
+    from zoom_s2s.ratelimit import Category, RateLimitInfo
+
+    assert get_type_hints(RateLimitInfo)["category"] == Literal[get_args(Category)] | None

@@ -4,7 +4,7 @@ Zoom limits REST calls per account (every app and process of it together),
 per category (Light, Medium, Heavy, Resource-intensive) and per plan.
 :class:`RateLimits` says how fast; a :class:`RateLimiter` hands out permits
 from a GCRA bucket per account and category kept in the token manager's
-store (:class:`RateLimitStore`: memory, file, Redis), so the whole fleet
+store (its :class:`~zoom_s2s.stores.RateBudget`), so the whole fleet
 shares one budget; a 429 seen by one process pauses (or, for a daily limit,
 blocks) the others. ``ZoomClient(tokens, rate_limits=RateLimits.for_plan("pro"))``
 is all an application writes.
@@ -14,7 +14,6 @@ from .categories import BUILTIN, CategoryTable, path_shape
 from .headers import RateLimitInfo, rate_limit_info
 from .limiter import RateLimiter, rate_scope
 from .limits import CATEGORIES, PLANS, Category, RateLimits, category_name
-from .store import LocalRateLimitStore, Pause, Permit, RateLimitStore, supports_rate_limits
 
 __all__ = [
     "BUILTIN",
@@ -22,16 +21,11 @@ __all__ = [
     "PLANS",
     "Category",
     "CategoryTable",
-    "LocalRateLimitStore",
-    "Pause",
-    "Permit",
     "RateLimitInfo",
-    "RateLimitStore",
     "RateLimiter",
     "RateLimits",
     "category_name",
     "path_shape",
     "rate_limit_info",
     "rate_scope",
-    "supports_rate_limits",
 ]

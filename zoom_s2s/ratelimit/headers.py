@@ -22,9 +22,8 @@ import re
 import time
 from collections.abc import Mapping
 
-import attrs
-
-from .limits import Category, category_name
+from ..errors import RateLimitInfo
+from .limits import category_name
 
 __all__ = [
     "RateLimitInfo",
@@ -63,28 +62,6 @@ def _count(value: str | None) -> int | None:
         return None
     number = int(value)
     return number if number <= _MAX_NUMBER else None
-
-
-@attrs.frozen
-class RateLimitInfo:
-    """What one answer said about the rate limits (``X-RateLimit-*``); fields absent are ``None``.
-
-    Attributes:
-        category: The category the answer named (``"light"``, ...), if a known one.
-        limit_type: ``"QPS"`` or ``"Daily-limit"`` as sent (at most 32 characters).
-        limit: ``X-RateLimit-Limit``, if a number.
-        remaining: ``X-RateLimit-Remaining``, if a number.
-    """
-
-    category: Category | None = None
-    limit_type: str | None = None
-    limit: int | None = None
-    remaining: int | None = None
-
-    @property
-    def daily(self) -> bool:
-        """Whether the answer says its budget is a daily one (``X-RateLimit-Type: Daily-limit``)."""
-        return (self.limit_type or "").lower() == "daily-limit"
 
 
 def rate_limit_info(headers: Mapping[str, str]) -> RateLimitInfo | None:

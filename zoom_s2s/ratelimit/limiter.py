@@ -7,11 +7,11 @@ What a client does around each request::
     ...send...
     limiter.observe(...)                                        # 429s, headers, learning
 
-Where the budget lives: the token manager's store, if it offers
-:class:`~zoom_s2s.ratelimit.store.RateLimitStore` (memory, file, Redis,
-encrypted over those); otherwise, and whenever that store fails, a
-:class:`~zoom_s2s.ratelimit.store.LocalRateLimitStore` in this process, with
-a warning: pacing degrades to per-process pacing, never to "no requests".
+Where the budget lives: the token manager's store's ``rate_budget``
+(:func:`~zoom_s2s.stores.rate_budget_of`: memory, file, Redis, PostgreSQL,
+encrypted over those); without one, and whenever it fails, a
+:class:`~zoom_s2s.stores.memory.MemoryRateBudget` in this process, with a
+warning: pacing degrades to per-process pacing, never to "no requests".
 """
 
 from __future__ import annotations
@@ -19,13 +19,15 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, TypeVar
 
 from .. import _clock
 from ..errors import ConfigurationError, DailyLimitExceededError, RateLimitedError, StoreError
 from ..models import fingerprint
 from ..oauth import parse_retry_after
+from ..stores.budget import Pause, Permit, RateBudget, rate_budget_of
+from ..stores.memory import MemoryRateBudget
 from .categories import CategoryTable
 from .headers import (
     RateLimitInfo,
@@ -35,7 +37,6 @@ from .headers import (
     rate_limit_info,
 )
 from .limits import Category, RateLimits, category_name
-from .store import LocalRateLimitStore, Pause, Permit, RateLimitStore, supports_rate_limits
 
 if TYPE_CHECKING:
     from ..manager import TokenManager
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
 __all__ = ["RateLimiter", "rate_scope"]
 
 logger = logging.getLogger("zoom_s2s.ratelimit")
+
+_T = TypeVar("_T")
 
 _STORE_RETRY = 5.0  # seconds of per-process pacing after a store error before asking it again
 _RECHECK_AFTER = 0.02  # a caller that slept longer asks whether a pause came meanwhile
@@ -64,7 +67,7 @@ class RateLimiter:
 
     Args:
         limits: The rates.
-        store: The token store (used if it supports rate limits).
+        store: The token store (its rate budget, if it has one, is shared).
         scope: The account's scope (:func:`rate_scope`).
         name: The store's name, for messages.
     """
@@ -74,10 +77,8 @@ class RateLimiter:
         self.scope = scope
         self.categories = CategoryTable(limits.default_category)
         self._name = name or type(store).__name__
-        self._fleet: RateLimitStore | None = (
-            store if supports_rate_limits(store) and isinstance(store, RateLimitStore) else None
-        )
-        self._local = LocalRateLimitStore()
+        self._fleet: RateBudget | None = rate_budget_of(store)
+        self._local = MemoryRateBudget()
         self._fleet_down_until = 0.0  # monotonic
         # Daily limits this process knows of: key -> (monotonic end, reset moment).
         self._blocked: dict[str, tuple[float, dt.datetime]] = {}
@@ -86,7 +87,7 @@ class RateLimiter:
         self.held_back = 0
         if self._fleet is None:
             logger.warning(
-                "token store %s does not share rate limits; each process paces itself "
+                "token store %s has no rate budget to share; each process paces itself "
                 "(the fleet may exceed the account's limits %s)",
                 self._name,
                 "by the number of processes",
@@ -109,7 +110,7 @@ class RateLimiter:
     @property
     def shared(self) -> bool:
         """Whether permits come from the shared store right now (not per-process fallback)."""
-        return self._store() is not self._local
+        return self._budget() is not self._local
 
     # -- keys -----------------------------------------------------------------
 
@@ -350,54 +351,43 @@ class RateLimiter:
                 await self._pause(bucket, interval)
         return info
 
-    # -- the store, or this process when it fails --------------------------------
+    # -- the store's budget, or this process's when it fails --------------------
 
-    def _store(self) -> RateLimitStore:
+    def _budget(self) -> RateBudget:
         if self._fleet is not None and _clock.monotonic() >= self._fleet_down_until:
             return self._fleet
         return self._local
 
-    def _fleet_failed(self, exc: StoreError) -> None:
-        if self._fleet_down_until == 0.0 or _clock.monotonic() >= self._fleet_down_until + 60:
-            logger.warning(
-                "rate limits: %s failed (%s); pacing this process on its own for now (the "
-                "fleet may exceed the account's limits until the store is back)",
-                self._name,
-                exc,
-            )
-        self._fleet_down_until = _clock.monotonic() + _STORE_RETRY
+    async def _on_budget(self, call: Callable[[RateBudget], Awaitable[_T]]) -> _T:
+        """``call`` on the shared budget; on this process's when there is none or it fails."""
+        budget = self._budget()
+        if budget is not self._local:
+            try:
+                return await call(budget)
+            except StoreError as exc:
+                if self._fleet_down_until == 0.0 or (
+                    _clock.monotonic() >= self._fleet_down_until + 60
+                ):
+                    logger.warning(
+                        "rate limits: %s failed (%s); pacing this process on its own for now "
+                        "(the fleet may exceed the account's limits until the store is back)",
+                        self._name,
+                        exc,
+                    )
+                self._fleet_down_until = _clock.monotonic() + _STORE_RETRY
+        return await call(self._local)
 
     async def _take(self, bucket: str, interval: float, budget: float, hold: str) -> Permit:
-        store = self._store()
-        burst = self.limits.burst
-        if store is not self._local:
-            try:
-                return await store.acquire_permit(
-                    bucket, interval=interval, burst=burst, max_wait=budget, hold=hold
-                )
-            except StoreError as exc:
-                self._fleet_failed(exc)
-        return await self._local.acquire_permit(
-            bucket, interval=interval, burst=burst, max_wait=budget, hold=hold
-        )
+        return await self._on_budget(lambda shared: shared.acquire_permit(
+            bucket, interval=interval, burst=self.limits.burst, max_wait=budget, hold=hold
+        ))
 
     async def _pause(self, key: str, seconds: float, *, daily: bool = False) -> None:
-        await self._local.pause(key, seconds, daily=daily)
-        store = self._store()
-        if store is not self._local:
-            try:
-                await store.pause(key, seconds, daily=daily)
-            except StoreError as exc:
-                self._fleet_failed(exc)
+        await self._local.pause(key, seconds, daily=daily)  # this process knows at once
+        await self._on_budget(lambda shared: shared.pause(key, seconds, daily=daily))
 
     async def _paused(self, key: str) -> Pause:
-        store = self._store()
-        if store is not self._local:
-            try:
-                return await store.paused(key)
-            except StoreError as exc:
-                self._fleet_failed(exc)
-        return await self._local.paused(key)
+        return await self._on_budget(lambda shared: shared.paused(key))
 
 
 def _label(category: Category) -> str:

@@ -1,4 +1,4 @@
-"""MemoryTokenStore: a dict and asyncio primitives, for one process."""
+"""MemoryTokenStore and MemoryRateBudget: a dict and asyncio primitives, for one process."""
 
 from __future__ import annotations
 
@@ -11,10 +11,19 @@ import attrs
 from .. import _clock
 from ..errors import ConfigurationError
 from ..models import AccessToken
-from ..ratelimit.store import LocalRateLimitStore, Pause, Permit
-from .base import BaseTokenStore, FailureRecord, LockLease, new_owner
+from .base import BaseTokenStore, FailureRecord, LockAttempt, LockLease, StoreState, new_owner
+from .budget import (
+    Bucket,
+    Pause,
+    Permit,
+    RateBudget,
+    idle,
+    pause_bucket,
+    paused_bucket,
+    take_permit,
+)
 
-__all__ = ["MemoryTokenStore"]
+__all__ = ["MemoryRateBudget", "MemoryTokenStore"]
 
 
 @attrs.define
@@ -45,7 +54,8 @@ class MemoryTokenStore(BaseTokenStore):
 
     def __init__(self) -> None:
         self._slots: dict[str, _Slot] = {}
-        self._rates = LocalRateLimitStore()  # the RateLimitStore capability
+        #: The rate budget of this process (the memory store shares nothing further).
+        self.rate_budget = MemoryRateBudget()
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> MemoryTokenStore:
@@ -79,35 +89,45 @@ class MemoryTokenStore(BaseTokenStore):
     def _lock_held(self, slot: _Slot) -> bool:
         return slot.lock_owner is not None and _clock.monotonic() < slot.lock_deadline
 
-    async def read(self, key: str) -> AccessToken | None:
-        slot = self._slots.get(key)
-        if slot is None or slot.token is None:
-            return None
-        left = slot.token_until - _clock.monotonic()
-        if left <= 0:
-            slot.token = None
-            return None
+    def _state(self, slot: _Slot | None) -> StoreState:
+        if slot is None:
+            return StoreState()
+        now = _clock.monotonic()
         token = slot.token
-        # Never later than the writer recorded; earlier if the wall clock stepped.
-        expires_at = min(token.expires_at, _clock.wall() + left)
-        if expires_at == token.expires_at:
-            return token
-        return attrs.evolve(token, expires_at=expires_at)
+        if token is not None:
+            left = slot.token_until - now
+            if left <= 0:
+                token = slot.token = None
+            else:
+                # Never later than the writer recorded; earlier if the wall clock stepped.
+                expires_at = min(token.expires_at, _clock.wall() + left)
+                if expires_at != token.expires_at:
+                    token = attrs.evolve(token, expires_at=expires_at)
+        failure = slot.failure
+        if failure is not None and slot.failure_until <= now:
+            failure = slot.failure = None
+        elif failure is not None:
+            failure = failure.aged(now - slot.failure_written)
+        return StoreState(token, failure)
 
-    async def acquire_lock(self, key: str, *, ttl: float) -> LockLease | None:
+    async def read(self, key: str) -> StoreState:
+        return self._state(self._slots.get(key))
+
+    async def acquire_lock(self, key: str, *, ttl: float) -> LockAttempt:
         acquired_at = _clock.monotonic()
         slot = self._slot(key)
         if self._lock_held(slot):
-            return None
+            return LockAttempt(None, self._state(slot))
         owner = new_owner()
         slot.lock_owner = owner
         slot.lock_deadline = acquired_at + ttl
         slot.issued = max(slot.issued, slot.generation) + 1
-        return LockLease(
+        lease = LockLease(
             key=key, owner=owner, generation=slot.issued, ttl=ttl, acquired_at=acquired_at
         )
+        return LockAttempt(lease, self._state(slot))
 
-    async def write(self, lease: LockLease, token: AccessToken) -> bool:
+    async def write(self, lease: LockLease, token: AccessToken, *, release: bool = False) -> bool:
         slot = self._slot(lease.key)
         if lease.generation < slot.generation:
             return False
@@ -117,6 +137,8 @@ class MemoryTokenStore(BaseTokenStore):
         slot.token = token if left > 0 else None
         slot.token_until = _clock.monotonic() + left
         slot.failure = None
+        if release and slot.lock_owner == lease.owner:
+            slot.lock_owner = None
         self._notify(slot)
         return True
 
@@ -157,34 +179,51 @@ class MemoryTokenStore(BaseTokenStore):
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(event.wait(), wait)
 
-    async def read_failure(self, key: str) -> FailureRecord | None:
-        slot = self._slots.get(key)
-        now = _clock.monotonic()
-        if slot is None or slot.failure is None or slot.failure_until <= now:
-            return None
-        return slot.failure.aged(now - slot.failure_written)
-
-    # -- rate limits (zoom_s2s.ratelimit.RateLimitStore): this process only --------
-
-    async def acquire_permit(
-        self,
-        key: str,
-        *,
-        interval: float,
-        burst: int,
-        max_wait: float,
-        hold: str | None = None,
-    ) -> Permit:
-        return await self._rates.acquire_permit(
-            key, interval=interval, burst=burst, max_wait=max_wait, hold=hold
-        )
-
-    async def pause(self, key: str, seconds: float, *, daily: bool = False) -> None:
-        await self._rates.pause(key, seconds, daily=daily)
-
-    async def paused(self, key: str) -> Pause:
-        return await self._rates.paused(key)
 
     async def aclose(self) -> None:
         self._slots.clear()
-        self._rates.clear()
+        self.rate_budget.clear()
+
+
+class MemoryRateBudget(RateBudget):
+    """A :class:`~zoom_s2s.stores.budget.RateBudget` in this process's memory (monotonic clock).
+
+    The memory store's budget, and every process's fallback when its shared
+    budget fails or its store has none: it paces this process only.
+    """
+
+    _SWEEP_AT = 10_000
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._buckets: dict[str, Bucket] = {}
+
+    def _bucket(self, key: str, now: float) -> Bucket:
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= self._SWEEP_AT:
+                self._buckets = {k: b for k, b in self._buckets.items() if not idle(b, now)}
+            bucket = self._buckets[key] = Bucket()
+        return bucket
+
+    async def _acquire(
+        self, key: str, interval: float, burst: int, max_wait: float, hold: str | None
+    ) -> Permit:
+        now = _clock.monotonic()
+        held = None if hold is None else self._buckets.get(hold)
+        return take_permit(
+            self._bucket(key, now), now, interval=interval, burst=burst, max_wait=max_wait,
+            hold=held,
+        )
+
+    async def _pause(self, key: str, seconds: float, daily: bool) -> None:
+        now = _clock.monotonic()
+        pause_bucket(self._bucket(key, now), now, seconds, daily=daily)
+
+    async def _paused(self, key: str) -> Pause:
+        bucket = self._buckets.get(key)
+        return Pause() if bucket is None else paused_bucket(bucket, _clock.monotonic())
+
+    def clear(self) -> None:
+        """Forget every bucket."""
+        self._buckets.clear()

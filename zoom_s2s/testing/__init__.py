@@ -6,7 +6,8 @@
   are its accounts and Marketplace apps (many at once); :class:`FakeRateLimits`
   makes it enforce Zoom's rate limits (``FakeZoom(rate_limits=...)``).
 * :class:`StoreContract`: the contract suite every :class:`~zoom_s2s.TokenStore`
-  must pass (needs pytest and pytest-asyncio; imported on first use).
+  must pass, and :class:`RateBudgetContract` the one for a store's rate budget
+  (need pytest and pytest-asyncio; imported on first use).
 * ``fake_zoom``: a pytest fixture serving a :class:`FakeZoom` (auto-registered plugin).
 """
 
@@ -18,6 +19,7 @@ from ._fake_ratelimit import FakeRateLimits
 from .fake_zoom import FakeAccount, FakeApp, FakeZoom, Fault
 
 if TYPE_CHECKING:
+    from .budget_contract import RateBudgetContract
     from .contract import StoreContract
 
 __all__ = [
@@ -26,16 +28,18 @@ __all__ = [
     "FakeRateLimits",
     "FakeZoom",
     "Fault",
+    "RateBudgetContract",
     "StoreContract",
 ]
 
 _LAZY = {
     "StoreContract": ".contract",
+    "RateBudgetContract": ".budget_contract",
 }
 
 
 def __getattr__(name: str) -> Any:
-    # StoreContract needs pytest: import it only when asked for.
+    # The contracts need pytest: import them only when asked for.
     if name in _LAZY:
         import importlib
 

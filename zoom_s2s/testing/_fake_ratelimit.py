@@ -33,13 +33,12 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import attrs
 from aiohttp import web
 
-if TYPE_CHECKING:
-    from .fake_zoom import ApiCall
+from ._fake_state import ApiCall
 
 __all__ = ["PRO_QPS", "Arrival", "FakeRateLimits"]
 

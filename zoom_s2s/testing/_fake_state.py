@@ -1,4 +1,4 @@
-"""What a :class:`~zoom_s2s.testing.FakeZoom` knows: accounts, apps, issued tokens, page cursors.
+"""What a :class:`~zoom_s2s.testing.FakeZoom` knows: accounts, apps, tokens, cursors, API calls.
 
 Kept apart from the HTTP layer so that the routes stay short and a later layer
 (per-account rate limits) can read the same state.
@@ -11,14 +11,18 @@ import datetime as dt
 import secrets
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
 from ..models import Credentials
 
+if TYPE_CHECKING:
+    from aiohttp import web
+
 __all__ = [
     "SAMPLE_USER",
+    "ApiCall",
     "AppKind",
     "FakeAccount",
     "FakeApp",
@@ -216,3 +220,24 @@ class FakeStats:
 def public_copy(users: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Deep copies, so that a caller changing an answer does not change the fake."""
     return [copy.deepcopy(dict(user)) for user in users]
+
+
+@attrs.define
+class ApiCall:
+    """One authenticated ``/v2`` request, as the hooks in :attr:`FakeZoom.api_hooks` see it.
+
+    Attributes:
+        request: The aiohttp request.
+        route: ``"GET /v2/users/{user_id}"``: method and route pattern.
+        category: Zoom's rate-limit category of the route (``"Light"``, ...).
+        app: The app whose token was sent.
+        account: The account the call acts in.
+        headers: Headers to add to the answer (a hook may add its own).
+    """
+
+    request: web.Request
+    route: str
+    category: str
+    app: FakeApp
+    account: FakeAccount
+    headers: dict[str, str] = attrs.field(factory=dict)

@@ -65,6 +65,7 @@ from ._fake_ratelimit import FakeRateLimits
 from ._fake_state import (
     APP_KINDS,
     SAMPLE_USER,
+    ApiCall,
     AppKind,
     FakeAccount,
     FakeApp,
@@ -133,27 +134,6 @@ class Fault:
     def missing_scopes(cls, *scopes: str, status: int = 400, code: int = 4711) -> Fault:
         """A scope error: code 4711 names ``scopes``; code 4700 names none."""
         return cls(status=status, body={"code": code, "message": _scopes_message(scopes)})
-
-
-@attrs.define
-class ApiCall:
-    """One authenticated ``/v2`` request, as the hooks in :attr:`FakeZoom.api_hooks` see it.
-
-    Attributes:
-        request: The aiohttp request.
-        route: ``"GET /v2/users/{user_id}"``: method and route pattern.
-        category: Zoom's rate-limit category of the route (``"Light"``, ...).
-        app: The app whose token was sent.
-        account: The account the call acts in.
-        headers: Headers to add to the answer (a hook may add its own).
-    """
-
-    request: web.Request
-    route: str
-    category: str
-    app: FakeApp
-    account: FakeAccount
-    headers: dict[str, str] = attrs.field(factory=dict)
 
 
 ApiHook = Callable[[ApiCall], Awaitable[web.StreamResponse | None]]

@@ -9,13 +9,14 @@ import sys
 
 import pytest
 
-from zoom_s2s import ConfigurationError, StoreUnavailableError, store_from_url
+from zoom_s2s import store_from_url
+from zoom_s2s.errors import ConfigurationError, StoreUnavailableError
 from zoom_s2s.stores import PostgresTokenStore
 from zoom_s2s.stores.postgres import grants_sql, schema_sql
 
 
 def test_importing_zoom_s2s_does_not_import_asyncpg() -> None:
-    import zoom_s2s.stores.postgres as module
+    import zoom_s2s.stores.postgres.store as module
 
     assert "asyncpg" not in module.__dict__
     assert not any(name == "asyncpg" for name in vars(module))

@@ -1,10 +1,12 @@
-"""The optional store capability behind fleet-wide pacing: :class:`RateLimitStore`.
+"""The rate budget: a store's optional capability to pace a fleet's Zoom API calls.
 
-A token store that also implements these three methods shares the rate
-budget of an account between every process that uses it (the memory, file
-and Redis stores do; :class:`~zoom_s2s.EncryptedTokenStore` passes them
-through). A store without them still works: the limiter then paces each
-process on its own, with a warning.
+A backend that can share an account's budget between processes gives its
+token store a ``rate_budget`` (a :class:`RateBudget`: memory, file, Redis,
+PostgreSQL); :func:`rate_budget_of` finds it, through wrappers such as
+:class:`~zoom_s2s.EncryptedTokenStore`. A store without one still works: the
+limiter then paces each process on its own, with a warning. Backends
+subclass :class:`RateBudget`; ``zoom_s2s.testing.RateBudgetContract`` is
+their test suite (``docs/stores.rst``).
 
 The algorithm is GCRA (the generic cell rate algorithm; a token bucket kept
 as one number): per *bucket* the store keeps the theoretical arrival time
@@ -25,7 +27,7 @@ Keys are ``<scope>.<name>`` (``[A-Za-z0-9_-]``, dot-separated): the scope is
 the account. Keys of one scope may be used in one call (``hold``), so a
 sharded store keeps a scope on one shard (Redis: one hash tag).
 
-Time is the store's own clock (Redis ``TIME``; one host's monotonic clock for
+Time is the backend's own clock (Redis ``TIME``; one host's monotonic clock for
 the file and memory stores): the clocks of the hosts that share a bucket
 never matter. State read back is bounded like any shared input: a ``tat``
 or pause more than :data:`MAX_AHEAD` seconds away is corrupt and ignored.
@@ -33,33 +35,33 @@ or pause more than :data:`MAX_AHEAD` seconds away is corrupt and ignored.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
-from typing import Protocol, runtime_checkable
+from collections.abc import Iterator
+from typing import Protocol
 
 import attrs
 
-from .. import _clock
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, StoreError, ZoomS2SError
 
 __all__ = [
     "MAX_AHEAD",
     "MAX_PAUSE",
     "Bucket",
-    "LocalRateLimitStore",
     "Pause",
     "Permit",
-    "RateLimitStore",
+    "RateBudget",
     "check_key",
-    "check_permit_args",
+    "idle",
     "pause_bucket",
     "paused_bucket",
-    "supports_rate_limits",
+    "rate_budget_of",
     "take_permit",
 ]
 
 MAX_PAUSE = 86_400.0 + 60.0
-"""Longest pause a store accepts, seconds: a daily limit resets within a day."""
+"""Longest pause a budget accepts, seconds: a daily limit resets within a day."""
 
 MAX_AHEAD = MAX_PAUSE + 3_600.0
 """State further ahead than this (seconds) is corrupt (or from before a reboot): ignored."""
@@ -84,7 +86,7 @@ def check_key(key: str) -> str:
     return key.split(".", 1)[0]
 
 
-def check_permit_args(key: str, interval: float, burst: int, max_wait: float) -> None:
+def _check_permit_args(key: str, interval: float, burst: int, max_wait: float) -> None:
     """Raise :class:`ConfigurationError` unless the arguments of a permit are in range."""
     check_key(key)
     if not (isinstance(interval, (int, float)) and math.isfinite(interval)
@@ -97,7 +99,7 @@ def check_permit_args(key: str, interval: float, burst: int, max_wait: float) ->
         raise ConfigurationError(f"max_wait must be 0 to 86400 s, got {max_wait!r}")
 
 
-def check_pause(seconds: float) -> float:
+def _check_pause(seconds: float) -> float:
     """``seconds`` bounded to ``[0, MAX_PAUSE]``; raise for a non-number."""
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or math.isnan(seconds):
         raise ConfigurationError(f"a pause is a number of seconds, got {seconds!r}")
@@ -106,7 +108,7 @@ def check_pause(seconds: float) -> float:
 
 @attrs.frozen
 class Permit:
-    """The answer to one :meth:`RateLimitStore.acquire_permit`.
+    """The answer to one :meth:`RateBudget.acquire_permit`.
 
     Attributes:
         wait: Seconds from now until the slot; when not granted, until the
@@ -124,7 +126,7 @@ class Permit:
 
 @attrs.frozen
 class Pause:
-    """The answer to :meth:`RateLimitStore.paused`.
+    """The answer to :meth:`RateBudget.paused`.
 
     Attributes:
         left: Seconds until the pause ends (0: not paused).
@@ -137,9 +139,29 @@ class Pause:
     shift: float = 0.0
 
 
-@runtime_checkable
-class RateLimitStore(Protocol):
-    """What a store offers to share an account's rate budget (optional capability)."""
+class _Translator(Protocol):
+    """What turns a backend's exceptions into :class:`~zoom_s2s.StoreError`: its token store."""
+
+    @property
+    def backend_errors(self) -> tuple[type[BaseException], ...]: ...
+
+    def translate_error(self, exc: BaseException, action: str) -> StoreError: ...
+
+
+class RateBudget:
+    """An account's rate budget shared through a backend: what the limiter asks of a store.
+
+    A backend subclasses it and implements :meth:`_acquire`, :meth:`_pause` and
+    :meth:`_paused`, which get checked arguments; an exception of its store's
+    ``backend_errors`` becomes the store's :class:`~zoom_s2s.StoreError`
+    (:meth:`~zoom_s2s.stores.BaseTokenStore.translate_error`), as for tokens.
+
+    Args:
+        store: The token store whose backend keeps the budget (``None``: in memory).
+    """
+
+    def __init__(self, store: _Translator | None = None) -> None:
+        self._store = store
 
     async def acquire_permit(
         self,
@@ -150,7 +172,7 @@ class RateLimitStore(Protocol):
         max_wait: float,
         hold: str | None = None,
     ) -> Permit:
-        """Reserve the next slot of bucket ``key``, atomically, by the store's clock.
+        """Reserve the next slot of bucket ``key``, atomically, by the backend's clock.
 
         Args:
             key: ``<scope>.<bucket>``.
@@ -160,29 +182,62 @@ class RateLimitStore(Protocol):
             hold: Another key of the same scope: while it is paused, nothing
                 is granted (per-user daily limits).
         """
-        ...
+        _check_permit_args(key, interval, burst, max_wait)
+        if hold is not None and check_key(hold) != check_key(key):
+            raise ConfigurationError(f"hold {hold!r} is not in the scope of {key!r}")
+        with self._translated("taking a rate-limit permit"):
+            return await self._acquire(key, interval, burst, max_wait, hold)
 
     async def pause(self, key: str, seconds: float, *, daily: bool = False) -> None:
-        """Grant no slot of ``key`` for ``seconds`` (by the store's clock); only ever extends.
+        """Grant no slot of ``key`` for ``seconds`` (by the backend's clock); only ever extends.
 
         A non-daily pause also shifts the reservations already made by its length.
         """
-        ...
+        check_key(key)
+        span = _check_pause(seconds)
+        with self._translated("pausing a rate-limit bucket"):
+            await self._pause(key, span, bool(daily))
 
     async def paused(self, key: str) -> Pause:
         """Whether ``key`` is paused, for how long, and its cumulative shift."""
-        ...
+        check_key(key)
+        with self._translated("reading a rate-limit pause"):
+            return await self._paused(key)
+
+    @contextlib.contextmanager
+    def _translated(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except ZoomS2SError:
+            raise
+        except Exception as exc:
+            if self._store is None or not isinstance(exc, self._store.backend_errors):
+                raise
+            raise self._store.translate_error(exc, action) from exc
+
+    async def _acquire(
+        self, key: str, interval: float, burst: int, max_wait: float, hold: str | None
+    ) -> Permit:
+        raise NotImplementedError
+
+    async def _pause(self, key: str, seconds: float, daily: bool) -> None:
+        raise NotImplementedError
+
+    async def _paused(self, key: str) -> Pause:
+        raise NotImplementedError
 
 
-def supports_rate_limits(store: object) -> bool:
-    """Whether ``store`` shares rate limits (a wrapper answers for what it wraps)."""
-    flag = getattr(store, "supports_rate_limits", None)
-    if isinstance(flag, bool):
-        return flag
-    return isinstance(store, RateLimitStore)
+def rate_budget_of(store: object) -> RateBudget | None:
+    """The budget ``store`` provides (its ``rate_budget``), or a wrapped store's (``inner``)."""
+    while store is not None:
+        budget = getattr(store, "rate_budget", None)
+        if isinstance(budget, RateBudget):
+            return budget
+        store = getattr(store, "inner", None)
+    return None
 
 
-# -- the algorithm, for the stores that run it in Python ----------------------------
+# -- the algorithm, for the budgets that run it in Python ---------------------------
 
 
 @attrs.define
@@ -249,58 +304,3 @@ def paused_bucket(bucket: Bucket, now: float) -> Pause:
 def idle(bucket: Bucket, now: float) -> bool:
     """Whether ``bucket`` holds nothing any more (may be forgotten)."""
     return bucket.tat <= now and bucket.until <= now
-
-
-class LocalRateLimitStore:
-    """A :class:`RateLimitStore` in this process's memory (monotonic clock).
-
-    The memory store's rate limits, and every process's fallback when its
-    shared store fails or has no rate limits: it paces this process only.
-    """
-
-    _SWEEP_AT = 10_000
-
-    def __init__(self) -> None:
-        self._buckets: dict[str, Bucket] = {}
-
-    def _bucket(self, key: str, now: float) -> Bucket:
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            if len(self._buckets) >= self._SWEEP_AT:
-                self._buckets = {k: b for k, b in self._buckets.items() if not idle(b, now)}
-            bucket = self._buckets[key] = Bucket()
-        return bucket
-
-    async def acquire_permit(
-        self,
-        key: str,
-        *,
-        interval: float,
-        burst: int,
-        max_wait: float,
-        hold: str | None = None,
-    ) -> Permit:
-        check_permit_args(key, interval, burst, max_wait)
-        now = _clock.monotonic()
-        held = None
-        if hold is not None:
-            check_key(hold)
-            held = self._buckets.get(hold)
-        return take_permit(
-            self._bucket(key, now), now, interval=interval, burst=burst, max_wait=max_wait,
-            hold=held,
-        )
-
-    async def pause(self, key: str, seconds: float, *, daily: bool = False) -> None:
-        check_key(key)
-        now = _clock.monotonic()
-        pause_bucket(self._bucket(key, now), now, check_pause(seconds), daily=daily)
-
-    async def paused(self, key: str) -> Pause:
-        check_key(key)
-        bucket = self._buckets.get(key)
-        return Pause() if bucket is None else paused_bucket(bucket, _clock.monotonic())
-
-    def clear(self) -> None:
-        """Forget every bucket."""
-        self._buckets.clear()

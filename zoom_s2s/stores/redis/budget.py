@@ -1,6 +1,6 @@
-"""The rate-limit capability of :class:`~zoom_s2s.stores.redis.RedisTokenStore`.
+"""RedisRateBudget: the rate budget of :class:`~zoom_s2s.stores.redis.RedisTokenStore`.
 
-A bucket key ``<scope>.<name>`` (``zoom_s2s.ratelimit.store``) lives at::
+A bucket key ``<scope>.<name>`` (``zoom_s2s.stores.budget``) lives at::
 
     <prefix>:{<scope>}:rate:<name>   HASH {tat, until, daily, shift}, µs of Redis's clock,
                                      PEXPIRE = until the state no longer matters
@@ -9,7 +9,7 @@ Every key of one scope (an account) shares the hash tag ``{<scope>}``, so the
 scripts, which may touch a bucket and a hold together, run on one Cluster
 slot. Each permit is one script (one round trip): GCRA on Redis's own clock
 (``TIME``), so the clocks of the hosts never matter. The scripts follow the
-rules of ``_redis_scripts``: arguments are checked before the first write,
+rules of ``zoom_s2s.stores.redis.scripts``: arguments are checked before the first write,
 and state read back is bounded (a ``tat`` or pause further ahead than
 ``MAX_AHEAD`` is ignored), so a planted value cannot stall the fleet for
 longer than a day.
@@ -20,22 +20,17 @@ Beyond the token scripts' commands they call ``TIME`` (:data:`RATE_COMMANDS`).
 from __future__ import annotations
 
 import math
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from ..ratelimit.store import (
-    MAX_AHEAD,
-    Pause,
-    Permit,
-    check_key,
-    check_pause,
-    check_permit_args,
-)
+from ..base import BaseTokenStore
+from ..budget import MAX_AHEAD, Pause, Permit, RateBudget, check_key
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.asyncio.cluster import RedisCluster
 
-__all__ = ["PAUSED_SCRIPT", "PAUSE_SCRIPT", "PERMIT_SCRIPT", "RATE_COMMANDS", "RateScripts"]
+__all__ = ["PAUSED_SCRIPT", "PAUSE_SCRIPT", "PERMIT_SCRIPT", "RATE_COMMANDS", "RedisRateBudget"]
 
 RATE_COMMANDS = ("TIME",)
 """Commands the rate-limit scripts call beyond the token scripts' (for the ACL)."""
@@ -132,30 +127,42 @@ return {left, (daily and left > 0) and 1 or 0, shift}
 )
 
 
-class RateScripts:
-    """The three scripts, registered on one client, and the key layout."""
+class RedisRateBudget(RateBudget):
+    """The three scripts, registered on the store's client, and the key layout.
 
-    def __init__(self, client: Redis | RedisCluster, prefix: str) -> None:
+    Args:
+        store: The Redis store (its errors, and ``ready`` before the first command).
+        client: Its client.
+        prefix: Its key prefix.
+        ready: Awaited before each script (a Cluster client learns its slots once).
+    """
+
+    def __init__(
+        self,
+        store: BaseTokenStore,
+        client: Redis | RedisCluster,
+        prefix: str,
+        ready: Callable[[], Awaitable[None]],
+    ) -> None:
+        super().__init__(store)
         self._prefix = prefix
+        self._ready = ready
         self._permit = client.register_script(PERMIT_SCRIPT)
-        self._pause = client.register_script(PAUSE_SCRIPT)
-        self._paused = client.register_script(PAUSED_SCRIPT)
+        self._pause_script = client.register_script(PAUSE_SCRIPT)
+        self._paused_script = client.register_script(PAUSED_SCRIPT)
 
     def key(self, key: str) -> str:
         """The Redis key of bucket ``key`` (hash tag: its scope)."""
         scope = check_key(key)
         return f"{self._prefix}:{{{scope}}}:rate:{key[len(scope) + 1:]}"
 
-    async def acquire_permit(
-        self, key: str, *, interval: float, burst: int, max_wait: float, hold: str | None
+    async def _acquire(
+        self, key: str, interval: float, burst: int, max_wait: float, hold: str | None
     ) -> Permit:
-        check_permit_args(key, interval, burst, max_wait)
+        """One script, one round trip: GCRA on Redis's clock (``TIME``)."""
         bucket = self.key(key)
         held = bucket if hold is None else self.key(hold)
-        if hold is not None and check_key(hold) != check_key(key):
-            from ..errors import ConfigurationError
-
-            raise ConfigurationError(f"hold {hold!r} is not in the scope of {key!r}")
+        await self._ready()
         reply: Any = await self._permit(
             keys=[bucket, held],
             args=[max(1, round(interval * _US)), burst, math.floor(max_wait * _US)],
@@ -163,11 +170,14 @@ class RateScripts:
         wait, granted, shift = (int(value) for value in reply)
         return Permit(wait / _US, bool(granted), shift / _US)
 
-    async def pause(self, key: str, seconds: float, *, daily: bool) -> None:
-        span = math.ceil(check_pause(seconds) * _US)
-        await self._pause(keys=[self.key(key)], args=[span, "1" if daily else "0"])
+    async def _pause(self, key: str, seconds: float, daily: bool) -> None:
+        await self._ready()
+        await self._pause_script(
+            keys=[self.key(key)], args=[math.ceil(seconds * _US), "1" if daily else "0"]
+        )
 
-    async def paused(self, key: str) -> Pause:
-        reply: Any = await self._paused(keys=[self.key(key)])
+    async def _paused(self, key: str) -> Pause:
+        await self._ready()
+        reply: Any = await self._paused_script(keys=[self.key(key)])
         left, daily, shift = (int(value) for value in reply)
         return Pause(left / _US, bool(daily), shift / _US)

@@ -2,7 +2,7 @@
 
 For deployments that run PostgreSQL and no Redis. The store gives the same
 guarantees as :class:`~zoom_s2s.stores.redis.RedisTokenStore`, with
-PostgreSQL's own tools (the SQL lives in :mod:`zoom_s2s.stores._postgres_sql`):
+PostgreSQL's own tools (the SQL lives in :mod:`zoom_s2s.stores.postgres.sql`):
 
 * One row per store key in ``<schema>.entries``; every operation is *one*
   statement on that row, atomic by itself. Taking the lock also takes the
@@ -25,10 +25,10 @@ PostgreSQL's own tools (the SQL lives in :mod:`zoom_s2s.stores._postgres_sql`):
   lock, write or delete a token call ``pg_notify`` in their ``RETURNING``
   list, so a notification is sent exactly when the row changed, at commit.
   One listening connection per store; commands go through a connection pool.
-* Rate limits (:class:`~zoom_s2s.ratelimit.RateLimitStore`): one row per
+* The rate budget (:attr:`PostgresTokenStore.rate_budget`): one row per
   bucket in ``<schema>.rates``, one ``INSERT ... ON CONFLICT DO UPDATE ...
   RETURNING`` per permit, GCRA on the database's clock
-  (:mod:`zoom_s2s.stores._postgres_ratelimit`), so the whole fleet shares
+  (:mod:`zoom_s2s.stores.postgres.budget`), so the whole fleet shares
   an account's budget as on Redis.
 
 Why asyncpg
@@ -65,37 +65,38 @@ import importlib
 import inspect
 import logging
 import math
-import time
 import urllib.parse
 from types import ModuleType
 from typing import Any
 
 import attrs
 
-from .._redact import secret_forms
-from ..errors import (
+from ... import _clock
+from ..._redact import secret_forms
+from ...errors import (
     ConfigurationError,
     StoreError,
     StoreUnavailableError,
     UsageError,
     ZoomS2SError,
 )
-from ..models import MAX_TOKEN_LIFETIME, AccessToken
-from ..ratelimit.store import Pause, Permit
-from ._postgres_listener import ChangeListener
-from ._postgres_ratelimit import RateStatements
-from ._postgres_sql import SCHEMA_VERSION, UPGRADABLE, Statements, quote_schema
-from ._postgres_sql import schema_sql as _schema_sql
-from .base import (
+from ...models import MAX_TOKEN_LIFETIME, AccessToken
+from ..base import (
     BaseTokenStore,
     FailureRecord,
+    LockAttempt,
     LockLease,
+    StoreState,
     bounded_token,
     encode_record,
     new_owner,
     seconds_to_keep,
 )
-from .url import check_ports, redact_url, url_secrets
+from ..url import check_ports, redact_url, url_secrets
+from .budget import PostgresRateBudget
+from .listener import ChangeListener
+from .sql import SCHEMA_VERSION, Statements, quote_schema
+from .sql import schema_sql as _schema_sql
 
 __all__ = ["MAX_TOKEN_LIFETIME", "PostgresTokenStore", "grants_sql", "schema_sql"]
 
@@ -260,7 +261,8 @@ class PostgresTokenStore(BaseTokenStore):
         self._dsn = dsn
         self._schema = schema
         self._sql = Statements(schema)
-        self._rates = RateStatements(schema)  # the RateLimitStore capability
+        #: The fleet's rate budgets, one row per bucket in ``<schema>.rates``.
+        self.rate_budget = PostgresRateBudget(self, schema, self._ready)
         self._pool_size = pool_size
         self._timeouts = _Timeouts(float(connect_timeout), float(command_timeout))
         settings = dict(connect_options.pop("server_settings", None) or {})
@@ -431,14 +433,9 @@ class PostgresTokenStore(BaseTokenStore):
             version = await pool.fetchval(self._sql.version)
         except (errors.UndefinedTableError, errors.InvalidSchemaNameError):
             version = None
-        if version is None or str(version) in UPGRADABLE:
+        if version is None:
             await self._create_schema(pool)
-            self._schema_done = (
-                f"created schema {self._schema!r} at version {SCHEMA_VERSION}"
-                if version is None
-                else f"upgraded schema {self._schema!r} from version {version} to "
-                f"{SCHEMA_VERSION}"
-            )
+            self._schema_done = f"created schema {self._schema!r} at version {SCHEMA_VERSION}"
             version = await pool.fetchval(self._sql.version)
         if str(version) != str(SCHEMA_VERSION):
             raise StoreError(
@@ -449,8 +446,8 @@ class PostgresTokenStore(BaseTokenStore):
             )
 
     async def _create_schema(self, pool: Any) -> None:
-        """Create the schema, or upgrade an older version in place (``schema_sql()``)."""
-        logger.info("creating or upgrading schema %s in %s", self._schema, self._name)
+        """Create the schema (``schema_sql()``)."""
+        logger.info("creating schema %s in %s", self._schema, self._name)
         async with pool.acquire() as connection, connection.transaction():
             # Processes starting together would race on CREATE ... IF NOT EXISTS.
             await connection.execute(
@@ -481,19 +478,34 @@ class PostgresTokenStore(BaseTokenStore):
 
     # -- tokens ---------------------------------------------------------------
 
-    async def read(self, key: str) -> AccessToken | None:
+    def _state(self, key: str, row: Any) -> StoreState:
+        """The :class:`StoreState` of a row of the ``read`` or ``acquire`` statement."""
+        if row is None:
+            return StoreState()
+        token = failure = None
+        if row["token_data"] is not None:
+            token = bounded_token(
+                bytes(row["token_data"]), float(row["left_s"]), store=self._name,
+                where=f"key {key}", log=logger,
+            )
+        if row["failure_data"] is not None:
+            try:
+                failure = FailureRecord.from_json(
+                    bytes(row["failure_data"]), age=float(row["age"])
+                )
+            except ValueError as exc:
+                logger.warning("ignoring a corrupt failure record for key %s in %s (%s)",
+                               key, self._name, exc)
+        return StoreState(token, failure)
+
+    async def read(self, key: str) -> StoreState:
+        """The token and the failure record, in one statement."""
         self._check_key(key)
         pool = await self._ready()
-        row = await pool.fetchrow(self._sql.read, key)
-        if row is None:
-            return None
-        data, left = row["token_data"], float(row["left_s"])
-        return bounded_token(
-            bytes(data), left, store=self._name, where=f"key {key}", log=logger
-        )
+        return self._state(key, await pool.fetchrow(self._sql.read, key))
 
-    async def write(self, lease: LockLease, token: AccessToken) -> bool:
-        """Store ``token`` under ``lease``'s generation (one statement).
+    async def write(self, lease: LockLease, token: AccessToken, *, release: bool = False) -> bool:
+        """Store ``token`` under ``lease``'s generation, and release if asked (one statement).
 
         Raises:
             StoreError: ``token`` claims to live longer than
@@ -511,6 +523,7 @@ class PostgresTokenStore(BaseTokenStore):
             encode_record(token, lease.generation) if alive else None,
             max(0.0, left),
             self._sql.channel,
+            lease.owner if release else None,
         )
         if row is None:
             logger.debug("refused stale write of token %s for %s (generation %d)",
@@ -525,8 +538,8 @@ class PostgresTokenStore(BaseTokenStore):
 
     # -- the lock -------------------------------------------------------------
 
-    async def acquire_lock(self, key: str, *, ttl: float) -> LockLease | None:
-        """Take the lock and a fencing generation in one statement.
+    async def acquire_lock(self, key: str, *, ttl: float) -> LockAttempt:
+        """Take the lock and a fencing generation, and read the state, in one statement.
 
         Raises:
             ConfigurationError: ``ttl`` is not a positive number of at most a day.
@@ -540,13 +553,16 @@ class PostgresTokenStore(BaseTokenStore):
             raise ConfigurationError(f"lock ttl must be > 0 and <= 86400 seconds, got {ttl!r}")
         owner = new_owner()  # one per acquisition, never shared between coroutines
         pool = await self._ready()
-        acquired_at = time.monotonic()
-        generation = await pool.fetchval(self._sql.acquire, key, owner, float(ttl))
-        if generation is None:
-            return None
-        return LockLease(
-            key=key, owner=owner, generation=int(generation), ttl=ttl, acquired_at=acquired_at
+        acquired_at = _clock.monotonic()
+        row = await pool.fetchrow(self._sql.acquire, key, owner, float(ttl))
+        state = self._state(key, row)
+        if row is None or row["generation"] is None:
+            return LockAttempt(None, state)
+        lease = LockLease(
+            key=key, owner=owner, generation=int(row["generation"]), ttl=ttl,
+            acquired_at=acquired_at,
         )
+        return LockAttempt(lease, state)
 
     async def release_lock(self, lease: LockLease) -> bool:
         self._check_key(lease.key)
@@ -604,40 +620,6 @@ class PostgresTokenStore(BaseTokenStore):
             logger.debug("ignored a stale failure record for %s (generation %d)",
                          lease.key, lease.generation)
 
-    async def read_failure(self, key: str) -> FailureRecord | None:
-        self._check_key(key)
-        pool = await self._ready()
-        row = await pool.fetchrow(self._sql.read_failure, key)
-        if row is None:
-            return None
-        try:
-            return FailureRecord.from_json(bytes(row["failure_data"]), age=float(row["age"]))
-        except ValueError as exc:
-            logger.warning("ignoring a corrupt failure record for key %s in %s (%s)",
-                           key, self._name, exc)
-            return None
-
-    # -- rate limits (zoom_s2s.ratelimit.RateLimitStore; see _postgres_ratelimit) ----
-
-    async def acquire_permit(
-        self,
-        key: str,
-        *,
-        interval: float,
-        burst: int,
-        max_wait: float,
-        hold: str | None = None,
-    ) -> Permit:
-        """One statement: GCRA on the database's clock (``clock_timestamp()``)."""
-        return await self._rates.acquire_permit(
-            self._ready, key, interval=interval, burst=burst, max_wait=max_wait, hold=hold
-        )
-
-    async def pause(self, key: str, seconds: float, *, daily: bool = False) -> None:
-        await self._rates.pause(self._ready, key, seconds, daily=daily)
-
-    async def paused(self, key: str) -> Pause:
-        return await self._rates.paused(self._ready, key)
 
     async def aclose(self) -> None:
         """Close the listening connection and the pool. Idempotent."""

@@ -1,7 +1,7 @@
-"""The rate-limit capability of :class:`~zoom_s2s.stores.postgres.PostgresTokenStore`.
+"""PostgresRateBudget: the rate budget of :class:`~zoom_s2s.stores.postgres.PostgresTokenStore`.
 
-A bucket key ``<scope>.<name>`` (``zoom_s2s.ratelimit.store``) is one row of
-``<schema>.rates`` (schema version 2, ``_postgres_sql``)::
+A bucket key ``<scope>.<name>`` (``zoom_s2s.stores.budget``) is one row of
+``<schema>.rates`` (``zoom_s2s.stores.postgres.sql``)::
 
     key           text PRIMARY KEY, the bucket key
     tat           theoretical arrival time (database clock)
@@ -22,7 +22,7 @@ hosts never matter. A hold (per-user daily limit) is the ``paused_until`` of
 another row, read in the same statement.
 
 State read back is bounded as on Redis: a ``tat`` or pause further ahead than
-:data:`~zoom_s2s.ratelimit.store.MAX_AHEAD` (``infinity`` included) and a
+:data:`~zoom_s2s.stores.budget.MAX_AHEAD` (``infinity`` included) and a
 ``shift`` that is negative, ``NaN`` or absurd are ignored, so a planted row
 cannot stall the fleet for longer than a day. A pause (rare: a 429) also
 deletes, in the same statement, up to 100 rows of other keys idle for an hour,
@@ -38,38 +38,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..errors import ConfigurationError
-from ..ratelimit.store import (
-    MAX_AHEAD,
-    Pause,
-    Permit,
-    check_key,
-    check_pause,
-    check_permit_args,
-)
-from ._postgres_sql import quote_schema
+from ..base import BaseTokenStore
+from ..budget import MAX_AHEAD, Pause, Permit, RateBudget
+from .sql import quote_schema
 
-__all__ = ["RateStatements", "rates_table_sql"]
+__all__ = ["PostgresRateBudget"]
 
 _MAX_SHIFT = 1e9  # seconds: a larger cumulative shift is corrupt
 _EMPTY = "'-infinity'::timestamptz, '-infinity'::timestamptz, false, 0::float8"
 _ROW = "e.tat, e.paused_until, e.daily, e.shift"
-
-
-def rates_table_sql(schema: str) -> str:
-    """The DDL of ``<schema>.rates`` (idempotent); part of ``schema_sql()``."""
-    s = quote_schema(schema)
-    return f"""CREATE TABLE IF NOT EXISTS {s}.rates (
-    key text PRIMARY KEY,
-    tat timestamptz NOT NULL DEFAULT '-infinity',
-    paused_until timestamptz NOT NULL DEFAULT '-infinity',
-    daily boolean NOT NULL DEFAULT false,
-    shift float8 NOT NULL DEFAULT 0,
-    seen timestamptz NOT NULL DEFAULT clock_timestamp(),
-    last_wait float8 NOT NULL DEFAULT 0,
-    last_granted boolean NOT NULL DEFAULT false
-);
-"""
 
 
 def _clean(s: str, old: str, hold: bool) -> str:
@@ -138,14 +115,20 @@ def _pause(s: str, old: str) -> str:
         FROM ({_clean(s, old, hold=False)}) AS c) AS y"""
 
 
-Ready = Callable[[], Awaitable[Any]]
-"""Returns the store's connection pool (called once the arguments are checked)."""
+class PostgresRateBudget(RateBudget):
+    """The three statements for one schema, run on the store's pool.
 
+    Args:
+        store: The PostgreSQL store (its errors).
+        schema: Its schema.
+        pool: Returns the store's connection pool (created on first use).
+    """
 
-class RateStatements:
-    """The three statements for one schema, and how to call them."""
-
-    def __init__(self, schema: str) -> None:
+    def __init__(
+        self, store: BaseTokenStore, schema: str, pool: Callable[[], Awaitable[Any]]
+    ) -> None:
+        super().__init__(store)
+        self._pool = pool
         s = quote_schema(schema)
         columns = "tat, paused_until, daily, shift, seen, last_wait, last_granted"
         # $1 key, $2 interval (s), $3 burst, $4 max_wait (s), $5 hold key or NULL.
@@ -177,36 +160,23 @@ SELECT GREATEST(0, EXTRACT(EPOCH FROM c.paused_until - c.now))::float8 AS left_s
 FROM {s}.rates e, LATERAL ({_clean(s, _ROW, hold=False)}) AS c
 WHERE e.key = $1::text"""
 
-    async def acquire_permit(
-        self,
-        ready: Ready,
-        key: str,
-        *,
-        interval: float,
-        burst: int,
-        max_wait: float,
-        hold: str | None,
+    async def _acquire(
+        self, key: str, interval: float, burst: int, max_wait: float, hold: str | None
     ) -> Permit:
-        """One statement: reserve ``key``'s next slot (see the module docstring)."""
-        check_permit_args(key, interval, burst, max_wait)
-        if hold is not None and check_key(hold) != check_key(key):
-            raise ConfigurationError(f"hold {hold!r} is not in the scope of {key!r}")
-        row = await (await ready()).fetchrow(
+        """One statement: GCRA on the database's clock (see the module docstring)."""
+        row = await (await self._pool()).fetchrow(
             self.permit_sql, key, float(interval), burst, float(max_wait),
             None if hold == key else hold,
         )
         return Permit(max(0.0, float(row[0])), bool(row[1]), float(row[2]))
 
-    async def pause(self, ready: Ready, key: str, seconds: float, *, daily: bool) -> None:
+    async def _pause(self, key: str, seconds: float, daily: bool) -> None:
         """One statement: pause ``key`` (only ever extends)."""
-        check_key(key)
-        span = check_pause(seconds)
-        await (await ready()).fetchrow(self.pause_sql, key, span, bool(daily))
+        await (await self._pool()).fetchrow(self.pause_sql, key, seconds, daily)
 
-    async def paused(self, ready: Ready, key: str) -> Pause:
+    async def _paused(self, key: str) -> Pause:
         """One statement: whether ``key`` is paused, for how long, and its shift."""
-        check_key(key)
-        row = await (await ready()).fetchrow(self.paused_sql, key)
+        row = await (await self._pool()).fetchrow(self.paused_sql, key)
         if row is None:
             return Pause()
         return Pause(float(row["left_s"]), bool(row["daily"]), float(row["shift"]))
