@@ -15,25 +15,30 @@ gunicorn needs the aiohttp worker class and the factory *called*
 The workers share the token through ``ZOOM_S2S_STORE`` (``redis://...``
 across hosts); by default a per-user directory that needs no root:
 ``$XDG_RUNTIME_DIR/zoom-s2s``, else ``~/.cache/zoom-s2s``. Optional:
-ZOOM_TOKEN_URL and ZOOM_API_URL point it at another Zoom (ZoomGov, a fake).
+ZOOM_TOKEN_URL and ZOOM_API_URL point it at another Zoom (ZoomGov, a fake),
+ZOOM_S2S_ENCRYPTION_KEYS encrypts the stored token.
 
 Routes: ``GET /me`` (the app's creating user) and ``GET /ready`` (readiness:
-200 with the manager's stats once a token is at hand, 503 otherwise).
+200 with the manager's stats while Zoom's API answered this worker within
+the last ``READY_FOR`` seconds, 503 with the reason otherwise).
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiohttp import web
 
-from zoom_s2s import Credentials, TokenManager, ZoomS2SError
-from zoom_s2s.client import DEFAULT_API_URL, ZoomClient
-from zoom_s2s.oauth import DEFAULT_TOKEN_URL
+from zoom_s2s import TokenManager, ZoomClient, ZoomS2SError
+
+READY_FOR = 60.0
+"""Seconds an API success keeps /ready at 200: at most one probe call per worker this often."""
 
 ZOOM = web.AppKey("zoom", ZoomClient)
+READY_UNTIL = web.AppKey("ready_until", list)  # [monotonic time]
 
 
 def default_store() -> str:
@@ -45,14 +50,11 @@ def default_store() -> str:
 async def zoom_ctx(app: web.Application) -> AsyncIterator[None]:
     """Create the token manager and the client at startup; close them at cleanup."""
     async with (
-        TokenManager(
-            Credentials.from_env(),
-            store=os.environ.get("ZOOM_S2S_STORE") or default_store(),
-            token_url=os.environ.get("ZOOM_TOKEN_URL", DEFAULT_TOKEN_URL),
-        ) as tokens,
-        ZoomClient(tokens, os.environ.get("ZOOM_API_URL", DEFAULT_API_URL)) as zoom,
+        TokenManager.from_env(store=default_store()) as tokens,  # $ZOOM_S2S_STORE wins
+        ZoomClient(tokens) as zoom,  # $ZOOM_API_URL or Zoom's API
     ):
         app[ZOOM] = zoom
+        app[READY_UNTIL] = [0.0]
         yield
 
 
@@ -66,13 +68,21 @@ async def me(request: web.Request) -> web.Response:
 
 
 async def ready(request: web.Request) -> web.Response:
-    """GET /ready: 200 once this process has a token (readiness probe), else 503."""
-    tokens = request.app[ZOOM].tokens
-    try:
-        await tokens.get_token()  # warm: a dict read; cold: the fleet's one fetch
-    except ZoomS2SError as exc:
-        raise web.HTTPServiceUnavailable(text=str(exc)) from exc
-    stats = tokens.stats()
+    """GET /ready: 200 while Zoom's API answers this worker (readiness probe), else 503.
+
+    A token that Zoom's token endpoint issued may still be refused by the API
+    (revoked, the app deactivated): readiness is a real API answer, taken at
+    most every ``READY_FOR`` seconds.
+    """
+    zoom, until = request.app[ZOOM], request.app[READY_UNTIL]
+    if time.monotonic() >= until[0]:
+        try:
+            await zoom.get_user("me")
+        except ZoomS2SError as exc:
+            until[0] = 0.0
+            raise web.HTTPServiceUnavailable(text=str(exc)) from exc
+        until[0] = time.monotonic() + READY_FOR
+    stats = zoom.tokens.stats()
     return web.json_response(
         {
             "pid": os.getpid(),

@@ -9,9 +9,9 @@ Run workers from any directory (on as many hosts as you like)::
 
 REDIS_URL is arq's queue and, unless ZOOM_S2S_STORE says otherwise, the
 token store too: every worker process on every host shares one token.
-Optional: ZOOM_TOKEN_URL and ZOOM_API_URL. arq requires ``redis<6``, so give
-it an environment of its own (zoom-s2s works with redis-py 5 and newer);
-``[examples]`` leaves arq out for that reason.
+Optional: ZOOM_TOKEN_URL, ZOOM_API_URL and ZOOM_S2S_ENCRYPTION_KEYS. arq
+requires ``redis<6``, so give it an environment of its own (zoom-s2s works
+with redis-py 5 and newer); ``[examples]`` leaves arq out for that reason.
 """
 
 from __future__ import annotations
@@ -21,22 +21,16 @@ from typing import Any
 
 from arq.connections import RedisSettings
 
-from zoom_s2s import Credentials, TokenManager
-from zoom_s2s.client import DEFAULT_API_URL, ZoomClient
-from zoom_s2s.oauth import DEFAULT_TOKEN_URL
+from zoom_s2s import TokenManager, ZoomClient
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://localhost:6379/0")
 
 
 async def startup(ctx: dict[str, Any]) -> None:
     """Put a token manager and a client in the worker's context."""
-    tokens = TokenManager(
-        Credentials.from_env(),
-        store=os.environ.get("ZOOM_S2S_STORE", REDIS_URL),
-        token_url=os.environ.get("ZOOM_TOKEN_URL", DEFAULT_TOKEN_URL),
-    )
+    tokens = TokenManager.from_env(store=REDIS_URL)  # $ZOOM_S2S_STORE wins
     ctx["zoom_tokens"] = tokens
-    ctx["zoom"] = ZoomClient(tokens, os.environ.get("ZOOM_API_URL", DEFAULT_API_URL))
+    ctx["zoom"] = ZoomClient(tokens)  # $ZOOM_API_URL or Zoom's API
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ Run a worker from any directory (``pip install 'zoom-s2s[examples]'``)::
 The children share the token through ``ZOOM_S2S_STORE`` (``redis://...``
 across hosts); by default a per-user directory that needs no root:
 ``$XDG_RUNTIME_DIR/zoom-s2s``, else ``~/.cache/zoom-s2s``. Optional:
-ZOOM_TOKEN_URL and ZOOM_API_URL.
+ZOOM_TOKEN_URL and ZOOM_API_URL, ZOOM_S2S_ENCRYPTION_KEYS.
 """
 
 from __future__ import annotations
@@ -25,9 +25,6 @@ from pathlib import Path
 
 from celery import Celery
 
-from zoom_s2s import Credentials
-from zoom_s2s.client import DEFAULT_API_URL
-from zoom_s2s.oauth import DEFAULT_TOKEN_URL
 from zoom_s2s.sync import SyncTokenManager, SyncZoomClient
 
 app = Celery(
@@ -46,12 +43,8 @@ def default_store() -> str:
 @functools.cache
 def zoom() -> SyncZoomClient:
     """The process's Zoom client, made on first use (from the environment)."""
-    tokens = SyncTokenManager(
-        Credentials.from_env(),
-        store=os.environ.get("ZOOM_S2S_STORE") or default_store(),
-        token_url=os.environ.get("ZOOM_TOKEN_URL", DEFAULT_TOKEN_URL),
-    )
-    return SyncZoomClient(tokens, os.environ.get("ZOOM_API_URL", DEFAULT_API_URL))
+    tokens = SyncTokenManager.from_env(store=default_store())  # $ZOOM_S2S_STORE wins
+    return SyncZoomClient(tokens)  # $ZOOM_API_URL or Zoom's API
 
 
 @app.task

@@ -15,14 +15,17 @@ package; ``uvicorn.workers.UvicornWorker`` is its deprecated old name)::
 The workers share the token through ``ZOOM_S2S_STORE`` (``redis://...``
 across hosts); by default a per-user directory that needs no root:
 ``$XDG_RUNTIME_DIR/zoom-s2s``, else ``~/.cache/zoom-s2s``. Optional:
-ZOOM_TOKEN_URL and ZOOM_API_URL.
+ZOOM_TOKEN_URL and ZOOM_API_URL, ZOOM_S2S_ENCRYPTION_KEYS.
 
-Routes: ``GET /me`` and ``GET /ready`` (readiness, with the manager's stats).
+Routes: ``GET /me`` and ``GET /ready`` (readiness: 200 with the manager's
+stats while Zoom's API answered this worker within the last ``READY_FOR``
+seconds, 503 with the reason otherwise).
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -30,9 +33,10 @@ from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 
-from zoom_s2s import Credentials, TokenManager, ZoomS2SError
-from zoom_s2s.client import DEFAULT_API_URL, ZoomClient
-from zoom_s2s.oauth import DEFAULT_TOKEN_URL
+from zoom_s2s import TokenManager, ZoomClient, ZoomS2SError
+
+READY_FOR = 60.0
+"""Seconds an API success keeps /ready at 200: at most one probe call per worker this often."""
 
 
 def default_store() -> str:
@@ -45,14 +49,11 @@ def default_store() -> str:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """One token manager and client for the app's lifetime."""
     async with (
-        TokenManager(
-            Credentials.from_env(),
-            store=os.environ.get("ZOOM_S2S_STORE") or default_store(),
-            token_url=os.environ.get("ZOOM_TOKEN_URL", DEFAULT_TOKEN_URL),
-        ) as tokens,
-        ZoomClient(tokens, os.environ.get("ZOOM_API_URL", DEFAULT_API_URL)) as zoom,
+        TokenManager.from_env(store=default_store()) as tokens,  # $ZOOM_S2S_STORE wins
+        ZoomClient(tokens) as zoom,  # $ZOOM_API_URL or Zoom's API
     ):
         app.state.zoom = zoom
+        app.state.ready_until = 0.0
         yield
 
 
@@ -72,13 +73,22 @@ async def me(request: Request) -> dict[str, Any]:
 
 @app.get("/ready")
 async def ready(request: Request) -> dict[str, Any]:
-    """200 once this process has a token (a readiness probe), else 503."""
-    tokens: TokenManager = request.app.state.zoom.tokens
-    try:
-        await tokens.get_token()
-    except ZoomS2SError as exc:
-        raise HTTPException(status_code=503, detail=str(exc)) from exc
-    stats = tokens.stats()
+    """200 while Zoom's API answers this worker (a readiness probe), else 503.
+
+    A token that Zoom's token endpoint issued may still be refused by the API
+    (revoked, the app deactivated): readiness is a real API answer, taken at
+    most every ``READY_FOR`` seconds.
+    """
+    state = request.app.state
+    zoom: ZoomClient = state.zoom
+    if time.monotonic() >= state.ready_until:
+        try:
+            await zoom.get_user("me")
+        except ZoomS2SError as exc:
+            state.ready_until = 0.0
+            raise HTTPException(status_code=503, detail=str(exc)) from exc
+        state.ready_until = time.monotonic() + READY_FOR
+    stats = zoom.tokens.stats()
     return {
         "pid": os.getpid(),
         "fetches": stats.fetches,

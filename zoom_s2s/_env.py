@@ -19,6 +19,7 @@ Variables (the credentials' ``ZOOM_ACCOUNT_ID``, ``ZOOM_CLIENT_ID`` and
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -76,11 +77,15 @@ def api_url_from_env(environ: Mapping[str, str] | None = None) -> str:
     return env_value(ENV_API_URL, environ) or DEFAULT_API_URL
 
 
-def manager_options(environ: Mapping[str, str] | None = None, **options: Any) -> dict[str, Any]:
+def manager_options(
+    environ: Mapping[str, str] | None = None, *, per_process: bool = False, **options: Any
+) -> dict[str, Any]:
     """``TokenManager`` keyword arguments, ``credentials`` included, from the environment.
 
     Args:
         environ: The mapping to read; ``os.environ`` by default.
+        per_process: For the blocking facade: an encrypted store is returned as
+            a factory, which the facade calls in each process.
         **options: More ``TokenManager`` arguments. ``store`` and ``token_url``
             here are defaults: ``$ZOOM_S2S_STORE`` and ``$ZOOM_TOKEN_URL`` win.
 
@@ -103,9 +108,15 @@ def manager_options(environ: Mapping[str, str] | None = None, **options: Any) ->
                 f"${ENV_ENCRYPTION_KEYS} is set but store= is a store object; pass a URL, "
                 "or wrap the store in EncryptedTokenStore yourself"
             )
+        from .stores.encrypted import validate_keys
         from .stores.url import store_from_url
 
-        store = store_from_url(store or "memory://", encryption_keys=keys)
-        options.setdefault("close_store", True)  # made here: the manager owns it
+        validate_keys(keys)
+        make = functools.partial(store_from_url, store or "memory://", encryption_keys=keys)
+        if per_process:
+            store = make
+        else:
+            store = make()
+            options.setdefault("close_store", True)  # made here: the manager owns it
     options["store"] = store
     return {**options, "credentials": credentials}

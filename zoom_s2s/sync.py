@@ -18,10 +18,10 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
-from ._env import api_url_from_env
+from ._env import api_url_from_env, manager_options
 from ._lifecycle import ClosedOnExit
 from .client import ZoomClient
 from .errors import ConfigurationError, UsageError
@@ -265,6 +265,14 @@ class SyncTokenManager(_Facade[TokenManager]):
         )
         check_options(**manager_kwargs)
         self.credentials = credentials
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, **options: Any
+    ) -> SyncTokenManager:
+        """A blocking manager configured by the environment, as
+        :meth:`zoom_s2s.TokenManager.from_env` is (same variables, same arguments)."""
+        return cls(**manager_options(environ, per_process=True, **options))
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"

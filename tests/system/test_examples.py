@@ -78,6 +78,51 @@ async def test_aiohttp_web_app_serves_me(
     assert fake_zoom.tokens_issued == 1
 
 
+def _token_refused() -> Any:
+    from zoom_s2s.testing import Fault
+
+    return Fault(status=401, body={"code": 124, "message": "Invalid access token."})
+
+
+async def test_aiohttp_web_app_is_ready_only_while_the_api_accepts_its_token(
+    fake_zoom: FakeZoom, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    point_at(fake_zoom, monkeypatch)
+    example = load_example("aiohttp_web_app")
+    async with TestClient(TestServer(example.create_app())) as client:
+        fake_zoom.fail_next(2, route="api", fault=_token_refused())  # the fresh token too
+        response = await client.get("/ready")
+        assert response.status == 503
+        assert "124" in await response.text()
+        assert (await client.get("/ready")).status == 200
+        calls = fake_zoom.api_requests
+        assert (await client.get("/ready")).status == 200
+        assert fake_zoom.api_requests == calls  # a recent success answers: no probe call
+
+
+async def test_fastapi_app_is_ready_only_while_the_api_accepts_its_token(
+    fake_zoom: FakeZoom, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require("fastapi")
+    require("httpx")
+    import httpx
+
+    point_at(fake_zoom, monkeypatch)
+    example = load_example("fastapi_app")
+    app = example.app
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            fake_zoom.fail_next(2, route="api", fault=_token_refused())
+            response = await client.get("/ready")
+            assert response.status_code == 503
+            assert "124" in response.text
+            assert (await client.get("/ready")).status_code == 200
+            calls = fake_zoom.api_requests
+            assert (await client.get("/ready")).status_code == 200
+            assert fake_zoom.api_requests == calls
+
+
 def _not_found() -> Any:
     from zoom_s2s.testing import Fault
 

@@ -9,6 +9,7 @@ import pytest
 from zoom_s2s import EncryptedTokenStore, FileTokenStore, MemoryTokenStore, TokenManager
 from zoom_s2s.cli import build_parser, manager_from_args
 from zoom_s2s.errors import ConfigurationError
+from zoom_s2s.sync import SyncTokenManager
 from zoom_s2s.testing import FakeZoom
 
 
@@ -82,3 +83,20 @@ async def test_the_command_builds_the_manager_from_env_builds(
         for manager in (by_command, by_library):
             assert manager.store.name == f"{(tmp_path / 't').as_uri()} (encrypted)"
         assert by_command.store_key == by_library.store_key
+
+
+def test_the_blocking_twin_reads_the_same_variables(
+    zoom: FakeZoom, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ZOOM_S2S_STORE", (tmp_path / "tokens").as_uri())
+    monkeypatch.setenv("ZOOM_S2S_ENCRYPTION_KEYS", EncryptedTokenStore.generate_key())
+    tokens = SyncTokenManager.from_env(refresh_margin=7)
+    try:
+        token = tokens.get_token()
+        assert tokens.stats().fetches == 1
+    finally:
+        tokens.close()
+    written = b"".join(p.read_bytes() for p in (tmp_path / "tokens").rglob("*") if p.is_file())
+    assert written
+    assert token.access_token.encode() not in written
+    assert zoom.token_requests == 1
