@@ -4,15 +4,21 @@ Each command is read from docs/deploying.rst (``.. recipe: <name>``), run by ``b
 from a scratch directory (not the repository root) with ``EXAMPLES`` set, the
 environment pointing at a FakeZoom served from this process, and no
 ``ZOOM_S2S_STORE``: the examples' per-user default store is what the workers
-share. Requests or tasks are driven through it and the token fetches are
-counted at the fake. The Kubernetes manifest is checked as YAML.
+share. The commands run in a virtual environment holding exactly what the
+page's ``pip install`` line installs (from this checkout), built once per
+session: nothing the test environment brings can hide a missing dependency.
+Requests or tasks are driven through it and the token fetches are counted at
+the fake. The Kubernetes manifest is checked as YAML.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
+import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -34,7 +40,6 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOYING = ROOT / "docs" / "deploying.rst"
 EXAMPLES = ROOT / "examples"
-BIN = Path(sys.executable).parent
 
 
 def recipe(name: str) -> str:
@@ -45,6 +50,56 @@ def recipe(name: str) -> str:
     return match.group(1).strip()
 
 
+def documented_install(marker: str) -> list[str]:
+    """The requirements of the ``pip install`` line of docs/deploying.rst holding ``marker``,
+    with ``zoom-s2s`` meaning this checkout."""
+    for line in DEPLOYING.read_text().splitlines():
+        if marker in line and "pip install " in line:
+            words = shlex.split(line.split("pip install ", 1)[1], comments=True)
+            return [re.sub(r"^zoom-s2s(?=\[|$)", "{source}", word) for word in words]
+    raise AssertionError(f"docs/deploying.rst has no 'pip install' line with {marker!r}")
+
+
+def documented_venv(factory: pytest.TempPathFactory, name: str, marker: str) -> Path:
+    """The bin directory of a venv holding what the docs install, built once per session
+    (xdist workers share it, under a lock)."""
+    root = factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    venv = root / f"docs-venv-{name}"
+    with (root / f"docs-venv-{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (venv / "built").exists():
+            shutil.rmtree(venv, ignore_errors=True)
+            source = venv / "source"  # a clean copy: no stale build/ of the checkout
+            shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+                ".git", ".venv*", "build", "dist", "*.egg-info", "__pycache__", ".*_cache",
+                "tests", "benchmarks", "docs",
+            ))
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            requirements = [r.format(source=source) for r in documented_install(marker)]
+            done = subprocess.run(
+                [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
+                 "--disable-pip-version-check", *requirements],
+                capture_output=True, text=True, timeout=600, check=False,
+            )
+            assert done.returncode == 0, f"pip install {requirements} failed:\n{done.stderr}"
+            (venv / "built").touch()
+    return venv / "bin"
+
+
+@pytest.fixture(scope="session")
+def examples_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``pip install 'zoom-s2s[examples]'``, as the page's first lines say."""
+    return documented_venv(tmp_path_factory, "examples", "'zoom-s2s[examples]'")
+
+
+@pytest.fixture(scope="session")
+def arq_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """arq's own environment, as the page's arq section builds it."""
+    return documented_venv(tmp_path_factory, "arq", "arq-env/bin/pip")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -52,12 +107,13 @@ def free_port() -> int:
         return port
 
 
-def recipe_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    """This environment (the ``zoom`` fixture's variables), the venv first on PATH."""
-    env = {key: value for key, value in os.environ.items() if key != "ZOOM_S2S_STORE"}
+def recipe_env(tmp_path: Path, bin_dir: Path, **extra: str) -> dict[str, str]:
+    """This environment (the ``zoom`` fixture's variables), ``bin_dir`` first on PATH."""
+    hidden = ("ZOOM_S2S_STORE", "PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")
+    env = {key: value for key, value in os.environ.items() if key not in hidden}
     env.update(
         EXAMPLES=str(EXAMPLES),
-        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+        PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
         XDG_RUNTIME_DIR=str(tmp_path / "run"),  # where the examples' default store goes
         PYTHONUNBUFFERED="1",
         **extra,
@@ -146,17 +202,13 @@ def drive_web_app(running: Running, base: str, zoom: FakeZoom) -> dict[int, dict
 
 @pytest.mark.parametrize("name", ["gunicorn-aiohttp", "uvicorn-workers", "gunicorn-uvicorn"])
 def test_a_web_recipe_serves_4_workers_on_one_token(
-    zoom: FakeZoom, tmp_path: Path, name: str
+    zoom: FakeZoom, tmp_path: Path, name: str, examples_bin: Path
 ) -> None:
-    require("gunicorn" if "gunicorn" in name else "uvicorn")
-    if "uvicorn" in name:
-        require("fastapi")
-        require("uvicorn_worker" if name == "gunicorn-uvicorn" else "uvicorn")
     require("requests")
     command = recipe(name)
     port = free_port()
     command = command.replace("8000", str(port))
-    with started(command, recipe_env(tmp_path), tmp_path) as running:
+    with started(command, recipe_env(tmp_path, examples_bin), tmp_path) as running:
         workers = drive_web_app(running, f"http://127.0.0.1:{port}", zoom)
         assert sum(w["fetches"] for w in workers.values()) <= 1
     assert zoom.tokens_issued == 1
@@ -168,15 +220,21 @@ def test_a_web_recipe_serves_4_workers_on_one_token(
 @pytest.mark.redis
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_the_celery_recipe_runs_40_tasks_over_4_prefork_children_on_one_token(
-    zoom: FakeZoom, tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch
+    zoom: FakeZoom,
+    tmp_path: Path,
+    redis_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    examples_bin: Path,
 ) -> None:
-    require("celery")
+    require("celery")  # this process sends the tasks
     import redis
 
     if tuple(int(part) for part in redis.__version__.split(".")[:2]) < (6, 1):
         pytest.skip("kombu's Redis transport needs redis-py >= 6.1 (this is the arq environment)")
     broker, backend = redis_url, redis_url.rsplit("/", 1)[0] + "/1"
-    env = recipe_env(tmp_path, CELERY_BROKER_URL=broker, CELERY_RESULT_BACKEND=backend)
+    env = recipe_env(
+        tmp_path, examples_bin, CELERY_BROKER_URL=broker, CELERY_RESULT_BACKEND=backend
+    )
     with started(recipe("celery-prefork"), env, tmp_path) as running:
         monkeypatch.setenv("CELERY_BROKER_URL", broker)
         monkeypatch.setenv("CELERY_RESULT_BACKEND", backend)
@@ -206,14 +264,14 @@ def test_the_celery_recipe_runs_40_tasks_over_4_prefork_children_on_one_token(
 @pytest.mark.redis
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 async def test_the_arq_recipe_runs_jobs_on_two_workers_with_one_token(
-    zoom: FakeZoom, tmp_path: Path, redis_url: str
+    zoom: FakeZoom, tmp_path: Path, redis_url: str, arq_bin: Path
 ) -> None:
-    """arq pins redis<6: CI runs this in .venv-redis5 too (and in .venv with arq --no-deps)."""
+    """The workers run in arq's own environment (redis<6); this process enqueues."""
     require("arq")
     from arq import create_pool
     from arq.connections import RedisSettings
 
-    env = recipe_env(tmp_path, REDIS_URL=redis_url)
+    env = recipe_env(tmp_path, arq_bin, REDIS_URL=redis_url)
     with started(recipe("arq"), env, tmp_path) as first, started(
         recipe("arq"), env, tmp_path
     ) as second:
