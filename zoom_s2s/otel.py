@@ -1,40 +1,53 @@
-"""OpenTelemetry metrics and traces for a TokenManager (extra: ``zoom-s2s[otel]``).
+"""OpenTelemetry metrics and traces (extra: ``zoom-s2s[otel]``).
 
 ::
 
     from zoom_s2s.otel import instrument
-    instrument(tokens)  # uses the global meter and tracer providers
+    instrument(tokens)  # a TokenManager or SyncTokenManager: token events
+    instrument(zoom)    # a ZoomClient: its API calls
 
-Metrics (all with attributes ``zoom_s2s.store`` and ``zoom_s2s.key``):
+Both use the global meter and tracer providers unless given others.
+
+Token metrics (attributes ``zoom_s2s.store`` and ``zoom_s2s.key``):
 
 * counters ``zoom_s2s.token.fetches``, ``.adoptions``, ``.refreshes``,
   ``.waits``, ``.lock_waits``, ``.invalidations``, ``.failures``;
-* an observable counter ``zoom_s2s.token.cache_hits`` (read from
-  :meth:`TokenManager.stats`, so the hot path stays free of exporter calls);
+* an observable counter ``zoom_s2s.token.cache_hits`` (read from the
+  manager's ``stats()``, so the hot path stays free of exporter calls);
 * a histogram ``zoom_s2s.token.fetch.duration`` in seconds.
 
 Each token fetch (and each failed refresh) also becomes a span
-``zoom_s2s.token.fetch``, placed at the time it ran. Attributes hold
-fingerprints only, never a token.
+``zoom_s2s.token.fetch``, placed at the time it ran.
+
+API metrics (attribute ``zoom_s2s.category``: Zoom's rate-limit category of
+the request, from the client's rate limiter or the built-in table):
+
+* a counter ``zoom_s2s.api.calls`` (also by ``http.response.status_code``);
+* a counter ``zoom_s2s.api.rate_limited``: answers with HTTP 429;
+* a histogram ``zoom_s2s.api.rate_limit.wait``: seconds the client's rate
+  limiter took to let each request go (clients with ``rate_limits=``).
+
+Attributes hold fingerprints only, never a token. See ``docs/configuration.rst``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol, overload
 
 from ._version import __version__
-from .errors import ConfigurationError
-from .events import EventKind, TokenEvent
+from .errors import ConfigurationError, ZoomS2SError
+from .events import EventKind, TokenEvent, TokenHook, TokenStats
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
     from opentelemetry.trace import TracerProvider
 
-    from .manager import TokenManager
+    from .client import ZoomClient
 
-__all__ = ["OpenTelemetryHook", "instrument"]
+__all__ = ["ApiMetrics", "OpenTelemetryHook", "instrument"]
 
 _COUNTED = {
     EventKind.FETCHED: "fetches",
@@ -47,11 +60,30 @@ _COUNTED = {
 }
 
 
+class _Manager(Protocol):
+    """What instrumenting needs of a manager: TokenManager and SyncTokenManager have it."""
+
+    def stats(self) -> TokenStats: ...
+
+    def add_hook(self, hook: TokenHook) -> None: ...
+
+
+def _import_otel() -> Any:
+    try:
+        from opentelemetry import metrics, trace
+    except ImportError:
+        raise ConfigurationError(
+            "OpenTelemetry support needs opentelemetry-api: pip install 'zoom-s2s[otel]'"
+        ) from None
+    return metrics, trace
+
+
 class OpenTelemetryHook:
-    """A :data:`~zoom_s2s.TokenHook` that records events as OpenTelemetry metrics and spans.
+    """A :data:`~zoom_s2s.events.TokenHook` that records events as OpenTelemetry metrics and spans.
 
     Args:
-        manager: The manager to observe (its cache hits are read on collection).
+        manager: The manager to observe (its cache hits are read on collection,
+            once it has sent an event): a ``TokenManager`` or ``SyncTokenManager``.
         meter_provider: Defaults to the global one.
         tracer_provider: Defaults to the global one.
 
@@ -61,19 +93,14 @@ class OpenTelemetryHook:
 
     def __init__(
         self,
-        manager: TokenManager,
+        manager: _Manager,
         *,
         meter_provider: MeterProvider | None = None,
         tracer_provider: TracerProvider | None = None,
     ) -> None:
-        try:
-            from opentelemetry import metrics, trace
-        except ImportError:
-            raise ConfigurationError(
-                "OpenTelemetry support needs opentelemetry-api: pip install 'zoom-s2s[otel]'"
-            ) from None
+        metrics, trace = _import_otel()
         self._manager = manager
-        self._attributes = {"zoom_s2s.store": manager.store.name, "zoom_s2s.key": manager.store_key}
+        self._attributes: dict[str, str] | None = None  # from the first event
         meter = metrics.get_meter("zoom_s2s", __version__, meter_provider)
         self._counters = {
             kind: meter.create_counter(f"zoom_s2s.token.{name}", unit="{event}")
@@ -91,37 +118,124 @@ class OpenTelemetryHook:
     def _observe_hits(self, _options: CallbackOptions) -> Iterable[Observation]:
         from opentelemetry.metrics import Observation
 
-        yield Observation(self._manager.stats().hits, self._attributes)
+        attributes = self._attributes
+        if attributes is None:  # no event yet: the manager may not exist in this process
+            return
+        with contextlib.suppress(ZoomS2SError):  # closed meanwhile
+            yield Observation(self._manager.stats().hits, attributes)
 
     def __call__(self, event: TokenEvent) -> None:
+        attributes = self._attributes
+        if attributes is None:
+            attributes = {"zoom_s2s.store": event.store, "zoom_s2s.key": event.store_key}
+            self._attributes = attributes
         counter = self._counters.get(event.kind)
         if counter is not None:
-            counter.add(1, self._attributes)
+            counter.add(1, attributes)
         if event.kind not in (EventKind.FETCHED, EventKind.REFRESH_FAILED):
             return
         duration = event.duration or 0.0
         if event.kind is EventKind.FETCHED:
-            self._fetch_duration.record(duration, self._attributes)
+            self._fetch_duration.record(duration, attributes)
         end = time.time_ns()
         span = self._tracer.start_span(
             "zoom_s2s.token.fetch",
             start_time=end - int(duration * 1e9),
-            attributes={**self._attributes, "zoom_s2s.token_fp": event.token_fingerprint or ""},
+            attributes={**attributes, "zoom_s2s.token_fp": event.token_fingerprint or ""},
         )
         if event.error is not None:
             span.set_status(self._status_error, event.error)
         span.end(end_time=end)
 
 
+class ApiMetrics:
+    """Records a :class:`~zoom_s2s.ZoomClient`'s API calls, 429s and rate-limit waits.
+
+    Args:
+        meter_provider: Defaults to the global one.
+
+    Raises:
+        ConfigurationError: ``opentelemetry-api`` is not installed.
+    """
+
+    def __init__(self, *, meter_provider: MeterProvider | None = None) -> None:
+        from .ratelimit.categories import CategoryTable
+
+        metrics, _trace = _import_otel()
+        meter = metrics.get_meter("zoom_s2s", __version__, meter_provider)
+        self._calls = meter.create_counter("zoom_s2s.api.calls", unit="{call}")
+        self._limited = meter.create_counter("zoom_s2s.api.rate_limited", unit="{answer}")
+        self._wait = meter.create_histogram(
+            "zoom_s2s.api.rate_limit.wait", unit="s",
+            description="Time the rate limiter took to let a request go",
+        )
+        self._categories = CategoryTable()  # for clients without a rate limiter
+
+    def __call__(
+        self, method: str, path: str, category: str | None, status: int, waited: float | None
+    ) -> None:
+        if category is None:
+            category = self._categories.category(method, path)
+        attributes = {"zoom_s2s.category": category}
+        self._calls.add(1, {**attributes, "http.response.status_code": status})
+        if status == 429:
+            self._limited.add(1, attributes)
+        if waited is not None:
+            self._wait.record(waited, attributes)
+
+
+@overload
 def instrument(
-    manager: TokenManager,
+    target: ZoomClient,
     *,
     meter_provider: MeterProvider | None = None,
     tracer_provider: TracerProvider | None = None,
-) -> OpenTelemetryHook:
-    """Attach an :class:`OpenTelemetryHook` to ``manager`` and return it."""
+) -> ApiMetrics: ...
+
+
+@overload
+def instrument(
+    target: _Manager,
+    *,
+    meter_provider: MeterProvider | None = None,
+    tracer_provider: TracerProvider | None = None,
+) -> OpenTelemetryHook: ...
+
+
+def instrument(
+    target: ZoomClient | _Manager,
+    *,
+    meter_provider: MeterProvider | None = None,
+    tracer_provider: TracerProvider | None = None,
+) -> ApiMetrics | OpenTelemetryHook:
+    """Record ``target``'s work as OpenTelemetry metrics (and token fetches as spans).
+
+    Args:
+        target: A ``TokenManager`` or ``SyncTokenManager`` (token events), or
+            a ``ZoomClient`` (its API calls).
+        meter_provider: Defaults to the global one.
+        tracer_provider: Defaults to the global one.
+
+    Returns:
+        The hook or observer now attached.
+
+    Raises:
+        ConfigurationError: ``opentelemetry-api`` is not installed, or ``target``
+            is none of those.
+    """
+    from .client import ZoomClient
+
+    if isinstance(target, ZoomClient):
+        observer = ApiMetrics(meter_provider=meter_provider)
+        target._pipeline.observer = observer
+        return observer
+    if not callable(getattr(target, "add_hook", None)):
+        raise ConfigurationError(
+            f"instrument() takes a TokenManager, SyncTokenManager or ZoomClient, not "
+            f"{type(target).__name__}"
+        )
     hook = OpenTelemetryHook(
-        manager, meter_provider=meter_provider, tracer_provider=tracer_provider
+        target, meter_provider=meter_provider, tracer_provider=tracer_provider
     )
-    manager.add_hook(hook)
+    target.add_hook(hook)
     return hook

@@ -25,7 +25,7 @@ from ._env import api_url_from_env, manager_options
 from ._lifecycle import ClosedOnExit
 from .client import ZoomClient
 from .errors import ConfigurationError, UsageError
-from .events import TokenStats
+from .events import TokenHook, TokenStats, log_event
 from .manager import TokenManager, check_options
 from .models import AccessToken, Credentials
 from .oauth import validate_url
@@ -327,6 +327,15 @@ class SyncTokenManager(_Facade[TokenManager]):
             return manager.stats()
 
         return self._call(stats)
+
+    def add_hook(self, hook: TokenHook) -> None:
+        """Also deliver every later :class:`~zoom_s2s.events.TokenEvent` to ``hook``, in
+        this process and in forked ones (it runs on the private loop's thread)."""
+        hooks = self._options.get("hooks")
+        self._options["hooks"] = (*((log_event,) if hooks is None else hooks), hook)
+        manager = self._fast  # made already: it gets the hook too
+        if manager is not None:
+            manager.add_hook(hook)
 
 
 class SyncTokenManagerPool(_Facade[TokenManagerPool]):

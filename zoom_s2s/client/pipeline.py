@@ -29,7 +29,7 @@ from .responses import (
 )
 from .urls import Destinations
 
-__all__ = ["Answer", "Flow", "Pipeline", "SyncTokens", "wants_body"]
+__all__ = ["Answer", "ApiObserver", "Flow", "Pipeline", "SyncTokens", "wants_body"]
 
 logger = logging.getLogger("zoom_s2s.client")
 
@@ -47,6 +47,11 @@ REPLAY_HINT = (
 
 Step = AccessToken | partial[Any] | None
 """What a flow yields: a token to send the request with, a call to make, or None (done)."""
+
+ApiObserver = Callable[[str, str, "str | None", int, "float | None"], None]
+"""Told of each answer: method, path below the API base, the pacing category and
+the seconds the rate limiter took to let it go (both ``None`` without a limiter),
+the HTTP status."""
 
 
 class SyncTokens(Protocol):
@@ -139,7 +144,9 @@ class Pipeline:
         limiter: Paces every request sent with the token; ``None``: no pacing.
     """
 
-    __slots__ = ("_get_token", "_lacking", "_tokens", "base_path", "destinations", "limiter")
+    __slots__ = (
+        "_get_token", "_lacking", "_tokens", "base_path", "destinations", "limiter", "observer",
+    )
 
     def __init__(
         self, tokens: Any, destinations: Destinations, limiter: RateLimiter | None = None
@@ -148,6 +155,8 @@ class Pipeline:
         self._get_token = partial(tokens.get_token)
         self.destinations = destinations
         self.limiter = limiter
+        # Told of every answer (zoom_s2s.otel); None: no cost beyond this check.
+        self.observer: ApiObserver | None = None
         self.base_path = yarl.URL(destinations.base_url).path.rstrip("/")
         # Tokens Zoom refused for a missing scope after a refetch: no second refetch.
         self._lacking: deque[str] = deque(maxlen=_SCOPE_MEMORY)
@@ -197,11 +206,19 @@ class Pipeline:
             yield None
             return
         retried = False
+        waited = 0.0
         while True:
             flow.token = token
             if limiter is not None:
-                yield partial(limiter.acquire, category, method=method, path=below)
+                waited = yield partial(limiter.acquire, category, method=method, path=below)
             answer: Answer = yield token
+            observer = self.observer
+            if observer is not None:
+                if limiter is None:
+                    observer(method, self._below_base(where) if path is None else path, None,
+                             answer.status, None)
+                else:
+                    observer(method, below, category, answer.status, waited)
             code = message = None
             if answer.status in _JUDGED and answer.body is not None:
                 code, message, _ = zoom_fields(answer.body, NO_SECRETS)
