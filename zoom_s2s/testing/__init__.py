@@ -11,7 +11,9 @@
 * :class:`Fleet`: worker processes running your workload against one store
   (:mod:`zoom_s2s.testing.fleet`), as the demo, the system tests and the
   benchmarks do; a workload gets a :class:`WorkerContext`.
-* ``fake_zoom``: a pytest fixture serving a :class:`FakeZoom` (auto-registered plugin).
+* :class:`FakeClock`: virtual time for zoom-s2s, so tests move time instead of sleeping.
+* ``fake_zoom``: a pytest fixture serving a :class:`FakeZoom`, and ``fake_clock``
+  one installing a :class:`FakeClock` (auto-registered plugin).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._fake_ratelimit import FakeRateLimits
+from .clock import FakeClock
 from .fake_zoom import FakeAccount, FakeApp, FakeZoom, Fault
 
 if TYPE_CHECKING:
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FakeAccount",
     "FakeApp",
+    "FakeClock",
     "FakeRateLimits",
     "FakeZoom",
     "Fault",
