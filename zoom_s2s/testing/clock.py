@@ -37,10 +37,12 @@ class FakeClock:
       that falls due meanwhile, by awaiting ``clock.sleep(s)``.
 
     :class:`FakeZoom`'s latency and fault delays are virtual too. What runs
-    outside the event loop (threads, processes, aiohttp's own timeouts) keeps
-    real time, and time may jump while such work is pending: use it with the
-    async ``fake_zoom`` fixture and in-process stores. Needs a selector event
-    loop (asyncio's default on Linux and macOS).
+    outside the event loop (threads, processes) and what sleeps without
+    zoom-s2s's clock (aiohttp's timeouts; stamina's back-off between token
+    request retries, which ``stamina.set_testing(True)`` makes instant) keeps
+    real time, and virtual time may jump while such work is pending: use it
+    with the async ``fake_zoom`` fixture and in-process stores. Needs a
+    selector event loop (asyncio's default on Linux and macOS).
     """
 
     def __init__(self) -> None:
