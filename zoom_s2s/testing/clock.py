@@ -206,7 +206,7 @@ class _JumpWhenIdle:
         self.selector = selector
 
     def select(self, timeout: float | None = None) -> Any:
-        if timeout is not None and timeout <= 0:
+        if (timeout is not None and timeout <= 0) or not self.clock._timers:
             return self.selector.select(timeout)
         events = self.selector.select(0)
         if events or self.clock._jump(self.loop):
