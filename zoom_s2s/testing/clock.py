@@ -21,7 +21,7 @@ T = TypeVar("T")
 
 
 class FakeClock:
-    """Virtual time for the token manager, its back-off, the stores and the rate limiter.
+    """Virtual time for the token manager, its back-off, the memory store and the rate limiter.
 
     ``with FakeClock() as clock:`` (or the ``fake_clock`` pytest fixture)
     swaps zoom-s2s's clocks, sleeps and timed waits for virtual ones, and puts
