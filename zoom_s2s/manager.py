@@ -372,7 +372,7 @@ class TokenManager(AsyncClosedOnExit):
         lease, self._lease = self._lease, None
         if lease is not None and lease.held():
             with contextlib.suppress(StoreError, asyncio.TimeoutError):
-                await asyncio.wait_for(self.store.release_lock(lease), _CLOSE_RELEASE_TIMEOUT)
+                await _clock.wait_for(self.store.release_lock(lease), _CLOSE_RELEASE_TIMEOUT)
         await self._session.close()
         if self._owns_store:
             await self.store.aclose()

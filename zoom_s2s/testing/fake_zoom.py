@@ -58,6 +58,7 @@ import aiohttp
 import attrs
 from aiohttp import web
 
+from .. import _clock
 from ..models import Credentials
 from ..webhooks import URL_VALIDATION_EVENT, event_body, signed_headers
 from ._fake_ratelimit import FakeRateLimits
@@ -567,7 +568,7 @@ class FakeZoom:
             return None
         fault = self._faults[route].popleft()
         if fault.delay:
-            await asyncio.sleep(fault.delay)
+            await _clock.sleep(fault.delay)
         if fault.then_serve:
             return None
         if fault.reset:
@@ -588,7 +589,7 @@ class FakeZoom:
         self.token_requests += 1
         sent = self.clock()
         if self.latency:
-            await asyncio.sleep(self.latency)
+            await _clock.sleep(self.latency)
         fault = await self._apply_fault("token", request)
         if fault is not None:
             return fault
