@@ -14,8 +14,9 @@
   entry point).
 
 Each backend is one module or package (``memory``, ``file/``, ``redis/``,
-``postgres/``) holding its token store and its :class:`RateBudget` (a store's
-``rate_budget``: the fleet's shared rate limits).
+``postgres/``) holding its token store, its :class:`RateBudget` (a store's
+``rate_budget``: the fleet's shared rate limits) and its :class:`WebhookClaims`
+(a store's ``webhook_claims``: each webhook delivery handled once).
 
 Writing a store: implement :class:`TokenStore` (most easily by subclassing
 :class:`BaseTokenStore`) with :class:`LockLease` and :class:`FailureRecord`,
@@ -33,6 +34,7 @@ from .base import (
     encode_record,
 )
 from .budget import Pause, Permit, RateBudget, rate_budget_of
+from .claims import ClaimAnswer, WebhookClaims, claims_of
 from .encrypted import EncryptedTokenStore
 from .file import FileTokenStore
 from .memory import MemoryTokenStore
@@ -43,6 +45,7 @@ from .url import store_from_url
 
 __all__ = [
     "BaseTokenStore",
+    "ClaimAnswer",
     "EncryptedTokenStore",
     "FailureRecord",
     "FileTokenStore",
@@ -54,6 +57,8 @@ __all__ = [
     "RateBudget",
     "RedisTokenStore",
     "TokenStore",
+    "WebhookClaims",
+    "claims_of",
     "decode_record",
     "encode_record",
     "rate_budget_of",

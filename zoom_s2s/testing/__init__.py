@@ -6,8 +6,9 @@
   are its accounts and Marketplace apps (many at once); :class:`FakeRateLimits`
   makes it enforce Zoom's rate limits (``FakeZoom(rate_limits=...)``).
 * :class:`StoreContract`: the contract suite every :class:`~zoom_s2s.TokenStore`
-  must pass, and :class:`RateBudgetContract` the one for a store's rate budget
-  (need pytest and pytest-asyncio; imported on first use).
+  must pass, :class:`RateBudgetContract` the one for a store's rate budget and
+  :class:`ClaimsContract` the one for its webhook claims (need pytest and
+  pytest-asyncio; imported on first use).
 * ``fake_zoom``: a pytest fixture serving a :class:`FakeZoom` (auto-registered plugin).
 """
 
@@ -20,9 +21,11 @@ from .fake_zoom import FakeAccount, FakeApp, FakeZoom, Fault
 
 if TYPE_CHECKING:
     from .budget_contract import RateBudgetContract
+    from .claims_contract import ClaimsContract
     from .contract import StoreContract
 
 __all__ = [
+    "ClaimsContract",
     "FakeAccount",
     "FakeApp",
     "FakeRateLimits",
@@ -35,6 +38,7 @@ __all__ = [
 _LAZY = {
     "StoreContract": ".contract",
     "RateBudgetContract": ".budget_contract",
+    "ClaimsContract": ".claims_contract",
 }
 
 

@@ -27,6 +27,7 @@ Schema version 2::
         failure_written   when it was written (database clock: its age)
         failure_expires   when it is forgotten (database clock)
     <schema>.rates    one row per rate-limit bucket (``zoom_s2s.stores.postgres.budget``)
+    <schema>.claims   one row per webhook claim (``zoom_s2s.stores.postgres.claims``)
 
 Version 1 had no ``rates`` table: :func:`schema_sql` adds it and moves the
 version from 1 to 2 (idempotent; the store runs it on first use), and leaves
@@ -104,6 +105,15 @@ CREATE TABLE IF NOT EXISTS {s}.rates (
     last_wait float8 NOT NULL DEFAULT 0,
     last_granted boolean NOT NULL DEFAULT false
 );
+CREATE TABLE IF NOT EXISTS {s}.claims (
+    key text PRIMARY KEY,
+    owner text,
+    done boolean NOT NULL DEFAULT false,
+    newest bigint NOT NULL DEFAULT 0,
+    prior bigint,
+    expires timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS claims_expires ON {s}.claims (expires);
 INSERT INTO {s}.meta AS m (name, value)
     VALUES ('schema_version', '{SCHEMA_VERSION}')
     ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value WHERE m.value IN ({older});
