@@ -64,6 +64,7 @@ async def test_each_step_on_redis_is_one_script_call_on_one_slot(redis_url: str)
     claims = claims_of(store)
     assert isinstance(claims, RedisClaims)
     await claims.claim("r.warm", "me", lease=30, keep=60)  # loads the scripts
+    await claims.finish("r.warm", "me", 60)
     raw: Any = redis_asyncio.Redis.from_url(redis_url)
     try:
         before = await raw.info("commandstats")
