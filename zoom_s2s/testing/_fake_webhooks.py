@@ -154,14 +154,15 @@ class FakeWebhooks:
         """Deliver an event as Zoom does: retried after a 5xx or network error, never after a 4xx.
 
         Args:
-            url: The endpoint, or several: each attempt goes to one at random.
+            url: The endpoint, or several: each attempt goes to one picked at random
+                from the sequence as it is then (drop a dead one, as a load balancer does).
             event: The event name.
             payload: Its payload (default: the default account's id).
             body: The exact body instead (``event`` and ``payload`` then unused).
             request_id: ``x-zm-request-id`` (default: a new one).
             session: Send through this session (default: one per attempt).
         """
-        urls = [url] if isinstance(url, str) else list(url)
+        urls = [url] if isinstance(url, str) else url  # read at each attempt: a load balancer
         delivery = Delivery(request_id or secrets.token_hex(16), body or self.body(event, payload))
         for retry_num in range(len(self.retry_delays) + 1):
             if retry_num:
