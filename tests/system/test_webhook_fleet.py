@@ -151,3 +151,36 @@ async def test_a_thousand_events_with_duplicates_and_shuffled_retries_are_each_h
     assert sum(1 for r in results for _ in r["handled"]) == 1000
     print(f"1000 events + 300 duplicates in {elapsed:.2f} s across {PROCESSES} processes")
     assert os.environ.get("CI") or elapsed < 60
+
+
+async def test_replay_from_zooms_logs_handles_exactly_the_failed_events_not_yet_handled(
+    endpoints: Any, zoom: FakeZoom, store: tuple[str, dict[str, Any]]
+) -> None:
+    from zoom_s2s import TokenManager, ZoomClient, store_from_url
+    from zoom_s2s.webhooks import Receiver, WebhookEvent
+
+    fleet, workers, ready = endpoints
+    urls = [message["url"] for message in ready]
+    dead = "http://127.0.0.1:1/zoom/events"
+    zoom.webhooks.retry_delays = (0.05, 0.05, 0.05)
+    delivered = [await zoom.webhooks.deliver(urls, "meeting.created", {"n": i}) for i in range(5)]
+    lost = [await zoom.webhooks.deliver(dead, "meeting.updated", {"n": i}) for i in range(3)]
+    for i in range(2):  # failed first, then handled on Zoom's retry
+        body = zoom.webhooks.body("meeting.ended", {"n": i})
+        await zoom.webhooks.send(dead, body, request_id=f"late-{i}")
+        await zoom.webhooks.send(urls[i], body, request_id=f"late-{i}", retry_num=1)
+    replayed: list[WebhookEvent] = []
+    shared = store_from_url(store[0], **store[1])
+    try:
+        async with TokenManager(zoom.credentials, token_url=zoom.token_url) as tokens, \
+                ZoomClient(tokens, base_url=zoom.api_base_url) as client:
+            receiver = Receiver(SECRET, store=shared)
+            report = await receiver.replay_failed(client, "app", replayed.append)
+            again = await receiver.replay_failed(client, "app", replayed.append)
+    finally:
+        await shared.aclose()
+    results = finish(fleet, workers)
+    assert sorted(e.request_id or "" for e in replayed) == sorted(d.request_id for d in lost)
+    assert (report.handled, report.skipped, report.failed) == (3, 2, 0)
+    assert (again.handled, again.skipped) == (0, 5)
+    assert set(handled(results)) == {d.request_id for d in delivered} | {"late-0", "late-1"}

@@ -560,3 +560,33 @@ async def test_the_blocking_face_serves_a_wsgi_view(wsgi_endpoint: tuple[str, li
         status, _ = await zoom.send_webhook(url, "meeting.ended", secret_token="wrong")
     assert (delivery.statuses, status) == ([200], 401)
     assert received == ["meeting.started"]
+
+
+async def test_the_handler_runs_in_a_span_continuing_zooms_traceparent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pytest.importorskip("opentelemetry.sdk", reason="needs the otel extra")
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(trace, "get_tracer", lambda *args, **kwargs: provider.get_tracer("t"))
+    trace_id, parent_id = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+    sent, body = signed("meeting.started", request_id="traced")
+    sent["traceparent"] = f"00-{trace_id}-{parent_id}-01"
+    inside: list[int] = []
+
+    def handle(event: WebhookEvent) -> None:
+        inside.append(trace.get_current_span().get_span_context().trace_id)
+
+    assert (await Receiver(SECRET).respond(sent, body, handle)).status == 200
+    (span,) = exporter.get_finished_spans()
+    assert span.name == "zoom_s2s.webhook meeting.started"
+    assert inside == [int(trace_id, 16)]
+    assert span.parent is not None
+    assert span.parent.span_id == int(parent_id, 16)
+    assert dict(span.attributes or {})["zoom_s2s.webhook.request_id"] == "traced"
