@@ -486,7 +486,7 @@ class Receiver:
 
     Args:
         secret_tokens: The app's secret token, or several while a rotation is
-            under way (any of them verifies).
+            under way (any of them verifies; the first answers the URL challenge).
         store: The store the fleet shares (its ``webhook_claims``); ``None``:
             claims in this process only.
         tolerance: Seconds a request's timestamp may be off (replay

@@ -146,3 +146,40 @@ async def test_each_step_on_postgres_is_one_statement(
 def test_the_schema_and_grants_name_the_claims_table() -> None:
     assert 'CREATE TABLE IF NOT EXISTS "zs".claims' in schema_sql("zs")
     assert 'ON "zs".claims TO "app"' in grants_sql("app", "zs")
+
+
+@pytest.mark.postgres
+async def test_an_application_user_with_the_documented_grants_can_claim(
+    postgres_url: str, postgres_schema: str
+) -> None:
+    """The DBA runs schema_sql() and grants_sql(); every claim step (the sweep's DELETE
+    included) works for an app user without CREATE."""
+    import secrets
+
+    from .test_postgres_store import sql
+
+    user, password = f"app_{secrets.token_hex(4)}", secrets.token_urlsafe(12)
+    await sql(postgres_url, schema_sql(postgres_schema))
+    await sql(postgres_url, f"CREATE ROLE {user} LOGIN PASSWORD '{password}'")
+    for statement in grants_sql(user, postgres_schema).strip().splitlines():
+        await sql(postgres_url, statement)
+    app_url = postgres_url.replace(
+        postgres_url.split("//", 1)[1].split("@", 1)[0], f"{user}:{password}"
+    )
+    store = PostgresTokenStore.from_url(app_url, schema=postgres_schema)
+    claims = claims_of(store)
+    assert claims is not None
+    try:
+        await claims.claim("r.lapsed", "me", lease=0.001, keep=60)
+        await sql(postgres_url, f"UPDATE {postgres_schema}.claims "
+                                "SET expires = now() - interval '1 hour'")
+        answer = await claims.claim("r.k", "me", lease=30, keep=60, order="o.k", event_ts=1)
+        assert answer.outcome == "claimed"
+        assert await claims.extend("r.k", "me", 30)
+        assert await claims.finish("r.k", "me", 60)  # and sweeps r.lapsed
+        assert (await claims.claim("r.x", "me", lease=30, keep=60)).outcome == "claimed"
+        assert await claims.release("r.x", "me")
+    finally:
+        await store.aclose()
+    left = await sql(postgres_url, f"SELECT key FROM {postgres_schema}.claims ORDER BY key")
+    assert [row["key"] for row in left] == ["o.k", "r.k"]
