@@ -2,6 +2,9 @@
 two processes, and a Redis Cluster) and on PostgreSQL (two stores), one round trip per
 step, and the schema and grants that hold the claims."""
 
+# The schema names in the SQL below are the fixture's own t_<hex>.
+# ruff: noqa: S608
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
