@@ -12,6 +12,7 @@ on. The aiohttp face is :func:`aiohttp_handler`, the FastAPI/Starlette face
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import datetime
 import hashlib
@@ -704,18 +705,25 @@ class Receiver:
         if self._loop is None or self._loop.pid != os.getpid():
             self._loop = _LoopThread()
         loop = self._loop
-        event = loop.run(self._enter(claim), timeout)
+        try:
+            event = loop.run(self._enter(claim), timeout)
+        except TimeoutError:
+            return Reply(503, {"error": f"claiming took over {timeout:g} s; retry later"})
         if isinstance(event, Reply):
             return event
+        failure: BaseException | None = None
         try:
             if event is not None:
                 handler(event)
-        except Exception as exc:
-            return loop.run(self._exit(claim, exc), timeout)
         except BaseException as exc:
-            loop.run(self._exit(claim, exc), timeout)
-            raise
-        return loop.run(self._exit(claim, None), timeout)
+            failure = exc
+        try:
+            reply = loop.run(self._exit(claim, failure), timeout)
+        except TimeoutError:  # the claim lapses with its lease
+            reply = Reply(200) if failure is None else Reply(500, {"error": "the handler failed"})
+        if failure is not None and not isinstance(failure, Exception):
+            raise failure
+        return reply
 
     async def replay_failed(
         self,
@@ -782,7 +790,12 @@ class _LoopThread:
         thread.start()
 
     def run(self, coroutine: Coroutine[Any, Any, _T], timeout: float) -> _T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+        future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()  # a claim taken meanwhile lapses with its lease
+            raise TimeoutError from None
 
 
 # -- the aiohttp face -----------------------------------------------------------------
