@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import attrs
@@ -11,9 +10,9 @@ import pytest
 from zoom_s2s import AccessToken, MemoryTokenStore, TokenManager
 from zoom_s2s.errors import InvalidCredentialsError
 from zoom_s2s.stores import LockLease
-from zoom_s2s.testing import FakeZoom, Fault
+from zoom_s2s.testing import FakeClock, FakeZoom, Fault
 
-from ..support import FAST_RETRY, sleep_into_refresh_window
+from ..support import FAST_RETRY, instant_retries, sleep_into_refresh_window
 
 
 def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -37,7 +36,7 @@ async def test_a_failure_raised_to_the_caller_is_not_logged_as_well(
 
 
 async def test_a_failed_background_refresh_is_logged_once_as_a_warning(
-    fake_zoom: FakeZoom, caplog: pytest.LogCaptureFixture
+    fake_zoom: FakeZoom, fake_clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     fake_zoom.expires_in = 3
     caplog.set_level(logging.DEBUG, "zoom_s2s")
@@ -45,10 +44,11 @@ async def test_a_failed_background_refresh_is_logged_once_as_a_warning(
         fake_zoom.credentials, token_url=fake_zoom.token_url, retry=FAST_RETRY
     ) as tokens:
         old = await tokens.get_token()
-        await sleep_into_refresh_window(old)
+        await sleep_into_refresh_window(fake_clock, old)
         fake_zoom.fail_next(100, fault=Fault(status=500))
-        assert await tokens.get_token() is old  # starts the refresh, which fails
-        await asyncio.sleep(0.2)
+        with instant_retries():
+            assert await tokens.get_token() is old  # starts the refresh, which fails
+            await fake_clock.sleep(0.2)
         assert await tokens.get_token() is old
     logged = warnings_of(caplog)
     assert len(logged) == 1, logged

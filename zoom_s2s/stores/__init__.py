@@ -1,27 +1,11 @@
-"""Token stores: where processes and hosts share one token.
+"""Token stores: where processes and hosts share one token, one backend per technology.
 
-* :class:`MemoryTokenStore`: one process (the default).
-* :class:`FileTokenStore`: processes on one host, through a local directory.
-* :class:`RedisTokenStore`: hosts, through Redis or Redis Cluster (needs the
-  ``zoom-s2s[redis]`` extra, imported only when a Redis store is created).
-* :class:`PostgresTokenStore`: hosts, through PostgreSQL (needs the
-  ``zoom-s2s[postgres]`` extra, imported only when a store is created).
-* :class:`EncryptedTokenStore`: encryption at rest around any of them (needs
-  the ``zoom-s2s[encryption]`` extra).
-* :func:`store_from_url`: one of the above from ``memory://``, ``file:///dir``,
-  ``redis://...``, ``rediss://...``, ``unix://...`` or ``postgresql://...``, or a third-party store
-  registered for its scheme (:func:`register_store`).
-
-Each backend is one module or package (``memory``, ``file/``, ``redis/``,
-``postgres/``) holding its token store and its :class:`RateBudget` (a store's
-``rate_budget``: the fleet's shared rate limits).
-
-Writing a store: implement :class:`TokenStore` (most easily by subclassing
-:class:`BaseTokenStore`) with :class:`StoreState`, :class:`LockAttempt`,
-:class:`LockLease` and :class:`FailureRecord`, and check it with
-:class:`zoom_s2s.testing.StoreContract`; a rate budget subclasses
-:class:`RateBudget` and is checked with :class:`zoom_s2s.testing.RateBudgetContract`.
-``docs/stores.rst`` walks through it.
+:class:`MemoryTokenStore`, :class:`FileTokenStore`, :class:`RedisTokenStore`,
+:class:`PostgresTokenStore` (the last two import their driver only when made),
+:class:`EncryptedTokenStore` around any of them, and :func:`store_from_url`.
+Each backend also provides its :class:`RateBudget` (``store.rate_budget``) and
+its :class:`WebhookClaims` (``store.webhook_claims``). Writing a store, a rate
+budget or claims: ``docs/stores.rst``.
 """
 
 from .base import (
@@ -35,6 +19,7 @@ from .base import (
     encode_record,
 )
 from .budget import Pause, Permit, RateBudget, rate_budget_of
+from .claims import ClaimAnswer, WebhookClaims, claims_of
 from .encrypted import EncryptedTokenStore
 from .file import FileTokenStore
 from .memory import MemoryTokenStore
@@ -45,6 +30,7 @@ from .url import store_from_url
 
 __all__ = [
     "BaseTokenStore",
+    "ClaimAnswer",
     "EncryptedTokenStore",
     "FailureRecord",
     "FileTokenStore",
@@ -58,6 +44,8 @@ __all__ = [
     "RedisTokenStore",
     "StoreState",
     "TokenStore",
+    "WebhookClaims",
+    "claims_of",
     "decode_record",
     "encode_record",
     "rate_budget_of",

@@ -27,7 +27,8 @@ It follows ``docs/zoom.rst``, which cites a source for each behaviour:
   ``created_at``;
 * ``X-RateLimit-Category``, ``-Limit`` and ``-Remaining`` on every API answer
   (counted, not enforced: a layer added to :attr:`FakeZoom.api_hooks` may);
-* signed webhook events sent to a URL (:meth:`FakeZoom.send_webhook`);
+* signed webhook deliveries with Zoom's retries, and the webhook logs API
+  (:attr:`FakeZoom.webhooks`, ``zoom_s2s.testing._fake_webhooks``);
 * ``GET /_fake/stats``: its counters as JSON, for other processes.
 
 Faults are injected with :meth:`FakeZoom.fail_next`.
@@ -35,7 +36,8 @@ Faults are injected with :meth:`FakeZoom.fail_next`.
 Routes: ``POST /oauth/token``; ``GET /v2/users`` (list), ``POST /v2/users``
 (create), ``GET /v2/users/{userId}`` (id, email or ``me``; query parameters
 ``login_type``, ``encrypted_email``, ``search_by_unique_id``),
-``DELETE /v2/users/{userId}`` (204), ``GET /v2/users/{userId}/meetings``;
+``DELETE /v2/users/{userId}`` (204), ``GET /v2/users/{userId}/meetings``,
+``GET /v2/marketplace/apps/{appId}/webhook_logs``;
 ``GET /_fake/stats``.
 """
 
@@ -55,12 +57,11 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Any, Literal
 
-import aiohttp
 import attrs
 from aiohttp import web
 
+from .. import _clock
 from ..models import Credentials
-from ..webhooks import URL_VALIDATION_EVENT, event_body, signed_headers
 from ._fake_ratelimit import FakeRateLimits
 from ._fake_state import (
     APP_KINDS,
@@ -75,6 +76,7 @@ from ._fake_state import (
     iso_time,
     public_copy,
 )
+from ._fake_webhooks import FakeWebhooks
 
 __all__ = ["ApiCall", "FakeAccount", "FakeApp", "FakeZoom", "Fault"]
 
@@ -83,6 +85,7 @@ Route = Literal["token", "api"]
 PAGE_TOKEN_LIFETIME = 15 * 60.0
 """Seconds a ``next_page_token`` stays valid, as on Zoom."""
 MAX_PAGE_SIZE = 300
+USERS_MAX_PAGE_SIZE = 2000  # GET /users allows larger pages (Zoom's Users spec)
 
 # Zoom's rate-limit categories of the routes served, and the per-second limits
 # of a Pro account (docs/zoom.rst, "Rate limits").
@@ -192,7 +195,7 @@ class FakeZoom:
             :attr:`url` (tests of a tampered or hostile ``api_url`` set another).
         clock: Unix time for token expiry, page tokens and ``created_at``
             (tests may pass a settable clock instead of waiting).
-        webhook_secret_token: The secret token :meth:`send_webhook` signs with.
+        webhook_secret_token: The secret token webhook deliveries are signed with.
         rate_limits: Enforce Zoom's rate limits
             (:class:`~zoom_s2s.testing.FakeRateLimits`: per-account QPS per
             category, daily limits, 429s and headers) instead of only counting.
@@ -209,6 +212,7 @@ class FakeZoom:
         stats: Answers by route and status, and 429s (``GET /_fake/stats``).
         api_hooks: Run in order on each authenticated API call (after the
             scope check); the default one adds the rate-limit headers.
+        webhooks: The webhook sender and its logs (:class:`FakeWebhooks`).
         accounts: Accounts by id.
         apps: Apps by client id.
         app: The aiohttp application serving all this.
@@ -265,6 +269,7 @@ class FakeZoom:
         self._pages: dict[str, PageCursor] = {}
         self._faults: dict[Route, deque[Fault]] = {"token": deque(), "api": deque()}
         self._runner: web.AppRunner | None = None
+        self.webhooks = FakeWebhooks(self)
         self.app = self._make_app()
 
     # -- accounts and apps ------------------------------------------------------------
@@ -478,55 +483,17 @@ class FakeZoom:
         secret_token: str | None = None,
         timestamp: int | None = None,
     ) -> tuple[int, bytes]:
-        """POST a signed event notification to ``url``, as Zoom does.
-
-        Args:
-            url: The endpoint.
-            event: The event name, e.g. ``"meeting.started"``.
-            payload: The event's ``payload`` (default ``{"account_id": ...}``).
-            secret_token: Sign with this (default :attr:`webhook_secret_token`).
-            timestamp: ``x-zm-request-timestamp`` (default now, by :attr:`clock`).
+        """POST one signed event notification to ``url`` (no retry; :attr:`webhooks` retries).
 
         Returns:
-            The endpoint's (HTTP status, body).
+            The endpoint's (HTTP status, body); status -1 for a network error.
         """
-        body = event_body(
-            event,
-            {"account_id": self.default_account.account_id} if payload is None else payload,
-            event_ts=int(self.clock() * 1000),
-        )
-        stamp = int(self.clock()) if timestamp is None else timestamp
-        headers = signed_headers(
-            self.webhook_secret_token if secret_token is None else secret_token,
-            body,
-            timestamp=stamp,
-        )
-        headers["User-Agent"] = "Zoom Marketplace/1.0a"
-        async with (
-            aiohttp.ClientSession() as session,
-            session.post(url, data=body, headers=headers) as response,
-        ):
-            return response.status, await response.read()
+        body = self.webhooks.body(event, payload)
+        return await self.webhooks.send(url, body, secret_token=secret_token, timestamp=timestamp)
 
     async def validate_endpoint(self, url: str) -> bool:
         """Send Zoom's ``endpoint.url_validation`` challenge; whether the answer is right."""
-        import hashlib
-        import hmac
-
-        plain = secrets.token_urlsafe(16)
-        status, body = await self.send_webhook(url, URL_VALIDATION_EVENT, {"plainToken": plain})
-        if status not in (200, 204):
-            return False
-        try:
-            answer = json.loads(body)
-        except ValueError:
-            return False
-        key = self.webhook_secret_token.encode()
-        expected = hmac.new(key, plain.encode(), hashlib.sha256).hexdigest()
-        return isinstance(answer, dict) and answer == {
-            "plainToken": plain,
-            "encryptedToken": expected,
-        }
+        return await self.webhooks.validate_endpoint(url)
 
     # -- the app --------------------------------------------------------------------
 
@@ -540,6 +507,10 @@ class FakeZoom:
             ("GET", "/v2/users/{user_id}", self._get_user, "Light"),
             ("DELETE", "/v2/users/{user_id}", self._delete_user, "Light"),
             ("GET", "/v2/users/{user_id}/meetings", self._list_meetings, "Medium"),
+            ("GET", "/v2/report/meetings/{meeting_id}/participants", self._report_participants,
+             "Heavy"),
+            ("GET", "/v2/marketplace/apps/{app_id}/webhook_logs", self.webhooks.logs_page,
+             "Medium"),
         ]
         for method, path, handler, category in api:
             app.router.add_route(method, path, self._api(handler, f"{method} {path}", category))
@@ -571,7 +542,7 @@ class FakeZoom:
             return None
         fault = self._faults[route].popleft()
         if fault.delay:
-            await asyncio.sleep(fault.delay)
+            await _clock.sleep(fault.delay)
         if fault.then_serve:
             return None
         if fault.reset:
@@ -592,7 +563,7 @@ class FakeZoom:
         self.token_requests += 1
         sent = self.clock()
         if self.latency:
-            await asyncio.sleep(self.latency)
+            await _clock.sleep(self.latency)
         fault = await self._apply_fault("token", request)
         if fault is not None:
             return fault
@@ -733,14 +704,35 @@ class FakeZoom:
         )
 
     async def _list_users(self, call: ApiCall) -> web.StreamResponse:
+        status = call.request.query.get("status", "active")
+        users = [u for u in call.account.users.values() if u.get("status", "active") == status]
+        return self._page_of(call, f"users:{status}", public_copy(users), "users",
+                             most=USERS_MAX_PAGE_SIZE)
+
+    async def _report_participants(self, call: ApiCall) -> web.StreamResponse:
+        meeting_id = call.request.match_info["meeting_id"]
+        rows = call.account.report_participants.get(meeting_id)
+        if rows is None:
+            return _api_error(404, 3001, "Meeting does not exist.")
+        return self._page_of(call, f"participants:{meeting_id}", rows, "participants")
+
+    def _page_of(
+        self,
+        call: ApiCall,
+        listing: str,
+        rows: list[dict[str, Any]],
+        key: str,
+        *,
+        most: int = MAX_PAGE_SIZE,
+    ) -> web.StreamResponse:
+        """One page of ``rows`` as Zoom pages a list: ``page_size``, ``next_page_token``."""
         query = call.request.query
         try:
-            page_size = min(MAX_PAGE_SIZE, int(query.get("page_size", "30")))
+            page_size = min(most, int(query.get("page_size", "30")))
         except ValueError:
             return _api_error(400, 300, "Invalid field: page_size.")
         if page_size < 1:
             return _api_error(400, 300, "Invalid field: page_size.")
-        status = query.get("status", "active")
         offset = 0
         token = query.get("next_page_token", "")
         if token:
@@ -748,28 +740,26 @@ class FakeZoom:
             if (
                 cursor is None
                 or cursor.account_id != call.account.account_id
-                or cursor.status != status
+                or cursor.listing != listing
                 or self.clock() - cursor.issued_at > PAGE_TOKEN_LIFETIME
             ):
                 self._pages.pop(token, None)
                 return _api_error(400, 300, "The next page token is invalid or expired.")
             offset = cursor.offset
-        users = [u for u in call.account.users.values() if u.get("status", "active") == status]
-        page = users[offset : offset + page_size]
         following = ""
-        if offset + page_size < len(users):
+        if offset + page_size < len(rows):
             following = secrets.token_urlsafe(24)
             self._pages[following] = PageCursor(
-                call.account.account_id, status, page_size, offset + page_size, self.clock()
+                call.account.account_id, listing, page_size, offset + page_size, self.clock()
             )
         return web.json_response(
             {
-                "page_count": max(1, -(-len(users) // page_size)),
+                "page_count": max(1, -(-len(rows) // page_size)),
                 "page_number": offset // page_size + 1,
                 "page_size": page_size,
-                "total_records": len(users),
+                "total_records": len(rows),
                 "next_page_token": following,
-                "users": public_copy(page),
+                key: rows[offset : offset + page_size],
             }
         )
 

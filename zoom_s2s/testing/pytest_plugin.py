@@ -1,9 +1,9 @@
-"""pytest plugin (auto-registered): the ``fake_zoom`` fixture.
+"""pytest plugin (auto-registered): the ``fake_clock`` and ``fake_zoom`` fixtures.
 
-Needs pytest-asyncio in the test environment; without it the fixture is not
-defined and nothing else changes. An ``async def`` test that uses the fixture
-runs on asyncio in any pytest-asyncio mode: in the default strict mode the
-plugin gives it the ``asyncio`` marker (other async tests still need the
+``fake_zoom`` needs pytest-asyncio in the test environment; without it that
+fixture is not defined and nothing else changes. An ``async def`` test that
+uses it runs on asyncio in any pytest-asyncio mode: in the default strict mode
+the plugin gives it the ``asyncio`` marker (other async tests still need the
 marker, or ``asyncio_mode = "auto"``). See ``docs/testing.rst``.
 """
 
@@ -11,12 +11,21 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator, Generator, Iterator
 from typing import Any
 
 import pytest
 
+from .clock import FakeClock
 from .fake_zoom import FakeZoom
+
+
+@pytest.fixture
+def fake_clock() -> Iterator[FakeClock]:
+    """Virtual time for the test (a :class:`FakeClock`): zoom-s2s's sleeps end at once."""
+    with FakeClock() as clock:
+        yield clock
+
 
 if importlib.util.find_spec("pytest_asyncio") is not None:
     import pytest_asyncio
