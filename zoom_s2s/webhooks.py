@@ -12,7 +12,6 @@ on. The aiohttp face is :func:`aiohttp_handler`, the FastAPI/Starlette face
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import datetime
 import hashlib
@@ -23,7 +22,6 @@ import logging
 import math
 import os
 import secrets
-import threading
 import time
 import urllib.parse
 from collections.abc import (
@@ -31,7 +29,6 @@ from collections.abc import (
     AsyncIterator,
     Awaitable,
     Callable,
-    Coroutine,
     Mapping,
     Sequence,
 )
@@ -42,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 import attrs
 
 from ._http import parse_json
+from ._loop_thread import LoopThread
 from .errors import ConfigurationError, StoreError, WebhookError, WebhookSignatureError
 from .stores.claims import ClaimAnswer, WebhookClaims, claims_of
 from .stores.memory import MemoryClaims
@@ -543,7 +541,7 @@ class Receiver:
                 "Redis or PostgreSQL store"
             )
         self.claims: WebhookClaims = claims
-        self._loop: _LoopThread | None = None
+        self._loop: LoopThread | None = None
 
     def __repr__(self) -> str:
         return f"Receiver(claims={type(self.claims).__name__}, tokens={len(self._tokens)})"
@@ -703,10 +701,10 @@ class Receiver:
         if isinstance(claim, Reply):
             return claim
         if self._loop is None or self._loop.pid != os.getpid():
-            self._loop = _LoopThread()
+            self._loop = LoopThread("zoom-s2s-webhooks")
         loop = self._loop
         try:
-            event = loop.run(self._enter(claim), timeout)
+            event = loop.run(lambda: self._enter(claim), timeout)
         except TimeoutError:
             return Reply(503, {"error": f"claiming took over {timeout:g} s; retry later"})
         if isinstance(event, Reply):
@@ -718,7 +716,7 @@ class Receiver:
         except BaseException as exc:
             failure = exc
         try:
-            reply = loop.run(self._exit(claim, failure), timeout)
+            reply = loop.run(lambda: self._exit(claim, failure), timeout)
         except TimeoutError:  # the claim lapses with its lease
             reply = Reply(200) if failure is None else Reply(500, {"error": "the handler failed"})
         if failure is not None and not isinstance(failure, Exception):
@@ -777,28 +775,6 @@ class Receiver:
             else:
                 skipped += 1
         return Replayed(handled, skipped, failed)
-
-
-class _LoopThread:
-    """An event loop on a daemon thread, for :meth:`Receiver.respond_blocking`."""
-
-    def __init__(self) -> None:
-        self.pid = os.getpid()
-        self.loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=self.loop.run_forever, name="zoom-s2s-webhooks")
-        thread.daemon = True
-        thread.start()
-
-    def run(self, coroutine: Coroutine[Any, Any, _T], timeout: float) -> _T:
-        future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
-        try:
-            return future.result(timeout)
-        except concurrent.futures.TimeoutError:
-            future.cancel()  # a claim taken meanwhile lapses with its lease
-            raise TimeoutError from None
-
-
-# -- the aiohttp face -----------------------------------------------------------------
 
 
 def aiohttp_handler(

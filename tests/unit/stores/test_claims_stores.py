@@ -12,6 +12,7 @@ import pytest
 from zoom_s2s import EncryptedTokenStore, FileTokenStore, MemoryTokenStore, TokenStore
 from zoom_s2s.stores import claims_of
 from zoom_s2s.stores.file import FileClaims
+from zoom_s2s.testing import FakeClock
 from zoom_s2s.testing.claims_contract import ClaimsContract
 
 
@@ -65,14 +66,17 @@ async def test_an_unreadable_or_planted_claim_file_counts_as_free(
     await store.aclose()
 
 
-async def test_lapsed_claim_files_are_swept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_lapsed_claim_files_are_swept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_clock: FakeClock
+) -> None:
     monkeypatch.setattr("zoom_s2s.stores.file.claims._SWEEP_EVERY", 4)
     store = FileTokenStore(tmp_path / "s")
     claims = claims_of(store)
     assert claims is not None
     for i in range(3):
-        await claims.claim(f"r.{i}", "me", lease=0.001, keep=60)
+        await claims.claim(f"r.{i}", "me", lease=1, keep=60)
     assert len(list((tmp_path / "s").glob("wh.*.claim"))) == 3
+    fake_clock.advance(1.5)  # their leases lapse: the next sweep takes them
     await claims.claim("r.last", "me", lease=30, keep=60)
     assert [p.name for p in (tmp_path / "s").glob("wh.*.claim")] == ["wh.r.last.claim"]
     await store.aclose()

@@ -17,11 +17,11 @@ import json
 import logging
 import math
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from ... import _clock
 from ..claims import MAX_KEEP, ClaimAnswer, Record, WebhookClaims, owned, take_claim
 from .budget import _Directory
 
@@ -103,7 +103,7 @@ class FileClaims(WebhookClaims):
         self, keys: tuple[str, ...], change: Callable[[dict[str, Record], float], _T]
     ) -> _T:
         def body() -> _T:
-            now = time.monotonic()
+            now = _clock.monotonic()
             records = self._load(keys, now)
             before = {key: (r.until, r.owner, r.done, r.newest) for key, r in records.items()}
             answer = change(records, now)
@@ -125,7 +125,7 @@ class FileClaims(WebhookClaims):
     ) -> ClaimAnswer:
         self._claims += 1
         if self._claims % _SWEEP_EVERY == 0:
-            await self._files._locked(_MUTEX, lambda: self._sweep(time.monotonic()))
+            await self._files._locked(_MUTEX, lambda: self._sweep(_clock.monotonic()))
         return await self._step(
             (key,) if order is None else (key, order),
             lambda records, now: take_claim(
