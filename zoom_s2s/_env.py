@@ -99,7 +99,9 @@ def manager_options(
 
     env = os.environ if environ is None else environ
     credentials = Credentials.from_env(env)
-    options["token_url"] = env_value(ENV_TOKEN_URL, env) or options.get("token_url")
+    options["token_url"] = (
+        env_value(ENV_TOKEN_URL, env) or options.get("token_url") or DEFAULT_TOKEN_URL
+    )
     store = env_value(ENV_STORE, env) or options.get("store")
     keys = [k.strip() for k in (env_value(ENV_ENCRYPTION_KEYS, env) or "").split(",") if k.strip()]
     if keys:

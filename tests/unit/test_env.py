@@ -61,6 +61,18 @@ def test_encryption_keys_with_a_store_object_are_refused(fake_zoom: FakeZoom) ->
         TokenManager.from_env(env, store=MemoryTokenStore())
 
 
+def test_only_the_given_mapping_is_read(
+    fake_zoom: FakeZoom, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ZOOM_TOKEN_URL", "https://elsewhere.example/oauth/token")
+    monkeypatch.setenv("ZOOM_S2S_STORE", "file:///nowhere")
+    env = environment(fake_zoom)
+    del env["ZOOM_TOKEN_URL"]
+    tokens = TokenManager.from_env(env)
+    assert tokens.token_url == "https://zoom.us/oauth/token"
+    assert isinstance(tokens.store, MemoryTokenStore)
+
+
 def test_missing_credentials_name_every_variable() -> None:
     with pytest.raises(ConfigurationError, match="ZOOM_ACCOUNT_ID, ZOOM_CLIENT_ID"):
         TokenManager.from_env({"ZOOM_CLIENT_SECRET": "x"})
