@@ -1,33 +1,9 @@
 """OpenTelemetry metrics and traces (extra: ``zoom-s2s[otel]``).
 
-::
-
-    from zoom_s2s.otel import instrument
-    instrument(tokens)  # a TokenManager or SyncTokenManager: token events
-    instrument(zoom)    # a ZoomClient: its API calls
-
-Both use the global meter and tracer providers unless given others.
-
-Token metrics (attributes ``zoom_s2s.store`` and ``zoom_s2s.key``):
-
-* counters ``zoom_s2s.token.fetches``, ``.adoptions``, ``.refreshes``,
-  ``.waits``, ``.lock_waits``, ``.invalidations``, ``.failures``;
-* an observable counter ``zoom_s2s.token.cache_hits`` (read from the
-  manager's ``stats()``, so the hot path stays free of exporter calls);
-* a histogram ``zoom_s2s.token.fetch.duration`` in seconds.
-
-Each token fetch (and each failed refresh) also becomes a span
-``zoom_s2s.token.fetch``, placed at the time it ran.
-
-API metrics (attribute ``zoom_s2s.category``: Zoom's rate-limit category of
-the request, from the client's rate limiter or the built-in table):
-
-* a counter ``zoom_s2s.api.calls`` (also by ``http.response.status_code``);
-* a counter ``zoom_s2s.api.rate_limited``: answers with HTTP 429;
-* a histogram ``zoom_s2s.api.rate_limit.wait``: seconds the client's rate
-  limiter took to let each request go (clients with ``rate_limits=``).
-
-Attributes hold fingerprints only, never a token. See ``docs/configuration.rst``.
+``instrument(tokens)`` records a TokenManager's or SyncTokenManager's token
+events, ``instrument(zoom)`` a ZoomClient's API calls, 429s and rate-limit
+waits per category. The metrics are listed in ``docs/configuration.rst``
+("Events, stats and OpenTelemetry").
 """
 
 from __future__ import annotations
