@@ -1,0 +1,197 @@
+"""Files in and out: recording downloads streamed, and multipart uploads (chat files).
+
+Both go through the request pipeline (token, pacing, the one retry after a
+refused token); the token goes to Zoom's hosts only and never follows a
+redirect to another origin. See docs/client.rst ("Files").
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Mapping
+from typing import IO, TYPE_CHECKING, Any
+
+import aiohttp
+import yarl
+from aiohttp import hdrs
+
+from .._redact import secret_forms
+from ..errors import ConfigurationError, ZoomAPIError
+from ..models import AccessToken
+from .pipeline import Answer, Pipeline
+from .responses import decode_response, error_from_response, read_body
+from .urls import DEFAULT_API_URL, Destinations, is_zoom_host, origin_of, quote_path
+
+if TYPE_CHECKING:
+    from ..api._base import Upload
+    from .client import ZoomClient
+
+__all__ = ["download", "stream", "upload"]
+
+CHUNK_SIZE = 256 * 1024
+_MAX_ERROR_BODY = 64 * 1024
+
+
+def _pipeline_for(client: ZoomClient, base: str, *, paced: bool) -> Pipeline:
+    """The client's pipeline, or one like it whose token may go to ``base``'s origin."""
+    own = client._pipeline
+    if origin_of(yarl.URL(base)) == client._destinations.origin:
+        return own
+    destinations = Destinations(base, use_token_api_url=False, allow_insecure_http=False)
+    return Pipeline(client.tokens, destinations, own.limiter if paced else None)
+
+
+def _download_base(client: ZoomClient, url: yarl.URL) -> str:
+    """The origin a download URL may get the token at, or raise."""
+    if not url.absolute or url.scheme not in ("http", "https") or not url.host:
+        raise ConfigurationError(f"download URL {str(url)!r} must be an absolute https URL")
+    same = origin_of(url) == client._destinations.origin
+    if not same and not (url.scheme == "https" and is_zoom_host(url.host)):
+        raise ConfigurationError(
+            f"download URL host {url.host!r} is not a Zoom host: the token is not sent "
+            "there (Zoom's recording download_url is on zoom.us)"
+        )
+    return str(url.origin())
+
+
+async def stream(
+    client: ZoomClient, url: str, *, chunk_size: int = CHUNK_SIZE
+) -> AsyncIterator[bytes]:
+    """The body of a download URL (a recording file's ``download_url``), chunk by chunk.
+
+    The token goes to the download URL's Zoom host; Zoom's redirect to its
+    storage host is followed without it.
+    """
+    target = yarl.URL(url)
+    pipeline = _pipeline_for(client, _download_base(client, target), paced=False)
+    session = client._open_session()
+    timeout = _transfer_timeout(client)
+    flow = pipeline.flow("GET", target)
+    token = await flow.asend(None)
+    while True:
+        headers = {} if token is None else {hdrs.AUTHORIZATION: "Bearer " + token.access_token}
+        response = await session.get(
+            target, headers=headers, timeout=timeout, middlewares=(), raise_for_status=False
+        )
+        body = None
+        if response.status >= 400:
+            body = await read_body(response, _MAX_ERROR_BODY, method="GET", path=target.path)
+        if token is None:
+            break
+        token = await flow.asend(_answer(response, body))
+        if token is None:
+            break
+        response.release()
+    async with response:
+        if body is not None:
+            raise _error(response, body, sent=flow.token, path=target.path)
+        async for chunk in response.content.iter_chunked(chunk_size):
+            yield chunk
+
+
+async def download(
+    client: ZoomClient, url: str, to: str | os.PathLike[str] | IO[bytes]
+) -> int:
+    """Write the body of a download URL to a file (a path or a binary file); the bytes written."""
+    written = 0
+    if isinstance(to, (str, os.PathLike)):
+        with open(to, "wb") as file:  # noqa: ASYNC230 - chunks are written as they come
+            async for chunk in stream(client, url):
+                file.write(chunk)
+                written += len(chunk)
+        return written
+    async for chunk in stream(client, url):
+        to.write(chunk)
+        written += len(chunk)
+    return written
+
+
+async def upload(
+    client: ZoomClient,
+    method: str,
+    path: str,
+    *,
+    files: Mapping[str, Upload],
+    params: Mapping[str, str | int | float] | None = None,
+    base_url: str | None = None,
+    rate_category: str | None = None,
+) -> Any:
+    """Send ``files`` as multipart/form-data to ``path``; the decoded JSON answer.
+
+    ``base_url`` (Zoom's ``https://file.zoom.us/v2`` for chat files) is used
+    when the client talks to Zoom's default API host; a client on another
+    base (ZoomGov, a test server) sends to its own base.
+    """
+    base = base_url if base_url and client.base_url == DEFAULT_API_URL else client.base_url
+    quoted = quote_path(path)
+    url = yarl.URL(base + quoted, encoded=True)
+    pipeline = _pipeline_for(client, base, paced=True)
+    session = client._open_session()
+    flow = pipeline.flow(method.upper(), url, path=quoted, rate_category=rate_category,
+                         rewind=lambda: _rewind(files))
+    token = await flow.asend(None)
+    assert token is not None  # the API's own hosts are always destinations
+    while True:
+        sent = token
+        async with session.request(
+            method, url, params=params, data=_form(files), timeout=_transfer_timeout(client),
+            headers={hdrs.AUTHORIZATION: "Bearer " + token.access_token},
+            middlewares=client._middlewares, raise_for_status=False,
+        ) as response:
+            body = await read_body(response, client.max_response_bytes, method=method,
+                                   path=url.path)
+            token = await flow.asend(_answer(response, body))
+            if token is None:
+                break
+    if 200 <= response.status < 300:
+        return decode_response(response.status, response.headers, body, method=method,
+                               path=url.path)
+    raise _error(response, body, sent=flow.token or sent, path=url.path)
+
+
+def _transfer_timeout(client: ZoomClient) -> aiohttp.ClientTimeout:
+    """No bound on a whole transfer; ``request_timeout`` between two reads."""
+    return aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=client._timeout.total)
+
+
+def _answer(response: aiohttp.ClientResponse, body: bytes | None) -> Answer:
+    authorization = response.request_info.headers.get(hdrs.AUTHORIZATION)
+    return Answer(response.status, response.headers, body, response.url, authorization)
+
+
+def _error(
+    response: aiohttp.ClientResponse, body: bytes, *, sent: AccessToken | None, path: str
+) -> ZoomAPIError:
+    return error_from_response(
+        response.status, response.headers, body, method=response.method, path=path,
+        secrets=() if sent is None else secret_forms(sent.access_token),
+        scopes=None if sent is None else sent.scopes,
+    )
+
+
+def _parts(value: Upload) -> tuple[str | None, bytes | IO[bytes], str | None]:
+    if isinstance(value, tuple):
+        name, content, *kind = value
+        return name, content, kind[0] if kind else None
+    return getattr(value, "name", None), value, None
+
+
+def _form(files: Mapping[str, Upload]) -> aiohttp.FormData:
+    form = aiohttp.FormData()
+    for field, value in files.items():
+        name, content, kind = _parts(value)
+        form.add_field(field, content, filename=os.path.basename(str(name or field)),
+                       content_type=kind or "application/octet-stream")
+    return form
+
+
+def _rewind(files: Mapping[str, Upload]) -> bool:
+    """Make the files ready to be sent again: whether all could be."""
+    for value in files.values():
+        _, content, _ = _parts(value)
+        if isinstance(content, (bytes, bytearray)):
+            continue
+        if not content.seekable():
+            return False
+        content.seek(0)
+    return True
