@@ -95,6 +95,8 @@ NAMES = {
     ("DELETE", "/marketplace/app/event_subscription"): "unsubscribe_event_subscription",
     ("GET", "/metrics/client/feedback/{feedbackId}"): "list_client_feedback_details",
     ("PATCH", "/rooms/{id}/events"): "update_room_events",
+    ("GET", "/users/{userId}/tsp"): "get_user_accounts",
+    ("GET", "/users/{userId}/tsp/{tspId}"): "get_user_account",
     ("DELETE", "/meetings/{meetingId}/recordings/{recordingId}"): "delete_file",
     ("PUT", "/meetings/{meetingId}/recordings/{recordingId}/status"): "set_file_status",
 }
@@ -128,7 +130,33 @@ HOSTS = {
     ("POST", "/chat/users/{userId}/files"): "https://file.zoom.us/v2",
     ("POST", "/chat/users/{userId}/messages/files"): "https://file.zoom.us/v2",
 }
-MAX_NESTING = 1  # object levels below a response or body that get their own TypedDict
+MAX_NESTING = 1
+# What the fake Zoom (zoom_s2s.testing) answers from the specs: the common operations.
+FAKE_OPERATIONS = (
+    ("PATCH", "/users/{userId}"),
+    ("GET", "/users/{userId}/settings"),
+    ("PUT", "/users/{userId}/status"),
+    ("GET", "/users/{userId}/meetings"),
+    ("POST", "/users/{userId}/meetings"),
+    ("GET", "/meetings/{meetingId}"),
+    ("PATCH", "/meetings/{meetingId}"),
+    ("DELETE", "/meetings/{meetingId}"),
+    ("GET", "/meetings/{meetingId}/registrants"),
+    ("POST", "/meetings/{meetingId}/registrants"),
+    ("GET", "/past_meetings/{meetingId}/participants"),
+    ("GET", "/users/{userId}/webinars"),
+    ("POST", "/users/{userId}/webinars"),
+    ("GET", "/webinars/{webinarId}"),
+    ("PATCH", "/webinars/{webinarId}"),
+    ("DELETE", "/webinars/{webinarId}"),
+    ("GET", "/users/{userId}/recordings"),
+    ("GET", "/meetings/{meetingId}/recordings"),
+    ("DELETE", "/meetings/{meetingId}/recordings"),
+    ("GET", "/report/daily"),
+    ("GET", "/report/users/{userId}/meetings"),
+    ("GET", "/report/meetings/{meetingId}/participants"),
+    ("POST", "/chat/users/{userId}/files"),
+)  # object levels below a response or body that get their own TypedDict
 
 _LABEL = re.compile(r"Rate Limit Label[^`]*`([^`]+)`")
 _CATEGORIES = {
@@ -380,9 +408,10 @@ def _words(op: Op, group: str, keep_owner: bool) -> list[str]:
 def _name(op: Op, group: str, keep_owner: bool = False) -> str:
     words = _words(op, group, keep_owner)
     verb = VERBS[op.method]
-    if op.method == "GET" and (op.list_key is not None or (
-            not op.path.endswith("}") and _list_key(op.response or {}) is not None)):
+    if op.method == "GET" and op.list_key is not None:
         verb = "list"
+    elif op.method == "GET" and not words and "{" not in op.path:
+        verb = "get_all"  # a collection Zoom sends in one answer
     if op.method == "POST" and words and not op.path.endswith("}"):
         words[-1] = _singular(words[-1])
     return "_".join([verb, *words])
@@ -523,7 +552,7 @@ def _path_expr(op: Op) -> str:
         return "{" + f"{helper}({param.py})" + "}"
 
     path = re.sub(r"\{([^}]+)\}", replace, op.path)
-    return f'f"{path}"' if "{" in path else repr(path)
+    return f'f"{path}"' if "{" in path else _s(path)
 
 
 def _signature(op: Op, types: Types, cls: str, sync: bool) -> tuple[str, list[str], list[str]]:
@@ -846,12 +875,51 @@ def layout_of(ops: list[Op]) -> dict[str, dict[str, list[Op]]]:
     return layout
 
 
+def example_of(schema: dict[str, Any], depth: int = 0) -> object:
+    """A value the schema accepts, from the examples the specs give its fields."""
+    kind = schema.get("type")
+    props = _properties(schema)
+    if kind == "array":
+        return [example_of(schema.get("items") or {}, depth + 1)] if depth < 6 else []
+    if kind == "object" or props:
+        return {key: example_of(value, depth + 1) for key, value in props.items()}
+    example = schema.get("example", schema.get("default"))
+    if example is None and schema.get("enum"):
+        example = schema["enum"][0]
+    types = {"integer": int, "number": (int, float), "boolean": bool, "string": str}
+    wanted = types.get(kind or "string", str)
+    if isinstance(example, wanted) and not (kind != "boolean" and isinstance(example, bool)):
+        return example
+    return {"integer": 1, "number": 1.0, "boolean": True}.get(kind or "string", "string")
+
+
+def fake_module(ops: list[Op]) -> str:
+    by_key = {(op.method, op.path): op for op in ops}
+    lines = [
+        HEADER.format(doc="What the fake Zoom answers for the common operations, from the "
+                          "examples in Zoom's specs.\n\nServed by "
+                          ":mod:`zoom_s2s.testing._fake_api`."),
+        "# (method, path template): (status, category, list key or None, page_size max, body)",
+        "EXAMPLES: dict[tuple[str, str], tuple[int, str | None, str | None, int | None, object]] = "
+        "{",
+    ]
+    for key in FAKE_OPERATIONS:
+        op = by_key[key]
+        body = None if op.response is None else example_of(op.response)
+        status = 201 if op.method == "POST" else 200 if body is not None else 204
+        lines.append(f"    {_py(key)}: ({status}, {_py(op.category)}, {_py(op.list_key)}, "
+                     f"{op.page_size_max!r}, {body!r}),")
+    lines += ["}", ""]
+    return "\n".join(lines)
+
+
 def outputs(specs: dict[str, dict[str, Any]]) -> Iterator[tuple[Path, str]]:
     ops = operations(specs)
     assign_names(ops)
     layout = layout_of(ops)
     yield ROOT / "zoom_s2s" / "ratelimit" / "_operations.py", operations_module(ops)
     yield ROOT / "zoom_s2s" / "api" / "__init__.py", package_module(layout)
+    yield ROOT / "zoom_s2s" / "testing" / "_fake_examples.py", fake_module(ops)
     for product, groups in layout.items():
         yield ROOT / "zoom_s2s" / "api" / f"{product}.py", product_module(product, groups)
         yield ROOT / "docs" / "api" / f"{product}.rst", doc_page(product, groups)

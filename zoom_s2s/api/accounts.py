@@ -102,28 +102,13 @@ AccountsGetLockSettingsResponse = TypedDict("AccountsGetLockSettingsResponse", {
     "tsp": AccountsGetLockSettingsResponseTsp,
     "meeting_security": AccountsGetLockSettingsResponseMeetingSecurity,
 }, total=False)
-AccountsGetSettingsRegistrationResponseOptions = TypedDict("AccountsGetSettingsRegistrationResponseOptions", {
-    "host_email_notification": bool, "close_registration": bool,
-    "allow_participants_to_join_from_multiple_devices": bool, "show_social_share_buttons": bool,
-}, total=False)
-AccountsGetSettingsRegistrationResponseQuestionsItem = TypedDict("AccountsGetSettingsRegistrationResponseQuestionsItem", {
-    "field_name": str, "required": bool, "selected": bool,
-}, total=False)
-AccountsGetSettingsRegistrationResponseCustomQuestionsItem = TypedDict("AccountsGetSettingsRegistrationResponseCustomQuestionsItem", {
-    "title": str, "type": str, "required": bool, "selected": bool, "answers": list[str],
-}, total=False)
-AccountsGetSettingsRegistrationResponse = TypedDict("AccountsGetSettingsRegistrationResponse", {
-    "options": AccountsGetSettingsRegistrationResponseOptions,
-    "questions": list[AccountsGetSettingsRegistrationResponseQuestionsItem], "approve_type": int,
-    "custom_questions": list[AccountsGetSettingsRegistrationResponseCustomQuestionsItem],
-}, total=False)
-AccountsListManagedDomainsResponseDomainsItem = TypedDict("AccountsListManagedDomainsResponseDomainsItem", {
+AccountsGetManagedDomainsResponseDomainsItem = TypedDict("AccountsGetManagedDomainsResponseDomainsItem", {
     "domain": str, "status": str,
 }, total=False)
-AccountsListManagedDomainsResponse = TypedDict("AccountsListManagedDomainsResponse", {
-    "domains": list[AccountsListManagedDomainsResponseDomainsItem], "total_records": int,
+AccountsGetManagedDomainsResponse = TypedDict("AccountsGetManagedDomainsResponse", {
+    "domains": list[AccountsGetManagedDomainsResponseDomainsItem], "total_records": int,
 }, total=False)
-AccountsListSettingsResponseSecurity = TypedDict("AccountsListSettingsResponseSecurity", {
+AccountsGetSettingsResponseSecurity = TypedDict("AccountsGetSettingsResponseSecurity", {
     "admin_change_name_pic": bool, "admin_change_user_info": bool,
     "user_modifiable_info_by_admin": list[str], "signin_with_sso": JSONObject,
     "hide_billing_info": bool, "import_photos_from_devices": bool,
@@ -132,12 +117,12 @@ AccountsListSettingsResponseSecurity = TypedDict("AccountsListSettingsResponseSe
     "sign_in_with_two_factor_auth_groups": list[str],
     "sign_in_with_two_factor_auth_roles": list[str],
 }, total=False)
-AccountsListSettingsResponseAudioConferencing = TypedDict("AccountsListSettingsResponseAudioConferencing", {
+AccountsGetSettingsResponseAudioConferencing = TypedDict("AccountsGetSettingsResponseAudioConferencing", {
     "toll_free_and_fee_based_toll_call": JSONObject, "toll_call": JSONObject,
     "call_me_and_invite_by_phone": JSONObject, "personal_audio_conference": bool,
     "participant_phone_masking": JSONObject, "global_dial_in_countries": JSONObject,
 }, total=False)
-AccountsListSettingsResponseChat = TypedDict("AccountsListSettingsResponseChat", {
+AccountsGetSettingsResponseChat = TypedDict("AccountsGetSettingsResponseChat", {
     "allow_bots_chat": bool, "share_files": JSONObject, "chat_emojis": JSONObject,
     "record_voice_messages": bool, "record_video_messages": bool, "screen_capture": bool,
     "create_public_channels": bool, "create_private_channels": bool, "create_group_chat": bool,
@@ -161,16 +146,16 @@ AccountsListSettingsResponseChat = TypedDict("AccountsListSettingsResponseChat",
     "ai_quick_reply": bool, "ai_sentence_completion": bool, "ai_quick_schedule": bool,
     "survey_poll": bool,
 }, total=False)
-AccountsListSettingsResponseEmailNotification = TypedDict("AccountsListSettingsResponseEmailNotification", {
+AccountsGetSettingsResponseEmailNotification = TypedDict("AccountsGetSettingsResponseEmailNotification", {
     "alternative_host_reminder": bool, "cancel_meeting_reminder": bool,
     "cloud_recording_available_reminder": bool, "jbh_reminder": bool,
     "low_host_count_reminder": bool, "recording_available_reminder_alternative_hosts": bool,
     "recording_available_reminder_schedulers": bool, "schedule_for_reminder": bool,
 }, total=False)
-AccountsListSettingsResponseFeature = TypedDict("AccountsListSettingsResponseFeature", {
+AccountsGetSettingsResponseFeature = TypedDict("AccountsGetSettingsResponseFeature", {
     "meeting_capacity": int,
 }, total=False)
-AccountsListSettingsResponseInMeeting = TypedDict("AccountsListSettingsResponseInMeeting", {
+AccountsGetSettingsResponseInMeeting = TypedDict("AccountsGetSettingsResponseInMeeting", {
     "auto_generated_translation": JSONObject, "alert_guest_join": bool,
     "allow_host_to_enable_focus_mode": bool, "allow_live_streaming": bool,
     "allow_participants_chat_with": int, "allow_participants_to_rename": bool,
@@ -206,21 +191,21 @@ AccountsListSettingsResponseInMeeting = TypedDict("AccountsListSettingsResponseI
     "transfer_meetings_between_devices": bool, "meeting_summary_with_ai_companion": JSONObject,
     "ai_companion_questions": JSONObject,
 }, total=False)
-AccountsListSettingsResponseIntegration = TypedDict("AccountsListSettingsResponseIntegration", {
+AccountsGetSettingsResponseIntegration = TypedDict("AccountsGetSettingsResponseIntegration", {
     "box": bool, "dropbox": bool, "google_calendar": bool, "google_drive": bool, "kubi": bool,
     "microsoft_one_drive": bool,
 }, total=False)
-AccountsListSettingsResponseOtherOptions = TypedDict("AccountsListSettingsResponseOtherOptions", {
+AccountsGetSettingsResponseOtherOptions = TypedDict("AccountsGetSettingsResponseOtherOptions", {
     "allow_auto_active_users": bool, "allow_users_contact_support_via_chat": bool,
     "allow_users_enter_and_share_pronouns": bool, "blur_snapshot": bool,
     "display_meetings_scheduled_for_others": bool, "meeting_qos_and_mos": int,
     "show_one_user_meeting_on_dashboard": bool, "use_cdn": str,
     "webinar_registration_options": JSONObject, "email_in_attendee_report_for_meeting": bool,
 }, total=False)
-AccountsListSettingsResponseProfile = TypedDict("AccountsListSettingsResponseProfile", {
+AccountsGetSettingsResponseProfile = TypedDict("AccountsGetSettingsResponseProfile", {
     "recording_storage_location": JSONObject,
 }, total=False)
-AccountsListSettingsResponseRecording = TypedDict("AccountsListSettingsResponseRecording", {
+AccountsGetSettingsResponseRecording = TypedDict("AccountsGetSettingsResponseRecording", {
     "account_user_access_recording": bool, "allow_recovery_deleted_cloud_recordings": bool,
     "archive": JSONObject, "auto_delete_cmr": bool, "auto_delete_cmr_days": int,
     "auto_recording": str, "cloud_recording": bool, "cloud_recording_download": bool,
@@ -237,7 +222,7 @@ AccountsListSettingsResponseRecording = TypedDict("AccountsListSettingsResponseR
     "save_close_caption": bool, "save_panelist_chat": bool, "save_poll_results": bool,
     "show_timestamp": bool, "recording_notification_for_zoom_client": JSONObject,
 }, total=False)
-AccountsListSettingsResponseScheduleMeeting = TypedDict("AccountsListSettingsResponseScheduleMeeting", {
+AccountsGetSettingsResponseScheduleMeeting = TypedDict("AccountsGetSettingsResponseScheduleMeeting", {
     "audio_type": str, "enforce_login": bool, "enforce_login_domains": str,
     "enforce_login_with_domains": bool, "force_pmi_jbh_password": bool, "host_video": bool,
     "enable_dedicated_group_chat": bool, "jbh_time": int, "join_before_host": bool,
@@ -251,33 +236,33 @@ AccountsListSettingsResponseScheduleMeeting = TypedDict("AccountsListSettingsRes
     "hide_webinar_description": JSONObject, "meeting_template": JSONObject,
     "continuous_meeting_chat": JSONObject,
 }, total=False)
-AccountsListSettingsResponseTelephony = TypedDict("AccountsListSettingsResponseTelephony", {
+AccountsGetSettingsResponseTelephony = TypedDict("AccountsGetSettingsResponseTelephony", {
     "audio_conference_info": str, "telephony_regions": JSONObject, "third_party_audio": bool,
 }, total=False)
-AccountsListSettingsResponseTsp = TypedDict("AccountsListSettingsResponseTsp", {
+AccountsGetSettingsResponseTsp = TypedDict("AccountsGetSettingsResponseTsp", {
     "call_out": bool, "call_out_countries": list[str], "allow_webinar_attendees_call_me": bool,
     "display_toll_free_numbers": bool, "allow_webinar_attendees_toll_free_dial": bool,
     "show_international_numbers_link": bool, "global_dial_in_countries": JSONObject,
 }, total=False)
-AccountsListSettingsResponseZoomRooms = TypedDict("AccountsListSettingsResponseZoomRooms", {
+AccountsGetSettingsResponseZoomRooms = TypedDict("AccountsGetSettingsResponseZoomRooms", {
     "auto_start_stop_scheduled_meetings": bool, "cmr_for_instant_meeting": bool,
     "force_private_meeting": bool, "hide_host_information": bool,
     "list_meetings_with_calendar": bool, "start_airplay_manually": bool, "ultrasonic": bool,
     "upcoming_meeting_alert": bool, "weekly_system_restart": bool, "zr_post_meeting_feedback": bool,
 }, total=False)
-AccountsListSettingsResponseSmartRecognition = TypedDict("AccountsListSettingsResponseSmartRecognition", {
+AccountsGetSettingsResponseSmartRecognition = TypedDict("AccountsGetSettingsResponseSmartRecognition", {
     "personalized_audio_isolation": bool, "zoom_rooms": JSONObject, "workplace_app": JSONObject,
 }, total=False)
-AccountsListSettingsResponseMailCalendar = TypedDict("AccountsListSettingsResponseMailCalendar", {
+AccountsGetSettingsResponseMailCalendar = TypedDict("AccountsGetSettingsResponseMailCalendar", {
     "email_calendar_management": bool, "email_management": bool, "zoom_email_provider": bool,
 }, total=False)
-AccountsListSettingsResponseGeneralSetting = TypedDict("AccountsListSettingsResponseGeneralSetting", {
+AccountsGetSettingsResponseGeneralSetting = TypedDict("AccountsGetSettingsResponseGeneralSetting", {
     "auto_zoom_room_proximity_connect": bool, "show_zoom_room_feature": bool,
 }, total=False)
-AccountsListSettingsResponseAuthenticationOptionsItem = TypedDict("AccountsListSettingsResponseAuthenticationOptionsItem", {
+AccountsGetSettingsResponseAuthenticationOptionsItem = TypedDict("AccountsGetSettingsResponseAuthenticationOptionsItem", {
     "default_option": bool, "domains": str, "id": str, "name": str, "type": str, "visible": bool,
 }, total=False)
-AccountsListSettingsResponseMeetingSecurity = TypedDict("AccountsListSettingsResponseMeetingSecurity", {
+AccountsGetSettingsResponseMeetingSecurity = TypedDict("AccountsGetSettingsResponseMeetingSecurity", {
     "auto_security": bool, "block_user_domain": bool, "block_user_domain_list": list[str],
     "chat_etiquette_tool": JSONObject, "embed_password_in_join_link": bool, "encryption_type": str,
     "end_to_end_encrypted_meetings": bool, "meeting_password": bool,
@@ -287,40 +272,55 @@ AccountsListSettingsResponseMeetingSecurity = TypedDict("AccountsListSettingsRes
     "waiting_room_settings": JSONObject, "webinar_password": bool,
     "waiting_room_options": JSONObject,
 }, total=False)
-AccountsListSettingsResponseInSession = TypedDict("AccountsListSettingsResponseInSession", {
+AccountsGetSettingsResponseInSession = TypedDict("AccountsGetSettingsResponseInSession", {
     "custom_data_center_regions": bool, "data_center_regions": list[str],
     "unchecked_data_center_regions": list[str], "p2p_connetion": bool, "p2p_ports": bool,
     "ports_range": str, "dscp_audio": int, "dscp_marking": bool, "dscp_video": int,
     "dscp_dual": bool, "subsession": bool,
 }, total=False)
-AccountsListSettingsResponseSessionSecurity = TypedDict("AccountsListSettingsResponseSessionSecurity", {
+AccountsGetSettingsResponseSessionSecurity = TypedDict("AccountsGetSettingsResponseSessionSecurity", {
     "approved_or_denied_countries_or_regions": JSONObject,
 }, total=False)
-AccountsListSettingsResponse = TypedDict("AccountsListSettingsResponse", {
-    "security": AccountsListSettingsResponseSecurity,
-    "audio_conferencing": AccountsListSettingsResponseAudioConferencing,
-    "chat": AccountsListSettingsResponseChat,
-    "email_notification": AccountsListSettingsResponseEmailNotification,
-    "feature": AccountsListSettingsResponseFeature,
-    "in_meeting": AccountsListSettingsResponseInMeeting,
-    "integration": AccountsListSettingsResponseIntegration,
-    "other_options": AccountsListSettingsResponseOtherOptions,
-    "profile": AccountsListSettingsResponseProfile,
-    "recording": AccountsListSettingsResponseRecording,
-    "schedule_meeting": AccountsListSettingsResponseScheduleMeeting,
-    "telephony": AccountsListSettingsResponseTelephony, "tsp": AccountsListSettingsResponseTsp,
-    "zoom_rooms": AccountsListSettingsResponseZoomRooms,
-    "smart_recognition": AccountsListSettingsResponseSmartRecognition,
-    "mail_calendar": AccountsListSettingsResponseMailCalendar,
-    "general_setting": AccountsListSettingsResponseGeneralSetting,
+AccountsGetSettingsResponse = TypedDict("AccountsGetSettingsResponse", {
+    "security": AccountsGetSettingsResponseSecurity,
+    "audio_conferencing": AccountsGetSettingsResponseAudioConferencing,
+    "chat": AccountsGetSettingsResponseChat,
+    "email_notification": AccountsGetSettingsResponseEmailNotification,
+    "feature": AccountsGetSettingsResponseFeature,
+    "in_meeting": AccountsGetSettingsResponseInMeeting,
+    "integration": AccountsGetSettingsResponseIntegration,
+    "other_options": AccountsGetSettingsResponseOtherOptions,
+    "profile": AccountsGetSettingsResponseProfile,
+    "recording": AccountsGetSettingsResponseRecording,
+    "schedule_meeting": AccountsGetSettingsResponseScheduleMeeting,
+    "telephony": AccountsGetSettingsResponseTelephony, "tsp": AccountsGetSettingsResponseTsp,
+    "zoom_rooms": AccountsGetSettingsResponseZoomRooms,
+    "smart_recognition": AccountsGetSettingsResponseSmartRecognition,
+    "mail_calendar": AccountsGetSettingsResponseMailCalendar,
+    "general_setting": AccountsGetSettingsResponseGeneralSetting,
     "allow_authentication_exception": bool,
-    "authentication_options": list[AccountsListSettingsResponseAuthenticationOptionsItem],
+    "authentication_options": list[AccountsGetSettingsResponseAuthenticationOptionsItem],
     "meeting_authentication": bool, "recording_authentication": bool,
-    "meeting_security": AccountsListSettingsResponseMeetingSecurity,
-    "in_session": AccountsListSettingsResponseInSession,
-    "session_security": AccountsListSettingsResponseSessionSecurity,
+    "meeting_security": AccountsGetSettingsResponseMeetingSecurity,
+    "in_session": AccountsGetSettingsResponseInSession,
+    "session_security": AccountsGetSettingsResponseSessionSecurity,
 }, total=False)
-AccountsListTrustedDomainsResponse = TypedDict("AccountsListTrustedDomainsResponse", {
+AccountsGetSettingsRegistrationResponseOptions = TypedDict("AccountsGetSettingsRegistrationResponseOptions", {
+    "host_email_notification": bool, "close_registration": bool,
+    "allow_participants_to_join_from_multiple_devices": bool, "show_social_share_buttons": bool,
+}, total=False)
+AccountsGetSettingsRegistrationResponseQuestionsItem = TypedDict("AccountsGetSettingsRegistrationResponseQuestionsItem", {
+    "field_name": str, "required": bool, "selected": bool,
+}, total=False)
+AccountsGetSettingsRegistrationResponseCustomQuestionsItem = TypedDict("AccountsGetSettingsRegistrationResponseCustomQuestionsItem", {
+    "title": str, "type": str, "required": bool, "selected": bool, "answers": list[str],
+}, total=False)
+AccountsGetSettingsRegistrationResponse = TypedDict("AccountsGetSettingsRegistrationResponse", {
+    "options": AccountsGetSettingsRegistrationResponseOptions,
+    "questions": list[AccountsGetSettingsRegistrationResponseQuestionsItem], "approve_type": int,
+    "custom_questions": list[AccountsGetSettingsRegistrationResponseCustomQuestionsItem],
+}, total=False)
+AccountsGetTrustedDomainsResponse = TypedDict("AccountsGetTrustedDomainsResponse", {
     "trusted_domains": list[str],
 }, total=False)
 AccountsSetOwnerBody = TypedDict("AccountsSetOwnerBody", {"email": str}, total=False)
@@ -707,28 +707,13 @@ AccountsGetLockSettingsResponse2 = TypedDict("AccountsGetLockSettingsResponse2",
     "tsp": AccountsGetLockSettingsResponse2Tsp,
     "meeting_security": AccountsGetLockSettingsResponse2MeetingSecurity,
 }, total=False)
-AccountsGetSettingsRegistrationResponse2Options = TypedDict("AccountsGetSettingsRegistrationResponse2Options", {
-    "host_email_notification": bool, "close_registration": bool,
-    "allow_participants_to_join_from_multiple_devices": bool, "show_social_share_buttons": bool,
-}, total=False)
-AccountsGetSettingsRegistrationResponse2QuestionsItem = TypedDict("AccountsGetSettingsRegistrationResponse2QuestionsItem", {
-    "field_name": str, "required": bool, "selected": bool,
-}, total=False)
-AccountsGetSettingsRegistrationResponse2CustomQuestionsItem = TypedDict("AccountsGetSettingsRegistrationResponse2CustomQuestionsItem", {
-    "title": str, "type": str, "required": bool, "selected": bool, "answers": list[str],
-}, total=False)
-AccountsGetSettingsRegistrationResponse2 = TypedDict("AccountsGetSettingsRegistrationResponse2", {
-    "options": AccountsGetSettingsRegistrationResponse2Options,
-    "questions": list[AccountsGetSettingsRegistrationResponse2QuestionsItem], "approve_type": int,
-    "custom_questions": list[AccountsGetSettingsRegistrationResponse2CustomQuestionsItem],
-}, total=False)
-AccountsListManagedDomainsResponse2DomainsItem = TypedDict("AccountsListManagedDomainsResponse2DomainsItem", {
+AccountsGetManagedDomainsResponse2DomainsItem = TypedDict("AccountsGetManagedDomainsResponse2DomainsItem", {
     "domain": str, "status": str,
 }, total=False)
-AccountsListManagedDomainsResponse2 = TypedDict("AccountsListManagedDomainsResponse2", {
-    "domains": list[AccountsListManagedDomainsResponse2DomainsItem], "total_records": int,
+AccountsGetManagedDomainsResponse2 = TypedDict("AccountsGetManagedDomainsResponse2", {
+    "domains": list[AccountsGetManagedDomainsResponse2DomainsItem], "total_records": int,
 }, total=False)
-AccountsListSettingsResponse2Security = TypedDict("AccountsListSettingsResponse2Security", {
+AccountsGetSettingsResponse2Security = TypedDict("AccountsGetSettingsResponse2Security", {
     "admin_change_name_pic": bool, "admin_change_user_info": bool,
     "user_modifiable_info_by_admin": list[str], "signin_with_sso": JSONObject,
     "hide_billing_info": bool, "import_photos_from_devices": bool,
@@ -737,12 +722,12 @@ AccountsListSettingsResponse2Security = TypedDict("AccountsListSettingsResponse2
     "sign_in_with_two_factor_auth_groups": list[str],
     "sign_in_with_two_factor_auth_roles": list[str],
 }, total=False)
-AccountsListSettingsResponse2AudioConferencing = TypedDict("AccountsListSettingsResponse2AudioConferencing", {
+AccountsGetSettingsResponse2AudioConferencing = TypedDict("AccountsGetSettingsResponse2AudioConferencing", {
     "toll_free_and_fee_based_toll_call": JSONObject, "toll_call": JSONObject,
     "call_me_and_invite_by_phone": JSONObject, "personal_audio_conference": bool,
     "participant_phone_masking": JSONObject, "global_dial_in_countries": JSONObject,
 }, total=False)
-AccountsListSettingsResponse2Chat = TypedDict("AccountsListSettingsResponse2Chat", {
+AccountsGetSettingsResponse2Chat = TypedDict("AccountsGetSettingsResponse2Chat", {
     "allow_bots_chat": bool, "share_files": JSONObject, "chat_emojis": JSONObject,
     "record_voice_messages": bool, "record_video_messages": bool, "screen_capture": bool,
     "create_public_channels": bool, "create_private_channels": bool, "create_group_chat": bool,
@@ -766,16 +751,16 @@ AccountsListSettingsResponse2Chat = TypedDict("AccountsListSettingsResponse2Chat
     "ai_quick_reply": bool, "ai_sentence_completion": bool, "ai_quick_schedule": bool,
     "survey_poll": bool,
 }, total=False)
-AccountsListSettingsResponse2EmailNotification = TypedDict("AccountsListSettingsResponse2EmailNotification", {
+AccountsGetSettingsResponse2EmailNotification = TypedDict("AccountsGetSettingsResponse2EmailNotification", {
     "alternative_host_reminder": bool, "cancel_meeting_reminder": bool,
     "cloud_recording_available_reminder": bool, "jbh_reminder": bool,
     "low_host_count_reminder": bool, "recording_available_reminder_alternative_hosts": bool,
     "recording_available_reminder_schedulers": bool, "schedule_for_reminder": bool,
 }, total=False)
-AccountsListSettingsResponse2Feature = TypedDict("AccountsListSettingsResponse2Feature", {
+AccountsGetSettingsResponse2Feature = TypedDict("AccountsGetSettingsResponse2Feature", {
     "meeting_capacity": int,
 }, total=False)
-AccountsListSettingsResponse2InMeeting = TypedDict("AccountsListSettingsResponse2InMeeting", {
+AccountsGetSettingsResponse2InMeeting = TypedDict("AccountsGetSettingsResponse2InMeeting", {
     "auto_generated_translation": JSONObject, "alert_guest_join": bool,
     "allow_host_to_enable_focus_mode": bool, "allow_live_streaming": bool,
     "allow_participants_chat_with": int, "allow_participants_to_rename": bool,
@@ -811,21 +796,21 @@ AccountsListSettingsResponse2InMeeting = TypedDict("AccountsListSettingsResponse
     "transfer_meetings_between_devices": bool, "meeting_summary_with_ai_companion": JSONObject,
     "ai_companion_questions": JSONObject,
 }, total=False)
-AccountsListSettingsResponse2Integration = TypedDict("AccountsListSettingsResponse2Integration", {
+AccountsGetSettingsResponse2Integration = TypedDict("AccountsGetSettingsResponse2Integration", {
     "box": bool, "dropbox": bool, "google_calendar": bool, "google_drive": bool, "kubi": bool,
     "microsoft_one_drive": bool,
 }, total=False)
-AccountsListSettingsResponse2OtherOptions = TypedDict("AccountsListSettingsResponse2OtherOptions", {
+AccountsGetSettingsResponse2OtherOptions = TypedDict("AccountsGetSettingsResponse2OtherOptions", {
     "allow_auto_active_users": bool, "allow_users_contact_support_via_chat": bool,
     "allow_users_enter_and_share_pronouns": bool, "blur_snapshot": bool,
     "display_meetings_scheduled_for_others": bool, "meeting_qos_and_mos": int,
     "show_one_user_meeting_on_dashboard": bool, "use_cdn": str,
     "webinar_registration_options": JSONObject, "email_in_attendee_report_for_meeting": bool,
 }, total=False)
-AccountsListSettingsResponse2Profile = TypedDict("AccountsListSettingsResponse2Profile", {
+AccountsGetSettingsResponse2Profile = TypedDict("AccountsGetSettingsResponse2Profile", {
     "recording_storage_location": JSONObject,
 }, total=False)
-AccountsListSettingsResponse2Recording = TypedDict("AccountsListSettingsResponse2Recording", {
+AccountsGetSettingsResponse2Recording = TypedDict("AccountsGetSettingsResponse2Recording", {
     "account_user_access_recording": bool, "allow_recovery_deleted_cloud_recordings": bool,
     "archive": JSONObject, "auto_delete_cmr": bool, "auto_delete_cmr_days": int,
     "auto_recording": str, "cloud_recording": bool, "cloud_recording_download": bool,
@@ -842,7 +827,7 @@ AccountsListSettingsResponse2Recording = TypedDict("AccountsListSettingsResponse
     "save_close_caption": bool, "save_panelist_chat": bool, "save_poll_results": bool,
     "show_timestamp": bool, "recording_notification_for_zoom_client": JSONObject,
 }, total=False)
-AccountsListSettingsResponse2ScheduleMeeting = TypedDict("AccountsListSettingsResponse2ScheduleMeeting", {
+AccountsGetSettingsResponse2ScheduleMeeting = TypedDict("AccountsGetSettingsResponse2ScheduleMeeting", {
     "audio_type": str, "enforce_login": bool, "enforce_login_domains": str,
     "enforce_login_with_domains": bool, "force_pmi_jbh_password": bool, "host_video": bool,
     "enable_dedicated_group_chat": bool, "jbh_time": int, "join_before_host": bool,
@@ -856,33 +841,33 @@ AccountsListSettingsResponse2ScheduleMeeting = TypedDict("AccountsListSettingsRe
     "hide_webinar_description": JSONObject, "meeting_template": JSONObject,
     "continuous_meeting_chat": JSONObject,
 }, total=False)
-AccountsListSettingsResponse2Telephony = TypedDict("AccountsListSettingsResponse2Telephony", {
+AccountsGetSettingsResponse2Telephony = TypedDict("AccountsGetSettingsResponse2Telephony", {
     "audio_conference_info": str, "telephony_regions": JSONObject, "third_party_audio": bool,
 }, total=False)
-AccountsListSettingsResponse2Tsp = TypedDict("AccountsListSettingsResponse2Tsp", {
+AccountsGetSettingsResponse2Tsp = TypedDict("AccountsGetSettingsResponse2Tsp", {
     "call_out": bool, "call_out_countries": list[str], "allow_webinar_attendees_call_me": bool,
     "display_toll_free_numbers": bool, "allow_webinar_attendees_toll_free_dial": bool,
     "show_international_numbers_link": bool, "global_dial_in_countries": JSONObject,
 }, total=False)
-AccountsListSettingsResponse2ZoomRooms = TypedDict("AccountsListSettingsResponse2ZoomRooms", {
+AccountsGetSettingsResponse2ZoomRooms = TypedDict("AccountsGetSettingsResponse2ZoomRooms", {
     "auto_start_stop_scheduled_meetings": bool, "cmr_for_instant_meeting": bool,
     "force_private_meeting": bool, "hide_host_information": bool,
     "list_meetings_with_calendar": bool, "start_airplay_manually": bool, "ultrasonic": bool,
     "upcoming_meeting_alert": bool, "weekly_system_restart": bool, "zr_post_meeting_feedback": bool,
 }, total=False)
-AccountsListSettingsResponse2SmartRecognition = TypedDict("AccountsListSettingsResponse2SmartRecognition", {
+AccountsGetSettingsResponse2SmartRecognition = TypedDict("AccountsGetSettingsResponse2SmartRecognition", {
     "personalized_audio_isolation": bool, "zoom_rooms": JSONObject, "workplace_app": JSONObject,
 }, total=False)
-AccountsListSettingsResponse2MailCalendar = TypedDict("AccountsListSettingsResponse2MailCalendar", {
+AccountsGetSettingsResponse2MailCalendar = TypedDict("AccountsGetSettingsResponse2MailCalendar", {
     "email_calendar_management": bool, "email_management": bool, "zoom_email_provider": bool,
 }, total=False)
-AccountsListSettingsResponse2GeneralSetting = TypedDict("AccountsListSettingsResponse2GeneralSetting", {
+AccountsGetSettingsResponse2GeneralSetting = TypedDict("AccountsGetSettingsResponse2GeneralSetting", {
     "auto_zoom_room_proximity_connect": bool, "show_zoom_room_feature": bool,
 }, total=False)
-AccountsListSettingsResponse2AuthenticationOptionsItem = TypedDict("AccountsListSettingsResponse2AuthenticationOptionsItem", {
+AccountsGetSettingsResponse2AuthenticationOptionsItem = TypedDict("AccountsGetSettingsResponse2AuthenticationOptionsItem", {
     "default_option": bool, "domains": str, "id": str, "name": str, "type": str, "visible": bool,
 }, total=False)
-AccountsListSettingsResponse2MeetingSecurity = TypedDict("AccountsListSettingsResponse2MeetingSecurity", {
+AccountsGetSettingsResponse2MeetingSecurity = TypedDict("AccountsGetSettingsResponse2MeetingSecurity", {
     "auto_security": bool, "block_user_domain": bool, "block_user_domain_list": list[str],
     "chat_etiquette_tool": JSONObject, "embed_password_in_join_link": bool, "encryption_type": str,
     "end_to_end_encrypted_meetings": bool, "meeting_password": bool,
@@ -892,40 +877,55 @@ AccountsListSettingsResponse2MeetingSecurity = TypedDict("AccountsListSettingsRe
     "waiting_room_settings": JSONObject, "webinar_password": bool,
     "waiting_room_options": JSONObject,
 }, total=False)
-AccountsListSettingsResponse2InSession = TypedDict("AccountsListSettingsResponse2InSession", {
+AccountsGetSettingsResponse2InSession = TypedDict("AccountsGetSettingsResponse2InSession", {
     "custom_data_center_regions": bool, "data_center_regions": list[str],
     "unchecked_data_center_regions": list[str], "p2p_connetion": bool, "p2p_ports": bool,
     "ports_range": str, "dscp_audio": int, "dscp_marking": bool, "dscp_video": int,
     "dscp_dual": bool, "subsession": bool,
 }, total=False)
-AccountsListSettingsResponse2SessionSecurity = TypedDict("AccountsListSettingsResponse2SessionSecurity", {
+AccountsGetSettingsResponse2SessionSecurity = TypedDict("AccountsGetSettingsResponse2SessionSecurity", {
     "approved_or_denied_countries_or_regions": JSONObject,
 }, total=False)
-AccountsListSettingsResponse2 = TypedDict("AccountsListSettingsResponse2", {
-    "security": AccountsListSettingsResponse2Security,
-    "audio_conferencing": AccountsListSettingsResponse2AudioConferencing,
-    "chat": AccountsListSettingsResponse2Chat,
-    "email_notification": AccountsListSettingsResponse2EmailNotification,
-    "feature": AccountsListSettingsResponse2Feature,
-    "in_meeting": AccountsListSettingsResponse2InMeeting,
-    "integration": AccountsListSettingsResponse2Integration,
-    "other_options": AccountsListSettingsResponse2OtherOptions,
-    "profile": AccountsListSettingsResponse2Profile,
-    "recording": AccountsListSettingsResponse2Recording,
-    "schedule_meeting": AccountsListSettingsResponse2ScheduleMeeting,
-    "telephony": AccountsListSettingsResponse2Telephony, "tsp": AccountsListSettingsResponse2Tsp,
-    "zoom_rooms": AccountsListSettingsResponse2ZoomRooms,
-    "smart_recognition": AccountsListSettingsResponse2SmartRecognition,
-    "mail_calendar": AccountsListSettingsResponse2MailCalendar,
-    "general_setting": AccountsListSettingsResponse2GeneralSetting,
+AccountsGetSettingsResponse2 = TypedDict("AccountsGetSettingsResponse2", {
+    "security": AccountsGetSettingsResponse2Security,
+    "audio_conferencing": AccountsGetSettingsResponse2AudioConferencing,
+    "chat": AccountsGetSettingsResponse2Chat,
+    "email_notification": AccountsGetSettingsResponse2EmailNotification,
+    "feature": AccountsGetSettingsResponse2Feature,
+    "in_meeting": AccountsGetSettingsResponse2InMeeting,
+    "integration": AccountsGetSettingsResponse2Integration,
+    "other_options": AccountsGetSettingsResponse2OtherOptions,
+    "profile": AccountsGetSettingsResponse2Profile,
+    "recording": AccountsGetSettingsResponse2Recording,
+    "schedule_meeting": AccountsGetSettingsResponse2ScheduleMeeting,
+    "telephony": AccountsGetSettingsResponse2Telephony, "tsp": AccountsGetSettingsResponse2Tsp,
+    "zoom_rooms": AccountsGetSettingsResponse2ZoomRooms,
+    "smart_recognition": AccountsGetSettingsResponse2SmartRecognition,
+    "mail_calendar": AccountsGetSettingsResponse2MailCalendar,
+    "general_setting": AccountsGetSettingsResponse2GeneralSetting,
     "allow_authentication_exception": bool,
-    "authentication_options": list[AccountsListSettingsResponse2AuthenticationOptionsItem],
+    "authentication_options": list[AccountsGetSettingsResponse2AuthenticationOptionsItem],
     "meeting_authentication": bool, "recording_authentication": bool,
-    "meeting_security": AccountsListSettingsResponse2MeetingSecurity,
-    "in_session": AccountsListSettingsResponse2InSession,
-    "session_security": AccountsListSettingsResponse2SessionSecurity,
+    "meeting_security": AccountsGetSettingsResponse2MeetingSecurity,
+    "in_session": AccountsGetSettingsResponse2InSession,
+    "session_security": AccountsGetSettingsResponse2SessionSecurity,
 }, total=False)
-AccountsListTrustedDomainsResponse2 = TypedDict("AccountsListTrustedDomainsResponse2", {
+AccountsGetSettingsRegistrationResponse2Options = TypedDict("AccountsGetSettingsRegistrationResponse2Options", {
+    "host_email_notification": bool, "close_registration": bool,
+    "allow_participants_to_join_from_multiple_devices": bool, "show_social_share_buttons": bool,
+}, total=False)
+AccountsGetSettingsRegistrationResponse2QuestionsItem = TypedDict("AccountsGetSettingsRegistrationResponse2QuestionsItem", {
+    "field_name": str, "required": bool, "selected": bool,
+}, total=False)
+AccountsGetSettingsRegistrationResponse2CustomQuestionsItem = TypedDict("AccountsGetSettingsRegistrationResponse2CustomQuestionsItem", {
+    "title": str, "type": str, "required": bool, "selected": bool, "answers": list[str],
+}, total=False)
+AccountsGetSettingsRegistrationResponse2 = TypedDict("AccountsGetSettingsRegistrationResponse2", {
+    "options": AccountsGetSettingsRegistrationResponse2Options,
+    "questions": list[AccountsGetSettingsRegistrationResponse2QuestionsItem], "approve_type": int,
+    "custom_questions": list[AccountsGetSettingsRegistrationResponse2CustomQuestionsItem],
+}, total=False)
+AccountsGetTrustedDomainsResponse2 = TypedDict("AccountsGetTrustedDomainsResponse2", {
     "trusted_domains": list[str],
 }, total=False)
 AccountsSetOwnerBody2 = TypedDict("AccountsSetOwnerBody2", {"email": str}, total=False)
@@ -1224,6 +1224,40 @@ AccountsUpdateSettingsRegistrationBody2 = TypedDict("AccountsUpdateSettingsRegis
     "questions": list[AccountsUpdateSettingsRegistrationBody2QuestionsItem], "approve_type": int,
     "custom_questions": list[AccountsUpdateSettingsRegistrationBody2CustomQuestionsItem],
 }, total=False)
+DashboardsGetClientFeedbackResponseClientFeedbacksItem = TypedDict("DashboardsGetClientFeedbackResponseClientFeedbacksItem", {
+    "feedback_id": str, "feedback_name": str, "participants_count": int,
+}, total=False)
+DashboardsGetClientFeedbackResponse = TypedDict("DashboardsGetClientFeedbackResponse", {
+    "client_feedbacks": list[DashboardsGetClientFeedbackResponseClientFeedbacksItem], "from": str,
+    "to": str, "total_records": int,
+}, total=False)
+DashboardsGetClientSatisfactionResponseClientSatisfactionItem = TypedDict("DashboardsGetClientSatisfactionResponseClientSatisfactionItem", {
+    "date": str, "good_count": int, "none_count": int, "not_good_count": int,
+    "satisfaction_percent": float,
+}, total=False)
+DashboardsGetClientSatisfactionResponse = TypedDict("DashboardsGetClientSatisfactionResponse", {
+    "client_satisfaction": list[DashboardsGetClientSatisfactionResponseClientSatisfactionItem],
+    "from": str, "to": str, "total_records": int,
+}, total=False)
+DashboardsGetClientVersionsResponseClientVersionsItem = TypedDict("DashboardsGetClientVersionsResponseClientVersionsItem", {
+    "client_version": str, "total_count": int,
+}, total=False)
+DashboardsGetClientVersionsResponse = TypedDict("DashboardsGetClientVersionsResponse", {
+    "client_versions": list[DashboardsGetClientVersionsResponseClientVersionsItem],
+}, total=False)
+DashboardsGetCrcResponseCrcPortsUsageItem = TypedDict("DashboardsGetCrcResponseCrcPortsUsageItem", {
+    "crc_ports_hour_usage": list[JSONObject], "date_time": str,
+}, total=False)
+DashboardsGetCrcResponse = TypedDict("DashboardsGetCrcResponse", {
+    "from": str, "to": str, "crc_ports_usage": list[DashboardsGetCrcResponseCrcPortsUsageItem],
+}, total=False)
+DashboardsGetIssuesZoomroomsResponseZoomRoomsItem = TypedDict("DashboardsGetIssuesZoomroomsResponseZoomRoomsItem", {
+    "id": str, "issues_count": int, "room_name": str,
+}, total=False)
+DashboardsGetIssuesZoomroomsResponse = TypedDict("DashboardsGetIssuesZoomroomsResponse", {
+    "from": str, "to": str, "total_records": int,
+    "zoom_rooms": list[DashboardsGetIssuesZoomroomsResponseZoomRoomsItem],
+}, total=False)
 DashboardsGetMeetingResponseCustomKeysItem = TypedDict("DashboardsGetMeetingResponseCustomKeysItem", {
     "key": str, "value": str,
 }, total=False)
@@ -1301,40 +1335,20 @@ DashboardsGetWebinarParticipantQosResponse = TypedDict("DashboardsGetWebinarPart
     "webinar_number": str, "zoom_thin_client_plugin_version": str, "email": str,
     "as_connection_type": str,
 }, total=False)
+DashboardsGetZoomroomsIssuesResponseIssuesItem = TypedDict("DashboardsGetZoomroomsIssuesResponseIssuesItem", {
+    "issue_name": str, "zoom_rooms_count": int,
+}, total=False)
+DashboardsGetZoomroomsIssuesResponse = TypedDict("DashboardsGetZoomroomsIssuesResponse", {
+    "from": str, "to": str, "total_records": int,
+    "issues": list[DashboardsGetZoomroomsIssuesResponseIssuesItem],
+}, total=False)
 DashboardsListChatItem = TypedDict("DashboardsListChatItem", {
     "audio_sent": int, "code_sippet_sent": int, "email": str, "files_sent": int, "giphys_sent": int,
     "group_sent": int, "images_sent": int, "p2p_sent": int, "text_sent": int, "total_sent": int,
     "user_id": str, "user_name": str, "video_sent": int,
 }, total=False)
-DashboardsListClientFeedbackResponseClientFeedbacksItem = TypedDict("DashboardsListClientFeedbackResponseClientFeedbacksItem", {
-    "feedback_id": str, "feedback_name": str, "participants_count": int,
-}, total=False)
-DashboardsListClientFeedbackResponse = TypedDict("DashboardsListClientFeedbackResponse", {
-    "client_feedbacks": list[DashboardsListClientFeedbackResponseClientFeedbacksItem], "from": str,
-    "to": str, "total_records": int,
-}, total=False)
 DashboardsListClientFeedbackDetailsItem = TypedDict("DashboardsListClientFeedbackDetailsItem", {
     "email": str, "meeting_id": str, "participant_name": str, "time": str,
-}, total=False)
-DashboardsListClientSatisfactionResponseClientSatisfactionItem = TypedDict("DashboardsListClientSatisfactionResponseClientSatisfactionItem", {
-    "date": str, "good_count": int, "none_count": int, "not_good_count": int,
-    "satisfaction_percent": float,
-}, total=False)
-DashboardsListClientSatisfactionResponse = TypedDict("DashboardsListClientSatisfactionResponse", {
-    "client_satisfaction": list[DashboardsListClientSatisfactionResponseClientSatisfactionItem],
-    "from": str, "to": str, "total_records": int,
-}, total=False)
-DashboardsListClientVersionsResponseClientVersionsItem = TypedDict("DashboardsListClientVersionsResponseClientVersionsItem", {
-    "client_version": str, "total_count": int,
-}, total=False)
-DashboardsListClientVersionsResponse = TypedDict("DashboardsListClientVersionsResponse", {
-    "client_versions": list[DashboardsListClientVersionsResponseClientVersionsItem],
-}, total=False)
-DashboardsListCrcResponseCrcPortsUsageItem = TypedDict("DashboardsListCrcResponseCrcPortsUsageItem", {
-    "crc_ports_hour_usage": list[JSONObject], "date_time": str,
-}, total=False)
-DashboardsListCrcResponse = TypedDict("DashboardsListCrcResponse", {
-    "from": str, "to": str, "crc_ports_usage": list[DashboardsListCrcResponseCrcPortsUsageItem],
 }, total=False)
 DashboardsListImItem = TypedDict("DashboardsListImItem", {
     "calls_receive": int, "calls_send": int, "email": str, "emoji_receive": int, "emoji_send": int,
@@ -1345,13 +1359,6 @@ DashboardsListImItem = TypedDict("DashboardsListImItem", {
 }, total=False)
 DashboardsListIssuesZoomroomItem = TypedDict("DashboardsListIssuesZoomroomItem", {
     "issue": str, "time": str,
-}, total=False)
-DashboardsListIssuesZoomroomsResponseZoomRoomsItem = TypedDict("DashboardsListIssuesZoomroomsResponseZoomRoomsItem", {
-    "id": str, "issues_count": int, "room_name": str,
-}, total=False)
-DashboardsListIssuesZoomroomsResponse = TypedDict("DashboardsListIssuesZoomroomsResponse", {
-    "from": str, "to": str, "total_records": int,
-    "zoom_rooms": list[DashboardsListIssuesZoomroomsResponseZoomRoomsItem],
 }, total=False)
 DashboardsListMeetingParticipantsItemAudioCallItem = TypedDict("DashboardsListMeetingParticipantsItemAudioCallItem", {
     "call_number": str, "call_type": str, "zoom_number": str,
@@ -1490,12 +1497,39 @@ DashboardsListZoomroomsItem = TypedDict("DashboardsListZoomroomsItem", {
     "health": str, "id": str, "issues": list[str], "last_start_time": str, "location": str,
     "location_id": str, "microphone": str, "room_name": str, "speaker": str, "status": str,
 }, total=False)
-DashboardsListZoomroomsIssuesResponseIssuesItem = TypedDict("DashboardsListZoomroomsIssuesResponseIssuesItem", {
-    "issue_name": str, "zoom_rooms_count": int,
+DashboardsGetClientFeedbackResponse2ClientFeedbacksItem = TypedDict("DashboardsGetClientFeedbackResponse2ClientFeedbacksItem", {
+    "feedback_id": str, "feedback_name": str, "participants_count": int,
 }, total=False)
-DashboardsListZoomroomsIssuesResponse = TypedDict("DashboardsListZoomroomsIssuesResponse", {
+DashboardsGetClientFeedbackResponse2 = TypedDict("DashboardsGetClientFeedbackResponse2", {
+    "client_feedbacks": list[DashboardsGetClientFeedbackResponse2ClientFeedbacksItem], "from": str,
+    "to": str, "total_records": int,
+}, total=False)
+DashboardsGetClientSatisfactionResponse2ClientSatisfactionItem = TypedDict("DashboardsGetClientSatisfactionResponse2ClientSatisfactionItem", {
+    "date": str, "good_count": int, "none_count": int, "not_good_count": int,
+    "satisfaction_percent": float,
+}, total=False)
+DashboardsGetClientSatisfactionResponse2 = TypedDict("DashboardsGetClientSatisfactionResponse2", {
+    "client_satisfaction": list[DashboardsGetClientSatisfactionResponse2ClientSatisfactionItem],
     "from": str, "to": str, "total_records": int,
-    "issues": list[DashboardsListZoomroomsIssuesResponseIssuesItem],
+}, total=False)
+DashboardsGetClientVersionsResponse2ClientVersionsItem = TypedDict("DashboardsGetClientVersionsResponse2ClientVersionsItem", {
+    "client_version": str, "total_count": int,
+}, total=False)
+DashboardsGetClientVersionsResponse2 = TypedDict("DashboardsGetClientVersionsResponse2", {
+    "client_versions": list[DashboardsGetClientVersionsResponse2ClientVersionsItem],
+}, total=False)
+DashboardsGetCrcResponse2CrcPortsUsageItem = TypedDict("DashboardsGetCrcResponse2CrcPortsUsageItem", {
+    "crc_ports_hour_usage": list[JSONObject], "date_time": str,
+}, total=False)
+DashboardsGetCrcResponse2 = TypedDict("DashboardsGetCrcResponse2", {
+    "from": str, "to": str, "crc_ports_usage": list[DashboardsGetCrcResponse2CrcPortsUsageItem],
+}, total=False)
+DashboardsGetIssuesZoomroomsResponse2ZoomRoomsItem = TypedDict("DashboardsGetIssuesZoomroomsResponse2ZoomRoomsItem", {
+    "id": str, "issues_count": int, "room_name": str,
+}, total=False)
+DashboardsGetIssuesZoomroomsResponse2 = TypedDict("DashboardsGetIssuesZoomroomsResponse2", {
+    "from": str, "to": str, "total_records": int,
+    "zoom_rooms": list[DashboardsGetIssuesZoomroomsResponse2ZoomRoomsItem],
 }, total=False)
 DashboardsGetMeetingResponse2CustomKeysItem = TypedDict("DashboardsGetMeetingResponse2CustomKeysItem", {
     "key": str, "value": str,
@@ -1574,40 +1608,20 @@ DashboardsGetWebinarParticipantQosResponse2 = TypedDict("DashboardsGetWebinarPar
     "webinar_number": str, "zoom_thin_client_plugin_version": str, "email": str,
     "as_connection_type": str,
 }, total=False)
+DashboardsGetZoomroomsIssuesResponse2IssuesItem = TypedDict("DashboardsGetZoomroomsIssuesResponse2IssuesItem", {
+    "issue_name": str, "zoom_rooms_count": int,
+}, total=False)
+DashboardsGetZoomroomsIssuesResponse2 = TypedDict("DashboardsGetZoomroomsIssuesResponse2", {
+    "from": str, "to": str, "total_records": int,
+    "issues": list[DashboardsGetZoomroomsIssuesResponse2IssuesItem],
+}, total=False)
 DashboardsListChatItem2 = TypedDict("DashboardsListChatItem2", {
     "audio_sent": int, "code_sippet_sent": int, "email": str, "files_sent": int, "giphys_sent": int,
     "group_sent": int, "images_sent": int, "p2p_sent": int, "text_sent": int, "total_sent": int,
     "user_id": str, "user_name": str, "video_sent": int,
 }, total=False)
-DashboardsListClientFeedbackResponse2ClientFeedbacksItem = TypedDict("DashboardsListClientFeedbackResponse2ClientFeedbacksItem", {
-    "feedback_id": str, "feedback_name": str, "participants_count": int,
-}, total=False)
-DashboardsListClientFeedbackResponse2 = TypedDict("DashboardsListClientFeedbackResponse2", {
-    "client_feedbacks": list[DashboardsListClientFeedbackResponse2ClientFeedbacksItem], "from": str,
-    "to": str, "total_records": int,
-}, total=False)
 DashboardsListClientFeedbackDetailsItem2 = TypedDict("DashboardsListClientFeedbackDetailsItem2", {
     "email": str, "meeting_id": str, "participant_name": str, "time": str,
-}, total=False)
-DashboardsListClientSatisfactionResponse2ClientSatisfactionItem = TypedDict("DashboardsListClientSatisfactionResponse2ClientSatisfactionItem", {
-    "date": str, "good_count": int, "none_count": int, "not_good_count": int,
-    "satisfaction_percent": float,
-}, total=False)
-DashboardsListClientSatisfactionResponse2 = TypedDict("DashboardsListClientSatisfactionResponse2", {
-    "client_satisfaction": list[DashboardsListClientSatisfactionResponse2ClientSatisfactionItem],
-    "from": str, "to": str, "total_records": int,
-}, total=False)
-DashboardsListClientVersionsResponse2ClientVersionsItem = TypedDict("DashboardsListClientVersionsResponse2ClientVersionsItem", {
-    "client_version": str, "total_count": int,
-}, total=False)
-DashboardsListClientVersionsResponse2 = TypedDict("DashboardsListClientVersionsResponse2", {
-    "client_versions": list[DashboardsListClientVersionsResponse2ClientVersionsItem],
-}, total=False)
-DashboardsListCrcResponse2CrcPortsUsageItem = TypedDict("DashboardsListCrcResponse2CrcPortsUsageItem", {
-    "crc_ports_hour_usage": list[JSONObject], "date_time": str,
-}, total=False)
-DashboardsListCrcResponse2 = TypedDict("DashboardsListCrcResponse2", {
-    "from": str, "to": str, "crc_ports_usage": list[DashboardsListCrcResponse2CrcPortsUsageItem],
 }, total=False)
 DashboardsListImItem2 = TypedDict("DashboardsListImItem2", {
     "calls_receive": int, "calls_send": int, "email": str, "emoji_receive": int, "emoji_send": int,
@@ -1618,13 +1632,6 @@ DashboardsListImItem2 = TypedDict("DashboardsListImItem2", {
 }, total=False)
 DashboardsListIssuesZoomroomItem2 = TypedDict("DashboardsListIssuesZoomroomItem2", {
     "issue": str, "time": str,
-}, total=False)
-DashboardsListIssuesZoomroomsResponse2ZoomRoomsItem = TypedDict("DashboardsListIssuesZoomroomsResponse2ZoomRoomsItem", {
-    "id": str, "issues_count": int, "room_name": str,
-}, total=False)
-DashboardsListIssuesZoomroomsResponse2 = TypedDict("DashboardsListIssuesZoomroomsResponse2", {
-    "from": str, "to": str, "total_records": int,
-    "zoom_rooms": list[DashboardsListIssuesZoomroomsResponse2ZoomRoomsItem],
 }, total=False)
 DashboardsListMeetingParticipantsItem2AudioCallItem = TypedDict("DashboardsListMeetingParticipantsItem2AudioCallItem", {
     "call_number": str, "call_type": str, "zoom_number": str,
@@ -1762,13 +1769,6 @@ DashboardsListZoomroomsItem2 = TypedDict("DashboardsListZoomroomsItem2", {
     "account_type": str, "calender_name": str, "camera": str, "device_ip": str, "email": str,
     "health": str, "id": str, "issues": list[str], "last_start_time": str, "location": str,
     "location_id": str, "microphone": str, "room_name": str, "speaker": str, "status": str,
-}, total=False)
-DashboardsListZoomroomsIssuesResponse2IssuesItem = TypedDict("DashboardsListZoomroomsIssuesResponse2IssuesItem", {
-    "issue_name": str, "zoom_rooms_count": int,
-}, total=False)
-DashboardsListZoomroomsIssuesResponse2 = TypedDict("DashboardsListZoomroomsIssuesResponse2", {
-    "from": str, "to": str, "total_records": int,
-    "issues": list[DashboardsListZoomroomsIssuesResponse2IssuesItem],
 }, total=False)
 DataRequestsCreateRequestBody = TypedDict("DataRequestsCreateRequestBody", {
     "emails": list[str], "start_date": str, "end_date": str, "request_type": str,
@@ -1925,11 +1925,11 @@ RolesGetResponse = TypedDict("RolesGetResponse", {
     "sub_account_privileges": RolesGetResponseSubAccountPrivileges, "total_members": int,
     "privilege_scopes": list[RolesGetResponsePrivilegeScopesItem],
 }, total=False)
-RolesListResponseRolesItem = TypedDict("RolesListResponseRolesItem", {
+RolesGetAllResponseRolesItem = TypedDict("RolesGetAllResponseRolesItem", {
     "description": str, "id": str, "name": str, "type": str, "total_members": int,
 }, total=False)
-RolesListResponse = TypedDict("RolesListResponse", {
-    "roles": list[RolesListResponseRolesItem], "total_records": int,
+RolesGetAllResponse = TypedDict("RolesGetAllResponse", {
+    "roles": list[RolesGetAllResponseRolesItem], "total_records": int,
 }, total=False)
 RolesListMembersItem = TypedDict("RolesListMembersItem", {
     "department": str, "email": str, "first_name": str, "id": str, "last_name": str, "type": int,
@@ -1964,11 +1964,11 @@ RolesGetResponse2 = TypedDict("RolesGetResponse2", {
     "sub_account_privileges": RolesGetResponse2SubAccountPrivileges, "total_members": int,
     "privilege_scopes": list[RolesGetResponse2PrivilegeScopesItem],
 }, total=False)
-RolesListResponse2RolesItem = TypedDict("RolesListResponse2RolesItem", {
+RolesGetAllResponse2RolesItem = TypedDict("RolesGetAllResponse2RolesItem", {
     "description": str, "id": str, "name": str, "type": str, "total_members": int,
 }, total=False)
-RolesListResponse2 = TypedDict("RolesListResponse2", {
-    "roles": list[RolesListResponse2RolesItem], "total_records": int,
+RolesGetAllResponse2 = TypedDict("RolesGetAllResponse2", {
+    "roles": list[RolesGetAllResponse2RolesItem], "total_records": int,
 }, total=False)
 RolesListMembersItem2 = TypedDict("RolesListMembersItem2", {
     "department": str, "email": str, "first_name": str, "id": str, "last_name": str, "type": int,
@@ -2094,6 +2094,29 @@ class Accounts:
         )
         return answer
 
+    async def get_managed_domains(self, account_id: str) -> AccountsGetManagedDomainsResponse:
+        """Get account's managed domains: ``GET /accounts/{accountId}/managed_domains`` (Light)."""
+        answer: AccountsGetManagedDomainsResponse = await self._caller.request(
+            "GET", f"/accounts/{seg(account_id)}/managed_domains", rate_category="light"
+        )
+        return answer
+
+    async def get_settings(
+        self,
+        account_id: str,
+        *,
+        option: str | None = None,
+        custom_query_fields: str | None = None,
+    ) -> AccountsGetSettingsResponse:
+        """Get account settings: ``GET /accounts/{accountId}/settings`` (Medium)."""
+        answer: AccountsGetSettingsResponse = await self._caller.request(
+            "GET",
+            f"/accounts/{seg(account_id)}/settings",
+            params=query(option=option, custom_query_fields=custom_query_fields),
+            rate_category="medium",
+        )
+        return answer
+
     async def get_settings_registration(
         self,
         account_id: str,
@@ -2111,32 +2134,9 @@ class Accounts:
         )
         return answer
 
-    async def list_managed_domains(self, account_id: str) -> AccountsListManagedDomainsResponse:
-        """Get account's managed domains: ``GET /accounts/{accountId}/managed_domains`` (Light)."""
-        answer: AccountsListManagedDomainsResponse = await self._caller.request(
-            "GET", f"/accounts/{seg(account_id)}/managed_domains", rate_category="light"
-        )
-        return answer
-
-    async def list_settings(
-        self,
-        account_id: str,
-        *,
-        option: str | None = None,
-        custom_query_fields: str | None = None,
-    ) -> AccountsListSettingsResponse:
-        """Get account settings: ``GET /accounts/{accountId}/settings`` (Medium)."""
-        answer: AccountsListSettingsResponse = await self._caller.request(
-            "GET",
-            f"/accounts/{seg(account_id)}/settings",
-            params=query(option=option, custom_query_fields=custom_query_fields),
-            rate_category="medium",
-        )
-        return answer
-
-    async def list_trusted_domains(self, account_id: str) -> AccountsListTrustedDomainsResponse:
+    async def get_trusted_domains(self, account_id: str) -> AccountsGetTrustedDomainsResponse:
         """Get account's trusted domains: ``GET /accounts/{accountId}/trusted_domains`` (Light)."""
-        answer: AccountsListTrustedDomainsResponse = await self._caller.request(
+        answer: AccountsGetTrustedDomainsResponse = await self._caller.request(
             "GET", f"/accounts/{seg(account_id)}/trusted_domains", rate_category="light"
         )
         return answer
@@ -2250,6 +2250,29 @@ class SyncAccounts:
         )
         return answer
 
+    def get_managed_domains(self, account_id: str) -> AccountsGetManagedDomainsResponse2:
+        """Get account's managed domains: ``GET /accounts/{accountId}/managed_domains`` (Light)."""
+        answer: AccountsGetManagedDomainsResponse2 = self._caller.request(
+            "GET", f"/accounts/{seg(account_id)}/managed_domains", rate_category="light"
+        )
+        return answer
+
+    def get_settings(
+        self,
+        account_id: str,
+        *,
+        option: str | None = None,
+        custom_query_fields: str | None = None,
+    ) -> AccountsGetSettingsResponse2:
+        """Get account settings: ``GET /accounts/{accountId}/settings`` (Medium)."""
+        answer: AccountsGetSettingsResponse2 = self._caller.request(
+            "GET",
+            f"/accounts/{seg(account_id)}/settings",
+            params=query(option=option, custom_query_fields=custom_query_fields),
+            rate_category="medium",
+        )
+        return answer
+
     def get_settings_registration(
         self,
         account_id: str,
@@ -2267,32 +2290,9 @@ class SyncAccounts:
         )
         return answer
 
-    def list_managed_domains(self, account_id: str) -> AccountsListManagedDomainsResponse2:
-        """Get account's managed domains: ``GET /accounts/{accountId}/managed_domains`` (Light)."""
-        answer: AccountsListManagedDomainsResponse2 = self._caller.request(
-            "GET", f"/accounts/{seg(account_id)}/managed_domains", rate_category="light"
-        )
-        return answer
-
-    def list_settings(
-        self,
-        account_id: str,
-        *,
-        option: str | None = None,
-        custom_query_fields: str | None = None,
-    ) -> AccountsListSettingsResponse2:
-        """Get account settings: ``GET /accounts/{accountId}/settings`` (Medium)."""
-        answer: AccountsListSettingsResponse2 = self._caller.request(
-            "GET",
-            f"/accounts/{seg(account_id)}/settings",
-            params=query(option=option, custom_query_fields=custom_query_fields),
-            rate_category="medium",
-        )
-        return answer
-
-    def list_trusted_domains(self, account_id: str) -> AccountsListTrustedDomainsResponse2:
+    def get_trusted_domains(self, account_id: str) -> AccountsGetTrustedDomainsResponse2:
         """Get account's trusted domains: ``GET /accounts/{accountId}/trusted_domains`` (Light)."""
-        answer: AccountsListTrustedDomainsResponse2 = self._caller.request(
+        answer: AccountsGetTrustedDomainsResponse2 = self._caller.request(
             "GET", f"/accounts/{seg(account_id)}/trusted_domains", rate_category="light"
         )
         return answer
@@ -2356,6 +2356,65 @@ class Dashboards:
     def __init__(self, caller: Caller) -> None:
         self._caller = caller
 
+    async def get_client_feedback(
+        self,
+        *,
+        from_: str,
+        to: str,
+    ) -> DashboardsGetClientFeedbackResponse:
+        """List Zoom meetings client feedback: ``GET /metrics/client/feedback`` (Heavy)."""
+        answer: DashboardsGetClientFeedbackResponse = await self._caller.request(
+            "GET",
+            "/metrics/client/feedback",
+            params=query(**{"from": from_}, to=to),
+            rate_category="heavy",
+        )
+        return answer
+
+    async def get_client_satisfaction(
+        self,
+        *,
+        from_: str | None = None,
+        to: str | None = None,
+    ) -> DashboardsGetClientSatisfactionResponse:
+        """List client meeting satisfaction: ``GET /metrics/client/satisfaction`` (Heavy)."""
+        answer: DashboardsGetClientSatisfactionResponse = await self._caller.request(
+            "GET",
+            "/metrics/client/satisfaction",
+            params=query(**{"from": from_}, to=to),
+            rate_category="heavy",
+        )
+        return answer
+
+    async def get_client_versions(self) -> DashboardsGetClientVersionsResponse:
+        """List the client versions: ``GET /metrics/client_versions`` (Heavy)."""
+        answer: DashboardsGetClientVersionsResponse = await self._caller.request(
+            "GET", "/metrics/client_versions", rate_category="heavy"
+        )
+        return answer
+
+    async def get_crc(self, *, from_: str, to: str) -> DashboardsGetCrcResponse:
+        """Get CRC port usage: ``GET /metrics/crc`` (Heavy)."""
+        answer: DashboardsGetCrcResponse = await self._caller.request(
+            "GET", "/metrics/crc", params=query(**{"from": from_}, to=to), rate_category="heavy"
+        )
+        return answer
+
+    async def get_issues_zoomrooms(
+        self,
+        *,
+        from_: str,
+        to: str,
+    ) -> DashboardsGetIssuesZoomroomsResponse:
+        """Get top 25 Zoom Rooms with issues: ``GET /metrics/issues/zoomrooms`` (Heavy)."""
+        answer: DashboardsGetIssuesZoomroomsResponse = await self._caller.request(
+            "GET",
+            "/metrics/issues/zoomrooms",
+            params=query(**{"from": from_}, to=to),
+            rate_category="heavy",
+        )
+        return answer
+
     async def get_meeting(
         self,
         meeting_id: str,
@@ -2399,7 +2458,7 @@ class Dashboards:
         """Get meeting quality scores: ``GET /metrics/quality`` (Heavy)."""
         answer: DashboardsGetQualityResponse = await self._caller.request(
             "GET",
-            '/metrics/quality',
+            "/metrics/quality",
             params=query(**{"from": from_}, to=to, type=type),
             rate_category="heavy",
         )
@@ -2438,6 +2497,21 @@ class Dashboards:
         )
         return answer
 
+    async def get_zoomrooms_issues(
+        self,
+        *,
+        from_: str,
+        to: str,
+    ) -> DashboardsGetZoomroomsIssuesResponse:
+        """Get top 25 issues of Zoom Rooms: ``GET /metrics/zoomrooms/issues`` (Heavy)."""
+        answer: DashboardsGetZoomroomsIssuesResponse = await self._caller.request(
+            "GET",
+            "/metrics/zoomrooms/issues",
+            params=query(**{"from": from_}, to=to),
+            rate_category="heavy",
+        )
+        return answer
+
     def list_chat(
         self,
         *,
@@ -2447,26 +2521,11 @@ class Dashboards:
     ) -> AsyncIterator[DashboardsListChatItem]:
         """Get chat metrics: ``GET /metrics/chat`` (Resource-intensive, pages of up to 300)."""
         return self._caller.paginate(
-            '/metrics/chat',
+            "/metrics/chat",
             params=query(**{"from": from_}, to=to),
             key="users",
             page_size=page_size or 300,
         )
-
-    async def list_client_feedback(
-        self,
-        *,
-        from_: str,
-        to: str,
-    ) -> DashboardsListClientFeedbackResponse:
-        """List Zoom meetings client feedback: ``GET /metrics/client/feedback`` (Heavy)."""
-        answer: DashboardsListClientFeedbackResponse = await self._caller.request(
-            "GET",
-            '/metrics/client/feedback',
-            params=query(**{"from": from_}, to=to),
-            rate_category="heavy",
-        )
-        return answer
 
     def list_client_feedback_details(
         self,
@@ -2486,35 +2545,6 @@ class Dashboards:
             page_size=page_size or 300,
         )
 
-    async def list_client_satisfaction(
-        self,
-        *,
-        from_: str | None = None,
-        to: str | None = None,
-    ) -> DashboardsListClientSatisfactionResponse:
-        """List client meeting satisfaction: ``GET /metrics/client/satisfaction`` (Heavy)."""
-        answer: DashboardsListClientSatisfactionResponse = await self._caller.request(
-            "GET",
-            '/metrics/client/satisfaction',
-            params=query(**{"from": from_}, to=to),
-            rate_category="heavy",
-        )
-        return answer
-
-    async def list_client_versions(self) -> DashboardsListClientVersionsResponse:
-        """List the client versions: ``GET /metrics/client_versions`` (Heavy)."""
-        answer: DashboardsListClientVersionsResponse = await self._caller.request(
-            "GET", '/metrics/client_versions', rate_category="heavy"
-        )
-        return answer
-
-    async def list_crc(self, *, from_: str, to: str) -> DashboardsListCrcResponse:
-        """Get CRC port usage: ``GET /metrics/crc`` (Heavy)."""
-        answer: DashboardsListCrcResponse = await self._caller.request(
-            "GET", '/metrics/crc', params=query(**{"from": from_}, to=to), rate_category="heavy"
-        )
-        return answer
-
     def list_im(
         self,
         *,
@@ -2524,7 +2554,7 @@ class Dashboards:
     ) -> AsyncIterator[DashboardsListImItem]:
         """Get IM metrics: ``GET /metrics/im`` (Resource-intensive, pages of up to 300)."""
         return self._caller.paginate(
-            '/metrics/im',
+            "/metrics/im",
             params=query(**{"from": from_}, to=to),
             key="users",
             page_size=page_size or 300,
@@ -2547,21 +2577,6 @@ class Dashboards:
             key="issue_details",
             page_size=page_size or 300,
         )
-
-    async def list_issues_zoomrooms(
-        self,
-        *,
-        from_: str,
-        to: str,
-    ) -> DashboardsListIssuesZoomroomsResponse:
-        """Get top 25 Zoom Rooms with issues: ``GET /metrics/issues/zoomrooms`` (Heavy)."""
-        answer: DashboardsListIssuesZoomroomsResponse = await self._caller.request(
-            "GET",
-            '/metrics/issues/zoomrooms',
-            params=query(**{"from": from_}, to=to),
-            rate_category="heavy",
-        )
-        return answer
 
     def list_meeting_participants(
         self,
@@ -2646,7 +2661,7 @@ class Dashboards:
     ) -> AsyncIterator[DashboardsListMeetingsItem]:
         """List meetings: ``GET /metrics/meetings`` (Resource-intensive, pages of up to 300)."""
         return self._caller.paginate(
-            '/metrics/meetings',
+            "/metrics/meetings",
             params=query(
                 type=type,
                 **{"from": from_},
@@ -2742,7 +2757,7 @@ class Dashboards:
     ) -> AsyncIterator[DashboardsListWebinarsItem]:
         """List webinars: ``GET /metrics/webinars`` (Resource-intensive, pages of up to 300)."""
         return self._caller.paginate(
-            '/metrics/webinars',
+            "/metrics/webinars",
             params=query(
                 type=type,
                 **{"from": from_},
@@ -2780,23 +2795,8 @@ class Dashboards:
     ) -> AsyncIterator[DashboardsListZoomroomsItem]:
         """List Zoom Rooms: ``GET /metrics/zoomrooms`` (Resource-intensive, pages of up to 300)."""
         return self._caller.paginate(
-            '/metrics/zoomrooms', key="zoom_rooms", page_size=page_size or 300
+            "/metrics/zoomrooms", key="zoom_rooms", page_size=page_size or 300
         )
-
-    async def list_zoomrooms_issues(
-        self,
-        *,
-        from_: str,
-        to: str,
-    ) -> DashboardsListZoomroomsIssuesResponse:
-        """Get top 25 issues of Zoom Rooms: ``GET /metrics/zoomrooms/issues`` (Heavy)."""
-        answer: DashboardsListZoomroomsIssuesResponse = await self._caller.request(
-            "GET",
-            '/metrics/zoomrooms/issues',
-            params=query(**{"from": from_}, to=to),
-            rate_category="heavy",
-        )
-        return answer
 
 
 class SyncDashboards:
@@ -2806,6 +2806,55 @@ class SyncDashboards:
 
     def __init__(self, caller: SyncCaller) -> None:
         self._caller = caller
+
+    def get_client_feedback(self, *, from_: str, to: str) -> DashboardsGetClientFeedbackResponse2:
+        """List Zoom meetings client feedback: ``GET /metrics/client/feedback`` (Heavy)."""
+        answer: DashboardsGetClientFeedbackResponse2 = self._caller.request(
+            "GET",
+            "/metrics/client/feedback",
+            params=query(**{"from": from_}, to=to),
+            rate_category="heavy",
+        )
+        return answer
+
+    def get_client_satisfaction(
+        self,
+        *,
+        from_: str | None = None,
+        to: str | None = None,
+    ) -> DashboardsGetClientSatisfactionResponse2:
+        """List client meeting satisfaction: ``GET /metrics/client/satisfaction`` (Heavy)."""
+        answer: DashboardsGetClientSatisfactionResponse2 = self._caller.request(
+            "GET",
+            "/metrics/client/satisfaction",
+            params=query(**{"from": from_}, to=to),
+            rate_category="heavy",
+        )
+        return answer
+
+    def get_client_versions(self) -> DashboardsGetClientVersionsResponse2:
+        """List the client versions: ``GET /metrics/client_versions`` (Heavy)."""
+        answer: DashboardsGetClientVersionsResponse2 = self._caller.request(
+            "GET", "/metrics/client_versions", rate_category="heavy"
+        )
+        return answer
+
+    def get_crc(self, *, from_: str, to: str) -> DashboardsGetCrcResponse2:
+        """Get CRC port usage: ``GET /metrics/crc`` (Heavy)."""
+        answer: DashboardsGetCrcResponse2 = self._caller.request(
+            "GET", "/metrics/crc", params=query(**{"from": from_}, to=to), rate_category="heavy"
+        )
+        return answer
+
+    def get_issues_zoomrooms(self, *, from_: str, to: str) -> DashboardsGetIssuesZoomroomsResponse2:
+        """Get top 25 Zoom Rooms with issues: ``GET /metrics/issues/zoomrooms`` (Heavy)."""
+        answer: DashboardsGetIssuesZoomroomsResponse2 = self._caller.request(
+            "GET",
+            "/metrics/issues/zoomrooms",
+            params=query(**{"from": from_}, to=to),
+            rate_category="heavy",
+        )
+        return answer
 
     def get_meeting(
         self,
@@ -2850,7 +2899,7 @@ class SyncDashboards:
         """Get meeting quality scores: ``GET /metrics/quality`` (Heavy)."""
         answer: DashboardsGetQualityResponse2 = self._caller.request(
             "GET",
-            '/metrics/quality',
+            "/metrics/quality",
             params=query(**{"from": from_}, to=to, type=type),
             rate_category="heavy",
         )
@@ -2889,6 +2938,16 @@ class SyncDashboards:
         )
         return answer
 
+    def get_zoomrooms_issues(self, *, from_: str, to: str) -> DashboardsGetZoomroomsIssuesResponse2:
+        """Get top 25 issues of Zoom Rooms: ``GET /metrics/zoomrooms/issues`` (Heavy)."""
+        answer: DashboardsGetZoomroomsIssuesResponse2 = self._caller.request(
+            "GET",
+            "/metrics/zoomrooms/issues",
+            params=query(**{"from": from_}, to=to),
+            rate_category="heavy",
+        )
+        return answer
+
     def list_chat(
         self,
         *,
@@ -2898,21 +2957,11 @@ class SyncDashboards:
     ) -> Iterator[DashboardsListChatItem2]:
         """Get chat metrics: ``GET /metrics/chat`` (Resource-intensive, pages of up to 300)."""
         return self._caller.paginate(
-            '/metrics/chat',
+            "/metrics/chat",
             params=query(**{"from": from_}, to=to),
             key="users",
             page_size=page_size or 300,
         )
-
-    def list_client_feedback(self, *, from_: str, to: str) -> DashboardsListClientFeedbackResponse2:
-        """List Zoom meetings client feedback: ``GET /metrics/client/feedback`` (Heavy)."""
-        answer: DashboardsListClientFeedbackResponse2 = self._caller.request(
-            "GET",
-            '/metrics/client/feedback',
-            params=query(**{"from": from_}, to=to),
-            rate_category="heavy",
-        )
-        return answer
 
     def list_client_feedback_details(
         self,
@@ -2932,35 +2981,6 @@ class SyncDashboards:
             page_size=page_size or 300,
         )
 
-    def list_client_satisfaction(
-        self,
-        *,
-        from_: str | None = None,
-        to: str | None = None,
-    ) -> DashboardsListClientSatisfactionResponse2:
-        """List client meeting satisfaction: ``GET /metrics/client/satisfaction`` (Heavy)."""
-        answer: DashboardsListClientSatisfactionResponse2 = self._caller.request(
-            "GET",
-            '/metrics/client/satisfaction',
-            params=query(**{"from": from_}, to=to),
-            rate_category="heavy",
-        )
-        return answer
-
-    def list_client_versions(self) -> DashboardsListClientVersionsResponse2:
-        """List the client versions: ``GET /metrics/client_versions`` (Heavy)."""
-        answer: DashboardsListClientVersionsResponse2 = self._caller.request(
-            "GET", '/metrics/client_versions', rate_category="heavy"
-        )
-        return answer
-
-    def list_crc(self, *, from_: str, to: str) -> DashboardsListCrcResponse2:
-        """Get CRC port usage: ``GET /metrics/crc`` (Heavy)."""
-        answer: DashboardsListCrcResponse2 = self._caller.request(
-            "GET", '/metrics/crc', params=query(**{"from": from_}, to=to), rate_category="heavy"
-        )
-        return answer
-
     def list_im(
         self,
         *,
@@ -2970,7 +2990,7 @@ class SyncDashboards:
     ) -> Iterator[DashboardsListImItem2]:
         """Get IM metrics: ``GET /metrics/im`` (Resource-intensive, pages of up to 300)."""
         return self._caller.paginate(
-            '/metrics/im',
+            "/metrics/im",
             params=query(**{"from": from_}, to=to),
             key="users",
             page_size=page_size or 300,
@@ -2993,21 +3013,6 @@ class SyncDashboards:
             key="issue_details",
             page_size=page_size or 300,
         )
-
-    def list_issues_zoomrooms(
-        self,
-        *,
-        from_: str,
-        to: str,
-    ) -> DashboardsListIssuesZoomroomsResponse2:
-        """Get top 25 Zoom Rooms with issues: ``GET /metrics/issues/zoomrooms`` (Heavy)."""
-        answer: DashboardsListIssuesZoomroomsResponse2 = self._caller.request(
-            "GET",
-            '/metrics/issues/zoomrooms',
-            params=query(**{"from": from_}, to=to),
-            rate_category="heavy",
-        )
-        return answer
 
     def list_meeting_participants(
         self,
@@ -3092,7 +3097,7 @@ class SyncDashboards:
     ) -> Iterator[DashboardsListMeetingsItem2]:
         """List meetings: ``GET /metrics/meetings`` (Resource-intensive, pages of up to 300)."""
         return self._caller.paginate(
-            '/metrics/meetings',
+            "/metrics/meetings",
             params=query(
                 type=type,
                 **{"from": from_},
@@ -3188,7 +3193,7 @@ class SyncDashboards:
     ) -> Iterator[DashboardsListWebinarsItem2]:
         """List webinars: ``GET /metrics/webinars`` (Resource-intensive, pages of up to 300)."""
         return self._caller.paginate(
-            '/metrics/webinars',
+            "/metrics/webinars",
             params=query(
                 type=type,
                 **{"from": from_},
@@ -3226,23 +3231,8 @@ class SyncDashboards:
     ) -> Iterator[DashboardsListZoomroomsItem2]:
         """List Zoom Rooms: ``GET /metrics/zoomrooms`` (Resource-intensive, pages of up to 300)."""
         return self._caller.paginate(
-            '/metrics/zoomrooms', key="zoom_rooms", page_size=page_size or 300
+            "/metrics/zoomrooms", key="zoom_rooms", page_size=page_size or 300
         )
-
-    def list_zoomrooms_issues(
-        self,
-        *,
-        from_: str,
-        to: str,
-    ) -> DashboardsListZoomroomsIssuesResponse2:
-        """Get top 25 issues of Zoom Rooms: ``GET /metrics/zoomrooms/issues`` (Heavy)."""
-        answer: DashboardsListZoomroomsIssuesResponse2 = self._caller.request(
-            "GET",
-            '/metrics/zoomrooms/issues',
-            params=query(**{"from": from_}, to=to),
-            rate_category="heavy",
-        )
-        return answer
 
 
 class DataRequests:
@@ -3259,7 +3249,7 @@ class DataRequests:
     ) -> DataRequestsCreateRequestResponse:
         """Create data (export/deletion) request: ``POST /data_requests/requests`` (Medium)."""
         answer: DataRequestsCreateRequestResponse = await self._caller.request(
-            "POST", '/data_requests/requests', json=body, rate_category="medium"
+            "POST", "/data_requests/requests", json=body, rate_category="medium"
         )
         return answer
 
@@ -3300,7 +3290,7 @@ class DataRequests:
     ) -> AsyncIterator[DataRequestsListRequestsItem]:
         """List data request history: ``GET /data_requests/requests`` (Medium, pages of up to 30)."""
         return self._caller.paginate(
-            '/data_requests/requests', key="records", page_size=page_size or 30
+            "/data_requests/requests", key="records", page_size=page_size or 30
         )
 
 
@@ -3318,7 +3308,7 @@ class SyncDataRequests:
     ) -> DataRequestsCreateRequestResponse2:
         """Create data (export/deletion) request: ``POST /data_requests/requests`` (Medium)."""
         answer: DataRequestsCreateRequestResponse2 = self._caller.request(
-            "POST", '/data_requests/requests', json=body, rate_category="medium"
+            "POST", "/data_requests/requests", json=body, rate_category="medium"
         )
         return answer
 
@@ -3359,7 +3349,7 @@ class SyncDataRequests:
     ) -> Iterator[DataRequestsListRequestsItem2]:
         """List data request history: ``GET /data_requests/requests`` (Medium, pages of up to 30)."""
         return self._caller.paginate(
-            '/data_requests/requests', key="records", page_size=page_size or 30
+            "/data_requests/requests", key="records", page_size=page_size or 30
         )
 
 
@@ -3377,7 +3367,7 @@ class InformationBarriers:
     ) -> InformationBarriersCreatePolicyResponse:
         """Create an Information Barrier policy: ``POST /information_barriers/policies`` (Medium)."""
         answer: InformationBarriersCreatePolicyResponse = await self._caller.request(
-            "POST", '/information_barriers/policies', json=body, rate_category="medium"
+            "POST", "/information_barriers/policies", json=body, rate_category="medium"
         )
         return answer
 
@@ -3407,7 +3397,7 @@ class InformationBarriers:
         of up to 300).
         """
         return self._caller.paginate(
-            '/information_barriers/policies', key="policies", page_size=page_size or 300
+            "/information_barriers/policies", key="policies", page_size=page_size or 300
         )
 
     async def update_policy(
@@ -3440,7 +3430,7 @@ class SyncInformationBarriers:
     ) -> InformationBarriersCreatePolicyResponse2:
         """Create an Information Barrier policy: ``POST /information_barriers/policies`` (Medium)."""
         answer: InformationBarriersCreatePolicyResponse2 = self._caller.request(
-            "POST", '/information_barriers/policies', json=body, rate_category="medium"
+            "POST", "/information_barriers/policies", json=body, rate_category="medium"
         )
         return answer
 
@@ -3470,7 +3460,7 @@ class SyncInformationBarriers:
         of up to 300).
         """
         return self._caller.paginate(
-            '/information_barriers/policies', key="policies", page_size=page_size or 300
+            "/information_barriers/policies", key="policies", page_size=page_size or 300
         )
 
     def update_policy(
@@ -3500,7 +3490,7 @@ class Roles:
     async def create(self, body: RolesCreateBody | None = None) -> JSONObject:
         """Create a role: ``POST /roles`` (Light)."""
         answer: JSONObject = await self._caller.request(
-            "POST", '/roles', json=body, rate_category="light"
+            "POST", "/roles", json=body, rate_category="light"
         )
         return answer
 
@@ -3532,10 +3522,10 @@ class Roles:
         )
         return answer
 
-    async def list(self, *, type: str | None = None) -> RolesListResponse:
+    async def get_all(self, *, type: str | None = None) -> RolesGetAllResponse:
         """List roles: ``GET /roles`` (Medium)."""
-        answer: RolesListResponse = await self._caller.request(
-            "GET", '/roles', params=query(type=type), rate_category="medium"
+        answer: RolesGetAllResponse = await self._caller.request(
+            "GET", "/roles", params=query(type=type), rate_category="medium"
         )
         return answer
 
@@ -3573,7 +3563,7 @@ class SyncRoles:
     def create(self, body: RolesCreateBody2 | None = None) -> JSONObject:
         """Create a role: ``POST /roles`` (Light)."""
         answer: JSONObject = self._caller.request(
-            "POST", '/roles', json=body, rate_category="light"
+            "POST", "/roles", json=body, rate_category="light"
         )
         return answer
 
@@ -3605,10 +3595,10 @@ class SyncRoles:
         )
         return answer
 
-    def list(self, *, type: str | None = None) -> RolesListResponse2:
+    def get_all(self, *, type: str | None = None) -> RolesGetAllResponse2:
         """List roles: ``GET /roles`` (Medium)."""
-        answer: RolesListResponse2 = self._caller.request(
-            "GET", '/roles', params=query(type=type), rate_category="medium"
+        answer: RolesGetAllResponse2 = self._caller.request(
+            "GET", "/roles", params=query(type=type), rate_category="medium"
         )
         return answer
 
@@ -3652,7 +3642,7 @@ class Surveys:
 
     def list(self, *, page_size: int | None = None) -> AsyncIterator[SurveysListItem]:
         """Get surveys: ``GET /surveys`` (Medium, pages of up to 300)."""
-        return self._caller.paginate('/surveys', key="surveys", page_size=page_size or 300)
+        return self._caller.paginate("/surveys", key="surveys", page_size=page_size or 300)
 
     def list_answers(
         self,
@@ -3710,7 +3700,7 @@ class SyncSurveys:
 
     def list(self, *, page_size: int | None = None) -> Iterator[SurveysListItem2]:
         """Get surveys: ``GET /surveys`` (Medium, pages of up to 300)."""
-        return self._caller.paginate('/surveys', key="surveys", page_size=page_size or 300)
+        return self._caller.paginate("/surveys", key="surveys", page_size=page_size or 300)
 
     def list_answers(
         self,

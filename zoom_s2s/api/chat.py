@@ -237,6 +237,12 @@ ChatChannelsGetResponse = TypedDict("ChatChannelsGetResponse", {
     "channel_settings": ChatChannelsGetResponseChannelSettings, "id": str, "jid": str, "name": str,
     "type": int, "channel_url": str,
 }, total=False)
+ChatChannelsGetMembersGroupsResponseGroupsItem = TypedDict("ChatChannelsGetMembersGroupsResponseGroupsItem", {
+    "group_id": str, "group_name": str,
+}, total=False)
+ChatChannelsGetMembersGroupsResponse = TypedDict("ChatChannelsGetMembersGroupsResponse", {
+    "groups": list[ChatChannelsGetMembersGroupsResponseGroupsItem], "channel_id": str,
+}, total=False)
 ChatChannelsListItemChannelSettings = TypedDict("ChatChannelsListItemChannelSettings", {
     "add_member_permissions": int, "new_members_can_see_previous_messages_files": bool,
     "posting_permissions": int, "mention_all_permissions": int, "allow_to_add_external_users": int,
@@ -259,12 +265,6 @@ ChatChannelsListActivitiesChannelsItem = TypedDict("ChatChannelsListActivitiesCh
 ChatChannelsListMembersItem = TypedDict("ChatChannelsListMembersItem", {
     "email": str, "first_name": str, "id": str, "member_id": str, "last_name": str, "name": str,
     "role": str, "is_external": bool,
-}, total=False)
-ChatChannelsListMembersGroupsResponseGroupsItem = TypedDict("ChatChannelsListMembersGroupsResponseGroupsItem", {
-    "group_id": str, "group_name": str,
-}, total=False)
-ChatChannelsListMembersGroupsResponse = TypedDict("ChatChannelsListMembersGroupsResponse", {
-    "groups": list[ChatChannelsListMembersGroupsResponseGroupsItem], "channel_id": str,
 }, total=False)
 ChatChannelsUpdateBodyChannelSettings = TypedDict("ChatChannelsUpdateBodyChannelSettings", {
     "add_member_permissions": int, "new_members_can_see_previous_messages_files": bool,
@@ -334,6 +334,12 @@ ChatChannelsGetResponse2 = TypedDict("ChatChannelsGetResponse2", {
     "channel_settings": ChatChannelsGetResponse2ChannelSettings, "id": str, "jid": str, "name": str,
     "type": int, "channel_url": str,
 }, total=False)
+ChatChannelsGetMembersGroupsResponse2GroupsItem = TypedDict("ChatChannelsGetMembersGroupsResponse2GroupsItem", {
+    "group_id": str, "group_name": str,
+}, total=False)
+ChatChannelsGetMembersGroupsResponse2 = TypedDict("ChatChannelsGetMembersGroupsResponse2", {
+    "groups": list[ChatChannelsGetMembersGroupsResponse2GroupsItem], "channel_id": str,
+}, total=False)
 ChatChannelsListItem2ChannelSettings = TypedDict("ChatChannelsListItem2ChannelSettings", {
     "add_member_permissions": int, "new_members_can_see_previous_messages_files": bool,
     "posting_permissions": int, "mention_all_permissions": int, "allow_to_add_external_users": int,
@@ -356,12 +362,6 @@ ChatChannelsListActivitiesChannelsItem2 = TypedDict("ChatChannelsListActivitiesC
 ChatChannelsListMembersItem2 = TypedDict("ChatChannelsListMembersItem2", {
     "email": str, "first_name": str, "id": str, "member_id": str, "last_name": str, "name": str,
     "role": str, "is_external": bool,
-}, total=False)
-ChatChannelsListMembersGroupsResponse2GroupsItem = TypedDict("ChatChannelsListMembersGroupsResponse2GroupsItem", {
-    "group_id": str, "group_name": str,
-}, total=False)
-ChatChannelsListMembersGroupsResponse2 = TypedDict("ChatChannelsListMembersGroupsResponse2", {
-    "groups": list[ChatChannelsListMembersGroupsResponse2GroupsItem], "channel_id": str,
 }, total=False)
 ChatChannelsUpdateBody2ChannelSettings = TypedDict("ChatChannelsUpdateBody2ChannelSettings", {
     "add_member_permissions": int, "new_members_can_see_previous_messages_files": bool,
@@ -485,12 +485,12 @@ ChatImGroupsGetResponse = TypedDict("ChatImGroupsGetResponse", {
     "id": str, "name": str, "total_members": int, "search_by_account": bool,
     "search_by_domain": bool, "search_by_ma_account": bool, "type": str,
 }, total=False)
-ChatImGroupsListResponseGroupsItem = TypedDict("ChatImGroupsListResponseGroupsItem", {
+ChatImGroupsGetAllResponseGroupsItem = TypedDict("ChatImGroupsGetAllResponseGroupsItem", {
     "id": str, "name": str, "total_members": int, "search_by_account": bool,
     "search_by_domain": bool, "search_by_ma_account": bool, "type": str,
 }, total=False)
-ChatImGroupsListResponse = TypedDict("ChatImGroupsListResponse", {
-    "total_records": int, "groups": list[ChatImGroupsListResponseGroupsItem],
+ChatImGroupsGetAllResponse = TypedDict("ChatImGroupsGetAllResponse", {
+    "total_records": int, "groups": list[ChatImGroupsGetAllResponseGroupsItem],
 }, total=False)
 ChatImGroupsListMembersItem = TypedDict("ChatImGroupsListMembersItem", {
     "email": str, "first_name": str, "id": str, "last_name": str, "type": int,
@@ -516,12 +516,12 @@ ChatImGroupsGetResponse2 = TypedDict("ChatImGroupsGetResponse2", {
     "id": str, "name": str, "total_members": int, "search_by_account": bool,
     "search_by_domain": bool, "search_by_ma_account": bool, "type": str,
 }, total=False)
-ChatImGroupsListResponse2GroupsItem = TypedDict("ChatImGroupsListResponse2GroupsItem", {
+ChatImGroupsGetAllResponse2GroupsItem = TypedDict("ChatImGroupsGetAllResponse2GroupsItem", {
     "id": str, "name": str, "total_members": int, "search_by_account": bool,
     "search_by_domain": bool, "search_by_ma_account": bool, "type": str,
 }, total=False)
-ChatImGroupsListResponse2 = TypedDict("ChatImGroupsListResponse2", {
-    "total_records": int, "groups": list[ChatImGroupsListResponse2GroupsItem],
+ChatImGroupsGetAllResponse2 = TypedDict("ChatImGroupsGetAllResponse2", {
+    "total_records": int, "groups": list[ChatImGroupsGetAllResponse2GroupsItem],
 }, total=False)
 ChatImGroupsListMembersItem2 = TypedDict("ChatImGroupsListMembersItem2", {
     "email": str, "first_name": str, "id": str, "last_name": str, "type": int,
@@ -587,11 +587,11 @@ ChatMentionGroupsCreateChannelMentionGroupResponse = TypedDict("ChatMentionGroup
 ChatMentionGroupsCreateChannelMentionGroupMemberBody = TypedDict("ChatMentionGroupsCreateChannelMentionGroupMemberBody", {
     "identifiers": list[str],
 }, total=False)
-ChatMentionGroupsListChannelMentionGroupResponseMentionGroupListItem = TypedDict("ChatMentionGroupsListChannelMentionGroupResponseMentionGroupListItem", {
+ChatMentionGroupsGetChannelMentionGroupResponseMentionGroupListItem = TypedDict("ChatMentionGroupsGetChannelMentionGroupResponseMentionGroupListItem", {
     "mention_group_id": str, "mention_group_name": str, "mention_group_description": str,
 }, total=False)
-ChatMentionGroupsListChannelMentionGroupResponse = TypedDict("ChatMentionGroupsListChannelMentionGroupResponse", {
-    "mention_group_list": list[ChatMentionGroupsListChannelMentionGroupResponseMentionGroupListItem],
+ChatMentionGroupsGetChannelMentionGroupResponse = TypedDict("ChatMentionGroupsGetChannelMentionGroupResponse", {
+    "mention_group_list": list[ChatMentionGroupsGetChannelMentionGroupResponseMentionGroupListItem],
 }, total=False)
 ChatMentionGroupsListChannelMentionGroupMembersItem = TypedDict("ChatMentionGroupsListChannelMentionGroupMembersItem", {
     "user_id": str, "member_id": str, "email": str, "first_name": str, "last_name": str,
@@ -609,11 +609,11 @@ ChatMentionGroupsCreateChannelMentionGroupResponse2 = TypedDict("ChatMentionGrou
 ChatMentionGroupsCreateChannelMentionGroupMemberBody2 = TypedDict("ChatMentionGroupsCreateChannelMentionGroupMemberBody2", {
     "identifiers": list[str],
 }, total=False)
-ChatMentionGroupsListChannelMentionGroupResponse2MentionGroupListItem = TypedDict("ChatMentionGroupsListChannelMentionGroupResponse2MentionGroupListItem", {
+ChatMentionGroupsGetChannelMentionGroupResponse2MentionGroupListItem = TypedDict("ChatMentionGroupsGetChannelMentionGroupResponse2MentionGroupListItem", {
     "mention_group_id": str, "mention_group_name": str, "mention_group_description": str,
 }, total=False)
-ChatMentionGroupsListChannelMentionGroupResponse2 = TypedDict("ChatMentionGroupsListChannelMentionGroupResponse2", {
-    "mention_group_list": list[ChatMentionGroupsListChannelMentionGroupResponse2MentionGroupListItem],
+ChatMentionGroupsGetChannelMentionGroupResponse2 = TypedDict("ChatMentionGroupsGetChannelMentionGroupResponse2", {
+    "mention_group_list": list[ChatMentionGroupsGetChannelMentionGroupResponse2MentionGroupListItem],
 }, total=False)
 ChatMentionGroupsListChannelMentionGroupMembersItem2 = TypedDict("ChatMentionGroupsListChannelMentionGroupMembersItem2", {
     "user_id": str, "member_id": str, "email": str, "first_name": str, "last_name": str,
@@ -691,6 +691,16 @@ ChatMessagesGetForwardedMessageResponse = TypedDict("ChatMessagesGetForwardedMes
     "at_items": list[ChatMessagesGetForwardedMessageResponseAtItemsItem],
     "interactive_cards": list[ChatMessagesGetForwardedMessageResponseInteractiveCardsItem],
 }, total=False)
+ChatMessagesGetThreadResponseMessagesItem = TypedDict("ChatMessagesGetThreadResponseMessagesItem", {
+    "msg_id": str, "message": str, "is_reply": bool, "timestamp": int,
+    "reactions": list[JSONObject], "last_reply_time": int, "is_followed": bool,
+    "files": list[JSONObject], "sender_user_id": str, "sender_email": str, "sender_member_id": str,
+    "sender_display_name": str, "rich_text": list[JSONObject], "at_items": list[JSONObject],
+    "bot_message": JSONObject, "interactive_cards": list[JSONObject], "message_type": str,
+}, total=False)
+ChatMessagesGetThreadResponse = TypedDict("ChatMessagesGetThreadResponse", {
+    "total": int, "messages": list[ChatMessagesGetThreadResponseMessagesItem],
+}, total=False)
 ChatMessagesListItemFilesItem = TypedDict("ChatMessagesListItemFilesItem", {
     "download_url": str, "file_id": str, "file_name": str, "file_size": int,
 }, total=False)
@@ -744,16 +754,6 @@ ChatMessagesListScheduleItem = TypedDict("ChatMessagesListScheduleItem", {
     "files": list[ChatMessagesListScheduleItemFilesItem], "message": str,
     "reply_main_message_id": str, "reply_main_message_timestamp": float,
     "at_items": list[ChatMessagesListScheduleItemAtItemsItem],
-}, total=False)
-ChatMessagesListThreadResponseMessagesItem = TypedDict("ChatMessagesListThreadResponseMessagesItem", {
-    "msg_id": str, "message": str, "is_reply": bool, "timestamp": int,
-    "reactions": list[JSONObject], "last_reply_time": int, "is_followed": bool,
-    "files": list[JSONObject], "sender_user_id": str, "sender_email": str, "sender_member_id": str,
-    "sender_display_name": str, "rich_text": list[JSONObject], "at_items": list[JSONObject],
-    "bot_message": JSONObject, "interactive_cards": list[JSONObject], "message_type": str,
-}, total=False)
-ChatMessagesListThreadResponse = TypedDict("ChatMessagesListThreadResponse", {
-    "total": int, "messages": list[ChatMessagesListThreadResponseMessagesItem],
 }, total=False)
 ChatMessagesSetBodyInteractiveCardsItem = TypedDict("ChatMessagesSetBodyInteractiveCardsItem", {
     "card_id": str, "card_json": str,
@@ -844,6 +844,16 @@ ChatMessagesGetForwardedMessageResponse2 = TypedDict("ChatMessagesGetForwardedMe
     "at_items": list[ChatMessagesGetForwardedMessageResponse2AtItemsItem],
     "interactive_cards": list[ChatMessagesGetForwardedMessageResponse2InteractiveCardsItem],
 }, total=False)
+ChatMessagesGetThreadResponse2MessagesItem = TypedDict("ChatMessagesGetThreadResponse2MessagesItem", {
+    "msg_id": str, "message": str, "is_reply": bool, "timestamp": int,
+    "reactions": list[JSONObject], "last_reply_time": int, "is_followed": bool,
+    "files": list[JSONObject], "sender_user_id": str, "sender_email": str, "sender_member_id": str,
+    "sender_display_name": str, "rich_text": list[JSONObject], "at_items": list[JSONObject],
+    "bot_message": JSONObject, "interactive_cards": list[JSONObject], "message_type": str,
+}, total=False)
+ChatMessagesGetThreadResponse2 = TypedDict("ChatMessagesGetThreadResponse2", {
+    "total": int, "messages": list[ChatMessagesGetThreadResponse2MessagesItem],
+}, total=False)
 ChatMessagesListItem2FilesItem = TypedDict("ChatMessagesListItem2FilesItem", {
     "download_url": str, "file_id": str, "file_name": str, "file_size": int,
 }, total=False)
@@ -898,16 +908,6 @@ ChatMessagesListScheduleItem2 = TypedDict("ChatMessagesListScheduleItem2", {
     "files": list[ChatMessagesListScheduleItem2FilesItem], "message": str,
     "reply_main_message_id": str, "reply_main_message_timestamp": float,
     "at_items": list[ChatMessagesListScheduleItem2AtItemsItem],
-}, total=False)
-ChatMessagesListThreadResponse2MessagesItem = TypedDict("ChatMessagesListThreadResponse2MessagesItem", {
-    "msg_id": str, "message": str, "is_reply": bool, "timestamp": int,
-    "reactions": list[JSONObject], "last_reply_time": int, "is_followed": bool,
-    "files": list[JSONObject], "sender_user_id": str, "sender_email": str, "sender_member_id": str,
-    "sender_display_name": str, "rich_text": list[JSONObject], "at_items": list[JSONObject],
-    "bot_message": JSONObject, "interactive_cards": list[JSONObject], "message_type": str,
-}, total=False)
-ChatMessagesListThreadResponse2 = TypedDict("ChatMessagesListThreadResponse2", {
-    "total": int, "messages": list[ChatMessagesListThreadResponse2MessagesItem],
 }, total=False)
 ChatMessagesSetBody2InteractiveCardsItem = TypedDict("ChatMessagesSetBody2InteractiveCardsItem", {
     "card_id": str, "card_json": str,
@@ -969,19 +969,19 @@ ChatMigrationCreateUserEventBodyParamsItem = TypedDict("ChatMigrationCreateUserE
 ChatMigrationCreateUserEventBody = TypedDict("ChatMigrationCreateUserEventBody", {
     "method": str, "params": list[ChatMigrationCreateUserEventBodyParamsItem],
 }, total=False)
-ChatMigrationListMappingsChannelsResponseMappingsItem = TypedDict("ChatMigrationListMappingsChannelsResponseMappingsItem", {
+ChatMigrationGetMappingsChannelsResponseMappingsItem = TypedDict("ChatMigrationGetMappingsChannelsResponseMappingsItem", {
     "origin_channel_id": str, "zm_channel_id": str,
 }, total=False)
-ChatMigrationListMappingsChannelsResponse = TypedDict("ChatMigrationListMappingsChannelsResponse", {
+ChatMigrationGetMappingsChannelsResponse = TypedDict("ChatMigrationGetMappingsChannelsResponse", {
     "mappings_found": int, "mappings_not_found": int,
-    "mappings": list[ChatMigrationListMappingsChannelsResponseMappingsItem],
+    "mappings": list[ChatMigrationGetMappingsChannelsResponseMappingsItem],
 }, total=False)
-ChatMigrationListMappingsUsersResponseMappingsItem = TypedDict("ChatMigrationListMappingsUsersResponseMappingsItem", {
+ChatMigrationGetMappingsUsersResponseMappingsItem = TypedDict("ChatMigrationGetMappingsUsersResponseMappingsItem", {
     "origin_user_id": str, "zm_user_id": str,
 }, total=False)
-ChatMigrationListMappingsUsersResponse = TypedDict("ChatMigrationListMappingsUsersResponse", {
+ChatMigrationGetMappingsUsersResponse = TypedDict("ChatMigrationGetMappingsUsersResponse", {
     "mappings_found": int, "mappings_not_found": int,
-    "mappings": list[ChatMigrationListMappingsUsersResponseMappingsItem],
+    "mappings": list[ChatMigrationGetMappingsUsersResponseMappingsItem],
 }, total=False)
 ChatMigrationCreateChannelMemberBody2MembersItem = TypedDict("ChatMigrationCreateChannelMemberBody2MembersItem", {
     "identifier": str, "role": str,
@@ -1023,19 +1023,19 @@ ChatMigrationCreateUserEventBody2ParamsItem = TypedDict("ChatMigrationCreateUser
 ChatMigrationCreateUserEventBody2 = TypedDict("ChatMigrationCreateUserEventBody2", {
     "method": str, "params": list[ChatMigrationCreateUserEventBody2ParamsItem],
 }, total=False)
-ChatMigrationListMappingsChannelsResponse2MappingsItem = TypedDict("ChatMigrationListMappingsChannelsResponse2MappingsItem", {
+ChatMigrationGetMappingsChannelsResponse2MappingsItem = TypedDict("ChatMigrationGetMappingsChannelsResponse2MappingsItem", {
     "origin_channel_id": str, "zm_channel_id": str,
 }, total=False)
-ChatMigrationListMappingsChannelsResponse2 = TypedDict("ChatMigrationListMappingsChannelsResponse2", {
+ChatMigrationGetMappingsChannelsResponse2 = TypedDict("ChatMigrationGetMappingsChannelsResponse2", {
     "mappings_found": int, "mappings_not_found": int,
-    "mappings": list[ChatMigrationListMappingsChannelsResponse2MappingsItem],
+    "mappings": list[ChatMigrationGetMappingsChannelsResponse2MappingsItem],
 }, total=False)
-ChatMigrationListMappingsUsersResponse2MappingsItem = TypedDict("ChatMigrationListMappingsUsersResponse2MappingsItem", {
+ChatMigrationGetMappingsUsersResponse2MappingsItem = TypedDict("ChatMigrationGetMappingsUsersResponse2MappingsItem", {
     "origin_user_id": str, "zm_user_id": str,
 }, total=False)
-ChatMigrationListMappingsUsersResponse2 = TypedDict("ChatMigrationListMappingsUsersResponse2", {
+ChatMigrationGetMappingsUsersResponse2 = TypedDict("ChatMigrationGetMappingsUsersResponse2", {
     "mappings_found": int, "mappings_not_found": int,
-    "mappings": list[ChatMigrationListMappingsUsersResponse2MappingsItem],
+    "mappings": list[ChatMigrationGetMappingsUsersResponse2MappingsItem],
 }, total=False)
 ChatRemindersCreateMessageReminderBody = TypedDict("ChatRemindersCreateMessageReminderBody", {
     "to_contact": str, "to_channel": str, "remind_time": str, "delay_seconds": int,
@@ -1381,7 +1381,7 @@ class ChatAccountChannels:
         (Resource-intensive).
         """
         answer: ChatAccountChannelsCreateSearchResponse = await self._caller.request(
-            "POST", '/chat/channels/search', json=body, rate_category="resource_intensive"
+            "POST", "/chat/channels/search", json=body, rate_category="resource_intensive"
         )
         return answer
 
@@ -1459,7 +1459,7 @@ class ChatAccountChannels:
 
     def list(self, *, page_size: int | None = None) -> AsyncIterator[ChatAccountChannelsListItem]:
         """List account's public channels: ``GET /chat/channels`` (Medium, pages of up to 20)."""
-        return self._caller.paginate('/chat/channels', key="channels", page_size=page_size or 20)
+        return self._caller.paginate("/chat/channels", key="channels", page_size=page_size or 20)
 
     def list_activities(
         self,
@@ -1592,7 +1592,7 @@ class SyncChatAccountChannels:
         (Resource-intensive).
         """
         answer: ChatAccountChannelsCreateSearchResponse2 = self._caller.request(
-            "POST", '/chat/channels/search', json=body, rate_category="resource_intensive"
+            "POST", "/chat/channels/search", json=body, rate_category="resource_intensive"
         )
         return answer
 
@@ -1670,7 +1670,7 @@ class SyncChatAccountChannels:
 
     def list(self, *, page_size: int | None = None) -> Iterator[ChatAccountChannelsListItem2]:
         """List account's public channels: ``GET /chat/channels`` (Medium, pages of up to 20)."""
-        return self._caller.paginate('/chat/channels', key="channels", page_size=page_size or 20)
+        return self._caller.paginate("/chat/channels", key="channels", page_size=page_size or 20)
 
     def list_activities(
         self,
@@ -1854,6 +1854,15 @@ class ChatChannels:
         )
         return answer
 
+    async def get_members_groups(self, channel_id: str) -> ChatChannelsGetMembersGroupsResponse:
+        """List channel members (Groups): ``GET /chat/channels/{channelId}/members/groups``
+        (Medium).
+        """
+        answer: ChatChannelsGetMembersGroupsResponse = await self._caller.request(
+            "GET", f"/chat/channels/{seg(channel_id)}/members/groups", rate_category="medium"
+        )
+        return answer
+
     def list(
         self,
         user_id: str,
@@ -1880,7 +1889,7 @@ class ChatChannels:
         15).
         """
         return self._caller.paginate(
-            '/chat/activities/channels',
+            "/chat/activities/channels",
             params=query(
                 activity_type=activity_type,
                 start_date=start_date,
@@ -1904,15 +1913,6 @@ class ChatChannels:
             f"/chat/channels/{seg(channel_id)}/members", key="members", page_size=page_size or 100
         )
 
-    async def list_members_groups(self, channel_id: str) -> ChatChannelsListMembersGroupsResponse:
-        """List channel members (Groups): ``GET /chat/channels/{channelId}/members/groups``
-        (Medium).
-        """
-        answer: ChatChannelsListMembersGroupsResponse = await self._caller.request(
-            "GET", f"/chat/channels/{seg(channel_id)}/members/groups", rate_category="medium"
-        )
-        return answer
-
     async def update(self, channel_id: str, body: ChatChannelsUpdateBody | None = None) -> None:
         """Update a channel: ``PATCH /chat/channels/{channelId}`` (Medium)."""
         await self._caller.request(
@@ -1925,7 +1925,7 @@ class ChatChannels:
     ) -> ChatChannelsUpdateEventsResponse:
         """Perform operations on channels: ``PATCH /chat/channels/events`` (Light)."""
         answer: ChatChannelsUpdateEventsResponse = await self._caller.request(
-            "PATCH", '/chat/channels/events', json=body, rate_category="light"
+            "PATCH", "/chat/channels/events", json=body, rate_category="light"
         )
         return answer
 
@@ -2029,6 +2029,15 @@ class SyncChatChannels:
         )
         return answer
 
+    def get_members_groups(self, channel_id: str) -> ChatChannelsGetMembersGroupsResponse2:
+        """List channel members (Groups): ``GET /chat/channels/{channelId}/members/groups``
+        (Medium).
+        """
+        answer: ChatChannelsGetMembersGroupsResponse2 = self._caller.request(
+            "GET", f"/chat/channels/{seg(channel_id)}/members/groups", rate_category="medium"
+        )
+        return answer
+
     def list(
         self,
         user_id: str,
@@ -2055,7 +2064,7 @@ class SyncChatChannels:
         15).
         """
         return self._caller.paginate(
-            '/chat/activities/channels',
+            "/chat/activities/channels",
             params=query(
                 activity_type=activity_type,
                 start_date=start_date,
@@ -2079,15 +2088,6 @@ class SyncChatChannels:
             f"/chat/channels/{seg(channel_id)}/members", key="members", page_size=page_size or 100
         )
 
-    def list_members_groups(self, channel_id: str) -> ChatChannelsListMembersGroupsResponse2:
-        """List channel members (Groups): ``GET /chat/channels/{channelId}/members/groups``
-        (Medium).
-        """
-        answer: ChatChannelsListMembersGroupsResponse2 = self._caller.request(
-            "GET", f"/chat/channels/{seg(channel_id)}/members/groups", rate_category="medium"
-        )
-        return answer
-
     def update(self, channel_id: str, body: ChatChannelsUpdateBody2 | None = None) -> None:
         """Update a channel: ``PATCH /chat/channels/{channelId}`` (Medium)."""
         self._caller.request(
@@ -2100,7 +2100,7 @@ class SyncChatChannels:
     ) -> ChatChannelsUpdateEventsResponse2:
         """Perform operations on channels: ``PATCH /chat/channels/events`` (Light)."""
         answer: ChatChannelsUpdateEventsResponse2 = self._caller.request(
-            "PATCH", '/chat/channels/events', json=body, rate_category="light"
+            "PATCH", "/chat/channels/events", json=body, rate_category="light"
         )
         return answer
 
@@ -2139,7 +2139,7 @@ class ChatContacts:
     ) -> AsyncIterator[ChatContactsListItem]:
         """Search company contacts: ``GET /contacts`` (Medium, pages of up to 25)."""
         return self._caller.paginate(
-            '/contacts',
+            "/contacts",
             params=query(
                 search_key=search_key,
                 query_presence_status=query_presence_status,
@@ -2158,7 +2158,7 @@ class ChatContacts:
     ) -> AsyncIterator[ChatContactsListUsersMeContactsItem]:
         """List user's contacts: ``GET /chat/users/me/contacts`` (Medium, pages of up to 50)."""
         return self._caller.paginate(
-            '/chat/users/me/contacts',
+            "/chat/users/me/contacts",
             params=query(type=type),
             key="contacts",
             page_size=page_size or 50,
@@ -2199,7 +2199,7 @@ class SyncChatContacts:
     ) -> Iterator[ChatContactsListItem2]:
         """Search company contacts: ``GET /contacts`` (Medium, pages of up to 25)."""
         return self._caller.paginate(
-            '/contacts',
+            "/contacts",
             params=query(
                 search_key=search_key,
                 query_presence_status=query_presence_status,
@@ -2218,7 +2218,7 @@ class SyncChatContacts:
     ) -> Iterator[ChatContactsListUsersMeContactsItem2]:
         """List user's contacts: ``GET /chat/users/me/contacts`` (Medium, pages of up to 50)."""
         return self._caller.paginate(
-            '/chat/users/me/contacts',
+            "/chat/users/me/contacts",
             params=query(type=type),
             key="contacts",
             page_size=page_size or 50,
@@ -2240,7 +2240,7 @@ class ChatEmoji:
         """Add a custom emoji: ``POST /chat/emoji/files`` (Light)."""
         answer: ChatEmojiCreateFileResponse = await self._caller.upload(
             "POST",
-            '/chat/emoji/files',
+            "/chat/emoji/files",
             files=files or {},
             params=None,
             base_url=None,
@@ -2260,7 +2260,7 @@ class ChatEmoji:
     ) -> AsyncIterator[ChatEmojiListItem]:
         """List custom emojis: ``GET /chat/emoji`` (Light, pages of up to 50)."""
         return self._caller.paginate(
-            '/chat/emoji',
+            "/chat/emoji",
             params=query(search_key=search_key),
             key="emojis",
             page_size=page_size or 50,
@@ -2282,7 +2282,7 @@ class SyncChatEmoji:
         """Add a custom emoji: ``POST /chat/emoji/files`` (Light)."""
         answer: ChatEmojiCreateFileResponse2 = self._caller.upload(
             "POST",
-            '/chat/emoji/files',
+            "/chat/emoji/files",
             files=files or {},
             params=None,
             base_url=None,
@@ -2302,7 +2302,7 @@ class SyncChatEmoji:
     ) -> Iterator[ChatEmojiListItem2]:
         """List custom emojis: ``GET /chat/emoji`` (Light, pages of up to 50)."""
         return self._caller.paginate(
-            '/chat/emoji',
+            "/chat/emoji",
             params=query(search_key=search_key),
             key="emojis",
             page_size=page_size or 50,
@@ -2434,7 +2434,7 @@ class ChatImChat:
         """Send IM messages: ``POST /im/users/me/chat/messages`` (Medium)."""
         answer: ChatImChatCreateUsersMeChatMessageResponse = await self._caller.request(
             "POST",
-            '/im/users/me/chat/messages',
+            "/im/users/me/chat/messages",
             params=query(chat_user=chat_user),
             json=body,
             rate_category="medium",
@@ -2459,7 +2459,7 @@ class SyncChatImChat:
         """Send IM messages: ``POST /im/users/me/chat/messages`` (Medium)."""
         answer: ChatImChatCreateUsersMeChatMessageResponse2 = self._caller.request(
             "POST",
-            '/im/users/me/chat/messages',
+            "/im/users/me/chat/messages",
             params=query(chat_user=chat_user),
             json=body,
             rate_category="medium",
@@ -2477,7 +2477,7 @@ class ChatImGroups:
 
     async def create(self, body: ChatImGroupsCreateBody | None = None) -> None:
         """Create an IM directory group: ``POST /im/groups`` (Light)."""
-        await self._caller.request("POST", '/im/groups', json=body, rate_category="light")
+        await self._caller.request("POST", "/im/groups", json=body, rate_category="light")
 
     async def create_member(
         self,
@@ -2509,10 +2509,10 @@ class ChatImGroups:
         )
         return answer
 
-    async def list(self) -> ChatImGroupsListResponse:
+    async def get_all(self) -> ChatImGroupsGetAllResponse:
         """List IM directory groups: ``GET /im/groups`` (Medium)."""
-        answer: ChatImGroupsListResponse = await self._caller.request(
-            "GET", '/im/groups', rate_category="medium"
+        answer: ChatImGroupsGetAllResponse = await self._caller.request(
+            "GET", "/im/groups", rate_category="medium"
         )
         return answer
 
@@ -2546,7 +2546,7 @@ class SyncChatImGroups:
 
     def create(self, body: ChatImGroupsCreateBody2 | None = None) -> None:
         """Create an IM directory group: ``POST /im/groups`` (Light)."""
-        self._caller.request("POST", '/im/groups', json=body, rate_category="light")
+        self._caller.request("POST", "/im/groups", json=body, rate_category="light")
 
     def create_member(
         self,
@@ -2578,10 +2578,10 @@ class SyncChatImGroups:
         )
         return answer
 
-    def list(self) -> ChatImGroupsListResponse2:
+    def get_all(self) -> ChatImGroupsGetAllResponse2:
         """List IM directory groups: ``GET /im/groups`` (Medium)."""
-        answer: ChatImGroupsListResponse2 = self._caller.request(
-            "GET", '/im/groups', rate_category="medium"
+        answer: ChatImGroupsGetAllResponse2 = self._caller.request(
+            "GET", "/im/groups", rate_category="medium"
         )
         return answer
 
@@ -2649,7 +2649,7 @@ class ChatLegalHold:
     ) -> ChatLegalHoldCreateLegalholdMatterResponse:
         """Add a legal hold matter: ``POST /chat/legalhold/matters`` (Resource-intensive)."""
         answer: ChatLegalHoldCreateLegalholdMatterResponse = await self._caller.request(
-            "POST", '/chat/legalhold/matters', json=body, rate_category="resource_intensive"
+            "POST", "/chat/legalhold/matters", json=body, rate_category="resource_intensive"
         )
         return answer
 
@@ -2696,7 +2696,7 @@ class ChatLegalHold:
         up to 100).
         """
         return self._caller.paginate(
-            '/chat/legalhold/matters', key="legal_hold_matters", page_size=page_size or 100
+            "/chat/legalhold/matters", key="legal_hold_matters", page_size=page_size or 100
         )
 
     async def update_legalhold_matter(
@@ -2724,7 +2724,7 @@ class SyncChatLegalHold:
     ) -> ChatLegalHoldCreateLegalholdMatterResponse2:
         """Add a legal hold matter: ``POST /chat/legalhold/matters`` (Resource-intensive)."""
         answer: ChatLegalHoldCreateLegalholdMatterResponse2 = self._caller.request(
-            "POST", '/chat/legalhold/matters', json=body, rate_category="resource_intensive"
+            "POST", "/chat/legalhold/matters", json=body, rate_category="resource_intensive"
         )
         return answer
 
@@ -2771,7 +2771,7 @@ class SyncChatLegalHold:
         up to 100).
         """
         return self._caller.paginate(
-            '/chat/legalhold/matters', key="legal_hold_matters", page_size=page_size or 100
+            "/chat/legalhold/matters", key="legal_hold_matters", page_size=page_size or 100
         )
 
     def update_legalhold_matter(
@@ -2852,12 +2852,12 @@ class ChatMentionGroups:
             rate_category="light",
         )
 
-    async def list_channel_mention_group(
+    async def get_channel_mention_group(
         self,
         channel_id: str,
-    ) -> ChatMentionGroupsListChannelMentionGroupResponse:
+    ) -> ChatMentionGroupsGetChannelMentionGroupResponse:
         """List channel mention groups: ``GET /chat/channels/{channelId}/mention_group`` (Medium)."""
-        answer: ChatMentionGroupsListChannelMentionGroupResponse = await self._caller.request(
+        answer: ChatMentionGroupsGetChannelMentionGroupResponse = await self._caller.request(
             "GET", f"/chat/channels/{seg(channel_id)}/mention_group", rate_category="medium"
         )
         return answer
@@ -2963,12 +2963,12 @@ class SyncChatMentionGroups:
             rate_category="light",
         )
 
-    def list_channel_mention_group(
+    def get_channel_mention_group(
         self,
         channel_id: str,
-    ) -> ChatMentionGroupsListChannelMentionGroupResponse2:
+    ) -> ChatMentionGroupsGetChannelMentionGroupResponse2:
         """List channel mention groups: ``GET /chat/channels/{channelId}/mention_group`` (Medium)."""
-        answer: ChatMentionGroupsListChannelMentionGroupResponse2 = self._caller.request(
+        answer: ChatMentionGroupsGetChannelMentionGroupResponse2 = self._caller.request(
             "GET", f"/chat/channels/{seg(channel_id)}/mention_group", rate_category="medium"
         )
         return answer
@@ -3089,6 +3089,44 @@ class ChatMessages:
         )
         return answer
 
+    async def get_thread(
+        self,
+        user_id: str,
+        message_id: str,
+        *,
+        from_: str,
+        to_channel: str | None = None,
+        to_contact: str | None = None,
+        to: str | None = None,
+        limit: int | None = None,
+        sort: str | None = None,
+        need_main_message: bool | None = None,
+        need_emoji: bool | None = None,
+        need_attachment: bool | None = None,
+        need_rich_text: bool | None = None,
+        need_at_items: bool | None = None,
+    ) -> ChatMessagesGetThreadResponse:
+        """Retrieve a thread: ``GET /chat/users/{userId}/messages/{messageId}/thread`` (Medium)."""
+        answer: ChatMessagesGetThreadResponse = await self._caller.request(
+            "GET",
+            f"/chat/users/{seg(user_id)}/messages/{seg(message_id)}/thread",
+            params=query(
+                to_channel=to_channel,
+                to_contact=to_contact,
+                **{"from": from_},
+                to=to,
+                limit=limit,
+                sort=sort,
+                need_main_message=need_main_message,
+                need_emoji=need_emoji,
+                need_attachment=need_attachment,
+                need_rich_text=need_rich_text,
+                need_at_items=need_at_items,
+            ),
+            rate_category="medium",
+        )
+        return answer
+
     def list(
         self,
         user_id: str,
@@ -3135,7 +3173,7 @@ class ChatMessages:
     ) -> AsyncIterator[ChatMessagesListBookmarksItem]:
         """List bookmarks: ``GET /chat/messages/bookmarks`` (Medium, pages of up to 50)."""
         return self._caller.paginate(
-            '/chat/messages/bookmarks',
+            "/chat/messages/bookmarks",
             params=query(to_contact=to_contact, to_channel=to_channel),
             key="bookmarks",
             page_size=page_size or 50,
@@ -3167,49 +3205,11 @@ class ChatMessages:
     ) -> AsyncIterator[ChatMessagesListScheduleItem]:
         """List scheduled messages: ``GET /chat/messages/schedule`` (Light, pages of up to 50)."""
         return self._caller.paginate(
-            '/chat/messages/schedule',
+            "/chat/messages/schedule",
             params=query(to_contact=to_contact, to_channel=to_channel),
             key="messages",
             page_size=page_size or 50,
         )
-
-    async def list_thread(
-        self,
-        user_id: str,
-        message_id: str,
-        *,
-        from_: str,
-        to_channel: str | None = None,
-        to_contact: str | None = None,
-        to: str | None = None,
-        limit: int | None = None,
-        sort: str | None = None,
-        need_main_message: bool | None = None,
-        need_emoji: bool | None = None,
-        need_attachment: bool | None = None,
-        need_rich_text: bool | None = None,
-        need_at_items: bool | None = None,
-    ) -> ChatMessagesListThreadResponse:
-        """Retrieve a thread: ``GET /chat/users/{userId}/messages/{messageId}/thread`` (Medium)."""
-        answer: ChatMessagesListThreadResponse = await self._caller.request(
-            "GET",
-            f"/chat/users/{seg(user_id)}/messages/{seg(message_id)}/thread",
-            params=query(
-                to_channel=to_channel,
-                to_contact=to_contact,
-                **{"from": from_},
-                to=to,
-                limit=limit,
-                sort=sort,
-                need_main_message=need_main_message,
-                need_emoji=need_emoji,
-                need_attachment=need_attachment,
-                need_rich_text=need_rich_text,
-                need_at_items=need_at_items,
-            ),
-            rate_category="medium",
-        )
-        return answer
 
     async def set(
         self,
@@ -3234,7 +3234,7 @@ class ChatMessages:
         """Add or remove a bookmark: ``PATCH /chat/messages/bookmarks`` (Medium)."""
         await self._caller.request(
             "PATCH",
-            '/chat/messages/bookmarks',
+            "/chat/messages/bookmarks",
             params=query(message_id=message_id),
             json=body,
             rate_category="medium",
@@ -3248,7 +3248,7 @@ class ChatMessages:
         (Light).
         """
         await self._caller.request(
-            "PATCH", '/chat/channel/message/events', json=body, rate_category="light"
+            "PATCH", "/chat/channel/message/events", json=body, rate_category="light"
         )
 
     async def update_emoji_reactions(
@@ -3363,6 +3363,44 @@ class SyncChatMessages:
         )
         return answer
 
+    def get_thread(
+        self,
+        user_id: str,
+        message_id: str,
+        *,
+        from_: str,
+        to_channel: str | None = None,
+        to_contact: str | None = None,
+        to: str | None = None,
+        limit: int | None = None,
+        sort: str | None = None,
+        need_main_message: bool | None = None,
+        need_emoji: bool | None = None,
+        need_attachment: bool | None = None,
+        need_rich_text: bool | None = None,
+        need_at_items: bool | None = None,
+    ) -> ChatMessagesGetThreadResponse2:
+        """Retrieve a thread: ``GET /chat/users/{userId}/messages/{messageId}/thread`` (Medium)."""
+        answer: ChatMessagesGetThreadResponse2 = self._caller.request(
+            "GET",
+            f"/chat/users/{seg(user_id)}/messages/{seg(message_id)}/thread",
+            params=query(
+                to_channel=to_channel,
+                to_contact=to_contact,
+                **{"from": from_},
+                to=to,
+                limit=limit,
+                sort=sort,
+                need_main_message=need_main_message,
+                need_emoji=need_emoji,
+                need_attachment=need_attachment,
+                need_rich_text=need_rich_text,
+                need_at_items=need_at_items,
+            ),
+            rate_category="medium",
+        )
+        return answer
+
     def list(
         self,
         user_id: str,
@@ -3409,7 +3447,7 @@ class SyncChatMessages:
     ) -> Iterator[ChatMessagesListBookmarksItem2]:
         """List bookmarks: ``GET /chat/messages/bookmarks`` (Medium, pages of up to 50)."""
         return self._caller.paginate(
-            '/chat/messages/bookmarks',
+            "/chat/messages/bookmarks",
             params=query(to_contact=to_contact, to_channel=to_channel),
             key="bookmarks",
             page_size=page_size or 50,
@@ -3441,49 +3479,11 @@ class SyncChatMessages:
     ) -> Iterator[ChatMessagesListScheduleItem2]:
         """List scheduled messages: ``GET /chat/messages/schedule`` (Light, pages of up to 50)."""
         return self._caller.paginate(
-            '/chat/messages/schedule',
+            "/chat/messages/schedule",
             params=query(to_contact=to_contact, to_channel=to_channel),
             key="messages",
             page_size=page_size or 50,
         )
-
-    def list_thread(
-        self,
-        user_id: str,
-        message_id: str,
-        *,
-        from_: str,
-        to_channel: str | None = None,
-        to_contact: str | None = None,
-        to: str | None = None,
-        limit: int | None = None,
-        sort: str | None = None,
-        need_main_message: bool | None = None,
-        need_emoji: bool | None = None,
-        need_attachment: bool | None = None,
-        need_rich_text: bool | None = None,
-        need_at_items: bool | None = None,
-    ) -> ChatMessagesListThreadResponse2:
-        """Retrieve a thread: ``GET /chat/users/{userId}/messages/{messageId}/thread`` (Medium)."""
-        answer: ChatMessagesListThreadResponse2 = self._caller.request(
-            "GET",
-            f"/chat/users/{seg(user_id)}/messages/{seg(message_id)}/thread",
-            params=query(
-                to_channel=to_channel,
-                to_contact=to_contact,
-                **{"from": from_},
-                to=to,
-                limit=limit,
-                sort=sort,
-                need_main_message=need_main_message,
-                need_emoji=need_emoji,
-                need_attachment=need_attachment,
-                need_rich_text=need_rich_text,
-                need_at_items=need_at_items,
-            ),
-            rate_category="medium",
-        )
-        return answer
 
     def set(self, user_id: str, message_id: str, body: ChatMessagesSetBody2 | None = None) -> None:
         """Update a message: ``PUT /chat/users/{userId}/messages/{messageId}`` (Medium)."""
@@ -3503,7 +3503,7 @@ class SyncChatMessages:
         """Add or remove a bookmark: ``PATCH /chat/messages/bookmarks`` (Medium)."""
         self._caller.request(
             "PATCH",
-            '/chat/messages/bookmarks',
+            "/chat/messages/bookmarks",
             params=query(message_id=message_id),
             json=body,
             rate_category="medium",
@@ -3517,7 +3517,7 @@ class SyncChatMessages:
         (Light).
         """
         self._caller.request(
-            "PATCH", '/chat/channel/message/events', json=body, rate_category="light"
+            "PATCH", "/chat/channel/message/events", json=body, rate_category="light"
         )
 
     def update_emoji_reactions(
@@ -3580,7 +3580,7 @@ class ChatMigration:
     ) -> None:
         """Migrate chat message reactions: ``POST /chat/migration/emoji_reactions`` (Medium)."""
         await self._caller.request(
-            "POST", '/chat/migration/emoji_reactions', json=body, rate_category="medium"
+            "POST", "/chat/migration/emoji_reactions", json=body, rate_category="medium"
         )
 
     async def create_message(
@@ -3589,7 +3589,7 @@ class ChatMigration:
     ) -> ChatMigrationCreateMessageResponse:
         """Migrate chat messages: ``POST /chat/migration/messages`` (Medium)."""
         answer: ChatMigrationCreateMessageResponse = await self._caller.request(
-            "POST", '/chat/migration/messages', json=body, rate_category="medium"
+            "POST", "/chat/migration/messages", json=body, rate_category="medium"
         )
         return answer
 
@@ -3622,17 +3622,17 @@ class ChatMigration:
             rate_category="medium",
         )
 
-    async def list_mappings_channels(
+    async def get_mappings_channels(
         self,
         *,
         origin_platform: str,
         origin_team_id: str,
         origin_channel_ids: str,
-    ) -> ChatMigrationListMappingsChannelsResponse:
+    ) -> ChatMigrationGetMappingsChannelsResponse:
         """Get migrated Zoom channel IDs: ``GET /chat/migration/mappings/channels`` (Medium)."""
-        answer: ChatMigrationListMappingsChannelsResponse = await self._caller.request(
+        answer: ChatMigrationGetMappingsChannelsResponse = await self._caller.request(
             "GET",
-            '/chat/migration/mappings/channels',
+            "/chat/migration/mappings/channels",
             params=query(
                 origin_platform=origin_platform,
                 origin_team_id=origin_team_id,
@@ -3642,17 +3642,17 @@ class ChatMigration:
         )
         return answer
 
-    async def list_mappings_users(
+    async def get_mappings_users(
         self,
         *,
         origin_platform: str,
         origin_user_ids: str,
         origin_team_id: str | None = None,
-    ) -> ChatMigrationListMappingsUsersResponse:
+    ) -> ChatMigrationGetMappingsUsersResponse:
         """Get migrated Zoom user IDs: ``GET /chat/migration/mappings/users`` (Light)."""
-        answer: ChatMigrationListMappingsUsersResponse = await self._caller.request(
+        answer: ChatMigrationGetMappingsUsersResponse = await self._caller.request(
             "GET",
-            '/chat/migration/mappings/users',
+            "/chat/migration/mappings/users",
             params=query(
                 origin_platform=origin_platform,
                 origin_team_id=origin_team_id,
@@ -3690,7 +3690,7 @@ class SyncChatMigration:
     ) -> None:
         """Migrate chat message reactions: ``POST /chat/migration/emoji_reactions`` (Medium)."""
         self._caller.request(
-            "POST", '/chat/migration/emoji_reactions', json=body, rate_category="medium"
+            "POST", "/chat/migration/emoji_reactions", json=body, rate_category="medium"
         )
 
     def create_message(
@@ -3699,7 +3699,7 @@ class SyncChatMigration:
     ) -> ChatMigrationCreateMessageResponse2:
         """Migrate chat messages: ``POST /chat/migration/messages`` (Medium)."""
         answer: ChatMigrationCreateMessageResponse2 = self._caller.request(
-            "POST", '/chat/migration/messages', json=body, rate_category="medium"
+            "POST", "/chat/migration/messages", json=body, rate_category="medium"
         )
         return answer
 
@@ -3732,17 +3732,17 @@ class SyncChatMigration:
             rate_category="medium",
         )
 
-    def list_mappings_channels(
+    def get_mappings_channels(
         self,
         *,
         origin_platform: str,
         origin_team_id: str,
         origin_channel_ids: str,
-    ) -> ChatMigrationListMappingsChannelsResponse2:
+    ) -> ChatMigrationGetMappingsChannelsResponse2:
         """Get migrated Zoom channel IDs: ``GET /chat/migration/mappings/channels`` (Medium)."""
-        answer: ChatMigrationListMappingsChannelsResponse2 = self._caller.request(
+        answer: ChatMigrationGetMappingsChannelsResponse2 = self._caller.request(
             "GET",
-            '/chat/migration/mappings/channels',
+            "/chat/migration/mappings/channels",
             params=query(
                 origin_platform=origin_platform,
                 origin_team_id=origin_team_id,
@@ -3752,17 +3752,17 @@ class SyncChatMigration:
         )
         return answer
 
-    def list_mappings_users(
+    def get_mappings_users(
         self,
         *,
         origin_platform: str,
         origin_user_ids: str,
         origin_team_id: str | None = None,
-    ) -> ChatMigrationListMappingsUsersResponse2:
+    ) -> ChatMigrationGetMappingsUsersResponse2:
         """Get migrated Zoom user IDs: ``GET /chat/migration/mappings/users`` (Light)."""
-        answer: ChatMigrationListMappingsUsersResponse2 = self._caller.request(
+        answer: ChatMigrationGetMappingsUsersResponse2 = self._caller.request(
             "GET",
-            '/chat/migration/mappings/users',
+            "/chat/migration/mappings/users",
             params=query(
                 origin_platform=origin_platform,
                 origin_team_id=origin_team_id,
@@ -3815,7 +3815,7 @@ class ChatReminders:
     ) -> AsyncIterator[ChatRemindersListItem]:
         """List reminders: ``GET /chat/reminder`` (Light, pages of up to 20)."""
         return self._caller.paginate(
-            '/chat/reminder',
+            "/chat/reminder",
             params=query(to_contact=to_contact, to_channel=to_channel),
             key="reminders",
             page_size=page_size or 20,
@@ -3864,7 +3864,7 @@ class SyncChatReminders:
     ) -> Iterator[ChatRemindersListItem2]:
         """List reminders: ``GET /chat/reminder`` (Light, pages of up to 20)."""
         return self._caller.paginate(
-            '/chat/reminder',
+            "/chat/reminder",
             params=query(to_contact=to_contact, to_channel=to_channel),
             key="reminders",
             page_size=page_size or 20,
@@ -3917,7 +3917,7 @@ class ChatReports:
     ) -> AsyncIterator[ChatReportsListChatSessionsItem]:
         """Get chat sessions reports: ``GET /report/chat/sessions`` (Medium, pages of up to 300)."""
         return self._caller.paginate(
-            '/report/chat/sessions',
+            "/report/chat/sessions",
             params=query(**{"from": from_}, to=to),
             key="sessions",
             page_size=page_size or 300,
@@ -3970,7 +3970,7 @@ class SyncChatReports:
     ) -> Iterator[ChatReportsListChatSessionsItem2]:
         """Get chat sessions reports: ``GET /report/chat/sessions`` (Medium, pages of up to 300)."""
         return self._caller.paginate(
-            '/report/chat/sessions',
+            "/report/chat/sessions",
             params=query(**{"from": from_}, to=to),
             key="sessions",
             page_size=page_size or 300,
@@ -4073,7 +4073,7 @@ class ChatSharedSpaces:
     ) -> ChatSharedSpacesCreateSpaceResponse:
         """Create a shared space: ``POST /chat/spaces`` (Resource-intensive)."""
         answer: ChatSharedSpacesCreateSpaceResponse = await self._caller.request(
-            "POST", '/chat/spaces', json=body, rate_category="resource_intensive"
+            "POST", "/chat/spaces", json=body, rate_category="resource_intensive"
         )
         return answer
 
@@ -4173,7 +4173,7 @@ class ChatSharedSpaces:
     ) -> AsyncIterator[ChatSharedSpacesListSpacesItem]:
         """List shared spaces: ``GET /chat/spaces`` (Medium, pages of up to 300)."""
         return self._caller.paginate(
-            '/chat/spaces',
+            "/chat/spaces",
             params=query(user_id=user_id),
             key="shared_spaces",
             page_size=page_size or 300,
@@ -4224,7 +4224,7 @@ class SyncChatSharedSpaces:
     ) -> ChatSharedSpacesCreateSpaceResponse2:
         """Create a shared space: ``POST /chat/spaces`` (Resource-intensive)."""
         answer: ChatSharedSpacesCreateSpaceResponse2 = self._caller.request(
-            "POST", '/chat/spaces', json=body, rate_category="resource_intensive"
+            "POST", "/chat/spaces", json=body, rate_category="resource_intensive"
         )
         return answer
 
@@ -4324,7 +4324,7 @@ class SyncChatSharedSpaces:
     ) -> Iterator[ChatSharedSpacesListSpacesItem2]:
         """List shared spaces: ``GET /chat/spaces`` (Medium, pages of up to 300)."""
         return self._caller.paginate(
-            '/chat/spaces',
+            "/chat/spaces",
             params=query(user_id=user_id),
             key="shared_spaces",
             page_size=page_size or 300,

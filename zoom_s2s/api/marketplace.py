@@ -94,6 +94,12 @@ MarketplaceAppsGetResponse = TypedDict("MarketplaceAppsGetResponse", {
 MarketplaceAppsGetCustomFieldsResponseItem = TypedDict("MarketplaceAppsGetCustomFieldsResponseItem", {
     "field_id": str, "type": str, "value": str,
 }, total=False)
+MarketplaceAppsGetEntitlementsResponseEntitlementsItem = TypedDict("MarketplaceAppsGetEntitlementsResponseEntitlementsItem", {
+    "entitlement_id": int,
+}, total=False)
+MarketplaceAppsGetEntitlementsResponse = TypedDict("MarketplaceAppsGetEntitlementsResponse", {
+    "entitlements": list[MarketplaceAppsGetEntitlementsResponseEntitlementsItem],
+}, total=False)
 MarketplaceAppsGetMonetizationEntitlementsResponseItem = TypedDict("MarketplaceAppsGetMonetizationEntitlementsResponseItem", {
     "id": str, "plan_name": str, "plan_id": str,
 }, total=False)
@@ -114,12 +120,6 @@ MarketplaceAppsListItem = TypedDict("MarketplaceAppsListItem", {
 }, total=False)
 MarketplaceAppsListApiCallLogsItem = TypedDict("MarketplaceAppsListApiCallLogsItem", {
     "url_pattern": str, "time": str, "http_status": int, "method": str, "trace_id": str,
-}, total=False)
-MarketplaceAppsListEntitlementsResponseEntitlementsItem = TypedDict("MarketplaceAppsListEntitlementsResponseEntitlementsItem", {
-    "entitlement_id": int,
-}, total=False)
-MarketplaceAppsListEntitlementsResponse = TypedDict("MarketplaceAppsListEntitlementsResponse", {
-    "entitlements": list[MarketplaceAppsListEntitlementsResponseEntitlementsItem],
 }, total=False)
 MarketplaceAppsListEventSubscriptionItemCustomHeader = TypedDict("MarketplaceAppsListEventSubscriptionItemCustomHeader", {
     "custom_header_type": int, "username": str, "password": str, "client_id": str,
@@ -238,6 +238,12 @@ MarketplaceAppsGetResponse2 = TypedDict("MarketplaceAppsGetResponse2", {
 MarketplaceAppsGetCustomFieldsResponseItem2 = TypedDict("MarketplaceAppsGetCustomFieldsResponseItem2", {
     "field_id": str, "type": str, "value": str,
 }, total=False)
+MarketplaceAppsGetEntitlementsResponse2EntitlementsItem = TypedDict("MarketplaceAppsGetEntitlementsResponse2EntitlementsItem", {
+    "entitlement_id": int,
+}, total=False)
+MarketplaceAppsGetEntitlementsResponse2 = TypedDict("MarketplaceAppsGetEntitlementsResponse2", {
+    "entitlements": list[MarketplaceAppsGetEntitlementsResponse2EntitlementsItem],
+}, total=False)
 MarketplaceAppsGetMonetizationEntitlementsResponseItem2 = TypedDict("MarketplaceAppsGetMonetizationEntitlementsResponseItem2", {
     "id": str, "plan_name": str, "plan_id": str,
 }, total=False)
@@ -258,12 +264,6 @@ MarketplaceAppsListItem2 = TypedDict("MarketplaceAppsListItem2", {
 }, total=False)
 MarketplaceAppsListApiCallLogsItem2 = TypedDict("MarketplaceAppsListApiCallLogsItem2", {
     "url_pattern": str, "time": str, "http_status": int, "method": str, "trace_id": str,
-}, total=False)
-MarketplaceAppsListEntitlementsResponse2EntitlementsItem = TypedDict("MarketplaceAppsListEntitlementsResponse2EntitlementsItem", {
-    "entitlement_id": int,
-}, total=False)
-MarketplaceAppsListEntitlementsResponse2 = TypedDict("MarketplaceAppsListEntitlementsResponse2", {
-    "entitlements": list[MarketplaceAppsListEntitlementsResponse2EntitlementsItem],
 }, total=False)
 MarketplaceAppsListEventSubscriptionItem2CustomHeader = TypedDict("MarketplaceAppsListEventSubscriptionItem2CustomHeader", {
     "custom_header_type": int, "username": str, "password": str, "client_id": str,
@@ -343,7 +343,7 @@ class MarketplaceApps:
     ) -> MarketplaceAppsCreateResponse:
         """Create apps: ``POST /marketplace/apps`` (Heavy)."""
         answer: MarketplaceAppsCreateResponse = await self._caller.request(
-            "POST", '/marketplace/apps', json=body, rate_category="heavy"
+            "POST", "/marketplace/apps", json=body, rate_category="heavy"
         )
         return answer
 
@@ -364,7 +364,7 @@ class MarketplaceApps:
     ) -> MarketplaceAppsCreateEventSubscriptionResponse:
         """Create an event subscription: ``POST /marketplace/app/event_subscription`` (Heavy)."""
         answer: MarketplaceAppsCreateEventSubscriptionResponse = await self._caller.request(
-            "POST", '/marketplace/app/event_subscription', json=body, rate_category="heavy"
+            "POST", "/marketplace/app/event_subscription", json=body, rate_category="heavy"
         )
         return answer
 
@@ -373,7 +373,7 @@ class MarketplaceApps:
         body: MarketplaceAppsCreateNotificationBody | None = None,
     ) -> None:
         """Send app notifications: ``POST /app/notifications`` (Medium)."""
-        await self._caller.request("POST", '/app/notifications', json=body, rate_category="medium")
+        await self._caller.request("POST", "/app/notifications", json=body, rate_category="medium")
 
     async def create_pre_approve(
         self,
@@ -417,7 +417,7 @@ class MarketplaceApps:
     ) -> MarketplaceAppsCreateZoomappDeeplinkResponse:
         """Generate an app deeplink: ``POST /zoomapp/deeplink`` (Medium)."""
         answer: MarketplaceAppsCreateZoomappDeeplinkResponse = await self._caller.request(
-            "POST", '/zoomapp/deeplink', json=body, rate_category="medium"
+            "POST", "/zoomapp/deeplink", json=body, rate_category="medium"
         )
         return answer
 
@@ -447,7 +447,14 @@ class MarketplaceApps:
     async def get_custom_fields(self) -> list[MarketplaceAppsGetCustomFieldsResponseItem]:
         """Get user's custom field values: ``GET /marketplace/app/custom_fields`` (Heavy)."""
         answer: list[MarketplaceAppsGetCustomFieldsResponseItem] = await self._caller.request(
-            "GET", '/marketplace/app/custom_fields', rate_category="heavy"
+            "GET", "/marketplace/app/custom_fields", rate_category="heavy"
+        )
+        return answer
+
+    async def get_entitlements(self, user_id: str) -> MarketplaceAppsGetEntitlementsResponse:
+        """Get a user's entitlements: ``GET /marketplace/users/{userId}/entitlements`` (Medium)."""
+        answer: MarketplaceAppsGetEntitlementsResponse = await self._caller.request(
+            "GET", f"/marketplace/users/{seg(user_id)}/entitlements", rate_category="medium"
         )
         return answer
 
@@ -459,7 +466,7 @@ class MarketplaceApps:
         """Get app user entitlements: ``GET /marketplace/monetization/entitlements`` (Heavy)."""
         answer: list[MarketplaceAppsGetMonetizationEntitlementsResponseItem] = await self._caller.request(
             "GET",
-            '/marketplace/monetization/entitlements',
+            "/marketplace/monetization/entitlements",
             params=query(user_id=user_id),
             rate_category="heavy",
         )
@@ -473,7 +480,7 @@ class MarketplaceApps:
     ) -> AsyncIterator[MarketplaceAppsListItem]:
         """List apps: ``GET /marketplace/apps`` (Medium, pages of up to 300)."""
         return self._caller.paginate(
-            '/marketplace/apps', params=query(type=type), key="apps", page_size=page_size or 300
+            "/marketplace/apps", params=query(type=type), key="apps", page_size=page_size or 300
         )
 
     def list_api_call_logs(
@@ -496,13 +503,6 @@ class MarketplaceApps:
             page_size=page_size or 100,
         )
 
-    async def list_entitlements(self, user_id: str) -> MarketplaceAppsListEntitlementsResponse:
-        """Get a user's entitlements: ``GET /marketplace/users/{userId}/entitlements`` (Medium)."""
-        answer: MarketplaceAppsListEntitlementsResponse = await self._caller.request(
-            "GET", f"/marketplace/users/{seg(user_id)}/entitlements", rate_category="medium"
-        )
-        return answer
-
     def list_event_subscription(
         self,
         *,
@@ -515,7 +515,7 @@ class MarketplaceApps:
         (Medium, pages of up to 300).
         """
         return self._caller.paginate(
-            '/marketplace/app/event_subscription',
+            "/marketplace/app/event_subscription",
             params=query(
                 user_id=user_id,
                 subscription_scope=subscription_scope,
@@ -592,7 +592,7 @@ class MarketplaceApps:
         """
         await self._caller.request(
             "DELETE",
-            '/marketplace/app/event_subscription',
+            "/marketplace/app/event_subscription",
             params=query(
                 event_subscription_id=event_subscription_id,
                 user_ids=user_ids,
@@ -657,7 +657,7 @@ class SyncMarketplaceApps:
     ) -> MarketplaceAppsCreateResponse2:
         """Create apps: ``POST /marketplace/apps`` (Heavy)."""
         answer: MarketplaceAppsCreateResponse2 = self._caller.request(
-            "POST", '/marketplace/apps', json=body, rate_category="heavy"
+            "POST", "/marketplace/apps", json=body, rate_category="heavy"
         )
         return answer
 
@@ -678,7 +678,7 @@ class SyncMarketplaceApps:
     ) -> MarketplaceAppsCreateEventSubscriptionResponse2:
         """Create an event subscription: ``POST /marketplace/app/event_subscription`` (Heavy)."""
         answer: MarketplaceAppsCreateEventSubscriptionResponse2 = self._caller.request(
-            "POST", '/marketplace/app/event_subscription', json=body, rate_category="heavy"
+            "POST", "/marketplace/app/event_subscription", json=body, rate_category="heavy"
         )
         return answer
 
@@ -687,7 +687,7 @@ class SyncMarketplaceApps:
         body: MarketplaceAppsCreateNotificationBody2 | None = None,
     ) -> None:
         """Send app notifications: ``POST /app/notifications`` (Medium)."""
-        self._caller.request("POST", '/app/notifications', json=body, rate_category="medium")
+        self._caller.request("POST", "/app/notifications", json=body, rate_category="medium")
 
     def create_pre_approve(
         self,
@@ -731,7 +731,7 @@ class SyncMarketplaceApps:
     ) -> MarketplaceAppsCreateZoomappDeeplinkResponse2:
         """Generate an app deeplink: ``POST /zoomapp/deeplink`` (Medium)."""
         answer: MarketplaceAppsCreateZoomappDeeplinkResponse2 = self._caller.request(
-            "POST", '/zoomapp/deeplink', json=body, rate_category="medium"
+            "POST", "/zoomapp/deeplink", json=body, rate_category="medium"
         )
         return answer
 
@@ -759,7 +759,14 @@ class SyncMarketplaceApps:
     def get_custom_fields(self) -> list[MarketplaceAppsGetCustomFieldsResponseItem2]:
         """Get user's custom field values: ``GET /marketplace/app/custom_fields`` (Heavy)."""
         answer: list[MarketplaceAppsGetCustomFieldsResponseItem2] = self._caller.request(
-            "GET", '/marketplace/app/custom_fields', rate_category="heavy"
+            "GET", "/marketplace/app/custom_fields", rate_category="heavy"
+        )
+        return answer
+
+    def get_entitlements(self, user_id: str) -> MarketplaceAppsGetEntitlementsResponse2:
+        """Get a user's entitlements: ``GET /marketplace/users/{userId}/entitlements`` (Medium)."""
+        answer: MarketplaceAppsGetEntitlementsResponse2 = self._caller.request(
+            "GET", f"/marketplace/users/{seg(user_id)}/entitlements", rate_category="medium"
         )
         return answer
 
@@ -771,7 +778,7 @@ class SyncMarketplaceApps:
         """Get app user entitlements: ``GET /marketplace/monetization/entitlements`` (Heavy)."""
         answer: list[MarketplaceAppsGetMonetizationEntitlementsResponseItem2] = self._caller.request(
             "GET",
-            '/marketplace/monetization/entitlements',
+            "/marketplace/monetization/entitlements",
             params=query(user_id=user_id),
             rate_category="heavy",
         )
@@ -785,7 +792,7 @@ class SyncMarketplaceApps:
     ) -> Iterator[MarketplaceAppsListItem2]:
         """List apps: ``GET /marketplace/apps`` (Medium, pages of up to 300)."""
         return self._caller.paginate(
-            '/marketplace/apps', params=query(type=type), key="apps", page_size=page_size or 300
+            "/marketplace/apps", params=query(type=type), key="apps", page_size=page_size or 300
         )
 
     def list_api_call_logs(
@@ -808,13 +815,6 @@ class SyncMarketplaceApps:
             page_size=page_size or 100,
         )
 
-    def list_entitlements(self, user_id: str) -> MarketplaceAppsListEntitlementsResponse2:
-        """Get a user's entitlements: ``GET /marketplace/users/{userId}/entitlements`` (Medium)."""
-        answer: MarketplaceAppsListEntitlementsResponse2 = self._caller.request(
-            "GET", f"/marketplace/users/{seg(user_id)}/entitlements", rate_category="medium"
-        )
-        return answer
-
     def list_event_subscription(
         self,
         *,
@@ -827,7 +827,7 @@ class SyncMarketplaceApps:
         (Medium, pages of up to 300).
         """
         return self._caller.paginate(
-            '/marketplace/app/event_subscription',
+            "/marketplace/app/event_subscription",
             params=query(
                 user_id=user_id,
                 subscription_scope=subscription_scope,
@@ -904,7 +904,7 @@ class SyncMarketplaceApps:
         """
         self._caller.request(
             "DELETE",
-            '/marketplace/app/event_subscription',
+            "/marketplace/app/event_subscription",
             params=query(
                 event_subscription_id=event_subscription_id,
                 user_ids=user_ids,
@@ -969,7 +969,7 @@ class MarketplaceManifests:
     ) -> MarketplaceManifestsCreateValidateResponse:
         """Validate an app manifest: ``POST /marketplace/apps/manifest/validate`` (Medium)."""
         answer: MarketplaceManifestsCreateValidateResponse = await self._caller.request(
-            "POST", '/marketplace/apps/manifest/validate', json=body, rate_category="medium"
+            "POST", "/marketplace/apps/manifest/validate", json=body, rate_category="medium"
         )
         return answer
 
@@ -1003,7 +1003,7 @@ class SyncMarketplaceManifests:
     ) -> MarketplaceManifestsCreateValidateResponse2:
         """Validate an app manifest: ``POST /marketplace/apps/manifest/validate`` (Medium)."""
         answer: MarketplaceManifestsCreateValidateResponse2 = self._caller.request(
-            "POST", '/marketplace/apps/manifest/validate', json=body, rate_category="medium"
+            "POST", "/marketplace/apps/manifest/validate", json=body, rate_category="medium"
         )
         return answer
 

@@ -22,6 +22,20 @@ ArchivingGetArchiveFilesStatisticsResponse = TypedDict("ArchivingGetArchiveFiles
     "statistic_by_file_extension": ArchivingGetArchiveFilesStatisticsResponseStatisticByFileExtension,
     "statistic_by_file_status": ArchivingGetArchiveFilesStatisticsResponseStatisticByFileStatus,
 }, total=False)
+ArchivingGetPastMeetingArchiveFilesResponseArchiveFilesItem = TypedDict("ArchivingGetPastMeetingArchiveFilesResponseArchiveFilesItem", {
+    "download_url": str, "file_extension": str, "file_path": str, "file_size": int,
+    "file_type": str, "id": str, "individual": bool, "participant_email": str,
+    "participant_join_time": str, "participant_leave_time": str, "recording_type": str,
+    "status": str, "encryption_fingerprint": str, "number_of_messages": int,
+}, total=False)
+ArchivingGetPastMeetingArchiveFilesResponse = TypedDict("ArchivingGetPastMeetingArchiveFilesResponse", {
+    "account_name": str,
+    "archive_files": list[ArchivingGetPastMeetingArchiveFilesResponseArchiveFilesItem],
+    "complete_time": str, "duration": int, "duration_in_second": int, "host_id": str, "id": int,
+    "is_breakout_room": bool, "meeting_type": str, "parent_meeting_id": str, "recording_count": int,
+    "start_time": str, "timezone": str, "topic": str, "total_size": int, "type": int, "uuid": str,
+    "status": str,
+}, total=False)
 ArchivingListArchiveFilesItemArchiveFilesItem = TypedDict("ArchivingListArchiveFilesItemArchiveFilesItem", {
     "download_url": str, "file_extension": str, "file_path": str, "file_size": int,
     "file_type": str, "id": str, "individual": bool, "participant_email": str,
@@ -30,20 +44,6 @@ ArchivingListArchiveFilesItemArchiveFilesItem = TypedDict("ArchivingListArchiveF
 }, total=False)
 ArchivingListArchiveFilesItem = TypedDict("ArchivingListArchiveFilesItem", {
     "account_name": str, "archive_files": list[ArchivingListArchiveFilesItemArchiveFilesItem],
-    "complete_time": str, "duration": int, "duration_in_second": int, "host_id": str, "id": int,
-    "is_breakout_room": bool, "meeting_type": str, "parent_meeting_id": str, "recording_count": int,
-    "start_time": str, "timezone": str, "topic": str, "total_size": int, "type": int, "uuid": str,
-    "status": str,
-}, total=False)
-ArchivingListPastMeetingArchiveFilesResponseArchiveFilesItem = TypedDict("ArchivingListPastMeetingArchiveFilesResponseArchiveFilesItem", {
-    "download_url": str, "file_extension": str, "file_path": str, "file_size": int,
-    "file_type": str, "id": str, "individual": bool, "participant_email": str,
-    "participant_join_time": str, "participant_leave_time": str, "recording_type": str,
-    "status": str, "encryption_fingerprint": str, "number_of_messages": int,
-}, total=False)
-ArchivingListPastMeetingArchiveFilesResponse = TypedDict("ArchivingListPastMeetingArchiveFilesResponse", {
-    "account_name": str,
-    "archive_files": list[ArchivingListPastMeetingArchiveFilesResponseArchiveFilesItem],
     "complete_time": str, "duration": int, "duration_in_second": int, "host_id": str, "id": int,
     "is_breakout_room": bool, "meeting_type": str, "parent_meeting_id": str, "recording_count": int,
     "start_time": str, "timezone": str, "topic": str, "total_size": int, "type": int, "uuid": str,
@@ -61,6 +61,20 @@ ArchivingGetArchiveFilesStatisticsResponse2 = TypedDict("ArchivingGetArchiveFile
     "statistic_by_file_extension": ArchivingGetArchiveFilesStatisticsResponse2StatisticByFileExtension,
     "statistic_by_file_status": ArchivingGetArchiveFilesStatisticsResponse2StatisticByFileStatus,
 }, total=False)
+ArchivingGetPastMeetingArchiveFilesResponse2ArchiveFilesItem = TypedDict("ArchivingGetPastMeetingArchiveFilesResponse2ArchiveFilesItem", {
+    "download_url": str, "file_extension": str, "file_path": str, "file_size": int,
+    "file_type": str, "id": str, "individual": bool, "participant_email": str,
+    "participant_join_time": str, "participant_leave_time": str, "recording_type": str,
+    "status": str, "encryption_fingerprint": str, "number_of_messages": int,
+}, total=False)
+ArchivingGetPastMeetingArchiveFilesResponse2 = TypedDict("ArchivingGetPastMeetingArchiveFilesResponse2", {
+    "account_name": str,
+    "archive_files": list[ArchivingGetPastMeetingArchiveFilesResponse2ArchiveFilesItem],
+    "complete_time": str, "duration": int, "duration_in_second": int, "host_id": str, "id": int,
+    "is_breakout_room": bool, "meeting_type": str, "parent_meeting_id": str, "recording_count": int,
+    "start_time": str, "timezone": str, "topic": str, "total_size": int, "type": int, "uuid": str,
+    "status": str,
+}, total=False)
 ArchivingListArchiveFilesItem2ArchiveFilesItem = TypedDict("ArchivingListArchiveFilesItem2ArchiveFilesItem", {
     "download_url": str, "file_extension": str, "file_path": str, "file_size": int,
     "file_type": str, "id": str, "individual": bool, "participant_email": str,
@@ -69,20 +83,6 @@ ArchivingListArchiveFilesItem2ArchiveFilesItem = TypedDict("ArchivingListArchive
 }, total=False)
 ArchivingListArchiveFilesItem2 = TypedDict("ArchivingListArchiveFilesItem2", {
     "account_name": str, "archive_files": list[ArchivingListArchiveFilesItem2ArchiveFilesItem],
-    "complete_time": str, "duration": int, "duration_in_second": int, "host_id": str, "id": int,
-    "is_breakout_room": bool, "meeting_type": str, "parent_meeting_id": str, "recording_count": int,
-    "start_time": str, "timezone": str, "topic": str, "total_size": int, "type": int, "uuid": str,
-    "status": str,
-}, total=False)
-ArchivingListPastMeetingArchiveFilesResponse2ArchiveFilesItem = TypedDict("ArchivingListPastMeetingArchiveFilesResponse2ArchiveFilesItem", {
-    "download_url": str, "file_extension": str, "file_path": str, "file_size": int,
-    "file_type": str, "id": str, "individual": bool, "participant_email": str,
-    "participant_join_time": str, "participant_leave_time": str, "recording_type": str,
-    "status": str, "encryption_fingerprint": str, "number_of_messages": int,
-}, total=False)
-ArchivingListPastMeetingArchiveFilesResponse2 = TypedDict("ArchivingListPastMeetingArchiveFilesResponse2", {
-    "account_name": str,
-    "archive_files": list[ArchivingListPastMeetingArchiveFilesResponse2ArchiveFilesItem],
     "complete_time": str, "duration": int, "duration_in_second": int, "host_id": str, "id": int,
     "is_breakout_room": bool, "meeting_type": str, "parent_meeting_id": str, "recording_count": int,
     "start_time": str, "timezone": str, "topic": str, "total_size": int, "type": int, "uuid": str,
@@ -288,6 +288,9 @@ MeetingsGetResponse = TypedDict("MeetingsGetResponse", {
     "timezone": str, "topic": str, "tracking_fields": list[MeetingsGetResponseTrackingFieldsItem],
     "type": int,
 }, total=False)
+MeetingsGetInvitationResponse = TypedDict("MeetingsGetInvitationResponse", {
+    "invitation": str, "sip_links": list[str],
+}, total=False)
 MeetingsGetJointokenLiveStreamingResponse = TypedDict("MeetingsGetJointokenLiveStreamingResponse", {
     "expire_in": int, "token": str,
 }, total=False)
@@ -300,10 +303,43 @@ MeetingsGetJointokenLocalRecordingResponse = TypedDict("MeetingsGetJointokenLoca
 MeetingsGetLivestreamResponse = TypedDict("MeetingsGetLivestreamResponse", {
     "page_url": str, "stream_key": str, "stream_url": str, "resolution": str,
 }, total=False)
+MeetingsGetMeetingTemplatesResponseTemplatesItem = TypedDict("MeetingsGetMeetingTemplatesResponseTemplatesItem", {
+    "id": str, "name": str, "type": int,
+}, total=False)
+MeetingsGetMeetingTemplatesResponse = TypedDict("MeetingsGetMeetingTemplatesResponse", {
+    "templates": list[MeetingsGetMeetingTemplatesResponseTemplatesItem], "total_records": int,
+}, total=False)
 MeetingsGetPastMeetingResponse = TypedDict("MeetingsGetPastMeetingResponse", {
     "id": int, "uuid": str, "duration": int, "start_time": str, "end_time": str, "host_id": str,
     "dept": str, "participants_count": int, "source": str, "topic": str, "total_minutes": int,
     "type": int, "user_email": str, "user_name": str,
+}, total=False)
+MeetingsGetPastMeetingFilesResponseInMeetingFilesItem = TypedDict("MeetingsGetPastMeetingFilesResponseInMeetingFilesItem", {
+    "download_url": str, "file_name": str, "file_size": int,
+}, total=False)
+MeetingsGetPastMeetingFilesResponse = TypedDict("MeetingsGetPastMeetingFilesResponse", {
+    "in_meeting_files": list[MeetingsGetPastMeetingFilesResponseInMeetingFilesItem],
+    "total_records": int,
+}, total=False)
+MeetingsGetPastMeetingInstancesResponseMeetingsItem = TypedDict("MeetingsGetPastMeetingInstancesResponseMeetingsItem", {
+    "start_time": str, "uuid": str,
+}, total=False)
+MeetingsGetPastMeetingInstancesResponse = TypedDict("MeetingsGetPastMeetingInstancesResponse", {
+    "meetings": list[MeetingsGetPastMeetingInstancesResponseMeetingsItem],
+}, total=False)
+MeetingsGetPastMeetingPollsResponseQuestionsItem = TypedDict("MeetingsGetPastMeetingPollsResponseQuestionsItem", {
+    "email": str, "name": str, "question_details": list[JSONObject],
+}, total=False)
+MeetingsGetPastMeetingPollsResponse = TypedDict("MeetingsGetPastMeetingPollsResponse", {
+    "id": int, "questions": list[MeetingsGetPastMeetingPollsResponseQuestionsItem],
+    "start_time": str, "uuid": str,
+}, total=False)
+MeetingsGetPastWebinarFilesResponseInMeetingFilesItem = TypedDict("MeetingsGetPastWebinarFilesResponseInMeetingFilesItem", {
+    "download_url": str, "file_name": str, "file_size": int,
+}, total=False)
+MeetingsGetPastWebinarFilesResponse = TypedDict("MeetingsGetPastWebinarFilesResponse", {
+    "in_meeting_files": list[MeetingsGetPastWebinarFilesResponseInMeetingFilesItem],
+    "total_records": int,
 }, total=False)
 MeetingsGetPollResponseQuestionsItem = TypedDict("MeetingsGetPollResponseQuestionsItem", {
     "answer_max_character": int, "answer_min_character": int, "answer_required": bool,
@@ -314,6 +350,13 @@ MeetingsGetPollResponseQuestionsItem = TypedDict("MeetingsGetPollResponseQuestio
 MeetingsGetPollResponse = TypedDict("MeetingsGetPollResponse", {
     "id": str, "status": str, "anonymous": bool, "poll_type": int,
     "questions": list[MeetingsGetPollResponseQuestionsItem], "title": str,
+}, total=False)
+MeetingsGetPollsResponsePollsItem = TypedDict("MeetingsGetPollsResponsePollsItem", {
+    "id": str, "status": str, "anonymous": bool, "poll_type": int, "questions": list[JSONObject],
+    "title": str,
+}, total=False)
+MeetingsGetPollsResponse = TypedDict("MeetingsGetPollsResponse", {
+    "polls": list[MeetingsGetPollsResponsePollsItem], "total_records": int,
 }, total=False)
 MeetingsGetRegistrantResponseCustomQuestionsItem = TypedDict("MeetingsGetRegistrantResponseCustomQuestionsItem", {
     "title": str, "value": str,
@@ -347,51 +390,8 @@ MeetingsListItem = TypedDict("MeetingsListItem", {
     "agenda": str, "created_at": str, "duration": int, "host_id": str, "id": int, "join_url": str,
     "pmi": str, "start_time": str, "timezone": str, "topic": str, "type": int, "uuid": str,
 }, total=False)
-MeetingsListInvitationResponse = TypedDict("MeetingsListInvitationResponse", {
-    "invitation": str, "sip_links": list[str],
-}, total=False)
-MeetingsListMeetingTemplatesResponseTemplatesItem = TypedDict("MeetingsListMeetingTemplatesResponseTemplatesItem", {
-    "id": str, "name": str, "type": int,
-}, total=False)
-MeetingsListMeetingTemplatesResponse = TypedDict("MeetingsListMeetingTemplatesResponse", {
-    "templates": list[MeetingsListMeetingTemplatesResponseTemplatesItem], "total_records": int,
-}, total=False)
-MeetingsListPastMeetingFilesResponseInMeetingFilesItem = TypedDict("MeetingsListPastMeetingFilesResponseInMeetingFilesItem", {
-    "download_url": str, "file_name": str, "file_size": int,
-}, total=False)
-MeetingsListPastMeetingFilesResponse = TypedDict("MeetingsListPastMeetingFilesResponse", {
-    "in_meeting_files": list[MeetingsListPastMeetingFilesResponseInMeetingFilesItem],
-    "total_records": int,
-}, total=False)
-MeetingsListPastMeetingInstancesResponseMeetingsItem = TypedDict("MeetingsListPastMeetingInstancesResponseMeetingsItem", {
-    "start_time": str, "uuid": str,
-}, total=False)
-MeetingsListPastMeetingInstancesResponse = TypedDict("MeetingsListPastMeetingInstancesResponse", {
-    "meetings": list[MeetingsListPastMeetingInstancesResponseMeetingsItem],
-}, total=False)
 MeetingsListPastMeetingParticipantsItem = TypedDict("MeetingsListPastMeetingParticipantsItem", {
     "id": str, "name": str, "user_email": str,
-}, total=False)
-MeetingsListPastMeetingPollsResponseQuestionsItem = TypedDict("MeetingsListPastMeetingPollsResponseQuestionsItem", {
-    "email": str, "name": str, "question_details": list[JSONObject],
-}, total=False)
-MeetingsListPastMeetingPollsResponse = TypedDict("MeetingsListPastMeetingPollsResponse", {
-    "id": int, "questions": list[MeetingsListPastMeetingPollsResponseQuestionsItem],
-    "start_time": str, "uuid": str,
-}, total=False)
-MeetingsListPastWebinarFilesResponseInMeetingFilesItem = TypedDict("MeetingsListPastWebinarFilesResponseInMeetingFilesItem", {
-    "download_url": str, "file_name": str, "file_size": int,
-}, total=False)
-MeetingsListPastWebinarFilesResponse = TypedDict("MeetingsListPastWebinarFilesResponse", {
-    "in_meeting_files": list[MeetingsListPastWebinarFilesResponseInMeetingFilesItem],
-    "total_records": int,
-}, total=False)
-MeetingsListPollsResponsePollsItem = TypedDict("MeetingsListPollsResponsePollsItem", {
-    "id": str, "status": str, "anonymous": bool, "poll_type": int, "questions": list[JSONObject],
-    "title": str,
-}, total=False)
-MeetingsListPollsResponse = TypedDict("MeetingsListPollsResponse", {
-    "polls": list[MeetingsListPollsResponsePollsItem], "total_records": int,
 }, total=False)
 MeetingsListRegistrantsItemCustomQuestionsItem = TypedDict("MeetingsListRegistrantsItemCustomQuestionsItem", {
     "title": str, "value": str,
@@ -667,6 +667,9 @@ MeetingsGetResponse2 = TypedDict("MeetingsGetResponse2", {
     "timezone": str, "topic": str, "tracking_fields": list[MeetingsGetResponse2TrackingFieldsItem],
     "type": int,
 }, total=False)
+MeetingsGetInvitationResponse2 = TypedDict("MeetingsGetInvitationResponse2", {
+    "invitation": str, "sip_links": list[str],
+}, total=False)
 MeetingsGetJointokenLiveStreamingResponse2 = TypedDict("MeetingsGetJointokenLiveStreamingResponse2", {
     "expire_in": int, "token": str,
 }, total=False)
@@ -679,10 +682,43 @@ MeetingsGetJointokenLocalRecordingResponse2 = TypedDict("MeetingsGetJointokenLoc
 MeetingsGetLivestreamResponse2 = TypedDict("MeetingsGetLivestreamResponse2", {
     "page_url": str, "stream_key": str, "stream_url": str, "resolution": str,
 }, total=False)
+MeetingsGetMeetingTemplatesResponse2TemplatesItem = TypedDict("MeetingsGetMeetingTemplatesResponse2TemplatesItem", {
+    "id": str, "name": str, "type": int,
+}, total=False)
+MeetingsGetMeetingTemplatesResponse2 = TypedDict("MeetingsGetMeetingTemplatesResponse2", {
+    "templates": list[MeetingsGetMeetingTemplatesResponse2TemplatesItem], "total_records": int,
+}, total=False)
 MeetingsGetPastMeetingResponse2 = TypedDict("MeetingsGetPastMeetingResponse2", {
     "id": int, "uuid": str, "duration": int, "start_time": str, "end_time": str, "host_id": str,
     "dept": str, "participants_count": int, "source": str, "topic": str, "total_minutes": int,
     "type": int, "user_email": str, "user_name": str,
+}, total=False)
+MeetingsGetPastMeetingFilesResponse2InMeetingFilesItem = TypedDict("MeetingsGetPastMeetingFilesResponse2InMeetingFilesItem", {
+    "download_url": str, "file_name": str, "file_size": int,
+}, total=False)
+MeetingsGetPastMeetingFilesResponse2 = TypedDict("MeetingsGetPastMeetingFilesResponse2", {
+    "in_meeting_files": list[MeetingsGetPastMeetingFilesResponse2InMeetingFilesItem],
+    "total_records": int,
+}, total=False)
+MeetingsGetPastMeetingInstancesResponse2MeetingsItem = TypedDict("MeetingsGetPastMeetingInstancesResponse2MeetingsItem", {
+    "start_time": str, "uuid": str,
+}, total=False)
+MeetingsGetPastMeetingInstancesResponse2 = TypedDict("MeetingsGetPastMeetingInstancesResponse2", {
+    "meetings": list[MeetingsGetPastMeetingInstancesResponse2MeetingsItem],
+}, total=False)
+MeetingsGetPastMeetingPollsResponse2QuestionsItem = TypedDict("MeetingsGetPastMeetingPollsResponse2QuestionsItem", {
+    "email": str, "name": str, "question_details": list[JSONObject],
+}, total=False)
+MeetingsGetPastMeetingPollsResponse2 = TypedDict("MeetingsGetPastMeetingPollsResponse2", {
+    "id": int, "questions": list[MeetingsGetPastMeetingPollsResponse2QuestionsItem],
+    "start_time": str, "uuid": str,
+}, total=False)
+MeetingsGetPastWebinarFilesResponse2InMeetingFilesItem = TypedDict("MeetingsGetPastWebinarFilesResponse2InMeetingFilesItem", {
+    "download_url": str, "file_name": str, "file_size": int,
+}, total=False)
+MeetingsGetPastWebinarFilesResponse2 = TypedDict("MeetingsGetPastWebinarFilesResponse2", {
+    "in_meeting_files": list[MeetingsGetPastWebinarFilesResponse2InMeetingFilesItem],
+    "total_records": int,
 }, total=False)
 MeetingsGetPollResponse2QuestionsItem = TypedDict("MeetingsGetPollResponse2QuestionsItem", {
     "answer_max_character": int, "answer_min_character": int, "answer_required": bool,
@@ -693,6 +729,13 @@ MeetingsGetPollResponse2QuestionsItem = TypedDict("MeetingsGetPollResponse2Quest
 MeetingsGetPollResponse2 = TypedDict("MeetingsGetPollResponse2", {
     "id": str, "status": str, "anonymous": bool, "poll_type": int,
     "questions": list[MeetingsGetPollResponse2QuestionsItem], "title": str,
+}, total=False)
+MeetingsGetPollsResponse2PollsItem = TypedDict("MeetingsGetPollsResponse2PollsItem", {
+    "id": str, "status": str, "anonymous": bool, "poll_type": int, "questions": list[JSONObject],
+    "title": str,
+}, total=False)
+MeetingsGetPollsResponse2 = TypedDict("MeetingsGetPollsResponse2", {
+    "polls": list[MeetingsGetPollsResponse2PollsItem], "total_records": int,
 }, total=False)
 MeetingsGetRegistrantResponse2CustomQuestionsItem = TypedDict("MeetingsGetRegistrantResponse2CustomQuestionsItem", {
     "title": str, "value": str,
@@ -726,51 +769,8 @@ MeetingsListItem2 = TypedDict("MeetingsListItem2", {
     "agenda": str, "created_at": str, "duration": int, "host_id": str, "id": int, "join_url": str,
     "pmi": str, "start_time": str, "timezone": str, "topic": str, "type": int, "uuid": str,
 }, total=False)
-MeetingsListInvitationResponse2 = TypedDict("MeetingsListInvitationResponse2", {
-    "invitation": str, "sip_links": list[str],
-}, total=False)
-MeetingsListMeetingTemplatesResponse2TemplatesItem = TypedDict("MeetingsListMeetingTemplatesResponse2TemplatesItem", {
-    "id": str, "name": str, "type": int,
-}, total=False)
-MeetingsListMeetingTemplatesResponse2 = TypedDict("MeetingsListMeetingTemplatesResponse2", {
-    "templates": list[MeetingsListMeetingTemplatesResponse2TemplatesItem], "total_records": int,
-}, total=False)
-MeetingsListPastMeetingFilesResponse2InMeetingFilesItem = TypedDict("MeetingsListPastMeetingFilesResponse2InMeetingFilesItem", {
-    "download_url": str, "file_name": str, "file_size": int,
-}, total=False)
-MeetingsListPastMeetingFilesResponse2 = TypedDict("MeetingsListPastMeetingFilesResponse2", {
-    "in_meeting_files": list[MeetingsListPastMeetingFilesResponse2InMeetingFilesItem],
-    "total_records": int,
-}, total=False)
-MeetingsListPastMeetingInstancesResponse2MeetingsItem = TypedDict("MeetingsListPastMeetingInstancesResponse2MeetingsItem", {
-    "start_time": str, "uuid": str,
-}, total=False)
-MeetingsListPastMeetingInstancesResponse2 = TypedDict("MeetingsListPastMeetingInstancesResponse2", {
-    "meetings": list[MeetingsListPastMeetingInstancesResponse2MeetingsItem],
-}, total=False)
 MeetingsListPastMeetingParticipantsItem2 = TypedDict("MeetingsListPastMeetingParticipantsItem2", {
     "id": str, "name": str, "user_email": str,
-}, total=False)
-MeetingsListPastMeetingPollsResponse2QuestionsItem = TypedDict("MeetingsListPastMeetingPollsResponse2QuestionsItem", {
-    "email": str, "name": str, "question_details": list[JSONObject],
-}, total=False)
-MeetingsListPastMeetingPollsResponse2 = TypedDict("MeetingsListPastMeetingPollsResponse2", {
-    "id": int, "questions": list[MeetingsListPastMeetingPollsResponse2QuestionsItem],
-    "start_time": str, "uuid": str,
-}, total=False)
-MeetingsListPastWebinarFilesResponse2InMeetingFilesItem = TypedDict("MeetingsListPastWebinarFilesResponse2InMeetingFilesItem", {
-    "download_url": str, "file_name": str, "file_size": int,
-}, total=False)
-MeetingsListPastWebinarFilesResponse2 = TypedDict("MeetingsListPastWebinarFilesResponse2", {
-    "in_meeting_files": list[MeetingsListPastWebinarFilesResponse2InMeetingFilesItem],
-    "total_records": int,
-}, total=False)
-MeetingsListPollsResponse2PollsItem = TypedDict("MeetingsListPollsResponse2PollsItem", {
-    "id": str, "status": str, "anonymous": bool, "poll_type": int, "questions": list[JSONObject],
-    "title": str,
-}, total=False)
-MeetingsListPollsResponse2 = TypedDict("MeetingsListPollsResponse2", {
-    "polls": list[MeetingsListPollsResponse2PollsItem], "total_records": int,
 }, total=False)
 MeetingsListRegistrantsItem2CustomQuestionsItem = TypedDict("MeetingsListRegistrantsItem2CustomQuestionsItem", {
     "title": str, "value": str,
@@ -864,21 +864,21 @@ MeetingsUpdateSurveyBody2 = TypedDict("MeetingsUpdateSurveyBody2", {
     "custom_survey": MeetingsUpdateSurveyBody2CustomSurvey, "show_in_the_browser": bool,
     "third_party_survey": str,
 }, total=False)
-PacListResponsePacAccountsItem = TypedDict("PacListResponsePacAccountsItem", {
+PacGetResponsePacAccountsItem = TypedDict("PacGetResponsePacAccountsItem", {
     "conference_id": int, "dedicated_dial_in_number": list[JSONObject],
     "global_dial_in_numbers": list[JSONObject], "listen_only_password": str,
     "participant_password": str,
 }, total=False)
-PacListResponse = TypedDict("PacListResponse", {
-    "pac_accounts": list[PacListResponsePacAccountsItem],
+PacGetResponse = TypedDict("PacGetResponse", {
+    "pac_accounts": list[PacGetResponsePacAccountsItem],
 }, total=False)
-PacListResponse2PacAccountsItem = TypedDict("PacListResponse2PacAccountsItem", {
+PacGetResponse2PacAccountsItem = TypedDict("PacGetResponse2PacAccountsItem", {
     "conference_id": int, "dedicated_dial_in_number": list[JSONObject],
     "global_dial_in_numbers": list[JSONObject], "listen_only_password": str,
     "participant_password": str,
 }, total=False)
-PacListResponse2 = TypedDict("PacListResponse2", {
-    "pac_accounts": list[PacListResponse2PacAccountsItem],
+PacGetResponse2 = TypedDict("PacGetResponse2", {
+    "pac_accounts": list[PacGetResponse2PacAccountsItem],
 }, total=False)
 RecordingsCreateRegistrantBodyCustomQuestionsItem = TypedDict("RecordingsCreateRegistrantBodyCustomQuestionsItem", {
     "title": str, "value": str,
@@ -909,6 +909,13 @@ RecordingsGetResponse = TypedDict("RecordingsGetResponse", {
     "password": str, "recording_play_passcode": str,
     "participant_audio_files": list[RecordingsGetResponseParticipantAudioFilesItem],
 }, total=False)
+RecordingsGetAnalyticsSummaryResponseAnalyticsSummaryItem = TypedDict("RecordingsGetAnalyticsSummaryResponseAnalyticsSummaryItem", {
+    "date": str, "views_total_count": int, "downloads_total_count": int,
+}, total=False)
+RecordingsGetAnalyticsSummaryResponse = TypedDict("RecordingsGetAnalyticsSummaryResponse", {
+    "from": str, "to": str,
+    "analytics_summary": list[RecordingsGetAnalyticsSummaryResponseAnalyticsSummaryItem],
+}, total=False)
 RecordingsGetRegistrantsQuestionsResponseCustomQuestionsItem = TypedDict("RecordingsGetRegistrantsQuestionsResponseCustomQuestionsItem", {
     "answers": list[str], "required": bool, "title": str, "type": str,
 }, total=False)
@@ -937,13 +944,6 @@ RecordingsListItem = TypedDict("RecordingsListItem", {
 }, total=False)
 RecordingsListAnalyticsDetailsItem = TypedDict("RecordingsListAnalyticsDetailsItem", {
     "date_time": str, "name": str, "email": str, "duration": int,
-}, total=False)
-RecordingsListAnalyticsSummaryResponseAnalyticsSummaryItem = TypedDict("RecordingsListAnalyticsSummaryResponseAnalyticsSummaryItem", {
-    "date": str, "views_total_count": int, "downloads_total_count": int,
-}, total=False)
-RecordingsListAnalyticsSummaryResponse = TypedDict("RecordingsListAnalyticsSummaryResponse", {
-    "from": str, "to": str,
-    "analytics_summary": list[RecordingsListAnalyticsSummaryResponseAnalyticsSummaryItem],
 }, total=False)
 RecordingsListRegistrantsItemCustomQuestionsItem = TypedDict("RecordingsListRegistrantsItemCustomQuestionsItem", {
     "title": str, "value": str,
@@ -1008,6 +1008,13 @@ RecordingsGetResponse2 = TypedDict("RecordingsGetResponse2", {
     "password": str, "recording_play_passcode": str,
     "participant_audio_files": list[RecordingsGetResponse2ParticipantAudioFilesItem],
 }, total=False)
+RecordingsGetAnalyticsSummaryResponse2AnalyticsSummaryItem = TypedDict("RecordingsGetAnalyticsSummaryResponse2AnalyticsSummaryItem", {
+    "date": str, "views_total_count": int, "downloads_total_count": int,
+}, total=False)
+RecordingsGetAnalyticsSummaryResponse2 = TypedDict("RecordingsGetAnalyticsSummaryResponse2", {
+    "from": str, "to": str,
+    "analytics_summary": list[RecordingsGetAnalyticsSummaryResponse2AnalyticsSummaryItem],
+}, total=False)
 RecordingsGetRegistrantsQuestionsResponse2CustomQuestionsItem = TypedDict("RecordingsGetRegistrantsQuestionsResponse2CustomQuestionsItem", {
     "answers": list[str], "required": bool, "title": str, "type": str,
 }, total=False)
@@ -1036,13 +1043,6 @@ RecordingsListItem2 = TypedDict("RecordingsListItem2", {
 }, total=False)
 RecordingsListAnalyticsDetailsItem2 = TypedDict("RecordingsListAnalyticsDetailsItem2", {
     "date_time": str, "name": str, "email": str, "duration": int,
-}, total=False)
-RecordingsListAnalyticsSummaryResponse2AnalyticsSummaryItem = TypedDict("RecordingsListAnalyticsSummaryResponse2AnalyticsSummaryItem", {
-    "date": str, "views_total_count": int, "downloads_total_count": int,
-}, total=False)
-RecordingsListAnalyticsSummaryResponse2 = TypedDict("RecordingsListAnalyticsSummaryResponse2", {
-    "from": str, "to": str,
-    "analytics_summary": list[RecordingsListAnalyticsSummaryResponse2AnalyticsSummaryItem],
 }, total=False)
 RecordingsListRegistrantsItem2CustomQuestionsItem = TypedDict("RecordingsListRegistrantsItem2CustomQuestionsItem", {
     "title": str, "value": str,
@@ -1080,6 +1080,34 @@ RecordingsUpdateSettingsBody2 = TypedDict("RecordingsUpdateSettingsBody2", {
     "send_email_to_host": bool, "share_recording": str, "show_social_share_buttons": bool,
     "topic": str, "viewer_download": bool,
 }, total=False)
+ReportsGetBillingResponseBillingReportsItem = TypedDict("ReportsGetBillingResponseBillingReportsItem", {
+    "end_date": str, "id": str, "start_date": str, "tax_amount": str, "total_amount": str,
+    "type": int,
+}, total=False)
+ReportsGetBillingResponse = TypedDict("ReportsGetBillingResponse", {
+    "billing_reports": list[ReportsGetBillingResponseBillingReportsItem], "currency": str,
+    "download_url": str,
+}, total=False)
+ReportsGetBillingInvoicesResponseInvoicesItem = TypedDict("ReportsGetBillingInvoicesResponseInvoicesItem", {
+    "end_date": str, "invoice_charge_name": str, "invoice_number": str, "quantity": int,
+    "start_date": str, "tax_amount": str, "total_amount": str,
+}, total=False)
+ReportsGetBillingInvoicesResponse = TypedDict("ReportsGetBillingInvoicesResponse", {
+    "currency": str, "invoices": list[ReportsGetBillingInvoicesResponseInvoicesItem],
+}, total=False)
+ReportsGetCloudRecordingResponseCloudRecordingStorageItem = TypedDict("ReportsGetCloudRecordingResponseCloudRecordingStorageItem", {
+    "date": str, "free_usage": str, "plan_usage": str, "usage": str,
+}, total=False)
+ReportsGetCloudRecordingResponse = TypedDict("ReportsGetCloudRecordingResponse", {
+    "from": str, "to": str,
+    "cloud_recording_storage": list[ReportsGetCloudRecordingResponseCloudRecordingStorageItem],
+}, total=False)
+ReportsGetDailyResponseDatesItem = TypedDict("ReportsGetDailyResponseDatesItem", {
+    "date": str, "meeting_minutes": int, "meetings": int, "new_users": int, "participants": int,
+}, total=False)
+ReportsGetDailyResponse = TypedDict("ReportsGetDailyResponse", {
+    "dates": list[ReportsGetDailyResponseDatesItem], "month": int, "year": int,
+}, total=False)
 ReportsGetMeetingResponseCustomKeysItem = TypedDict("ReportsGetMeetingResponseCustomKeysItem", {
     "key": str, "value": str,
 }, total=False)
@@ -1091,6 +1119,14 @@ ReportsGetMeetingResponse = TypedDict("ReportsGetMeetingResponse", {
     "end_time": str, "id": int, "participants_count": int, "start_time": str, "topic": str,
     "total_minutes": int, "tracking_fields": list[ReportsGetMeetingResponseTrackingFieldsItem],
     "type": int, "user_email": str, "user_name": str, "uuid": str,
+}, total=False)
+ReportsGetMeetingPollsResponseQuestionsItem = TypedDict("ReportsGetMeetingPollsResponseQuestionsItem", {
+    "email": str, "name": str, "first_name": str, "last_name": str,
+    "question_details": list[JSONObject],
+}, total=False)
+ReportsGetMeetingPollsResponse = TypedDict("ReportsGetMeetingPollsResponse", {
+    "id": int, "uuid": str, "start_time": str,
+    "questions": list[ReportsGetMeetingPollsResponseQuestionsItem],
 }, total=False)
 ReportsGetWebinarResponseCustomKeysItem = TypedDict("ReportsGetWebinarResponseCustomKeysItem", {
     "key": str, "value": str,
@@ -1104,49 +1140,27 @@ ReportsGetWebinarResponse = TypedDict("ReportsGetWebinarResponse", {
     "total_minutes": int, "tracking_fields": list[ReportsGetWebinarResponseTrackingFieldsItem],
     "type": int, "user_email": str, "user_name": str, "uuid": str,
 }, total=False)
+ReportsGetWebinarPollsResponseQuestionsItem = TypedDict("ReportsGetWebinarPollsResponseQuestionsItem", {
+    "email": str, "name": str, "question_details": list[JSONObject],
+}, total=False)
+ReportsGetWebinarPollsResponse = TypedDict("ReportsGetWebinarPollsResponse", {
+    "id": int, "questions": list[ReportsGetWebinarPollsResponseQuestionsItem], "start_time": str,
+    "uuid": str,
+}, total=False)
+ReportsGetWebinarQaResponseQuestionsItem = TypedDict("ReportsGetWebinarQaResponseQuestionsItem", {
+    "email": str, "name": str, "question_details": list[JSONObject],
+}, total=False)
+ReportsGetWebinarQaResponse = TypedDict("ReportsGetWebinarQaResponse", {
+    "id": int, "questions": list[ReportsGetWebinarQaResponseQuestionsItem], "start_time": str,
+    "uuid": str,
+}, total=False)
 ReportsListActivitiesItem = TypedDict("ReportsListActivitiesItem", {
     "client_type": str, "email": str, "ip_address": str, "time": str, "type": str, "version": str,
-}, total=False)
-ReportsListBillingResponseBillingReportsItem = TypedDict("ReportsListBillingResponseBillingReportsItem", {
-    "end_date": str, "id": str, "start_date": str, "tax_amount": str, "total_amount": str,
-    "type": int,
-}, total=False)
-ReportsListBillingResponse = TypedDict("ReportsListBillingResponse", {
-    "billing_reports": list[ReportsListBillingResponseBillingReportsItem], "currency": str,
-    "download_url": str,
-}, total=False)
-ReportsListBillingInvoicesResponseInvoicesItem = TypedDict("ReportsListBillingInvoicesResponseInvoicesItem", {
-    "end_date": str, "invoice_charge_name": str, "invoice_number": str, "quantity": int,
-    "start_date": str, "tax_amount": str, "total_amount": str,
-}, total=False)
-ReportsListBillingInvoicesResponse = TypedDict("ReportsListBillingInvoicesResponse", {
-    "currency": str, "invoices": list[ReportsListBillingInvoicesResponseInvoicesItem],
-}, total=False)
-ReportsListCloudRecordingResponseCloudRecordingStorageItem = TypedDict("ReportsListCloudRecordingResponseCloudRecordingStorageItem", {
-    "date": str, "free_usage": str, "plan_usage": str, "usage": str,
-}, total=False)
-ReportsListCloudRecordingResponse = TypedDict("ReportsListCloudRecordingResponse", {
-    "from": str, "to": str,
-    "cloud_recording_storage": list[ReportsListCloudRecordingResponseCloudRecordingStorageItem],
-}, total=False)
-ReportsListDailyResponseDatesItem = TypedDict("ReportsListDailyResponseDatesItem", {
-    "date": str, "meeting_minutes": int, "meetings": int, "new_users": int, "participants": int,
-}, total=False)
-ReportsListDailyResponse = TypedDict("ReportsListDailyResponse", {
-    "dates": list[ReportsListDailyResponseDatesItem], "month": int, "year": int,
 }, total=False)
 ReportsListMeetingParticipantsItem = TypedDict("ReportsListMeetingParticipantsItem", {
     "customer_key": str, "duration": int, "failover": bool, "id": str, "join_time": str,
     "leave_time": str, "name": str, "registrant_id": str, "user_email": str, "user_id": str,
     "status": str, "bo_mtg_id": str,
-}, total=False)
-ReportsListMeetingPollsResponseQuestionsItem = TypedDict("ReportsListMeetingPollsResponseQuestionsItem", {
-    "email": str, "name": str, "first_name": str, "last_name": str,
-    "question_details": list[JSONObject],
-}, total=False)
-ReportsListMeetingPollsResponse = TypedDict("ReportsListMeetingPollsResponse", {
-    "id": int, "uuid": str, "start_time": str,
-    "questions": list[ReportsListMeetingPollsResponseQuestionsItem],
 }, total=False)
 ReportsListOperationlogsItem = TypedDict("ReportsListOperationlogsItem", {
     "action": str, "category_type": str, "operation_detail": str, "operator": str, "time": str,
@@ -1184,19 +1198,33 @@ ReportsListWebinarParticipantsItem = TypedDict("ReportsListWebinarParticipantsIt
     "leave_time": str, "name": str, "registrant_id": str, "status": str, "user_email": str,
     "user_id": str,
 }, total=False)
-ReportsListWebinarPollsResponseQuestionsItem = TypedDict("ReportsListWebinarPollsResponseQuestionsItem", {
-    "email": str, "name": str, "question_details": list[JSONObject],
+ReportsGetBillingResponse2BillingReportsItem = TypedDict("ReportsGetBillingResponse2BillingReportsItem", {
+    "end_date": str, "id": str, "start_date": str, "tax_amount": str, "total_amount": str,
+    "type": int,
 }, total=False)
-ReportsListWebinarPollsResponse = TypedDict("ReportsListWebinarPollsResponse", {
-    "id": int, "questions": list[ReportsListWebinarPollsResponseQuestionsItem], "start_time": str,
-    "uuid": str,
+ReportsGetBillingResponse2 = TypedDict("ReportsGetBillingResponse2", {
+    "billing_reports": list[ReportsGetBillingResponse2BillingReportsItem], "currency": str,
+    "download_url": str,
 }, total=False)
-ReportsListWebinarQaResponseQuestionsItem = TypedDict("ReportsListWebinarQaResponseQuestionsItem", {
-    "email": str, "name": str, "question_details": list[JSONObject],
+ReportsGetBillingInvoicesResponse2InvoicesItem = TypedDict("ReportsGetBillingInvoicesResponse2InvoicesItem", {
+    "end_date": str, "invoice_charge_name": str, "invoice_number": str, "quantity": int,
+    "start_date": str, "tax_amount": str, "total_amount": str,
 }, total=False)
-ReportsListWebinarQaResponse = TypedDict("ReportsListWebinarQaResponse", {
-    "id": int, "questions": list[ReportsListWebinarQaResponseQuestionsItem], "start_time": str,
-    "uuid": str,
+ReportsGetBillingInvoicesResponse2 = TypedDict("ReportsGetBillingInvoicesResponse2", {
+    "currency": str, "invoices": list[ReportsGetBillingInvoicesResponse2InvoicesItem],
+}, total=False)
+ReportsGetCloudRecordingResponse2CloudRecordingStorageItem = TypedDict("ReportsGetCloudRecordingResponse2CloudRecordingStorageItem", {
+    "date": str, "free_usage": str, "plan_usage": str, "usage": str,
+}, total=False)
+ReportsGetCloudRecordingResponse2 = TypedDict("ReportsGetCloudRecordingResponse2", {
+    "from": str, "to": str,
+    "cloud_recording_storage": list[ReportsGetCloudRecordingResponse2CloudRecordingStorageItem],
+}, total=False)
+ReportsGetDailyResponse2DatesItem = TypedDict("ReportsGetDailyResponse2DatesItem", {
+    "date": str, "meeting_minutes": int, "meetings": int, "new_users": int, "participants": int,
+}, total=False)
+ReportsGetDailyResponse2 = TypedDict("ReportsGetDailyResponse2", {
+    "dates": list[ReportsGetDailyResponse2DatesItem], "month": int, "year": int,
 }, total=False)
 ReportsGetMeetingResponse2CustomKeysItem = TypedDict("ReportsGetMeetingResponse2CustomKeysItem", {
     "key": str, "value": str,
@@ -1210,6 +1238,14 @@ ReportsGetMeetingResponse2 = TypedDict("ReportsGetMeetingResponse2", {
     "total_minutes": int, "tracking_fields": list[ReportsGetMeetingResponse2TrackingFieldsItem],
     "type": int, "user_email": str, "user_name": str, "uuid": str,
 }, total=False)
+ReportsGetMeetingPollsResponse2QuestionsItem = TypedDict("ReportsGetMeetingPollsResponse2QuestionsItem", {
+    "email": str, "name": str, "first_name": str, "last_name": str,
+    "question_details": list[JSONObject],
+}, total=False)
+ReportsGetMeetingPollsResponse2 = TypedDict("ReportsGetMeetingPollsResponse2", {
+    "id": int, "uuid": str, "start_time": str,
+    "questions": list[ReportsGetMeetingPollsResponse2QuestionsItem],
+}, total=False)
 ReportsGetWebinarResponse2CustomKeysItem = TypedDict("ReportsGetWebinarResponse2CustomKeysItem", {
     "key": str, "value": str,
 }, total=False)
@@ -1222,49 +1258,27 @@ ReportsGetWebinarResponse2 = TypedDict("ReportsGetWebinarResponse2", {
     "total_minutes": int, "tracking_fields": list[ReportsGetWebinarResponse2TrackingFieldsItem],
     "type": int, "user_email": str, "user_name": str, "uuid": str,
 }, total=False)
+ReportsGetWebinarPollsResponse2QuestionsItem = TypedDict("ReportsGetWebinarPollsResponse2QuestionsItem", {
+    "email": str, "name": str, "question_details": list[JSONObject],
+}, total=False)
+ReportsGetWebinarPollsResponse2 = TypedDict("ReportsGetWebinarPollsResponse2", {
+    "id": int, "questions": list[ReportsGetWebinarPollsResponse2QuestionsItem], "start_time": str,
+    "uuid": str,
+}, total=False)
+ReportsGetWebinarQaResponse2QuestionsItem = TypedDict("ReportsGetWebinarQaResponse2QuestionsItem", {
+    "email": str, "name": str, "question_details": list[JSONObject],
+}, total=False)
+ReportsGetWebinarQaResponse2 = TypedDict("ReportsGetWebinarQaResponse2", {
+    "id": int, "questions": list[ReportsGetWebinarQaResponse2QuestionsItem], "start_time": str,
+    "uuid": str,
+}, total=False)
 ReportsListActivitiesItem2 = TypedDict("ReportsListActivitiesItem2", {
     "client_type": str, "email": str, "ip_address": str, "time": str, "type": str, "version": str,
-}, total=False)
-ReportsListBillingResponse2BillingReportsItem = TypedDict("ReportsListBillingResponse2BillingReportsItem", {
-    "end_date": str, "id": str, "start_date": str, "tax_amount": str, "total_amount": str,
-    "type": int,
-}, total=False)
-ReportsListBillingResponse2 = TypedDict("ReportsListBillingResponse2", {
-    "billing_reports": list[ReportsListBillingResponse2BillingReportsItem], "currency": str,
-    "download_url": str,
-}, total=False)
-ReportsListBillingInvoicesResponse2InvoicesItem = TypedDict("ReportsListBillingInvoicesResponse2InvoicesItem", {
-    "end_date": str, "invoice_charge_name": str, "invoice_number": str, "quantity": int,
-    "start_date": str, "tax_amount": str, "total_amount": str,
-}, total=False)
-ReportsListBillingInvoicesResponse2 = TypedDict("ReportsListBillingInvoicesResponse2", {
-    "currency": str, "invoices": list[ReportsListBillingInvoicesResponse2InvoicesItem],
-}, total=False)
-ReportsListCloudRecordingResponse2CloudRecordingStorageItem = TypedDict("ReportsListCloudRecordingResponse2CloudRecordingStorageItem", {
-    "date": str, "free_usage": str, "plan_usage": str, "usage": str,
-}, total=False)
-ReportsListCloudRecordingResponse2 = TypedDict("ReportsListCloudRecordingResponse2", {
-    "from": str, "to": str,
-    "cloud_recording_storage": list[ReportsListCloudRecordingResponse2CloudRecordingStorageItem],
-}, total=False)
-ReportsListDailyResponse2DatesItem = TypedDict("ReportsListDailyResponse2DatesItem", {
-    "date": str, "meeting_minutes": int, "meetings": int, "new_users": int, "participants": int,
-}, total=False)
-ReportsListDailyResponse2 = TypedDict("ReportsListDailyResponse2", {
-    "dates": list[ReportsListDailyResponse2DatesItem], "month": int, "year": int,
 }, total=False)
 ReportsListMeetingParticipantsItem2 = TypedDict("ReportsListMeetingParticipantsItem2", {
     "customer_key": str, "duration": int, "failover": bool, "id": str, "join_time": str,
     "leave_time": str, "name": str, "registrant_id": str, "user_email": str, "user_id": str,
     "status": str, "bo_mtg_id": str,
-}, total=False)
-ReportsListMeetingPollsResponse2QuestionsItem = TypedDict("ReportsListMeetingPollsResponse2QuestionsItem", {
-    "email": str, "name": str, "first_name": str, "last_name": str,
-    "question_details": list[JSONObject],
-}, total=False)
-ReportsListMeetingPollsResponse2 = TypedDict("ReportsListMeetingPollsResponse2", {
-    "id": int, "uuid": str, "start_time": str,
-    "questions": list[ReportsListMeetingPollsResponse2QuestionsItem],
 }, total=False)
 ReportsListOperationlogsItem2 = TypedDict("ReportsListOperationlogsItem2", {
     "action": str, "category_type": str, "operation_detail": str, "operator": str, "time": str,
@@ -1302,20 +1316,6 @@ ReportsListWebinarParticipantsItem2 = TypedDict("ReportsListWebinarParticipantsI
     "customer_key": str, "duration": int, "failover": bool, "id": str, "join_time": str,
     "leave_time": str, "name": str, "registrant_id": str, "status": str, "user_email": str,
     "user_id": str,
-}, total=False)
-ReportsListWebinarPollsResponse2QuestionsItem = TypedDict("ReportsListWebinarPollsResponse2QuestionsItem", {
-    "email": str, "name": str, "question_details": list[JSONObject],
-}, total=False)
-ReportsListWebinarPollsResponse2 = TypedDict("ReportsListWebinarPollsResponse2", {
-    "id": int, "questions": list[ReportsListWebinarPollsResponse2QuestionsItem], "start_time": str,
-    "uuid": str,
-}, total=False)
-ReportsListWebinarQaResponse2QuestionsItem = TypedDict("ReportsListWebinarQaResponse2QuestionsItem", {
-    "email": str, "name": str, "question_details": list[JSONObject],
-}, total=False)
-ReportsListWebinarQaResponse2 = TypedDict("ReportsListWebinarQaResponse2", {
-    "id": int, "questions": list[ReportsListWebinarQaResponse2QuestionsItem], "start_time": str,
-    "uuid": str,
 }, total=False)
 RoomsCreateBody = TypedDict("RoomsCreateBody", {
     "location_id": str, "name": str, "type": str, "calendar_resource_id": str,
@@ -1405,6 +1405,14 @@ RoomsGetCalendarServiceResourceResponse = TypedDict("RoomsGetCalendarServiceReso
     "calendar_resource_id": str, "calendar_resource_email": str, "calendar_resource_name": str,
     "assigned_room_id": str, "sync_status": str,
 }, total=False)
+RoomsGetCalendarServicesResponseCalendarServicesItem = TypedDict("RoomsGetCalendarServicesResponseCalendarServicesItem", {
+    "calendar_service_id": str, "calendar_service_name": str, "calendar_resource_total_number": int,
+    "calendar_resource_assigned_number": int, "added_date_time": str,
+    "latest_synced_date_time": str,
+}, total=False)
+RoomsGetCalendarServicesResponse = TypedDict("RoomsGetCalendarServicesResponse", {
+    "calendar_services": list[RoomsGetCalendarServicesResponseCalendarServicesItem],
+}, total=False)
 RoomsGetDeviceProfileResponse = TypedDict("RoomsGetDeviceProfileResponse", {
     "audio_processing": bool, "auto_adjust_mic_level": bool, "camera_id": str,
     "echo_cancellation": bool, "id": str, "microphone_id": str, "name": str,
@@ -1428,6 +1436,15 @@ RoomsGetDeviceProfilesDevicesResponse = TypedDict("RoomsGetDeviceProfilesDevices
     "cameras": list[RoomsGetDeviceProfilesDevicesResponseCamerasItem],
     "microphones": list[RoomsGetDeviceProfilesDevicesResponseMicrophonesItem],
     "speakers": list[RoomsGetDeviceProfilesDevicesResponseSpeakersItem],
+}, total=False)
+RoomsGetDevicesResponseDevicesItem = TypedDict("RoomsGetDevicesResponseDevicesItem", {
+    "app_version": str, "device_system": str, "device_type": str, "id": str, "room_name": str,
+    "status": str, "device_mac_addresses": list[str], "device_hostname": str,
+    "device_manufacturer": str, "device_model": str, "device_firmware": str, "ip_address": str,
+    "serial_number": str,
+}, total=False)
+RoomsGetDevicesResponse = TypedDict("RoomsGetDevicesResponse", {
+    "devices": list[RoomsGetDevicesResponseDevicesItem],
 }, total=False)
 RoomsGetLocationResponseBasic = TypedDict("RoomsGetLocationResponseBasic", {
     "address": str, "description ": str, "name": str, "required_code_to_ext": bool,
@@ -1479,6 +1496,9 @@ RoomsGetLocationSettingsResponse = TypedDict("RoomsGetLocationSettingsResponse",
     "client_alert": RoomsGetLocationSettingsResponseClientAlert,
     "digital_signage": RoomsGetLocationSettingsResponseDigitalSignage,
     "notification": RoomsGetLocationSettingsResponseNotification,
+}, total=False)
+RoomsGetLocationsStructureResponse = TypedDict("RoomsGetLocationsStructureResponse", {
+    "structures": list[str],
 }, total=False)
 RoomsGetSettingsResponseMeetingSecurity = TypedDict("RoomsGetSettingsResponseMeetingSecurity", {
     "encryption_type": str, "end_to_end_encrypted_meetings": bool,
@@ -1533,31 +1553,11 @@ RoomsListCalendarServiceResourcesItem = TypedDict("RoomsListCalendarServiceResou
     "calendar_resource_id": str, "calendar_resource_email": str, "calendar_resource_name": str,
     "assigned_room_id": str, "sync_status": str,
 }, total=False)
-RoomsListCalendarServicesResponseCalendarServicesItem = TypedDict("RoomsListCalendarServicesResponseCalendarServicesItem", {
-    "calendar_service_id": str, "calendar_service_name": str, "calendar_resource_total_number": int,
-    "calendar_resource_assigned_number": int, "added_date_time": str,
-    "latest_synced_date_time": str,
-}, total=False)
-RoomsListCalendarServicesResponse = TypedDict("RoomsListCalendarServicesResponse", {
-    "calendar_services": list[RoomsListCalendarServicesResponseCalendarServicesItem],
-}, total=False)
-RoomsListDevicesResponseDevicesItem = TypedDict("RoomsListDevicesResponseDevicesItem", {
-    "app_version": str, "device_system": str, "device_type": str, "id": str, "room_name": str,
-    "status": str, "device_mac_addresses": list[str], "device_hostname": str,
-    "device_manufacturer": str, "device_model": str, "device_firmware": str, "ip_address": str,
-    "serial_number": str,
-}, total=False)
-RoomsListDevicesResponse = TypedDict("RoomsListDevicesResponse", {
-    "devices": list[RoomsListDevicesResponseDevicesItem],
-}, total=False)
 RoomsListDigitalSignageItem = TypedDict("RoomsListDigitalSignageItem", {
     "id": str, "name": str,
 }, total=False)
 RoomsListLocationsItem = TypedDict("RoomsListLocationsItem", {
     "id": str, "name": str, "parent_location_id": str, "type": str,
-}, total=False)
-RoomsListLocationsStructureResponse = TypedDict("RoomsListLocationsStructureResponse", {
-    "structures": list[str],
 }, total=False)
 RoomsListSensorDataItem = TypedDict("RoomsListSensorDataItem", {
     "date_time": str, "device_id": str, "sensor_type": str, "sensor_value": str,
@@ -1832,6 +1832,14 @@ RoomsGetCalendarServiceResourceResponse2 = TypedDict("RoomsGetCalendarServiceRes
     "calendar_resource_id": str, "calendar_resource_email": str, "calendar_resource_name": str,
     "assigned_room_id": str, "sync_status": str,
 }, total=False)
+RoomsGetCalendarServicesResponse2CalendarServicesItem = TypedDict("RoomsGetCalendarServicesResponse2CalendarServicesItem", {
+    "calendar_service_id": str, "calendar_service_name": str, "calendar_resource_total_number": int,
+    "calendar_resource_assigned_number": int, "added_date_time": str,
+    "latest_synced_date_time": str,
+}, total=False)
+RoomsGetCalendarServicesResponse2 = TypedDict("RoomsGetCalendarServicesResponse2", {
+    "calendar_services": list[RoomsGetCalendarServicesResponse2CalendarServicesItem],
+}, total=False)
 RoomsGetDeviceProfileResponse2 = TypedDict("RoomsGetDeviceProfileResponse2", {
     "audio_processing": bool, "auto_adjust_mic_level": bool, "camera_id": str,
     "echo_cancellation": bool, "id": str, "microphone_id": str, "name": str,
@@ -1855,6 +1863,15 @@ RoomsGetDeviceProfilesDevicesResponse2 = TypedDict("RoomsGetDeviceProfilesDevice
     "cameras": list[RoomsGetDeviceProfilesDevicesResponse2CamerasItem],
     "microphones": list[RoomsGetDeviceProfilesDevicesResponse2MicrophonesItem],
     "speakers": list[RoomsGetDeviceProfilesDevicesResponse2SpeakersItem],
+}, total=False)
+RoomsGetDevicesResponse2DevicesItem = TypedDict("RoomsGetDevicesResponse2DevicesItem", {
+    "app_version": str, "device_system": str, "device_type": str, "id": str, "room_name": str,
+    "status": str, "device_mac_addresses": list[str], "device_hostname": str,
+    "device_manufacturer": str, "device_model": str, "device_firmware": str, "ip_address": str,
+    "serial_number": str,
+}, total=False)
+RoomsGetDevicesResponse2 = TypedDict("RoomsGetDevicesResponse2", {
+    "devices": list[RoomsGetDevicesResponse2DevicesItem],
 }, total=False)
 RoomsGetLocationResponse2Basic = TypedDict("RoomsGetLocationResponse2Basic", {
     "address": str, "description ": str, "name": str, "required_code_to_ext": bool,
@@ -1906,6 +1923,9 @@ RoomsGetLocationSettingsResponse2 = TypedDict("RoomsGetLocationSettingsResponse2
     "client_alert": RoomsGetLocationSettingsResponse2ClientAlert,
     "digital_signage": RoomsGetLocationSettingsResponse2DigitalSignage,
     "notification": RoomsGetLocationSettingsResponse2Notification,
+}, total=False)
+RoomsGetLocationsStructureResponse2 = TypedDict("RoomsGetLocationsStructureResponse2", {
+    "structures": list[str],
 }, total=False)
 RoomsGetSettingsResponse2MeetingSecurity = TypedDict("RoomsGetSettingsResponse2MeetingSecurity", {
     "encryption_type": str, "end_to_end_encrypted_meetings": bool,
@@ -1960,31 +1980,11 @@ RoomsListCalendarServiceResourcesItem2 = TypedDict("RoomsListCalendarServiceReso
     "calendar_resource_id": str, "calendar_resource_email": str, "calendar_resource_name": str,
     "assigned_room_id": str, "sync_status": str,
 }, total=False)
-RoomsListCalendarServicesResponse2CalendarServicesItem = TypedDict("RoomsListCalendarServicesResponse2CalendarServicesItem", {
-    "calendar_service_id": str, "calendar_service_name": str, "calendar_resource_total_number": int,
-    "calendar_resource_assigned_number": int, "added_date_time": str,
-    "latest_synced_date_time": str,
-}, total=False)
-RoomsListCalendarServicesResponse2 = TypedDict("RoomsListCalendarServicesResponse2", {
-    "calendar_services": list[RoomsListCalendarServicesResponse2CalendarServicesItem],
-}, total=False)
-RoomsListDevicesResponse2DevicesItem = TypedDict("RoomsListDevicesResponse2DevicesItem", {
-    "app_version": str, "device_system": str, "device_type": str, "id": str, "room_name": str,
-    "status": str, "device_mac_addresses": list[str], "device_hostname": str,
-    "device_manufacturer": str, "device_model": str, "device_firmware": str, "ip_address": str,
-    "serial_number": str,
-}, total=False)
-RoomsListDevicesResponse2 = TypedDict("RoomsListDevicesResponse2", {
-    "devices": list[RoomsListDevicesResponse2DevicesItem],
-}, total=False)
 RoomsListDigitalSignageItem2 = TypedDict("RoomsListDigitalSignageItem2", {
     "id": str, "name": str,
 }, total=False)
 RoomsListLocationsItem2 = TypedDict("RoomsListLocationsItem2", {
     "id": str, "name": str, "parent_location_id": str, "type": str,
-}, total=False)
-RoomsListLocationsStructureResponse2 = TypedDict("RoomsListLocationsStructureResponse2", {
-    "structures": list[str],
 }, total=False)
 RoomsListSensorDataItem2 = TypedDict("RoomsListSensorDataItem2", {
     "date_time": str, "device_id": str, "sensor_type": str, "sensor_value": str,
@@ -2223,11 +2223,11 @@ TrackingFieldsCreateResponse = TypedDict("TrackingFieldsCreateResponse", {
 TrackingFieldsGetResponse = TypedDict("TrackingFieldsGetResponse", {
     "id": str, "field": str, "recommended_values": list[str], "required": bool, "visible": bool,
 }, total=False)
-TrackingFieldsListResponseTrackingFieldsItem = TypedDict("TrackingFieldsListResponseTrackingFieldsItem", {
+TrackingFieldsGetAllResponseTrackingFieldsItem = TypedDict("TrackingFieldsGetAllResponseTrackingFieldsItem", {
     "id": str, "field": str, "recommended_values": list[str], "required": bool, "visible": bool,
 }, total=False)
-TrackingFieldsListResponse = TypedDict("TrackingFieldsListResponse", {
-    "total_records": int, "tracking_fields": list[TrackingFieldsListResponseTrackingFieldsItem],
+TrackingFieldsGetAllResponse = TypedDict("TrackingFieldsGetAllResponse", {
+    "total_records": int, "tracking_fields": list[TrackingFieldsGetAllResponseTrackingFieldsItem],
 }, total=False)
 TrackingFieldsUpdateBody = TypedDict("TrackingFieldsUpdateBody", {
     "field": str, "recommended_values": list[str], "required": bool, "visible": bool,
@@ -2241,11 +2241,11 @@ TrackingFieldsCreateResponse2 = TypedDict("TrackingFieldsCreateResponse2", {
 TrackingFieldsGetResponse2 = TypedDict("TrackingFieldsGetResponse2", {
     "id": str, "field": str, "recommended_values": list[str], "required": bool, "visible": bool,
 }, total=False)
-TrackingFieldsListResponse2TrackingFieldsItem = TypedDict("TrackingFieldsListResponse2TrackingFieldsItem", {
+TrackingFieldsGetAllResponse2TrackingFieldsItem = TypedDict("TrackingFieldsGetAllResponse2TrackingFieldsItem", {
     "id": str, "field": str, "recommended_values": list[str], "required": bool, "visible": bool,
 }, total=False)
-TrackingFieldsListResponse2 = TypedDict("TrackingFieldsListResponse2", {
-    "total_records": int, "tracking_fields": list[TrackingFieldsListResponse2TrackingFieldsItem],
+TrackingFieldsGetAllResponse2 = TypedDict("TrackingFieldsGetAllResponse2", {
+    "total_records": int, "tracking_fields": list[TrackingFieldsGetAllResponse2TrackingFieldsItem],
 }, total=False)
 TrackingFieldsUpdateBody2 = TypedDict("TrackingFieldsUpdateBody2", {
     "field": str, "recommended_values": list[str], "required": bool, "visible": bool,
@@ -2264,27 +2264,28 @@ TspCreateResponse = TypedDict("TspCreateResponse", {
     "conference_code": str, "dial_in_numbers": list[TspCreateResponseDialInNumbersItem],
     "leader_pin": str, "tsp_bridge": str,
 }, total=False)
-TspGetResponseDialInNumbersItem = TypedDict("TspGetResponseDialInNumbersItem", {
-    "code": str, "country_label": str, "number": str, "type": str,
-}, total=False)
-TspGetResponse = TypedDict("TspGetResponse", {
-    "conference_code": str, "dial_in_numbers": list[TspGetResponseDialInNumbersItem], "id": str,
-    "leader_pin": str, "tsp_bridge": str,
-}, total=False)
-TspListResponseDialInNumbersItem = TypedDict("TspListResponseDialInNumbersItem", {
+TspGetAllResponseDialInNumbersItem = TypedDict("TspGetAllResponseDialInNumbersItem", {
     "code": str, "number": str, "type": str,
 }, total=False)
-TspListResponse = TypedDict("TspListResponse", {
-    "dial_in_number_unrestricted": bool, "dial_in_numbers": list[TspListResponseDialInNumbersItem],
-    "enable": bool, "master_account_setting_extended": bool, "modify_credential_forbidden": bool,
-    "tsp_bridge": str, "tsp_enabled": bool, "tsp_provider": str,
+TspGetAllResponse = TypedDict("TspGetAllResponse", {
+    "dial_in_number_unrestricted": bool,
+    "dial_in_numbers": list[TspGetAllResponseDialInNumbersItem], "enable": bool,
+    "master_account_setting_extended": bool, "modify_credential_forbidden": bool, "tsp_bridge": str,
+    "tsp_enabled": bool, "tsp_provider": str,
 }, total=False)
-TspListUserTspResponseTspAccountsItem = TypedDict("TspListUserTspResponseTspAccountsItem", {
+TspGetUserAccountResponseDialInNumbersItem = TypedDict("TspGetUserAccountResponseDialInNumbersItem", {
+    "code": str, "country_label": str, "number": str, "type": str,
+}, total=False)
+TspGetUserAccountResponse = TypedDict("TspGetUserAccountResponse", {
+    "conference_code": str, "dial_in_numbers": list[TspGetUserAccountResponseDialInNumbersItem],
+    "id": str, "leader_pin": str, "tsp_bridge": str,
+}, total=False)
+TspGetUserAccountsResponseTspAccountsItem = TypedDict("TspGetUserAccountsResponseTspAccountsItem", {
     "conference_code": str, "dial_in_numbers": list[JSONObject], "id": str, "leader_pin": str,
     "tsp_bridge": str,
 }, total=False)
-TspListUserTspResponse = TypedDict("TspListUserTspResponse", {
-    "tsp_accounts": list[TspListUserTspResponseTspAccountsItem],
+TspGetUserAccountsResponse = TypedDict("TspGetUserAccountsResponse", {
+    "tsp_accounts": list[TspGetUserAccountsResponseTspAccountsItem],
 }, total=False)
 TspUpdateBody = TypedDict("TspUpdateBody", {
     "dial_in_number_unrestricted": bool, "enable": bool, "master_account_setting_extended": bool,
@@ -2313,27 +2314,28 @@ TspCreateResponse2 = TypedDict("TspCreateResponse2", {
     "conference_code": str, "dial_in_numbers": list[TspCreateResponse2DialInNumbersItem],
     "leader_pin": str, "tsp_bridge": str,
 }, total=False)
-TspGetResponse2DialInNumbersItem = TypedDict("TspGetResponse2DialInNumbersItem", {
-    "code": str, "country_label": str, "number": str, "type": str,
-}, total=False)
-TspGetResponse2 = TypedDict("TspGetResponse2", {
-    "conference_code": str, "dial_in_numbers": list[TspGetResponse2DialInNumbersItem], "id": str,
-    "leader_pin": str, "tsp_bridge": str,
-}, total=False)
-TspListResponse2DialInNumbersItem = TypedDict("TspListResponse2DialInNumbersItem", {
+TspGetAllResponse2DialInNumbersItem = TypedDict("TspGetAllResponse2DialInNumbersItem", {
     "code": str, "number": str, "type": str,
 }, total=False)
-TspListResponse2 = TypedDict("TspListResponse2", {
-    "dial_in_number_unrestricted": bool, "dial_in_numbers": list[TspListResponse2DialInNumbersItem],
-    "enable": bool, "master_account_setting_extended": bool, "modify_credential_forbidden": bool,
-    "tsp_bridge": str, "tsp_enabled": bool, "tsp_provider": str,
+TspGetAllResponse2 = TypedDict("TspGetAllResponse2", {
+    "dial_in_number_unrestricted": bool,
+    "dial_in_numbers": list[TspGetAllResponse2DialInNumbersItem], "enable": bool,
+    "master_account_setting_extended": bool, "modify_credential_forbidden": bool, "tsp_bridge": str,
+    "tsp_enabled": bool, "tsp_provider": str,
 }, total=False)
-TspListUserTspResponse2TspAccountsItem = TypedDict("TspListUserTspResponse2TspAccountsItem", {
+TspGetUserAccountResponse2DialInNumbersItem = TypedDict("TspGetUserAccountResponse2DialInNumbersItem", {
+    "code": str, "country_label": str, "number": str, "type": str,
+}, total=False)
+TspGetUserAccountResponse2 = TypedDict("TspGetUserAccountResponse2", {
+    "conference_code": str, "dial_in_numbers": list[TspGetUserAccountResponse2DialInNumbersItem],
+    "id": str, "leader_pin": str, "tsp_bridge": str,
+}, total=False)
+TspGetUserAccountsResponse2TspAccountsItem = TypedDict("TspGetUserAccountsResponse2TspAccountsItem", {
     "conference_code": str, "dial_in_numbers": list[JSONObject], "id": str, "leader_pin": str,
     "tsp_bridge": str,
 }, total=False)
-TspListUserTspResponse2 = TypedDict("TspListUserTspResponse2", {
-    "tsp_accounts": list[TspListUserTspResponse2TspAccountsItem],
+TspGetUserAccountsResponse2 = TypedDict("TspGetUserAccountsResponse2", {
+    "tsp_accounts": list[TspGetUserAccountsResponse2TspAccountsItem],
 }, total=False)
 TspUpdateBody2 = TypedDict("TspUpdateBody2", {
     "dial_in_number_unrestricted": bool, "enable": bool, "master_account_setting_extended": bool,
@@ -2566,6 +2568,33 @@ WebinarsGetJointokenLocalRecordingResponse = TypedDict("WebinarsGetJointokenLoca
 WebinarsGetLivestreamResponse = TypedDict("WebinarsGetLivestreamResponse", {
     "page_url": str, "stream_key": str, "stream_url": str, "resolution": str,
 }, total=False)
+WebinarsGetPanelistsResponsePanelistsItem = TypedDict("WebinarsGetPanelistsResponsePanelistsItem", {
+    "id": str, "email": str, "name": str, "join_url": str, "virtual_background_id": str,
+    "name_tag_id": str, "name_tag_name": str, "name_tag_pronouns": str, "name_tag_description": str,
+}, total=False)
+WebinarsGetPanelistsResponse = TypedDict("WebinarsGetPanelistsResponse", {
+    "panelists": list[WebinarsGetPanelistsResponsePanelistsItem], "total_records": int,
+}, total=False)
+WebinarsGetPastWebinarInstancesResponseWebinarsItem = TypedDict("WebinarsGetPastWebinarInstancesResponseWebinarsItem", {
+    "start_time": str, "uuid": str,
+}, total=False)
+WebinarsGetPastWebinarInstancesResponse = TypedDict("WebinarsGetPastWebinarInstancesResponse", {
+    "webinars": list[WebinarsGetPastWebinarInstancesResponseWebinarsItem],
+}, total=False)
+WebinarsGetPastWebinarPollsResponseQuestionsItem = TypedDict("WebinarsGetPastWebinarPollsResponseQuestionsItem", {
+    "email": str, "name": str, "question_details": list[JSONObject],
+}, total=False)
+WebinarsGetPastWebinarPollsResponse = TypedDict("WebinarsGetPastWebinarPollsResponse", {
+    "id": int, "questions": list[WebinarsGetPastWebinarPollsResponseQuestionsItem],
+    "start_time": str, "uuid": str,
+}, total=False)
+WebinarsGetPastWebinarQaResponseQuestionsItem = TypedDict("WebinarsGetPastWebinarQaResponseQuestionsItem", {
+    "email": str, "name": str, "question_details": list[JSONObject],
+}, total=False)
+WebinarsGetPastWebinarQaResponse = TypedDict("WebinarsGetPastWebinarQaResponse", {
+    "id": int, "questions": list[WebinarsGetPastWebinarQaResponseQuestionsItem], "start_time": str,
+    "uuid": str,
+}, total=False)
 WebinarsGetPollResponseQuestionsItem = TypedDict("WebinarsGetPollResponseQuestionsItem", {
     "answer_max_character": int, "answer_min_character": int, "answer_required": bool,
     "answers": list[str], "case_sensitive": bool, "name": str, "prompts": list[JSONObject],
@@ -2575,6 +2604,13 @@ WebinarsGetPollResponseQuestionsItem = TypedDict("WebinarsGetPollResponseQuestio
 WebinarsGetPollResponse = TypedDict("WebinarsGetPollResponse", {
     "id": str, "status": str, "anonymous": bool, "poll_type": int,
     "questions": list[WebinarsGetPollResponseQuestionsItem], "title": str,
+}, total=False)
+WebinarsGetPollsResponsePollsItem = TypedDict("WebinarsGetPollsResponsePollsItem", {
+    "id": str, "status": str, "anonymous": bool, "poll_type": int, "questions": list[JSONObject],
+    "title": str,
+}, total=False)
+WebinarsGetPollsResponse = TypedDict("WebinarsGetPollsResponse", {
+    "polls": list[WebinarsGetPollsResponsePollsItem], "total_records": int,
 }, total=False)
 WebinarsGetRegistrantResponseCustomQuestionsItem = TypedDict("WebinarsGetRegistrantResponseCustomQuestionsItem", {
     "title": str, "value": str,
@@ -2604,16 +2640,23 @@ WebinarsGetSurveyResponse = TypedDict("WebinarsGetSurveyResponse", {
     "show_in_the_follow_up_email": bool, "third_party_survey": str,
 }, total=False)
 WebinarsGetTokenResponse = TypedDict("WebinarsGetTokenResponse", {"token": str}, total=False)
+WebinarsGetTrackingSourcesResponseTrackingSourcesItem = TypedDict("WebinarsGetTrackingSourcesResponseTrackingSourcesItem", {
+    "id": str, "registration_count": int, "source_name": str, "tracking_url": str,
+    "visitor_count": int,
+}, total=False)
+WebinarsGetTrackingSourcesResponse = TypedDict("WebinarsGetTrackingSourcesResponse", {
+    "total_records": int,
+    "tracking_sources": list[WebinarsGetTrackingSourcesResponseTrackingSourcesItem],
+}, total=False)
+WebinarsGetWebinarTemplatesResponseTemplatesItem = TypedDict("WebinarsGetWebinarTemplatesResponseTemplatesItem", {
+    "id": str, "name": str,
+}, total=False)
+WebinarsGetWebinarTemplatesResponse = TypedDict("WebinarsGetWebinarTemplatesResponse", {
+    "templates": list[WebinarsGetWebinarTemplatesResponseTemplatesItem], "total_records": int,
+}, total=False)
 WebinarsListItem = TypedDict("WebinarsListItem", {
     "agenda": str, "created_at": str, "duration": int, "host_id": str, "id": int, "join_url": str,
     "start_time": str, "timezone": str, "topic": str, "type": int, "uuid": str, "is_simulive": bool,
-}, total=False)
-WebinarsListPanelistsResponsePanelistsItem = TypedDict("WebinarsListPanelistsResponsePanelistsItem", {
-    "id": str, "email": str, "name": str, "join_url": str, "virtual_background_id": str,
-    "name_tag_id": str, "name_tag_name": str, "name_tag_pronouns": str, "name_tag_description": str,
-}, total=False)
-WebinarsListPanelistsResponse = TypedDict("WebinarsListPanelistsResponse", {
-    "panelists": list[WebinarsListPanelistsResponsePanelistsItem], "total_records": int,
 }, total=False)
 WebinarsListPastWebinarAbsenteesItemCustomQuestionsItem = TypedDict("WebinarsListPastWebinarAbsenteesItemCustomQuestionsItem", {
     "title": str, "value": str,
@@ -2625,35 +2668,8 @@ WebinarsListPastWebinarAbsenteesItem = TypedDict("WebinarsListPastWebinarAbsente
     "org": str, "phone": str, "purchasing_time_frame": str, "role_in_purchase_process": str,
     "state": str, "status": str, "zip": str, "create_time": str, "join_url": str,
 }, total=False)
-WebinarsListPastWebinarInstancesResponseWebinarsItem = TypedDict("WebinarsListPastWebinarInstancesResponseWebinarsItem", {
-    "start_time": str, "uuid": str,
-}, total=False)
-WebinarsListPastWebinarInstancesResponse = TypedDict("WebinarsListPastWebinarInstancesResponse", {
-    "webinars": list[WebinarsListPastWebinarInstancesResponseWebinarsItem],
-}, total=False)
 WebinarsListPastWebinarParticipantsItem = TypedDict("WebinarsListPastWebinarParticipantsItem", {
     "id": str, "name": str, "user_email": str,
-}, total=False)
-WebinarsListPastWebinarPollsResponseQuestionsItem = TypedDict("WebinarsListPastWebinarPollsResponseQuestionsItem", {
-    "email": str, "name": str, "question_details": list[JSONObject],
-}, total=False)
-WebinarsListPastWebinarPollsResponse = TypedDict("WebinarsListPastWebinarPollsResponse", {
-    "id": int, "questions": list[WebinarsListPastWebinarPollsResponseQuestionsItem],
-    "start_time": str, "uuid": str,
-}, total=False)
-WebinarsListPastWebinarQaResponseQuestionsItem = TypedDict("WebinarsListPastWebinarQaResponseQuestionsItem", {
-    "email": str, "name": str, "question_details": list[JSONObject],
-}, total=False)
-WebinarsListPastWebinarQaResponse = TypedDict("WebinarsListPastWebinarQaResponse", {
-    "id": int, "questions": list[WebinarsListPastWebinarQaResponseQuestionsItem], "start_time": str,
-    "uuid": str,
-}, total=False)
-WebinarsListPollsResponsePollsItem = TypedDict("WebinarsListPollsResponsePollsItem", {
-    "id": str, "status": str, "anonymous": bool, "poll_type": int, "questions": list[JSONObject],
-    "title": str,
-}, total=False)
-WebinarsListPollsResponse = TypedDict("WebinarsListPollsResponse", {
-    "polls": list[WebinarsListPollsResponsePollsItem], "total_records": int,
 }, total=False)
 WebinarsListRegistrantsItemCustomQuestionsItem = TypedDict("WebinarsListRegistrantsItemCustomQuestionsItem", {
     "title": str, "value": str,
@@ -2664,20 +2680,6 @@ WebinarsListRegistrantsItem = TypedDict("WebinarsListRegistrantsItem", {
     "first_name": str, "industry": str, "job_title": str, "last_name": str, "no_of_employees": str,
     "org": str, "phone": str, "purchasing_time_frame": str, "role_in_purchase_process": str,
     "state": str, "status": str, "zip": str, "create_time": str, "join_url": str,
-}, total=False)
-WebinarsListTrackingSourcesResponseTrackingSourcesItem = TypedDict("WebinarsListTrackingSourcesResponseTrackingSourcesItem", {
-    "id": str, "registration_count": int, "source_name": str, "tracking_url": str,
-    "visitor_count": int,
-}, total=False)
-WebinarsListTrackingSourcesResponse = TypedDict("WebinarsListTrackingSourcesResponse", {
-    "total_records": int,
-    "tracking_sources": list[WebinarsListTrackingSourcesResponseTrackingSourcesItem],
-}, total=False)
-WebinarsListWebinarTemplatesResponseTemplatesItem = TypedDict("WebinarsListWebinarTemplatesResponseTemplatesItem", {
-    "id": str, "name": str,
-}, total=False)
-WebinarsListWebinarTemplatesResponse = TypedDict("WebinarsListWebinarTemplatesResponse", {
-    "templates": list[WebinarsListWebinarTemplatesResponseTemplatesItem], "total_records": int,
 }, total=False)
 WebinarsSetPollBodyQuestionsItem = TypedDict("WebinarsSetPollBodyQuestionsItem", {
     "answer_max_character": int, "answer_min_character": int, "answer_required": bool,
@@ -2975,6 +2977,33 @@ WebinarsGetJointokenLocalRecordingResponse2 = TypedDict("WebinarsGetJointokenLoc
 WebinarsGetLivestreamResponse2 = TypedDict("WebinarsGetLivestreamResponse2", {
     "page_url": str, "stream_key": str, "stream_url": str, "resolution": str,
 }, total=False)
+WebinarsGetPanelistsResponse2PanelistsItem = TypedDict("WebinarsGetPanelistsResponse2PanelistsItem", {
+    "id": str, "email": str, "name": str, "join_url": str, "virtual_background_id": str,
+    "name_tag_id": str, "name_tag_name": str, "name_tag_pronouns": str, "name_tag_description": str,
+}, total=False)
+WebinarsGetPanelistsResponse2 = TypedDict("WebinarsGetPanelistsResponse2", {
+    "panelists": list[WebinarsGetPanelistsResponse2PanelistsItem], "total_records": int,
+}, total=False)
+WebinarsGetPastWebinarInstancesResponse2WebinarsItem = TypedDict("WebinarsGetPastWebinarInstancesResponse2WebinarsItem", {
+    "start_time": str, "uuid": str,
+}, total=False)
+WebinarsGetPastWebinarInstancesResponse2 = TypedDict("WebinarsGetPastWebinarInstancesResponse2", {
+    "webinars": list[WebinarsGetPastWebinarInstancesResponse2WebinarsItem],
+}, total=False)
+WebinarsGetPastWebinarPollsResponse2QuestionsItem = TypedDict("WebinarsGetPastWebinarPollsResponse2QuestionsItem", {
+    "email": str, "name": str, "question_details": list[JSONObject],
+}, total=False)
+WebinarsGetPastWebinarPollsResponse2 = TypedDict("WebinarsGetPastWebinarPollsResponse2", {
+    "id": int, "questions": list[WebinarsGetPastWebinarPollsResponse2QuestionsItem],
+    "start_time": str, "uuid": str,
+}, total=False)
+WebinarsGetPastWebinarQaResponse2QuestionsItem = TypedDict("WebinarsGetPastWebinarQaResponse2QuestionsItem", {
+    "email": str, "name": str, "question_details": list[JSONObject],
+}, total=False)
+WebinarsGetPastWebinarQaResponse2 = TypedDict("WebinarsGetPastWebinarQaResponse2", {
+    "id": int, "questions": list[WebinarsGetPastWebinarQaResponse2QuestionsItem], "start_time": str,
+    "uuid": str,
+}, total=False)
 WebinarsGetPollResponse2QuestionsItem = TypedDict("WebinarsGetPollResponse2QuestionsItem", {
     "answer_max_character": int, "answer_min_character": int, "answer_required": bool,
     "answers": list[str], "case_sensitive": bool, "name": str, "prompts": list[JSONObject],
@@ -2984,6 +3013,13 @@ WebinarsGetPollResponse2QuestionsItem = TypedDict("WebinarsGetPollResponse2Quest
 WebinarsGetPollResponse2 = TypedDict("WebinarsGetPollResponse2", {
     "id": str, "status": str, "anonymous": bool, "poll_type": int,
     "questions": list[WebinarsGetPollResponse2QuestionsItem], "title": str,
+}, total=False)
+WebinarsGetPollsResponse2PollsItem = TypedDict("WebinarsGetPollsResponse2PollsItem", {
+    "id": str, "status": str, "anonymous": bool, "poll_type": int, "questions": list[JSONObject],
+    "title": str,
+}, total=False)
+WebinarsGetPollsResponse2 = TypedDict("WebinarsGetPollsResponse2", {
+    "polls": list[WebinarsGetPollsResponse2PollsItem], "total_records": int,
 }, total=False)
 WebinarsGetRegistrantResponse2CustomQuestionsItem = TypedDict("WebinarsGetRegistrantResponse2CustomQuestionsItem", {
     "title": str, "value": str,
@@ -3013,16 +3049,23 @@ WebinarsGetSurveyResponse2 = TypedDict("WebinarsGetSurveyResponse2", {
     "show_in_the_follow_up_email": bool, "third_party_survey": str,
 }, total=False)
 WebinarsGetTokenResponse2 = TypedDict("WebinarsGetTokenResponse2", {"token": str}, total=False)
+WebinarsGetTrackingSourcesResponse2TrackingSourcesItem = TypedDict("WebinarsGetTrackingSourcesResponse2TrackingSourcesItem", {
+    "id": str, "registration_count": int, "source_name": str, "tracking_url": str,
+    "visitor_count": int,
+}, total=False)
+WebinarsGetTrackingSourcesResponse2 = TypedDict("WebinarsGetTrackingSourcesResponse2", {
+    "total_records": int,
+    "tracking_sources": list[WebinarsGetTrackingSourcesResponse2TrackingSourcesItem],
+}, total=False)
+WebinarsGetWebinarTemplatesResponse2TemplatesItem = TypedDict("WebinarsGetWebinarTemplatesResponse2TemplatesItem", {
+    "id": str, "name": str,
+}, total=False)
+WebinarsGetWebinarTemplatesResponse2 = TypedDict("WebinarsGetWebinarTemplatesResponse2", {
+    "templates": list[WebinarsGetWebinarTemplatesResponse2TemplatesItem], "total_records": int,
+}, total=False)
 WebinarsListItem2 = TypedDict("WebinarsListItem2", {
     "agenda": str, "created_at": str, "duration": int, "host_id": str, "id": int, "join_url": str,
     "start_time": str, "timezone": str, "topic": str, "type": int, "uuid": str, "is_simulive": bool,
-}, total=False)
-WebinarsListPanelistsResponse2PanelistsItem = TypedDict("WebinarsListPanelistsResponse2PanelistsItem", {
-    "id": str, "email": str, "name": str, "join_url": str, "virtual_background_id": str,
-    "name_tag_id": str, "name_tag_name": str, "name_tag_pronouns": str, "name_tag_description": str,
-}, total=False)
-WebinarsListPanelistsResponse2 = TypedDict("WebinarsListPanelistsResponse2", {
-    "panelists": list[WebinarsListPanelistsResponse2PanelistsItem], "total_records": int,
 }, total=False)
 WebinarsListPastWebinarAbsenteesItem2CustomQuestionsItem = TypedDict("WebinarsListPastWebinarAbsenteesItem2CustomQuestionsItem", {
     "title": str, "value": str,
@@ -3035,35 +3078,8 @@ WebinarsListPastWebinarAbsenteesItem2 = TypedDict("WebinarsListPastWebinarAbsent
     "role_in_purchase_process": str, "state": str, "status": str, "zip": str, "create_time": str,
     "join_url": str,
 }, total=False)
-WebinarsListPastWebinarInstancesResponse2WebinarsItem = TypedDict("WebinarsListPastWebinarInstancesResponse2WebinarsItem", {
-    "start_time": str, "uuid": str,
-}, total=False)
-WebinarsListPastWebinarInstancesResponse2 = TypedDict("WebinarsListPastWebinarInstancesResponse2", {
-    "webinars": list[WebinarsListPastWebinarInstancesResponse2WebinarsItem],
-}, total=False)
 WebinarsListPastWebinarParticipantsItem2 = TypedDict("WebinarsListPastWebinarParticipantsItem2", {
     "id": str, "name": str, "user_email": str,
-}, total=False)
-WebinarsListPastWebinarPollsResponse2QuestionsItem = TypedDict("WebinarsListPastWebinarPollsResponse2QuestionsItem", {
-    "email": str, "name": str, "question_details": list[JSONObject],
-}, total=False)
-WebinarsListPastWebinarPollsResponse2 = TypedDict("WebinarsListPastWebinarPollsResponse2", {
-    "id": int, "questions": list[WebinarsListPastWebinarPollsResponse2QuestionsItem],
-    "start_time": str, "uuid": str,
-}, total=False)
-WebinarsListPastWebinarQaResponse2QuestionsItem = TypedDict("WebinarsListPastWebinarQaResponse2QuestionsItem", {
-    "email": str, "name": str, "question_details": list[JSONObject],
-}, total=False)
-WebinarsListPastWebinarQaResponse2 = TypedDict("WebinarsListPastWebinarQaResponse2", {
-    "id": int, "questions": list[WebinarsListPastWebinarQaResponse2QuestionsItem],
-    "start_time": str, "uuid": str,
-}, total=False)
-WebinarsListPollsResponse2PollsItem = TypedDict("WebinarsListPollsResponse2PollsItem", {
-    "id": str, "status": str, "anonymous": bool, "poll_type": int, "questions": list[JSONObject],
-    "title": str,
-}, total=False)
-WebinarsListPollsResponse2 = TypedDict("WebinarsListPollsResponse2", {
-    "polls": list[WebinarsListPollsResponse2PollsItem], "total_records": int,
 }, total=False)
 WebinarsListRegistrantsItem2CustomQuestionsItem = TypedDict("WebinarsListRegistrantsItem2CustomQuestionsItem", {
     "title": str, "value": str,
@@ -3074,20 +3090,6 @@ WebinarsListRegistrantsItem2 = TypedDict("WebinarsListRegistrantsItem2", {
     "first_name": str, "industry": str, "job_title": str, "last_name": str, "no_of_employees": str,
     "org": str, "phone": str, "purchasing_time_frame": str, "role_in_purchase_process": str,
     "state": str, "status": str, "zip": str, "create_time": str, "join_url": str,
-}, total=False)
-WebinarsListTrackingSourcesResponse2TrackingSourcesItem = TypedDict("WebinarsListTrackingSourcesResponse2TrackingSourcesItem", {
-    "id": str, "registration_count": int, "source_name": str, "tracking_url": str,
-    "visitor_count": int,
-}, total=False)
-WebinarsListTrackingSourcesResponse2 = TypedDict("WebinarsListTrackingSourcesResponse2", {
-    "total_records": int,
-    "tracking_sources": list[WebinarsListTrackingSourcesResponse2TrackingSourcesItem],
-}, total=False)
-WebinarsListWebinarTemplatesResponse2TemplatesItem = TypedDict("WebinarsListWebinarTemplatesResponse2TemplatesItem", {
-    "id": str, "name": str,
-}, total=False)
-WebinarsListWebinarTemplatesResponse2 = TypedDict("WebinarsListWebinarTemplatesResponse2", {
-    "templates": list[WebinarsListWebinarTemplatesResponse2TemplatesItem], "total_records": int,
 }, total=False)
 WebinarsSetPollBody2QuestionsItem = TypedDict("WebinarsSetPollBody2QuestionsItem", {
     "answer_max_character": int, "answer_min_character": int, "answer_required": bool,
@@ -3186,6 +3188,12 @@ WorkspacesCreateReservationResponse = TypedDict("WorkspacesCreateReservationResp
 WorkspacesGetQrCodeResponse = TypedDict("WorkspacesGetQrCodeResponse", {
     "qr_code": str, "expire_in": int,
 }, total=False)
+WorkspacesGetReservationsResponseReservationsItem = TypedDict("WorkspacesGetReservationsResponseReservationsItem", {
+    "end_time": str, "id": str, "start_time": str, "timezone": str, "topic": str, "user_id": str,
+}, total=False)
+WorkspacesGetReservationsResponse = TypedDict("WorkspacesGetReservationsResponse", {
+    "from": str, "reservations": list[WorkspacesGetReservationsResponseReservationsItem], "to": str,
+}, total=False)
 WorkspacesGetUsageResponseDeskUsage = TypedDict("WorkspacesGetUsageResponseDeskUsage", {
     "in_use": int, "not_in_use": int,
 }, total=False)
@@ -3202,13 +3210,6 @@ WorkspacesGetUsageResponse = TypedDict("WorkspacesGetUsageResponse", {
 }, total=False)
 WorkspacesListItem = TypedDict("WorkspacesListItem", {
     "id": str, "workspace_name": str, "workspace_type": str,
-}, total=False)
-WorkspacesListReservationsResponseReservationsItem = TypedDict("WorkspacesListReservationsResponseReservationsItem", {
-    "end_time": str, "id": str, "start_time": str, "timezone": str, "topic": str, "user_id": str,
-}, total=False)
-WorkspacesListReservationsResponse = TypedDict("WorkspacesListReservationsResponse", {
-    "from": str, "reservations": list[WorkspacesListReservationsResponseReservationsItem],
-    "to": str,
 }, total=False)
 WorkspacesUpdateReservationBody = TypedDict("WorkspacesUpdateReservationBody", {
     "end_time": str, "start_time": str, "topic": str,
@@ -3232,6 +3233,13 @@ WorkspacesCreateReservationResponse2 = TypedDict("WorkspacesCreateReservationRes
 WorkspacesGetQrCodeResponse2 = TypedDict("WorkspacesGetQrCodeResponse2", {
     "qr_code": str, "expire_in": int,
 }, total=False)
+WorkspacesGetReservationsResponse2ReservationsItem = TypedDict("WorkspacesGetReservationsResponse2ReservationsItem", {
+    "end_time": str, "id": str, "start_time": str, "timezone": str, "topic": str, "user_id": str,
+}, total=False)
+WorkspacesGetReservationsResponse2 = TypedDict("WorkspacesGetReservationsResponse2", {
+    "from": str, "reservations": list[WorkspacesGetReservationsResponse2ReservationsItem],
+    "to": str,
+}, total=False)
 WorkspacesGetUsageResponse2DeskUsage = TypedDict("WorkspacesGetUsageResponse2DeskUsage", {
     "in_use": int, "not_in_use": int,
 }, total=False)
@@ -3248,13 +3256,6 @@ WorkspacesGetUsageResponse2 = TypedDict("WorkspacesGetUsageResponse2", {
 }, total=False)
 WorkspacesListItem2 = TypedDict("WorkspacesListItem2", {
     "id": str, "workspace_name": str, "workspace_type": str,
-}, total=False)
-WorkspacesListReservationsResponse2ReservationsItem = TypedDict("WorkspacesListReservationsResponse2ReservationsItem", {
-    "end_time": str, "id": str, "start_time": str, "timezone": str, "topic": str, "user_id": str,
-}, total=False)
-WorkspacesListReservationsResponse2 = TypedDict("WorkspacesListReservationsResponse2", {
-    "from": str, "reservations": list[WorkspacesListReservationsResponse2ReservationsItem],
-    "to": str,
 }, total=False)
 WorkspacesUpdateReservationBody2 = TypedDict("WorkspacesUpdateReservationBody2", {
     "end_time": str, "start_time": str, "topic": str,
@@ -3286,9 +3287,21 @@ class Archiving:
         """Get archived file statistics: ``GET /archive_files/statistics`` (Medium)."""
         answer: ArchivingGetArchiveFilesStatisticsResponse = await self._caller.request(
             "GET",
-            '/archive_files/statistics',
+            "/archive_files/statistics",
             params=query(**{"from": from_}, to=to),
             rate_category="medium",
+        )
+        return answer
+
+    async def get_past_meeting_archive_files(
+        self,
+        meeting_uuid: str,
+    ) -> ArchivingGetPastMeetingArchiveFilesResponse:
+        """Get a meeting's archived files: ``GET /past_meetings/{meetingUUID}/archive_files``
+        (Light).
+        """
+        answer: ArchivingGetPastMeetingArchiveFilesResponse = await self._caller.request(
+            "GET", f"/past_meetings/{uuid(meeting_uuid)}/archive_files", rate_category="light"
         )
         return answer
 
@@ -3302,23 +3315,11 @@ class Archiving:
     ) -> AsyncIterator[ArchivingListArchiveFilesItem]:
         """List archived files: ``GET /archive_files`` (Medium, pages of up to 300)."""
         return self._caller.paginate(
-            '/archive_files',
+            "/archive_files",
             params=query(**{"from": from_}, to=to, query_date_type=query_date_type),
             key="meetings",
             page_size=page_size or 300,
         )
-
-    async def list_past_meeting_archive_files(
-        self,
-        meeting_uuid: str,
-    ) -> ArchivingListPastMeetingArchiveFilesResponse:
-        """Get a meeting's archived files: ``GET /past_meetings/{meetingUUID}/archive_files``
-        (Light).
-        """
-        answer: ArchivingListPastMeetingArchiveFilesResponse = await self._caller.request(
-            "GET", f"/past_meetings/{uuid(meeting_uuid)}/archive_files", rate_category="light"
-        )
-        return answer
 
 
 class SyncArchiving:
@@ -3346,9 +3347,21 @@ class SyncArchiving:
         """Get archived file statistics: ``GET /archive_files/statistics`` (Medium)."""
         answer: ArchivingGetArchiveFilesStatisticsResponse2 = self._caller.request(
             "GET",
-            '/archive_files/statistics',
+            "/archive_files/statistics",
             params=query(**{"from": from_}, to=to),
             rate_category="medium",
+        )
+        return answer
+
+    def get_past_meeting_archive_files(
+        self,
+        meeting_uuid: str,
+    ) -> ArchivingGetPastMeetingArchiveFilesResponse2:
+        """Get a meeting's archived files: ``GET /past_meetings/{meetingUUID}/archive_files``
+        (Light).
+        """
+        answer: ArchivingGetPastMeetingArchiveFilesResponse2 = self._caller.request(
+            "GET", f"/past_meetings/{uuid(meeting_uuid)}/archive_files", rate_category="light"
         )
         return answer
 
@@ -3362,23 +3375,11 @@ class SyncArchiving:
     ) -> Iterator[ArchivingListArchiveFilesItem2]:
         """List archived files: ``GET /archive_files`` (Medium, pages of up to 300)."""
         return self._caller.paginate(
-            '/archive_files',
+            "/archive_files",
             params=query(**{"from": from_}, to=to, query_date_type=query_date_type),
             key="meetings",
             page_size=page_size or 300,
         )
-
-    def list_past_meeting_archive_files(
-        self,
-        meeting_uuid: str,
-    ) -> ArchivingListPastMeetingArchiveFilesResponse2:
-        """Get a meeting's archived files: ``GET /past_meetings/{meetingUUID}/archive_files``
-        (Light).
-        """
-        answer: ArchivingListPastMeetingArchiveFilesResponse2 = self._caller.request(
-            "GET", f"/past_meetings/{uuid(meeting_uuid)}/archive_files", rate_category="light"
-        )
-        return answer
 
 
 class Devices:
@@ -3391,7 +3392,7 @@ class Devices:
 
     async def create_h323_device(self, body: DevicesCreateH323DeviceBody) -> None:
         """Create a H.323/SIP device: ``POST /h323/devices`` (Light)."""
-        await self._caller.request("POST", '/h323/devices', json=body, rate_category="light")
+        await self._caller.request("POST", "/h323/devices", json=body, rate_category="light")
 
     async def delete_h323_device(self, device_id: str) -> None:
         """Delete a H.323/SIP device: ``DELETE /h323/devices/{deviceId}`` (Light)."""
@@ -3405,7 +3406,7 @@ class Devices:
         page_size: int | None = None,
     ) -> AsyncIterator[DevicesListH323DevicesItem]:
         """List H.323/SIP devices: ``GET /h323/devices`` (Medium, pages of up to 300)."""
-        return self._caller.paginate('/h323/devices', key="devices", page_size=page_size or 300)
+        return self._caller.paginate("/h323/devices", key="devices", page_size=page_size or 300)
 
     async def update_h323_device(self, device_id: str, body: DevicesUpdateH323DeviceBody) -> None:
         """Update a H.323/SIP device: ``PATCH /h323/devices/{deviceId}`` (Light)."""
@@ -3424,7 +3425,7 @@ class SyncDevices:
 
     def create_h323_device(self, body: DevicesCreateH323DeviceBody2) -> None:
         """Create a H.323/SIP device: ``POST /h323/devices`` (Light)."""
-        self._caller.request("POST", '/h323/devices', json=body, rate_category="light")
+        self._caller.request("POST", "/h323/devices", json=body, rate_category="light")
 
     def delete_h323_device(self, device_id: str) -> None:
         """Delete a H.323/SIP device: ``DELETE /h323/devices/{deviceId}`` (Light)."""
@@ -3436,7 +3437,7 @@ class SyncDevices:
         page_size: int | None = None,
     ) -> Iterator[DevicesListH323DevicesItem2]:
         """List H.323/SIP devices: ``GET /h323/devices`` (Medium, pages of up to 300)."""
-        return self._caller.paginate('/h323/devices', key="devices", page_size=page_size or 300)
+        return self._caller.paginate("/h323/devices", key="devices", page_size=page_size or 300)
 
     def update_h323_device(self, device_id: str, body: DevicesUpdateH323DeviceBody2) -> None:
         """Update a H.323/SIP device: ``PATCH /h323/devices/{deviceId}`` (Light)."""
@@ -3619,6 +3620,13 @@ class Meetings:
         )
         return answer
 
+    async def get_invitation(self, meeting_id: int | str) -> MeetingsGetInvitationResponse:
+        """Get meeting invitation: ``GET /meetings/{meetingId}/invitation`` (Light)."""
+        answer: MeetingsGetInvitationResponse = await self._caller.request(
+            "GET", f"/meetings/{uuid(meeting_id)}/invitation", rate_category="light"
+        )
+        return answer
+
     async def get_jointoken_live_streaming(
         self,
         meeting_id: int | str,
@@ -3662,6 +3670,13 @@ class Meetings:
         )
         return answer
 
+    async def get_meeting_templates(self, user_id: str) -> MeetingsGetMeetingTemplatesResponse:
+        """List meeting templates: ``GET /users/{userId}/meeting_templates`` (Medium)."""
+        answer: MeetingsGetMeetingTemplatesResponse = await self._caller.request(
+            "GET", f"/users/{seg(user_id)}/meeting_templates", rate_category="medium"
+        )
+        return answer
+
     async def get_past_meeting(self, meeting_id: str) -> MeetingsGetPastMeetingResponse:
         """Get past meeting details: ``GET /past_meetings/{meetingId}`` (Light)."""
         answer: MeetingsGetPastMeetingResponse = await self._caller.request(
@@ -3669,10 +3684,59 @@ class Meetings:
         )
         return answer
 
+    async def get_past_meeting_files(
+        self,
+        meeting_id: int | str,
+    ) -> MeetingsGetPastMeetingFilesResponse:
+        """List past meeting's files: ``GET /past_meetings/{meetingId}/files`` (Medium)."""
+        answer: MeetingsGetPastMeetingFilesResponse = await self._caller.request(
+            "GET", f"/past_meetings/{uuid(meeting_id)}/files", rate_category="medium"
+        )
+        return answer
+
+    async def get_past_meeting_instances(
+        self,
+        meeting_id: int | str,
+    ) -> MeetingsGetPastMeetingInstancesResponse:
+        """List past meeting instances: ``GET /past_meetings/{meetingId}/instances`` (Medium)."""
+        answer: MeetingsGetPastMeetingInstancesResponse = await self._caller.request(
+            "GET", f"/past_meetings/{uuid(meeting_id)}/instances", rate_category="medium"
+        )
+        return answer
+
+    async def get_past_meeting_polls(self, meeting_id: str) -> MeetingsGetPastMeetingPollsResponse:
+        """List past meeting's poll results: ``GET /past_meetings/{meetingId}/polls`` (Medium)."""
+        answer: MeetingsGetPastMeetingPollsResponse = await self._caller.request(
+            "GET", f"/past_meetings/{uuid(meeting_id)}/polls", rate_category="medium"
+        )
+        return answer
+
+    async def get_past_webinar_files(self, webinar_id: str) -> MeetingsGetPastWebinarFilesResponse:
+        """List past webinar files: ``GET /past_webinars/{webinarId}/files`` (Medium)."""
+        answer: MeetingsGetPastWebinarFilesResponse = await self._caller.request(
+            "GET", f"/past_webinars/{uuid(webinar_id)}/files", rate_category="medium"
+        )
+        return answer
+
     async def get_poll(self, meeting_id: int | str, poll_id: str) -> MeetingsGetPollResponse:
         """Get a meeting poll: ``GET /meetings/{meetingId}/polls/{pollId}`` (Light)."""
         answer: MeetingsGetPollResponse = await self._caller.request(
             "GET", f"/meetings/{uuid(meeting_id)}/polls/{seg(poll_id)}", rate_category="light"
+        )
+        return answer
+
+    async def get_polls(
+        self,
+        meeting_id: int | str,
+        *,
+        anonymous: bool | None = None,
+    ) -> MeetingsGetPollsResponse:
+        """List meeting polls: ``GET /meetings/{meetingId}/polls`` (Light)."""
+        answer: MeetingsGetPollsResponse = await self._caller.request(
+            "GET",
+            f"/meetings/{uuid(meeting_id)}/polls",
+            params=query(anonymous=anonymous),
+            rate_category="light",
         )
         return answer
 
@@ -3740,40 +3804,6 @@ class Meetings:
             page_size=page_size or 300,
         )
 
-    async def list_invitation(self, meeting_id: int | str) -> MeetingsListInvitationResponse:
-        """Get meeting invitation: ``GET /meetings/{meetingId}/invitation`` (Light)."""
-        answer: MeetingsListInvitationResponse = await self._caller.request(
-            "GET", f"/meetings/{uuid(meeting_id)}/invitation", rate_category="light"
-        )
-        return answer
-
-    async def list_meeting_templates(self, user_id: str) -> MeetingsListMeetingTemplatesResponse:
-        """List meeting templates: ``GET /users/{userId}/meeting_templates`` (Medium)."""
-        answer: MeetingsListMeetingTemplatesResponse = await self._caller.request(
-            "GET", f"/users/{seg(user_id)}/meeting_templates", rate_category="medium"
-        )
-        return answer
-
-    async def list_past_meeting_files(
-        self,
-        meeting_id: int | str,
-    ) -> MeetingsListPastMeetingFilesResponse:
-        """List past meeting's files: ``GET /past_meetings/{meetingId}/files`` (Medium)."""
-        answer: MeetingsListPastMeetingFilesResponse = await self._caller.request(
-            "GET", f"/past_meetings/{uuid(meeting_id)}/files", rate_category="medium"
-        )
-        return answer
-
-    async def list_past_meeting_instances(
-        self,
-        meeting_id: int | str,
-    ) -> MeetingsListPastMeetingInstancesResponse:
-        """List past meeting instances: ``GET /past_meetings/{meetingId}/instances`` (Medium)."""
-        answer: MeetingsListPastMeetingInstancesResponse = await self._caller.request(
-            "GET", f"/past_meetings/{uuid(meeting_id)}/instances", rate_category="medium"
-        )
-        return answer
-
     def list_past_meeting_participants(
         self,
         meeting_id: str,
@@ -3788,41 +3818,6 @@ class Meetings:
             key="participants",
             page_size=page_size or 300,
         )
-
-    async def list_past_meeting_polls(
-        self,
-        meeting_id: str,
-    ) -> MeetingsListPastMeetingPollsResponse:
-        """List past meeting's poll results: ``GET /past_meetings/{meetingId}/polls`` (Medium)."""
-        answer: MeetingsListPastMeetingPollsResponse = await self._caller.request(
-            "GET", f"/past_meetings/{uuid(meeting_id)}/polls", rate_category="medium"
-        )
-        return answer
-
-    async def list_past_webinar_files(
-        self,
-        webinar_id: str,
-    ) -> MeetingsListPastWebinarFilesResponse:
-        """List past webinar files: ``GET /past_webinars/{webinarId}/files`` (Medium)."""
-        answer: MeetingsListPastWebinarFilesResponse = await self._caller.request(
-            "GET", f"/past_webinars/{uuid(webinar_id)}/files", rate_category="medium"
-        )
-        return answer
-
-    async def list_polls(
-        self,
-        meeting_id: int | str,
-        *,
-        anonymous: bool | None = None,
-    ) -> MeetingsListPollsResponse:
-        """List meeting polls: ``GET /meetings/{meetingId}/polls`` (Light)."""
-        answer: MeetingsListPollsResponse = await self._caller.request(
-            "GET",
-            f"/meetings/{uuid(meeting_id)}/polls",
-            params=query(anonymous=anonymous),
-            rate_category="light",
-        )
-        return answer
 
     def list_registrants(
         self,
@@ -4119,6 +4114,13 @@ class SyncMeetings:
         )
         return answer
 
+    def get_invitation(self, meeting_id: int | str) -> MeetingsGetInvitationResponse2:
+        """Get meeting invitation: ``GET /meetings/{meetingId}/invitation`` (Light)."""
+        answer: MeetingsGetInvitationResponse2 = self._caller.request(
+            "GET", f"/meetings/{uuid(meeting_id)}/invitation", rate_category="light"
+        )
+        return answer
+
     def get_jointoken_live_streaming(
         self,
         meeting_id: int | str,
@@ -4162,6 +4164,13 @@ class SyncMeetings:
         )
         return answer
 
+    def get_meeting_templates(self, user_id: str) -> MeetingsGetMeetingTemplatesResponse2:
+        """List meeting templates: ``GET /users/{userId}/meeting_templates`` (Medium)."""
+        answer: MeetingsGetMeetingTemplatesResponse2 = self._caller.request(
+            "GET", f"/users/{seg(user_id)}/meeting_templates", rate_category="medium"
+        )
+        return answer
+
     def get_past_meeting(self, meeting_id: str) -> MeetingsGetPastMeetingResponse2:
         """Get past meeting details: ``GET /past_meetings/{meetingId}`` (Light)."""
         answer: MeetingsGetPastMeetingResponse2 = self._caller.request(
@@ -4169,10 +4178,56 @@ class SyncMeetings:
         )
         return answer
 
+    def get_past_meeting_files(self, meeting_id: int | str) -> MeetingsGetPastMeetingFilesResponse2:
+        """List past meeting's files: ``GET /past_meetings/{meetingId}/files`` (Medium)."""
+        answer: MeetingsGetPastMeetingFilesResponse2 = self._caller.request(
+            "GET", f"/past_meetings/{uuid(meeting_id)}/files", rate_category="medium"
+        )
+        return answer
+
+    def get_past_meeting_instances(
+        self,
+        meeting_id: int | str,
+    ) -> MeetingsGetPastMeetingInstancesResponse2:
+        """List past meeting instances: ``GET /past_meetings/{meetingId}/instances`` (Medium)."""
+        answer: MeetingsGetPastMeetingInstancesResponse2 = self._caller.request(
+            "GET", f"/past_meetings/{uuid(meeting_id)}/instances", rate_category="medium"
+        )
+        return answer
+
+    def get_past_meeting_polls(self, meeting_id: str) -> MeetingsGetPastMeetingPollsResponse2:
+        """List past meeting's poll results: ``GET /past_meetings/{meetingId}/polls`` (Medium)."""
+        answer: MeetingsGetPastMeetingPollsResponse2 = self._caller.request(
+            "GET", f"/past_meetings/{uuid(meeting_id)}/polls", rate_category="medium"
+        )
+        return answer
+
+    def get_past_webinar_files(self, webinar_id: str) -> MeetingsGetPastWebinarFilesResponse2:
+        """List past webinar files: ``GET /past_webinars/{webinarId}/files`` (Medium)."""
+        answer: MeetingsGetPastWebinarFilesResponse2 = self._caller.request(
+            "GET", f"/past_webinars/{uuid(webinar_id)}/files", rate_category="medium"
+        )
+        return answer
+
     def get_poll(self, meeting_id: int | str, poll_id: str) -> MeetingsGetPollResponse2:
         """Get a meeting poll: ``GET /meetings/{meetingId}/polls/{pollId}`` (Light)."""
         answer: MeetingsGetPollResponse2 = self._caller.request(
             "GET", f"/meetings/{uuid(meeting_id)}/polls/{seg(poll_id)}", rate_category="light"
+        )
+        return answer
+
+    def get_polls(
+        self,
+        meeting_id: int | str,
+        *,
+        anonymous: bool | None = None,
+    ) -> MeetingsGetPollsResponse2:
+        """List meeting polls: ``GET /meetings/{meetingId}/polls`` (Light)."""
+        answer: MeetingsGetPollsResponse2 = self._caller.request(
+            "GET",
+            f"/meetings/{uuid(meeting_id)}/polls",
+            params=query(anonymous=anonymous),
+            rate_category="light",
         )
         return answer
 
@@ -4240,40 +4295,6 @@ class SyncMeetings:
             page_size=page_size or 300,
         )
 
-    def list_invitation(self, meeting_id: int | str) -> MeetingsListInvitationResponse2:
-        """Get meeting invitation: ``GET /meetings/{meetingId}/invitation`` (Light)."""
-        answer: MeetingsListInvitationResponse2 = self._caller.request(
-            "GET", f"/meetings/{uuid(meeting_id)}/invitation", rate_category="light"
-        )
-        return answer
-
-    def list_meeting_templates(self, user_id: str) -> MeetingsListMeetingTemplatesResponse2:
-        """List meeting templates: ``GET /users/{userId}/meeting_templates`` (Medium)."""
-        answer: MeetingsListMeetingTemplatesResponse2 = self._caller.request(
-            "GET", f"/users/{seg(user_id)}/meeting_templates", rate_category="medium"
-        )
-        return answer
-
-    def list_past_meeting_files(
-        self,
-        meeting_id: int | str,
-    ) -> MeetingsListPastMeetingFilesResponse2:
-        """List past meeting's files: ``GET /past_meetings/{meetingId}/files`` (Medium)."""
-        answer: MeetingsListPastMeetingFilesResponse2 = self._caller.request(
-            "GET", f"/past_meetings/{uuid(meeting_id)}/files", rate_category="medium"
-        )
-        return answer
-
-    def list_past_meeting_instances(
-        self,
-        meeting_id: int | str,
-    ) -> MeetingsListPastMeetingInstancesResponse2:
-        """List past meeting instances: ``GET /past_meetings/{meetingId}/instances`` (Medium)."""
-        answer: MeetingsListPastMeetingInstancesResponse2 = self._caller.request(
-            "GET", f"/past_meetings/{uuid(meeting_id)}/instances", rate_category="medium"
-        )
-        return answer
-
     def list_past_meeting_participants(
         self,
         meeting_id: str,
@@ -4288,35 +4309,6 @@ class SyncMeetings:
             key="participants",
             page_size=page_size or 300,
         )
-
-    def list_past_meeting_polls(self, meeting_id: str) -> MeetingsListPastMeetingPollsResponse2:
-        """List past meeting's poll results: ``GET /past_meetings/{meetingId}/polls`` (Medium)."""
-        answer: MeetingsListPastMeetingPollsResponse2 = self._caller.request(
-            "GET", f"/past_meetings/{uuid(meeting_id)}/polls", rate_category="medium"
-        )
-        return answer
-
-    def list_past_webinar_files(self, webinar_id: str) -> MeetingsListPastWebinarFilesResponse2:
-        """List past webinar files: ``GET /past_webinars/{webinarId}/files`` (Medium)."""
-        answer: MeetingsListPastWebinarFilesResponse2 = self._caller.request(
-            "GET", f"/past_webinars/{uuid(webinar_id)}/files", rate_category="medium"
-        )
-        return answer
-
-    def list_polls(
-        self,
-        meeting_id: int | str,
-        *,
-        anonymous: bool | None = None,
-    ) -> MeetingsListPollsResponse2:
-        """List meeting polls: ``GET /meetings/{meetingId}/polls`` (Light)."""
-        answer: MeetingsListPollsResponse2 = self._caller.request(
-            "GET",
-            f"/meetings/{uuid(meeting_id)}/polls",
-            params=query(anonymous=anonymous),
-            rate_category="light",
-        )
-        return answer
 
     def list_registrants(
         self,
@@ -4442,9 +4434,9 @@ class Pac:
     def __init__(self, caller: Caller) -> None:
         self._caller = caller
 
-    async def list(self, user_id: str) -> PacListResponse:
+    async def get(self, user_id: str) -> PacGetResponse:
         """List a user's PAC accounts: ``GET /users/{userId}/pac`` (Light)."""
-        answer: PacListResponse = await self._caller.request(
+        answer: PacGetResponse = await self._caller.request(
             "GET", f"/users/{seg(user_id)}/pac", rate_category="light"
         )
         return answer
@@ -4458,9 +4450,9 @@ class SyncPac:
     def __init__(self, caller: SyncCaller) -> None:
         self._caller = caller
 
-    def list(self, user_id: str) -> PacListResponse2:
+    def get(self, user_id: str) -> PacGetResponse2:
         """List a user's PAC accounts: ``GET /users/{userId}/pac`` (Light)."""
-        answer: PacListResponse2 = self._caller.request(
+        answer: PacGetResponse2 = self._caller.request(
             "GET", f"/users/{seg(user_id)}/pac", rate_category="light"
         )
         return answer
@@ -4532,6 +4524,24 @@ class Recordings:
         )
         return answer
 
+    async def get_analytics_summary(
+        self,
+        meeting_id: str,
+        *,
+        from_: str | None = None,
+        to: str | None = None,
+    ) -> RecordingsGetAnalyticsSummaryResponse:
+        """Get Meeting Recording's Analytics Summary: ``GET
+        /meetings/{meetingId}/recordings/analytics_summary`` (Medium).
+        """
+        answer: RecordingsGetAnalyticsSummaryResponse = await self._caller.request(
+            "GET",
+            f"/meetings/{uuid(meeting_id)}/recordings/analytics_summary",
+            params=query(**{"from": from_}, to=to),
+            rate_category="medium",
+        )
+        return answer
+
     async def get_registrants_questions(
         self,
         meeting_id: str,
@@ -4600,24 +4610,6 @@ class Recordings:
             key="analytics_details",
             page_size=page_size or 300,
         )
-
-    async def list_analytics_summary(
-        self,
-        meeting_id: str,
-        *,
-        from_: str | None = None,
-        to: str | None = None,
-    ) -> RecordingsListAnalyticsSummaryResponse:
-        """Get Meeting Recording's Analytics Summary: ``GET
-        /meetings/{meetingId}/recordings/analytics_summary`` (Medium).
-        """
-        answer: RecordingsListAnalyticsSummaryResponse = await self._caller.request(
-            "GET",
-            f"/meetings/{uuid(meeting_id)}/recordings/analytics_summary",
-            params=query(**{"from": from_}, to=to),
-            rate_category="medium",
-        )
-        return answer
 
     def list_registrants(
         self,
@@ -4763,6 +4755,24 @@ class SyncRecordings:
         )
         return answer
 
+    def get_analytics_summary(
+        self,
+        meeting_id: str,
+        *,
+        from_: str | None = None,
+        to: str | None = None,
+    ) -> RecordingsGetAnalyticsSummaryResponse2:
+        """Get Meeting Recording's Analytics Summary: ``GET
+        /meetings/{meetingId}/recordings/analytics_summary`` (Medium).
+        """
+        answer: RecordingsGetAnalyticsSummaryResponse2 = self._caller.request(
+            "GET",
+            f"/meetings/{uuid(meeting_id)}/recordings/analytics_summary",
+            params=query(**{"from": from_}, to=to),
+            rate_category="medium",
+        )
+        return answer
+
     def get_registrants_questions(
         self,
         meeting_id: str,
@@ -4831,24 +4841,6 @@ class SyncRecordings:
             key="analytics_details",
             page_size=page_size or 300,
         )
-
-    def list_analytics_summary(
-        self,
-        meeting_id: str,
-        *,
-        from_: str | None = None,
-        to: str | None = None,
-    ) -> RecordingsListAnalyticsSummaryResponse2:
-        """Get Meeting Recording's Analytics Summary: ``GET
-        /meetings/{meetingId}/recordings/analytics_summary`` (Medium).
-        """
-        answer: RecordingsListAnalyticsSummaryResponse2 = self._caller.request(
-            "GET",
-            f"/meetings/{uuid(meeting_id)}/recordings/analytics_summary",
-            params=query(**{"from": from_}, to=to),
-            rate_category="medium",
-        )
-        return answer
 
     def list_registrants(
         self,
@@ -4942,6 +4934,59 @@ class Reports:
     def __init__(self, caller: Caller) -> None:
         self._caller = caller
 
+    async def get_billing(self) -> ReportsGetBillingResponse:
+        """Get billing reports: ``GET /report/billing`` (Heavy)."""
+        answer: ReportsGetBillingResponse = await self._caller.request(
+            "GET", "/report/billing", rate_category="heavy"
+        )
+        return answer
+
+    async def get_billing_invoices(
+        self,
+        *,
+        billing_id: str | None = None,
+    ) -> ReportsGetBillingInvoicesResponse:
+        """Get billing invoice reports: ``GET /report/billing/invoices`` (Heavy)."""
+        answer: ReportsGetBillingInvoicesResponse = await self._caller.request(
+            "GET",
+            "/report/billing/invoices",
+            params=query(billing_id=billing_id),
+            rate_category="heavy",
+        )
+        return answer
+
+    async def get_cloud_recording(
+        self,
+        *,
+        from_: str,
+        to: str,
+        group_id: str | None = None,
+    ) -> ReportsGetCloudRecordingResponse:
+        """Get cloud recording usage report: ``GET /report/cloud_recording`` (Heavy)."""
+        answer: ReportsGetCloudRecordingResponse = await self._caller.request(
+            "GET",
+            "/report/cloud_recording",
+            params=query(**{"from": from_}, to=to, group_id=group_id),
+            rate_category="heavy",
+        )
+        return answer
+
+    async def get_daily(
+        self,
+        *,
+        year: int | None = None,
+        month: int | None = None,
+        group_id: str | None = None,
+    ) -> ReportsGetDailyResponse:
+        """Get daily usage report: ``GET /report/daily`` (Heavy)."""
+        answer: ReportsGetDailyResponse = await self._caller.request(
+            "GET",
+            "/report/daily",
+            params=query(year=year, month=month, group_id=group_id),
+            rate_category="heavy",
+        )
+        return answer
+
     async def get_meeting(self, meeting_id: str) -> ReportsGetMeetingResponse:
         """Get meeting detail reports: ``GET /report/meetings/{meetingId}`` (Heavy)."""
         answer: ReportsGetMeetingResponse = await self._caller.request(
@@ -4949,10 +4994,31 @@ class Reports:
         )
         return answer
 
+    async def get_meeting_polls(self, meeting_id: str) -> ReportsGetMeetingPollsResponse:
+        """Get meeting poll reports: ``GET /report/meetings/{meetingId}/polls`` (Heavy)."""
+        answer: ReportsGetMeetingPollsResponse = await self._caller.request(
+            "GET", f"/report/meetings/{uuid(meeting_id)}/polls", rate_category="heavy"
+        )
+        return answer
+
     async def get_webinar(self, webinar_id: str) -> ReportsGetWebinarResponse:
         """Get webinar detail reports: ``GET /report/webinars/{webinarId}`` (Heavy)."""
         answer: ReportsGetWebinarResponse = await self._caller.request(
             "GET", f"/report/webinars/{uuid(webinar_id)}", rate_category="heavy"
+        )
+        return answer
+
+    async def get_webinar_polls(self, webinar_id: str) -> ReportsGetWebinarPollsResponse:
+        """Get webinar poll reports: ``GET /report/webinars/{webinarId}/polls`` (Heavy)."""
+        answer: ReportsGetWebinarPollsResponse = await self._caller.request(
+            "GET", f"/report/webinars/{uuid(webinar_id)}/polls", rate_category="heavy"
+        )
+        return answer
+
+    async def get_webinar_qa(self, webinar_id: str) -> ReportsGetWebinarQaResponse:
+        """Get webinar Q&A report: ``GET /report/webinars/{webinarId}/qa`` (Heavy)."""
+        answer: ReportsGetWebinarQaResponse = await self._caller.request(
+            "GET", f"/report/webinars/{uuid(webinar_id)}/qa", rate_category="heavy"
         )
         return answer
 
@@ -4967,64 +5033,11 @@ class Reports:
         to 300).
         """
         return self._caller.paginate(
-            '/report/activities',
+            "/report/activities",
             params=query(**{"from": from_}, to=to),
             key="activity_logs",
             page_size=page_size or 300,
         )
-
-    async def list_billing(self) -> ReportsListBillingResponse:
-        """Get billing reports: ``GET /report/billing`` (Heavy)."""
-        answer: ReportsListBillingResponse = await self._caller.request(
-            "GET", '/report/billing', rate_category="heavy"
-        )
-        return answer
-
-    async def list_billing_invoices(
-        self,
-        *,
-        billing_id: str | None = None,
-    ) -> ReportsListBillingInvoicesResponse:
-        """Get billing invoice reports: ``GET /report/billing/invoices`` (Heavy)."""
-        answer: ReportsListBillingInvoicesResponse = await self._caller.request(
-            "GET",
-            '/report/billing/invoices',
-            params=query(billing_id=billing_id),
-            rate_category="heavy",
-        )
-        return answer
-
-    async def list_cloud_recording(
-        self,
-        *,
-        from_: str,
-        to: str,
-        group_id: str | None = None,
-    ) -> ReportsListCloudRecordingResponse:
-        """Get cloud recording usage report: ``GET /report/cloud_recording`` (Heavy)."""
-        answer: ReportsListCloudRecordingResponse = await self._caller.request(
-            "GET",
-            '/report/cloud_recording',
-            params=query(**{"from": from_}, to=to, group_id=group_id),
-            rate_category="heavy",
-        )
-        return answer
-
-    async def list_daily(
-        self,
-        *,
-        year: int | None = None,
-        month: int | None = None,
-        group_id: str | None = None,
-    ) -> ReportsListDailyResponse:
-        """Get daily usage report: ``GET /report/daily`` (Heavy)."""
-        answer: ReportsListDailyResponse = await self._caller.request(
-            "GET",
-            '/report/daily',
-            params=query(year=year, month=month, group_id=group_id),
-            rate_category="heavy",
-        )
-        return answer
 
     def list_meeting_participants(
         self,
@@ -5043,13 +5056,6 @@ class Reports:
             page_size=page_size or 300,
         )
 
-    async def list_meeting_polls(self, meeting_id: str) -> ReportsListMeetingPollsResponse:
-        """Get meeting poll reports: ``GET /report/meetings/{meetingId}/polls`` (Heavy)."""
-        answer: ReportsListMeetingPollsResponse = await self._caller.request(
-            "GET", f"/report/meetings/{uuid(meeting_id)}/polls", rate_category="heavy"
-        )
-        return answer
-
     def list_operationlogs(
         self,
         *,
@@ -5060,7 +5066,7 @@ class Reports:
     ) -> AsyncIterator[ReportsListOperationlogsItem]:
         """Get operation logs report: ``GET /report/operationlogs`` (Heavy, pages of up to 300)."""
         return self._caller.paginate(
-            '/report/operationlogs',
+            "/report/operationlogs",
             params=query(**{"from": from_}, to=to, category_type=category_type),
             key="operation_logs",
             page_size=page_size or 300,
@@ -5077,7 +5083,7 @@ class Reports:
     ) -> AsyncIterator[ReportsListTelephoneItem]:
         """Get telephone reports: ``GET /report/telephone`` (Heavy, pages of up to 300)."""
         return self._caller.paginate(
-            '/report/telephone',
+            "/report/telephone",
             params=query(type=type, query_date_type=query_date_type, **{"from": from_}, to=to),
             key="telephony_usage",
             page_size=page_size or 300,
@@ -5094,7 +5100,7 @@ class Reports:
     ) -> AsyncIterator[ReportsListUpcomingEventsItem]:
         """Get upcoming events report: ``GET /report/upcoming_events`` (Heavy, pages of up to 300)."""
         return self._caller.paginate(
-            '/report/upcoming_events',
+            "/report/upcoming_events",
             params=query(**{"from": from_}, to=to, type=type, group_id=group_id),
             key="upcoming_events",
             page_size=page_size or 300,
@@ -5130,7 +5136,7 @@ class Reports:
     ) -> AsyncIterator[ReportsListUsersItem]:
         """Get active/inactive host reports: ``GET /report/users`` (Heavy, pages of up to 300)."""
         return self._caller.paginate(
-            '/report/users',
+            "/report/users",
             params=query(type=type, **{"from": from_}, to=to, group_id=group_id),
             key="users",
             page_size=page_size or 300,
@@ -5153,20 +5159,6 @@ class Reports:
             page_size=page_size or 300,
         )
 
-    async def list_webinar_polls(self, webinar_id: str) -> ReportsListWebinarPollsResponse:
-        """Get webinar poll reports: ``GET /report/webinars/{webinarId}/polls`` (Heavy)."""
-        answer: ReportsListWebinarPollsResponse = await self._caller.request(
-            "GET", f"/report/webinars/{uuid(webinar_id)}/polls", rate_category="heavy"
-        )
-        return answer
-
-    async def list_webinar_qa(self, webinar_id: str) -> ReportsListWebinarQaResponse:
-        """Get webinar Q&A report: ``GET /report/webinars/{webinarId}/qa`` (Heavy)."""
-        answer: ReportsListWebinarQaResponse = await self._caller.request(
-            "GET", f"/report/webinars/{uuid(webinar_id)}/qa", rate_category="heavy"
-        )
-        return answer
-
 
 class SyncReports:
     """Blocking: Zoom's reports API (``reports``)."""
@@ -5176,6 +5168,59 @@ class SyncReports:
     def __init__(self, caller: SyncCaller) -> None:
         self._caller = caller
 
+    def get_billing(self) -> ReportsGetBillingResponse2:
+        """Get billing reports: ``GET /report/billing`` (Heavy)."""
+        answer: ReportsGetBillingResponse2 = self._caller.request(
+            "GET", "/report/billing", rate_category="heavy"
+        )
+        return answer
+
+    def get_billing_invoices(
+        self,
+        *,
+        billing_id: str | None = None,
+    ) -> ReportsGetBillingInvoicesResponse2:
+        """Get billing invoice reports: ``GET /report/billing/invoices`` (Heavy)."""
+        answer: ReportsGetBillingInvoicesResponse2 = self._caller.request(
+            "GET",
+            "/report/billing/invoices",
+            params=query(billing_id=billing_id),
+            rate_category="heavy",
+        )
+        return answer
+
+    def get_cloud_recording(
+        self,
+        *,
+        from_: str,
+        to: str,
+        group_id: str | None = None,
+    ) -> ReportsGetCloudRecordingResponse2:
+        """Get cloud recording usage report: ``GET /report/cloud_recording`` (Heavy)."""
+        answer: ReportsGetCloudRecordingResponse2 = self._caller.request(
+            "GET",
+            "/report/cloud_recording",
+            params=query(**{"from": from_}, to=to, group_id=group_id),
+            rate_category="heavy",
+        )
+        return answer
+
+    def get_daily(
+        self,
+        *,
+        year: int | None = None,
+        month: int | None = None,
+        group_id: str | None = None,
+    ) -> ReportsGetDailyResponse2:
+        """Get daily usage report: ``GET /report/daily`` (Heavy)."""
+        answer: ReportsGetDailyResponse2 = self._caller.request(
+            "GET",
+            "/report/daily",
+            params=query(year=year, month=month, group_id=group_id),
+            rate_category="heavy",
+        )
+        return answer
+
     def get_meeting(self, meeting_id: str) -> ReportsGetMeetingResponse2:
         """Get meeting detail reports: ``GET /report/meetings/{meetingId}`` (Heavy)."""
         answer: ReportsGetMeetingResponse2 = self._caller.request(
@@ -5183,10 +5228,31 @@ class SyncReports:
         )
         return answer
 
+    def get_meeting_polls(self, meeting_id: str) -> ReportsGetMeetingPollsResponse2:
+        """Get meeting poll reports: ``GET /report/meetings/{meetingId}/polls`` (Heavy)."""
+        answer: ReportsGetMeetingPollsResponse2 = self._caller.request(
+            "GET", f"/report/meetings/{uuid(meeting_id)}/polls", rate_category="heavy"
+        )
+        return answer
+
     def get_webinar(self, webinar_id: str) -> ReportsGetWebinarResponse2:
         """Get webinar detail reports: ``GET /report/webinars/{webinarId}`` (Heavy)."""
         answer: ReportsGetWebinarResponse2 = self._caller.request(
             "GET", f"/report/webinars/{uuid(webinar_id)}", rate_category="heavy"
+        )
+        return answer
+
+    def get_webinar_polls(self, webinar_id: str) -> ReportsGetWebinarPollsResponse2:
+        """Get webinar poll reports: ``GET /report/webinars/{webinarId}/polls`` (Heavy)."""
+        answer: ReportsGetWebinarPollsResponse2 = self._caller.request(
+            "GET", f"/report/webinars/{uuid(webinar_id)}/polls", rate_category="heavy"
+        )
+        return answer
+
+    def get_webinar_qa(self, webinar_id: str) -> ReportsGetWebinarQaResponse2:
+        """Get webinar Q&A report: ``GET /report/webinars/{webinarId}/qa`` (Heavy)."""
+        answer: ReportsGetWebinarQaResponse2 = self._caller.request(
+            "GET", f"/report/webinars/{uuid(webinar_id)}/qa", rate_category="heavy"
         )
         return answer
 
@@ -5201,64 +5267,11 @@ class SyncReports:
         to 300).
         """
         return self._caller.paginate(
-            '/report/activities',
+            "/report/activities",
             params=query(**{"from": from_}, to=to),
             key="activity_logs",
             page_size=page_size or 300,
         )
-
-    def list_billing(self) -> ReportsListBillingResponse2:
-        """Get billing reports: ``GET /report/billing`` (Heavy)."""
-        answer: ReportsListBillingResponse2 = self._caller.request(
-            "GET", '/report/billing', rate_category="heavy"
-        )
-        return answer
-
-    def list_billing_invoices(
-        self,
-        *,
-        billing_id: str | None = None,
-    ) -> ReportsListBillingInvoicesResponse2:
-        """Get billing invoice reports: ``GET /report/billing/invoices`` (Heavy)."""
-        answer: ReportsListBillingInvoicesResponse2 = self._caller.request(
-            "GET",
-            '/report/billing/invoices',
-            params=query(billing_id=billing_id),
-            rate_category="heavy",
-        )
-        return answer
-
-    def list_cloud_recording(
-        self,
-        *,
-        from_: str,
-        to: str,
-        group_id: str | None = None,
-    ) -> ReportsListCloudRecordingResponse2:
-        """Get cloud recording usage report: ``GET /report/cloud_recording`` (Heavy)."""
-        answer: ReportsListCloudRecordingResponse2 = self._caller.request(
-            "GET",
-            '/report/cloud_recording',
-            params=query(**{"from": from_}, to=to, group_id=group_id),
-            rate_category="heavy",
-        )
-        return answer
-
-    def list_daily(
-        self,
-        *,
-        year: int | None = None,
-        month: int | None = None,
-        group_id: str | None = None,
-    ) -> ReportsListDailyResponse2:
-        """Get daily usage report: ``GET /report/daily`` (Heavy)."""
-        answer: ReportsListDailyResponse2 = self._caller.request(
-            "GET",
-            '/report/daily',
-            params=query(year=year, month=month, group_id=group_id),
-            rate_category="heavy",
-        )
-        return answer
 
     def list_meeting_participants(
         self,
@@ -5277,13 +5290,6 @@ class SyncReports:
             page_size=page_size or 300,
         )
 
-    def list_meeting_polls(self, meeting_id: str) -> ReportsListMeetingPollsResponse2:
-        """Get meeting poll reports: ``GET /report/meetings/{meetingId}/polls`` (Heavy)."""
-        answer: ReportsListMeetingPollsResponse2 = self._caller.request(
-            "GET", f"/report/meetings/{uuid(meeting_id)}/polls", rate_category="heavy"
-        )
-        return answer
-
     def list_operationlogs(
         self,
         *,
@@ -5294,7 +5300,7 @@ class SyncReports:
     ) -> Iterator[ReportsListOperationlogsItem2]:
         """Get operation logs report: ``GET /report/operationlogs`` (Heavy, pages of up to 300)."""
         return self._caller.paginate(
-            '/report/operationlogs',
+            "/report/operationlogs",
             params=query(**{"from": from_}, to=to, category_type=category_type),
             key="operation_logs",
             page_size=page_size or 300,
@@ -5311,7 +5317,7 @@ class SyncReports:
     ) -> Iterator[ReportsListTelephoneItem2]:
         """Get telephone reports: ``GET /report/telephone`` (Heavy, pages of up to 300)."""
         return self._caller.paginate(
-            '/report/telephone',
+            "/report/telephone",
             params=query(type=type, query_date_type=query_date_type, **{"from": from_}, to=to),
             key="telephony_usage",
             page_size=page_size or 300,
@@ -5328,7 +5334,7 @@ class SyncReports:
     ) -> Iterator[ReportsListUpcomingEventsItem2]:
         """Get upcoming events report: ``GET /report/upcoming_events`` (Heavy, pages of up to 300)."""
         return self._caller.paginate(
-            '/report/upcoming_events',
+            "/report/upcoming_events",
             params=query(**{"from": from_}, to=to, type=type, group_id=group_id),
             key="upcoming_events",
             page_size=page_size or 300,
@@ -5364,7 +5370,7 @@ class SyncReports:
     ) -> Iterator[ReportsListUsersItem2]:
         """Get active/inactive host reports: ``GET /report/users`` (Heavy, pages of up to 300)."""
         return self._caller.paginate(
-            '/report/users',
+            "/report/users",
             params=query(type=type, **{"from": from_}, to=to, group_id=group_id),
             key="users",
             page_size=page_size or 300,
@@ -5387,20 +5393,6 @@ class SyncReports:
             page_size=page_size or 300,
         )
 
-    def list_webinar_polls(self, webinar_id: str) -> ReportsListWebinarPollsResponse2:
-        """Get webinar poll reports: ``GET /report/webinars/{webinarId}/polls`` (Heavy)."""
-        answer: ReportsListWebinarPollsResponse2 = self._caller.request(
-            "GET", f"/report/webinars/{uuid(webinar_id)}/polls", rate_category="heavy"
-        )
-        return answer
-
-    def list_webinar_qa(self, webinar_id: str) -> ReportsListWebinarQaResponse2:
-        """Get webinar Q&A report: ``GET /report/webinars/{webinarId}/qa`` (Heavy)."""
-        answer: ReportsListWebinarQaResponse2 = self._caller.request(
-            "GET", f"/report/webinars/{uuid(webinar_id)}/qa", rate_category="heavy"
-        )
-        return answer
-
 
 class Rooms:
     """Zoom's rooms API (``rooms``)."""
@@ -5413,7 +5405,7 @@ class Rooms:
     async def create(self, body: RoomsCreateBody | None = None) -> RoomsCreateResponse:
         """Add a Zoom Room: ``POST /rooms`` (Medium)."""
         answer: RoomsCreateResponse = await self._caller.request(
-            "POST", '/rooms', json=body, rate_category="medium"
+            "POST", "/rooms", json=body, rate_category="medium"
         )
         return answer
 
@@ -5445,7 +5437,7 @@ class Rooms:
     ) -> RoomsCreateLocationResponse:
         """Add a location: ``POST /rooms/locations`` (Light)."""
         answer: RoomsCreateLocationResponse = await self._caller.request(
-            "POST", '/rooms/locations', json=body, rate_category="light"
+            "POST", "/rooms/locations", json=body, rate_category="light"
         )
         return answer
 
@@ -5503,7 +5495,7 @@ class Rooms:
     async def get_account_profile(self) -> RoomsGetAccountProfileResponse:
         """Get Zoom Room account profile: ``GET /rooms/account_profile`` (Medium)."""
         answer: RoomsGetAccountProfileResponse = await self._caller.request(
-            "GET", '/rooms/account_profile', rate_category="medium"
+            "GET", "/rooms/account_profile", rate_category="medium"
         )
         return answer
 
@@ -5511,7 +5503,7 @@ class Rooms:
         """Get Zoom Room account settings: ``GET /rooms/account_settings`` (Medium)."""
         answer: RoomsGetAccountSettingsResponse = await self._caller.request(
             "GET",
-            '/rooms/account_settings',
+            "/rooms/account_settings",
             params=query(setting_type=setting_type),
             rate_category="medium",
         )
@@ -5529,6 +5521,13 @@ class Rooms:
             "GET",
             f"/rooms/calendar/services/{seg(service_id)}/resources/{seg(resource_id)}",
             rate_category="medium",
+        )
+        return answer
+
+    async def get_calendar_services(self) -> RoomsGetCalendarServicesResponse:
+        """List calendar services: ``GET /rooms/calendar/services`` (Medium)."""
+        answer: RoomsGetCalendarServicesResponse = await self._caller.request(
+            "GET", "/rooms/calendar/services", rate_category="medium"
         )
         return answer
 
@@ -5566,6 +5565,13 @@ class Rooms:
         )
         return answer
 
+    async def get_devices(self, room_id: str) -> RoomsGetDevicesResponse:
+        """List Zoom Room devices: ``GET /rooms/{roomId}/devices`` (Medium)."""
+        answer: RoomsGetDevicesResponse = await self._caller.request(
+            "GET", f"/rooms/{seg(room_id)}/devices", rate_category="medium"
+        )
+        return answer
+
     async def get_location(self, location_id: str) -> RoomsGetLocationResponse:
         """Get Zoom Room location profile: ``GET /rooms/locations/{locationId}`` (Medium)."""
         answer: RoomsGetLocationResponse = await self._caller.request(
@@ -5585,6 +5591,13 @@ class Rooms:
             f"/rooms/locations/{seg(location_id)}/settings",
             params=query(setting_type=setting_type),
             rate_category="medium",
+        )
+        return answer
+
+    async def get_locations_structure(self) -> RoomsGetLocationsStructureResponse:
+        """Get Zoom Room location structure: ``GET /rooms/locations/structure`` (Light)."""
+        answer: RoomsGetLocationsStructureResponse = await self._caller.request(
+            "GET", "/rooms/locations/structure", rate_category="light"
         )
         return answer
 
@@ -5610,7 +5623,7 @@ class Rooms:
     ) -> AsyncIterator[RoomsListItem]:
         """List Zoom Rooms: ``GET /rooms`` (Medium, pages of up to 300)."""
         return self._caller.paginate(
-            '/rooms',
+            "/rooms",
             params=query(
                 status=status,
                 type=type,
@@ -5637,20 +5650,6 @@ class Rooms:
             page_size=page_size or 300,
         )
 
-    async def list_calendar_services(self) -> RoomsListCalendarServicesResponse:
-        """List calendar services: ``GET /rooms/calendar/services`` (Medium)."""
-        answer: RoomsListCalendarServicesResponse = await self._caller.request(
-            "GET", '/rooms/calendar/services', rate_category="medium"
-        )
-        return answer
-
-    async def list_devices(self, room_id: str) -> RoomsListDevicesResponse:
-        """List Zoom Room devices: ``GET /rooms/{roomId}/devices`` (Medium)."""
-        answer: RoomsListDevicesResponse = await self._caller.request(
-            "GET", f"/rooms/{seg(room_id)}/devices", rate_category="medium"
-        )
-        return answer
-
     def list_digital_signage(
         self,
         *,
@@ -5662,7 +5661,7 @@ class Rooms:
         pages of up to 300).
         """
         return self._caller.paginate(
-            '/rooms/digital_signage',
+            "/rooms/digital_signage",
             params=query(type=type, folder_id=folder_id),
             key="contents",
             page_size=page_size or 300,
@@ -5677,18 +5676,11 @@ class Rooms:
     ) -> AsyncIterator[RoomsListLocationsItem]:
         """List Zoom Room locations: ``GET /rooms/locations`` (Medium, pages of up to 300)."""
         return self._caller.paginate(
-            '/rooms/locations',
+            "/rooms/locations",
             params=query(parent_location_id=parent_location_id, type=type),
             key="locations",
             page_size=page_size or 300,
         )
-
-    async def list_locations_structure(self) -> RoomsListLocationsStructureResponse:
-        """Get Zoom Room location structure: ``GET /rooms/locations/structure`` (Light)."""
-        answer: RoomsListLocationsStructureResponse = await self._caller.request(
-            "GET", '/rooms/locations/structure', rate_category="light"
-        )
-        return answer
 
     def list_sensor_data(
         self,
@@ -5761,7 +5753,7 @@ class Rooms:
     ) -> None:
         """Update Zoom Rooms location structure: ``PUT /rooms/locations/structure`` (Medium)."""
         await self._caller.request(
-            "PUT", '/rooms/locations/structure', json=body, rate_category="medium"
+            "PUT", "/rooms/locations/structure", json=body, rate_category="medium"
         )
 
     async def update(self, room_id: str, body: RoomsUpdateBody | None = None) -> None:
@@ -5776,7 +5768,7 @@ class Rooms:
     ) -> None:
         """Update Zoom Room account profile: ``PATCH /rooms/account_profile`` (Medium)."""
         await self._caller.request(
-            "PATCH", '/rooms/account_profile', json=body, rate_category="medium"
+            "PATCH", "/rooms/account_profile", json=body, rate_category="medium"
         )
 
     async def update_account_settings(
@@ -5788,7 +5780,7 @@ class Rooms:
         """Update Zoom Room account settings: ``PATCH /rooms/account_settings`` (Medium)."""
         await self._caller.request(
             "PATCH",
-            '/rooms/account_settings',
+            "/rooms/account_settings",
             params=query(setting_type=setting_type),
             json=body,
             rate_category="medium",
@@ -5816,7 +5808,7 @@ class Rooms:
     ) -> RoomsUpdateEventsResponse:
         """Update E911 digital signage: ``PATCH /rooms/events`` (no rate-limit label)."""
         answer: RoomsUpdateEventsResponse = await self._caller.request(
-            "PATCH", '/rooms/events', json=body, rate_category=None
+            "PATCH", "/rooms/events", json=body, rate_category=None
         )
         return answer
 
@@ -5880,7 +5872,7 @@ class SyncRooms:
     def create(self, body: RoomsCreateBody2 | None = None) -> RoomsCreateResponse2:
         """Add a Zoom Room: ``POST /rooms`` (Medium)."""
         answer: RoomsCreateResponse2 = self._caller.request(
-            "POST", '/rooms', json=body, rate_category="medium"
+            "POST", "/rooms", json=body, rate_category="medium"
         )
         return answer
 
@@ -5912,7 +5904,7 @@ class SyncRooms:
     ) -> RoomsCreateLocationResponse2:
         """Add a location: ``POST /rooms/locations`` (Light)."""
         answer: RoomsCreateLocationResponse2 = self._caller.request(
-            "POST", '/rooms/locations', json=body, rate_category="light"
+            "POST", "/rooms/locations", json=body, rate_category="light"
         )
         return answer
 
@@ -5970,7 +5962,7 @@ class SyncRooms:
     def get_account_profile(self) -> RoomsGetAccountProfileResponse2:
         """Get Zoom Room account profile: ``GET /rooms/account_profile`` (Medium)."""
         answer: RoomsGetAccountProfileResponse2 = self._caller.request(
-            "GET", '/rooms/account_profile', rate_category="medium"
+            "GET", "/rooms/account_profile", rate_category="medium"
         )
         return answer
 
@@ -5978,7 +5970,7 @@ class SyncRooms:
         """Get Zoom Room account settings: ``GET /rooms/account_settings`` (Medium)."""
         answer: RoomsGetAccountSettingsResponse2 = self._caller.request(
             "GET",
-            '/rooms/account_settings',
+            "/rooms/account_settings",
             params=query(setting_type=setting_type),
             rate_category="medium",
         )
@@ -5996,6 +5988,13 @@ class SyncRooms:
             "GET",
             f"/rooms/calendar/services/{seg(service_id)}/resources/{seg(resource_id)}",
             rate_category="medium",
+        )
+        return answer
+
+    def get_calendar_services(self) -> RoomsGetCalendarServicesResponse2:
+        """List calendar services: ``GET /rooms/calendar/services`` (Medium)."""
+        answer: RoomsGetCalendarServicesResponse2 = self._caller.request(
+            "GET", "/rooms/calendar/services", rate_category="medium"
         )
         return answer
 
@@ -6030,6 +6029,13 @@ class SyncRooms:
         )
         return answer
 
+    def get_devices(self, room_id: str) -> RoomsGetDevicesResponse2:
+        """List Zoom Room devices: ``GET /rooms/{roomId}/devices`` (Medium)."""
+        answer: RoomsGetDevicesResponse2 = self._caller.request(
+            "GET", f"/rooms/{seg(room_id)}/devices", rate_category="medium"
+        )
+        return answer
+
     def get_location(self, location_id: str) -> RoomsGetLocationResponse2:
         """Get Zoom Room location profile: ``GET /rooms/locations/{locationId}`` (Medium)."""
         answer: RoomsGetLocationResponse2 = self._caller.request(
@@ -6049,6 +6055,13 @@ class SyncRooms:
             f"/rooms/locations/{seg(location_id)}/settings",
             params=query(setting_type=setting_type),
             rate_category="medium",
+        )
+        return answer
+
+    def get_locations_structure(self) -> RoomsGetLocationsStructureResponse2:
+        """Get Zoom Room location structure: ``GET /rooms/locations/structure`` (Light)."""
+        answer: RoomsGetLocationsStructureResponse2 = self._caller.request(
+            "GET", "/rooms/locations/structure", rate_category="light"
         )
         return answer
 
@@ -6074,7 +6087,7 @@ class SyncRooms:
     ) -> Iterator[RoomsListItem2]:
         """List Zoom Rooms: ``GET /rooms`` (Medium, pages of up to 300)."""
         return self._caller.paginate(
-            '/rooms',
+            "/rooms",
             params=query(
                 status=status,
                 type=type,
@@ -6101,20 +6114,6 @@ class SyncRooms:
             page_size=page_size or 300,
         )
 
-    def list_calendar_services(self) -> RoomsListCalendarServicesResponse2:
-        """List calendar services: ``GET /rooms/calendar/services`` (Medium)."""
-        answer: RoomsListCalendarServicesResponse2 = self._caller.request(
-            "GET", '/rooms/calendar/services', rate_category="medium"
-        )
-        return answer
-
-    def list_devices(self, room_id: str) -> RoomsListDevicesResponse2:
-        """List Zoom Room devices: ``GET /rooms/{roomId}/devices`` (Medium)."""
-        answer: RoomsListDevicesResponse2 = self._caller.request(
-            "GET", f"/rooms/{seg(room_id)}/devices", rate_category="medium"
-        )
-        return answer
-
     def list_digital_signage(
         self,
         *,
@@ -6126,7 +6125,7 @@ class SyncRooms:
         pages of up to 300).
         """
         return self._caller.paginate(
-            '/rooms/digital_signage',
+            "/rooms/digital_signage",
             params=query(type=type, folder_id=folder_id),
             key="contents",
             page_size=page_size or 300,
@@ -6141,18 +6140,11 @@ class SyncRooms:
     ) -> Iterator[RoomsListLocationsItem2]:
         """List Zoom Room locations: ``GET /rooms/locations`` (Medium, pages of up to 300)."""
         return self._caller.paginate(
-            '/rooms/locations',
+            "/rooms/locations",
             params=query(parent_location_id=parent_location_id, type=type),
             key="locations",
             page_size=page_size or 300,
         )
-
-    def list_locations_structure(self) -> RoomsListLocationsStructureResponse2:
-        """Get Zoom Room location structure: ``GET /rooms/locations/structure`` (Light)."""
-        answer: RoomsListLocationsStructureResponse2 = self._caller.request(
-            "GET", '/rooms/locations/structure', rate_category="light"
-        )
-        return answer
 
     def list_sensor_data(
         self,
@@ -6221,7 +6213,7 @@ class SyncRooms:
 
     def set_locations_structure(self, body: RoomsSetLocationsStructureBody2 | None = None) -> None:
         """Update Zoom Rooms location structure: ``PUT /rooms/locations/structure`` (Medium)."""
-        self._caller.request("PUT", '/rooms/locations/structure', json=body, rate_category="medium")
+        self._caller.request("PUT", "/rooms/locations/structure", json=body, rate_category="medium")
 
     def update(self, room_id: str, body: RoomsUpdateBody2 | None = None) -> None:
         """Update a Zoom Room profile: ``PATCH /rooms/{roomId}`` (Medium)."""
@@ -6229,7 +6221,7 @@ class SyncRooms:
 
     def update_account_profile(self, body: RoomsUpdateAccountProfileBody2 | None = None) -> None:
         """Update Zoom Room account profile: ``PATCH /rooms/account_profile`` (Medium)."""
-        self._caller.request("PATCH", '/rooms/account_profile', json=body, rate_category="medium")
+        self._caller.request("PATCH", "/rooms/account_profile", json=body, rate_category="medium")
 
     def update_account_settings(
         self,
@@ -6240,7 +6232,7 @@ class SyncRooms:
         """Update Zoom Room account settings: ``PATCH /rooms/account_settings`` (Medium)."""
         self._caller.request(
             "PATCH",
-            '/rooms/account_settings',
+            "/rooms/account_settings",
             params=query(setting_type=setting_type),
             json=body,
             rate_category="medium",
@@ -6268,7 +6260,7 @@ class SyncRooms:
     ) -> RoomsUpdateEventsResponse2:
         """Update E911 digital signage: ``PATCH /rooms/events`` (no rate-limit label)."""
         answer: RoomsUpdateEventsResponse2 = self._caller.request(
-            "PATCH", '/rooms/events', json=body, rate_category=None
+            "PATCH", "/rooms/events", json=body, rate_category=None
         )
         return answer
 
@@ -6329,7 +6321,7 @@ class SipPhones:
 
     async def create(self, body: SipPhonesCreateBody | None = None) -> None:
         """Enable SIP phone: ``POST /sip_phones`` (Light)."""
-        await self._caller.request("POST", '/sip_phones', json=body, rate_category="light")
+        await self._caller.request("POST", "/sip_phones", json=body, rate_category="light")
 
     async def delete(self, phone_id: str) -> None:
         """Delete SIP phone: ``DELETE /sip_phones/{phoneId}`` (Light)."""
@@ -6343,7 +6335,7 @@ class SipPhones:
     ) -> AsyncIterator[SipPhonesListItem]:
         """List SIP phones: ``GET /sip_phones`` (Medium, pages of up to 300)."""
         return self._caller.paginate(
-            '/sip_phones',
+            "/sip_phones",
             params=query(search_key=search_key),
             key="phones",
             page_size=page_size or 300,
@@ -6366,7 +6358,7 @@ class SyncSipPhones:
 
     def create(self, body: SipPhonesCreateBody2 | None = None) -> None:
         """Enable SIP phone: ``POST /sip_phones`` (Light)."""
-        self._caller.request("POST", '/sip_phones', json=body, rate_category="light")
+        self._caller.request("POST", "/sip_phones", json=body, rate_category="light")
 
     def delete(self, phone_id: str) -> None:
         """Delete SIP phone: ``DELETE /sip_phones/{phoneId}`` (Light)."""
@@ -6380,7 +6372,7 @@ class SyncSipPhones:
     ) -> Iterator[SipPhonesListItem2]:
         """List SIP phones: ``GET /sip_phones`` (Medium, pages of up to 300)."""
         return self._caller.paginate(
-            '/sip_phones',
+            "/sip_phones",
             params=query(search_key=search_key),
             key="phones",
             page_size=page_size or 300,
@@ -6404,7 +6396,7 @@ class TrackingFields:
     async def create(self, body: TrackingFieldsCreateBody) -> TrackingFieldsCreateResponse:
         """Create a tracking field: ``POST /tracking_fields`` (Light)."""
         answer: TrackingFieldsCreateResponse = await self._caller.request(
-            "POST", '/tracking_fields', json=body, rate_category="light"
+            "POST", "/tracking_fields", json=body, rate_category="light"
         )
         return answer
 
@@ -6421,10 +6413,10 @@ class TrackingFields:
         )
         return answer
 
-    async def list(self) -> TrackingFieldsListResponse:
+    async def get_all(self) -> TrackingFieldsGetAllResponse:
         """List tracking fields: ``GET /tracking_fields`` (Medium)."""
-        answer: TrackingFieldsListResponse = await self._caller.request(
-            "GET", '/tracking_fields', rate_category="medium"
+        answer: TrackingFieldsGetAllResponse = await self._caller.request(
+            "GET", "/tracking_fields", rate_category="medium"
         )
         return answer
 
@@ -6446,7 +6438,7 @@ class SyncTrackingFields:
     def create(self, body: TrackingFieldsCreateBody2) -> TrackingFieldsCreateResponse2:
         """Create a tracking field: ``POST /tracking_fields`` (Light)."""
         answer: TrackingFieldsCreateResponse2 = self._caller.request(
-            "POST", '/tracking_fields', json=body, rate_category="light"
+            "POST", "/tracking_fields", json=body, rate_category="light"
         )
         return answer
 
@@ -6461,10 +6453,10 @@ class SyncTrackingFields:
         )
         return answer
 
-    def list(self) -> TrackingFieldsListResponse2:
+    def get_all(self) -> TrackingFieldsGetAllResponse2:
         """List tracking fields: ``GET /tracking_fields`` (Medium)."""
-        answer: TrackingFieldsListResponse2 = self._caller.request(
-            "GET", '/tracking_fields', rate_category="medium"
+        answer: TrackingFieldsGetAllResponse2 = self._caller.request(
+            "GET", "/tracking_fields", rate_category="medium"
         )
         return answer
 
@@ -6496,28 +6488,28 @@ class Tsp:
             "DELETE", f"/users/{seg(user_id)}/tsp/{seg(tsp_id)}", rate_category="light"
         )
 
-    async def get(self, user_id: str, tsp_id: str) -> TspGetResponse:
+    async def get_all(self) -> TspGetAllResponse:
+        """Get account's TSP information: ``GET /tsp`` (Light)."""
+        answer: TspGetAllResponse = await self._caller.request("GET", "/tsp", rate_category="light")
+        return answer
+
+    async def get_user_account(self, user_id: str, tsp_id: str) -> TspGetUserAccountResponse:
         """Get a user's TSP account: ``GET /users/{userId}/tsp/{tspId}`` (Light)."""
-        answer: TspGetResponse = await self._caller.request(
+        answer: TspGetUserAccountResponse = await self._caller.request(
             "GET", f"/users/{seg(user_id)}/tsp/{seg(tsp_id)}", rate_category="light"
         )
         return answer
 
-    async def list(self) -> TspListResponse:
-        """Get account's TSP information: ``GET /tsp`` (Light)."""
-        answer: TspListResponse = await self._caller.request("GET", '/tsp', rate_category="light")
-        return answer
-
-    async def list_user_tsp(self, user_id: str) -> TspListUserTspResponse:
+    async def get_user_accounts(self, user_id: str) -> TspGetUserAccountsResponse:
         """List user's TSP accounts: ``GET /users/{userId}/tsp`` (Medium)."""
-        answer: TspListUserTspResponse = await self._caller.request(
+        answer: TspGetUserAccountsResponse = await self._caller.request(
             "GET", f"/users/{seg(user_id)}/tsp", rate_category="medium"
         )
         return answer
 
     async def update(self, body: TspUpdateBody) -> None:
         """Update account's TSP information: ``PATCH /tsp`` (Light)."""
-        await self._caller.request("PATCH", '/tsp', json=body, rate_category="light")
+        await self._caller.request("PATCH", "/tsp", json=body, rate_category="light")
 
     async def update_settings(
         self,
@@ -6557,28 +6549,28 @@ class SyncTsp:
             "DELETE", f"/users/{seg(user_id)}/tsp/{seg(tsp_id)}", rate_category="light"
         )
 
-    def get(self, user_id: str, tsp_id: str) -> TspGetResponse2:
+    def get_all(self) -> TspGetAllResponse2:
+        """Get account's TSP information: ``GET /tsp`` (Light)."""
+        answer: TspGetAllResponse2 = self._caller.request("GET", "/tsp", rate_category="light")
+        return answer
+
+    def get_user_account(self, user_id: str, tsp_id: str) -> TspGetUserAccountResponse2:
         """Get a user's TSP account: ``GET /users/{userId}/tsp/{tspId}`` (Light)."""
-        answer: TspGetResponse2 = self._caller.request(
+        answer: TspGetUserAccountResponse2 = self._caller.request(
             "GET", f"/users/{seg(user_id)}/tsp/{seg(tsp_id)}", rate_category="light"
         )
         return answer
 
-    def list(self) -> TspListResponse2:
-        """Get account's TSP information: ``GET /tsp`` (Light)."""
-        answer: TspListResponse2 = self._caller.request("GET", '/tsp', rate_category="light")
-        return answer
-
-    def list_user_tsp(self, user_id: str) -> TspListUserTspResponse2:
+    def get_user_accounts(self, user_id: str) -> TspGetUserAccountsResponse2:
         """List user's TSP accounts: ``GET /users/{userId}/tsp`` (Medium)."""
-        answer: TspListUserTspResponse2 = self._caller.request(
+        answer: TspGetUserAccountsResponse2 = self._caller.request(
             "GET", f"/users/{seg(user_id)}/tsp", rate_category="medium"
         )
         return answer
 
     def update(self, body: TspUpdateBody2) -> None:
         """Update account's TSP information: ``PATCH /tsp`` (Light)."""
-        self._caller.request("PATCH", '/tsp', json=body, rate_category="light")
+        self._caller.request("PATCH", "/tsp", json=body, rate_category="light")
 
     def update_settings(self, user_id: str, body: TspUpdateSettingsBody2 | None = None) -> None:
         """Set global dial-in URL for a TSP user: ``PATCH /users/{userId}/tsp/settings`` (Light)."""
@@ -6918,10 +6910,56 @@ class Webinars:
         )
         return answer
 
+    async def get_panelists(self, webinar_id: int | str) -> WebinarsGetPanelistsResponse:
+        """List panelists: ``GET /webinars/{webinarId}/panelists`` (Medium)."""
+        answer: WebinarsGetPanelistsResponse = await self._caller.request(
+            "GET", f"/webinars/{uuid(webinar_id)}/panelists", rate_category="medium"
+        )
+        return answer
+
+    async def get_past_webinar_instances(
+        self,
+        webinar_id: int | str,
+    ) -> WebinarsGetPastWebinarInstancesResponse:
+        """List past webinar instances: ``GET /past_webinars/{webinarId}/instances`` (Light)."""
+        answer: WebinarsGetPastWebinarInstancesResponse = await self._caller.request(
+            "GET", f"/past_webinars/{uuid(webinar_id)}/instances", rate_category="light"
+        )
+        return answer
+
+    async def get_past_webinar_polls(self, webinar_id: str) -> WebinarsGetPastWebinarPollsResponse:
+        """List past webinar poll results: ``GET /past_webinars/{webinarId}/polls`` (Medium)."""
+        answer: WebinarsGetPastWebinarPollsResponse = await self._caller.request(
+            "GET", f"/past_webinars/{uuid(webinar_id)}/polls", rate_category="medium"
+        )
+        return answer
+
+    async def get_past_webinar_qa(self, webinar_id: str) -> WebinarsGetPastWebinarQaResponse:
+        """List Q&A of past webinar: ``GET /past_webinars/{webinarId}/qa`` (Medium)."""
+        answer: WebinarsGetPastWebinarQaResponse = await self._caller.request(
+            "GET", f"/past_webinars/{uuid(webinar_id)}/qa", rate_category="medium"
+        )
+        return answer
+
     async def get_poll(self, webinar_id: int | str, poll_id: str) -> WebinarsGetPollResponse:
         """Get a webinar poll: ``GET /webinars/{webinarId}/polls/{pollId}`` (Light)."""
         answer: WebinarsGetPollResponse = await self._caller.request(
             "GET", f"/webinars/{uuid(webinar_id)}/polls/{seg(poll_id)}", rate_category="light"
+        )
+        return answer
+
+    async def get_polls(
+        self,
+        webinar_id: int | str,
+        *,
+        anonymous: bool | None = None,
+    ) -> WebinarsGetPollsResponse:
+        """List a webinar's polls: ``GET /webinars/{webinarId}/polls`` (Light)."""
+        answer: WebinarsGetPollsResponse = await self._caller.request(
+            "GET",
+            f"/webinars/{uuid(webinar_id)}/polls",
+            params=query(anonymous=anonymous),
+            rate_category="light",
         )
         return answer
 
@@ -6977,6 +7015,23 @@ class Webinars:
         )
         return answer
 
+    async def get_tracking_sources(
+        self,
+        webinar_id: int | str,
+    ) -> WebinarsGetTrackingSourcesResponse:
+        """Get webinar tracking sources: ``GET /webinars/{webinarId}/tracking_sources`` (Medium)."""
+        answer: WebinarsGetTrackingSourcesResponse = await self._caller.request(
+            "GET", f"/webinars/{uuid(webinar_id)}/tracking_sources", rate_category="medium"
+        )
+        return answer
+
+    async def get_webinar_templates(self, user_id: str) -> WebinarsGetWebinarTemplatesResponse:
+        """List webinar templates: ``GET /users/{userId}/webinar_templates`` (no rate-limit label)."""
+        answer: WebinarsGetWebinarTemplatesResponse = await self._caller.request(
+            "GET", f"/users/{seg(user_id)}/webinar_templates", rate_category=None
+        )
+        return answer
+
     def list(
         self,
         user_id: str,
@@ -6991,13 +7046,6 @@ class Webinars:
             key="webinars",
             page_size=page_size or 300,
         )
-
-    async def list_panelists(self, webinar_id: int | str) -> WebinarsListPanelistsResponse:
-        """List panelists: ``GET /webinars/{webinarId}/panelists`` (Medium)."""
-        answer: WebinarsListPanelistsResponse = await self._caller.request(
-            "GET", f"/webinars/{uuid(webinar_id)}/panelists", rate_category="medium"
-        )
-        return answer
 
     def list_past_webinar_absentees(
         self,
@@ -7016,16 +7064,6 @@ class Webinars:
             page_size=page_size or 300,
         )
 
-    async def list_past_webinar_instances(
-        self,
-        webinar_id: int | str,
-    ) -> WebinarsListPastWebinarInstancesResponse:
-        """List past webinar instances: ``GET /past_webinars/{webinarId}/instances`` (Light)."""
-        answer: WebinarsListPastWebinarInstancesResponse = await self._caller.request(
-            "GET", f"/past_webinars/{uuid(webinar_id)}/instances", rate_category="light"
-        )
-        return answer
-
     def list_past_webinar_participants(
         self,
         webinar_id: str,
@@ -7040,38 +7078,6 @@ class Webinars:
             key="participants",
             page_size=page_size or 300,
         )
-
-    async def list_past_webinar_polls(
-        self,
-        webinar_id: str,
-    ) -> WebinarsListPastWebinarPollsResponse:
-        """List past webinar poll results: ``GET /past_webinars/{webinarId}/polls`` (Medium)."""
-        answer: WebinarsListPastWebinarPollsResponse = await self._caller.request(
-            "GET", f"/past_webinars/{uuid(webinar_id)}/polls", rate_category="medium"
-        )
-        return answer
-
-    async def list_past_webinar_qa(self, webinar_id: str) -> WebinarsListPastWebinarQaResponse:
-        """List Q&A of past webinar: ``GET /past_webinars/{webinarId}/qa`` (Medium)."""
-        answer: WebinarsListPastWebinarQaResponse = await self._caller.request(
-            "GET", f"/past_webinars/{uuid(webinar_id)}/qa", rate_category="medium"
-        )
-        return answer
-
-    async def list_polls(
-        self,
-        webinar_id: int | str,
-        *,
-        anonymous: bool | None = None,
-    ) -> WebinarsListPollsResponse:
-        """List a webinar's polls: ``GET /webinars/{webinarId}/polls`` (Light)."""
-        answer: WebinarsListPollsResponse = await self._caller.request(
-            "GET",
-            f"/webinars/{uuid(webinar_id)}/polls",
-            params=query(anonymous=anonymous),
-            rate_category="light",
-        )
-        return answer
 
     def list_registrants(
         self,
@@ -7095,23 +7101,6 @@ class Webinars:
             key="registrants",
             page_size=page_size or 300,
         )
-
-    async def list_tracking_sources(
-        self,
-        webinar_id: int | str,
-    ) -> WebinarsListTrackingSourcesResponse:
-        """Get webinar tracking sources: ``GET /webinars/{webinarId}/tracking_sources`` (Medium)."""
-        answer: WebinarsListTrackingSourcesResponse = await self._caller.request(
-            "GET", f"/webinars/{uuid(webinar_id)}/tracking_sources", rate_category="medium"
-        )
-        return answer
-
-    async def list_webinar_templates(self, user_id: str) -> WebinarsListWebinarTemplatesResponse:
-        """List webinar templates: ``GET /users/{userId}/webinar_templates`` (no rate-limit label)."""
-        answer: WebinarsListWebinarTemplatesResponse = await self._caller.request(
-            "GET", f"/users/{seg(user_id)}/webinar_templates", rate_category=None
-        )
-        return answer
 
     async def set_poll(
         self,
@@ -7560,10 +7549,56 @@ class SyncWebinars:
         )
         return answer
 
+    def get_panelists(self, webinar_id: int | str) -> WebinarsGetPanelistsResponse2:
+        """List panelists: ``GET /webinars/{webinarId}/panelists`` (Medium)."""
+        answer: WebinarsGetPanelistsResponse2 = self._caller.request(
+            "GET", f"/webinars/{uuid(webinar_id)}/panelists", rate_category="medium"
+        )
+        return answer
+
+    def get_past_webinar_instances(
+        self,
+        webinar_id: int | str,
+    ) -> WebinarsGetPastWebinarInstancesResponse2:
+        """List past webinar instances: ``GET /past_webinars/{webinarId}/instances`` (Light)."""
+        answer: WebinarsGetPastWebinarInstancesResponse2 = self._caller.request(
+            "GET", f"/past_webinars/{uuid(webinar_id)}/instances", rate_category="light"
+        )
+        return answer
+
+    def get_past_webinar_polls(self, webinar_id: str) -> WebinarsGetPastWebinarPollsResponse2:
+        """List past webinar poll results: ``GET /past_webinars/{webinarId}/polls`` (Medium)."""
+        answer: WebinarsGetPastWebinarPollsResponse2 = self._caller.request(
+            "GET", f"/past_webinars/{uuid(webinar_id)}/polls", rate_category="medium"
+        )
+        return answer
+
+    def get_past_webinar_qa(self, webinar_id: str) -> WebinarsGetPastWebinarQaResponse2:
+        """List Q&A of past webinar: ``GET /past_webinars/{webinarId}/qa`` (Medium)."""
+        answer: WebinarsGetPastWebinarQaResponse2 = self._caller.request(
+            "GET", f"/past_webinars/{uuid(webinar_id)}/qa", rate_category="medium"
+        )
+        return answer
+
     def get_poll(self, webinar_id: int | str, poll_id: str) -> WebinarsGetPollResponse2:
         """Get a webinar poll: ``GET /webinars/{webinarId}/polls/{pollId}`` (Light)."""
         answer: WebinarsGetPollResponse2 = self._caller.request(
             "GET", f"/webinars/{uuid(webinar_id)}/polls/{seg(poll_id)}", rate_category="light"
+        )
+        return answer
+
+    def get_polls(
+        self,
+        webinar_id: int | str,
+        *,
+        anonymous: bool | None = None,
+    ) -> WebinarsGetPollsResponse2:
+        """List a webinar's polls: ``GET /webinars/{webinarId}/polls`` (Light)."""
+        answer: WebinarsGetPollsResponse2 = self._caller.request(
+            "GET",
+            f"/webinars/{uuid(webinar_id)}/polls",
+            params=query(anonymous=anonymous),
+            rate_category="light",
         )
         return answer
 
@@ -7619,6 +7654,20 @@ class SyncWebinars:
         )
         return answer
 
+    def get_tracking_sources(self, webinar_id: int | str) -> WebinarsGetTrackingSourcesResponse2:
+        """Get webinar tracking sources: ``GET /webinars/{webinarId}/tracking_sources`` (Medium)."""
+        answer: WebinarsGetTrackingSourcesResponse2 = self._caller.request(
+            "GET", f"/webinars/{uuid(webinar_id)}/tracking_sources", rate_category="medium"
+        )
+        return answer
+
+    def get_webinar_templates(self, user_id: str) -> WebinarsGetWebinarTemplatesResponse2:
+        """List webinar templates: ``GET /users/{userId}/webinar_templates`` (no rate-limit label)."""
+        answer: WebinarsGetWebinarTemplatesResponse2 = self._caller.request(
+            "GET", f"/users/{seg(user_id)}/webinar_templates", rate_category=None
+        )
+        return answer
+
     def list(
         self,
         user_id: str,
@@ -7633,13 +7682,6 @@ class SyncWebinars:
             key="webinars",
             page_size=page_size or 300,
         )
-
-    def list_panelists(self, webinar_id: int | str) -> WebinarsListPanelistsResponse2:
-        """List panelists: ``GET /webinars/{webinarId}/panelists`` (Medium)."""
-        answer: WebinarsListPanelistsResponse2 = self._caller.request(
-            "GET", f"/webinars/{uuid(webinar_id)}/panelists", rate_category="medium"
-        )
-        return answer
 
     def list_past_webinar_absentees(
         self,
@@ -7658,16 +7700,6 @@ class SyncWebinars:
             page_size=page_size or 300,
         )
 
-    def list_past_webinar_instances(
-        self,
-        webinar_id: int | str,
-    ) -> WebinarsListPastWebinarInstancesResponse2:
-        """List past webinar instances: ``GET /past_webinars/{webinarId}/instances`` (Light)."""
-        answer: WebinarsListPastWebinarInstancesResponse2 = self._caller.request(
-            "GET", f"/past_webinars/{uuid(webinar_id)}/instances", rate_category="light"
-        )
-        return answer
-
     def list_past_webinar_participants(
         self,
         webinar_id: str,
@@ -7682,35 +7714,6 @@ class SyncWebinars:
             key="participants",
             page_size=page_size or 300,
         )
-
-    def list_past_webinar_polls(self, webinar_id: str) -> WebinarsListPastWebinarPollsResponse2:
-        """List past webinar poll results: ``GET /past_webinars/{webinarId}/polls`` (Medium)."""
-        answer: WebinarsListPastWebinarPollsResponse2 = self._caller.request(
-            "GET", f"/past_webinars/{uuid(webinar_id)}/polls", rate_category="medium"
-        )
-        return answer
-
-    def list_past_webinar_qa(self, webinar_id: str) -> WebinarsListPastWebinarQaResponse2:
-        """List Q&A of past webinar: ``GET /past_webinars/{webinarId}/qa`` (Medium)."""
-        answer: WebinarsListPastWebinarQaResponse2 = self._caller.request(
-            "GET", f"/past_webinars/{uuid(webinar_id)}/qa", rate_category="medium"
-        )
-        return answer
-
-    def list_polls(
-        self,
-        webinar_id: int | str,
-        *,
-        anonymous: bool | None = None,
-    ) -> WebinarsListPollsResponse2:
-        """List a webinar's polls: ``GET /webinars/{webinarId}/polls`` (Light)."""
-        answer: WebinarsListPollsResponse2 = self._caller.request(
-            "GET",
-            f"/webinars/{uuid(webinar_id)}/polls",
-            params=query(anonymous=anonymous),
-            rate_category="light",
-        )
-        return answer
 
     def list_registrants(
         self,
@@ -7734,20 +7737,6 @@ class SyncWebinars:
             key="registrants",
             page_size=page_size or 300,
         )
-
-    def list_tracking_sources(self, webinar_id: int | str) -> WebinarsListTrackingSourcesResponse2:
-        """Get webinar tracking sources: ``GET /webinars/{webinarId}/tracking_sources`` (Medium)."""
-        answer: WebinarsListTrackingSourcesResponse2 = self._caller.request(
-            "GET", f"/webinars/{uuid(webinar_id)}/tracking_sources", rate_category="medium"
-        )
-        return answer
-
-    def list_webinar_templates(self, user_id: str) -> WebinarsListWebinarTemplatesResponse2:
-        """List webinar templates: ``GET /users/{userId}/webinar_templates`` (no rate-limit label)."""
-        answer: WebinarsListWebinarTemplatesResponse2 = self._caller.request(
-            "GET", f"/users/{seg(user_id)}/webinar_templates", rate_category=None
-        )
-        return answer
 
     def set_poll(self, webinar_id: int | str, poll_id: str, body: WebinarsSetPollBody2) -> None:
         """Update a webinar poll: ``PUT /webinars/{webinarId}/polls/{pollId}`` (Light)."""
@@ -7880,7 +7869,7 @@ class Workspaces:
 
     async def create_event(self, body: WorkspacesCreateEventBody | None = None) -> None:
         """Check in/out of a reservation: ``POST /workspaces/events`` (Medium)."""
-        await self._caller.request("POST", '/workspaces/events', json=body, rate_category="medium")
+        await self._caller.request("POST", "/workspaces/events", json=body, rate_category="medium")
 
     async def create_reservation(
         self,
@@ -7913,11 +7902,28 @@ class Workspaces:
         )
         return answer
 
+    async def get_reservations(
+        self,
+        workspace_id: str,
+        *,
+        from_: str | None = None,
+        to: str | None = None,
+        user_id: str | None = None,
+    ) -> WorkspacesGetReservationsResponse:
+        """Get a workspace's reservations: ``GET /workspaces/{workspaceId}/reservations`` (Medium)."""
+        answer: WorkspacesGetReservationsResponse = await self._caller.request(
+            "GET",
+            f"/workspaces/{seg(workspace_id)}/reservations",
+            params=query(**{"from": from_}, to=to, user_id=user_id),
+            rate_category="medium",
+        )
+        return answer
+
     async def get_usage(self, *, location_id: str) -> WorkspacesGetUsageResponse:
         """Get a location's hot desk usage: ``GET /workspaces/usage`` (Medium)."""
         answer: WorkspacesGetUsageResponse = await self._caller.request(
             "GET",
-            '/workspaces/usage',
+            "/workspaces/usage",
             params=query(location_id=location_id),
             rate_category="medium",
         )
@@ -7931,28 +7937,11 @@ class Workspaces:
     ) -> AsyncIterator[WorkspacesListItem]:
         """List workspaces: ``GET /workspaces`` (Medium, pages of up to 300)."""
         return self._caller.paginate(
-            '/workspaces',
+            "/workspaces",
             params=query(location_id=location_id),
             key="workspaces",
             page_size=page_size or 300,
         )
-
-    async def list_reservations(
-        self,
-        workspace_id: str,
-        *,
-        from_: str | None = None,
-        to: str | None = None,
-        user_id: str | None = None,
-    ) -> WorkspacesListReservationsResponse:
-        """Get a workspace's reservations: ``GET /workspaces/{workspaceId}/reservations`` (Medium)."""
-        answer: WorkspacesListReservationsResponse = await self._caller.request(
-            "GET",
-            f"/workspaces/{seg(workspace_id)}/reservations",
-            params=query(**{"from": from_}, to=to, user_id=user_id),
-            rate_category="medium",
-        )
-        return answer
 
     async def update_reservation(
         self,
@@ -7981,7 +7970,7 @@ class SyncWorkspaces:
 
     def create_event(self, body: WorkspacesCreateEventBody2 | None = None) -> None:
         """Check in/out of a reservation: ``POST /workspaces/events`` (Medium)."""
-        self._caller.request("POST", '/workspaces/events', json=body, rate_category="medium")
+        self._caller.request("POST", "/workspaces/events", json=body, rate_category="medium")
 
     def create_reservation(
         self,
@@ -8014,11 +8003,28 @@ class SyncWorkspaces:
         )
         return answer
 
+    def get_reservations(
+        self,
+        workspace_id: str,
+        *,
+        from_: str | None = None,
+        to: str | None = None,
+        user_id: str | None = None,
+    ) -> WorkspacesGetReservationsResponse2:
+        """Get a workspace's reservations: ``GET /workspaces/{workspaceId}/reservations`` (Medium)."""
+        answer: WorkspacesGetReservationsResponse2 = self._caller.request(
+            "GET",
+            f"/workspaces/{seg(workspace_id)}/reservations",
+            params=query(**{"from": from_}, to=to, user_id=user_id),
+            rate_category="medium",
+        )
+        return answer
+
     def get_usage(self, *, location_id: str) -> WorkspacesGetUsageResponse2:
         """Get a location's hot desk usage: ``GET /workspaces/usage`` (Medium)."""
         answer: WorkspacesGetUsageResponse2 = self._caller.request(
             "GET",
-            '/workspaces/usage',
+            "/workspaces/usage",
             params=query(location_id=location_id),
             rate_category="medium",
         )
@@ -8032,28 +8038,11 @@ class SyncWorkspaces:
     ) -> Iterator[WorkspacesListItem2]:
         """List workspaces: ``GET /workspaces`` (Medium, pages of up to 300)."""
         return self._caller.paginate(
-            '/workspaces',
+            "/workspaces",
             params=query(location_id=location_id),
             key="workspaces",
             page_size=page_size or 300,
         )
-
-    def list_reservations(
-        self,
-        workspace_id: str,
-        *,
-        from_: str | None = None,
-        to: str | None = None,
-        user_id: str | None = None,
-    ) -> WorkspacesListReservationsResponse2:
-        """Get a workspace's reservations: ``GET /workspaces/{workspaceId}/reservations`` (Medium)."""
-        answer: WorkspacesListReservationsResponse2 = self._caller.request(
-            "GET",
-            f"/workspaces/{seg(workspace_id)}/reservations",
-            params=query(**{"from": from_}, to=to, user_id=user_id),
-            rate_category="medium",
-        )
-        return answer
 
     def update_reservation(
         self,

@@ -55,11 +55,11 @@ PhoneAudioLibraryCreateAudiosBatchResponse = TypedDict("PhoneAudioLibraryCreateA
 PhoneAudioLibraryGetAudioResponse = TypedDict("PhoneAudioLibraryGetAudioResponse", {
     "audio_id": str, "name": str, "play_url": str,
 }, total=False)
-PhoneAudioLibraryListAudiosResponseAudiosItem = TypedDict("PhoneAudioLibraryListAudiosResponseAudiosItem", {
+PhoneAudioLibraryGetAudiosResponseAudiosItem = TypedDict("PhoneAudioLibraryGetAudiosResponseAudiosItem", {
     "audio_id": str, "name": str,
 }, total=False)
-PhoneAudioLibraryListAudiosResponse = TypedDict("PhoneAudioLibraryListAudiosResponse", {
-    "audios": list[PhoneAudioLibraryListAudiosResponseAudiosItem],
+PhoneAudioLibraryGetAudiosResponse = TypedDict("PhoneAudioLibraryGetAudiosResponse", {
+    "audios": list[PhoneAudioLibraryGetAudiosResponseAudiosItem],
 }, total=False)
 PhoneAudioLibraryUpdateAudioBody = TypedDict("PhoneAudioLibraryUpdateAudioBody", {
     "name": str,
@@ -85,11 +85,11 @@ PhoneAudioLibraryCreateAudiosBatchResponse2 = TypedDict("PhoneAudioLibraryCreate
 PhoneAudioLibraryGetAudioResponse2 = TypedDict("PhoneAudioLibraryGetAudioResponse2", {
     "audio_id": str, "name": str, "play_url": str,
 }, total=False)
-PhoneAudioLibraryListAudiosResponse2AudiosItem = TypedDict("PhoneAudioLibraryListAudiosResponse2AudiosItem", {
+PhoneAudioLibraryGetAudiosResponse2AudiosItem = TypedDict("PhoneAudioLibraryGetAudiosResponse2AudiosItem", {
     "audio_id": str, "name": str,
 }, total=False)
-PhoneAudioLibraryListAudiosResponse2 = TypedDict("PhoneAudioLibraryListAudiosResponse2", {
-    "audios": list[PhoneAudioLibraryListAudiosResponse2AudiosItem],
+PhoneAudioLibraryGetAudiosResponse2 = TypedDict("PhoneAudioLibraryGetAudiosResponse2", {
+    "audios": list[PhoneAudioLibraryGetAudiosResponse2AudiosItem],
 }, total=False)
 PhoneAudioLibraryUpdateAudioBody2 = TypedDict("PhoneAudioLibraryUpdateAudioBody2", {
     "name": str,
@@ -134,6 +134,27 @@ PhoneAutoReceptionistsGetResponse = TypedDict("PhoneAutoReceptionistsGetResponse
     "phone_numbers": list[PhoneAutoReceptionistsGetResponsePhoneNumbersItem],
     "site": PhoneAutoReceptionistsGetResponseSite,
 }, total=False)
+PhoneAutoReceptionistsGetPoliciesResponseVoicemailAccessMembersItem = TypedDict("PhoneAutoReceptionistsGetPoliciesResponseVoicemailAccessMembersItem", {
+    "shared_id": str, "access_user_id": str, "delete": bool, "download": bool,
+}, total=False)
+PhoneAutoReceptionistsGetPoliciesResponseVoicemailTranscription = TypedDict("PhoneAutoReceptionistsGetPoliciesResponseVoicemailTranscription", {
+    "enable": bool, "locked": bool, "locked_by": str, "modified": bool,
+}, total=False)
+PhoneAutoReceptionistsGetPoliciesResponseVoicemailNotificationByEmail = TypedDict("PhoneAutoReceptionistsGetPoliciesResponseVoicemailNotificationByEmail", {
+    "include_voicemail_file": bool, "include_voicemail_transcription": bool,
+    "forward_voicemail_to_email": bool, "enable": bool, "locked": bool, "locked_by": str,
+    "modified": bool,
+}, total=False)
+PhoneAutoReceptionistsGetPoliciesResponseSms = TypedDict("PhoneAutoReceptionistsGetPoliciesResponseSms", {
+    "enable": bool, "international_sms": bool, "international_sms_countries": list[str],
+    "locked": bool, "locked_by": str, "modified": bool,
+}, total=False)
+PhoneAutoReceptionistsGetPoliciesResponse = TypedDict("PhoneAutoReceptionistsGetPoliciesResponse", {
+    "voicemail_access_members": list[PhoneAutoReceptionistsGetPoliciesResponseVoicemailAccessMembersItem],
+    "voicemail_transcription": PhoneAutoReceptionistsGetPoliciesResponseVoicemailTranscription,
+    "voicemail_notification_by_email": PhoneAutoReceptionistsGetPoliciesResponseVoicemailNotificationByEmail,
+    "sms": PhoneAutoReceptionistsGetPoliciesResponseSms,
+}, total=False)
 PhoneAutoReceptionistsListItemHolidayHoursItem = TypedDict("PhoneAutoReceptionistsListItemHolidayHoursItem", {
     "id": str, "name": str, "from": str, "to": str,
 }, total=False)
@@ -149,27 +170,6 @@ PhoneAutoReceptionistsListItem = TypedDict("PhoneAutoReceptionistsListItem", {
     "holiday_hours": list[PhoneAutoReceptionistsListItemHolidayHoursItem],
     "phone_numbers": list[PhoneAutoReceptionistsListItemPhoneNumbersItem],
     "site": PhoneAutoReceptionistsListItemSite,
-}, total=False)
-PhoneAutoReceptionistsListPoliciesResponseVoicemailAccessMembersItem = TypedDict("PhoneAutoReceptionistsListPoliciesResponseVoicemailAccessMembersItem", {
-    "shared_id": str, "access_user_id": str, "delete": bool, "download": bool,
-}, total=False)
-PhoneAutoReceptionistsListPoliciesResponseVoicemailTranscription = TypedDict("PhoneAutoReceptionistsListPoliciesResponseVoicemailTranscription", {
-    "enable": bool, "locked": bool, "locked_by": str, "modified": bool,
-}, total=False)
-PhoneAutoReceptionistsListPoliciesResponseVoicemailNotificationByEmail = TypedDict("PhoneAutoReceptionistsListPoliciesResponseVoicemailNotificationByEmail", {
-    "include_voicemail_file": bool, "include_voicemail_transcription": bool,
-    "forward_voicemail_to_email": bool, "enable": bool, "locked": bool, "locked_by": str,
-    "modified": bool,
-}, total=False)
-PhoneAutoReceptionistsListPoliciesResponseSms = TypedDict("PhoneAutoReceptionistsListPoliciesResponseSms", {
-    "enable": bool, "international_sms": bool, "international_sms_countries": list[str],
-    "locked": bool, "locked_by": str, "modified": bool,
-}, total=False)
-PhoneAutoReceptionistsListPoliciesResponse = TypedDict("PhoneAutoReceptionistsListPoliciesResponse", {
-    "voicemail_access_members": list[PhoneAutoReceptionistsListPoliciesResponseVoicemailAccessMembersItem],
-    "voicemail_transcription": PhoneAutoReceptionistsListPoliciesResponseVoicemailTranscription,
-    "voicemail_notification_by_email": PhoneAutoReceptionistsListPoliciesResponseVoicemailNotificationByEmail,
-    "sms": PhoneAutoReceptionistsListPoliciesResponseSms,
 }, total=False)
 PhoneAutoReceptionistsUpdateBody = TypedDict("PhoneAutoReceptionistsUpdateBody", {
     "cost_center": str, "department": str, "extension_number": int, "name": str,
@@ -237,6 +237,27 @@ PhoneAutoReceptionistsGetResponse2 = TypedDict("PhoneAutoReceptionistsGetRespons
     "phone_numbers": list[PhoneAutoReceptionistsGetResponse2PhoneNumbersItem],
     "site": PhoneAutoReceptionistsGetResponse2Site,
 }, total=False)
+PhoneAutoReceptionistsGetPoliciesResponse2VoicemailAccessMembersItem = TypedDict("PhoneAutoReceptionistsGetPoliciesResponse2VoicemailAccessMembersItem", {
+    "shared_id": str, "access_user_id": str, "delete": bool, "download": bool,
+}, total=False)
+PhoneAutoReceptionistsGetPoliciesResponse2VoicemailTranscription = TypedDict("PhoneAutoReceptionistsGetPoliciesResponse2VoicemailTranscription", {
+    "enable": bool, "locked": bool, "locked_by": str, "modified": bool,
+}, total=False)
+PhoneAutoReceptionistsGetPoliciesResponse2VoicemailNotificationByEmail = TypedDict("PhoneAutoReceptionistsGetPoliciesResponse2VoicemailNotificationByEmail", {
+    "include_voicemail_file": bool, "include_voicemail_transcription": bool,
+    "forward_voicemail_to_email": bool, "enable": bool, "locked": bool, "locked_by": str,
+    "modified": bool,
+}, total=False)
+PhoneAutoReceptionistsGetPoliciesResponse2Sms = TypedDict("PhoneAutoReceptionistsGetPoliciesResponse2Sms", {
+    "enable": bool, "international_sms": bool, "international_sms_countries": list[str],
+    "locked": bool, "locked_by": str, "modified": bool,
+}, total=False)
+PhoneAutoReceptionistsGetPoliciesResponse2 = TypedDict("PhoneAutoReceptionistsGetPoliciesResponse2", {
+    "voicemail_access_members": list[PhoneAutoReceptionistsGetPoliciesResponse2VoicemailAccessMembersItem],
+    "voicemail_transcription": PhoneAutoReceptionistsGetPoliciesResponse2VoicemailTranscription,
+    "voicemail_notification_by_email": PhoneAutoReceptionistsGetPoliciesResponse2VoicemailNotificationByEmail,
+    "sms": PhoneAutoReceptionistsGetPoliciesResponse2Sms,
+}, total=False)
 PhoneAutoReceptionistsListItem2HolidayHoursItem = TypedDict("PhoneAutoReceptionistsListItem2HolidayHoursItem", {
     "id": str, "name": str, "from": str, "to": str,
 }, total=False)
@@ -252,27 +273,6 @@ PhoneAutoReceptionistsListItem2 = TypedDict("PhoneAutoReceptionistsListItem2", {
     "holiday_hours": list[PhoneAutoReceptionistsListItem2HolidayHoursItem],
     "phone_numbers": list[PhoneAutoReceptionistsListItem2PhoneNumbersItem],
     "site": PhoneAutoReceptionistsListItem2Site,
-}, total=False)
-PhoneAutoReceptionistsListPoliciesResponse2VoicemailAccessMembersItem = TypedDict("PhoneAutoReceptionistsListPoliciesResponse2VoicemailAccessMembersItem", {
-    "shared_id": str, "access_user_id": str, "delete": bool, "download": bool,
-}, total=False)
-PhoneAutoReceptionistsListPoliciesResponse2VoicemailTranscription = TypedDict("PhoneAutoReceptionistsListPoliciesResponse2VoicemailTranscription", {
-    "enable": bool, "locked": bool, "locked_by": str, "modified": bool,
-}, total=False)
-PhoneAutoReceptionistsListPoliciesResponse2VoicemailNotificationByEmail = TypedDict("PhoneAutoReceptionistsListPoliciesResponse2VoicemailNotificationByEmail", {
-    "include_voicemail_file": bool, "include_voicemail_transcription": bool,
-    "forward_voicemail_to_email": bool, "enable": bool, "locked": bool, "locked_by": str,
-    "modified": bool,
-}, total=False)
-PhoneAutoReceptionistsListPoliciesResponse2Sms = TypedDict("PhoneAutoReceptionistsListPoliciesResponse2Sms", {
-    "enable": bool, "international_sms": bool, "international_sms_countries": list[str],
-    "locked": bool, "locked_by": str, "modified": bool,
-}, total=False)
-PhoneAutoReceptionistsListPoliciesResponse2 = TypedDict("PhoneAutoReceptionistsListPoliciesResponse2", {
-    "voicemail_access_members": list[PhoneAutoReceptionistsListPoliciesResponse2VoicemailAccessMembersItem],
-    "voicemail_transcription": PhoneAutoReceptionistsListPoliciesResponse2VoicemailTranscription,
-    "voicemail_notification_by_email": PhoneAutoReceptionistsListPoliciesResponse2VoicemailNotificationByEmail,
-    "sms": PhoneAutoReceptionistsListPoliciesResponse2Sms,
 }, total=False)
 PhoneAutoReceptionistsUpdateBody2 = TypedDict("PhoneAutoReceptionistsUpdateBody2", {
     "cost_center": str, "department": str, "extension_number": int, "name": str,
@@ -303,20 +303,20 @@ PhoneAutoReceptionistsUpdatePolicyBody2 = TypedDict("PhoneAutoReceptionistsUpdat
 PhoneBillingAccountGetResponse = TypedDict("PhoneBillingAccountGetResponse", {
     "id": str, "name": str,
 }, total=False)
-PhoneBillingAccountListResponseBillingAccountsItem = TypedDict("PhoneBillingAccountListResponseBillingAccountsItem", {
+PhoneBillingAccountGetAllResponseBillingAccountsItem = TypedDict("PhoneBillingAccountGetAllResponseBillingAccountsItem", {
     "id": str, "name": str,
 }, total=False)
-PhoneBillingAccountListResponse = TypedDict("PhoneBillingAccountListResponse", {
-    "billing_accounts": list[PhoneBillingAccountListResponseBillingAccountsItem],
+PhoneBillingAccountGetAllResponse = TypedDict("PhoneBillingAccountGetAllResponse", {
+    "billing_accounts": list[PhoneBillingAccountGetAllResponseBillingAccountsItem],
 }, total=False)
 PhoneBillingAccountGetResponse2 = TypedDict("PhoneBillingAccountGetResponse2", {
     "id": str, "name": str,
 }, total=False)
-PhoneBillingAccountListResponse2BillingAccountsItem = TypedDict("PhoneBillingAccountListResponse2BillingAccountsItem", {
+PhoneBillingAccountGetAllResponse2BillingAccountsItem = TypedDict("PhoneBillingAccountGetAllResponse2BillingAccountsItem", {
     "id": str, "name": str,
 }, total=False)
-PhoneBillingAccountListResponse2 = TypedDict("PhoneBillingAccountListResponse2", {
-    "billing_accounts": list[PhoneBillingAccountListResponse2BillingAccountsItem],
+PhoneBillingAccountGetAllResponse2 = TypedDict("PhoneBillingAccountGetAllResponse2", {
+    "billing_accounts": list[PhoneBillingAccountGetAllResponse2BillingAccountsItem],
 }, total=False)
 PhoneBlockedListCreateBody = TypedDict("PhoneBlockedListCreateBody", {
     "block_type": str, "comment": str, "country": str, "match_type": str, "phone_number": str,
@@ -458,6 +458,22 @@ PhoneCallLogsGetResponse = TypedDict("PhoneCallLogsGetResponse", {
     "log_details": list[PhoneCallLogsGetResponseLogDetailsItem], "path": str, "result": str,
     "department": str, "cost_center": str,
 }, total=False)
+PhoneCallLogsGetSyncResponseCallLogsItem = TypedDict("PhoneCallLogsGetSyncResponseCallLogsItem", {
+    "accepted_by": JSONObject, "answer_start_time": str, "call_end_time": str, "call_id": str,
+    "callee_country_code": str, "callee_country_iso_code": str, "callee_did_number": str,
+    "callee_name": str, "callee_number": str, "callee_number_type": int,
+    "callee_number_source": str, "caller_country_code": str, "caller_country_iso_code": str,
+    "caller_did_number": str, "caller_name": str, "caller_number": str, "caller_number_type": int,
+    "caller_number_source": str, "caller_billing_reference_id": str, "charge": str,
+    "client_code": str, "date_time": str, "direction": str, "duration": int,
+    "forwarded_by": JSONObject, "forwarded_to": JSONObject, "has_recording": bool,
+    "has_voicemail": bool, "id": str, "outgoing_by": JSONObject, "path": str, "rate": str,
+    "recording_type": str, "result": str, "site": JSONObject, "user_id": str, "hold_time": int,
+    "waiting_time": int,
+}, total=False)
+PhoneCallLogsGetSyncResponse = TypedDict("PhoneCallLogsGetSyncResponse", {
+    "call_logs": list[PhoneCallLogsGetSyncResponseCallLogsItem], "sync_token": str,
+}, total=False)
 PhoneCallLogsListItemOwner = TypedDict("PhoneCallLogsListItemOwner", {
     "extension_number": int, "id": str, "name": str, "type": str,
 }, total=False)
@@ -476,22 +492,6 @@ PhoneCallLogsListItem = TypedDict("PhoneCallLogsListItem", {
     "rate": str, "recording_id": str, "recording_type": str, "result": str,
     "site": PhoneCallLogsListItemSite, "user_id": str, "hold_time": int, "waiting_time": int,
     "department": str, "cost_center": str,
-}, total=False)
-PhoneCallLogsListSyncResponseCallLogsItem = TypedDict("PhoneCallLogsListSyncResponseCallLogsItem", {
-    "accepted_by": JSONObject, "answer_start_time": str, "call_end_time": str, "call_id": str,
-    "callee_country_code": str, "callee_country_iso_code": str, "callee_did_number": str,
-    "callee_name": str, "callee_number": str, "callee_number_type": int,
-    "callee_number_source": str, "caller_country_code": str, "caller_country_iso_code": str,
-    "caller_did_number": str, "caller_name": str, "caller_number": str, "caller_number_type": int,
-    "caller_number_source": str, "caller_billing_reference_id": str, "charge": str,
-    "client_code": str, "date_time": str, "direction": str, "duration": int,
-    "forwarded_by": JSONObject, "forwarded_to": JSONObject, "has_recording": bool,
-    "has_voicemail": bool, "id": str, "outgoing_by": JSONObject, "path": str, "rate": str,
-    "recording_type": str, "result": str, "site": JSONObject, "user_id": str, "hold_time": int,
-    "waiting_time": int,
-}, total=False)
-PhoneCallLogsListSyncResponse = TypedDict("PhoneCallLogsListSyncResponse", {
-    "call_logs": list[PhoneCallLogsListSyncResponseCallLogsItem], "sync_token": str,
 }, total=False)
 PhoneCallLogsListUserCallLogsItemAcceptedBy = TypedDict("PhoneCallLogsListUserCallLogsItemAcceptedBy", {
     "extension_number": str, "location": str, "name": str, "number_type": int, "phone_number": str,
@@ -544,6 +544,22 @@ PhoneCallLogsGetResponse2 = TypedDict("PhoneCallLogsGetResponse2", {
     "log_details": list[PhoneCallLogsGetResponse2LogDetailsItem], "path": str, "result": str,
     "department": str, "cost_center": str,
 }, total=False)
+PhoneCallLogsGetSyncResponse2CallLogsItem = TypedDict("PhoneCallLogsGetSyncResponse2CallLogsItem", {
+    "accepted_by": JSONObject, "answer_start_time": str, "call_end_time": str, "call_id": str,
+    "callee_country_code": str, "callee_country_iso_code": str, "callee_did_number": str,
+    "callee_name": str, "callee_number": str, "callee_number_type": int,
+    "callee_number_source": str, "caller_country_code": str, "caller_country_iso_code": str,
+    "caller_did_number": str, "caller_name": str, "caller_number": str, "caller_number_type": int,
+    "caller_number_source": str, "caller_billing_reference_id": str, "charge": str,
+    "client_code": str, "date_time": str, "direction": str, "duration": int,
+    "forwarded_by": JSONObject, "forwarded_to": JSONObject, "has_recording": bool,
+    "has_voicemail": bool, "id": str, "outgoing_by": JSONObject, "path": str, "rate": str,
+    "recording_type": str, "result": str, "site": JSONObject, "user_id": str, "hold_time": int,
+    "waiting_time": int,
+}, total=False)
+PhoneCallLogsGetSyncResponse2 = TypedDict("PhoneCallLogsGetSyncResponse2", {
+    "call_logs": list[PhoneCallLogsGetSyncResponse2CallLogsItem], "sync_token": str,
+}, total=False)
 PhoneCallLogsListItem2Owner = TypedDict("PhoneCallLogsListItem2Owner", {
     "extension_number": int, "id": str, "name": str, "type": str,
 }, total=False)
@@ -562,22 +578,6 @@ PhoneCallLogsListItem2 = TypedDict("PhoneCallLogsListItem2", {
     "rate": str, "recording_id": str, "recording_type": str, "result": str,
     "site": PhoneCallLogsListItem2Site, "user_id": str, "hold_time": int, "waiting_time": int,
     "department": str, "cost_center": str,
-}, total=False)
-PhoneCallLogsListSyncResponse2CallLogsItem = TypedDict("PhoneCallLogsListSyncResponse2CallLogsItem", {
-    "accepted_by": JSONObject, "answer_start_time": str, "call_end_time": str, "call_id": str,
-    "callee_country_code": str, "callee_country_iso_code": str, "callee_did_number": str,
-    "callee_name": str, "callee_number": str, "callee_number_type": int,
-    "callee_number_source": str, "caller_country_code": str, "caller_country_iso_code": str,
-    "caller_did_number": str, "caller_name": str, "caller_number": str, "caller_number_type": int,
-    "caller_number_source": str, "caller_billing_reference_id": str, "charge": str,
-    "client_code": str, "date_time": str, "direction": str, "duration": int,
-    "forwarded_by": JSONObject, "forwarded_to": JSONObject, "has_recording": bool,
-    "has_voicemail": bool, "id": str, "outgoing_by": JSONObject, "path": str, "rate": str,
-    "recording_type": str, "result": str, "site": JSONObject, "user_id": str, "hold_time": int,
-    "waiting_time": int,
-}, total=False)
-PhoneCallLogsListSyncResponse2 = TypedDict("PhoneCallLogsListSyncResponse2", {
-    "call_logs": list[PhoneCallLogsListSyncResponse2CallLogsItem], "sync_token": str,
 }, total=False)
 PhoneCallLogsListUserCallLogsItem2AcceptedBy = TypedDict("PhoneCallLogsListUserCallLogsItem2AcceptedBy", {
     "extension_number": str, "location": str, "name": str, "number_type": int, "phone_number": str,
@@ -669,6 +669,13 @@ PhoneCallQueuesGetResponse = TypedDict("PhoneCallQueuesGetResponse", {
     "site": PhoneCallQueuesGetResponseSite, "status": str,
     "policy": PhoneCallQueuesGetResponsePolicy,
 }, total=False)
+PhoneCallQueuesGetMembersResponseCallQueueMembersItem = TypedDict("PhoneCallQueuesGetMembersResponseCallQueueMembersItem", {
+    "id": str, "level": str, "name": str, "receive_call": bool, "extension_id": str,
+}, total=False)
+PhoneCallQueuesGetMembersResponse = TypedDict("PhoneCallQueuesGetMembersResponse", {
+    "call_queue_members": list[PhoneCallQueuesGetMembersResponseCallQueueMembersItem],
+    "next_page_token": str, "page_size": int, "total_records": int,
+}, total=False)
 PhoneCallQueuesListItemPhoneNumbersItem = TypedDict("PhoneCallQueuesListItemPhoneNumbersItem", {
     "id": str, "number": str, "source": str,
 }, total=False)
@@ -679,13 +686,6 @@ PhoneCallQueuesListItem = TypedDict("PhoneCallQueuesListItem", {
     "extension_id": str, "extension_number": int, "id": str, "name": str,
     "phone_numbers": list[PhoneCallQueuesListItemPhoneNumbersItem],
     "site": PhoneCallQueuesListItemSite, "status": str,
-}, total=False)
-PhoneCallQueuesListMembersResponseCallQueueMembersItem = TypedDict("PhoneCallQueuesListMembersResponseCallQueueMembersItem", {
-    "id": str, "level": str, "name": str, "receive_call": bool, "extension_id": str,
-}, total=False)
-PhoneCallQueuesListMembersResponse = TypedDict("PhoneCallQueuesListMembersResponse", {
-    "call_queue_members": list[PhoneCallQueuesListMembersResponseCallQueueMembersItem],
-    "next_page_token": str, "page_size": int, "total_records": int,
 }, total=False)
 PhoneCallQueuesListRecordingsItem = TypedDict("PhoneCallQueuesListRecordingsItem", {
     "callee_name": str, "callee_number": str, "callee_number_type": str, "caller_name": str,
@@ -761,6 +761,13 @@ PhoneCallQueuesGetResponse2 = TypedDict("PhoneCallQueuesGetResponse2", {
     "site": PhoneCallQueuesGetResponse2Site, "status": str,
     "policy": PhoneCallQueuesGetResponse2Policy,
 }, total=False)
+PhoneCallQueuesGetMembersResponse2CallQueueMembersItem = TypedDict("PhoneCallQueuesGetMembersResponse2CallQueueMembersItem", {
+    "id": str, "level": str, "name": str, "receive_call": bool, "extension_id": str,
+}, total=False)
+PhoneCallQueuesGetMembersResponse2 = TypedDict("PhoneCallQueuesGetMembersResponse2", {
+    "call_queue_members": list[PhoneCallQueuesGetMembersResponse2CallQueueMembersItem],
+    "next_page_token": str, "page_size": int, "total_records": int,
+}, total=False)
 PhoneCallQueuesListItem2PhoneNumbersItem = TypedDict("PhoneCallQueuesListItem2PhoneNumbersItem", {
     "id": str, "number": str, "source": str,
 }, total=False)
@@ -771,13 +778,6 @@ PhoneCallQueuesListItem2 = TypedDict("PhoneCallQueuesListItem2", {
     "extension_id": str, "extension_number": int, "id": str, "name": str,
     "phone_numbers": list[PhoneCallQueuesListItem2PhoneNumbersItem],
     "site": PhoneCallQueuesListItem2Site, "status": str,
-}, total=False)
-PhoneCallQueuesListMembersResponse2CallQueueMembersItem = TypedDict("PhoneCallQueuesListMembersResponse2CallQueueMembersItem", {
-    "id": str, "level": str, "name": str, "receive_call": bool, "extension_id": str,
-}, total=False)
-PhoneCallQueuesListMembersResponse2 = TypedDict("PhoneCallQueuesListMembersResponse2", {
-    "call_queue_members": list[PhoneCallQueuesListMembersResponse2CallQueueMembersItem],
-    "next_page_token": str, "page_size": int, "total_records": int,
 }, total=False)
 PhoneCallQueuesListRecordingsItem2 = TypedDict("PhoneCallQueuesListRecordingsItem2", {
     "callee_name": str, "callee_number": str, "callee_number_type": str, "caller_name": str,
@@ -1066,6 +1066,12 @@ PhoneCommonAreasGetResponse = TypedDict("PhoneCommonAreasGetResponse", {
     "policy": PhoneCommonAreasGetResponsePolicy, "site": PhoneCommonAreasGetResponseSite,
     "status": str,
 }, total=False)
+PhoneCommonAreasGetSettingsResponseDeskPhonesItem = TypedDict("PhoneCommonAreasGetSettingsResponseDeskPhonesItem", {
+    "id": str, "display_name": str, "device_type": str, "status": str, "hot_desking": JSONObject,
+}, total=False)
+PhoneCommonAreasGetSettingsResponse = TypedDict("PhoneCommonAreasGetSettingsResponse", {
+    "desk_phones": list[PhoneCommonAreasGetSettingsResponseDeskPhonesItem],
+}, total=False)
 PhoneCommonAreasListItemCallingPlansItem = TypedDict("PhoneCommonAreasListItemCallingPlansItem", {
     "name": str, "type": int, "billing_account_id": str, "billing_account_name": str,
 }, total=False)
@@ -1083,12 +1089,6 @@ PhoneCommonAreasListItem = TypedDict("PhoneCommonAreasListItem", {
     "phone_numbers": list[PhoneCommonAreasListItemPhoneNumbersItem],
     "site": PhoneCommonAreasListItemSite, "status": str,
     "desk_phones": list[PhoneCommonAreasListItemDeskPhonesItem],
-}, total=False)
-PhoneCommonAreasListSettingsResponseDeskPhonesItem = TypedDict("PhoneCommonAreasListSettingsResponseDeskPhonesItem", {
-    "id": str, "display_name": str, "device_type": str, "status": str, "hot_desking": JSONObject,
-}, total=False)
-PhoneCommonAreasListSettingsResponse = TypedDict("PhoneCommonAreasListSettingsResponse", {
-    "desk_phones": list[PhoneCommonAreasListSettingsResponseDeskPhonesItem],
 }, total=False)
 PhoneCommonAreasUpdateBodyPolicy = TypedDict("PhoneCommonAreasUpdateBodyPolicy", {
     "international_calling": JSONObject,
@@ -1179,6 +1179,12 @@ PhoneCommonAreasGetResponse2 = TypedDict("PhoneCommonAreasGetResponse2", {
     "policy": PhoneCommonAreasGetResponse2Policy, "site": PhoneCommonAreasGetResponse2Site,
     "status": str,
 }, total=False)
+PhoneCommonAreasGetSettingsResponse2DeskPhonesItem = TypedDict("PhoneCommonAreasGetSettingsResponse2DeskPhonesItem", {
+    "id": str, "display_name": str, "device_type": str, "status": str, "hot_desking": JSONObject,
+}, total=False)
+PhoneCommonAreasGetSettingsResponse2 = TypedDict("PhoneCommonAreasGetSettingsResponse2", {
+    "desk_phones": list[PhoneCommonAreasGetSettingsResponse2DeskPhonesItem],
+}, total=False)
 PhoneCommonAreasListItem2CallingPlansItem = TypedDict("PhoneCommonAreasListItem2CallingPlansItem", {
     "name": str, "type": int, "billing_account_id": str, "billing_account_name": str,
 }, total=False)
@@ -1196,12 +1202,6 @@ PhoneCommonAreasListItem2 = TypedDict("PhoneCommonAreasListItem2", {
     "id": str, "phone_numbers": list[PhoneCommonAreasListItem2PhoneNumbersItem],
     "site": PhoneCommonAreasListItem2Site, "status": str,
     "desk_phones": list[PhoneCommonAreasListItem2DeskPhonesItem],
-}, total=False)
-PhoneCommonAreasListSettingsResponse2DeskPhonesItem = TypedDict("PhoneCommonAreasListSettingsResponse2DeskPhonesItem", {
-    "id": str, "display_name": str, "device_type": str, "status": str, "hot_desking": JSONObject,
-}, total=False)
-PhoneCommonAreasListSettingsResponse2 = TypedDict("PhoneCommonAreasListSettingsResponse2", {
-    "desk_phones": list[PhoneCommonAreasListSettingsResponse2DeskPhonesItem],
 }, total=False)
 PhoneCommonAreasUpdateBody2Policy = TypedDict("PhoneCommonAreasUpdateBody2Policy", {
     "international_calling": JSONObject,
@@ -1245,6 +1245,15 @@ PhoneDashboardsGetCallLogQosResponse = TypedDict("PhoneDashboardsGetCallLogQosRe
     "call_id": str, "callee_qos": PhoneDashboardsGetCallLogQosResponseCalleeQos,
     "caller_qos": PhoneDashboardsGetCallLogQosResponseCallerQos,
 }, total=False)
+PhoneDashboardsGetLocationTrackingResponseLocationTrackingItem = TypedDict("PhoneDashboardsGetLocationTrackingResponseLocationTrackingItem", {
+    "assignees": list[JSONObject], "city": str, "country": str, "device": JSONObject,
+    "emergency_address": str, "name": str, "network_switch": JSONObject, "site": JSONObject,
+    "type": str, "zip": str,
+}, total=False)
+PhoneDashboardsGetLocationTrackingResponse = TypedDict("PhoneDashboardsGetLocationTrackingResponse", {
+    "location_tracking": list[PhoneDashboardsGetLocationTrackingResponseLocationTrackingItem],
+    "next_page_token": str, "page_size": int, "total_records": int,
+}, total=False)
 PhoneDashboardsListCallLogsItemCallee = TypedDict("PhoneDashboardsListCallLogsItemCallee", {
     "codec": str, "device_private_ip": str, "device_public_ip": str, "device_type": str,
     "extension_number": str, "headset": str, "isp": str, "microphone": str, "phone_number": str,
@@ -1259,15 +1268,6 @@ PhoneDashboardsListCallLogsItem = TypedDict("PhoneDashboardsListCallLogsItem", {
     "call_id": str, "callee": PhoneDashboardsListCallLogsItemCallee,
     "caller": PhoneDashboardsListCallLogsItemCaller, "date_time": str, "direction": str,
     "duration": int, "mos": str,
-}, total=False)
-PhoneDashboardsListLocationTrackingResponseLocationTrackingItem = TypedDict("PhoneDashboardsListLocationTrackingResponseLocationTrackingItem", {
-    "assignees": list[JSONObject], "city": str, "country": str, "device": JSONObject,
-    "emergency_address": str, "name": str, "network_switch": JSONObject, "site": JSONObject,
-    "type": str, "zip": str,
-}, total=False)
-PhoneDashboardsListLocationTrackingResponse = TypedDict("PhoneDashboardsListLocationTrackingResponse", {
-    "location_tracking": list[PhoneDashboardsListLocationTrackingResponseLocationTrackingItem],
-    "next_page_token": str, "page_size": int, "total_records": int,
 }, total=False)
 PhoneDashboardsGetCallLogResponse2Callee = TypedDict("PhoneDashboardsGetCallLogResponse2Callee", {
     "codec": str, "device_private_ip": str, "device_public_ip": str, "device_type": str,
@@ -1296,6 +1296,15 @@ PhoneDashboardsGetCallLogQosResponse2 = TypedDict("PhoneDashboardsGetCallLogQosR
     "call_id": str, "callee_qos": PhoneDashboardsGetCallLogQosResponse2CalleeQos,
     "caller_qos": PhoneDashboardsGetCallLogQosResponse2CallerQos,
 }, total=False)
+PhoneDashboardsGetLocationTrackingResponse2LocationTrackingItem = TypedDict("PhoneDashboardsGetLocationTrackingResponse2LocationTrackingItem", {
+    "assignees": list[JSONObject], "city": str, "country": str, "device": JSONObject,
+    "emergency_address": str, "name": str, "network_switch": JSONObject, "site": JSONObject,
+    "type": str, "zip": str,
+}, total=False)
+PhoneDashboardsGetLocationTrackingResponse2 = TypedDict("PhoneDashboardsGetLocationTrackingResponse2", {
+    "location_tracking": list[PhoneDashboardsGetLocationTrackingResponse2LocationTrackingItem],
+    "next_page_token": str, "page_size": int, "total_records": int,
+}, total=False)
 PhoneDashboardsListCallLogsItem2Callee = TypedDict("PhoneDashboardsListCallLogsItem2Callee", {
     "codec": str, "device_private_ip": str, "device_public_ip": str, "device_type": str,
     "extension_number": str, "headset": str, "isp": str, "microphone": str, "phone_number": str,
@@ -1311,23 +1320,14 @@ PhoneDashboardsListCallLogsItem2 = TypedDict("PhoneDashboardsListCallLogsItem2",
     "caller": PhoneDashboardsListCallLogsItem2Caller, "date_time": str, "direction": str,
     "duration": int, "mos": str,
 }, total=False)
-PhoneDashboardsListLocationTrackingResponse2LocationTrackingItem = TypedDict("PhoneDashboardsListLocationTrackingResponse2LocationTrackingItem", {
-    "assignees": list[JSONObject], "city": str, "country": str, "device": JSONObject,
-    "emergency_address": str, "name": str, "network_switch": JSONObject, "site": JSONObject,
-    "type": str, "zip": str,
-}, total=False)
-PhoneDashboardsListLocationTrackingResponse2 = TypedDict("PhoneDashboardsListLocationTrackingResponse2", {
-    "location_tracking": list[PhoneDashboardsListLocationTrackingResponse2LocationTrackingItem],
-    "next_page_token": str, "page_size": int, "total_records": int,
-}, total=False)
-PhoneDeviceLineKeysListDeviceLineKeysResponsePositionsItem = TypedDict("PhoneDeviceLineKeysListDeviceLineKeysResponsePositionsItem", {
+PhoneDeviceLineKeysGetDeviceLineKeysResponsePositionsItem = TypedDict("PhoneDeviceLineKeysGetDeviceLineKeysResponsePositionsItem", {
     "index": int, "owner_extension_name": str, "owner_extension_number": int,
     "extension_number": int, "extension_type": str, "extension_id": str, "display_name": str,
     "phone_number": str, "outbound_caller_ids": list[JSONObject],
 }, total=False)
-PhoneDeviceLineKeysListDeviceLineKeysResponse = TypedDict("PhoneDeviceLineKeysListDeviceLineKeysResponse", {
+PhoneDeviceLineKeysGetDeviceLineKeysResponse = TypedDict("PhoneDeviceLineKeysGetDeviceLineKeysResponse", {
     "device_id": str, "device_name": str,
-    "positions": list[PhoneDeviceLineKeysListDeviceLineKeysResponsePositionsItem],
+    "positions": list[PhoneDeviceLineKeysGetDeviceLineKeysResponsePositionsItem],
 }, total=False)
 PhoneDeviceLineKeysUpdateDeviceLineKeysBodyPositionsItem = TypedDict("PhoneDeviceLineKeysUpdateDeviceLineKeysBodyPositionsItem", {
     "extension_id": str, "index": int,
@@ -1335,14 +1335,14 @@ PhoneDeviceLineKeysUpdateDeviceLineKeysBodyPositionsItem = TypedDict("PhoneDevic
 PhoneDeviceLineKeysUpdateDeviceLineKeysBody = TypedDict("PhoneDeviceLineKeysUpdateDeviceLineKeysBody", {
     "positions": list[PhoneDeviceLineKeysUpdateDeviceLineKeysBodyPositionsItem],
 }, total=False)
-PhoneDeviceLineKeysListDeviceLineKeysResponse2PositionsItem = TypedDict("PhoneDeviceLineKeysListDeviceLineKeysResponse2PositionsItem", {
+PhoneDeviceLineKeysGetDeviceLineKeysResponse2PositionsItem = TypedDict("PhoneDeviceLineKeysGetDeviceLineKeysResponse2PositionsItem", {
     "index": int, "owner_extension_name": str, "owner_extension_number": int,
     "extension_number": int, "extension_type": str, "extension_id": str, "display_name": str,
     "phone_number": str, "outbound_caller_ids": list[JSONObject],
 }, total=False)
-PhoneDeviceLineKeysListDeviceLineKeysResponse2 = TypedDict("PhoneDeviceLineKeysListDeviceLineKeysResponse2", {
+PhoneDeviceLineKeysGetDeviceLineKeysResponse2 = TypedDict("PhoneDeviceLineKeysGetDeviceLineKeysResponse2", {
     "device_id": str, "device_name": str,
-    "positions": list[PhoneDeviceLineKeysListDeviceLineKeysResponse2PositionsItem],
+    "positions": list[PhoneDeviceLineKeysGetDeviceLineKeysResponse2PositionsItem],
 }, total=False)
 PhoneDeviceLineKeysUpdateDeviceLineKeysBody2PositionsItem = TypedDict("PhoneDeviceLineKeysUpdateDeviceLineKeysBody2PositionsItem", {
     "extension_id": str, "index": int,
@@ -1767,14 +1767,14 @@ PhoneFirmwareUpdateRulesCreateResponse = TypedDict("PhoneFirmwareUpdateRulesCrea
 PhoneFirmwareUpdateRulesGetResponse = TypedDict("PhoneFirmwareUpdateRulesGetResponse", {
     "device_type": str, "device_model": str, "version": str, "update_log": str,
 }, total=False)
-PhoneFirmwareUpdateRulesListItem = TypedDict("PhoneFirmwareUpdateRulesListItem", {
-    "rule_id": str, "version": str, "device_type": str, "device_model": str,
-}, total=False)
-PhoneFirmwareUpdateRulesListFirmwaresResponseFirmwaresItem = TypedDict("PhoneFirmwareUpdateRulesListFirmwaresResponseFirmwaresItem", {
+PhoneFirmwareUpdateRulesGetFirmwaresResponseFirmwaresItem = TypedDict("PhoneFirmwareUpdateRulesGetFirmwaresResponseFirmwaresItem", {
     "device_type": str, "device_model": str, "versions": list[JSONObject],
 }, total=False)
-PhoneFirmwareUpdateRulesListFirmwaresResponse = TypedDict("PhoneFirmwareUpdateRulesListFirmwaresResponse", {
-    "firmwares": list[PhoneFirmwareUpdateRulesListFirmwaresResponseFirmwaresItem],
+PhoneFirmwareUpdateRulesGetFirmwaresResponse = TypedDict("PhoneFirmwareUpdateRulesGetFirmwaresResponse", {
+    "firmwares": list[PhoneFirmwareUpdateRulesGetFirmwaresResponseFirmwaresItem],
+}, total=False)
+PhoneFirmwareUpdateRulesListItem = TypedDict("PhoneFirmwareUpdateRulesListItem", {
+    "rule_id": str, "version": str, "device_type": str, "device_model": str,
 }, total=False)
 PhoneFirmwareUpdateRulesUpdateBody = TypedDict("PhoneFirmwareUpdateRulesUpdateBody", {
     "version": str, "device_type": str, "device_model": str, "restart_type": int,
@@ -1788,14 +1788,14 @@ PhoneFirmwareUpdateRulesCreateResponse2 = TypedDict("PhoneFirmwareUpdateRulesCre
 PhoneFirmwareUpdateRulesGetResponse2 = TypedDict("PhoneFirmwareUpdateRulesGetResponse2", {
     "device_type": str, "device_model": str, "version": str, "update_log": str,
 }, total=False)
-PhoneFirmwareUpdateRulesListItem2 = TypedDict("PhoneFirmwareUpdateRulesListItem2", {
-    "rule_id": str, "version": str, "device_type": str, "device_model": str,
-}, total=False)
-PhoneFirmwareUpdateRulesListFirmwaresResponse2FirmwaresItem = TypedDict("PhoneFirmwareUpdateRulesListFirmwaresResponse2FirmwaresItem", {
+PhoneFirmwareUpdateRulesGetFirmwaresResponse2FirmwaresItem = TypedDict("PhoneFirmwareUpdateRulesGetFirmwaresResponse2FirmwaresItem", {
     "device_type": str, "device_model": str, "versions": list[JSONObject],
 }, total=False)
-PhoneFirmwareUpdateRulesListFirmwaresResponse2 = TypedDict("PhoneFirmwareUpdateRulesListFirmwaresResponse2", {
-    "firmwares": list[PhoneFirmwareUpdateRulesListFirmwaresResponse2FirmwaresItem],
+PhoneFirmwareUpdateRulesGetFirmwaresResponse2 = TypedDict("PhoneFirmwareUpdateRulesGetFirmwaresResponse2", {
+    "firmwares": list[PhoneFirmwareUpdateRulesGetFirmwaresResponse2FirmwaresItem],
+}, total=False)
+PhoneFirmwareUpdateRulesListItem2 = TypedDict("PhoneFirmwareUpdateRulesListItem2", {
+    "rule_id": str, "version": str, "device_type": str, "device_model": str,
 }, total=False)
 PhoneFirmwareUpdateRulesUpdateBody2 = TypedDict("PhoneFirmwareUpdateRulesUpdateBody2", {
     "version": str, "device_type": str, "device_model": str, "restart_type": int,
@@ -1896,19 +1896,19 @@ PhoneGroupCallPickupUpdateBody2 = TypedDict("PhoneGroupCallPickupUpdateBody2", {
     "play_incoming_calls_sound": PhoneGroupCallPickupUpdateBody2PlayIncomingCallsSound,
     "directed_call_pickup": bool,
 }, total=False)
-PhoneIvrListAutoReceptionistIvrResponseAudioPrompt = TypedDict("PhoneIvrListAutoReceptionistIvrResponseAudioPrompt", {
+PhoneIvrGetAutoReceptionistIvrResponseAudioPrompt = TypedDict("PhoneIvrGetAutoReceptionistIvrResponseAudioPrompt", {
     "id": str, "name": str,
 }, total=False)
-PhoneIvrListAutoReceptionistIvrResponseCallerEntersNoAction = TypedDict("PhoneIvrListAutoReceptionistIvrResponseCallerEntersNoAction", {
+PhoneIvrGetAutoReceptionistIvrResponseCallerEntersNoAction = TypedDict("PhoneIvrGetAutoReceptionistIvrResponseCallerEntersNoAction", {
     "action": int, "audio_prompt_repeat": int, "forward_to": JSONObject,
 }, total=False)
-PhoneIvrListAutoReceptionistIvrResponseKeyActionsItem = TypedDict("PhoneIvrListAutoReceptionistIvrResponseKeyActionsItem", {
+PhoneIvrGetAutoReceptionistIvrResponseKeyActionsItem = TypedDict("PhoneIvrGetAutoReceptionistIvrResponseKeyActionsItem", {
     "action": int, "key": str, "target": JSONObject, "voicemail_greeting": JSONObject,
 }, total=False)
-PhoneIvrListAutoReceptionistIvrResponse = TypedDict("PhoneIvrListAutoReceptionistIvrResponse", {
-    "audio_prompt": PhoneIvrListAutoReceptionistIvrResponseAudioPrompt,
-    "caller_enters_no_action": PhoneIvrListAutoReceptionistIvrResponseCallerEntersNoAction,
-    "key_actions": list[PhoneIvrListAutoReceptionistIvrResponseKeyActionsItem],
+PhoneIvrGetAutoReceptionistIvrResponse = TypedDict("PhoneIvrGetAutoReceptionistIvrResponse", {
+    "audio_prompt": PhoneIvrGetAutoReceptionistIvrResponseAudioPrompt,
+    "caller_enters_no_action": PhoneIvrGetAutoReceptionistIvrResponseCallerEntersNoAction,
+    "key_actions": list[PhoneIvrGetAutoReceptionistIvrResponseKeyActionsItem],
 }, total=False)
 PhoneIvrUpdateAutoReceptionistIvrBodyCallerEntersNoAction = TypedDict("PhoneIvrUpdateAutoReceptionistIvrBodyCallerEntersNoAction", {
     "action": int, "audio_prompt_repeat": int, "forward_to_extension_id": str,
@@ -1922,19 +1922,19 @@ PhoneIvrUpdateAutoReceptionistIvrBody = TypedDict("PhoneIvrUpdateAutoReceptionis
     "holiday_id": str, "hours_type": str,
     "key_action": PhoneIvrUpdateAutoReceptionistIvrBodyKeyAction,
 }, total=False)
-PhoneIvrListAutoReceptionistIvrResponse2AudioPrompt = TypedDict("PhoneIvrListAutoReceptionistIvrResponse2AudioPrompt", {
+PhoneIvrGetAutoReceptionistIvrResponse2AudioPrompt = TypedDict("PhoneIvrGetAutoReceptionistIvrResponse2AudioPrompt", {
     "id": str, "name": str,
 }, total=False)
-PhoneIvrListAutoReceptionistIvrResponse2CallerEntersNoAction = TypedDict("PhoneIvrListAutoReceptionistIvrResponse2CallerEntersNoAction", {
+PhoneIvrGetAutoReceptionistIvrResponse2CallerEntersNoAction = TypedDict("PhoneIvrGetAutoReceptionistIvrResponse2CallerEntersNoAction", {
     "action": int, "audio_prompt_repeat": int, "forward_to": JSONObject,
 }, total=False)
-PhoneIvrListAutoReceptionistIvrResponse2KeyActionsItem = TypedDict("PhoneIvrListAutoReceptionistIvrResponse2KeyActionsItem", {
+PhoneIvrGetAutoReceptionistIvrResponse2KeyActionsItem = TypedDict("PhoneIvrGetAutoReceptionistIvrResponse2KeyActionsItem", {
     "action": int, "key": str, "target": JSONObject, "voicemail_greeting": JSONObject,
 }, total=False)
-PhoneIvrListAutoReceptionistIvrResponse2 = TypedDict("PhoneIvrListAutoReceptionistIvrResponse2", {
-    "audio_prompt": PhoneIvrListAutoReceptionistIvrResponse2AudioPrompt,
-    "caller_enters_no_action": PhoneIvrListAutoReceptionistIvrResponse2CallerEntersNoAction,
-    "key_actions": list[PhoneIvrListAutoReceptionistIvrResponse2KeyActionsItem],
+PhoneIvrGetAutoReceptionistIvrResponse2 = TypedDict("PhoneIvrGetAutoReceptionistIvrResponse2", {
+    "audio_prompt": PhoneIvrGetAutoReceptionistIvrResponse2AudioPrompt,
+    "caller_enters_no_action": PhoneIvrGetAutoReceptionistIvrResponse2CallerEntersNoAction,
+    "key_actions": list[PhoneIvrGetAutoReceptionistIvrResponse2KeyActionsItem],
 }, total=False)
 PhoneIvrUpdateAutoReceptionistIvrBody2CallerEntersNoAction = TypedDict("PhoneIvrUpdateAutoReceptionistIvrBody2CallerEntersNoAction", {
     "action": int, "audio_prompt_repeat": int, "forward_to_extension_id": str,
@@ -1948,12 +1948,12 @@ PhoneIvrUpdateAutoReceptionistIvrBody2 = TypedDict("PhoneIvrUpdateAutoReceptioni
     "holiday_id": str, "hours_type": str,
     "key_action": PhoneIvrUpdateAutoReceptionistIvrBody2KeyAction,
 }, total=False)
-PhoneLineKeysListExtensionLineKeysResponseLineKeysItem = TypedDict("PhoneLineKeysListExtensionLineKeysResponseLineKeysItem", {
+PhoneLineKeysGetExtensionLineKeysResponseLineKeysItem = TypedDict("PhoneLineKeysGetExtensionLineKeysResponseLineKeysItem", {
     "alias": str, "index": int, "key_assignment": JSONObject, "line_key_id": str,
     "outbound_caller_id": str, "type": str,
 }, total=False)
-PhoneLineKeysListExtensionLineKeysResponse = TypedDict("PhoneLineKeysListExtensionLineKeysResponse", {
-    "line_keys": list[PhoneLineKeysListExtensionLineKeysResponseLineKeysItem],
+PhoneLineKeysGetExtensionLineKeysResponse = TypedDict("PhoneLineKeysGetExtensionLineKeysResponse", {
+    "line_keys": list[PhoneLineKeysGetExtensionLineKeysResponseLineKeysItem],
 }, total=False)
 PhoneLineKeysUpdateExtensionLineKeysBodyLineKeysItem = TypedDict("PhoneLineKeysUpdateExtensionLineKeysBodyLineKeysItem", {
     "line_key_id": str, "index": int, "type": str, "key_assignment": JSONObject, "alias": str,
@@ -1962,12 +1962,12 @@ PhoneLineKeysUpdateExtensionLineKeysBodyLineKeysItem = TypedDict("PhoneLineKeysU
 PhoneLineKeysUpdateExtensionLineKeysBody = TypedDict("PhoneLineKeysUpdateExtensionLineKeysBody", {
     "line_keys": list[PhoneLineKeysUpdateExtensionLineKeysBodyLineKeysItem],
 }, total=False)
-PhoneLineKeysListExtensionLineKeysResponse2LineKeysItem = TypedDict("PhoneLineKeysListExtensionLineKeysResponse2LineKeysItem", {
+PhoneLineKeysGetExtensionLineKeysResponse2LineKeysItem = TypedDict("PhoneLineKeysGetExtensionLineKeysResponse2LineKeysItem", {
     "alias": str, "index": int, "key_assignment": JSONObject, "line_key_id": str,
     "outbound_caller_id": str, "type": str,
 }, total=False)
-PhoneLineKeysListExtensionLineKeysResponse2 = TypedDict("PhoneLineKeysListExtensionLineKeysResponse2", {
-    "line_keys": list[PhoneLineKeysListExtensionLineKeysResponse2LineKeysItem],
+PhoneLineKeysGetExtensionLineKeysResponse2 = TypedDict("PhoneLineKeysGetExtensionLineKeysResponse2", {
+    "line_keys": list[PhoneLineKeysGetExtensionLineKeysResponse2LineKeysItem],
 }, total=False)
 PhoneLineKeysUpdateExtensionLineKeysBody2LineKeysItem = TypedDict("PhoneLineKeysUpdateExtensionLineKeysBody2LineKeysItem", {
     "line_key_id": str, "index": int, "type": str, "key_assignment": JSONObject, "alias": str,
@@ -2324,6 +2324,13 @@ PhonePhoneNumbersUpdateNumberBody2 = TypedDict("PhonePhoneNumbersUpdateNumberBod
 PhonePhoneNumbersUpdateNumbersSiteBody2 = TypedDict("PhonePhoneNumbersUpdateNumbersSiteBody2", {
     "phone_numbers": list[str],
 }, total=False)
+PhonePhonePlansGetCallingPlansResponseCallingPlansItem = TypedDict("PhonePhonePlansGetCallingPlansResponseCallingPlansItem", {
+    "assigned": int, "available": int, "name": str, "subscribed": int, "type": int,
+    "billing_account_id": str, "billing_account_name": str,
+}, total=False)
+PhonePhonePlansGetCallingPlansResponse = TypedDict("PhonePhonePlansGetCallingPlansResponse", {
+    "calling_plans": list[PhonePhonePlansGetCallingPlansResponseCallingPlansItem],
+}, total=False)
 PhonePhonePlansGetPlansResponseCallingPlansItem = TypedDict("PhonePhonePlansGetPlansResponseCallingPlansItem", {
     "assigned": int, "available": int, "name": str, "subscribed": int, "type": int,
 }, total=False)
@@ -2334,12 +2341,12 @@ PhonePhonePlansGetPlansResponse = TypedDict("PhonePhonePlansGetPlansResponse", {
     "calling_plans": list[PhonePhonePlansGetPlansResponseCallingPlansItem],
     "phone_numbers": list[PhonePhonePlansGetPlansResponsePhoneNumbersItem],
 }, total=False)
-PhonePhonePlansListCallingPlansResponseCallingPlansItem = TypedDict("PhonePhonePlansListCallingPlansResponseCallingPlansItem", {
+PhonePhonePlansGetCallingPlansResponse2CallingPlansItem = TypedDict("PhonePhonePlansGetCallingPlansResponse2CallingPlansItem", {
     "assigned": int, "available": int, "name": str, "subscribed": int, "type": int,
     "billing_account_id": str, "billing_account_name": str,
 }, total=False)
-PhonePhonePlansListCallingPlansResponse = TypedDict("PhonePhonePlansListCallingPlansResponse", {
-    "calling_plans": list[PhonePhonePlansListCallingPlansResponseCallingPlansItem],
+PhonePhonePlansGetCallingPlansResponse2 = TypedDict("PhonePhonePlansGetCallingPlansResponse2", {
+    "calling_plans": list[PhonePhonePlansGetCallingPlansResponse2CallingPlansItem],
 }, total=False)
 PhonePhonePlansGetPlansResponse2CallingPlansItem = TypedDict("PhonePhonePlansGetPlansResponse2CallingPlansItem", {
     "assigned": int, "available": int, "name": str, "subscribed": int, "type": int,
@@ -2350,13 +2357,6 @@ PhonePhonePlansGetPlansResponse2PhoneNumbersItem = TypedDict("PhonePhonePlansGet
 PhonePhonePlansGetPlansResponse2 = TypedDict("PhonePhonePlansGetPlansResponse2", {
     "calling_plans": list[PhonePhonePlansGetPlansResponse2CallingPlansItem],
     "phone_numbers": list[PhonePhonePlansGetPlansResponse2PhoneNumbersItem],
-}, total=False)
-PhonePhonePlansListCallingPlansResponse2CallingPlansItem = TypedDict("PhonePhonePlansListCallingPlansResponse2CallingPlansItem", {
-    "assigned": int, "available": int, "name": str, "subscribed": int, "type": int,
-    "billing_account_id": str, "billing_account_name": str,
-}, total=False)
-PhonePhonePlansListCallingPlansResponse2 = TypedDict("PhonePhonePlansListCallingPlansResponse2", {
-    "calling_plans": list[PhonePhonePlansListCallingPlansResponse2CallingPlansItem],
 }, total=False)
 PhonePhoneRolesCreateRoleBody = TypedDict("PhonePhoneRolesCreateRoleBody", {
     "role_id": str, "name": str, "description": str,
@@ -2370,17 +2370,17 @@ PhonePhoneRolesCreateRoleMemberBody = TypedDict("PhonePhoneRolesCreateRoleMember
 PhonePhoneRolesGetRoleResponse = TypedDict("PhonePhoneRolesGetRoleResponse", {
     "description": str, "id": str, "name": str, "total_members": int, "is_default": bool,
 }, total=False)
-PhonePhoneRolesListRoleMembersResponseMembersItem = TypedDict("PhonePhoneRolesListRoleMembersResponseMembersItem", {
+PhonePhoneRolesGetRoleMembersResponseMembersItem = TypedDict("PhonePhoneRolesGetRoleMembersResponseMembersItem", {
     "user_id": str, "display_name": str, "email": str, "extension_number": int, "site": JSONObject,
 }, total=False)
-PhonePhoneRolesListRoleMembersResponse = TypedDict("PhonePhoneRolesListRoleMembersResponse", {
-    "members": list[PhonePhoneRolesListRoleMembersResponseMembersItem],
+PhonePhoneRolesGetRoleMembersResponse = TypedDict("PhonePhoneRolesGetRoleMembersResponse", {
+    "members": list[PhonePhoneRolesGetRoleMembersResponseMembersItem],
 }, total=False)
-PhonePhoneRolesListRolesResponseRolesItem = TypedDict("PhonePhoneRolesListRolesResponseRolesItem", {
+PhonePhoneRolesGetRolesResponseRolesItem = TypedDict("PhonePhoneRolesGetRolesResponseRolesItem", {
     "id": str, "name": str, "description": str, "total_members": int, "is_default": bool,
 }, total=False)
-PhonePhoneRolesListRolesResponse = TypedDict("PhonePhoneRolesListRolesResponse", {
-    "roles": list[PhonePhoneRolesListRolesResponseRolesItem],
+PhonePhoneRolesGetRolesResponse = TypedDict("PhonePhoneRolesGetRolesResponse", {
+    "roles": list[PhonePhoneRolesGetRolesResponseRolesItem],
 }, total=False)
 PhonePhoneRolesUpdateRoleBody = TypedDict("PhonePhoneRolesUpdateRoleBody", {
     "name": str, "description": str,
@@ -2397,17 +2397,17 @@ PhonePhoneRolesCreateRoleMemberBody2 = TypedDict("PhonePhoneRolesCreateRoleMembe
 PhonePhoneRolesGetRoleResponse2 = TypedDict("PhonePhoneRolesGetRoleResponse2", {
     "description": str, "id": str, "name": str, "total_members": int, "is_default": bool,
 }, total=False)
-PhonePhoneRolesListRoleMembersResponse2MembersItem = TypedDict("PhonePhoneRolesListRoleMembersResponse2MembersItem", {
+PhonePhoneRolesGetRoleMembersResponse2MembersItem = TypedDict("PhonePhoneRolesGetRoleMembersResponse2MembersItem", {
     "user_id": str, "display_name": str, "email": str, "extension_number": int, "site": JSONObject,
 }, total=False)
-PhonePhoneRolesListRoleMembersResponse2 = TypedDict("PhonePhoneRolesListRoleMembersResponse2", {
-    "members": list[PhonePhoneRolesListRoleMembersResponse2MembersItem],
+PhonePhoneRolesGetRoleMembersResponse2 = TypedDict("PhonePhoneRolesGetRoleMembersResponse2", {
+    "members": list[PhonePhoneRolesGetRoleMembersResponse2MembersItem],
 }, total=False)
-PhonePhoneRolesListRolesResponse2RolesItem = TypedDict("PhonePhoneRolesListRolesResponse2RolesItem", {
+PhonePhoneRolesGetRolesResponse2RolesItem = TypedDict("PhonePhoneRolesGetRolesResponse2RolesItem", {
     "id": str, "name": str, "description": str, "total_members": int, "is_default": bool,
 }, total=False)
-PhonePhoneRolesListRolesResponse2 = TypedDict("PhonePhoneRolesListRolesResponse2", {
-    "roles": list[PhonePhoneRolesListRolesResponse2RolesItem],
+PhonePhoneRolesGetRolesResponse2 = TypedDict("PhonePhoneRolesGetRolesResponse2", {
+    "roles": list[PhonePhoneRolesGetRolesResponse2RolesItem],
 }, total=False)
 PhonePhoneRolesUpdateRoleBody2 = TypedDict("PhonePhoneRolesUpdateRoleBody2", {
     "name": str, "description": str,
@@ -2673,6 +2673,13 @@ PhoneRoomsGetResponse = TypedDict("PhoneRoomsGetResponse", {
     "phone_numbers": list[PhoneRoomsGetResponsePhoneNumbersItem],
     "policy": PhoneRoomsGetResponsePolicy, "site": PhoneRoomsGetResponseSite,
 }, total=False)
+PhoneRoomsGetUnassignedResponseRoomsItem = TypedDict("PhoneRoomsGetUnassignedResponseRoomsItem", {
+    "id": str, "display_name": str, "location_id": str, "location_info": str, "department": str,
+    "cost_center": str,
+}, total=False)
+PhoneRoomsGetUnassignedResponse = TypedDict("PhoneRoomsGetUnassignedResponse", {
+    "rooms": list[PhoneRoomsGetUnassignedResponseRoomsItem],
+}, total=False)
 PhoneRoomsListItemCallingPlansItem = TypedDict("PhoneRoomsListItemCallingPlansItem", {
     "name": str, "type": int, "billing_account_id": str, "billing_account_name": str,
 }, total=False)
@@ -2684,13 +2691,6 @@ PhoneRoomsListItem = TypedDict("PhoneRoomsListItem", {
     "calling_plans": list[PhoneRoomsListItemCallingPlansItem], "extension_id": str,
     "extension_number": int, "id": str, "name": str,
     "phone_numbers": list[PhoneRoomsListItemPhoneNumbersItem], "site": PhoneRoomsListItemSite,
-}, total=False)
-PhoneRoomsListUnassignedResponseRoomsItem = TypedDict("PhoneRoomsListUnassignedResponseRoomsItem", {
-    "id": str, "display_name": str, "location_id": str, "location_info": str, "department": str,
-    "cost_center": str,
-}, total=False)
-PhoneRoomsListUnassignedResponse = TypedDict("PhoneRoomsListUnassignedResponse", {
-    "rooms": list[PhoneRoomsListUnassignedResponseRoomsItem],
 }, total=False)
 PhoneRoomsUpdateBodyPolicy = TypedDict("PhoneRoomsUpdateBodyPolicy", {
     "international_calling": JSONObject, "select_outbound_caller_id": JSONObject,
@@ -2739,6 +2739,13 @@ PhoneRoomsGetResponse2 = TypedDict("PhoneRoomsGetResponse2", {
     "phone_numbers": list[PhoneRoomsGetResponse2PhoneNumbersItem],
     "policy": PhoneRoomsGetResponse2Policy, "site": PhoneRoomsGetResponse2Site,
 }, total=False)
+PhoneRoomsGetUnassignedResponse2RoomsItem = TypedDict("PhoneRoomsGetUnassignedResponse2RoomsItem", {
+    "id": str, "display_name": str, "location_id": str, "location_info": str, "department": str,
+    "cost_center": str,
+}, total=False)
+PhoneRoomsGetUnassignedResponse2 = TypedDict("PhoneRoomsGetUnassignedResponse2", {
+    "rooms": list[PhoneRoomsGetUnassignedResponse2RoomsItem],
+}, total=False)
 PhoneRoomsListItem2CallingPlansItem = TypedDict("PhoneRoomsListItem2CallingPlansItem", {
     "name": str, "type": int, "billing_account_id": str, "billing_account_name": str,
 }, total=False)
@@ -2752,13 +2759,6 @@ PhoneRoomsListItem2 = TypedDict("PhoneRoomsListItem2", {
     "calling_plans": list[PhoneRoomsListItem2CallingPlansItem], "extension_id": str,
     "extension_number": int, "id": str, "name": str,
     "phone_numbers": list[PhoneRoomsListItem2PhoneNumbersItem], "site": PhoneRoomsListItem2Site,
-}, total=False)
-PhoneRoomsListUnassignedResponse2RoomsItem = TypedDict("PhoneRoomsListUnassignedResponse2RoomsItem", {
-    "id": str, "display_name": str, "location_id": str, "location_info": str, "department": str,
-    "cost_center": str,
-}, total=False)
-PhoneRoomsListUnassignedResponse2 = TypedDict("PhoneRoomsListUnassignedResponse2", {
-    "rooms": list[PhoneRoomsListUnassignedResponse2RoomsItem],
 }, total=False)
 PhoneRoomsUpdateBody2Policy = TypedDict("PhoneRoomsUpdateBody2Policy", {
     "international_calling": JSONObject, "select_outbound_caller_id": JSONObject,
@@ -2848,26 +2848,26 @@ PhoneSettingTemplatesUpdateBody2 = TypedDict("PhoneSettingTemplatesUpdateBody2",
     "profile": PhoneSettingTemplatesUpdateBody2Profile,
     "user_settings": PhoneSettingTemplatesUpdateBody2UserSettings,
 }, total=False)
-PhoneSettingsGetResponseByoc = TypedDict("PhoneSettingsGetResponseByoc", {
+PhoneSettingsGetAllResponseByoc = TypedDict("PhoneSettingsGetAllResponseByoc", {
     "enable": bool,
 }, total=False)
-PhoneSettingsGetResponseCountry = TypedDict("PhoneSettingsGetResponseCountry", {
+PhoneSettingsGetAllResponseCountry = TypedDict("PhoneSettingsGetAllResponseCountry", {
     "code": str, "name": str,
 }, total=False)
-PhoneSettingsGetResponseMultipleSites = TypedDict("PhoneSettingsGetResponseMultipleSites", {
+PhoneSettingsGetAllResponseMultipleSites = TypedDict("PhoneSettingsGetAllResponseMultipleSites", {
     "enabled": bool, "site_code": bool,
 }, total=False)
-PhoneSettingsGetResponseShowDeviceIpForCallLog = TypedDict("PhoneSettingsGetResponseShowDeviceIpForCallLog", {
+PhoneSettingsGetAllResponseShowDeviceIpForCallLog = TypedDict("PhoneSettingsGetAllResponseShowDeviceIpForCallLog", {
     "enable": bool,
 }, total=False)
-PhoneSettingsGetResponseBillingAccount = TypedDict("PhoneSettingsGetResponseBillingAccount", {
+PhoneSettingsGetAllResponseBillingAccount = TypedDict("PhoneSettingsGetAllResponseBillingAccount", {
     "id": str, "name": str,
 }, total=False)
-PhoneSettingsGetResponse = TypedDict("PhoneSettingsGetResponse", {
-    "byoc": PhoneSettingsGetResponseByoc, "country": PhoneSettingsGetResponseCountry,
-    "multiple_sites": PhoneSettingsGetResponseMultipleSites,
-    "show_device_ip_for_call_log": PhoneSettingsGetResponseShowDeviceIpForCallLog,
-    "billing_account": PhoneSettingsGetResponseBillingAccount,
+PhoneSettingsGetAllResponse = TypedDict("PhoneSettingsGetAllResponse", {
+    "byoc": PhoneSettingsGetAllResponseByoc, "country": PhoneSettingsGetAllResponseCountry,
+    "multiple_sites": PhoneSettingsGetAllResponseMultipleSites,
+    "show_device_ip_for_call_log": PhoneSettingsGetAllResponseShowDeviceIpForCallLog,
+    "billing_account": PhoneSettingsGetAllResponseBillingAccount,
 }, total=False)
 PhoneSettingsGetPortedNumbersOrderResponseOriginalBillingInfo = TypedDict("PhoneSettingsGetPortedNumbersOrderResponseOriginalBillingInfo", {
     "account_number": str, "address": JSONObject, "authorizing_person": str,
@@ -2921,26 +2921,26 @@ PhoneSettingsUpdateBody = TypedDict("PhoneSettingsUpdateBody", {
     "show_device_ip_for_call_log": PhoneSettingsUpdateBodyShowDeviceIpForCallLog,
     "billing_account": PhoneSettingsUpdateBodyBillingAccount,
 }, total=False)
-PhoneSettingsGetResponse2Byoc = TypedDict("PhoneSettingsGetResponse2Byoc", {
+PhoneSettingsGetAllResponse2Byoc = TypedDict("PhoneSettingsGetAllResponse2Byoc", {
     "enable": bool,
 }, total=False)
-PhoneSettingsGetResponse2Country = TypedDict("PhoneSettingsGetResponse2Country", {
+PhoneSettingsGetAllResponse2Country = TypedDict("PhoneSettingsGetAllResponse2Country", {
     "code": str, "name": str,
 }, total=False)
-PhoneSettingsGetResponse2MultipleSites = TypedDict("PhoneSettingsGetResponse2MultipleSites", {
+PhoneSettingsGetAllResponse2MultipleSites = TypedDict("PhoneSettingsGetAllResponse2MultipleSites", {
     "enabled": bool, "site_code": bool,
 }, total=False)
-PhoneSettingsGetResponse2ShowDeviceIpForCallLog = TypedDict("PhoneSettingsGetResponse2ShowDeviceIpForCallLog", {
+PhoneSettingsGetAllResponse2ShowDeviceIpForCallLog = TypedDict("PhoneSettingsGetAllResponse2ShowDeviceIpForCallLog", {
     "enable": bool,
 }, total=False)
-PhoneSettingsGetResponse2BillingAccount = TypedDict("PhoneSettingsGetResponse2BillingAccount", {
+PhoneSettingsGetAllResponse2BillingAccount = TypedDict("PhoneSettingsGetAllResponse2BillingAccount", {
     "id": str, "name": str,
 }, total=False)
-PhoneSettingsGetResponse2 = TypedDict("PhoneSettingsGetResponse2", {
-    "byoc": PhoneSettingsGetResponse2Byoc, "country": PhoneSettingsGetResponse2Country,
-    "multiple_sites": PhoneSettingsGetResponse2MultipleSites,
-    "show_device_ip_for_call_log": PhoneSettingsGetResponse2ShowDeviceIpForCallLog,
-    "billing_account": PhoneSettingsGetResponse2BillingAccount,
+PhoneSettingsGetAllResponse2 = TypedDict("PhoneSettingsGetAllResponse2", {
+    "byoc": PhoneSettingsGetAllResponse2Byoc, "country": PhoneSettingsGetAllResponse2Country,
+    "multiple_sites": PhoneSettingsGetAllResponse2MultipleSites,
+    "show_device_ip_for_call_log": PhoneSettingsGetAllResponse2ShowDeviceIpForCallLog,
+    "billing_account": PhoneSettingsGetAllResponse2BillingAccount,
 }, total=False)
 PhoneSettingsGetPortedNumbersOrderResponse2OriginalBillingInfo = TypedDict("PhoneSettingsGetPortedNumbersOrderResponse2OriginalBillingInfo", {
     "account_number": str, "address": JSONObject, "authorizing_person": str,
@@ -3588,6 +3588,20 @@ PhoneSmsGetSessionMessageResponse = TypedDict("PhoneSmsGetSessionMessageResponse
     "sender": PhoneSmsGetSessionMessageResponseSender,
     "to_members": list[PhoneSmsGetSessionMessageResponseToMembersItem],
 }, total=False)
+PhoneSmsGetSessionSyncResponseSmsHistoriesItem = TypedDict("PhoneSmsGetSessionSyncResponseSmsHistoriesItem", {
+    "attachments": list[JSONObject], "date_time": str, "direction": str, "message": str,
+    "message_id": str, "message_type": int, "sender": JSONObject, "to_members": list[JSONObject],
+}, total=False)
+PhoneSmsGetSessionSyncResponse = TypedDict("PhoneSmsGetSessionSyncResponse", {
+    "sms_histories": list[PhoneSmsGetSessionSyncResponseSmsHistoriesItem], "sync_token": str,
+}, total=False)
+PhoneSmsGetSessionsSyncResponseSmsSessionsItem = TypedDict("PhoneSmsGetSessionsSyncResponseSmsSessionsItem", {
+    "last_access_time": str, "latest_message": JSONObject, "participants": list[JSONObject],
+    "session_id": str, "unread_message_count": int,
+}, total=False)
+PhoneSmsGetSessionsSyncResponse = TypedDict("PhoneSmsGetSessionsSyncResponse", {
+    "sms_sessions": list[PhoneSmsGetSessionsSyncResponseSmsSessionsItem], "sync_token": str,
+}, total=False)
 PhoneSmsListSessionItemAttachmentsItem = TypedDict("PhoneSmsListSessionItemAttachmentsItem", {
     "download_url": str, "id": str, "name": str, "size": int, "type": str,
 }, total=False)
@@ -3602,26 +3616,12 @@ PhoneSmsListSessionItem = TypedDict("PhoneSmsListSessionItem", {
     "message": str, "message_id": str, "message_type": int, "sender": PhoneSmsListSessionItemSender,
     "to_members": list[PhoneSmsListSessionItemToMembersItem],
 }, total=False)
-PhoneSmsListSessionSyncResponseSmsHistoriesItem = TypedDict("PhoneSmsListSessionSyncResponseSmsHistoriesItem", {
-    "attachments": list[JSONObject], "date_time": str, "direction": str, "message": str,
-    "message_id": str, "message_type": int, "sender": JSONObject, "to_members": list[JSONObject],
-}, total=False)
-PhoneSmsListSessionSyncResponse = TypedDict("PhoneSmsListSessionSyncResponse", {
-    "sms_histories": list[PhoneSmsListSessionSyncResponseSmsHistoriesItem], "sync_token": str,
-}, total=False)
 PhoneSmsListSessionsItemParticipantsItem = TypedDict("PhoneSmsListSessionsItemParticipantsItem", {
     "display_name": str, "owner": JSONObject, "phone_number": str, "is_session_owner": bool,
 }, total=False)
 PhoneSmsListSessionsItem = TypedDict("PhoneSmsListSessionsItem", {
     "last_access_time": str, "participants": list[PhoneSmsListSessionsItemParticipantsItem],
     "session_id": str,
-}, total=False)
-PhoneSmsListSessionsSyncResponseSmsSessionsItem = TypedDict("PhoneSmsListSessionsSyncResponseSmsSessionsItem", {
-    "last_access_time": str, "latest_message": JSONObject, "participants": list[JSONObject],
-    "session_id": str, "unread_message_count": int,
-}, total=False)
-PhoneSmsListSessionsSyncResponse = TypedDict("PhoneSmsListSessionsSyncResponse", {
-    "sms_sessions": list[PhoneSmsListSessionsSyncResponseSmsSessionsItem], "sync_token": str,
 }, total=False)
 PhoneSmsListUserSmsSessionsItemParticipantsItem = TypedDict("PhoneSmsListUserSmsSessionsItemParticipantsItem", {
     "display_name": str, "owner": JSONObject, "phone_number": str, "is_session_owner": bool,
@@ -3645,6 +3645,20 @@ PhoneSmsGetSessionMessageResponse2 = TypedDict("PhoneSmsGetSessionMessageRespons
     "sender": PhoneSmsGetSessionMessageResponse2Sender,
     "to_members": list[PhoneSmsGetSessionMessageResponse2ToMembersItem],
 }, total=False)
+PhoneSmsGetSessionSyncResponse2SmsHistoriesItem = TypedDict("PhoneSmsGetSessionSyncResponse2SmsHistoriesItem", {
+    "attachments": list[JSONObject], "date_time": str, "direction": str, "message": str,
+    "message_id": str, "message_type": int, "sender": JSONObject, "to_members": list[JSONObject],
+}, total=False)
+PhoneSmsGetSessionSyncResponse2 = TypedDict("PhoneSmsGetSessionSyncResponse2", {
+    "sms_histories": list[PhoneSmsGetSessionSyncResponse2SmsHistoriesItem], "sync_token": str,
+}, total=False)
+PhoneSmsGetSessionsSyncResponse2SmsSessionsItem = TypedDict("PhoneSmsGetSessionsSyncResponse2SmsSessionsItem", {
+    "last_access_time": str, "latest_message": JSONObject, "participants": list[JSONObject],
+    "session_id": str, "unread_message_count": int,
+}, total=False)
+PhoneSmsGetSessionsSyncResponse2 = TypedDict("PhoneSmsGetSessionsSyncResponse2", {
+    "sms_sessions": list[PhoneSmsGetSessionsSyncResponse2SmsSessionsItem], "sync_token": str,
+}, total=False)
 PhoneSmsListSessionItem2AttachmentsItem = TypedDict("PhoneSmsListSessionItem2AttachmentsItem", {
     "download_url": str, "id": str, "name": str, "size": int, "type": str,
 }, total=False)
@@ -3660,26 +3674,12 @@ PhoneSmsListSessionItem2 = TypedDict("PhoneSmsListSessionItem2", {
     "sender": PhoneSmsListSessionItem2Sender,
     "to_members": list[PhoneSmsListSessionItem2ToMembersItem],
 }, total=False)
-PhoneSmsListSessionSyncResponse2SmsHistoriesItem = TypedDict("PhoneSmsListSessionSyncResponse2SmsHistoriesItem", {
-    "attachments": list[JSONObject], "date_time": str, "direction": str, "message": str,
-    "message_id": str, "message_type": int, "sender": JSONObject, "to_members": list[JSONObject],
-}, total=False)
-PhoneSmsListSessionSyncResponse2 = TypedDict("PhoneSmsListSessionSyncResponse2", {
-    "sms_histories": list[PhoneSmsListSessionSyncResponse2SmsHistoriesItem], "sync_token": str,
-}, total=False)
 PhoneSmsListSessionsItem2ParticipantsItem = TypedDict("PhoneSmsListSessionsItem2ParticipantsItem", {
     "display_name": str, "owner": JSONObject, "phone_number": str, "is_session_owner": bool,
 }, total=False)
 PhoneSmsListSessionsItem2 = TypedDict("PhoneSmsListSessionsItem2", {
     "last_access_time": str, "participants": list[PhoneSmsListSessionsItem2ParticipantsItem],
     "session_id": str,
-}, total=False)
-PhoneSmsListSessionsSyncResponse2SmsSessionsItem = TypedDict("PhoneSmsListSessionsSyncResponse2SmsSessionsItem", {
-    "last_access_time": str, "latest_message": JSONObject, "participants": list[JSONObject],
-    "session_id": str, "unread_message_count": int,
-}, total=False)
-PhoneSmsListSessionsSyncResponse2 = TypedDict("PhoneSmsListSessionsSyncResponse2", {
-    "sms_sessions": list[PhoneSmsListSessionsSyncResponse2SmsSessionsItem], "sync_token": str,
 }, total=False)
 PhoneSmsListUserSmsSessionsItem2ParticipantsItem = TypedDict("PhoneSmsListUserSmsSessionsItem2ParticipantsItem", {
     "display_name": str, "owner": JSONObject, "phone_number": str, "is_session_owner": bool,
@@ -4200,18 +4200,18 @@ PhoneVoicemailsGetCallLogVoiceMailResponse = TypedDict("PhoneVoicemailsGetCallLo
     "date_time": str, "download_url": str, "duration": int, "id": str, "status": str,
     "transcription": PhoneVoicemailsGetCallLogVoiceMailResponseTranscription,
 }, total=False)
+PhoneVoicemailsGetSyncResponseVoiceMailsItem = TypedDict("PhoneVoicemailsGetSyncResponseVoiceMailsItem", {
+    "call_id": str, "call_log_id": str, "callee_name": str, "callee_number": str,
+    "callee_number_type": int, "caller_name": str, "caller_number": str, "caller_number_type": int,
+    "date_time": str, "download_url": str, "duration": int, "id": str, "status": str,
+}, total=False)
+PhoneVoicemailsGetSyncResponse = TypedDict("PhoneVoicemailsGetSyncResponse", {
+    "sync_token": str, "voice_mails": list[PhoneVoicemailsGetSyncResponseVoiceMailsItem],
+}, total=False)
 PhoneVoicemailsListItem = TypedDict("PhoneVoicemailsListItem", {
     "call_id": str, "call_log_id": str, "callee_name": str, "callee_number": str,
     "callee_number_type": int, "caller_name": str, "caller_number": str, "caller_number_type": int,
     "date_time": str, "download_url": str, "duration": int, "id": str, "status": str,
-}, total=False)
-PhoneVoicemailsListSyncResponseVoiceMailsItem = TypedDict("PhoneVoicemailsListSyncResponseVoiceMailsItem", {
-    "call_id": str, "call_log_id": str, "callee_name": str, "callee_number": str,
-    "callee_number_type": int, "caller_name": str, "caller_number": str, "caller_number_type": int,
-    "date_time": str, "download_url": str, "duration": int, "id": str, "status": str,
-}, total=False)
-PhoneVoicemailsListSyncResponse = TypedDict("PhoneVoicemailsListSyncResponse", {
-    "sync_token": str, "voice_mails": list[PhoneVoicemailsListSyncResponseVoiceMailsItem],
 }, total=False)
 PhoneVoicemailsListUserVoiceMailsItem = TypedDict("PhoneVoicemailsListUserVoiceMailsItem", {
     "call_id": str, "call_log_id": str, "callee_name": str, "callee_number": str,
@@ -4236,18 +4236,18 @@ PhoneVoicemailsGetCallLogVoiceMailResponse2 = TypedDict("PhoneVoicemailsGetCallL
     "date_time": str, "download_url": str, "duration": int, "id": str, "status": str,
     "transcription": PhoneVoicemailsGetCallLogVoiceMailResponse2Transcription,
 }, total=False)
+PhoneVoicemailsGetSyncResponse2VoiceMailsItem = TypedDict("PhoneVoicemailsGetSyncResponse2VoiceMailsItem", {
+    "call_id": str, "call_log_id": str, "callee_name": str, "callee_number": str,
+    "callee_number_type": int, "caller_name": str, "caller_number": str, "caller_number_type": int,
+    "date_time": str, "download_url": str, "duration": int, "id": str, "status": str,
+}, total=False)
+PhoneVoicemailsGetSyncResponse2 = TypedDict("PhoneVoicemailsGetSyncResponse2", {
+    "sync_token": str, "voice_mails": list[PhoneVoicemailsGetSyncResponse2VoiceMailsItem],
+}, total=False)
 PhoneVoicemailsListItem2 = TypedDict("PhoneVoicemailsListItem2", {
     "call_id": str, "call_log_id": str, "callee_name": str, "callee_number": str,
     "callee_number_type": int, "caller_name": str, "caller_number": str, "caller_number_type": int,
     "date_time": str, "download_url": str, "duration": int, "id": str, "status": str,
-}, total=False)
-PhoneVoicemailsListSyncResponse2VoiceMailsItem = TypedDict("PhoneVoicemailsListSyncResponse2VoiceMailsItem", {
-    "call_id": str, "call_log_id": str, "callee_name": str, "callee_number": str,
-    "callee_number_type": int, "caller_name": str, "caller_number": str, "caller_number_type": int,
-    "date_time": str, "download_url": str, "duration": int, "id": str, "status": str,
-}, total=False)
-PhoneVoicemailsListSyncResponse2 = TypedDict("PhoneVoicemailsListSyncResponse2", {
-    "sync_token": str, "voice_mails": list[PhoneVoicemailsListSyncResponse2VoiceMailsItem],
 }, total=False)
 PhoneVoicemailsListUserVoiceMailsItem2 = TypedDict("PhoneVoicemailsListUserVoiceMailsItem2", {
     "call_id": str, "call_log_id": str, "callee_name": str, "callee_number": str,
@@ -4272,7 +4272,7 @@ class PhoneAccounts:
         /phone/outbound_caller_id/customized_numbers`` (Light).
         """
         await self._caller.request(
-            "POST", '/phone/outbound_caller_id/customized_numbers', json=body, rate_category="light"
+            "POST", "/phone/outbound_caller_id/customized_numbers", json=body, rate_category="light"
         )
 
     async def delete_outbound_caller_id_customized_numbers(
@@ -4285,7 +4285,7 @@ class PhoneAccounts:
         """
         await self._caller.request(
             "DELETE",
-            '/phone/outbound_caller_id/customized_numbers',
+            "/phone/outbound_caller_id/customized_numbers",
             params=query(customize_ids=customize_ids),
             rate_category="light",
         )
@@ -4303,7 +4303,7 @@ class PhoneAccounts:
         /phone/outbound_caller_id/customized_numbers`` (Light, pages of up to 300).
         """
         return self._caller.paginate(
-            '/phone/outbound_caller_id/customized_numbers',
+            "/phone/outbound_caller_id/customized_numbers",
             params=query(
                 selected=selected,
                 site_id=site_id,
@@ -4331,7 +4331,7 @@ class SyncPhoneAccounts:
         /phone/outbound_caller_id/customized_numbers`` (Light).
         """
         self._caller.request(
-            "POST", '/phone/outbound_caller_id/customized_numbers', json=body, rate_category="light"
+            "POST", "/phone/outbound_caller_id/customized_numbers", json=body, rate_category="light"
         )
 
     def delete_outbound_caller_id_customized_numbers(
@@ -4344,7 +4344,7 @@ class SyncPhoneAccounts:
         """
         self._caller.request(
             "DELETE",
-            '/phone/outbound_caller_id/customized_numbers',
+            "/phone/outbound_caller_id/customized_numbers",
             params=query(customize_ids=customize_ids),
             rate_category="light",
         )
@@ -4362,7 +4362,7 @@ class SyncPhoneAccounts:
         /phone/outbound_caller_id/customized_numbers`` (Light, pages of up to 300).
         """
         return self._caller.paginate(
-            '/phone/outbound_caller_id/customized_numbers',
+            "/phone/outbound_caller_id/customized_numbers",
             params=query(
                 selected=selected,
                 site_id=site_id,
@@ -4419,9 +4419,9 @@ class PhoneAudioLibrary:
         )
         return answer
 
-    async def list_audios(self, user_id: str) -> PhoneAudioLibraryListAudiosResponse:
+    async def get_audios(self, user_id: str) -> PhoneAudioLibraryGetAudiosResponse:
         """List audio items: ``GET /phone/users/{userId}/audios`` (Light)."""
-        answer: PhoneAudioLibraryListAudiosResponse = await self._caller.request(
+        answer: PhoneAudioLibraryGetAudiosResponse = await self._caller.request(
             "GET", f"/phone/users/{seg(user_id)}/audios", rate_category="light"
         )
         return answer
@@ -4480,9 +4480,9 @@ class SyncPhoneAudioLibrary:
         )
         return answer
 
-    def list_audios(self, user_id: str) -> PhoneAudioLibraryListAudiosResponse2:
+    def get_audios(self, user_id: str) -> PhoneAudioLibraryGetAudiosResponse2:
         """List audio items: ``GET /phone/users/{userId}/audios`` (Light)."""
-        answer: PhoneAudioLibraryListAudiosResponse2 = self._caller.request(
+        answer: PhoneAudioLibraryGetAudiosResponse2 = self._caller.request(
             "GET", f"/phone/users/{seg(user_id)}/audios", rate_category="light"
         )
         return answer
@@ -4512,7 +4512,7 @@ class PhoneAutoReceptionists:
     ) -> PhoneAutoReceptionistsCreateResponse:
         """Add an auto receptionist: ``POST /phone/auto_receptionists`` (Light)."""
         answer: PhoneAutoReceptionistsCreateResponse = await self._caller.request(
-            "POST", '/phone/auto_receptionists', json=body, rate_category="light"
+            "POST", "/phone/auto_receptionists", json=body, rate_category="light"
         )
         return answer
 
@@ -4604,6 +4604,20 @@ class PhoneAutoReceptionists:
         )
         return answer
 
+    async def get_policies(
+        self,
+        auto_receptionist_id: str,
+    ) -> PhoneAutoReceptionistsGetPoliciesResponse:
+        """Get an auto receptionist policy: ``GET
+        /phone/auto_receptionists/{autoReceptionistId}/policies`` (Medium).
+        """
+        answer: PhoneAutoReceptionistsGetPoliciesResponse = await self._caller.request(
+            "GET",
+            f"/phone/auto_receptionists/{seg(auto_receptionist_id)}/policies",
+            rate_category="medium",
+        )
+        return answer
+
     def list(
         self,
         *,
@@ -4611,22 +4625,8 @@ class PhoneAutoReceptionists:
     ) -> AsyncIterator[PhoneAutoReceptionistsListItem]:
         """List auto receptionists: ``GET /phone/auto_receptionists`` (Medium, pages of up to 100)."""
         return self._caller.paginate(
-            '/phone/auto_receptionists', key="auto_receptionists", page_size=page_size or 100
+            "/phone/auto_receptionists", key="auto_receptionists", page_size=page_size or 100
         )
-
-    async def list_policies(
-        self,
-        auto_receptionist_id: str,
-    ) -> PhoneAutoReceptionistsListPoliciesResponse:
-        """Get an auto receptionist policy: ``GET
-        /phone/auto_receptionists/{autoReceptionistId}/policies`` (Medium).
-        """
-        answer: PhoneAutoReceptionistsListPoliciesResponse = await self._caller.request(
-            "GET",
-            f"/phone/auto_receptionists/{seg(auto_receptionist_id)}/policies",
-            rate_category="medium",
-        )
-        return answer
 
     async def update(
         self,
@@ -4689,7 +4689,7 @@ class SyncPhoneAutoReceptionists:
     ) -> PhoneAutoReceptionistsCreateResponse2:
         """Add an auto receptionist: ``POST /phone/auto_receptionists`` (Light)."""
         answer: PhoneAutoReceptionistsCreateResponse2 = self._caller.request(
-            "POST", '/phone/auto_receptionists', json=body, rate_category="light"
+            "POST", "/phone/auto_receptionists", json=body, rate_category="light"
         )
         return answer
 
@@ -4781,25 +4781,22 @@ class SyncPhoneAutoReceptionists:
         )
         return answer
 
-    def list(self, *, page_size: int | None = None) -> Iterator[PhoneAutoReceptionistsListItem2]:
-        """List auto receptionists: ``GET /phone/auto_receptionists`` (Medium, pages of up to 100)."""
-        return self._caller.paginate(
-            '/phone/auto_receptionists', key="auto_receptionists", page_size=page_size or 100
-        )
-
-    def list_policies(
-        self,
-        auto_receptionist_id: str,
-    ) -> PhoneAutoReceptionistsListPoliciesResponse2:
+    def get_policies(self, auto_receptionist_id: str) -> PhoneAutoReceptionistsGetPoliciesResponse2:
         """Get an auto receptionist policy: ``GET
         /phone/auto_receptionists/{autoReceptionistId}/policies`` (Medium).
         """
-        answer: PhoneAutoReceptionistsListPoliciesResponse2 = self._caller.request(
+        answer: PhoneAutoReceptionistsGetPoliciesResponse2 = self._caller.request(
             "GET",
             f"/phone/auto_receptionists/{seg(auto_receptionist_id)}/policies",
             rate_category="medium",
         )
         return answer
+
+    def list(self, *, page_size: int | None = None) -> Iterator[PhoneAutoReceptionistsListItem2]:
+        """List auto receptionists: ``GET /phone/auto_receptionists`` (Medium, pages of up to 100)."""
+        return self._caller.paginate(
+            "/phone/auto_receptionists", key="auto_receptionists", page_size=page_size or 100
+        )
 
     def update(
         self,
@@ -4863,10 +4860,10 @@ class PhoneBillingAccount:
         )
         return answer
 
-    async def list(self) -> PhoneBillingAccountListResponse:
+    async def get_all(self) -> PhoneBillingAccountGetAllResponse:
         """List billing accounts: ``GET /phone/billing_accounts`` (Medium)."""
-        answer: PhoneBillingAccountListResponse = await self._caller.request(
-            "GET", '/phone/billing_accounts', rate_category="medium"
+        answer: PhoneBillingAccountGetAllResponse = await self._caller.request(
+            "GET", "/phone/billing_accounts", rate_category="medium"
         )
         return answer
 
@@ -4886,10 +4883,10 @@ class SyncPhoneBillingAccount:
         )
         return answer
 
-    def list(self) -> PhoneBillingAccountListResponse2:
+    def get_all(self) -> PhoneBillingAccountGetAllResponse2:
         """List billing accounts: ``GET /phone/billing_accounts`` (Medium)."""
-        answer: PhoneBillingAccountListResponse2 = self._caller.request(
-            "GET", '/phone/billing_accounts', rate_category="medium"
+        answer: PhoneBillingAccountGetAllResponse2 = self._caller.request(
+            "GET", "/phone/billing_accounts", rate_category="medium"
         )
         return answer
 
@@ -4908,7 +4905,7 @@ class PhoneBlockedList:
     ) -> PhoneBlockedListCreateResponse:
         """Create a blocked list: ``POST /phone/blocked_list`` (Light)."""
         answer: PhoneBlockedListCreateResponse = await self._caller.request(
-            "POST", '/phone/blocked_list', json=body, rate_category="light"
+            "POST", "/phone/blocked_list", json=body, rate_category="light"
         )
         return answer
 
@@ -4928,7 +4925,7 @@ class PhoneBlockedList:
     def list(self, *, page_size: int | None = None) -> AsyncIterator[PhoneBlockedListListItem]:
         """List blocked lists: ``GET /phone/blocked_list`` (Medium, pages of up to 100)."""
         return self._caller.paginate(
-            '/phone/blocked_list', key="blocked_list", page_size=page_size or 100
+            "/phone/blocked_list", key="blocked_list", page_size=page_size or 100
         )
 
     async def update(
@@ -4956,7 +4953,7 @@ class SyncPhoneBlockedList:
     ) -> PhoneBlockedListCreateResponse2:
         """Create a blocked list: ``POST /phone/blocked_list`` (Light)."""
         answer: PhoneBlockedListCreateResponse2 = self._caller.request(
-            "POST", '/phone/blocked_list', json=body, rate_category="light"
+            "POST", "/phone/blocked_list", json=body, rate_category="light"
         )
         return answer
 
@@ -4976,7 +4973,7 @@ class SyncPhoneBlockedList:
     def list(self, *, page_size: int | None = None) -> Iterator[PhoneBlockedListListItem2]:
         """List blocked lists: ``GET /phone/blocked_list`` (Medium, pages of up to 100)."""
         return self._caller.paginate(
-            '/phone/blocked_list', key="blocked_list", page_size=page_size or 100
+            "/phone/blocked_list", key="blocked_list", page_size=page_size or 100
         )
 
     def update(self, blocked_list_id: str, body: PhoneBlockedListUpdateBody2 | None = None) -> None:
@@ -5159,6 +5156,23 @@ class PhoneCallLogs:
         )
         return answer
 
+    async def get_sync(
+        self,
+        user_id: str,
+        *,
+        sync_type: str | None = None,
+        count: int | None = None,
+        sync_token: str | None = None,
+    ) -> PhoneCallLogsGetSyncResponse:
+        """Sync user's call logs: ``GET /phone/users/{userId}/call_logs/sync`` (Medium)."""
+        answer: PhoneCallLogsGetSyncResponse = await self._caller.request(
+            "GET",
+            f"/phone/users/{seg(user_id)}/call_logs/sync",
+            params=query(sync_type=sync_type, count=count, sync_token=sync_token),
+            rate_category="medium",
+        )
+        return answer
+
     def list(
         self,
         *,
@@ -5173,7 +5187,7 @@ class PhoneCallLogs:
     ) -> AsyncIterator[PhoneCallLogsListItem]:
         """Get account's call logs: ``GET /phone/call_logs`` (Heavy, pages of up to 300)."""
         return self._caller.paginate(
-            '/phone/call_logs',
+            "/phone/call_logs",
             params=query(
                 **{"from": from_},
                 to=to,
@@ -5186,23 +5200,6 @@ class PhoneCallLogs:
             key="call_logs",
             page_size=page_size or 300,
         )
-
-    async def list_sync(
-        self,
-        user_id: str,
-        *,
-        sync_type: str | None = None,
-        count: int | None = None,
-        sync_token: str | None = None,
-    ) -> PhoneCallLogsListSyncResponse:
-        """Sync user's call logs: ``GET /phone/users/{userId}/call_logs/sync`` (Medium)."""
-        answer: PhoneCallLogsListSyncResponse = await self._caller.request(
-            "GET",
-            f"/phone/users/{seg(user_id)}/call_logs/sync",
-            params=query(sync_type=sync_type, count=count, sync_token=sync_token),
-            rate_category="medium",
-        )
-        return answer
 
     def list_user_call_logs(
         self,
@@ -5272,6 +5269,23 @@ class SyncPhoneCallLogs:
         )
         return answer
 
+    def get_sync(
+        self,
+        user_id: str,
+        *,
+        sync_type: str | None = None,
+        count: int | None = None,
+        sync_token: str | None = None,
+    ) -> PhoneCallLogsGetSyncResponse2:
+        """Sync user's call logs: ``GET /phone/users/{userId}/call_logs/sync`` (Medium)."""
+        answer: PhoneCallLogsGetSyncResponse2 = self._caller.request(
+            "GET",
+            f"/phone/users/{seg(user_id)}/call_logs/sync",
+            params=query(sync_type=sync_type, count=count, sync_token=sync_token),
+            rate_category="medium",
+        )
+        return answer
+
     def list(
         self,
         *,
@@ -5286,7 +5300,7 @@ class SyncPhoneCallLogs:
     ) -> Iterator[PhoneCallLogsListItem2]:
         """Get account's call logs: ``GET /phone/call_logs`` (Heavy, pages of up to 300)."""
         return self._caller.paginate(
-            '/phone/call_logs',
+            "/phone/call_logs",
             params=query(
                 **{"from": from_},
                 to=to,
@@ -5299,23 +5313,6 @@ class SyncPhoneCallLogs:
             key="call_logs",
             page_size=page_size or 300,
         )
-
-    def list_sync(
-        self,
-        user_id: str,
-        *,
-        sync_type: str | None = None,
-        count: int | None = None,
-        sync_token: str | None = None,
-    ) -> PhoneCallLogsListSyncResponse2:
-        """Sync user's call logs: ``GET /phone/users/{userId}/call_logs/sync`` (Medium)."""
-        answer: PhoneCallLogsListSyncResponse2 = self._caller.request(
-            "GET",
-            f"/phone/users/{seg(user_id)}/call_logs/sync",
-            params=query(sync_type=sync_type, count=count, sync_token=sync_token),
-            rate_category="medium",
-        )
-        return answer
 
     def list_user_call_logs(
         self,
@@ -5374,7 +5371,7 @@ class PhoneCallQueues:
     ) -> PhoneCallQueuesCreateResponse:
         """Create a call queue: ``POST /phone/call_queues`` (Light)."""
         answer: PhoneCallQueuesCreateResponse = await self._caller.request(
-            "POST", '/phone/call_queues', json=body, rate_category="light"
+            "POST", "/phone/call_queues", json=body, rate_category="light"
         )
         return answer
 
@@ -5491,6 +5488,13 @@ class PhoneCallQueues:
         )
         return answer
 
+    async def get_members(self, call_queue_id: str) -> PhoneCallQueuesGetMembersResponse:
+        """List call queue members: ``GET /phone/call_queues/{callQueueId}/members`` (Medium)."""
+        answer: PhoneCallQueuesGetMembersResponse = await self._caller.request(
+            "GET", f"/phone/call_queues/{seg(call_queue_id)}/members", rate_category="medium"
+        )
+        return answer
+
     def list(
         self,
         *,
@@ -5501,18 +5505,11 @@ class PhoneCallQueues:
     ) -> AsyncIterator[PhoneCallQueuesListItem]:
         """List call queues: ``GET /phone/call_queues`` (Medium, pages of up to 100)."""
         return self._caller.paginate(
-            '/phone/call_queues',
+            "/phone/call_queues",
             params=query(site_id=site_id, cost_center=cost_center, department=department),
             key="call_queues",
             page_size=page_size or 100,
         )
-
-    async def list_members(self, call_queue_id: str) -> PhoneCallQueuesListMembersResponse:
-        """List call queue members: ``GET /phone/call_queues/{callQueueId}/members`` (Medium)."""
-        answer: PhoneCallQueuesListMembersResponse = await self._caller.request(
-            "GET", f"/phone/call_queues/{seg(call_queue_id)}/members", rate_category="medium"
-        )
-        return answer
 
     def list_recordings(
         self,
@@ -5586,7 +5583,7 @@ class SyncPhoneCallQueues:
     ) -> PhoneCallQueuesCreateResponse2:
         """Create a call queue: ``POST /phone/call_queues`` (Light)."""
         answer: PhoneCallQueuesCreateResponse2 = self._caller.request(
-            "POST", '/phone/call_queues', json=body, rate_category="light"
+            "POST", "/phone/call_queues", json=body, rate_category="light"
         )
         return answer
 
@@ -5703,6 +5700,13 @@ class SyncPhoneCallQueues:
         )
         return answer
 
+    def get_members(self, call_queue_id: str) -> PhoneCallQueuesGetMembersResponse2:
+        """List call queue members: ``GET /phone/call_queues/{callQueueId}/members`` (Medium)."""
+        answer: PhoneCallQueuesGetMembersResponse2 = self._caller.request(
+            "GET", f"/phone/call_queues/{seg(call_queue_id)}/members", rate_category="medium"
+        )
+        return answer
+
     def list(
         self,
         *,
@@ -5713,18 +5717,11 @@ class SyncPhoneCallQueues:
     ) -> Iterator[PhoneCallQueuesListItem2]:
         """List call queues: ``GET /phone/call_queues`` (Medium, pages of up to 100)."""
         return self._caller.paginate(
-            '/phone/call_queues',
+            "/phone/call_queues",
             params=query(site_id=site_id, cost_center=cost_center, department=department),
             key="call_queues",
             page_size=page_size or 100,
         )
-
-    def list_members(self, call_queue_id: str) -> PhoneCallQueuesListMembersResponse2:
-        """List call queue members: ``GET /phone/call_queues/{callQueueId}/members`` (Medium)."""
-        answer: PhoneCallQueuesListMembersResponse2 = self._caller.request(
-            "GET", f"/phone/call_queues/{seg(call_queue_id)}/members", rate_category="medium"
-        )
-        return answer
 
     def list_recordings(
         self,
@@ -5794,7 +5791,7 @@ class PhoneCarrierReseller:
     ) -> None:
         """Create phone numbers: ``POST /phone/carrier_reseller/numbers`` (Light)."""
         await self._caller.request(
-            "POST", '/phone/carrier_reseller/numbers', json=body, rate_category="light"
+            "POST", "/phone/carrier_reseller/numbers", json=body, rate_category="light"
         )
 
     async def delete_number(self, number: str) -> None:
@@ -5815,7 +5812,7 @@ class PhoneCarrierReseller:
         300).
         """
         return self._caller.paginate(
-            '/phone/carrier_reseller/numbers',
+            "/phone/carrier_reseller/numbers",
             params=query(
                 assigned_status=assigned_status,
                 sub_account_id=sub_account_id,
@@ -5828,7 +5825,7 @@ class PhoneCarrierReseller:
     async def update_numbers(self, body: list[str] | None = None) -> None:
         """Activate phone numbers: ``PATCH /phone/carrier_reseller/numbers`` (Light)."""
         await self._caller.request(
-            "PATCH", '/phone/carrier_reseller/numbers', json=body, rate_category="light"
+            "PATCH", "/phone/carrier_reseller/numbers", json=body, rate_category="light"
         )
 
 
@@ -5846,7 +5843,7 @@ class SyncPhoneCarrierReseller:
     ) -> None:
         """Create phone numbers: ``POST /phone/carrier_reseller/numbers`` (Light)."""
         self._caller.request(
-            "POST", '/phone/carrier_reseller/numbers', json=body, rate_category="light"
+            "POST", "/phone/carrier_reseller/numbers", json=body, rate_category="light"
         )
 
     def delete_number(self, number: str) -> None:
@@ -5867,7 +5864,7 @@ class SyncPhoneCarrierReseller:
         300).
         """
         return self._caller.paginate(
-            '/phone/carrier_reseller/numbers',
+            "/phone/carrier_reseller/numbers",
             params=query(
                 assigned_status=assigned_status,
                 sub_account_id=sub_account_id,
@@ -5880,7 +5877,7 @@ class SyncPhoneCarrierReseller:
     def update_numbers(self, body: list[str] | None = None) -> None:
         """Activate phone numbers: ``PATCH /phone/carrier_reseller/numbers`` (Light)."""
         self._caller.request(
-            "PATCH", '/phone/carrier_reseller/numbers', json=body, rate_category="light"
+            "PATCH", "/phone/carrier_reseller/numbers", json=body, rate_category="light"
         )
 
 
@@ -5898,7 +5895,7 @@ class PhoneCommonAreaPhones:
     ) -> PhoneCommonAreaPhonesCreateResponse:
         """Add a common area phone: ``POST /phone/common_area_phones`` (Light)."""
         answer: PhoneCommonAreaPhonesCreateResponse = await self._caller.request(
-            "POST", '/phone/common_area_phones', json=body, rate_category="light"
+            "POST", "/phone/common_area_phones", json=body, rate_category="light"
         )
         return answer
 
@@ -5983,7 +5980,7 @@ class PhoneCommonAreaPhones:
     def list(self, *, page_size: int | None = None) -> AsyncIterator[PhoneCommonAreaPhonesListItem]:
         """List common area phones: ``GET /phone/common_area_phones`` (Medium, pages of up to 100)."""
         return self._caller.paginate(
-            '/phone/common_area_phones', key="common_area_phones", page_size=page_size or 100
+            "/phone/common_area_phones", key="common_area_phones", page_size=page_size or 100
         )
 
     async def update(
@@ -6016,7 +6013,7 @@ class SyncPhoneCommonAreaPhones:
     ) -> PhoneCommonAreaPhonesCreateResponse2:
         """Add a common area phone: ``POST /phone/common_area_phones`` (Light)."""
         answer: PhoneCommonAreaPhonesCreateResponse2 = self._caller.request(
-            "POST", '/phone/common_area_phones', json=body, rate_category="light"
+            "POST", "/phone/common_area_phones", json=body, rate_category="light"
         )
         return answer
 
@@ -6101,7 +6098,7 @@ class SyncPhoneCommonAreaPhones:
     def list(self, *, page_size: int | None = None) -> Iterator[PhoneCommonAreaPhonesListItem2]:
         """List common area phones: ``GET /phone/common_area_phones`` (Medium, pages of up to 100)."""
         return self._caller.paginate(
-            '/phone/common_area_phones', key="common_area_phones", page_size=page_size or 100
+            "/phone/common_area_phones", key="common_area_phones", page_size=page_size or 100
         )
 
     def update(
@@ -6134,7 +6131,7 @@ class PhoneCommonAreas:
     ) -> PhoneCommonAreasCreateResponse:
         """Add a common area: ``POST /phone/common_areas`` (Light)."""
         answer: PhoneCommonAreasCreateResponse = await self._caller.request(
-            "POST", '/phone/common_areas', json=body, rate_category="light"
+            "POST", "/phone/common_areas", json=body, rate_category="light"
         )
         return answer
 
@@ -6244,18 +6241,18 @@ class PhoneCommonAreas:
         )
         return answer
 
-    def list(self, *, page_size: int | None = None) -> AsyncIterator[PhoneCommonAreasListItem]:
-        """List common areas: ``GET /phone/common_areas`` (Medium, pages of up to 100)."""
-        return self._caller.paginate(
-            '/phone/common_areas', key="common_areas", page_size=page_size or 100
-        )
-
-    async def list_settings(self, common_area_id: str) -> PhoneCommonAreasListSettingsResponse:
+    async def get_settings(self, common_area_id: str) -> PhoneCommonAreasGetSettingsResponse:
         """Get common area settings: ``GET /phone/common_areas/{commonAreaId}/settings`` (Light)."""
-        answer: PhoneCommonAreasListSettingsResponse = await self._caller.request(
+        answer: PhoneCommonAreasGetSettingsResponse = await self._caller.request(
             "GET", f"/phone/common_areas/{seg(common_area_id)}/settings", rate_category="light"
         )
         return answer
+
+    def list(self, *, page_size: int | None = None) -> AsyncIterator[PhoneCommonAreasListItem]:
+        """List common areas: ``GET /phone/common_areas`` (Medium, pages of up to 100)."""
+        return self._caller.paginate(
+            "/phone/common_areas", key="common_areas", page_size=page_size or 100
+        )
 
     async def update(
         self,
@@ -6298,7 +6295,7 @@ class SyncPhoneCommonAreas:
     ) -> PhoneCommonAreasCreateResponse2:
         """Add a common area: ``POST /phone/common_areas`` (Light)."""
         answer: PhoneCommonAreasCreateResponse2 = self._caller.request(
-            "POST", '/phone/common_areas', json=body, rate_category="light"
+            "POST", "/phone/common_areas", json=body, rate_category="light"
         )
         return answer
 
@@ -6402,18 +6399,18 @@ class SyncPhoneCommonAreas:
         )
         return answer
 
-    def list(self, *, page_size: int | None = None) -> Iterator[PhoneCommonAreasListItem2]:
-        """List common areas: ``GET /phone/common_areas`` (Medium, pages of up to 100)."""
-        return self._caller.paginate(
-            '/phone/common_areas', key="common_areas", page_size=page_size or 100
-        )
-
-    def list_settings(self, common_area_id: str) -> PhoneCommonAreasListSettingsResponse2:
+    def get_settings(self, common_area_id: str) -> PhoneCommonAreasGetSettingsResponse2:
         """Get common area settings: ``GET /phone/common_areas/{commonAreaId}/settings`` (Light)."""
-        answer: PhoneCommonAreasListSettingsResponse2 = self._caller.request(
+        answer: PhoneCommonAreasGetSettingsResponse2 = self._caller.request(
             "GET", f"/phone/common_areas/{seg(common_area_id)}/settings", rate_category="light"
         )
         return answer
+
+    def list(self, *, page_size: int | None = None) -> Iterator[PhoneCommonAreasListItem2]:
+        """List common areas: ``GET /phone/common_areas`` (Medium, pages of up to 100)."""
+        return self._caller.paginate(
+            "/phone/common_areas", key="common_areas", page_size=page_size or 100
+        )
 
     def update(self, common_area_id: str, body: PhoneCommonAreasUpdateBody2 | None = None) -> None:
         """Update common area: ``PATCH /phone/common_areas/{commonAreaId}`` (Light)."""
@@ -6462,6 +6459,23 @@ class PhoneDashboards:
         )
         return answer
 
+    async def get_location_tracking(
+        self,
+        *,
+        type: int | None = None,
+        site_id: str | None = None,
+        location_type: str | None = None,
+        keyword: str | None = None,
+    ) -> PhoneDashboardsGetLocationTrackingResponse:
+        """List tracked locations: ``GET /phone/metrics/location_tracking`` (Medium)."""
+        answer: PhoneDashboardsGetLocationTrackingResponse = await self._caller.request(
+            "GET",
+            "/phone/metrics/location_tracking",
+            params=query(type=type, site_id=site_id, location_type=location_type, keyword=keyword),
+            rate_category="medium",
+        )
+        return answer
+
     def list_call_logs(
         self,
         *,
@@ -6473,28 +6487,11 @@ class PhoneDashboards:
     ) -> AsyncIterator[PhoneDashboardsListCallLogsItem]:
         """List call logs: ``GET /phone/metrics/call_logs`` (Heavy, pages of up to 100)."""
         return self._caller.paginate(
-            '/phone/metrics/call_logs',
+            "/phone/metrics/call_logs",
             params=query(**{"from": from_}, to=to, site_id=site_id, quality_type=quality_type),
             key="call_logs",
             page_size=page_size or 100,
         )
-
-    async def list_location_tracking(
-        self,
-        *,
-        type: int | None = None,
-        site_id: str | None = None,
-        location_type: str | None = None,
-        keyword: str | None = None,
-    ) -> PhoneDashboardsListLocationTrackingResponse:
-        """List tracked locations: ``GET /phone/metrics/location_tracking`` (Medium)."""
-        answer: PhoneDashboardsListLocationTrackingResponse = await self._caller.request(
-            "GET",
-            '/phone/metrics/location_tracking',
-            params=query(type=type, site_id=site_id, location_type=location_type, keyword=keyword),
-            rate_category="medium",
-        )
-        return answer
 
 
 class SyncPhoneDashboards:
@@ -6521,6 +6518,23 @@ class SyncPhoneDashboards:
         )
         return answer
 
+    def get_location_tracking(
+        self,
+        *,
+        type: int | None = None,
+        site_id: str | None = None,
+        location_type: str | None = None,
+        keyword: str | None = None,
+    ) -> PhoneDashboardsGetLocationTrackingResponse2:
+        """List tracked locations: ``GET /phone/metrics/location_tracking`` (Medium)."""
+        answer: PhoneDashboardsGetLocationTrackingResponse2 = self._caller.request(
+            "GET",
+            "/phone/metrics/location_tracking",
+            params=query(type=type, site_id=site_id, location_type=location_type, keyword=keyword),
+            rate_category="medium",
+        )
+        return answer
+
     def list_call_logs(
         self,
         *,
@@ -6532,28 +6546,11 @@ class SyncPhoneDashboards:
     ) -> Iterator[PhoneDashboardsListCallLogsItem2]:
         """List call logs: ``GET /phone/metrics/call_logs`` (Heavy, pages of up to 100)."""
         return self._caller.paginate(
-            '/phone/metrics/call_logs',
+            "/phone/metrics/call_logs",
             params=query(**{"from": from_}, to=to, site_id=site_id, quality_type=quality_type),
             key="call_logs",
             page_size=page_size or 100,
         )
-
-    def list_location_tracking(
-        self,
-        *,
-        type: int | None = None,
-        site_id: str | None = None,
-        location_type: str | None = None,
-        keyword: str | None = None,
-    ) -> PhoneDashboardsListLocationTrackingResponse2:
-        """List tracked locations: ``GET /phone/metrics/location_tracking`` (Medium)."""
-        answer: PhoneDashboardsListLocationTrackingResponse2 = self._caller.request(
-            "GET",
-            '/phone/metrics/location_tracking',
-            params=query(type=type, site_id=site_id, location_type=location_type, keyword=keyword),
-            rate_category="medium",
-        )
-        return answer
 
 
 class PhoneDeviceLineKeys:
@@ -6564,12 +6561,12 @@ class PhoneDeviceLineKeys:
     def __init__(self, caller: Caller) -> None:
         self._caller = caller
 
-    async def list_device_line_keys(
+    async def get_device_line_keys(
         self,
         device_id: str,
-    ) -> PhoneDeviceLineKeysListDeviceLineKeysResponse:
+    ) -> PhoneDeviceLineKeysGetDeviceLineKeysResponse:
         """Get device line keys information: ``GET /phone/devices/{deviceId}/line_keys`` (Heavy)."""
-        answer: PhoneDeviceLineKeysListDeviceLineKeysResponse = await self._caller.request(
+        answer: PhoneDeviceLineKeysGetDeviceLineKeysResponse = await self._caller.request(
             "GET", f"/phone/devices/{seg(device_id)}/line_keys", rate_category="heavy"
         )
         return answer
@@ -6595,12 +6592,9 @@ class SyncPhoneDeviceLineKeys:
     def __init__(self, caller: SyncCaller) -> None:
         self._caller = caller
 
-    def list_device_line_keys(
-        self,
-        device_id: str,
-    ) -> PhoneDeviceLineKeysListDeviceLineKeysResponse2:
+    def get_device_line_keys(self, device_id: str) -> PhoneDeviceLineKeysGetDeviceLineKeysResponse2:
         """Get device line keys information: ``GET /phone/devices/{deviceId}/line_keys`` (Heavy)."""
-        answer: PhoneDeviceLineKeysListDeviceLineKeysResponse2 = self._caller.request(
+        answer: PhoneDeviceLineKeysGetDeviceLineKeysResponse2 = self._caller.request(
             "GET", f"/phone/devices/{seg(device_id)}/line_keys", rate_category="heavy"
         )
         return answer
@@ -6632,7 +6626,7 @@ class PhoneDialByNameDirectory:
     ) -> None:
         """Add users to a directory: ``POST /phone/dial_by_name_directory/extensions`` (Light)."""
         await self._caller.request(
-            "POST", '/phone/dial_by_name_directory/extensions', json=body, rate_category="light"
+            "POST", "/phone/dial_by_name_directory/extensions", json=body, rate_category="light"
         )
 
     async def create_site_dial_by_name_directory_extension(
@@ -6661,7 +6655,7 @@ class PhoneDialByNameDirectory:
         """
         await self._caller.request(
             "DELETE",
-            '/phone/dial_by_name_directory/extensions',
+            "/phone/dial_by_name_directory/extensions",
             params=query(site_id=site_id, extension_ids=extension_ids),
             rate_category="light",
         )
@@ -6694,7 +6688,7 @@ class PhoneDialByNameDirectory:
         of up to 100).
         """
         return self._caller.paginate(
-            '/phone/dial_by_name_directory/extensions',
+            "/phone/dial_by_name_directory/extensions",
             params=query(in_directory=in_directory, site_id=site_id),
             key="result",
             page_size=page_size or 100,
@@ -6733,7 +6727,7 @@ class SyncPhoneDialByNameDirectory:
     ) -> None:
         """Add users to a directory: ``POST /phone/dial_by_name_directory/extensions`` (Light)."""
         self._caller.request(
-            "POST", '/phone/dial_by_name_directory/extensions', json=body, rate_category="light"
+            "POST", "/phone/dial_by_name_directory/extensions", json=body, rate_category="light"
         )
 
     def create_site_dial_by_name_directory_extension(
@@ -6762,7 +6756,7 @@ class SyncPhoneDialByNameDirectory:
         """
         self._caller.request(
             "DELETE",
-            '/phone/dial_by_name_directory/extensions',
+            "/phone/dial_by_name_directory/extensions",
             params=query(site_id=site_id, extension_ids=extension_ids),
             rate_category="light",
         )
@@ -6795,7 +6789,7 @@ class SyncPhoneDialByNameDirectory:
         of up to 100).
         """
         return self._caller.paginate(
-            '/phone/dial_by_name_directory/extensions',
+            "/phone/dial_by_name_directory/extensions",
             params=query(in_directory=in_directory, site_id=site_id),
             key="result",
             page_size=page_size or 100,
@@ -6834,7 +6828,7 @@ class PhoneDirectoryBackupRoutingRules:
     ) -> PhoneDirectoryBackupRoutingRulesCreateRoutingRuleResponse:
         """Add directory backup routing rule: ``POST /phone/routing_rules`` (Light)."""
         answer: PhoneDirectoryBackupRoutingRulesCreateRoutingRuleResponse = await self._caller.request(
-            "POST", '/phone/routing_rules', json=body, rate_category="light"
+            "POST", "/phone/routing_rules", json=body, rate_category="light"
         )
         return answer
 
@@ -6865,7 +6859,7 @@ class PhoneDirectoryBackupRoutingRules:
     ) -> list[PhoneDirectoryBackupRoutingRulesGetRoutingRulesResponseItem]:
         """List directory backup routing rules: ``GET /phone/routing_rules`` (Medium)."""
         answer: list[PhoneDirectoryBackupRoutingRulesGetRoutingRulesResponseItem] = await self._caller.request(
-            "GET", '/phone/routing_rules', params=query(site_id=site_id), rate_category="medium"
+            "GET", "/phone/routing_rules", params=query(site_id=site_id), rate_category="medium"
         )
         return answer
 
@@ -6899,7 +6893,7 @@ class SyncPhoneDirectoryBackupRoutingRules:
     ) -> PhoneDirectoryBackupRoutingRulesCreateRoutingRuleResponse2:
         """Add directory backup routing rule: ``POST /phone/routing_rules`` (Light)."""
         answer: PhoneDirectoryBackupRoutingRulesCreateRoutingRuleResponse2 = self._caller.request(
-            "POST", '/phone/routing_rules', json=body, rate_category="light"
+            "POST", "/phone/routing_rules", json=body, rate_category="light"
         )
         return answer
 
@@ -6930,7 +6924,7 @@ class SyncPhoneDirectoryBackupRoutingRules:
     ) -> list[PhoneDirectoryBackupRoutingRulesGetRoutingRulesResponseItem2]:
         """List directory backup routing rules: ``GET /phone/routing_rules`` (Medium)."""
         answer: list[PhoneDirectoryBackupRoutingRulesGetRoutingRulesResponseItem2] = self._caller.request(
-            "GET", '/phone/routing_rules', params=query(site_id=site_id), rate_category="medium"
+            "GET", "/phone/routing_rules", params=query(site_id=site_id), rate_category="medium"
         )
         return answer
 
@@ -6964,7 +6958,7 @@ class PhoneEmergencyAddresses:
     ) -> PhoneEmergencyAddressesCreateResponse:
         """Add an emergency address: ``POST /phone/emergency_addresses`` (Light)."""
         answer: PhoneEmergencyAddressesCreateResponse = await self._caller.request(
-            "POST", '/phone/emergency_addresses', json=body, rate_category="light"
+            "POST", "/phone/emergency_addresses", json=body, rate_category="light"
         )
         return answer
 
@@ -7001,7 +6995,7 @@ class PhoneEmergencyAddresses:
         300).
         """
         return self._caller.paginate(
-            '/phone/emergency_addresses',
+            "/phone/emergency_addresses",
             params=query(
                 site_id=site_id,
                 user_id=user_id,
@@ -7044,7 +7038,7 @@ class SyncPhoneEmergencyAddresses:
     ) -> PhoneEmergencyAddressesCreateResponse2:
         """Add an emergency address: ``POST /phone/emergency_addresses`` (Light)."""
         answer: PhoneEmergencyAddressesCreateResponse2 = self._caller.request(
-            "POST", '/phone/emergency_addresses', json=body, rate_category="light"
+            "POST", "/phone/emergency_addresses", json=body, rate_category="light"
         )
         return answer
 
@@ -7081,7 +7075,7 @@ class SyncPhoneEmergencyAddresses:
         300).
         """
         return self._caller.paginate(
-            '/phone/emergency_addresses',
+            "/phone/emergency_addresses",
             params=query(
                 site_id=site_id,
                 user_id=user_id,
@@ -7124,7 +7118,7 @@ class PhoneEmergencyServiceLocations:
     ) -> PhoneEmergencyServiceLocationsCreateBatchLocationResponse:
         """Batch add emergency service locations: ``POST /phone/batch_locations`` (Light)."""
         answer: PhoneEmergencyServiceLocationsCreateBatchLocationResponse = await self._caller.request(
-            "POST", '/phone/batch_locations', json=body, rate_category="light"
+            "POST", "/phone/batch_locations", json=body, rate_category="light"
         )
         return answer
 
@@ -7134,7 +7128,7 @@ class PhoneEmergencyServiceLocations:
     ) -> PhoneEmergencyServiceLocationsCreateLocationResponse:
         """Add an emergency service location: ``POST /phone/locations`` (Light)."""
         answer: PhoneEmergencyServiceLocationsCreateLocationResponse = await self._caller.request(
-            "POST", '/phone/locations', json=body, rate_category="light"
+            "POST", "/phone/locations", json=body, rate_category="light"
         )
         return answer
 
@@ -7162,7 +7156,7 @@ class PhoneEmergencyServiceLocations:
     ) -> AsyncIterator[PhoneEmergencyServiceLocationsListLocationsItem]:
         """List emergency service locations: ``GET /phone/locations`` (Light, pages of up to 300)."""
         return self._caller.paginate(
-            '/phone/locations',
+            "/phone/locations",
             params=query(site_id=site_id),
             key="locations",
             page_size=page_size or 300,
@@ -7193,7 +7187,7 @@ class SyncPhoneEmergencyServiceLocations:
     ) -> PhoneEmergencyServiceLocationsCreateBatchLocationResponse2:
         """Batch add emergency service locations: ``POST /phone/batch_locations`` (Light)."""
         answer: PhoneEmergencyServiceLocationsCreateBatchLocationResponse2 = self._caller.request(
-            "POST", '/phone/batch_locations', json=body, rate_category="light"
+            "POST", "/phone/batch_locations", json=body, rate_category="light"
         )
         return answer
 
@@ -7203,7 +7197,7 @@ class SyncPhoneEmergencyServiceLocations:
     ) -> PhoneEmergencyServiceLocationsCreateLocationResponse2:
         """Add an emergency service location: ``POST /phone/locations`` (Light)."""
         answer: PhoneEmergencyServiceLocationsCreateLocationResponse2 = self._caller.request(
-            "POST", '/phone/locations', json=body, rate_category="light"
+            "POST", "/phone/locations", json=body, rate_category="light"
         )
         return answer
 
@@ -7228,7 +7222,7 @@ class SyncPhoneEmergencyServiceLocations:
     ) -> Iterator[PhoneEmergencyServiceLocationsListLocationsItem2]:
         """List emergency service locations: ``GET /phone/locations`` (Light, pages of up to 300)."""
         return self._caller.paginate(
-            '/phone/locations',
+            "/phone/locations",
             params=query(site_id=site_id),
             key="locations",
             page_size=page_size or 300,
@@ -7259,7 +7253,7 @@ class PhoneExternalContacts:
     ) -> PhoneExternalContactsCreateResponse:
         """Add an external contact: ``POST /phone/external_contacts`` (Light)."""
         answer: PhoneExternalContactsCreateResponse = await self._caller.request(
-            "POST", '/phone/external_contacts', json=body, rate_category="light"
+            "POST", "/phone/external_contacts", json=body, rate_category="light"
         )
         return answer
 
@@ -7283,7 +7277,7 @@ class PhoneExternalContacts:
     def list(self, *, page_size: int | None = None) -> AsyncIterator[PhoneExternalContactsListItem]:
         """List external contacts: ``GET /phone/external_contacts`` (Light, pages of up to 300)."""
         return self._caller.paginate(
-            '/phone/external_contacts', key="external_contacts", page_size=page_size or 300
+            "/phone/external_contacts", key="external_contacts", page_size=page_size or 300
         )
 
     async def update(
@@ -7314,7 +7308,7 @@ class SyncPhoneExternalContacts:
     ) -> PhoneExternalContactsCreateResponse2:
         """Add an external contact: ``POST /phone/external_contacts`` (Light)."""
         answer: PhoneExternalContactsCreateResponse2 = self._caller.request(
-            "POST", '/phone/external_contacts', json=body, rate_category="light"
+            "POST", "/phone/external_contacts", json=body, rate_category="light"
         )
         return answer
 
@@ -7338,7 +7332,7 @@ class SyncPhoneExternalContacts:
     def list(self, *, page_size: int | None = None) -> Iterator[PhoneExternalContactsListItem2]:
         """List external contacts: ``GET /phone/external_contacts`` (Light, pages of up to 300)."""
         return self._caller.paginate(
-            '/phone/external_contacts', key="external_contacts", page_size=page_size or 300
+            "/phone/external_contacts", key="external_contacts", page_size=page_size or 300
         )
 
     def update(
@@ -7369,7 +7363,7 @@ class PhoneFirmwareUpdateRules:
     ) -> PhoneFirmwareUpdateRulesCreateResponse:
         """Add a firmware update rule: ``POST /phone/firmware_update_rules`` (Light)."""
         answer: PhoneFirmwareUpdateRulesCreateResponse = await self._caller.request(
-            "POST", '/phone/firmware_update_rules', json=body, rate_category="light"
+            "POST", "/phone/firmware_update_rules", json=body, rate_category="light"
         )
         return answer
 
@@ -7391,6 +7385,21 @@ class PhoneFirmwareUpdateRules:
         )
         return answer
 
+    async def get_firmwares(
+        self,
+        *,
+        is_update: bool | None = None,
+        site_id: str | None = None,
+    ) -> PhoneFirmwareUpdateRulesGetFirmwaresResponse:
+        """List updatable firmwares: ``GET /phone/firmwares`` (Light)."""
+        answer: PhoneFirmwareUpdateRulesGetFirmwaresResponse = await self._caller.request(
+            "GET",
+            "/phone/firmwares",
+            params=query(is_update=is_update, site_id=site_id),
+            rate_category="light",
+        )
+        return answer
+
     def list(
         self,
         *,
@@ -7401,26 +7410,11 @@ class PhoneFirmwareUpdateRules:
         100).
         """
         return self._caller.paginate(
-            '/phone/firmware_update_rules',
+            "/phone/firmware_update_rules",
             params=query(site_id=site_id),
             key="rules",
             page_size=page_size or 100,
         )
-
-    async def list_firmwares(
-        self,
-        *,
-        is_update: bool | None = None,
-        site_id: str | None = None,
-    ) -> PhoneFirmwareUpdateRulesListFirmwaresResponse:
-        """List updatable firmwares: ``GET /phone/firmwares`` (Light)."""
-        answer: PhoneFirmwareUpdateRulesListFirmwaresResponse = await self._caller.request(
-            "GET",
-            '/phone/firmwares',
-            params=query(is_update=is_update, site_id=site_id),
-            rate_category="light",
-        )
-        return answer
 
     async def update(
         self,
@@ -7450,7 +7444,7 @@ class SyncPhoneFirmwareUpdateRules:
     ) -> PhoneFirmwareUpdateRulesCreateResponse2:
         """Add a firmware update rule: ``POST /phone/firmware_update_rules`` (Light)."""
         answer: PhoneFirmwareUpdateRulesCreateResponse2 = self._caller.request(
-            "POST", '/phone/firmware_update_rules', json=body, rate_category="light"
+            "POST", "/phone/firmware_update_rules", json=body, rate_category="light"
         )
         return answer
 
@@ -7472,6 +7466,21 @@ class SyncPhoneFirmwareUpdateRules:
         )
         return answer
 
+    def get_firmwares(
+        self,
+        *,
+        is_update: bool | None = None,
+        site_id: str | None = None,
+    ) -> PhoneFirmwareUpdateRulesGetFirmwaresResponse2:
+        """List updatable firmwares: ``GET /phone/firmwares`` (Light)."""
+        answer: PhoneFirmwareUpdateRulesGetFirmwaresResponse2 = self._caller.request(
+            "GET",
+            "/phone/firmwares",
+            params=query(is_update=is_update, site_id=site_id),
+            rate_category="light",
+        )
+        return answer
+
     def list(
         self,
         *,
@@ -7482,26 +7491,11 @@ class SyncPhoneFirmwareUpdateRules:
         100).
         """
         return self._caller.paginate(
-            '/phone/firmware_update_rules',
+            "/phone/firmware_update_rules",
             params=query(site_id=site_id),
             key="rules",
             page_size=page_size or 100,
         )
-
-    def list_firmwares(
-        self,
-        *,
-        is_update: bool | None = None,
-        site_id: str | None = None,
-    ) -> PhoneFirmwareUpdateRulesListFirmwaresResponse2:
-        """List updatable firmwares: ``GET /phone/firmwares`` (Light)."""
-        answer: PhoneFirmwareUpdateRulesListFirmwaresResponse2 = self._caller.request(
-            "GET",
-            '/phone/firmwares',
-            params=query(is_update=is_update, site_id=site_id),
-            rate_category="light",
-        )
-        return answer
 
     def update(self, rule_id: str, body: PhoneFirmwareUpdateRulesUpdateBody2 | None = None) -> None:
         """Update firmware update rule: ``PATCH /phone/firmware_update_rules/{ruleId}`` (Light)."""
@@ -7527,7 +7521,7 @@ class PhoneGroupCallPickup:
     ) -> PhoneGroupCallPickupCreateResponse:
         """Add a group call pickup object: ``POST /phone/group_call_pickup`` (Light)."""
         answer: PhoneGroupCallPickupCreateResponse = await self._caller.request(
-            "POST", '/phone/group_call_pickup', json=body, rate_category="light"
+            "POST", "/phone/group_call_pickup", json=body, rate_category="light"
         )
         return answer
 
@@ -7579,7 +7573,7 @@ class PhoneGroupCallPickup:
         300).
         """
         return self._caller.paginate(
-            '/phone/group_call_pickup',
+            "/phone/group_call_pickup",
             params=query(site_id=site_id),
             key="group_call_pickup",
             page_size=page_size or 300,
@@ -7630,7 +7624,7 @@ class SyncPhoneGroupCallPickup:
     ) -> PhoneGroupCallPickupCreateResponse2:
         """Add a group call pickup object: ``POST /phone/group_call_pickup`` (Light)."""
         answer: PhoneGroupCallPickupCreateResponse2 = self._caller.request(
-            "POST", '/phone/group_call_pickup', json=body, rate_category="light"
+            "POST", "/phone/group_call_pickup", json=body, rate_category="light"
         )
         return answer
 
@@ -7682,7 +7676,7 @@ class SyncPhoneGroupCallPickup:
         300).
         """
         return self._caller.paginate(
-            '/phone/group_call_pickup',
+            "/phone/group_call_pickup",
             params=query(site_id=site_id),
             key="group_call_pickup",
             page_size=page_size or 300,
@@ -7723,17 +7717,17 @@ class PhoneIvr:
     def __init__(self, caller: Caller) -> None:
         self._caller = caller
 
-    async def list_auto_receptionist_ivr(
+    async def get_auto_receptionist_ivr(
         self,
         auto_receptionist_id: str,
         *,
         hours_type: str | None = None,
         holiday_id: str | None = None,
-    ) -> PhoneIvrListAutoReceptionistIvrResponse:
+    ) -> PhoneIvrGetAutoReceptionistIvrResponse:
         """Get auto receptionist IVR: ``GET /phone/auto_receptionists/{autoReceptionistId}/ivr``
         (Light).
         """
-        answer: PhoneIvrListAutoReceptionistIvrResponse = await self._caller.request(
+        answer: PhoneIvrGetAutoReceptionistIvrResponse = await self._caller.request(
             "GET",
             f"/phone/auto_receptionists/{seg(auto_receptionist_id)}/ivr",
             params=query(hours_type=hours_type, holiday_id=holiday_id),
@@ -7765,17 +7759,17 @@ class SyncPhoneIvr:
     def __init__(self, caller: SyncCaller) -> None:
         self._caller = caller
 
-    def list_auto_receptionist_ivr(
+    def get_auto_receptionist_ivr(
         self,
         auto_receptionist_id: str,
         *,
         hours_type: str | None = None,
         holiday_id: str | None = None,
-    ) -> PhoneIvrListAutoReceptionistIvrResponse2:
+    ) -> PhoneIvrGetAutoReceptionistIvrResponse2:
         """Get auto receptionist IVR: ``GET /phone/auto_receptionists/{autoReceptionistId}/ivr``
         (Light).
         """
-        answer: PhoneIvrListAutoReceptionistIvrResponse2 = self._caller.request(
+        answer: PhoneIvrGetAutoReceptionistIvrResponse2 = self._caller.request(
             "GET",
             f"/phone/auto_receptionists/{seg(auto_receptionist_id)}/ivr",
             params=query(hours_type=hours_type, holiday_id=holiday_id),
@@ -7817,14 +7811,14 @@ class PhoneLineKeys:
             rate_category="light",
         )
 
-    async def list_extension_line_keys(
+    async def get_extension_line_keys(
         self,
         extension_id: str,
-    ) -> PhoneLineKeysListExtensionLineKeysResponse:
+    ) -> PhoneLineKeysGetExtensionLineKeysResponse:
         """Get line key position and settings information: ``GET
         /phone/extension/{extensionId}/line_keys`` (Light).
         """
-        answer: PhoneLineKeysListExtensionLineKeysResponse = await self._caller.request(
+        answer: PhoneLineKeysGetExtensionLineKeysResponse = await self._caller.request(
             "GET", f"/phone/extension/{seg(extension_id)}/line_keys", rate_category="light"
         )
         return answer
@@ -7863,14 +7857,14 @@ class SyncPhoneLineKeys:
             rate_category="light",
         )
 
-    def list_extension_line_keys(
+    def get_extension_line_keys(
         self,
         extension_id: str,
-    ) -> PhoneLineKeysListExtensionLineKeysResponse2:
+    ) -> PhoneLineKeysGetExtensionLineKeysResponse2:
         """Get line key position and settings information: ``GET
         /phone/extension/{extensionId}/line_keys`` (Light).
         """
-        answer: PhoneLineKeysListExtensionLineKeysResponse2 = self._caller.request(
+        answer: PhoneLineKeysGetExtensionLineKeysResponse2 = self._caller.request(
             "GET", f"/phone/extension/{seg(extension_id)}/line_keys", rate_category="light"
         )
         return answer
@@ -7905,7 +7899,7 @@ class PhoneMonitoringGroups:
     ) -> PhoneMonitoringGroupsCreateResponse:
         """Create a monitoring group: ``POST /phone/monitoring_groups`` (Light)."""
         answer: PhoneMonitoringGroupsCreateResponse = await self._caller.request(
-            "POST", '/phone/monitoring_groups', json=body, rate_category="light"
+            "POST", "/phone/monitoring_groups", json=body, rate_category="light"
         )
         return answer
 
@@ -7984,7 +7978,7 @@ class PhoneMonitoringGroups:
         pages of up to 300).
         """
         return self._caller.paginate(
-            '/phone/monitoring_groups',
+            "/phone/monitoring_groups",
             params=query(type=type, site_id=site_id),
             key="monitoring_groups",
             page_size=page_size or 300,
@@ -8038,7 +8032,7 @@ class SyncPhoneMonitoringGroups:
     ) -> PhoneMonitoringGroupsCreateResponse2:
         """Create a monitoring group: ``POST /phone/monitoring_groups`` (Light)."""
         answer: PhoneMonitoringGroupsCreateResponse2 = self._caller.request(
-            "POST", '/phone/monitoring_groups', json=body, rate_category="light"
+            "POST", "/phone/monitoring_groups", json=body, rate_category="light"
         )
         return answer
 
@@ -8117,7 +8111,7 @@ class SyncPhoneMonitoringGroups:
         pages of up to 300).
         """
         return self._caller.paginate(
-            '/phone/monitoring_groups',
+            "/phone/monitoring_groups",
             params=query(type=type, site_id=site_id),
             key="monitoring_groups",
             page_size=page_size or 300,
@@ -8171,7 +8165,7 @@ class PhonePhoneDevices:
     ) -> PhonePhoneDevicesCreateDeviceResponse:
         """Add a device: ``POST /phone/devices`` (Light)."""
         answer: PhonePhoneDevicesCreateDeviceResponse = await self._caller.request(
-            "POST", '/phone/devices', json=body, rate_category="light"
+            "POST", "/phone/devices", json=body, rate_category="light"
         )
         return answer
 
@@ -8196,7 +8190,7 @@ class PhonePhoneDevices:
         body: PhonePhoneDevicesCreateDevicesSyncBody | None = None,
     ) -> None:
         """Sync deskphones: ``POST /phone/devices/sync`` (Heavy)."""
-        await self._caller.request("POST", '/phone/devices/sync', json=body, rate_category="heavy")
+        await self._caller.request("POST", "/phone/devices/sync", json=body, rate_category="heavy")
 
     async def delete_device(self, device_id: str) -> None:
         """Delete a device: ``DELETE /phone/devices/{deviceId}`` (Light)."""
@@ -8234,7 +8228,7 @@ class PhonePhoneDevices:
     ) -> AsyncIterator[PhonePhoneDevicesListDevicesItem]:
         """List devices: ``GET /phone/devices`` (Medium, pages of up to 300)."""
         return self._caller.paginate(
-            '/phone/devices',
+            "/phone/devices",
             params=query(
                 type=type,
                 assignee_type=assignee_type,
@@ -8287,7 +8281,7 @@ class SyncPhonePhoneDevices:
     ) -> PhonePhoneDevicesCreateDeviceResponse2:
         """Add a device: ``POST /phone/devices`` (Light)."""
         answer: PhonePhoneDevicesCreateDeviceResponse2 = self._caller.request(
-            "POST", '/phone/devices', json=body, rate_category="light"
+            "POST", "/phone/devices", json=body, rate_category="light"
         )
         return answer
 
@@ -8312,7 +8306,7 @@ class SyncPhonePhoneDevices:
         body: PhonePhoneDevicesCreateDevicesSyncBody2 | None = None,
     ) -> None:
         """Sync deskphones: ``POST /phone/devices/sync`` (Heavy)."""
-        self._caller.request("POST", '/phone/devices/sync', json=body, rate_category="heavy")
+        self._caller.request("POST", "/phone/devices/sync", json=body, rate_category="heavy")
 
     def delete_device(self, device_id: str) -> None:
         """Delete a device: ``DELETE /phone/devices/{deviceId}`` (Light)."""
@@ -8348,7 +8342,7 @@ class SyncPhonePhoneDevices:
     ) -> Iterator[PhonePhoneDevicesListDevicesItem2]:
         """List devices: ``GET /phone/devices`` (Medium, pages of up to 300)."""
         return self._caller.paginate(
-            '/phone/devices',
+            "/phone/devices",
             params=query(
                 type=type,
                 assignee_type=assignee_type,
@@ -8412,7 +8406,7 @@ class PhonePhoneNumbers:
     ) -> PhonePhoneNumbersCreateByocNumberResponse:
         """Add BYOC phone numbers: ``POST /phone/byoc_numbers`` (Light)."""
         answer: PhonePhoneNumbersCreateByocNumberResponse = await self._caller.request(
-            "POST", '/phone/byoc_numbers', json=body, rate_category="light"
+            "POST", "/phone/byoc_numbers", json=body, rate_category="light"
         )
         return answer
 
@@ -8424,7 +8418,7 @@ class PhonePhoneNumbers:
         /phone/emergency_number_pools/phone_numbers`` (Light).
         """
         answer: PhonePhoneNumbersCreateEmergencyNumberPoolsPhoneNumberResponse = await self._caller.request(
-            "POST", '/phone/emergency_number_pools/phone_numbers', json=body, rate_category="light"
+            "POST", "/phone/emergency_number_pools/phone_numbers", json=body, rate_category="light"
         )
         return answer
 
@@ -8458,7 +8452,7 @@ class PhonePhoneNumbers:
         """Delete unassigned phone numbers: ``DELETE /phone/numbers`` (Medium)."""
         await self._caller.request(
             "DELETE",
-            '/phone/numbers',
+            "/phone/numbers",
             params=query(phone_numbers=phone_numbers),
             rate_category="medium",
         )
@@ -8482,7 +8476,7 @@ class PhonePhoneNumbers:
     ) -> AsyncIterator[PhonePhoneNumbersListNumbersItem]:
         """List phone numbers: ``GET /phone/numbers`` (Medium, pages of up to 100)."""
         return self._caller.paginate(
-            '/phone/numbers',
+            "/phone/numbers",
             params=query(
                 type=type,
                 extension_type=extension_type,
@@ -8542,7 +8536,7 @@ class SyncPhonePhoneNumbers:
     ) -> PhonePhoneNumbersCreateByocNumberResponse2:
         """Add BYOC phone numbers: ``POST /phone/byoc_numbers`` (Light)."""
         answer: PhonePhoneNumbersCreateByocNumberResponse2 = self._caller.request(
-            "POST", '/phone/byoc_numbers', json=body, rate_category="light"
+            "POST", "/phone/byoc_numbers", json=body, rate_category="light"
         )
         return answer
 
@@ -8554,7 +8548,7 @@ class SyncPhonePhoneNumbers:
         /phone/emergency_number_pools/phone_numbers`` (Light).
         """
         answer: PhonePhoneNumbersCreateEmergencyNumberPoolsPhoneNumberResponse2 = self._caller.request(
-            "POST", '/phone/emergency_number_pools/phone_numbers', json=body, rate_category="light"
+            "POST", "/phone/emergency_number_pools/phone_numbers", json=body, rate_category="light"
         )
         return answer
 
@@ -8588,7 +8582,7 @@ class SyncPhonePhoneNumbers:
         """Delete unassigned phone numbers: ``DELETE /phone/numbers`` (Medium)."""
         self._caller.request(
             "DELETE",
-            '/phone/numbers',
+            "/phone/numbers",
             params=query(phone_numbers=phone_numbers),
             rate_category="medium",
         )
@@ -8612,7 +8606,7 @@ class SyncPhonePhoneNumbers:
     ) -> Iterator[PhonePhoneNumbersListNumbersItem2]:
         """List phone numbers: ``GET /phone/numbers`` (Medium, pages of up to 100)."""
         return self._caller.paginate(
-            '/phone/numbers',
+            "/phone/numbers",
             params=query(
                 type=type,
                 extension_type=extension_type,
@@ -8655,17 +8649,17 @@ class PhonePhonePlans:
     def __init__(self, caller: Caller) -> None:
         self._caller = caller
 
-    async def get_plans(self) -> PhonePhonePlansGetPlansResponse:
-        """List plan information: ``GET /phone/plans`` (Medium)."""
-        answer: PhonePhonePlansGetPlansResponse = await self._caller.request(
-            "GET", '/phone/plans', rate_category="medium"
+    async def get_calling_plans(self) -> PhonePhonePlansGetCallingPlansResponse:
+        """List calling plans: ``GET /phone/calling_plans`` (Medium)."""
+        answer: PhonePhonePlansGetCallingPlansResponse = await self._caller.request(
+            "GET", "/phone/calling_plans", rate_category="medium"
         )
         return answer
 
-    async def list_calling_plans(self) -> PhonePhonePlansListCallingPlansResponse:
-        """List calling plans: ``GET /phone/calling_plans`` (Medium)."""
-        answer: PhonePhonePlansListCallingPlansResponse = await self._caller.request(
-            "GET", '/phone/calling_plans', rate_category="medium"
+    async def get_plans(self) -> PhonePhonePlansGetPlansResponse:
+        """List plan information: ``GET /phone/plans`` (Medium)."""
+        answer: PhonePhonePlansGetPlansResponse = await self._caller.request(
+            "GET", "/phone/plans", rate_category="medium"
         )
         return answer
 
@@ -8678,17 +8672,17 @@ class SyncPhonePhonePlans:
     def __init__(self, caller: SyncCaller) -> None:
         self._caller = caller
 
-    def get_plans(self) -> PhonePhonePlansGetPlansResponse2:
-        """List plan information: ``GET /phone/plans`` (Medium)."""
-        answer: PhonePhonePlansGetPlansResponse2 = self._caller.request(
-            "GET", '/phone/plans', rate_category="medium"
+    def get_calling_plans(self) -> PhonePhonePlansGetCallingPlansResponse2:
+        """List calling plans: ``GET /phone/calling_plans`` (Medium)."""
+        answer: PhonePhonePlansGetCallingPlansResponse2 = self._caller.request(
+            "GET", "/phone/calling_plans", rate_category="medium"
         )
         return answer
 
-    def list_calling_plans(self) -> PhonePhonePlansListCallingPlansResponse2:
-        """List calling plans: ``GET /phone/calling_plans`` (Medium)."""
-        answer: PhonePhonePlansListCallingPlansResponse2 = self._caller.request(
-            "GET", '/phone/calling_plans', rate_category="medium"
+    def get_plans(self) -> PhonePhonePlansGetPlansResponse2:
+        """List plan information: ``GET /phone/plans`` (Medium)."""
+        answer: PhonePhonePlansGetPlansResponse2 = self._caller.request(
+            "GET", "/phone/plans", rate_category="medium"
         )
         return answer
 
@@ -8707,7 +8701,7 @@ class PhonePhoneRoles:
     ) -> PhonePhoneRolesCreateRoleResponse:
         """Duplicate a phone role: ``POST /phone/roles`` (Light)."""
         answer: PhonePhoneRolesCreateRoleResponse = await self._caller.request(
-            "POST", '/phone/roles', json=body, rate_category="light"
+            "POST", "/phone/roles", json=body, rate_category="light"
         )
         return answer
 
@@ -8741,14 +8735,14 @@ class PhonePhoneRoles:
         )
         return answer
 
-    async def list_role_members(
+    async def get_role_members(
         self,
         role_id: str,
         *,
         in_role: bool | None = None,
-    ) -> PhonePhoneRolesListRoleMembersResponse:
+    ) -> PhonePhoneRolesGetRoleMembersResponse:
         """List members in a role: ``GET /phone/roles/{roleId}/members`` (Medium)."""
-        answer: PhonePhoneRolesListRoleMembersResponse = await self._caller.request(
+        answer: PhonePhoneRolesGetRoleMembersResponse = await self._caller.request(
             "GET",
             f"/phone/roles/{seg(role_id)}/members",
             params=query(in_role=in_role),
@@ -8756,10 +8750,10 @@ class PhonePhoneRoles:
         )
         return answer
 
-    async def list_roles(self) -> PhonePhoneRolesListRolesResponse:
+    async def get_roles(self) -> PhonePhoneRolesGetRolesResponse:
         """List phone roles: ``GET /phone/roles`` (Medium)."""
-        answer: PhonePhoneRolesListRolesResponse = await self._caller.request(
-            "GET", '/phone/roles', rate_category="medium"
+        answer: PhonePhoneRolesGetRolesResponse = await self._caller.request(
+            "GET", "/phone/roles", rate_category="medium"
         )
         return answer
 
@@ -8788,7 +8782,7 @@ class SyncPhonePhoneRoles:
     ) -> PhonePhoneRolesCreateRoleResponse2:
         """Duplicate a phone role: ``POST /phone/roles`` (Light)."""
         answer: PhonePhoneRolesCreateRoleResponse2 = self._caller.request(
-            "POST", '/phone/roles', json=body, rate_category="light"
+            "POST", "/phone/roles", json=body, rate_category="light"
         )
         return answer
 
@@ -8822,14 +8816,14 @@ class SyncPhonePhoneRoles:
         )
         return answer
 
-    def list_role_members(
+    def get_role_members(
         self,
         role_id: str,
         *,
         in_role: bool | None = None,
-    ) -> PhonePhoneRolesListRoleMembersResponse2:
+    ) -> PhonePhoneRolesGetRoleMembersResponse2:
         """List members in a role: ``GET /phone/roles/{roleId}/members`` (Medium)."""
-        answer: PhonePhoneRolesListRoleMembersResponse2 = self._caller.request(
+        answer: PhonePhoneRolesGetRoleMembersResponse2 = self._caller.request(
             "GET",
             f"/phone/roles/{seg(role_id)}/members",
             params=query(in_role=in_role),
@@ -8837,10 +8831,10 @@ class SyncPhonePhoneRoles:
         )
         return answer
 
-    def list_roles(self) -> PhonePhoneRolesListRolesResponse2:
+    def get_roles(self) -> PhonePhoneRolesGetRolesResponse2:
         """List phone roles: ``GET /phone/roles`` (Medium)."""
-        answer: PhonePhoneRolesListRolesResponse2 = self._caller.request(
-            "GET", '/phone/roles', rate_category="medium"
+        answer: PhonePhoneRolesGetRolesResponse2 = self._caller.request(
+            "GET", "/phone/roles", rate_category="medium"
         )
         return answer
 
@@ -8865,7 +8859,7 @@ class PhoneProviderExchange:
     ) -> PhoneProviderExchangeCreatePeeringNumberResponse:
         """Add peering phone numbers: ``POST /phone/peering/numbers`` (Light)."""
         answer: PhoneProviderExchangeCreatePeeringNumberResponse = await self._caller.request(
-            "POST", '/phone/peering/numbers', json=body, rate_category="light"
+            "POST", "/phone/peering/numbers", json=body, rate_category="light"
         )
         return answer
 
@@ -8875,7 +8869,7 @@ class PhoneProviderExchange:
     ) -> None:
         """Remove peering phone numbers: ``DELETE /phone/peering/numbers`` (Light)."""
         await self._caller.request(
-            "DELETE", '/phone/peering/numbers', json=body, rate_category="light"
+            "DELETE", "/phone/peering/numbers", json=body, rate_category="light"
         )
 
     def list_carrier_peering_numbers(
@@ -8888,7 +8882,7 @@ class PhoneProviderExchange:
         of up to 200).
         """
         return self._caller.paginate(
-            '/phone/carrier_peering/numbers',
+            "/phone/carrier_peering/numbers",
             params=query(phone_number=phone_number),
             key="numbers",
             page_size=page_size or 200,
@@ -8903,7 +8897,7 @@ class PhoneProviderExchange:
     ) -> AsyncIterator[PhoneProviderExchangeListPeeringNumbersItem]:
         """List peering phone numbers: ``GET /phone/peering/numbers`` (Light, pages of up to 200)."""
         return self._caller.paginate(
-            '/phone/peering/numbers',
+            "/phone/peering/numbers",
             params=query(phone_number=phone_number, carrier_code=carrier_code),
             key="numbers",
             page_size=page_size or 200,
@@ -8915,7 +8909,7 @@ class PhoneProviderExchange:
     ) -> PhoneProviderExchangeUpdatePeeringNumbersResponse:
         """Update peering phone numbers: ``PATCH /phone/peering/numbers`` (Light)."""
         answer: PhoneProviderExchangeUpdatePeeringNumbersResponse = await self._caller.request(
-            "PATCH", '/phone/peering/numbers', json=body, rate_category="light"
+            "PATCH", "/phone/peering/numbers", json=body, rate_category="light"
         )
         return answer
 
@@ -8934,7 +8928,7 @@ class SyncPhoneProviderExchange:
     ) -> PhoneProviderExchangeCreatePeeringNumberResponse2:
         """Add peering phone numbers: ``POST /phone/peering/numbers`` (Light)."""
         answer: PhoneProviderExchangeCreatePeeringNumberResponse2 = self._caller.request(
-            "POST", '/phone/peering/numbers', json=body, rate_category="light"
+            "POST", "/phone/peering/numbers", json=body, rate_category="light"
         )
         return answer
 
@@ -8943,7 +8937,7 @@ class SyncPhoneProviderExchange:
         body: PhoneProviderExchangeDeletePeeringNumbersBody2 | None = None,
     ) -> None:
         """Remove peering phone numbers: ``DELETE /phone/peering/numbers`` (Light)."""
-        self._caller.request("DELETE", '/phone/peering/numbers', json=body, rate_category="light")
+        self._caller.request("DELETE", "/phone/peering/numbers", json=body, rate_category="light")
 
     def list_carrier_peering_numbers(
         self,
@@ -8955,7 +8949,7 @@ class SyncPhoneProviderExchange:
         of up to 200).
         """
         return self._caller.paginate(
-            '/phone/carrier_peering/numbers',
+            "/phone/carrier_peering/numbers",
             params=query(phone_number=phone_number),
             key="numbers",
             page_size=page_size or 200,
@@ -8970,7 +8964,7 @@ class SyncPhoneProviderExchange:
     ) -> Iterator[PhoneProviderExchangeListPeeringNumbersItem2]:
         """List peering phone numbers: ``GET /phone/peering/numbers`` (Light, pages of up to 200)."""
         return self._caller.paginate(
-            '/phone/peering/numbers',
+            "/phone/peering/numbers",
             params=query(phone_number=phone_number, carrier_code=carrier_code),
             key="numbers",
             page_size=page_size or 200,
@@ -8982,7 +8976,7 @@ class SyncPhoneProviderExchange:
     ) -> PhoneProviderExchangeUpdatePeeringNumbersResponse2:
         """Update peering phone numbers: ``PATCH /phone/peering/numbers`` (Light)."""
         answer: PhoneProviderExchangeUpdatePeeringNumbersResponse2 = self._caller.request(
-            "PATCH", '/phone/peering/numbers', json=body, rate_category="light"
+            "PATCH", "/phone/peering/numbers", json=body, rate_category="light"
         )
         return answer
 
@@ -9001,7 +8995,7 @@ class PhoneProvisionTemplates:
     ) -> PhoneProvisionTemplatesCreateResponse:
         """Add a provision template: ``POST /phone/provision_templates`` (Light)."""
         answer: PhoneProvisionTemplatesCreateResponse = await self._caller.request(
-            "POST", '/phone/provision_templates', json=body, rate_category="light"
+            "POST", "/phone/provision_templates", json=body, rate_category="light"
         )
         return answer
 
@@ -9027,7 +9021,7 @@ class PhoneProvisionTemplates:
         300).
         """
         return self._caller.paginate(
-            '/phone/provision_templates', key="provision_templates", page_size=page_size or 300
+            "/phone/provision_templates", key="provision_templates", page_size=page_size or 300
         )
 
     async def update(
@@ -9058,7 +9052,7 @@ class SyncPhoneProvisionTemplates:
     ) -> PhoneProvisionTemplatesCreateResponse2:
         """Add a provision template: ``POST /phone/provision_templates`` (Light)."""
         answer: PhoneProvisionTemplatesCreateResponse2 = self._caller.request(
-            "POST", '/phone/provision_templates', json=body, rate_category="light"
+            "POST", "/phone/provision_templates", json=body, rate_category="light"
         )
         return answer
 
@@ -9080,7 +9074,7 @@ class SyncPhoneProvisionTemplates:
         300).
         """
         return self._caller.paginate(
-            '/phone/provision_templates', key="provision_templates", page_size=page_size or 300
+            "/phone/provision_templates", key="provision_templates", page_size=page_size or 300
         )
 
     def update(
@@ -9141,7 +9135,7 @@ class PhoneRecordings:
     ) -> AsyncIterator[PhoneRecordingsListItem]:
         """Get call recordings: ``GET /phone/recordings`` (Medium, pages of up to 300)."""
         return self._caller.paginate(
-            '/phone/recordings',
+            "/phone/recordings",
             params=query(
                 **{"from": from_},
                 to=to,
@@ -9217,7 +9211,7 @@ class SyncPhoneRecordings:
     ) -> Iterator[PhoneRecordingsListItem2]:
         """Get call recordings: ``GET /phone/recordings`` (Medium, pages of up to 300)."""
         return self._caller.paginate(
-            '/phone/recordings',
+            "/phone/recordings",
             params=query(
                 **{"from": from_},
                 to=to,
@@ -9269,7 +9263,7 @@ class PhoneReports:
         300).
         """
         return self._caller.paginate(
-            '/phone/reports/operationlogs',
+            "/phone/reports/operationlogs",
             params=query(**{"from": from_}, to=to, category_type=category_type),
             key="operation_logs",
             page_size=page_size or 300,
@@ -9296,7 +9290,7 @@ class SyncPhoneReports:
         300).
         """
         return self._caller.paginate(
-            '/phone/reports/operationlogs',
+            "/phone/reports/operationlogs",
             params=query(**{"from": from_}, to=to, category_type=category_type),
             key="operation_logs",
             page_size=page_size or 300,
@@ -9313,7 +9307,7 @@ class PhoneRooms:
 
     async def create(self, body: PhoneRoomsCreateBody | None = None) -> None:
         """Add a Zoom Room to a Zoom Phone: ``POST /phone/rooms`` (Light)."""
-        await self._caller.request("POST", '/phone/rooms', json=body, rate_category="light")
+        await self._caller.request("POST", "/phone/rooms", json=body, rate_category="light")
 
     async def create_calling_plan(
         self,
@@ -9377,6 +9371,17 @@ class PhoneRooms:
         )
         return answer
 
+    async def get_unassigned(
+        self,
+        *,
+        keyword: str | None = None,
+    ) -> PhoneRoomsGetUnassignedResponse:
+        """List Zoom Rooms without Zoom Phone assignment: ``GET /phone/rooms/unassigned`` (Medium)."""
+        answer: PhoneRoomsGetUnassignedResponse = await self._caller.request(
+            "GET", "/phone/rooms/unassigned", params=query(keyword=keyword), rate_category="medium"
+        )
+        return answer
+
     def list(
         self,
         *,
@@ -9388,22 +9393,11 @@ class PhoneRooms:
         100).
         """
         return self._caller.paginate(
-            '/phone/rooms',
+            "/phone/rooms",
             params=query(site_id=site_id, calling_type=calling_type),
             key="rooms",
             page_size=page_size or 100,
         )
-
-    async def list_unassigned(
-        self,
-        *,
-        keyword: str | None = None,
-    ) -> PhoneRoomsListUnassignedResponse:
-        """List Zoom Rooms without Zoom Phone assignment: ``GET /phone/rooms/unassigned`` (Medium)."""
-        answer: PhoneRoomsListUnassignedResponse = await self._caller.request(
-            "GET", '/phone/rooms/unassigned', params=query(keyword=keyword), rate_category="medium"
-        )
-        return answer
 
     async def update(self, room_id: str, body: PhoneRoomsUpdateBody | None = None) -> None:
         """Update a Zoom Room under Zoom Phone license: ``PATCH /phone/rooms/{roomId}`` (Light)."""
@@ -9422,7 +9416,7 @@ class SyncPhoneRooms:
 
     def create(self, body: PhoneRoomsCreateBody2 | None = None) -> None:
         """Add a Zoom Room to a Zoom Phone: ``POST /phone/rooms`` (Light)."""
-        self._caller.request("POST", '/phone/rooms', json=body, rate_category="light")
+        self._caller.request("POST", "/phone/rooms", json=body, rate_category="light")
 
     def create_calling_plan(
         self,
@@ -9486,6 +9480,13 @@ class SyncPhoneRooms:
         )
         return answer
 
+    def get_unassigned(self, *, keyword: str | None = None) -> PhoneRoomsGetUnassignedResponse2:
+        """List Zoom Rooms without Zoom Phone assignment: ``GET /phone/rooms/unassigned`` (Medium)."""
+        answer: PhoneRoomsGetUnassignedResponse2 = self._caller.request(
+            "GET", "/phone/rooms/unassigned", params=query(keyword=keyword), rate_category="medium"
+        )
+        return answer
+
     def list(
         self,
         *,
@@ -9497,18 +9498,11 @@ class SyncPhoneRooms:
         100).
         """
         return self._caller.paginate(
-            '/phone/rooms',
+            "/phone/rooms",
             params=query(site_id=site_id, calling_type=calling_type),
             key="rooms",
             page_size=page_size or 100,
         )
-
-    def list_unassigned(self, *, keyword: str | None = None) -> PhoneRoomsListUnassignedResponse2:
-        """List Zoom Rooms without Zoom Phone assignment: ``GET /phone/rooms/unassigned`` (Medium)."""
-        answer: PhoneRoomsListUnassignedResponse2 = self._caller.request(
-            "GET", '/phone/rooms/unassigned', params=query(keyword=keyword), rate_category="medium"
-        )
-        return answer
 
     def update(self, room_id: str, body: PhoneRoomsUpdateBody2 | None = None) -> None:
         """Update a Zoom Room under Zoom Phone license: ``PATCH /phone/rooms/{roomId}`` (Light)."""
@@ -9531,7 +9525,7 @@ class PhoneSettingTemplates:
     ) -> PhoneSettingTemplatesCreateResponse:
         """Add a setting template: ``POST /phone/setting_templates`` (Light)."""
         answer: PhoneSettingTemplatesCreateResponse = await self._caller.request(
-            "POST", '/phone/setting_templates', json=body, rate_category="light"
+            "POST", "/phone/setting_templates", json=body, rate_category="light"
         )
         return answer
 
@@ -9558,7 +9552,7 @@ class PhoneSettingTemplates:
     ) -> AsyncIterator[PhoneSettingTemplatesListItem]:
         """List setting templates: ``GET /phone/setting_templates`` (Light, pages of up to 300)."""
         return self._caller.paginate(
-            '/phone/setting_templates',
+            "/phone/setting_templates",
             params=query(site_id=site_id),
             key="templates",
             page_size=page_size or 300,
@@ -9592,7 +9586,7 @@ class SyncPhoneSettingTemplates:
     ) -> PhoneSettingTemplatesCreateResponse2:
         """Add a setting template: ``POST /phone/setting_templates`` (Light)."""
         answer: PhoneSettingTemplatesCreateResponse2 = self._caller.request(
-            "POST", '/phone/setting_templates', json=body, rate_category="light"
+            "POST", "/phone/setting_templates", json=body, rate_category="light"
         )
         return answer
 
@@ -9619,7 +9613,7 @@ class SyncPhoneSettingTemplates:
     ) -> Iterator[PhoneSettingTemplatesListItem2]:
         """List setting templates: ``GET /phone/setting_templates`` (Light, pages of up to 300)."""
         return self._caller.paginate(
-            '/phone/setting_templates',
+            "/phone/setting_templates",
             params=query(site_id=site_id),
             key="templates",
             page_size=page_size or 300,
@@ -9647,10 +9641,10 @@ class PhoneSettings:
     def __init__(self, caller: Caller) -> None:
         self._caller = caller
 
-    async def get(self) -> PhoneSettingsGetResponse:
+    async def get_all(self) -> PhoneSettingsGetAllResponse:
         """Get phone account settings: ``GET /phone/settings`` (Light)."""
-        answer: PhoneSettingsGetResponse = await self._caller.request(
-            "GET", '/phone/settings', rate_category="light"
+        answer: PhoneSettingsGetAllResponse = await self._caller.request(
+            "GET", "/phone/settings", rate_category="light"
         )
         return answer
 
@@ -9671,7 +9665,7 @@ class PhoneSettings:
     ) -> AsyncIterator[PhoneSettingsListPortedNumbersOrdersItem]:
         """List ported numbers: ``GET /phone/ported_numbers/orders`` (Medium, pages of up to 100)."""
         return self._caller.paginate(
-            '/phone/ported_numbers/orders', key="ported_numbers", page_size=page_size or 100
+            "/phone/ported_numbers/orders", key="ported_numbers", page_size=page_size or 100
         )
 
     def list_sip_groups(
@@ -9681,7 +9675,7 @@ class PhoneSettings:
     ) -> AsyncIterator[PhoneSettingsListSipGroupsItem]:
         """List SIP groups: ``GET /phone/sip_groups`` (Light, pages of up to 300)."""
         return self._caller.paginate(
-            '/phone/sip_groups', key="sip_groups", page_size=page_size or 300
+            "/phone/sip_groups", key="sip_groups", page_size=page_size or 300
         )
 
     def list_sip_trunk_trunks(
@@ -9691,7 +9685,7 @@ class PhoneSettings:
     ) -> AsyncIterator[PhoneSettingsListSipTrunkTrunksItem]:
         """List BYOC SIP trunks: ``GET /phone/sip_trunk/trunks`` (Light, pages of up to 300)."""
         return self._caller.paginate(
-            '/phone/sip_trunk/trunks', key="byoc_sip_trunk", page_size=page_size or 300
+            "/phone/sip_trunk/trunks", key="byoc_sip_trunk", page_size=page_size or 300
         )
 
     async def set_company_number(
@@ -9699,11 +9693,11 @@ class PhoneSettings:
         body: PhoneSettingsSetCompanyNumberBody | None = None,
     ) -> None:
         """Change main company number: ``PUT /phone/company_number`` (Light)."""
-        await self._caller.request("PUT", '/phone/company_number', json=body, rate_category="light")
+        await self._caller.request("PUT", "/phone/company_number", json=body, rate_category="light")
 
     async def update(self, body: PhoneSettingsUpdateBody | None = None) -> None:
         """Update phone account settings: ``PATCH /phone/settings`` (no rate-limit label)."""
-        await self._caller.request("PATCH", '/phone/settings', json=body, rate_category=None)
+        await self._caller.request("PATCH", "/phone/settings", json=body, rate_category=None)
 
 
 class SyncPhoneSettings:
@@ -9714,10 +9708,10 @@ class SyncPhoneSettings:
     def __init__(self, caller: SyncCaller) -> None:
         self._caller = caller
 
-    def get(self) -> PhoneSettingsGetResponse2:
+    def get_all(self) -> PhoneSettingsGetAllResponse2:
         """Get phone account settings: ``GET /phone/settings`` (Light)."""
-        answer: PhoneSettingsGetResponse2 = self._caller.request(
-            "GET", '/phone/settings', rate_category="light"
+        answer: PhoneSettingsGetAllResponse2 = self._caller.request(
+            "GET", "/phone/settings", rate_category="light"
         )
         return answer
 
@@ -9738,7 +9732,7 @@ class SyncPhoneSettings:
     ) -> Iterator[PhoneSettingsListPortedNumbersOrdersItem2]:
         """List ported numbers: ``GET /phone/ported_numbers/orders`` (Medium, pages of up to 100)."""
         return self._caller.paginate(
-            '/phone/ported_numbers/orders', key="ported_numbers", page_size=page_size or 100
+            "/phone/ported_numbers/orders", key="ported_numbers", page_size=page_size or 100
         )
 
     def list_sip_groups(
@@ -9748,7 +9742,7 @@ class SyncPhoneSettings:
     ) -> Iterator[PhoneSettingsListSipGroupsItem2]:
         """List SIP groups: ``GET /phone/sip_groups`` (Light, pages of up to 300)."""
         return self._caller.paginate(
-            '/phone/sip_groups', key="sip_groups", page_size=page_size or 300
+            "/phone/sip_groups", key="sip_groups", page_size=page_size or 300
         )
 
     def list_sip_trunk_trunks(
@@ -9758,16 +9752,16 @@ class SyncPhoneSettings:
     ) -> Iterator[PhoneSettingsListSipTrunkTrunksItem2]:
         """List BYOC SIP trunks: ``GET /phone/sip_trunk/trunks`` (Light, pages of up to 300)."""
         return self._caller.paginate(
-            '/phone/sip_trunk/trunks', key="byoc_sip_trunk", page_size=page_size or 300
+            "/phone/sip_trunk/trunks", key="byoc_sip_trunk", page_size=page_size or 300
         )
 
     def set_company_number(self, body: PhoneSettingsSetCompanyNumberBody2 | None = None) -> None:
         """Change main company number: ``PUT /phone/company_number`` (Light)."""
-        self._caller.request("PUT", '/phone/company_number', json=body, rate_category="light")
+        self._caller.request("PUT", "/phone/company_number", json=body, rate_category="light")
 
     def update(self, body: PhoneSettingsUpdateBody2 | None = None) -> None:
         """Update phone account settings: ``PATCH /phone/settings`` (no rate-limit label)."""
-        self._caller.request("PATCH", '/phone/settings', json=body, rate_category=None)
+        self._caller.request("PATCH", "/phone/settings", json=body, rate_category=None)
 
 
 class PhoneSharedLineAppearance:
@@ -9787,7 +9781,7 @@ class PhoneSharedLineAppearance:
         up to 300).
         """
         return self._caller.paginate(
-            '/phone/shared_line_appearances',
+            "/phone/shared_line_appearances",
             key="shared_line_appearances",
             page_size=page_size or 300,
         )
@@ -9806,7 +9800,7 @@ class SyncPhoneSharedLineAppearance:
         up to 300).
         """
         return self._caller.paginate(
-            '/phone/shared_line_appearances',
+            "/phone/shared_line_appearances",
             key="shared_line_appearances",
             page_size=page_size or 300,
         )
@@ -9823,7 +9817,7 @@ class PhoneSharedLineGroup:
     async def create(self, body: PhoneSharedLineGroupCreateBody | None = None) -> None:
         """Create a shared line group: ``POST /phone/shared_line_groups`` (Light)."""
         await self._caller.request(
-            "POST", '/phone/shared_line_groups', json=body, rate_category="light"
+            "POST", "/phone/shared_line_groups", json=body, rate_category="light"
         )
 
     async def create_member(
@@ -9950,7 +9944,7 @@ class PhoneSharedLineGroup:
     def list(self, *, page_size: int | None = None) -> AsyncIterator[PhoneSharedLineGroupListItem]:
         """List shared line groups: ``GET /phone/shared_line_groups`` (Medium, pages of up to 300)."""
         return self._caller.paginate(
-            '/phone/shared_line_groups', key="shared_line_groups", page_size=page_size or 300
+            "/phone/shared_line_groups", key="shared_line_groups", page_size=page_size or 300
         )
 
     async def update(
@@ -9995,7 +9989,7 @@ class SyncPhoneSharedLineGroup:
 
     def create(self, body: PhoneSharedLineGroupCreateBody2 | None = None) -> None:
         """Create a shared line group: ``POST /phone/shared_line_groups`` (Light)."""
-        self._caller.request("POST", '/phone/shared_line_groups', json=body, rate_category="light")
+        self._caller.request("POST", "/phone/shared_line_groups", json=body, rate_category="light")
 
     def create_member(
         self,
@@ -10121,7 +10115,7 @@ class SyncPhoneSharedLineGroup:
     def list(self, *, page_size: int | None = None) -> Iterator[PhoneSharedLineGroupListItem2]:
         """List shared line groups: ``GET /phone/shared_line_groups`` (Medium, pages of up to 300)."""
         return self._caller.paginate(
-            '/phone/shared_line_groups', key="shared_line_groups", page_size=page_size or 300
+            "/phone/shared_line_groups", key="shared_line_groups", page_size=page_size or 300
         )
 
     def update(
@@ -10167,7 +10161,7 @@ class PhoneSites:
     async def create(self, body: PhoneSitesCreateBody | None = None) -> PhoneSitesCreateResponse:
         """Create a phone site: ``POST /phone/sites`` (Light)."""
         answer: PhoneSitesCreateResponse = await self._caller.request(
-            "POST", '/phone/sites', json=body, rate_category="light"
+            "POST", "/phone/sites", json=body, rate_category="light"
         )
         return answer
 
@@ -10260,7 +10254,7 @@ class PhoneSites:
 
     def list(self, *, page_size: int | None = None) -> AsyncIterator[PhoneSitesListItem]:
         """List phone sites: ``GET /phone/sites`` (Medium, pages of up to 300)."""
-        return self._caller.paginate('/phone/sites', key="sites", page_size=page_size or 300)
+        return self._caller.paginate("/phone/sites", key="sites", page_size=page_size or 300)
 
     def list_outbound_caller_id_customized_numbers(
         self,
@@ -10320,7 +10314,7 @@ class SyncPhoneSites:
     def create(self, body: PhoneSitesCreateBody2 | None = None) -> PhoneSitesCreateResponse2:
         """Create a phone site: ``POST /phone/sites`` (Light)."""
         answer: PhoneSitesCreateResponse2 = self._caller.request(
-            "POST", '/phone/sites', json=body, rate_category="light"
+            "POST", "/phone/sites", json=body, rate_category="light"
         )
         return answer
 
@@ -10413,7 +10407,7 @@ class SyncPhoneSites:
 
     def list(self, *, page_size: int | None = None) -> Iterator[PhoneSitesListItem2]:
         """List phone sites: ``GET /phone/sites`` (Medium, pages of up to 300)."""
-        return self._caller.paginate('/phone/sites', key="sites", page_size=page_size or 300)
+        return self._caller.paginate("/phone/sites", key="sites", page_size=page_size or 300)
 
     def list_outbound_caller_id_customized_numbers(
         self,
@@ -10485,6 +10479,42 @@ class PhoneSms:
         )
         return answer
 
+    async def get_session_sync(
+        self,
+        session_id: str,
+        *,
+        sync_type: str | None = None,
+        count: int | None = None,
+        sync_token: str | None = None,
+    ) -> PhoneSmsGetSessionSyncResponse:
+        """Sync SMS by session ID: ``GET /phone/sms/sessions/{sessionId}/sync`` (Medium)."""
+        answer: PhoneSmsGetSessionSyncResponse = await self._caller.request(
+            "GET",
+            f"/phone/sms/sessions/{seg(session_id)}/sync",
+            params=query(sync_type=sync_type, count=count, sync_token=sync_token),
+            rate_category="medium",
+        )
+        return answer
+
+    async def get_sessions_sync(
+        self,
+        user_id: str,
+        *,
+        sync_type: str,
+        sync_token: str | None = None,
+        count: int | None = None,
+    ) -> PhoneSmsGetSessionsSyncResponse:
+        """List user's SMS sessions in descending order: ``GET
+        /phone/users/{userId}/sms/sessions/sync`` (Medium).
+        """
+        answer: PhoneSmsGetSessionsSyncResponse = await self._caller.request(
+            "GET",
+            f"/phone/users/{seg(user_id)}/sms/sessions/sync",
+            params=query(sync_type=sync_type, sync_token=sync_token, count=count),
+            rate_category="medium",
+        )
+        return answer
+
     def list_session(
         self,
         session_id: str,
@@ -10504,23 +10534,6 @@ class PhoneSms:
             page_size=page_size or 100,
         )
 
-    async def list_session_sync(
-        self,
-        session_id: str,
-        *,
-        sync_type: str | None = None,
-        count: int | None = None,
-        sync_token: str | None = None,
-    ) -> PhoneSmsListSessionSyncResponse:
-        """Sync SMS by session ID: ``GET /phone/sms/sessions/{sessionId}/sync`` (Medium)."""
-        answer: PhoneSmsListSessionSyncResponse = await self._caller.request(
-            "GET",
-            f"/phone/sms/sessions/{seg(session_id)}/sync",
-            params=query(sync_type=sync_type, count=count, sync_token=sync_token),
-            rate_category="medium",
-        )
-        return answer
-
     def list_sessions(
         self,
         *,
@@ -10531,30 +10544,11 @@ class PhoneSms:
     ) -> AsyncIterator[PhoneSmsListSessionsItem]:
         """Get account's SMS sessions: ``GET /phone/sms/sessions`` (Medium, pages of up to 100)."""
         return self._caller.paginate(
-            '/phone/sms/sessions',
+            "/phone/sms/sessions",
             params=query(**{"from": from_}, to=to, phone_number=phone_number),
             key="sms_sessions",
             page_size=page_size or 100,
         )
-
-    async def list_sessions_sync(
-        self,
-        user_id: str,
-        *,
-        sync_type: str,
-        sync_token: str | None = None,
-        count: int | None = None,
-    ) -> PhoneSmsListSessionsSyncResponse:
-        """List user's SMS sessions in descending order: ``GET
-        /phone/users/{userId}/sms/sessions/sync`` (Medium).
-        """
-        answer: PhoneSmsListSessionsSyncResponse = await self._caller.request(
-            "GET",
-            f"/phone/users/{seg(user_id)}/sms/sessions/sync",
-            params=query(sync_type=sync_type, sync_token=sync_token, count=count),
-            rate_category="medium",
-        )
-        return answer
 
     def list_user_sms_sessions(
         self,
@@ -10599,6 +10593,42 @@ class SyncPhoneSms:
         )
         return answer
 
+    def get_session_sync(
+        self,
+        session_id: str,
+        *,
+        sync_type: str | None = None,
+        count: int | None = None,
+        sync_token: str | None = None,
+    ) -> PhoneSmsGetSessionSyncResponse2:
+        """Sync SMS by session ID: ``GET /phone/sms/sessions/{sessionId}/sync`` (Medium)."""
+        answer: PhoneSmsGetSessionSyncResponse2 = self._caller.request(
+            "GET",
+            f"/phone/sms/sessions/{seg(session_id)}/sync",
+            params=query(sync_type=sync_type, count=count, sync_token=sync_token),
+            rate_category="medium",
+        )
+        return answer
+
+    def get_sessions_sync(
+        self,
+        user_id: str,
+        *,
+        sync_type: str,
+        sync_token: str | None = None,
+        count: int | None = None,
+    ) -> PhoneSmsGetSessionsSyncResponse2:
+        """List user's SMS sessions in descending order: ``GET
+        /phone/users/{userId}/sms/sessions/sync`` (Medium).
+        """
+        answer: PhoneSmsGetSessionsSyncResponse2 = self._caller.request(
+            "GET",
+            f"/phone/users/{seg(user_id)}/sms/sessions/sync",
+            params=query(sync_type=sync_type, sync_token=sync_token, count=count),
+            rate_category="medium",
+        )
+        return answer
+
     def list_session(
         self,
         session_id: str,
@@ -10618,23 +10648,6 @@ class SyncPhoneSms:
             page_size=page_size or 100,
         )
 
-    def list_session_sync(
-        self,
-        session_id: str,
-        *,
-        sync_type: str | None = None,
-        count: int | None = None,
-        sync_token: str | None = None,
-    ) -> PhoneSmsListSessionSyncResponse2:
-        """Sync SMS by session ID: ``GET /phone/sms/sessions/{sessionId}/sync`` (Medium)."""
-        answer: PhoneSmsListSessionSyncResponse2 = self._caller.request(
-            "GET",
-            f"/phone/sms/sessions/{seg(session_id)}/sync",
-            params=query(sync_type=sync_type, count=count, sync_token=sync_token),
-            rate_category="medium",
-        )
-        return answer
-
     def list_sessions(
         self,
         *,
@@ -10645,30 +10658,11 @@ class SyncPhoneSms:
     ) -> Iterator[PhoneSmsListSessionsItem2]:
         """Get account's SMS sessions: ``GET /phone/sms/sessions`` (Medium, pages of up to 100)."""
         return self._caller.paginate(
-            '/phone/sms/sessions',
+            "/phone/sms/sessions",
             params=query(**{"from": from_}, to=to, phone_number=phone_number),
             key="sms_sessions",
             page_size=page_size or 100,
         )
-
-    def list_sessions_sync(
-        self,
-        user_id: str,
-        *,
-        sync_type: str,
-        sync_token: str | None = None,
-        count: int | None = None,
-    ) -> PhoneSmsListSessionsSyncResponse2:
-        """List user's SMS sessions in descending order: ``GET
-        /phone/users/{userId}/sms/sessions/sync`` (Medium).
-        """
-        answer: PhoneSmsListSessionsSyncResponse2 = self._caller.request(
-            "GET",
-            f"/phone/users/{seg(user_id)}/sms/sessions/sync",
-            params=query(sync_type=sync_type, sync_token=sync_token, count=count),
-            rate_category="medium",
-        )
-        return answer
 
     def list_user_sms_sessions(
         self,
@@ -10734,7 +10728,7 @@ class PhoneSmsCampaigns:
     def list(self, *, page_size: int | None = None) -> AsyncIterator[PhoneSmsCampaignsListItem]:
         """List SMS campaigns: ``GET /phone/sms_campaigns`` (Medium, pages of up to 300)."""
         return self._caller.paginate(
-            '/phone/sms_campaigns', key="sms_campaigns", page_size=page_size or 300
+            "/phone/sms_campaigns", key="sms_campaigns", page_size=page_size or 300
         )
 
 
@@ -10782,7 +10776,7 @@ class SyncPhoneSmsCampaigns:
     def list(self, *, page_size: int | None = None) -> Iterator[PhoneSmsCampaignsListItem2]:
         """List SMS campaigns: ``GET /phone/sms_campaigns`` (Medium, pages of up to 300)."""
         return self._caller.paginate(
-            '/phone/sms_campaigns', key="sms_campaigns", page_size=page_size or 300
+            "/phone/sms_campaigns", key="sms_campaigns", page_size=page_size or 300
         )
 
 
@@ -10800,7 +10794,7 @@ class PhoneUsers:
     ) -> list[PhoneUsersCreateBatchResponseItem]:
         """Batch add users: ``POST /phone/users/batch`` (Medium)."""
         answer: list[PhoneUsersCreateBatchResponseItem] = await self._caller.request(
-            "POST", '/phone/users/batch', json=body, rate_category="medium"
+            "POST", "/phone/users/batch", json=body, rate_category="medium"
         )
         return answer
 
@@ -10931,7 +10925,7 @@ class PhoneUsers:
     ) -> AsyncIterator[PhoneUsersListItem]:
         """List phone users: ``GET /phone/users`` (Light, pages of up to 100)."""
         return self._caller.paginate(
-            '/phone/users',
+            "/phone/users",
             params=query(
                 site_id=site_id,
                 calling_type=calling_type,
@@ -11027,7 +11021,7 @@ class SyncPhoneUsers:
     ) -> list[PhoneUsersCreateBatchResponseItem2]:
         """Batch add users: ``POST /phone/users/batch`` (Medium)."""
         answer: list[PhoneUsersCreateBatchResponseItem2] = self._caller.request(
-            "POST", '/phone/users/batch', json=body, rate_category="medium"
+            "POST", "/phone/users/batch", json=body, rate_category="medium"
         )
         return answer
 
@@ -11158,7 +11152,7 @@ class SyncPhoneUsers:
     ) -> Iterator[PhoneUsersListItem2]:
         """List phone users: ``GET /phone/users`` (Light, pages of up to 100)."""
         return self._caller.paginate(
-            '/phone/users',
+            "/phone/users",
             params=query(
                 site_id=site_id,
                 calling_type=calling_type,
@@ -11276,6 +11270,25 @@ class PhoneVoicemails:
         )
         return answer
 
+    async def get_sync(
+        self,
+        user_id: str,
+        *,
+        sync_type: str,
+        sync_token: str | None = None,
+        count: int | None = None,
+    ) -> PhoneVoicemailsGetSyncResponse:
+        """List user's voicemails in descending order: ``GET
+        /phone/users/{userId}/voice_mails/sync`` (Medium).
+        """
+        answer: PhoneVoicemailsGetSyncResponse = await self._caller.request(
+            "GET",
+            f"/phone/users/{seg(user_id)}/voice_mails/sync",
+            params=query(sync_type=sync_type, sync_token=sync_token, count=count),
+            rate_category="medium",
+        )
+        return answer
+
     def list(
         self,
         *,
@@ -11289,7 +11302,7 @@ class PhoneVoicemails:
     ) -> AsyncIterator[PhoneVoicemailsListItem]:
         """Get account voicemails: ``GET /phone/voice_mails`` (Heavy, pages of up to 300)."""
         return self._caller.paginate(
-            '/phone/voice_mails',
+            "/phone/voice_mails",
             params=query(
                 status=status,
                 site_id=site_id,
@@ -11301,25 +11314,6 @@ class PhoneVoicemails:
             key="voice_mails",
             page_size=page_size or 300,
         )
-
-    async def list_sync(
-        self,
-        user_id: str,
-        *,
-        sync_type: str,
-        sync_token: str | None = None,
-        count: int | None = None,
-    ) -> PhoneVoicemailsListSyncResponse:
-        """List user's voicemails in descending order: ``GET
-        /phone/users/{userId}/voice_mails/sync`` (Medium).
-        """
-        answer: PhoneVoicemailsListSyncResponse = await self._caller.request(
-            "GET",
-            f"/phone/users/{seg(user_id)}/voice_mails/sync",
-            params=query(sync_type=sync_type, sync_token=sync_token, count=count),
-            rate_category="medium",
-        )
-        return answer
 
     def list_user_voice_mails(
         self,
@@ -11377,6 +11371,25 @@ class SyncPhoneVoicemails:
         )
         return answer
 
+    def get_sync(
+        self,
+        user_id: str,
+        *,
+        sync_type: str,
+        sync_token: str | None = None,
+        count: int | None = None,
+    ) -> PhoneVoicemailsGetSyncResponse2:
+        """List user's voicemails in descending order: ``GET
+        /phone/users/{userId}/voice_mails/sync`` (Medium).
+        """
+        answer: PhoneVoicemailsGetSyncResponse2 = self._caller.request(
+            "GET",
+            f"/phone/users/{seg(user_id)}/voice_mails/sync",
+            params=query(sync_type=sync_type, sync_token=sync_token, count=count),
+            rate_category="medium",
+        )
+        return answer
+
     def list(
         self,
         *,
@@ -11390,7 +11403,7 @@ class SyncPhoneVoicemails:
     ) -> Iterator[PhoneVoicemailsListItem2]:
         """Get account voicemails: ``GET /phone/voice_mails`` (Heavy, pages of up to 300)."""
         return self._caller.paginate(
-            '/phone/voice_mails',
+            "/phone/voice_mails",
             params=query(
                 status=status,
                 site_id=site_id,
@@ -11402,25 +11415,6 @@ class SyncPhoneVoicemails:
             key="voice_mails",
             page_size=page_size or 300,
         )
-
-    def list_sync(
-        self,
-        user_id: str,
-        *,
-        sync_type: str,
-        sync_token: str | None = None,
-        count: int | None = None,
-    ) -> PhoneVoicemailsListSyncResponse2:
-        """List user's voicemails in descending order: ``GET
-        /phone/users/{userId}/voice_mails/sync`` (Medium).
-        """
-        answer: PhoneVoicemailsListSyncResponse2 = self._caller.request(
-            "GET",
-            f"/phone/users/{seg(user_id)}/voice_mails/sync",
-            params=query(sync_type=sync_type, sync_token=sync_token, count=count),
-            rate_category="medium",
-        )
-        return answer
 
     def list_user_voice_mails(
         self,

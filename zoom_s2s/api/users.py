@@ -160,6 +160,12 @@ GroupsCreateSettingsVirtualBackgroundResponse = TypedDict("GroupsCreateSettingsV
 GroupsGetResponse = TypedDict("GroupsGetResponse", {
     "id": str, "name": str, "total_members": int,
 }, total=False)
+GroupsGetChannelsResponseChannelsItem = TypedDict("GroupsGetChannelsResponseChannelsItem", {
+    "channel_id": str, "channel_name": str, "member_count": int,
+}, total=False)
+GroupsGetChannelsResponse = TypedDict("GroupsGetChannelsResponse", {
+    "channels": list[GroupsGetChannelsResponseChannelsItem], "group_id": str,
+}, total=False)
 GroupsGetLockSettingsResponseAudioConferencing = TypedDict("GroupsGetLockSettingsResponseAudioConferencing", {
     "toll_free_and_fee_based_toll_call": bool, "toll_call": bool,
     "call_me_and_invite_by_phone": bool, "personal_audio_conference": bool,
@@ -228,46 +234,18 @@ GroupsGetLockSettingsResponse = TypedDict("GroupsGetLockSettingsResponse", {
     "telephony": GroupsGetLockSettingsResponseTelephony,
     "meeting_security": GroupsGetLockSettingsResponseMeetingSecurity,
 }, total=False)
-GroupsGetSettingsRegistrationResponseOptions = TypedDict("GroupsGetSettingsRegistrationResponseOptions", {
-    "host_email_notification": bool, "close_registration": bool,
-    "allow_participants_to_join_from_multiple_devices": bool, "show_social_share_buttons": bool,
-}, total=False)
-GroupsGetSettingsRegistrationResponseQuestionsItem = TypedDict("GroupsGetSettingsRegistrationResponseQuestionsItem", {
-    "field_name": str, "required": bool, "selected": bool,
-}, total=False)
-GroupsGetSettingsRegistrationResponseCustomQuestionsItem = TypedDict("GroupsGetSettingsRegistrationResponseCustomQuestionsItem", {
-    "title": str, "type": str, "required": bool, "selected": bool, "answers": list[str],
-}, total=False)
-GroupsGetSettingsRegistrationResponse = TypedDict("GroupsGetSettingsRegistrationResponse", {
-    "options": GroupsGetSettingsRegistrationResponseOptions,
-    "questions": list[GroupsGetSettingsRegistrationResponseQuestionsItem], "approve_type": int,
-    "custom_questions": list[GroupsGetSettingsRegistrationResponseCustomQuestionsItem],
-}, total=False)
-GroupsListItem = TypedDict("GroupsListItem", {
-    "id": str, "name": str, "total_members": int,
-}, total=False)
-GroupsListAdminsItem = TypedDict("GroupsListAdminsItem", {"email": str, "name": str}, total=False)
-GroupsListChannelsResponseChannelsItem = TypedDict("GroupsListChannelsResponseChannelsItem", {
-    "channel_id": str, "channel_name": str, "member_count": int,
-}, total=False)
-GroupsListChannelsResponse = TypedDict("GroupsListChannelsResponse", {
-    "channels": list[GroupsListChannelsResponseChannelsItem], "group_id": str,
-}, total=False)
-GroupsListMembersItem = TypedDict("GroupsListMembersItem", {
-    "email": str, "first_name": str, "id": str, "last_name": str, "type": int,
-}, total=False)
-GroupsListSettingsResponseAudioConferencing = TypedDict("GroupsListSettingsResponseAudioConferencing", {
+GroupsGetSettingsResponseAudioConferencing = TypedDict("GroupsGetSettingsResponseAudioConferencing", {
     "toll_free_and_fee_based_toll_call": JSONObject, "toll_call": JSONObject,
     "call_me_and_invite_by_phone": JSONObject, "personal_audio_conference": bool,
     "participant_phone_masking": JSONObject, "global_dial_in_countries": JSONObject,
 }, total=False)
-GroupsListSettingsResponseEmailNotification = TypedDict("GroupsListSettingsResponseEmailNotification", {
+GroupsGetSettingsResponseEmailNotification = TypedDict("GroupsGetSettingsResponseEmailNotification", {
     "alternative_host_reminder": bool, "cancel_meeting_reminder": bool,
     "cloud_recording_available_reminder": bool, "jbh_reminder": bool,
     "recording_available_reminder_alternative_hosts": bool,
     "recording_available_reminder_schedulers": bool, "schedule_for_reminder": bool,
 }, total=False)
-GroupsListSettingsResponseInMeeting = TypedDict("GroupsListSettingsResponseInMeeting", {
+GroupsGetSettingsResponseInMeeting = TypedDict("GroupsGetSettingsResponseInMeeting", {
     "alert_guest_join": bool, "allow_users_to_delete_messages_in_meeting_chat": bool,
     "allow_live_streaming": bool, "allow_participants_chat_with": int,
     "allow_show_zoom_windows": bool, "allow_users_save_chats": int, "annotation": bool,
@@ -300,14 +278,14 @@ GroupsListSettingsResponseInMeeting = TypedDict("GroupsListSettingsResponseInMee
     "who_can_share_screen_when_someone_is_sharing": str, "participants_share_simultaneously": str,
     "workplace_by_facebook": bool,
 }, total=False)
-GroupsListSettingsResponseOtherOptions = TypedDict("GroupsListSettingsResponseOtherOptions", {
+GroupsGetSettingsResponseOtherOptions = TypedDict("GroupsGetSettingsResponseOtherOptions", {
     "allow_users_contact_support_via_chat": bool, "blur_snapshot": bool,
     "webinar_registration_options": JSONObject,
 }, total=False)
-GroupsListSettingsResponseProfile = TypedDict("GroupsListSettingsResponseProfile", {
+GroupsGetSettingsResponseProfile = TypedDict("GroupsGetSettingsResponseProfile", {
     "recording_storage_location": JSONObject,
 }, total=False)
-GroupsListSettingsResponseRecording = TypedDict("GroupsListSettingsResponseRecording", {
+GroupsGetSettingsResponseRecording = TypedDict("GroupsGetSettingsResponseRecording", {
     "account_user_access_recording": bool, "archive": JSONObject, "auto_recording": str,
     "cloud_recording": bool, "cloud_recording_download": bool,
     "cloud_recording_download_host": bool, "host_delete_cloud_recording": bool,
@@ -319,7 +297,7 @@ GroupsListSettingsResponseRecording = TypedDict("GroupsListSettingsResponseRecor
     "record_speaker_view": bool, "recording_audio_transcript": bool, "smart_recording": JSONObject,
     "save_chat_text": bool, "show_timestamp": bool,
 }, total=False)
-GroupsListSettingsResponseScheduleMeeting = TypedDict("GroupsListSettingsResponseScheduleMeeting", {
+GroupsGetSettingsResponseScheduleMeeting = TypedDict("GroupsGetSettingsResponseScheduleMeeting", {
     "audio_type": str, "embed_password_in_join_link": bool, "force_pmi_jbh_password": bool,
     "host_video": bool, "join_before_host": bool, "mute_upon_entry": bool,
     "participant_video": bool, "personal_meeting": bool, "pstn_password_protected": bool,
@@ -330,10 +308,10 @@ GroupsListSettingsResponseScheduleMeeting = TypedDict("GroupsListSettingsRespons
     "always_display_zoom_meeting_as_topic": JSONObject,
     "always_display_zoom_webinar_as_topic": JSONObject, "continuous_meeting_chat": JSONObject,
 }, total=False)
-GroupsListSettingsResponseTelephony = TypedDict("GroupsListSettingsResponseTelephony", {
+GroupsGetSettingsResponseTelephony = TypedDict("GroupsGetSettingsResponseTelephony", {
     "audio_conference_info": str, "telephony_regions": JSONObject, "third_party_audio": bool,
 }, total=False)
-GroupsListSettingsResponseChat = TypedDict("GroupsListSettingsResponseChat", {
+GroupsGetSettingsResponseChat = TypedDict("GroupsGetSettingsResponseChat", {
     "share_files": JSONObject, "chat_emojis": JSONObject, "record_voice_messages": bool,
     "record_video_messages": bool, "screen_capture": bool, "create_public_channels": bool,
     "create_private_channels": bool, "share_links_in_chat": bool, "schedule_meetings_in_chat": bool,
@@ -343,10 +321,10 @@ GroupsListSettingsResponseChat = TypedDict("GroupsListSettingsResponseChat", {
     "send_data_to_third_party_archiving_service": JSONObject, "translate_messages": bool,
     "search_and_send_animated_gif_images": JSONObject,
 }, total=False)
-GroupsListSettingsResponseAuthenticationOptionsItem = TypedDict("GroupsListSettingsResponseAuthenticationOptionsItem", {
+GroupsGetSettingsResponseAuthenticationOptionsItem = TypedDict("GroupsGetSettingsResponseAuthenticationOptionsItem", {
     "default_option": bool, "domains": str, "id": str, "name": str, "type": str, "visible": bool,
 }, total=False)
-GroupsListSettingsResponseMeetingSecurity = TypedDict("GroupsListSettingsResponseMeetingSecurity", {
+GroupsGetSettingsResponseMeetingSecurity = TypedDict("GroupsGetSettingsResponseMeetingSecurity", {
     "auto_security": bool, "block_user_domain": bool, "block_user_domain_list": list[str],
     "chat_etiquette_tool": JSONObject, "embed_password_in_join_link": bool, "encryption_type": str,
     "end_to_end_encrypted_meetings": bool, "meeting_password": bool,
@@ -355,18 +333,40 @@ GroupsListSettingsResponseMeetingSecurity = TypedDict("GroupsListSettingsRespons
     "require_password_for_scheduled_webinar": bool, "waiting_room": bool,
     "waiting_room_settings": JSONObject, "webinar_password": bool,
 }, total=False)
-GroupsListSettingsResponse = TypedDict("GroupsListSettingsResponse", {
-    "audio_conferencing": GroupsListSettingsResponseAudioConferencing,
-    "email_notification": GroupsListSettingsResponseEmailNotification,
-    "in_meeting": GroupsListSettingsResponseInMeeting,
-    "other_options": GroupsListSettingsResponseOtherOptions,
-    "profile": GroupsListSettingsResponseProfile, "recording": GroupsListSettingsResponseRecording,
-    "schedule_meeting": GroupsListSettingsResponseScheduleMeeting,
-    "telephony": GroupsListSettingsResponseTelephony, "chat": GroupsListSettingsResponseChat,
+GroupsGetSettingsResponse = TypedDict("GroupsGetSettingsResponse", {
+    "audio_conferencing": GroupsGetSettingsResponseAudioConferencing,
+    "email_notification": GroupsGetSettingsResponseEmailNotification,
+    "in_meeting": GroupsGetSettingsResponseInMeeting,
+    "other_options": GroupsGetSettingsResponseOtherOptions,
+    "profile": GroupsGetSettingsResponseProfile, "recording": GroupsGetSettingsResponseRecording,
+    "schedule_meeting": GroupsGetSettingsResponseScheduleMeeting,
+    "telephony": GroupsGetSettingsResponseTelephony, "chat": GroupsGetSettingsResponseChat,
     "allow_authentication_exception": bool,
-    "authentication_options": list[GroupsListSettingsResponseAuthenticationOptionsItem],
+    "authentication_options": list[GroupsGetSettingsResponseAuthenticationOptionsItem],
     "meeting_authentication": bool, "recording_authentication": bool,
-    "meeting_security": GroupsListSettingsResponseMeetingSecurity,
+    "meeting_security": GroupsGetSettingsResponseMeetingSecurity,
+}, total=False)
+GroupsGetSettingsRegistrationResponseOptions = TypedDict("GroupsGetSettingsRegistrationResponseOptions", {
+    "host_email_notification": bool, "close_registration": bool,
+    "allow_participants_to_join_from_multiple_devices": bool, "show_social_share_buttons": bool,
+}, total=False)
+GroupsGetSettingsRegistrationResponseQuestionsItem = TypedDict("GroupsGetSettingsRegistrationResponseQuestionsItem", {
+    "field_name": str, "required": bool, "selected": bool,
+}, total=False)
+GroupsGetSettingsRegistrationResponseCustomQuestionsItem = TypedDict("GroupsGetSettingsRegistrationResponseCustomQuestionsItem", {
+    "title": str, "type": str, "required": bool, "selected": bool, "answers": list[str],
+}, total=False)
+GroupsGetSettingsRegistrationResponse = TypedDict("GroupsGetSettingsRegistrationResponse", {
+    "options": GroupsGetSettingsRegistrationResponseOptions,
+    "questions": list[GroupsGetSettingsRegistrationResponseQuestionsItem], "approve_type": int,
+    "custom_questions": list[GroupsGetSettingsRegistrationResponseCustomQuestionsItem],
+}, total=False)
+GroupsListItem = TypedDict("GroupsListItem", {
+    "id": str, "name": str, "total_members": int,
+}, total=False)
+GroupsListAdminsItem = TypedDict("GroupsListAdminsItem", {"email": str, "name": str}, total=False)
+GroupsListMembersItem = TypedDict("GroupsListMembersItem", {
+    "email": str, "first_name": str, "id": str, "last_name": str, "type": int,
 }, total=False)
 GroupsUpdateBody = TypedDict("GroupsUpdateBody", {"name": str}, total=False)
 GroupsUpdateLockSettingsBodyAudioConferencing = TypedDict("GroupsUpdateLockSettingsBodyAudioConferencing", {
@@ -593,6 +593,12 @@ GroupsCreateSettingsVirtualBackgroundResponse2 = TypedDict("GroupsCreateSettings
 GroupsGetResponse2 = TypedDict("GroupsGetResponse2", {
     "id": str, "name": str, "total_members": int,
 }, total=False)
+GroupsGetChannelsResponse2ChannelsItem = TypedDict("GroupsGetChannelsResponse2ChannelsItem", {
+    "channel_id": str, "channel_name": str, "member_count": int,
+}, total=False)
+GroupsGetChannelsResponse2 = TypedDict("GroupsGetChannelsResponse2", {
+    "channels": list[GroupsGetChannelsResponse2ChannelsItem], "group_id": str,
+}, total=False)
 GroupsGetLockSettingsResponse2AudioConferencing = TypedDict("GroupsGetLockSettingsResponse2AudioConferencing", {
     "toll_free_and_fee_based_toll_call": bool, "toll_call": bool,
     "call_me_and_invite_by_phone": bool, "personal_audio_conference": bool,
@@ -661,46 +667,18 @@ GroupsGetLockSettingsResponse2 = TypedDict("GroupsGetLockSettingsResponse2", {
     "telephony": GroupsGetLockSettingsResponse2Telephony,
     "meeting_security": GroupsGetLockSettingsResponse2MeetingSecurity,
 }, total=False)
-GroupsGetSettingsRegistrationResponse2Options = TypedDict("GroupsGetSettingsRegistrationResponse2Options", {
-    "host_email_notification": bool, "close_registration": bool,
-    "allow_participants_to_join_from_multiple_devices": bool, "show_social_share_buttons": bool,
-}, total=False)
-GroupsGetSettingsRegistrationResponse2QuestionsItem = TypedDict("GroupsGetSettingsRegistrationResponse2QuestionsItem", {
-    "field_name": str, "required": bool, "selected": bool,
-}, total=False)
-GroupsGetSettingsRegistrationResponse2CustomQuestionsItem = TypedDict("GroupsGetSettingsRegistrationResponse2CustomQuestionsItem", {
-    "title": str, "type": str, "required": bool, "selected": bool, "answers": list[str],
-}, total=False)
-GroupsGetSettingsRegistrationResponse2 = TypedDict("GroupsGetSettingsRegistrationResponse2", {
-    "options": GroupsGetSettingsRegistrationResponse2Options,
-    "questions": list[GroupsGetSettingsRegistrationResponse2QuestionsItem], "approve_type": int,
-    "custom_questions": list[GroupsGetSettingsRegistrationResponse2CustomQuestionsItem],
-}, total=False)
-GroupsListItem2 = TypedDict("GroupsListItem2", {
-    "id": str, "name": str, "total_members": int,
-}, total=False)
-GroupsListAdminsItem2 = TypedDict("GroupsListAdminsItem2", {"email": str, "name": str}, total=False)
-GroupsListChannelsResponse2ChannelsItem = TypedDict("GroupsListChannelsResponse2ChannelsItem", {
-    "channel_id": str, "channel_name": str, "member_count": int,
-}, total=False)
-GroupsListChannelsResponse2 = TypedDict("GroupsListChannelsResponse2", {
-    "channels": list[GroupsListChannelsResponse2ChannelsItem], "group_id": str,
-}, total=False)
-GroupsListMembersItem2 = TypedDict("GroupsListMembersItem2", {
-    "email": str, "first_name": str, "id": str, "last_name": str, "type": int,
-}, total=False)
-GroupsListSettingsResponse2AudioConferencing = TypedDict("GroupsListSettingsResponse2AudioConferencing", {
+GroupsGetSettingsResponse2AudioConferencing = TypedDict("GroupsGetSettingsResponse2AudioConferencing", {
     "toll_free_and_fee_based_toll_call": JSONObject, "toll_call": JSONObject,
     "call_me_and_invite_by_phone": JSONObject, "personal_audio_conference": bool,
     "participant_phone_masking": JSONObject, "global_dial_in_countries": JSONObject,
 }, total=False)
-GroupsListSettingsResponse2EmailNotification = TypedDict("GroupsListSettingsResponse2EmailNotification", {
+GroupsGetSettingsResponse2EmailNotification = TypedDict("GroupsGetSettingsResponse2EmailNotification", {
     "alternative_host_reminder": bool, "cancel_meeting_reminder": bool,
     "cloud_recording_available_reminder": bool, "jbh_reminder": bool,
     "recording_available_reminder_alternative_hosts": bool,
     "recording_available_reminder_schedulers": bool, "schedule_for_reminder": bool,
 }, total=False)
-GroupsListSettingsResponse2InMeeting = TypedDict("GroupsListSettingsResponse2InMeeting", {
+GroupsGetSettingsResponse2InMeeting = TypedDict("GroupsGetSettingsResponse2InMeeting", {
     "alert_guest_join": bool, "allow_users_to_delete_messages_in_meeting_chat": bool,
     "allow_live_streaming": bool, "allow_participants_chat_with": int,
     "allow_show_zoom_windows": bool, "allow_users_save_chats": int, "annotation": bool,
@@ -733,14 +711,14 @@ GroupsListSettingsResponse2InMeeting = TypedDict("GroupsListSettingsResponse2InM
     "who_can_share_screen_when_someone_is_sharing": str, "participants_share_simultaneously": str,
     "workplace_by_facebook": bool,
 }, total=False)
-GroupsListSettingsResponse2OtherOptions = TypedDict("GroupsListSettingsResponse2OtherOptions", {
+GroupsGetSettingsResponse2OtherOptions = TypedDict("GroupsGetSettingsResponse2OtherOptions", {
     "allow_users_contact_support_via_chat": bool, "blur_snapshot": bool,
     "webinar_registration_options": JSONObject,
 }, total=False)
-GroupsListSettingsResponse2Profile = TypedDict("GroupsListSettingsResponse2Profile", {
+GroupsGetSettingsResponse2Profile = TypedDict("GroupsGetSettingsResponse2Profile", {
     "recording_storage_location": JSONObject,
 }, total=False)
-GroupsListSettingsResponse2Recording = TypedDict("GroupsListSettingsResponse2Recording", {
+GroupsGetSettingsResponse2Recording = TypedDict("GroupsGetSettingsResponse2Recording", {
     "account_user_access_recording": bool, "archive": JSONObject, "auto_recording": str,
     "cloud_recording": bool, "cloud_recording_download": bool,
     "cloud_recording_download_host": bool, "host_delete_cloud_recording": bool,
@@ -752,7 +730,7 @@ GroupsListSettingsResponse2Recording = TypedDict("GroupsListSettingsResponse2Rec
     "record_speaker_view": bool, "recording_audio_transcript": bool, "smart_recording": JSONObject,
     "save_chat_text": bool, "show_timestamp": bool,
 }, total=False)
-GroupsListSettingsResponse2ScheduleMeeting = TypedDict("GroupsListSettingsResponse2ScheduleMeeting", {
+GroupsGetSettingsResponse2ScheduleMeeting = TypedDict("GroupsGetSettingsResponse2ScheduleMeeting", {
     "audio_type": str, "embed_password_in_join_link": bool, "force_pmi_jbh_password": bool,
     "host_video": bool, "join_before_host": bool, "mute_upon_entry": bool,
     "participant_video": bool, "personal_meeting": bool, "pstn_password_protected": bool,
@@ -763,10 +741,10 @@ GroupsListSettingsResponse2ScheduleMeeting = TypedDict("GroupsListSettingsRespon
     "always_display_zoom_meeting_as_topic": JSONObject,
     "always_display_zoom_webinar_as_topic": JSONObject, "continuous_meeting_chat": JSONObject,
 }, total=False)
-GroupsListSettingsResponse2Telephony = TypedDict("GroupsListSettingsResponse2Telephony", {
+GroupsGetSettingsResponse2Telephony = TypedDict("GroupsGetSettingsResponse2Telephony", {
     "audio_conference_info": str, "telephony_regions": JSONObject, "third_party_audio": bool,
 }, total=False)
-GroupsListSettingsResponse2Chat = TypedDict("GroupsListSettingsResponse2Chat", {
+GroupsGetSettingsResponse2Chat = TypedDict("GroupsGetSettingsResponse2Chat", {
     "share_files": JSONObject, "chat_emojis": JSONObject, "record_voice_messages": bool,
     "record_video_messages": bool, "screen_capture": bool, "create_public_channels": bool,
     "create_private_channels": bool, "share_links_in_chat": bool, "schedule_meetings_in_chat": bool,
@@ -776,10 +754,10 @@ GroupsListSettingsResponse2Chat = TypedDict("GroupsListSettingsResponse2Chat", {
     "send_data_to_third_party_archiving_service": JSONObject, "translate_messages": bool,
     "search_and_send_animated_gif_images": JSONObject,
 }, total=False)
-GroupsListSettingsResponse2AuthenticationOptionsItem = TypedDict("GroupsListSettingsResponse2AuthenticationOptionsItem", {
+GroupsGetSettingsResponse2AuthenticationOptionsItem = TypedDict("GroupsGetSettingsResponse2AuthenticationOptionsItem", {
     "default_option": bool, "domains": str, "id": str, "name": str, "type": str, "visible": bool,
 }, total=False)
-GroupsListSettingsResponse2MeetingSecurity = TypedDict("GroupsListSettingsResponse2MeetingSecurity", {
+GroupsGetSettingsResponse2MeetingSecurity = TypedDict("GroupsGetSettingsResponse2MeetingSecurity", {
     "auto_security": bool, "block_user_domain": bool, "block_user_domain_list": list[str],
     "chat_etiquette_tool": JSONObject, "embed_password_in_join_link": bool, "encryption_type": str,
     "end_to_end_encrypted_meetings": bool, "meeting_password": bool,
@@ -788,19 +766,40 @@ GroupsListSettingsResponse2MeetingSecurity = TypedDict("GroupsListSettingsRespon
     "require_password_for_scheduled_webinar": bool, "waiting_room": bool,
     "waiting_room_settings": JSONObject, "webinar_password": bool,
 }, total=False)
-GroupsListSettingsResponse2 = TypedDict("GroupsListSettingsResponse2", {
-    "audio_conferencing": GroupsListSettingsResponse2AudioConferencing,
-    "email_notification": GroupsListSettingsResponse2EmailNotification,
-    "in_meeting": GroupsListSettingsResponse2InMeeting,
-    "other_options": GroupsListSettingsResponse2OtherOptions,
-    "profile": GroupsListSettingsResponse2Profile,
-    "recording": GroupsListSettingsResponse2Recording,
-    "schedule_meeting": GroupsListSettingsResponse2ScheduleMeeting,
-    "telephony": GroupsListSettingsResponse2Telephony, "chat": GroupsListSettingsResponse2Chat,
+GroupsGetSettingsResponse2 = TypedDict("GroupsGetSettingsResponse2", {
+    "audio_conferencing": GroupsGetSettingsResponse2AudioConferencing,
+    "email_notification": GroupsGetSettingsResponse2EmailNotification,
+    "in_meeting": GroupsGetSettingsResponse2InMeeting,
+    "other_options": GroupsGetSettingsResponse2OtherOptions,
+    "profile": GroupsGetSettingsResponse2Profile, "recording": GroupsGetSettingsResponse2Recording,
+    "schedule_meeting": GroupsGetSettingsResponse2ScheduleMeeting,
+    "telephony": GroupsGetSettingsResponse2Telephony, "chat": GroupsGetSettingsResponse2Chat,
     "allow_authentication_exception": bool,
-    "authentication_options": list[GroupsListSettingsResponse2AuthenticationOptionsItem],
+    "authentication_options": list[GroupsGetSettingsResponse2AuthenticationOptionsItem],
     "meeting_authentication": bool, "recording_authentication": bool,
-    "meeting_security": GroupsListSettingsResponse2MeetingSecurity,
+    "meeting_security": GroupsGetSettingsResponse2MeetingSecurity,
+}, total=False)
+GroupsGetSettingsRegistrationResponse2Options = TypedDict("GroupsGetSettingsRegistrationResponse2Options", {
+    "host_email_notification": bool, "close_registration": bool,
+    "allow_participants_to_join_from_multiple_devices": bool, "show_social_share_buttons": bool,
+}, total=False)
+GroupsGetSettingsRegistrationResponse2QuestionsItem = TypedDict("GroupsGetSettingsRegistrationResponse2QuestionsItem", {
+    "field_name": str, "required": bool, "selected": bool,
+}, total=False)
+GroupsGetSettingsRegistrationResponse2CustomQuestionsItem = TypedDict("GroupsGetSettingsRegistrationResponse2CustomQuestionsItem", {
+    "title": str, "type": str, "required": bool, "selected": bool, "answers": list[str],
+}, total=False)
+GroupsGetSettingsRegistrationResponse2 = TypedDict("GroupsGetSettingsRegistrationResponse2", {
+    "options": GroupsGetSettingsRegistrationResponse2Options,
+    "questions": list[GroupsGetSettingsRegistrationResponse2QuestionsItem], "approve_type": int,
+    "custom_questions": list[GroupsGetSettingsRegistrationResponse2CustomQuestionsItem],
+}, total=False)
+GroupsListItem2 = TypedDict("GroupsListItem2", {
+    "id": str, "name": str, "total_members": int,
+}, total=False)
+GroupsListAdminsItem2 = TypedDict("GroupsListAdminsItem2", {"email": str, "name": str}, total=False)
+GroupsListMembersItem2 = TypedDict("GroupsListMembersItem2", {
+    "email": str, "first_name": str, "id": str, "last_name": str, "type": int,
 }, total=False)
 GroupsUpdateBody2 = TypedDict("GroupsUpdateBody2", {"name": str}, total=False)
 GroupsUpdateLockSettingsBody2AudioConferencing = TypedDict("GroupsUpdateLockSettingsBody2AudioConferencing", {
@@ -1063,8 +1062,21 @@ UsersGetResponse = TypedDict("UsersGetResponse", {
     "vanity_url": str, "verified": int, "cluster": str, "zoom_one_type": int,
     "license_info_list": list[UsersGetResponseLicenseInfoListItem],
 }, total=False)
+UsersGetAssistantsResponseAssistantsItem = TypedDict("UsersGetAssistantsResponseAssistantsItem", {
+    "email": str, "id": str, "can_manage_host_private_event": bool,
+}, total=False)
+UsersGetAssistantsResponse = TypedDict("UsersGetAssistantsResponse", {
+    "assistants": list[UsersGetAssistantsResponseAssistantsItem],
+}, total=False)
 UsersGetCollaborationDeviceResponse = TypedDict("UsersGetCollaborationDeviceResponse", {
     "id": str, "device_name": str, "room_name": str, "room_user_id": str, "status": str,
+}, total=False)
+UsersGetCollaborationDevicesResponseCollaborationDevicesItem = TypedDict("UsersGetCollaborationDevicesResponseCollaborationDevicesItem", {
+    "id": str, "device_name": str, "room_name": str, "room_user_id": str, "status": str,
+}, total=False)
+UsersGetCollaborationDevicesResponse = TypedDict("UsersGetCollaborationDevicesResponse", {
+    "total_records": int,
+    "collaboration_devices": list[UsersGetCollaborationDevicesResponseCollaborationDevicesItem],
 }, total=False)
 UsersGetEmailResponse = TypedDict("UsersGetEmailResponse", {"existed_email": bool}, total=False)
 UsersGetMeZakResponse = TypedDict("UsersGetMeZakResponse", {"token": str}, total=False)
@@ -1078,8 +1090,17 @@ UsersGetMeetingTemplateResponseSettings = TypedDict("UsersGetMeetingTemplateResp
 UsersGetMeetingTemplateResponse = TypedDict("UsersGetMeetingTemplateResponse", {
     "id": str, "name": str, "settings": UsersGetMeetingTemplateResponseSettings,
 }, total=False)
+UsersGetPermissionsResponse = TypedDict("UsersGetPermissionsResponse", {
+    "permissions": list[str],
+}, total=False)
 UsersGetPresenceStatusResponse = TypedDict("UsersGetPresenceStatusResponse", {
     "status": str, "end_time": str, "remaining_time": float,
+}, total=False)
+UsersGetSchedulersResponseSchedulersItem = TypedDict("UsersGetSchedulersResponseSchedulersItem", {
+    "email": str, "id": str, "pmi": int,
+}, total=False)
+UsersGetSchedulersResponse = TypedDict("UsersGetSchedulersResponse", {
+    "schedulers": list[UsersGetSchedulersResponseSchedulersItem],
 }, total=False)
 UsersGetSettingsResponseAudioConferencing = TypedDict("UsersGetSettingsResponseAudioConferencing", {
     "toll_free_and_fee_based_toll_call": JSONObject, "toll_call": JSONObject,
@@ -1218,28 +1239,6 @@ UsersListItem = TypedDict("UsersListItem", {
     "last_login_time": str, "last_name": str, "plan_united_type": str, "pmi": int, "role_id": str,
     "status": str, "timezone": str, "type": int, "verified": int, "display_name": str,
     "license_info_list": list[UsersListItemLicenseInfoListItem],
-}, total=False)
-UsersListAssistantsResponseAssistantsItem = TypedDict("UsersListAssistantsResponseAssistantsItem", {
-    "email": str, "id": str, "can_manage_host_private_event": bool,
-}, total=False)
-UsersListAssistantsResponse = TypedDict("UsersListAssistantsResponse", {
-    "assistants": list[UsersListAssistantsResponseAssistantsItem],
-}, total=False)
-UsersListCollaborationDevicesResponseCollaborationDevicesItem = TypedDict("UsersListCollaborationDevicesResponseCollaborationDevicesItem", {
-    "id": str, "device_name": str, "room_name": str, "room_user_id": str, "status": str,
-}, total=False)
-UsersListCollaborationDevicesResponse = TypedDict("UsersListCollaborationDevicesResponse", {
-    "total_records": int,
-    "collaboration_devices": list[UsersListCollaborationDevicesResponseCollaborationDevicesItem],
-}, total=False)
-UsersListPermissionsResponse = TypedDict("UsersListPermissionsResponse", {
-    "permissions": list[str],
-}, total=False)
-UsersListSchedulersResponseSchedulersItem = TypedDict("UsersListSchedulersResponseSchedulersItem", {
-    "email": str, "id": str, "pmi": int,
-}, total=False)
-UsersListSchedulersResponse = TypedDict("UsersListSchedulersResponse", {
-    "schedulers": list[UsersListSchedulersResponseSchedulersItem],
 }, total=False)
 UsersSetEmailBody = TypedDict("UsersSetEmailBody", {"email": str}, total=False)
 UsersSetPasswordBody = TypedDict("UsersSetPasswordBody", {"password": str}, total=False)
@@ -1440,8 +1439,21 @@ UsersGetResponse2 = TypedDict("UsersGetResponse2", {
     "vanity_url": str, "verified": int, "cluster": str, "zoom_one_type": int,
     "license_info_list": list[UsersGetResponse2LicenseInfoListItem],
 }, total=False)
+UsersGetAssistantsResponse2AssistantsItem = TypedDict("UsersGetAssistantsResponse2AssistantsItem", {
+    "email": str, "id": str, "can_manage_host_private_event": bool,
+}, total=False)
+UsersGetAssistantsResponse2 = TypedDict("UsersGetAssistantsResponse2", {
+    "assistants": list[UsersGetAssistantsResponse2AssistantsItem],
+}, total=False)
 UsersGetCollaborationDeviceResponse2 = TypedDict("UsersGetCollaborationDeviceResponse2", {
     "id": str, "device_name": str, "room_name": str, "room_user_id": str, "status": str,
+}, total=False)
+UsersGetCollaborationDevicesResponse2CollaborationDevicesItem = TypedDict("UsersGetCollaborationDevicesResponse2CollaborationDevicesItem", {
+    "id": str, "device_name": str, "room_name": str, "room_user_id": str, "status": str,
+}, total=False)
+UsersGetCollaborationDevicesResponse2 = TypedDict("UsersGetCollaborationDevicesResponse2", {
+    "total_records": int,
+    "collaboration_devices": list[UsersGetCollaborationDevicesResponse2CollaborationDevicesItem],
 }, total=False)
 UsersGetEmailResponse2 = TypedDict("UsersGetEmailResponse2", {"existed_email": bool}, total=False)
 UsersGetMeZakResponse2 = TypedDict("UsersGetMeZakResponse2", {"token": str}, total=False)
@@ -1455,8 +1467,17 @@ UsersGetMeetingTemplateResponse2Settings = TypedDict("UsersGetMeetingTemplateRes
 UsersGetMeetingTemplateResponse2 = TypedDict("UsersGetMeetingTemplateResponse2", {
     "id": str, "name": str, "settings": UsersGetMeetingTemplateResponse2Settings,
 }, total=False)
+UsersGetPermissionsResponse2 = TypedDict("UsersGetPermissionsResponse2", {
+    "permissions": list[str],
+}, total=False)
 UsersGetPresenceStatusResponse2 = TypedDict("UsersGetPresenceStatusResponse2", {
     "status": str, "end_time": str, "remaining_time": float,
+}, total=False)
+UsersGetSchedulersResponse2SchedulersItem = TypedDict("UsersGetSchedulersResponse2SchedulersItem", {
+    "email": str, "id": str, "pmi": int,
+}, total=False)
+UsersGetSchedulersResponse2 = TypedDict("UsersGetSchedulersResponse2", {
+    "schedulers": list[UsersGetSchedulersResponse2SchedulersItem],
 }, total=False)
 UsersGetSettingsResponse2AudioConferencing = TypedDict("UsersGetSettingsResponse2AudioConferencing", {
     "toll_free_and_fee_based_toll_call": JSONObject, "toll_call": JSONObject,
@@ -1597,28 +1618,6 @@ UsersListItem2 = TypedDict("UsersListItem2", {
     "last_login_time": str, "last_name": str, "plan_united_type": str, "pmi": int, "role_id": str,
     "status": str, "timezone": str, "type": int, "verified": int, "display_name": str,
     "license_info_list": list[UsersListItem2LicenseInfoListItem],
-}, total=False)
-UsersListAssistantsResponse2AssistantsItem = TypedDict("UsersListAssistantsResponse2AssistantsItem", {
-    "email": str, "id": str, "can_manage_host_private_event": bool,
-}, total=False)
-UsersListAssistantsResponse2 = TypedDict("UsersListAssistantsResponse2", {
-    "assistants": list[UsersListAssistantsResponse2AssistantsItem],
-}, total=False)
-UsersListCollaborationDevicesResponse2CollaborationDevicesItem = TypedDict("UsersListCollaborationDevicesResponse2CollaborationDevicesItem", {
-    "id": str, "device_name": str, "room_name": str, "room_user_id": str, "status": str,
-}, total=False)
-UsersListCollaborationDevicesResponse2 = TypedDict("UsersListCollaborationDevicesResponse2", {
-    "total_records": int,
-    "collaboration_devices": list[UsersListCollaborationDevicesResponse2CollaborationDevicesItem],
-}, total=False)
-UsersListPermissionsResponse2 = TypedDict("UsersListPermissionsResponse2", {
-    "permissions": list[str],
-}, total=False)
-UsersListSchedulersResponse2SchedulersItem = TypedDict("UsersListSchedulersResponse2SchedulersItem", {
-    "email": str, "id": str, "pmi": int,
-}, total=False)
-UsersListSchedulersResponse2 = TypedDict("UsersListSchedulersResponse2", {
-    "schedulers": list[UsersListSchedulersResponse2SchedulersItem],
 }, total=False)
 UsersSetEmailBody2 = TypedDict("UsersSetEmailBody2", {"email": str}, total=False)
 UsersSetPasswordBody2 = TypedDict("UsersSetPasswordBody2", {"password": str}, total=False)
@@ -1771,7 +1770,7 @@ class ContactGroups:
     ) -> ContactGroupsCreateResponse:
         """Create a contact group: ``POST /contacts/groups`` (Heavy)."""
         answer: ContactGroupsCreateResponse = await self._caller.request(
-            "POST", '/contacts/groups', json=body, rate_category="heavy"
+            "POST", "/contacts/groups", json=body, rate_category="heavy"
         )
         return answer
 
@@ -1812,7 +1811,7 @@ class ContactGroups:
 
     def list(self, *, page_size: int | None = None) -> AsyncIterator[ContactGroupsListItem]:
         """List contact groups: ``GET /contacts/groups`` (Medium, pages of up to 50)."""
-        return self._caller.paginate('/contacts/groups', key="groups", page_size=page_size or 50)
+        return self._caller.paginate("/contacts/groups", key="groups", page_size=page_size or 50)
 
     def list_members(
         self,
@@ -1847,7 +1846,7 @@ class SyncContactGroups:
     def create(self, body: ContactGroupsCreateBody2 | None = None) -> ContactGroupsCreateResponse2:
         """Create a contact group: ``POST /contacts/groups`` (Heavy)."""
         answer: ContactGroupsCreateResponse2 = self._caller.request(
-            "POST", '/contacts/groups', json=body, rate_category="heavy"
+            "POST", "/contacts/groups", json=body, rate_category="heavy"
         )
         return answer
 
@@ -1886,7 +1885,7 @@ class SyncContactGroups:
 
     def list(self, *, page_size: int | None = None) -> Iterator[ContactGroupsListItem2]:
         """List contact groups: ``GET /contacts/groups`` (Medium, pages of up to 50)."""
-        return self._caller.paginate('/contacts/groups', key="groups", page_size=page_size or 50)
+        return self._caller.paginate("/contacts/groups", key="groups", page_size=page_size or 50)
 
     def list_members(
         self,
@@ -1921,7 +1920,7 @@ class Divisions:
     async def create(self, body: DivisionsCreateBody | None = None) -> DivisionsCreateResponse:
         """Create a division: ``POST /divisions`` (Light)."""
         answer: DivisionsCreateResponse = await self._caller.request(
-            "POST", '/divisions', json=body, rate_category="light"
+            "POST", "/divisions", json=body, rate_category="light"
         )
         return answer
 
@@ -1951,7 +1950,7 @@ class Divisions:
 
     def list(self, *, page_size: int | None = None) -> AsyncIterator[DivisionsListItem]:
         """List divisions: ``GET /divisions`` (Light, pages of up to 300)."""
-        return self._caller.paginate('/divisions', key="divisions", page_size=page_size or 300)
+        return self._caller.paginate("/divisions", key="divisions", page_size=page_size or 300)
 
     def list_users(
         self,
@@ -1984,7 +1983,7 @@ class SyncDivisions:
     def create(self, body: DivisionsCreateBody2 | None = None) -> DivisionsCreateResponse2:
         """Create a division: ``POST /divisions`` (Light)."""
         answer: DivisionsCreateResponse2 = self._caller.request(
-            "POST", '/divisions', json=body, rate_category="light"
+            "POST", "/divisions", json=body, rate_category="light"
         )
         return answer
 
@@ -2012,7 +2011,7 @@ class SyncDivisions:
 
     def list(self, *, page_size: int | None = None) -> Iterator[DivisionsListItem2]:
         """List divisions: ``GET /divisions`` (Light, pages of up to 300)."""
-        return self._caller.paginate('/divisions', key="divisions", page_size=page_size or 300)
+        return self._caller.paginate("/divisions", key="divisions", page_size=page_size or 300)
 
     def list_users(
         self,
@@ -2045,7 +2044,7 @@ class Groups:
     async def create(self, body: GroupsCreateBody | None = None) -> GroupsCreateResponse:
         """Create a group: ``POST /groups`` (Light)."""
         answer: GroupsCreateResponse = await self._caller.request(
-            "POST", '/groups', json=body, rate_category="light"
+            "POST", "/groups", json=body, rate_category="light"
         )
         return answer
 
@@ -2128,6 +2127,13 @@ class Groups:
         )
         return answer
 
+    async def get_channels(self, group_id: str) -> GroupsGetChannelsResponse:
+        """List group channels: ``GET /groups/{groupId}/channels`` (Medium)."""
+        answer: GroupsGetChannelsResponse = await self._caller.request(
+            "GET", f"/groups/{seg(group_id)}/channels", rate_category="medium"
+        )
+        return answer
+
     async def get_lock_settings(
         self,
         group_id: str,
@@ -2139,6 +2145,22 @@ class Groups:
             "GET",
             f"/groups/{seg(group_id)}/lock_settings",
             params=query(option=option),
+            rate_category="medium",
+        )
+        return answer
+
+    async def get_settings(
+        self,
+        group_id: str,
+        *,
+        option: str | None = None,
+        custom_query_fields: str | None = None,
+    ) -> GroupsGetSettingsResponse:
+        """Get a group's settings: ``GET /groups/{groupId}/settings`` (Medium)."""
+        answer: GroupsGetSettingsResponse = await self._caller.request(
+            "GET",
+            f"/groups/{seg(group_id)}/settings",
+            params=query(option=option, custom_query_fields=custom_query_fields),
             rate_category="medium",
         )
         return answer
@@ -2162,7 +2184,7 @@ class Groups:
 
     def list(self, *, page_size: int | None = None) -> AsyncIterator[GroupsListItem]:
         """List groups: ``GET /groups`` (Medium, pages of up to 300)."""
-        return self._caller.paginate('/groups', key="groups", page_size=page_size or 300)
+        return self._caller.paginate("/groups", key="groups", page_size=page_size or 300)
 
     def list_admins(
         self,
@@ -2175,13 +2197,6 @@ class Groups:
             f"/groups/{seg(group_id)}/admins", key="admins", page_size=page_size or 300
         )
 
-    async def list_channels(self, group_id: str) -> GroupsListChannelsResponse:
-        """List group channels: ``GET /groups/{groupId}/channels`` (Medium)."""
-        answer: GroupsListChannelsResponse = await self._caller.request(
-            "GET", f"/groups/{seg(group_id)}/channels", rate_category="medium"
-        )
-        return answer
-
     def list_members(
         self,
         group_id: str,
@@ -2192,22 +2207,6 @@ class Groups:
         return self._caller.paginate(
             f"/groups/{seg(group_id)}/members", key="members", page_size=page_size or 2000
         )
-
-    async def list_settings(
-        self,
-        group_id: str,
-        *,
-        option: str | None = None,
-        custom_query_fields: str | None = None,
-    ) -> GroupsListSettingsResponse:
-        """Get a group's settings: ``GET /groups/{groupId}/settings`` (Medium)."""
-        answer: GroupsListSettingsResponse = await self._caller.request(
-            "GET",
-            f"/groups/{seg(group_id)}/settings",
-            params=query(option=option, custom_query_fields=custom_query_fields),
-            rate_category="medium",
-        )
-        return answer
 
     async def update(self, group_id: str, body: GroupsUpdateBody | None = None) -> None:
         """Update a group: ``PATCH /groups/{groupId}`` (Light)."""
@@ -2291,7 +2290,7 @@ class SyncGroups:
     def create(self, body: GroupsCreateBody2 | None = None) -> GroupsCreateResponse2:
         """Create a group: ``POST /groups`` (Light)."""
         answer: GroupsCreateResponse2 = self._caller.request(
-            "POST", '/groups', json=body, rate_category="light"
+            "POST", "/groups", json=body, rate_category="light"
         )
         return answer
 
@@ -2374,6 +2373,13 @@ class SyncGroups:
         )
         return answer
 
+    def get_channels(self, group_id: str) -> GroupsGetChannelsResponse2:
+        """List group channels: ``GET /groups/{groupId}/channels`` (Medium)."""
+        answer: GroupsGetChannelsResponse2 = self._caller.request(
+            "GET", f"/groups/{seg(group_id)}/channels", rate_category="medium"
+        )
+        return answer
+
     def get_lock_settings(
         self,
         group_id: str,
@@ -2385,6 +2391,22 @@ class SyncGroups:
             "GET",
             f"/groups/{seg(group_id)}/lock_settings",
             params=query(option=option),
+            rate_category="medium",
+        )
+        return answer
+
+    def get_settings(
+        self,
+        group_id: str,
+        *,
+        option: str | None = None,
+        custom_query_fields: str | None = None,
+    ) -> GroupsGetSettingsResponse2:
+        """Get a group's settings: ``GET /groups/{groupId}/settings`` (Medium)."""
+        answer: GroupsGetSettingsResponse2 = self._caller.request(
+            "GET",
+            f"/groups/{seg(group_id)}/settings",
+            params=query(option=option, custom_query_fields=custom_query_fields),
             rate_category="medium",
         )
         return answer
@@ -2408,7 +2430,7 @@ class SyncGroups:
 
     def list(self, *, page_size: int | None = None) -> Iterator[GroupsListItem2]:
         """List groups: ``GET /groups`` (Medium, pages of up to 300)."""
-        return self._caller.paginate('/groups', key="groups", page_size=page_size or 300)
+        return self._caller.paginate("/groups", key="groups", page_size=page_size or 300)
 
     def list_admins(
         self,
@@ -2421,13 +2443,6 @@ class SyncGroups:
             f"/groups/{seg(group_id)}/admins", key="admins", page_size=page_size or 300
         )
 
-    def list_channels(self, group_id: str) -> GroupsListChannelsResponse2:
-        """List group channels: ``GET /groups/{groupId}/channels`` (Medium)."""
-        answer: GroupsListChannelsResponse2 = self._caller.request(
-            "GET", f"/groups/{seg(group_id)}/channels", rate_category="medium"
-        )
-        return answer
-
     def list_members(
         self,
         group_id: str,
@@ -2438,22 +2453,6 @@ class SyncGroups:
         return self._caller.paginate(
             f"/groups/{seg(group_id)}/members", key="members", page_size=page_size or 2000
         )
-
-    def list_settings(
-        self,
-        group_id: str,
-        *,
-        option: str | None = None,
-        custom_query_fields: str | None = None,
-    ) -> GroupsListSettingsResponse2:
-        """Get a group's settings: ``GET /groups/{groupId}/settings`` (Medium)."""
-        answer: GroupsListSettingsResponse2 = self._caller.request(
-            "GET",
-            f"/groups/{seg(group_id)}/settings",
-            params=query(option=option, custom_query_fields=custom_query_fields),
-            rate_category="medium",
-        )
-        return answer
 
     def update(self, group_id: str, body: GroupsUpdateBody2 | None = None) -> None:
         """Update a group: ``PATCH /groups/{groupId}`` (Light)."""
@@ -2535,7 +2534,7 @@ class Users:
     async def create(self, body: UsersCreateBody | None = None) -> UsersCreateResponse:
         """Create users: ``POST /users`` (Light)."""
         answer: UsersCreateResponse = await self._caller.request(
-            "POST", '/users', json=body, rate_category="light"
+            "POST", "/users", json=body, rate_category="light"
         )
         return answer
 
@@ -2556,7 +2555,7 @@ class Users:
     ) -> UsersCreateFeatureResponse:
         """Bulk update features for users: ``POST /users/features`` (Medium)."""
         answer: UsersCreateFeatureResponse = await self._caller.request(
-            "POST", '/users/features', json=body, rate_category="medium"
+            "POST", "/users/features", json=body, rate_category="medium"
         )
         return answer
 
@@ -2701,6 +2700,13 @@ class Users:
         )
         return answer
 
+    async def get_assistants(self, user_id: str) -> UsersGetAssistantsResponse:
+        """List user assistants: ``GET /users/{userId}/assistants`` (Medium)."""
+        answer: UsersGetAssistantsResponse = await self._caller.request(
+            "GET", f"/users/{seg(user_id)}/assistants", rate_category="medium"
+        )
+        return answer
+
     async def get_collaboration_device(
         self,
         user_id: str,
@@ -2716,17 +2722,26 @@ class Users:
         )
         return answer
 
+    async def get_collaboration_devices(self, user_id: str) -> UsersGetCollaborationDevicesResponse:
+        """List a user's collaboration devices: ``GET /users/{userId}/collaboration_devices``
+        (Medium).
+        """
+        answer: UsersGetCollaborationDevicesResponse = await self._caller.request(
+            "GET", f"/users/{seg(user_id)}/collaboration_devices", rate_category="medium"
+        )
+        return answer
+
     async def get_email(self, *, email: str) -> UsersGetEmailResponse:
         """Check a user email: ``GET /users/email`` (Light)."""
         answer: UsersGetEmailResponse = await self._caller.request(
-            "GET", '/users/email', params=query(email=email), rate_category="light"
+            "GET", "/users/email", params=query(email=email), rate_category="light"
         )
         return answer
 
     async def get_me_zak(self) -> UsersGetMeZakResponse:
         """Get the user's ZAK: ``GET /users/me/zak`` (Light)."""
         answer: UsersGetMeZakResponse = await self._caller.request(
-            "GET", '/users/me/zak', rate_category="light"
+            "GET", "/users/me/zak", rate_category="light"
         )
         return answer
 
@@ -2757,10 +2772,24 @@ class Users:
         )
         return answer
 
+    async def get_permissions(self, user_id: str) -> UsersGetPermissionsResponse:
+        """Get user permissions: ``GET /users/{userId}/permissions`` (Light)."""
+        answer: UsersGetPermissionsResponse = await self._caller.request(
+            "GET", f"/users/{seg(user_id)}/permissions", rate_category="light"
+        )
+        return answer
+
     async def get_presence_status(self, user_id: str) -> UsersGetPresenceStatusResponse:
         """Get a user presence status: ``GET /users/{userId}/presence_status`` (Medium)."""
         answer: UsersGetPresenceStatusResponse = await self._caller.request(
             "GET", f"/users/{seg(user_id)}/presence_status", rate_category="medium"
+        )
+        return answer
+
+    async def get_schedulers(self, user_id: str) -> UsersGetSchedulersResponse:
+        """List user schedulers: ``GET /users/{userId}/schedulers`` (Medium)."""
+        answer: UsersGetSchedulersResponse = await self._caller.request(
+            "GET", f"/users/{seg(user_id)}/schedulers", rate_category="medium"
         )
         return answer
 
@@ -2788,7 +2817,7 @@ class Users:
     async def get_summary(self) -> UsersGetSummaryResponse:
         """Get user summary: ``GET /users/summary`` (Medium)."""
         answer: UsersGetSummaryResponse = await self._caller.request(
-            "GET", '/users/summary', rate_category="medium"
+            "GET", "/users/summary", rate_category="medium"
         )
         return answer
 
@@ -2813,7 +2842,7 @@ class Users:
         """Check a user's PM room: ``GET /users/vanity_name`` (Light)."""
         answer: UsersGetVanityNameResponse = await self._caller.request(
             "GET",
-            '/users/vanity_name',
+            "/users/vanity_name",
             params=query(vanity_name=vanity_name),
             rate_category="light",
         )
@@ -2830,7 +2859,7 @@ class Users:
     ) -> AsyncIterator[UsersListItem]:
         """List users: ``GET /users`` (Medium, pages of up to 2000)."""
         return self._caller.paginate(
-            '/users',
+            "/users",
             params=query(
                 status=status,
                 role_id=role_id,
@@ -2840,39 +2869,6 @@ class Users:
             key="users",
             page_size=page_size or 2000,
         )
-
-    async def list_assistants(self, user_id: str) -> UsersListAssistantsResponse:
-        """List user assistants: ``GET /users/{userId}/assistants`` (Medium)."""
-        answer: UsersListAssistantsResponse = await self._caller.request(
-            "GET", f"/users/{seg(user_id)}/assistants", rate_category="medium"
-        )
-        return answer
-
-    async def list_collaboration_devices(
-        self,
-        user_id: str,
-    ) -> UsersListCollaborationDevicesResponse:
-        """List a user's collaboration devices: ``GET /users/{userId}/collaboration_devices``
-        (Medium).
-        """
-        answer: UsersListCollaborationDevicesResponse = await self._caller.request(
-            "GET", f"/users/{seg(user_id)}/collaboration_devices", rate_category="medium"
-        )
-        return answer
-
-    async def list_permissions(self, user_id: str) -> UsersListPermissionsResponse:
-        """Get user permissions: ``GET /users/{userId}/permissions`` (Light)."""
-        answer: UsersListPermissionsResponse = await self._caller.request(
-            "GET", f"/users/{seg(user_id)}/permissions", rate_category="light"
-        )
-        return answer
-
-    async def list_schedulers(self, user_id: str) -> UsersListSchedulersResponse:
-        """List user schedulers: ``GET /users/{userId}/schedulers`` (Medium)."""
-        answer: UsersListSchedulersResponse = await self._caller.request(
-            "GET", f"/users/{seg(user_id)}/schedulers", rate_category="medium"
-        )
-        return answer
 
     async def set_email(self, user_id: str, body: UsersSetEmailBody | None = None) -> None:
         """Update a user's email: ``PUT /users/{userId}/email`` (Light)."""
@@ -2947,7 +2943,7 @@ class SyncUsers:
     def create(self, body: UsersCreateBody2 | None = None) -> UsersCreateResponse2:
         """Create users: ``POST /users`` (Light)."""
         answer: UsersCreateResponse2 = self._caller.request(
-            "POST", '/users', json=body, rate_category="light"
+            "POST", "/users", json=body, rate_category="light"
         )
         return answer
 
@@ -2968,7 +2964,7 @@ class SyncUsers:
     ) -> UsersCreateFeatureResponse2:
         """Bulk update features for users: ``POST /users/features`` (Medium)."""
         answer: UsersCreateFeatureResponse2 = self._caller.request(
-            "POST", '/users/features', json=body, rate_category="medium"
+            "POST", "/users/features", json=body, rate_category="medium"
         )
         return answer
 
@@ -3103,6 +3099,13 @@ class SyncUsers:
         )
         return answer
 
+    def get_assistants(self, user_id: str) -> UsersGetAssistantsResponse2:
+        """List user assistants: ``GET /users/{userId}/assistants`` (Medium)."""
+        answer: UsersGetAssistantsResponse2 = self._caller.request(
+            "GET", f"/users/{seg(user_id)}/assistants", rate_category="medium"
+        )
+        return answer
+
     def get_collaboration_device(
         self,
         user_id: str,
@@ -3118,17 +3121,26 @@ class SyncUsers:
         )
         return answer
 
+    def get_collaboration_devices(self, user_id: str) -> UsersGetCollaborationDevicesResponse2:
+        """List a user's collaboration devices: ``GET /users/{userId}/collaboration_devices``
+        (Medium).
+        """
+        answer: UsersGetCollaborationDevicesResponse2 = self._caller.request(
+            "GET", f"/users/{seg(user_id)}/collaboration_devices", rate_category="medium"
+        )
+        return answer
+
     def get_email(self, *, email: str) -> UsersGetEmailResponse2:
         """Check a user email: ``GET /users/email`` (Light)."""
         answer: UsersGetEmailResponse2 = self._caller.request(
-            "GET", '/users/email', params=query(email=email), rate_category="light"
+            "GET", "/users/email", params=query(email=email), rate_category="light"
         )
         return answer
 
     def get_me_zak(self) -> UsersGetMeZakResponse2:
         """Get the user's ZAK: ``GET /users/me/zak`` (Light)."""
         answer: UsersGetMeZakResponse2 = self._caller.request(
-            "GET", '/users/me/zak', rate_category="light"
+            "GET", "/users/me/zak", rate_category="light"
         )
         return answer
 
@@ -3159,10 +3171,24 @@ class SyncUsers:
         )
         return answer
 
+    def get_permissions(self, user_id: str) -> UsersGetPermissionsResponse2:
+        """Get user permissions: ``GET /users/{userId}/permissions`` (Light)."""
+        answer: UsersGetPermissionsResponse2 = self._caller.request(
+            "GET", f"/users/{seg(user_id)}/permissions", rate_category="light"
+        )
+        return answer
+
     def get_presence_status(self, user_id: str) -> UsersGetPresenceStatusResponse2:
         """Get a user presence status: ``GET /users/{userId}/presence_status`` (Medium)."""
         answer: UsersGetPresenceStatusResponse2 = self._caller.request(
             "GET", f"/users/{seg(user_id)}/presence_status", rate_category="medium"
+        )
+        return answer
+
+    def get_schedulers(self, user_id: str) -> UsersGetSchedulersResponse2:
+        """List user schedulers: ``GET /users/{userId}/schedulers`` (Medium)."""
+        answer: UsersGetSchedulersResponse2 = self._caller.request(
+            "GET", f"/users/{seg(user_id)}/schedulers", rate_category="medium"
         )
         return answer
 
@@ -3190,7 +3216,7 @@ class SyncUsers:
     def get_summary(self) -> UsersGetSummaryResponse2:
         """Get user summary: ``GET /users/summary`` (Medium)."""
         answer: UsersGetSummaryResponse2 = self._caller.request(
-            "GET", '/users/summary', rate_category="medium"
+            "GET", "/users/summary", rate_category="medium"
         )
         return answer
 
@@ -3215,7 +3241,7 @@ class SyncUsers:
         """Check a user's PM room: ``GET /users/vanity_name`` (Light)."""
         answer: UsersGetVanityNameResponse2 = self._caller.request(
             "GET",
-            '/users/vanity_name',
+            "/users/vanity_name",
             params=query(vanity_name=vanity_name),
             rate_category="light",
         )
@@ -3232,7 +3258,7 @@ class SyncUsers:
     ) -> Iterator[UsersListItem2]:
         """List users: ``GET /users`` (Medium, pages of up to 2000)."""
         return self._caller.paginate(
-            '/users',
+            "/users",
             params=query(
                 status=status,
                 role_id=role_id,
@@ -3242,36 +3268,6 @@ class SyncUsers:
             key="users",
             page_size=page_size or 2000,
         )
-
-    def list_assistants(self, user_id: str) -> UsersListAssistantsResponse2:
-        """List user assistants: ``GET /users/{userId}/assistants`` (Medium)."""
-        answer: UsersListAssistantsResponse2 = self._caller.request(
-            "GET", f"/users/{seg(user_id)}/assistants", rate_category="medium"
-        )
-        return answer
-
-    def list_collaboration_devices(self, user_id: str) -> UsersListCollaborationDevicesResponse2:
-        """List a user's collaboration devices: ``GET /users/{userId}/collaboration_devices``
-        (Medium).
-        """
-        answer: UsersListCollaborationDevicesResponse2 = self._caller.request(
-            "GET", f"/users/{seg(user_id)}/collaboration_devices", rate_category="medium"
-        )
-        return answer
-
-    def list_permissions(self, user_id: str) -> UsersListPermissionsResponse2:
-        """Get user permissions: ``GET /users/{userId}/permissions`` (Light)."""
-        answer: UsersListPermissionsResponse2 = self._caller.request(
-            "GET", f"/users/{seg(user_id)}/permissions", rate_category="light"
-        )
-        return answer
-
-    def list_schedulers(self, user_id: str) -> UsersListSchedulersResponse2:
-        """List user schedulers: ``GET /users/{userId}/schedulers`` (Medium)."""
-        answer: UsersListSchedulersResponse2 = self._caller.request(
-            "GET", f"/users/{seg(user_id)}/schedulers", rate_category="medium"
-        )
-        return answer
 
     def set_email(self, user_id: str, body: UsersSetEmailBody2 | None = None) -> None:
         """Update a user's email: ``PUT /users/{userId}/email`` (Light)."""

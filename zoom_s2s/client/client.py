@@ -26,8 +26,8 @@ from .._env import api_url_from_env
 from .._http import own_retry_notices
 from .._lifecycle import AsyncClosedOnExit
 from .._redact import secret_forms
-from ..api import Products
 from .._session import SessionSlot
+from ..api import Products
 from ..errors import (
     APIConnectionError,
     ConfigurationError,
@@ -43,9 +43,9 @@ from ..oauth import RetryPolicy
 from ..ratelimit.headers import RateLimitInfo, rate_limit_info
 from ..ratelimit.limiter import RateLimiter
 from ..ratelimit.limits import RateLimits
+from . import transfers
 from .middleware import ForeignRedirect, RedirectGuard, check_redirect_mode
 from .pagination import MAX_PAGE_SIZE, Pages, Params
-from . import transfers
 from .pipeline import Answer, Pipeline
 from .responses import (
     DEFAULT_MAX_RESPONSE_BYTES,
@@ -511,7 +511,7 @@ class ZoomClient(Products, AsyncClosedOnExit):
             ZoomAPIError: As :meth:`request`.
         """
         return await transfers.upload(
-            self, method, path, files=files, params=params, base_url=base_url,
+            self._link(), method, path, files=files, params=params, base_url=base_url,
             rate_category=rate_category,
         )
 
@@ -529,7 +529,7 @@ class ZoomClient(Products, AsyncClosedOnExit):
             ConfigurationError: The URL is not on a Zoom host.
             ZoomAPIError: An error answer.
         """
-        return transfers.stream(self, url, chunk_size=chunk_size)
+        return transfers.stream(self._link(), url, chunk_size=chunk_size)
 
     async def download(self, url: str, to: str | os.PathLike[str] | IO[bytes]) -> int:
         """Write the body of a download URL to ``to`` (a path or a binary file), as :meth:`stream`.
@@ -537,7 +537,7 @@ class ZoomClient(Products, AsyncClosedOnExit):
         Returns:
             The number of bytes written.
         """
-        return await transfers.download(self, url, to)
+        return await transfers.download(self._link(), url, to)
 
     async def aclose(self) -> None:
         """Close the session if the client made it. Idempotent."""
@@ -555,6 +555,12 @@ class ZoomClient(Products, AsyncClosedOnExit):
         if self._closed:
             raise UsageError("this ZoomClient is closed; create a new one")
         return self._session.get()
+
+    def _link(self) -> transfers.Link:
+        return transfers.Link(
+            self._open_session(), self._pipeline, self.tokens, self.base_url, self._middlewares,
+            self._timeout.total, self.max_response_bytes,
+        )
 
     def _target(self, path: str) -> tuple[str, yarl.URL]:
         """(quoted path, URL at the configured base) for ``path``; remembered for next time."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Mapping
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 import aiohttp
 import yarl
@@ -17,35 +17,48 @@ from aiohttp import hdrs
 
 from .._redact import secret_forms
 from ..errors import ConfigurationError, ZoomAPIError
+from ..manager import TokenManager
 from ..models import AccessToken
+from .middleware import RedirectGuard
 from .pipeline import Answer, Pipeline
 from .responses import decode_response, error_from_response, read_body
 from .urls import DEFAULT_API_URL, Destinations, is_zoom_host, origin_of, quote_path
 
 if TYPE_CHECKING:
     from ..api._base import Upload
-    from .client import ZoomClient
 
-__all__ = ["download", "stream", "upload"]
+__all__ = ["Link", "download", "stream", "upload"]
 
 CHUNK_SIZE = 256 * 1024
 _MAX_ERROR_BODY = 64 * 1024
 
 
-def _pipeline_for(client: ZoomClient, base: str, *, paced: bool) -> Pipeline:
+class Link(NamedTuple):
+    """What a transfer uses of a :class:`~zoom_s2s.ZoomClient`."""
+
+    session: aiohttp.ClientSession
+    pipeline: Pipeline
+    tokens: TokenManager
+    base_url: str
+    middlewares: tuple[RedirectGuard, ...]
+    read_timeout: float | None
+    max_response_bytes: int
+
+
+def _pipeline_for(client: Link, base: str, *, paced: bool) -> Pipeline:
     """The client's pipeline, or one like it whose token may go to ``base``'s origin."""
-    own = client._pipeline
-    if origin_of(yarl.URL(base)) == client._destinations.origin:
+    own = client.pipeline
+    if origin_of(yarl.URL(base)) == own.destinations.origin:
         return own
     destinations = Destinations(base, use_token_api_url=False, allow_insecure_http=False)
     return Pipeline(client.tokens, destinations, own.limiter if paced else None)
 
 
-def _download_base(client: ZoomClient, url: yarl.URL) -> str:
+def _download_base(client: Link, url: yarl.URL) -> str:
     """The origin a download URL may get the token at, or raise."""
     if not url.absolute or url.scheme not in ("http", "https") or not url.host:
         raise ConfigurationError(f"download URL {str(url)!r} must be an absolute https URL")
-    same = origin_of(url) == client._destinations.origin
+    same = origin_of(url) == client.pipeline.destinations.origin
     if not same and not (url.scheme == "https" and is_zoom_host(url.host)):
         raise ConfigurationError(
             f"download URL host {url.host!r} is not a Zoom host: the token is not sent "
@@ -55,7 +68,7 @@ def _download_base(client: ZoomClient, url: yarl.URL) -> str:
 
 
 async def stream(
-    client: ZoomClient, url: str, *, chunk_size: int = CHUNK_SIZE
+    client: Link, url: str, *, chunk_size: int = CHUNK_SIZE
 ) -> AsyncIterator[bytes]:
     """The body of a download URL (a recording file's ``download_url``), chunk by chunk.
 
@@ -64,7 +77,7 @@ async def stream(
     """
     target = yarl.URL(url)
     pipeline = _pipeline_for(client, _download_base(client, target), paced=False)
-    session = client._open_session()
+    session = client.session
     timeout = _transfer_timeout(client)
     flow = pipeline.flow("GET", target)
     token = await flow.asend(None)
@@ -90,7 +103,7 @@ async def stream(
 
 
 async def download(
-    client: ZoomClient, url: str, to: str | os.PathLike[str] | IO[bytes]
+    client: Link, url: str, to: str | os.PathLike[str] | IO[bytes]
 ) -> int:
     """Write the body of a download URL to a file (a path or a binary file); the bytes written."""
     written = 0
@@ -107,7 +120,7 @@ async def download(
 
 
 async def upload(
-    client: ZoomClient,
+    client: Link,
     method: str,
     path: str,
     *,
@@ -126,7 +139,7 @@ async def upload(
     quoted = quote_path(path)
     url = yarl.URL(base + quoted, encoded=True)
     pipeline = _pipeline_for(client, base, paced=True)
-    session = client._open_session()
+    session = client.session
     flow = pipeline.flow(method.upper(), url, path=quoted, rate_category=rate_category,
                          rewind=lambda: _rewind(files))
     token = await flow.asend(None)
@@ -136,7 +149,7 @@ async def upload(
         async with session.request(
             method, url, params=params, data=_form(files), timeout=_transfer_timeout(client),
             headers={hdrs.AUTHORIZATION: "Bearer " + token.access_token},
-            middlewares=client._middlewares, raise_for_status=False,
+            middlewares=client.middlewares, raise_for_status=False,
         ) as response:
             body = await read_body(response, client.max_response_bytes, method=method,
                                    path=url.path)
@@ -149,9 +162,9 @@ async def upload(
     raise _error(response, body, sent=flow.token or sent, path=url.path)
 
 
-def _transfer_timeout(client: ZoomClient) -> aiohttp.ClientTimeout:
+def _transfer_timeout(client: Link) -> aiohttp.ClientTimeout:
     """No bound on a whole transfer; ``request_timeout`` between two reads."""
-    return aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=client._timeout.total)
+    return aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=client.read_timeout)
 
 
 def _answer(response: aiohttp.ClientResponse, body: bytes | None) -> Answer:
