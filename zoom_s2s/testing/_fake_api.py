@@ -101,7 +101,7 @@ class SpecRoutes:
         record.update(id=number, uuid=secrets.token_urlsafe(16) + "==", host_id=host["id"],
                       host_email=host.get("email", ""))
         self.objects.setdefault((call.account.account_id, kind), {})[str(number)] = record
-        return web.json_response(record, status=201)
+        return web.json_response(_shaped(record, _example("POST", path)), status=201)
 
     async def _one(self, call: ApiCall, kind: str, method: str, path: str) -> web.StreamResponse:
         key = call.request.match_info[_KINDS[kind]]
@@ -111,7 +111,7 @@ class SpecRoutes:
             noun = kind[:-1].capitalize()
             return _error(404, 3001, f"{noun} does not exist: {key}.")
         if method == "GET":
-            return web.json_response(record)
+            return web.json_response(_shaped(record, _example(method, path)))
         if method == "DELETE":
             del stored[key]
             return web.Response(status=204)
@@ -127,7 +127,10 @@ class SpecRoutes:
         if host is None:
             return _error(404, 1001, "User does not exist.")
         stored = self.objects.get((call.account.account_id, kind), {})
-        rows = [record for record in stored.values() if record["host_id"] == host["id"]]
+        _, _, key, _, _ = EXAMPLES[("GET", path)]
+        template = _example("GET", path)[str(key)][0]
+        rows = [_shaped(record, template) for record in stored.values()
+                if record["host_id"] == host["id"]]
         return self._page(call, "GET", path, rows)
 
     async def _example(self, call: ApiCall, method: str, path: str) -> web.StreamResponse:
@@ -203,6 +206,16 @@ class SpecRoutes:
             for item in body:
                 self._localise(item)
         return body
+
+
+def _shaped(record: dict[str, Any], template: dict[str, Any]) -> dict[str, Any]:
+    """``record``'s fields that an answer shaped like ``template`` has, of the same types."""
+    shaped = copy.deepcopy(template)
+    for key, example in template.items():
+        value = record.get(key)
+        if isinstance(value, type(example)) and isinstance(example, bool) == isinstance(value, bool):
+            shaped[key] = copy.deepcopy(value)
+    return shaped
 
 
 def _camel(name: str) -> str:

@@ -92,10 +92,20 @@ async def test_a_page_token_that_keeps_expiring_is_an_error_in_the_end(
     assert zoom.stats.requests[("GET /v2/users", 400)] == 4  # 3 restarts, then the error
 
 
-@pytest.mark.parametrize("size", [0, 301, True, 1.5])
-async def test_page_size_is_checked(client: ZoomClient, size: object) -> None:
+@pytest.mark.parametrize(
+    ("path", "size"),
+    [("/users", 0), ("/users", 2001), ("/users/me/meetings", 301), ("/users", True),
+     ("/users", 1.5)],
+)
+async def test_page_size_is_checked_against_the_endpoint_s_maximum(
+    client: ZoomClient, path: str, size: object
+) -> None:
     with pytest.raises(ConfigurationError, match="page_size"):
-        client.paginate("/users", page_size=size)  # type: ignore[arg-type]
+        client.paginate(path, page_size=size)  # type: ignore[arg-type]
+
+
+async def test_a_page_may_be_as_large_as_the_endpoint_allows(client: ZoomClient) -> None:
+    assert [user async for user in client.paginate("/users", page_size=2000)]
 
 
 async def test_an_answer_with_several_lists_needs_a_key(
