@@ -213,7 +213,8 @@ def _shaped(record: dict[str, Any], template: dict[str, Any]) -> dict[str, Any]:
     shaped = copy.deepcopy(template)
     for key, example in template.items():
         value = record.get(key)
-        if isinstance(value, type(example)) and isinstance(example, bool) == isinstance(value, bool):
+        same_bool = isinstance(example, bool) == isinstance(value, bool)
+        if isinstance(value, type(example)) and same_bool:
             shaped[key] = copy.deepcopy(value)
     return shaped
 
