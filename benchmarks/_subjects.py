@@ -19,7 +19,6 @@ import attrs
 
 from zoom_s2s import (
     Credentials,
-    EventKind,
     FileTokenStore,
     MemoryTokenStore,
     RedisTokenStore,
@@ -27,6 +26,7 @@ from zoom_s2s import (
     TokenManager,
     TokenStore,
 )
+from zoom_s2s.events import EventKind
 
 from ._common import raw_fetch
 

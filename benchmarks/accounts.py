@@ -32,7 +32,7 @@ from typing import Any
 
 from tests.harness.fleet import Fleet, WorkerContext
 from zoom_s2s import Credentials, MemoryTokenStore, TokenManager, TokenManagerPool
-from zoom_s2s.pool import DEFAULT_REDIS_CONNECTIONS
+from zoom_s2s.stores.url import SHARED_MAX_CONNECTIONS
 
 from ._common import Figure, RunContext, compare_async, figure, rss_bytes
 
@@ -197,7 +197,7 @@ def run(ctx: RunContext) -> list[Figure]:
                 NAME,
                 f"connections to Redis with {count:,} accounts (CLIENT LIST)",
                 result["connections_all"],
-                at_most=DEFAULT_REDIS_CONNECTIONS,
+                at_most=SHARED_MAX_CONNECTIONS,
                 note=f"{result['connections_tenth']} with {max(WARM_UP, count // 10):,} accounts",
             )
         )

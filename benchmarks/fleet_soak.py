@@ -29,7 +29,8 @@ import aiohttp
 import attrs
 
 from tests.harness.fleet import Fleet, WorkerContext
-from zoom_s2s import Credentials, EventKind, RedisTokenStore, TokenEvent, TokenManager
+from zoom_s2s import Credentials, RedisTokenStore, TokenEvent, TokenManager
+from zoom_s2s.events import EventKind
 from zoom_s2s.testing import FakeZoom
 
 from ._common import (

@@ -29,8 +29,9 @@ from pathlib import Path
 
 from aiohttp import web
 
-from zoom_s2s import DEFAULT_TOKEN_URL, Credentials, TokenManager, ZoomS2SError
+from zoom_s2s import Credentials, TokenManager, ZoomS2SError
 from zoom_s2s.client import DEFAULT_API_URL, ZoomClient
+from zoom_s2s.oauth import DEFAULT_TOKEN_URL
 
 ZOOM = web.AppKey("zoom", ZoomClient)
 

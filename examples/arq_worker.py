@@ -21,8 +21,9 @@ from typing import Any
 
 from arq.connections import RedisSettings
 
-from zoom_s2s import DEFAULT_TOKEN_URL, Credentials, TokenManager
+from zoom_s2s import Credentials, TokenManager
 from zoom_s2s.client import DEFAULT_API_URL, ZoomClient
+from zoom_s2s.oauth import DEFAULT_TOKEN_URL
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://localhost:6379/0")
 

@@ -25,8 +25,9 @@ from pathlib import Path
 
 from celery import Celery
 
-from zoom_s2s import DEFAULT_TOKEN_URL, Credentials
+from zoom_s2s import Credentials
 from zoom_s2s.client import DEFAULT_API_URL
+from zoom_s2s.oauth import DEFAULT_TOKEN_URL
 from zoom_s2s.sync import SyncTokenManager, SyncZoomClient
 
 app = Celery(

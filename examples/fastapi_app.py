@@ -30,8 +30,9 @@ from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 
-from zoom_s2s import DEFAULT_TOKEN_URL, Credentials, TokenManager, ZoomS2SError
+from zoom_s2s import Credentials, TokenManager, ZoomS2SError
 from zoom_s2s.client import DEFAULT_API_URL, ZoomClient
+from zoom_s2s.oauth import DEFAULT_TOKEN_URL
 
 
 def default_store() -> str:

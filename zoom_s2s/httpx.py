@@ -41,7 +41,7 @@ class ZoomAuth(httpx.Auth):
         tokens: A :class:`~zoom_s2s.TokenManager` (for ``httpx.AsyncClient``)
             or a blocking manager such as :class:`~zoom_s2s.sync.SyncTokenManager`
             or :meth:`SyncTokenManagerPool.manager(...)
-            <zoom_s2s.sync_pool.SyncTokenManagerPool.manager>` (for
+            <zoom_s2s.sync.SyncTokenManagerPool.manager>` (for
             ``httpx.Client``, and for ``httpx.AsyncClient`` through a thread).
         api_url, use_token_api_url, allow_insecure_http: Where the token may
             go, as for :class:`~zoom_s2s.ZoomAuthMiddleware`.

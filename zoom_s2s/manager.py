@@ -9,9 +9,10 @@ tagged ``[S1]`` ... ``[S11]`` with these steps:
    background refresh starts; callers never wait while a valid token exists.
 3. With no valid token, callers wait for one shared in-flight refresh task
    (single-flight); a cancelled caller never cancels that task.
-4. A refresh reads the store first; only if it holds nothing newer does it
-   take the store's lock (the lease carries the fencing generation), read
-   again, fetch from Zoom, write with the lease and release.
+4. A refresh reads the store first (token and failure record in one call);
+   only if it holds nothing newer does it take the store's lock (the lease
+   carries the fencing generation, and the attempt reads the store again),
+   fetch from Zoom, write with the lease and release.
 5. Processes that find the lock taken sleep until the store tells them it
    changed (or the lock's TTL lapses, when they may take over).
 6. Each process picks its refresh moment at random in the first half of the
@@ -61,9 +62,12 @@ import asyncio
 import collections
 import contextlib
 import functools
+import inspect
 import logging
 import math
 import random
+from collections.abc import Callable
+from typing import Any
 
 import aiohttp
 
@@ -85,10 +89,10 @@ from .errors import (
 from .events import EventKind, TokenEvent, TokenHook, TokenStats, log_event
 from .models import MAX_TOKEN_LIFETIME, AccessToken, Credentials, fingerprint
 from .oauth import RetryPolicy, request_token, validate_url
-from .stores.base import FailureRecord, LockLease, TokenStore
-from .stores.memory import MemoryTokenStore
+from .stores.base import FailureRecord, LockAttempt, LockLease, StoreState, TokenStore
+from .stores.url import resolve_store
 
-__all__ = ["TokenManager", "TokenStats"]
+__all__ = ["TokenManager", "TokenStats", "check_options"]
 
 logger = logging.getLogger("zoom_s2s")
 
@@ -115,6 +119,62 @@ def store_key(token_url: str, credentials: Credentials) -> str:
     """
     secret_tag = fingerprint("zoom-s2s client secret", credentials.client_secret)
     return fingerprint(token_url, credentials.account_id, credentials.client_id, secret_tag)
+
+
+def _checked_settings(
+    token_url: str | None,
+    refresh_margin: float,
+    min_ttl: float,
+    lock_ttl: float | None,
+    request_timeout: float,
+    retry: RetryPolicy | None,
+    on_store_error: str,
+    allow_insecure_http: bool,
+) -> tuple[str, RetryPolicy, float]:
+    """Check a manager's settings; return its token URL, retry policy and lock TTL."""
+    if token_url is None:
+        token_url = token_url_from_env()
+    validate_url(token_url, "token_url", allow_insecure_http=allow_insecure_http)
+    retry = retry or RetryPolicy()
+    if lock_ttl is None:
+        lock_ttl = retry.timeout + request_timeout + 5.0
+    for name, value in (
+        ("refresh_margin", refresh_margin),
+        ("min_ttl", min_ttl),
+        ("lock_ttl", lock_ttl),
+        ("request_timeout", request_timeout),
+    ):
+        if not isinstance(value, (int, float)) or not value >= 0:
+            raise ConfigurationError(f"{name} must be a non-negative number, got {value!r}")
+        if value == 0 and name in ("lock_ttl", "request_timeout"):
+            raise ConfigurationError(f"{name} must be positive, got {value!r}")
+    if lock_ttl <= request_timeout:
+        raise ConfigurationError(
+            f"lock_ttl ({lock_ttl:g} s) must exceed request_timeout ({request_timeout:g} s), "
+            "or the lock lapses while its holder is still fetching"
+        )
+    if on_store_error not in _STORE_ERROR_POLICIES:
+        raise ConfigurationError(
+            f"on_store_error must be 'raise' or 'fetch', got {on_store_error!r}"
+        )
+    return token_url, retry, lock_ttl
+
+
+def check_options(**options: Any) -> None:
+    """Raise what ``TokenManager(credentials, **options)`` would raise about ``options``.
+
+    Makes nothing: for the pool and the facades, which make their managers later.
+
+    Raises:
+        ConfigurationError: An unknown option or a value the manager refuses.
+    """
+    try:
+        bound = inspect.signature(TokenManager).bind(None, **options)
+    except TypeError as exc:
+        raise ConfigurationError(f"unexpected option for TokenManager: {exc}") from None
+    bound.apply_defaults()
+    settings = inspect.signature(_checked_settings).parameters
+    _checked_settings(**{name: bound.arguments[name] for name in settings})
 
 
 class TokenManager(AsyncClosedOnExit):
@@ -184,31 +244,16 @@ class TokenManager(AsyncClosedOnExit):
             raise ConfigurationError(
                 "credentials must be a zoom_s2s.Credentials, e.g. Credentials.from_env()"
             )
-        if token_url is None:
-            token_url = token_url_from_env()
-        validate_url(token_url, "token_url", allow_insecure_http=allow_insecure_http)
-        self._retry = retry or RetryPolicy()
-        if lock_ttl is None:
-            lock_ttl = self._retry.timeout + request_timeout + 5.0
-        for name, value in (
-            ("refresh_margin", refresh_margin),
-            ("min_ttl", min_ttl),
-            ("lock_ttl", lock_ttl),
-            ("request_timeout", request_timeout),
-        ):
-            if not isinstance(value, (int, float)) or not value >= 0:
-                raise ConfigurationError(f"{name} must be a non-negative number, got {value!r}")
-            if value == 0 and name in ("lock_ttl", "request_timeout"):
-                raise ConfigurationError(f"{name} must be positive, got {value!r}")
-        if lock_ttl <= request_timeout:
-            raise ConfigurationError(
-                f"lock_ttl ({lock_ttl:g} s) must exceed request_timeout ({request_timeout:g} s), "
-                "or the lock lapses while its holder is still fetching"
-            )
-        if on_store_error not in _STORE_ERROR_POLICIES:
-            raise ConfigurationError(
-                f"on_store_error must be 'raise' or 'fetch', got {on_store_error!r}"
-            )
+        token_url, self._retry, lock_ttl = _checked_settings(
+            token_url,
+            refresh_margin,
+            min_ttl,
+            lock_ttl,
+            request_timeout,
+            retry,
+            on_store_error,
+            allow_insecure_http,
+        )
         self.on_store_error = on_store_error
         self.credentials = credentials
         self.token_url = token_url
@@ -218,14 +263,8 @@ class TokenManager(AsyncClosedOnExit):
         self.lock_ttl = float(lock_ttl)
         self.wait_timeout = self.lock_ttl + 15.0 if wait_timeout is None else wait_timeout
         self.request_timeout = request_timeout
-        self._owns_store = not isinstance(store, TokenStore) if close_store is None else close_store
-        if store is None:
-            store = MemoryTokenStore()
-        elif isinstance(store, str):
-            from .stores.url import store_from_url
-
-            store = store_from_url(store)
-        self.store: TokenStore = store
+        self.store, owns_store = resolve_store(store)
+        self._owns_store = owns_store if close_store is None else close_store
         self.store_key = store_key(token_url, credentials)
         self._session = SessionSlot(session, "TokenManager")
         self._hooks: tuple[TokenHook, ...] = (log_event,) if hooks is None else tuple(hooks)
@@ -311,27 +350,33 @@ class TokenManager(AsyncClosedOnExit):
         self._emit(EventKind.INVALIDATED, token, None)
         return deleted
 
-    def peek_token(self) -> AccessToken | None:
-        """The token in memory whenever :meth:`get_token` would answer from memory, else ``None``.
+    def peek_token(
+        self, otherwise: Callable[[], AccessToken] | None = None
+    ) -> AccessToken | None:
+        """The token in memory whenever :meth:`get_token` would answer from memory.
 
-        Never does I/O and never waits, so any thread may call it; the sync
-        facade uses it as its fast path. Past the token's refresh moment it
-        asks the manager's event loop (thread-safely, once) to start the
-        background refresh, exactly as :meth:`get_token` would.
+        Never does I/O and never waits, so any thread may call it. Past the
+        token's refresh moment it asks the manager's event loop (thread-safely,
+        once) to start the background refresh, exactly as :meth:`get_token`
+        would.
+
+        Args:
+            otherwise: Called when memory cannot answer, and its result
+                returned (``None`` without it): a blocking face passes its way
+                of waiting for the loop, so that its hot path is this one call.
         """
         token = self._token
-        if token is None:
-            return None
-        now = _clock.monotonic()
-        if now < self._refresh_after:
-            self._hits += 1  # from other threads this count may miss a few: it is a gauge
-            return token
-        if now >= self._usable_until:
-            return None
-        self._hits += 1
-        if now >= self._next_ask:
-            self._ask_loop_to_refresh()
-        return token
+        if token is not None:
+            now = _clock.monotonic()
+            if now < self._refresh_after:  # [S1]
+                self._hits += 1  # from other threads this count may miss a few: it is a gauge
+                return token
+            if now < self._usable_until:  # [S2]
+                self._hits += 1
+                if now >= self._next_ask:
+                    self._ask_loop_to_refresh()
+                return token
+        return None if otherwise is None else otherwise()
 
     def _ask_loop_to_refresh(self) -> None:
         """From any thread: ask the manager's event loop, once, to refresh in the background."""
@@ -535,11 +580,12 @@ class TokenManager(AsyncClosedOnExit):
             return None
         self._next_store_peek = now + _STORE_PEEK_INTERVAL
         with contextlib.suppress(StoreError):
-            token = await self._install_from_store()
+            state = await self.store.read(self.store_key)
+            token = self._adopt(state.token)
             if token is not None:
                 return token
             if self._backoff.from_fleet:
-                record = await self.store.read_failure(self.store_key)
+                record = state.failure
                 if record is None or self._backoff.fleet_record(record) <= 0:
                     self._backoff.end_fleet_wait()  # deleted or expired: the wait ends
         return None
@@ -572,14 +618,15 @@ class TokenManager(AsyncClosedOnExit):
         store, key = self.store, self.store_key
         deadline = _clock.monotonic() + self.wait_timeout
         while True:
-            token = await self._install_from_store()
+            state = await store.read(key)
+            token = self._adopt(state.token)
             if token is not None:
                 return token
-            await self._respect_fleet_backoff()
-            lease = await self._take_lease()
+            self._respect_fleet_backoff(state.failure)
+            lease, state = await self._take_lease()
             if lease is not None:
                 try:
-                    return await self._refresh_under(lease)
+                    return await self._refresh_under(lease, state)
                 except _LockLapsed:
                     continue  # [S7] a successor holds the lock now: read what it stored
             remaining = deadline - _clock.monotonic()
@@ -593,12 +640,16 @@ class TokenManager(AsyncClosedOnExit):
             await store.wait_for_change(key, timeout=min(remaining, self.lock_ttl))
             self._emit(EventKind.LOCK_WAITED, None, _clock.monotonic() - started)
 
-    async def _take_lease(self) -> LockLease | None:
+    async def _take_lease(self) -> LockAttempt:
         """[S11] This process's own unreleased lease if it is still good, else a new one."""
         lease, self._lease = self._lease, None
         if lease is not None:
             if lease.remaining() > self.request_timeout + 1.0:
-                return lease
+                try:
+                    return LockAttempt(lease, await self.store.read(self.store_key))
+                except BaseException:
+                    self._lease = lease
+                    raise
             await self._release(lease)
         return await self.store.acquire_lock(self.store_key, ttl=self.lock_ttl)
 
@@ -615,19 +666,23 @@ class TokenManager(AsyncClosedOnExit):
             if lease.held():
                 self._lease = lease
 
-    async def _refresh_under(self, lease: LockLease) -> AccessToken:
+    async def _refresh_under(self, lease: LockLease, state: StoreState) -> AccessToken:
+        """Under the lock: adopt the token its read found, or fetch; the lock is released."""
         try:
-            # Double-checked: someone may have written between read and lock.
-            token = await self._install_from_store()
-            if token is not None:
-                return token
-            failure = await self._respect_fleet_backoff()
-            return await self._fetch_and_store(lease, failure)
-        finally:
+            # Double-checked: the state was read with the lock taken, so a token
+            # written between our read and the lock is seen here.
+            token = self._adopt(state.token)
+            if token is None:
+                failure = self._respect_fleet_backoff(state.failure)
+                return await self._fetch_and_store(lease, failure)
+        except BaseException:
             await self._release(lease)
+            raise
+        await self._release(lease)
+        return token
 
-    async def _install_from_store(self) -> AccessToken | None:
-        token = await self.store.read(self.store_key)
+    def _adopt(self, token: AccessToken | None) -> AccessToken | None:
+        """Install ``token`` read from the store if it is worth it; return it if so."""
         if token is None:
             return None
         remaining = self._remaining_of_stored(token)
@@ -637,9 +692,8 @@ class TokenManager(AsyncClosedOnExit):
         self._emit(EventKind.ADOPTED, token, None)
         return token
 
-    async def _respect_fleet_backoff(self) -> FailureRecord | None:
+    def _respect_fleet_backoff(self, record: FailureRecord | None) -> FailureRecord | None:
         """[S9] Raise the remembered error while the fleet backs off; else return the record."""
-        record = await self.store.read_failure(self.store_key)
         if record is not None:
             wait = self._backoff.fleet_record(record)
             if wait > 0:
@@ -676,6 +730,7 @@ class TokenManager(AsyncClosedOnExit):
     async def _fetch_and_store(
         self, lease: LockLease, failure: FailureRecord | None
     ) -> AccessToken:
+        """[S7] [S9] [S11] Ask Zoom under ``lease``, then write and release in one store call."""
         try:
             token, remaining = await self._fetch(lease)
         except TokenError as exc:
@@ -690,16 +745,17 @@ class TokenManager(AsyncClosedOnExit):
                 self._emit(EventKind.STORE_ERROR, self._token, None, error=store_exc)
             raise
         try:
-            written = await self.store.write(lease, token)
+            written = await self.store.write(lease, token, release=True)
         except StoreError as exc:
             # [S11] Never throw a good token away: serve it, store it later.
             self._emit(EventKind.STORE_ERROR, token, None, error=exc)
             self._install(token, remaining)
             self._keep_unsaved(token)
+            await self._release(lease)
             return token
         if not written:
             self._emit(EventKind.STALE_WRITE, token, None)
-            newer = await self._install_from_store()
+            newer = self._adopt((await self.store.read(self.store_key)).token)
             if newer is not None:
                 return newer
         self._install(token, remaining)
@@ -738,15 +794,18 @@ class TokenManager(AsyncClosedOnExit):
 
     async def _save(self, token: AccessToken) -> bool:
         """Write ``token`` unless the store holds a newer one; ``False``: try again later."""
-        lease = await self._take_lease()
+        lease, state = await self._take_lease()
         if lease is None:
             return False  # someone holds the lock: try again later
-        try:
-            stored = await self.store.read(self.store_key)
-            if stored is None or stored.expires_at < token.expires_at:
-                await self.store.write(lease, token)
-        finally:
-            await self._release(lease)
+        stored = state.token
+        if stored is not None and stored.expires_at >= token.expires_at:
+            await self._release(lease)  # the store holds a newer token
+        else:
+            try:
+                await self.store.write(lease, token, release=True)
+            except BaseException:
+                await self._release(lease)
+                raise
         if self._unsaved is token:
             self._unsaved = None
         return True

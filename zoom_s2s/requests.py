@@ -44,7 +44,7 @@ class ZoomAuth(requests.auth.AuthBase):
 
     Args:
         tokens: A blocking manager: :class:`~zoom_s2s.sync.SyncTokenManager`,
-            or a :class:`~zoom_s2s.sync_pool.SyncTokenManagerPool`'s manager.
+            or a :class:`~zoom_s2s.sync.SyncTokenManagerPool`'s manager.
         api_url, use_token_api_url, allow_insecure_http: Where the token may
             go, as for :class:`~zoom_s2s.ZoomAuthMiddleware`.
 

@@ -1,29 +1,10 @@
-"""A blocking facade for synchronous code: Celery prefork tasks, threads, scripts.
+"""The blocking facade: TokenManager, ZoomClient and TokenManagerPool for threads and Celery.
 
-The async :class:`~zoom_s2s.TokenManager` and :class:`~zoom_s2s.ZoomClient`
-run on a private event loop in a daemon thread, started on first use. Every
-calling thread submits its call to that one loop
-(:func:`asyncio.run_coroutine_threadsafe`) and blocks for the answer, so many
-threads share one token and one single-flight refresh.
-
-Fork safety (Celery prefork, gunicorn ``--preload``, :mod:`multiprocessing`):
-a forked child has no copy of the loop thread, and the parent's loop, aiohttp
-sessions and Redis connections must not be used there. After ``fork()`` the
-child therefore starts its own loop thread and builds a fresh manager and
-store on first use; what it inherited is left untouched. Give the store as a
-URL (``"file:///var/lib/app/zoom"``, ``"redis://..."``) or as a factory
-callable so that each process builds its own; a store *object* passed in is
-shared as is, which is only safe for stores that are fine after a fork.
-
-Everything is closed at interpreter exit (or on :meth:`SyncTokenManager.close`)
-with a bounded wait, so exit never hangs on it::
-
-    tokens = SyncTokenManager(Credentials.from_env(), store="file:///var/lib/app/zoom")
-    zoom = SyncZoomClient(tokens)
-
-    @app.task
-    def email_of(user_id: str) -> str | None:
-        return zoom.get_user(user_id).email
+Each facade runs its async twin on a private event-loop thread per process,
+started on first use and started afresh in a child after ``fork()``; a valid
+token is answered on the caller's thread. Give stores as URLs or factories, so
+that each process makes its own. See ``docs/architecture.rst`` ("The blocking
+facade").
 """
 
 from __future__ import annotations
@@ -31,49 +12,52 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import itertools
 import logging
 import os
 import threading
-import time
 import weakref
-from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Iterator
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from ._env import api_url_from_env
 from ._lifecycle import ClosedOnExit
-from .client import User, ZoomClient
+from .client import ZoomClient
 from .errors import ConfigurationError, UsageError
-from .manager import TokenManager, TokenStats
+from .events import TokenStats
+from .manager import TokenManager, check_options
 from .models import AccessToken, Credentials
 from .oauth import validate_url
+from .pool import TokenManagerPool, check_pool_options
 from .stores.base import TokenStore
 
-__all__ = ["SyncTokenManager", "SyncZoomClient"]
+__all__ = ["SyncPooledManager", "SyncTokenManager", "SyncTokenManagerPool", "SyncZoomClient"]
 
 logger = logging.getLogger("zoom_s2s.sync")
 
 T = TypeVar("T")
+P = ParamSpec("P")
+R = TypeVar("R", TokenManager, TokenManagerPool)  # the async object a facade runs
 StoreSpec = TokenStore | str | Callable[[], TokenStore] | None
 
-_monotonic = time.monotonic  # the clock of TokenManager's local deadlines
 _CLOSE_TIMEOUT = 5.0  # seconds the shutdown waits for the loop to close things
 
 # Runtimes inherited through fork(): never used or closed in the child, only
 # kept referenced so their garbage collection does not warn about the
 # parent's sessions from inside the child.
-_inherited: list[_Runtime] = []
-_facades: weakref.WeakSet[SyncTokenManager] = weakref.WeakSet()
+_inherited: list[_Runtime[Any]] = []
+_facades: weakref.WeakSet[_Facade[Any]] = weakref.WeakSet()
 _client_keys = itertools.count()
 
 
-class _Runtime:
-    """One process's private event-loop thread and the async objects living on it."""
+class _Runtime(Generic[R]):
+    """One facade's private event-loop thread in one process, and the async objects on it."""
 
     def __init__(self) -> None:
         self.pid = os.getpid()
         self.loop = asyncio.new_event_loop()
-        self.manager: TokenManager | None = None
+        self.resident: R | None = None  # the facade's manager or pool, made on the loop
         self.clients: dict[int, ZoomClient] = {}
         self.thread = threading.Thread(target=self._serve, name="zoom-s2s-sync", daemon=True)
         self.thread.start()
@@ -101,7 +85,7 @@ class _Runtime:
             raise TimeoutError(f"the zoom_s2s call took longer than {timeout:g} s") from None
 
     def shutdown(self) -> None:
-        """Close the clients and the manager, stop the loop, join the thread (bounded)."""
+        """Close the clients and the resident, stop the loop, join the thread (bounded)."""
         if self.pid != os.getpid() or not self.thread.is_alive():
             return
         if threading.get_ident() == self.thread.ident:  # collected on its own loop thread
@@ -118,16 +102,26 @@ class _Runtime:
         clients, self.clients = list(self.clients.values()), {}
         for client in clients:
             await client.aclose()
-        manager, self.manager = self.manager, None
-        if manager is not None:
-            await manager.aclose()
+        resident, self.resident = self.resident, None
+        if resident is not None:
+            await resident.aclose()
 
 
-class _Holder:
-    """The current runtime, kept apart from the facade so the finalizer can reach it."""
+class _Holder(Generic[R]):
+    """A facade's runtime in this process, kept apart from it so the finalizer can reach it."""
 
     def __init__(self) -> None:
-        self.runtime: _Runtime | None = None
+        self.runtime: _Runtime[R] | None = None
+
+    def current(self) -> _Runtime[R]:
+        if self.runtime is None:
+            self.runtime = _Runtime()
+        return self.runtime
+
+    def forget(self) -> None:
+        if self.runtime is not None:
+            _inherited.append(self.runtime)
+            self.runtime = None
 
     def shutdown(self) -> None:
         runtime, self.runtime = self.runtime, None
@@ -136,21 +130,104 @@ class _Holder:
 
 
 def _after_fork_in_child() -> None:
-    # Only this thread survives a fork: a lock another thread held stays held
-    # forever, and the loop thread is gone. Start afresh, lazily.
     for facade in list(_facades):
-        facade._lock = threading.Lock()
-        facade._fast = None
-        inherited, facade._holder.runtime = facade._holder.runtime, None
-        if inherited is not None:
-            _inherited.append(inherited)
+        facade._forked()
 
 
 if hasattr(os, "register_at_fork"):  # POSIX
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-class SyncTokenManager(ClosedOnExit):
+class _Facade(ClosedOnExit, Generic[R]):
+    """A blocking face of one async object (manager or pool): its runtime per process.
+
+    ``make(store=..., **options)`` makes the object, on the loop thread of
+    each process; a store factory is called there too, and its store owned.
+    """
+
+    def __init__(
+        self,
+        make: Callable[..., R],
+        store: StoreSpec,
+        timeout: float | None,
+        options: dict[str, Any],
+    ) -> None:
+        if "session" in options:
+            raise ConfigurationError(
+                f"{type(self).__name__} cannot reuse an aiohttp session: sessions belong to "
+                "one event loop, and the facade runs its own"
+            )
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
+        ):
+            raise ConfigurationError(f"timeout must be a positive number or None, got {timeout!r}")
+        self.timeout = timeout
+        self._make: Callable[..., R] = make
+        self._store = store
+        self._options = options
+        self._lock = threading.Lock()
+        self._holder: _Holder[R] = _Holder()
+        # The async object in this process, for the caller-thread hot path only:
+        # set on the loop thread when it is made, dropped by close() and in a forked child.
+        self._fast: R | None = None
+        self._closed = False
+        self._finalizer: weakref.finalize[[_Holder[R]], _Facade[R]] = weakref.finalize(
+            self, _Holder.shutdown, self._holder
+        )
+        _facades.add(self)
+
+    def _build(self) -> R:
+        store, options = self._store, self._options
+        if callable(store) and not isinstance(store, TokenStore):
+            store, options = store(), {"close_store": True, **options}
+        return self._make(store=store, **options)
+
+    def close(self) -> None:
+        """Close this process's async object, its clients and the loop thread. Idempotent."""
+        with self._lock:
+            self._closed = True
+            self._forget()
+            self._finalizer()
+
+    def _made(self, resident: R) -> None:
+        """This process's async object exists: the caller-thread hot path may use it."""
+        self._fast = resident
+
+    def _forget(self) -> None:
+        """Drop the hot path's object (closed, or a parent's after fork)."""
+        self._fast = None
+
+    def _forked(self) -> None:
+        # Only this thread survives a fork: a lock another thread held stays held
+        # forever, and the loop thread is gone. Start afresh, lazily.
+        self._lock = threading.Lock()
+        self._forget()
+        self._holder.forget()
+
+    def _runtime(self) -> _Runtime[R]:
+        with self._lock:
+            if self._closed:
+                raise UsageError(f"this {type(self).__name__} is closed; create a new one")
+            return self._holder.current()
+
+    def _resident(self, runtime: _Runtime[R]) -> R:
+        # Runs on the loop thread only, so this check-then-set needs no lock.
+        if runtime.resident is None:
+            runtime.resident = self._build()
+        if not self._closed and self._fast is None:
+            self._made(runtime.resident)
+        return runtime.resident
+
+    def _call(self, use: Callable[[R], Awaitable[T]]) -> T:
+        runtime = self._runtime()
+
+        async def on_loop() -> T:
+            return await use(self._resident(runtime))
+
+        return runtime.run(on_loop, self.timeout)
+
+
+class SyncTokenManager(_Facade[TokenManager]):
     """A blocking :class:`~zoom_s2s.TokenManager` that is safe across threads and ``fork()``.
 
     Args:
@@ -159,6 +236,8 @@ class SyncTokenManager(ClosedOnExit):
             callable returning a new :class:`~zoom_s2s.TokenStore` (called in
             each process, on the private loop), a store object (shared as is),
             or ``None`` for a private memory store per process.
+        timeout: Seconds each blocking call waits at most (``None``: as long
+            as the manager's own deadlines allow).
         **manager_kwargs: Other :class:`~zoom_s2s.TokenManager` arguments
             (``token_url``, ``refresh_margin``, ``retry``, ``hooks``, ...);
             not ``session``, which would be bound to another event loop.
@@ -170,37 +249,32 @@ class SyncTokenManager(ClosedOnExit):
     """
 
     def __init__(
-        self, credentials: Credentials, *, store: StoreSpec = None, **manager_kwargs: Any
+        self,
+        credentials: Credentials,
+        *,
+        store: StoreSpec = None,
+        timeout: float | None = None,
+        **manager_kwargs: Any,
     ) -> None:
-        if "session" in manager_kwargs:
+        if not isinstance(credentials, Credentials):
             raise ConfigurationError(
-                "SyncTokenManager cannot reuse an aiohttp session: sessions belong to one "
-                "event loop, and the facade runs its own"
+                "credentials must be a zoom_s2s.Credentials, e.g. Credentials.from_env()"
             )
-        # Fail now, in the caller's thread, on bad arguments (this makes no I/O).
-        TokenManager(credentials, **manager_kwargs)
+        super().__init__(
+            functools.partial(TokenManager, credentials), store, timeout, manager_kwargs
+        )
+        check_options(**manager_kwargs)
         self.credentials = credentials
-        self._store = store
-        self._manager_kwargs = manager_kwargs
-        self._lock = threading.Lock()
-        self._holder = _Holder()
-        # This process's manager, for the hot path only: set on the loop thread when
-        # the manager is made, dropped by close() and in a forked child.
-        self._fast: TokenManager | None = None
-        self._closed = False
-        self._finalizer = weakref.finalize(self, _Holder.shutdown, self._holder)
-        _facades.add(self)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"SyncTokenManager(account_id={self.credentials.account_id!r}, {state})"
 
-    def get_token(self, *, timeout: float | None = None) -> AccessToken:
+    def get_token(self) -> AccessToken:
         """Return a valid access token; see :meth:`zoom_s2s.TokenManager.get_token`.
 
-        Args:
-            timeout: Seconds to wait at most; ``None``: as long as the manager's
-                own deadlines allow.
+        A valid token in this process's manager is answered on the calling
+        thread; otherwise the call waits for the private loop.
 
         Raises:
             TokenError: Zoom refused or kept failing, and no valid token exists.
@@ -209,31 +283,34 @@ class SyncTokenManager(ClosedOnExit):
             TimeoutError: ``timeout`` passed.
             UsageError: The facade is closed.
         """
-        # Fast path, no thread hop: a valid token already in this process's manager
-        # (TokenManager.peek_token() inlined). close() and the at-fork hook drop
-        # self._fast, so this never hands out a closed or a parent's manager's token.
-        manager = self._fast
-        if manager is not None:
-            token = manager._token
-            if token is not None:
-                now = _monotonic()
-                if now < manager._refresh_after:
-                    manager._hits += 1  # a gauge: from threads it may miss a few
-                    return token
-                if now < manager._usable_until:
-                    manager._hits += 1
-                    if now >= manager._next_ask:
-                        manager._ask_loop_to_refresh()
-                    return token
-        return self._call(lambda manager: manager.get_token(), timeout)
+        return self._call(lambda manager: manager.get_token())
 
-    def invalidate(self, token: AccessToken, *, timeout: float | None = None) -> bool:
+    def _made(self, manager: TokenManager) -> None:
+        super()._made(manager)
+        # The hot path is one call: this instance's get_token becomes the
+        # manager's peek_token, which falls back to the method above. Weakly,
+        # so that the facade is not kept alive by its own attribute.
+        facade = weakref.ref(self)
+
+        def wait_for_loop() -> AccessToken:
+            me = facade()
+            if me is None:
+                raise UsageError("this SyncTokenManager was garbage-collected")
+            return SyncTokenManager.get_token(me)
+
+        vars(self)["get_token"] = functools.partial(manager.peek_token, wait_for_loop)
+
+    def _forget(self) -> None:
+        super()._forget()
+        vars(self).pop("get_token", None)
+
+    def invalidate(self, token: AccessToken) -> bool:
         """Forget ``token`` here and in the store if the store still holds it.
 
         Returns:
             ``True`` if the store held ``token`` and it was deleted.
         """
-        return self._call(lambda manager: manager.invalidate(token), timeout)
+        return self._call(lambda manager: manager.invalidate(token))
 
     def stats(self) -> TokenStats:
         """This process's manager counters (see :meth:`zoom_s2s.TokenManager.stats`)."""
@@ -241,207 +318,297 @@ class SyncTokenManager(ClosedOnExit):
         async def stats(manager: TokenManager) -> TokenStats:
             return manager.stats()
 
-        return self._call(stats, None)
-
-    def close(self) -> None:
-        """Close the manager, the clients using it and the loop thread. Idempotent."""
-        with self._lock:
-            self._closed = True
-            self._fast = None
-            self._finalizer()
+        return self._call(stats)
 
 
-    # -- for SyncZoomClient -----------------------------------------------------------
+class SyncTokenManagerPool(_Facade[TokenManagerPool]):
+    """A blocking :class:`~zoom_s2s.TokenManagerPool`, safe across threads and ``fork()``.
 
-    def _runtime(self) -> _Runtime:
-        with self._lock:
-            if self._closed:
-                raise UsageError(f"this {type(self).__name__} is closed; create a new one")
-            runtime = self._holder.runtime
-            if runtime is not None and runtime.pid != os.getpid():
-                _inherited.append(runtime)  # forked without the at-fork hook running
-                runtime = None
-            if runtime is None:
-                runtime = self._holder.runtime = _Runtime()
-            return runtime
+    ::
 
-    def _call(self, use: Callable[[TokenManager], Awaitable[T]], timeout: float | None) -> T:
-        runtime = self._runtime()
+        accounts = SyncTokenManagerPool(store="redis://localhost:6379/0")
 
-        async def on_loop() -> T:
-            return await use(self._manager_on_loop(runtime))
+        @app.task
+        def email_of(customer_id: str, user_id: str) -> str | None:
+            return accounts.client(credentials_of(customer_id)).get_user(user_id).email
 
-        return runtime.run(on_loop, timeout)
+    Args:
+        store: As :class:`SyncTokenManager`'s: a URL, a factory (called in
+            each process, on the private loop), a store object (shared as is)
+            or ``None`` for a private memory store per process.
+        timeout: Seconds each blocking call waits at most.
+        **pool_options: Other :class:`~zoom_s2s.TokenManagerPool` arguments
+            (``token_url``, ``base_url``, ``max_idle``, ``client_options`` and
+            manager options such as ``retry`` or ``hooks``); not ``session``.
 
-    def _manager_on_loop(self, runtime: _Runtime) -> TokenManager:
-        # Runs on the loop thread only, so this check-then-set needs no lock.
-        if runtime.manager is None:
-            store = self._store
-            if callable(store) and not isinstance(store, TokenStore):
-                store = store()
-            runtime.manager = TokenManager(self.credentials, store=store, **self._manager_kwargs)
-        if not self._closed and runtime.pid == os.getpid():
-            self._fast = runtime.manager
-        return runtime.manager
+    Raises:
+        ConfigurationError: An argument the pool rejects, or ``session``.
+    """
+
+    def __init__(
+        self, *, store: StoreSpec = None, timeout: float | None = None, **pool_options: Any
+    ) -> None:
+        super().__init__(TokenManagerPool, store, timeout, pool_options)
+        self.token_url, self.base_url, _ = check_pool_options(**pool_options)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"SyncTokenManagerPool(token_url={self.token_url!r}, {state})"
+
+    def __len__(self) -> int:
+        """How many apps this process's pool holds."""
+        pool = self._fast
+        return 0 if pool is None else len(pool)
+
+    def manager(self, credentials: Credentials) -> SyncPooledManager:
+        """The blocking token manager of the app ``credentials`` name (a cheap view).
+
+        Raises:
+            ConfigurationError: ``credentials`` is not a :class:`Credentials`.
+        """
+        if not isinstance(credentials, Credentials):
+            raise ConfigurationError("credentials must be a zoom_s2s.Credentials")
+        return SyncPooledManager(self, credentials)
+
+    def client(self, credentials: Credentials) -> SyncZoomClient:
+        """A blocking API client of the app ``credentials`` name: the pool's client, per process.
+
+        Raises:
+            ConfigurationError: ``credentials`` is not a :class:`Credentials`.
+        """
+        return SyncZoomClient(self.manager(credentials))
+
+    def get_token(self, credentials: Credentials) -> AccessToken:
+        """A valid token of the app ``credentials`` name; see :meth:`SyncPooledManager.get_token`.
+
+        Raises:
+            TokenError: Zoom refused or kept failing, and no valid token exists.
+            TimeoutError: ``timeout`` passed.
+            UsageError: The pool is closed.
+        """
+        pool = self._fast  # answered on this thread while memory holds a valid token
+        if pool is not None:
+            manager = pool.get(credentials)
+            if manager is not None:
+                token = manager.peek_token()
+                if token is not None:
+                    return token
+        return self._call(lambda pool: pool.manager(credentials).get_token())
+
+    def discard(self, credentials: Credentials) -> bool:
+        """Forget the app in this process's pool; see :meth:`TokenManagerPool.discard`."""
+
+        async def discard(pool: TokenManagerPool) -> bool:
+            return pool.discard(credentials)
+
+        return self._call(discard)
+
+
+class SyncPooledManager:
+    """One app's blocking token manager in a :class:`SyncTokenManagerPool`.
+
+    It has :class:`SyncTokenManager`'s methods (so the ``requests`` and
+    ``httpx`` adapters take it); the manager itself lives in the pool, in
+    each process.
+    """
+
+    __slots__ = ("credentials", "pool")
+
+    def __init__(self, pool: SyncTokenManagerPool, credentials: Credentials) -> None:
+        self.pool = pool
+        self.credentials = credentials
+
+    def __repr__(self) -> str:
+        return f"SyncPooledManager(account_id={self.credentials.account_id!r}, pool={self.pool!r})"
+
+    def get_token(self) -> AccessToken:
+        """Return a valid access token; see :meth:`SyncTokenManager.get_token`."""
+        return self.pool.get_token(self.credentials)
+
+    def invalidate(self, token: AccessToken) -> bool:
+        """See :meth:`SyncTokenManager.invalidate`."""
+        credentials = self.credentials
+        return self.pool._call(lambda pool: pool.manager(credentials).invalidate(token))
+
+    def stats(self) -> TokenStats:
+        """This process's manager counters for the app."""
+        credentials = self.credentials
+
+        async def stats(pool: TokenManagerPool) -> TokenStats:
+            return pool.manager(credentials).stats()
+
+        return self.pool._call(stats)
+
+
+def _blocking(
+    method: Callable[Concatenate[ZoomClient, P], Awaitable[T]],
+) -> Callable[Concatenate[SyncZoomClient, P], T]:
+    """A :class:`ZoomClient` method as a :class:`SyncZoomClient` one: same arguments, blocking."""
+
+    def call(self: SyncZoomClient, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self._call(lambda client: method(client, *args, **kwargs))
+
+    _document(call, method)
+    return call
+
+
+def _blocking_iter(
+    method: Callable[Concatenate[ZoomClient, P], AsyncIterator[T]],
+) -> Callable[Concatenate[SyncZoomClient, P], Iterator[T]]:
+    """A :class:`ZoomClient` async-iterator method as a plain iterator of :class:`SyncZoomClient`.
+
+    Each step runs on the facade's loop when the previous item is used up;
+    close the iterator (or let it end) to stop early.
+    """
+
+    def call(self: SyncZoomClient, /, *args: P.args, **kwargs: P.kwargs) -> Iterator[T]:
+        return self._iterate(lambda client: method(client, *args, **kwargs))
+
+    _document(call, method)
+    return call
+
+
+def _document(call: Callable[..., Any], method: Callable[..., Any]) -> None:
+    functools.update_wrapper(call, method)
+    call.__qualname__ = f"SyncZoomClient.{method.__name__}"
+    call.__doc__ = (
+        f"Blocking :meth:`zoom_s2s.ZoomClient.{method.__name__}` (same arguments); "
+        "raises TimeoutError after the client's ``timeout``.\n\n" + (method.__doc__ or "")
+    )
 
 
 class SyncZoomClient(ClosedOnExit):
     """A blocking :class:`~zoom_s2s.ZoomClient` on a :class:`SyncTokenManager`.
 
-    Each process gets its own client on the manager's private loop; closing the
-    manager closes its clients too.
+    Its methods take the same arguments as :class:`~zoom_s2s.ZoomClient`'s.
+    Each process gets its own client on the manager's private loop; closing
+    the manager closes its clients too. On a :class:`SyncPooledManager` it
+    is the pool's client of that app (the pool's ``base_url`` and
+    ``client_options``, closed with the pool).
 
     Args:
         tokens: The sync token manager to use.
         base_url: The API base; default ``$ZOOM_API_URL`` or ``https://api.zoom.us/v2``.
+        timeout: Seconds each call waits at most, retries included; default
+            the manager's ``timeout``.
         **client_kwargs: Other :class:`~zoom_s2s.ZoomClient` arguments
-            (``use_token_api_url``, ``retry``, ...); not ``session``.
+            (``use_token_api_url``, ``retry``, ``rate_limits``, ...); not ``session``.
 
     Raises:
-        ConfigurationError: A bad ``base_url``, or ``session``.
+        ConfigurationError: A bad ``base_url``, ``session``, or client
+            arguments with a pooled manager.
     """
 
     def __init__(
-        self, tokens: SyncTokenManager, base_url: str | None = None, **client_kwargs: Any
+        self,
+        tokens: SyncTokenManager | SyncPooledManager,
+        base_url: str | None = None,
+        *,
+        timeout: float | None = None,
+        **client_kwargs: Any,
     ) -> None:
+        self.tokens = tokens
+        self._closed = False
+        self._key: int | None = None  # its own client's key on each process's runtime
+        self._facade: _Facade[Any]
+        self._open: Callable[[Any], ZoomClient]  # this process's async client, on the loop
+        if isinstance(tokens, SyncPooledManager):
+            if base_url is not None or client_kwargs:
+                raise ConfigurationError(
+                    "a pool's clients use the pool's base_url and client_options; "
+                    "set them on the SyncTokenManagerPool"
+                )
+            pool, credentials = tokens.pool, tokens.credentials
+            self.base_url: str = pool.base_url
+            self._facade = pool
+            self.timeout = pool.timeout if timeout is None else timeout
+
+            def pool_client(runtime: _Runtime[TokenManagerPool]) -> ZoomClient:
+                return pool._resident(runtime).client(credentials)
+
+            self._open = pool_client
+            return
         if "session" in client_kwargs:
             raise ConfigurationError(
                 "SyncZoomClient cannot reuse an aiohttp session: it runs on its own event loop"
             )
-        if base_url is None:
-            base_url = api_url_from_env()
+        url = api_url_from_env() if base_url is None else base_url
         validate_url(
-            base_url,
-            "base_url",
-            allow_insecure_http=bool(client_kwargs.get("allow_insecure_http", False)),
+            url, "base_url", allow_insecure_http=bool(client_kwargs.get("allow_insecure_http"))
         )
-        self.tokens = tokens
-        self.base_url = base_url
-        self._client_kwargs = client_kwargs
-        self._key = next(_client_keys)  # its client's key on each process's runtime
-        self._closed = False
+        key = self._key = next(_client_keys)
+        self.base_url = url
+        self._facade = tokens
+        self.timeout = tokens.timeout if timeout is None else timeout
+
+        def own_client(runtime: _Runtime[TokenManager]) -> ZoomClient:
+            client = runtime.clients.get(key)
+            if client is None:
+                manager = tokens._resident(runtime)
+                client = runtime.clients[key] = ZoomClient(manager, url, **client_kwargs)
+            return client
+
+        self._open = own_client
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
-        return f"SyncZoomClient(base_url={self.base_url!r}, {state})"
+        return f"SyncZoomClient(base_url={self.base_url!r}, tokens={self.tokens!r}, {state})"
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, Any] | None = None,
-        json: Any = None,
-        timeout: float | None = None,
-    ) -> Any:
-        """Call the API; see :meth:`zoom_s2s.ZoomClient.request`.
-
-        Args:
-            method: HTTP method.
-            path: Path below the base URL, e.g. ``"/users"``.
-            params: Query parameters.
-            json: A JSON-serialisable request body.
-            timeout: Seconds to wait at most, retries included.
-
-        Returns:
-            The decoded JSON answer (``None`` for 204).
-
-        Raises:
-            ZoomAPIError: The API answered with an error (see ZoomClient.request).
-            TimeoutError: ``timeout`` passed.
-            UsageError: The client or its manager is closed.
-        """
-        return self._call(
-            lambda client: client.request(method, path, params=params, json=json), timeout
-        )
-
-    def get_user(self, user_id: str = "me", *, timeout: float | None = None) -> User:
-        """Return a user by id, email or ``"me"``; see :meth:`zoom_s2s.ZoomClient.get_user`.
-
-        Raises:
-            NotFoundError: No such user.
-            ZoomAPIError: Any other API error.
-        """
-        return self._call(lambda client: client.get_user(user_id), timeout)
-
-    def paginate(
-        self,
-        path: str,
-        *,
-        params: dict[str, Any] | None = None,
-        key: str | None = None,
-        page_size: int = 300,
-        timeout: float | None = None,
-    ) -> Iterator[Any]:
-        """Iterate over the items of every page; see :meth:`zoom_s2s.ZoomClient.paginate`.
-
-        A plain iterator: each page is fetched on the manager's loop when the
-        previous one is used up. Close it (or let it end) to stop early.
-
-        Args:
-            path: The list API, e.g. ``"/users"``.
-            params: Other query parameters.
-            key: The answer's list of items; default found in the first answer.
-            page_size: Items per page, 1 to 300.
-            timeout: Seconds to wait at most for each page, retries included.
-
-        Raises:
-            ConfigurationError: ``page_size`` is out of range.
-            ZoomAPIError: An API error, or an answer that is not a page.
-            TimeoutError: ``timeout`` passed.
-        """
-        from .client.pagination import Pages
-
-        async def start(client: ZoomClient) -> AsyncGenerator[list[Any], None]:
-            return Pages(client, path, params=params, key=key, page_size=page_size).pages()
-
-        pages = self._call(start, timeout)
-        runtime = self.tokens._runtime()
-
-        async def step() -> list[Any] | None:
-            try:
-                return await pages.__anext__()
-            except StopAsyncIteration:
-                return None
-
-        finished = False
-        try:
-            while (page := runtime.run(step, timeout)) is not None:
-                yield from page
-            finished = True
-        finally:
-            if not finished and runtime.thread.is_alive():
-                with contextlib.suppress(Exception):
-                    runtime.run(pages.aclose, _CLOSE_TIMEOUT)
+    request = _blocking(ZoomClient.request)
+    get_user = _blocking(ZoomClient.get_user)
+    paginate = _blocking_iter(ZoomClient.paginate)
 
     def close(self) -> None:
         """Close this process's client (the manager stays open). Idempotent."""
         if self._closed:
             return
         self._closed = True
-        runtime = self.tokens._holder.runtime
-        if runtime is None or runtime.pid != os.getpid() or self.tokens._closed:
+        runtime = self._facade._holder.runtime
+        key = self._key
+        if key is None or runtime is None or self._facade._closed:
             return
 
         async def close() -> None:
-            client = runtime.clients.pop(self._key, None)
+            client = runtime.clients.pop(key, None)
             if client is not None:
                 await client.aclose()
 
         runtime.run(close, _CLOSE_TIMEOUT)
 
-
-    def _call(self, use: Callable[[ZoomClient], Awaitable[T]], timeout: float | None) -> T:
+    def _runtime(self) -> _Runtime[Any]:
         if self._closed:
             raise UsageError("this SyncZoomClient is closed; create a new one")
-        runtime = self.tokens._runtime()
+        return self._facade._runtime()
+
+    def _call(self, use: Callable[[ZoomClient], Awaitable[T]]) -> T:
+        runtime = self._runtime()
 
         async def on_loop() -> T:
-            client = runtime.clients.get(self._key)
-            if client is None:
-                manager = self.tokens._manager_on_loop(runtime)
-                client = ZoomClient(manager, self.base_url, **self._client_kwargs)
-                runtime.clients[self._key] = client
-            return await use(client)
+            return await use(self._open(runtime))
 
-        return runtime.run(on_loop, timeout)
+        return runtime.run(on_loop, self.timeout)
+
+    def _iterate(self, start: Callable[[ZoomClient], AsyncIterator[T]]) -> Iterator[T]:
+        runtime = self._runtime()
+
+        async def begin() -> AsyncIterator[T]:
+            return start(self._open(runtime))
+
+        items = runtime.run(begin, self.timeout)
+
+        async def step() -> tuple[T] | None:
+            try:
+                return (await items.__anext__(),)
+            except StopAsyncIteration:
+                return None
+
+        finished = False
+        try:
+            while (item := runtime.run(step, self.timeout)) is not None:
+                yield item[0]
+            finished = True
+        finally:
+            aclose = getattr(items, "aclose", None)
+            if not finished and aclose is not None and runtime.thread.is_alive():
+                with contextlib.suppress(Exception):
+                    runtime.run(aclose, _CLOSE_TIMEOUT)

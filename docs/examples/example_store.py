@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from zoom_s2s.models import AccessToken
-from zoom_s2s.stores import BaseTokenStore, FailureRecord, LockLease
+from zoom_s2s.stores import BaseTokenStore, FailureRecord, LockAttempt, LockLease, StoreState
 from zoom_s2s.stores.base import decode_record, encode_record, new_owner
 
 logger = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ class DictTokenStore(BaseTokenStore):
 
     # -- the protocol ----------------------------------------------------------------
 
-    async def read(self, key: str) -> AccessToken | None:
+    def _token(self, key: str) -> AccessToken | None:
         found = self._get(f"{key}:token")
         if found is None:
             return None
@@ -68,20 +68,36 @@ class DictTokenStore(BaseTokenStore):
             return None
         return token  # the TTL ended it on time; expires_at is as written, never later
 
-    async def acquire_lock(self, key: str, *, ttl: float) -> LockLease | None:
+    def _failure(self, key: str) -> FailureRecord | None:
+        found = self._get(f"{key}:failure")
+        if found is None:
+            return None
+        try:  # aged by this store's clock: the time to live it has left
+            return FailureRecord.from_json(found[0], ttl_left=found[1])
+        except ValueError as exc:
+            logger.warning("unreadable failure record for %s (%s); ignoring it", key, exc)
+            return None
+
+    async def read(self, key: str) -> StoreState:
+        # One round trip on a real backend: token and failure record together.
+        return StoreState(self._token(key), self._failure(key))
+
+    async def acquire_lock(self, key: str, *, ttl: float) -> LockAttempt:
         acquired_at = time.monotonic()  # before the request: the lease errs early
         if self._get(f"{key}:lock") is not None:
-            return None
+            return LockAttempt(None, await self.read(key))
         owner = new_owner()
         # Atomic with taking the lock: above every generation handed out or written.
         generation = max(self._number(f"{key}:issued"), self._number(f"{key}:fence")) + 1
         self._set(f"{key}:lock", owner.encode(), ttl)
         self._set(f"{key}:issued", str(generation).encode())
-        return LockLease(
+        lease = LockLease(
             key=key, owner=owner, generation=generation, ttl=ttl, acquired_at=acquired_at
         )
+        # In the same step as the lock: the state the holder decides on.
+        return LockAttempt(lease, await self.read(key))
 
-    async def write(self, lease: LockLease, token: AccessToken) -> bool:
+    async def write(self, lease: LockLease, token: AccessToken, *, release: bool = False) -> bool:
         key = lease.key
         if lease.generation < self._number(f"{key}:fence"):
             return False  # a successor already wrote: change nothing
@@ -90,6 +106,10 @@ class DictTokenStore(BaseTokenStore):
         if lifetime > 0:
             self._set(f"{key}:token", encode_record(token, lease.generation), lifetime)
         self._data.pop(f"{key}:failure", None)
+        if release:  # in the same step, as release_lock() would
+            lock = self._get(f"{key}:lock")
+            if lock is not None and lock[0] == lease.owner.encode():
+                del self._data[f"{key}:lock"]
         self._wake(key)
         return True
 
@@ -108,7 +128,7 @@ class DictTokenStore(BaseTokenStore):
         return True
 
     async def delete(self, key: str, *, fingerprint: str) -> bool:
-        token = await self.read(key)
+        token = self._token(key)
         if token is None or token.fingerprint != fingerprint:
             return False
         del self._data[f"{key}:token"]
@@ -122,16 +142,6 @@ class DictTokenStore(BaseTokenStore):
         event = self._changed.setdefault(key, asyncio.Event())
         with contextlib.suppress(asyncio.TimeoutError):  # never past the lock's own TTL
             await asyncio.wait_for(event.wait(), min(timeout, lock[1]))
-
-    async def read_failure(self, key: str) -> FailureRecord | None:
-        found = self._get(f"{key}:failure")
-        if found is None:
-            return None
-        try:  # aged by this store's clock: the time to live it has left
-            return FailureRecord.from_json(found[0], ttl_left=found[1])
-        except ValueError as exc:
-            logger.warning("unreadable failure record for %s (%s); ignoring it", key, exc)
-            return None
 
     async def aclose(self) -> None:
         self._data.clear()

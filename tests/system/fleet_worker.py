@@ -76,7 +76,7 @@ async def read_store(spec: dict[str, Any], key: str) -> str | None:
     """The fingerprint of the token ``spec``'s store holds under ``key``, if any."""
     store = open_store(spec)
     try:
-        token = await store.read(key)
+        token = (await store.read(key)).token
     finally:
         await store.aclose()
     return None if token is None else str(token.fingerprint)
@@ -96,7 +96,8 @@ async def child(worker: WorkerContext) -> None:
         time.time = _clock.wall = lambda: _real_time() + skew
     import aiohttp
 
-    from zoom_s2s import EventKind, RetryPolicy, TokenEvent, TokenManager
+    from zoom_s2s import RetryPolicy, TokenEvent, TokenManager
+    from zoom_s2s.events import EventKind
 
     counts: collections.Counter[str] = collections.Counter()
 

@@ -41,14 +41,8 @@ def _quantile(values: list[float], q: float) -> float:
 
 async def hammer(worker: WorkerContext) -> dict[str, Any]:
     """Call ``get_user`` from ``worker.coroutines`` coroutines for ``seconds``."""
-    from zoom_s2s import (
-        DailyLimitExceededError,
-        RateLimitedError,
-        RateLimits,
-        RetryPolicy,
-        TokenManager,
-        ZoomClient,
-    )
+    from zoom_s2s import RateLimits, RetryPolicy, TokenManager, ZoomClient
+    from zoom_s2s.errors import DailyLimitExceededError, RateLimitedError
     from zoom_s2s.ratelimit import RateLimiter, rate_scope
     from zoom_s2s.stores import MemoryTokenStore
 

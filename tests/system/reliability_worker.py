@@ -228,7 +228,7 @@ async def _file_writer(config: dict[str, Any], out: Path) -> dict[str, Any]:
             if hasattr(store, "next_generation"):  # the store protocol before the lease
                 generation = await store.next_generation(key)
             else:
-                lease = await store.acquire_lock(key, ttl=30.0)
+                lease = (await store.acquire_lock(key, ttl=30.0)).lease
                 if lease is None:
                     raise AssertionError("the lock is held by nobody else, yet was refused")
                 generation = lease.generation
@@ -288,7 +288,7 @@ async def _file_perms(config: dict[str, Any], out: Path) -> dict[str, Any]:
             return {"ok": False, "type": type(exc).__name__, "message": str(exc),
                     "store": getattr(exc, "store", None),
                     "seconds": time.monotonic() - started}
-        stored = await tokens.store.read(tokens.store_key) if tokens.on_store_error == "raise" \
+        stored = (await tokens.store.read(tokens.store_key)).token if tokens.on_store_error == "raise" \
             else None
         return {"ok": True, "fingerprint": token.fingerprint,
                 "stored": None if stored is None else stored.fingerprint,
@@ -315,7 +315,7 @@ async def _file_perms(config: dict[str, Any], out: Path) -> dict[str, Any]:
         saved_by = time.monotonic() + 30
         for (case, policy), tokens in managers.items():
             if policy == "fetch":
-                while await tokens.store.read(tokens.store_key) is None:
+                while (await tokens.store.read(tokens.store_key)).token is None:
                     if time.monotonic() > saved_by:
                         raise TimeoutError(f"{case}: the kept token never reached the store")
                     await asyncio.sleep(0.05)

@@ -22,7 +22,8 @@ import attrs
 import pytest
 import pytest_asyncio
 
-from zoom_s2s import ConfigurationError, TokenManager, ZoomClient
+from zoom_s2s import TokenManager, ZoomClient
+from zoom_s2s.errors import ConfigurationError
 from zoom_s2s.models import AccessToken
 from zoom_s2s.stores import (
     EncryptedTokenStore,
@@ -133,7 +134,7 @@ def assert_same_token(got: AccessToken | None, token: AccessToken) -> None:
 
 
 async def put(store: TokenStore, token: AccessToken, key: str = KEY) -> None:
-    lease = await store.acquire_lock(key, ttl=10)
+    lease = (await store.acquire_lock(key, ttl=10)).lease
     assert lease is not None
     assert await store.write(lease, token)
     await store.release_lock(lease)
@@ -150,7 +151,7 @@ async def test_nothing_about_the_token_reaches_the_backend_in_clear(
     stored = await backend.everything()
     for secret_or_metadata in (token.access_token, "eu01api", "meeting:write:admin"):
         assert secret_or_metadata.encode() not in stored
-    assert_same_token(await store.read(KEY), token)
+    assert_same_token((await store.read(KEY)).token, token)
 
 
 @pytest.mark.parametrize(
@@ -169,7 +170,7 @@ async def test_metadata_rewritten_without_the_key_is_a_miss_with_a_warning(
     await put(store, token)
     await backend.tamper(KEY, lambda record: record.__setitem__(field, value))
     with caplog.at_level(logging.WARNING, LOGGER):
-        got = await store.read(KEY)
+        got = (await store.read(KEY)).token
     if field == "token_type":
         # Not sealed beside the ciphertext: ignored, the sealed one is used.
         assert_same_token(got, token)
@@ -192,7 +193,7 @@ async def test_a_later_expiry_written_without_the_key_is_not_believed(
         record["issued_at"] += 40_000  # a plausible lifetime, so the wrapped store keeps it
 
     await backend.tamper(KEY, extend)
-    got = await store.read(KEY)
+    got = (await store.read(KEY)).token
     assert got is not None
     assert got.expires_at <= token.expires_at
 
@@ -209,7 +210,7 @@ async def test_an_earlier_expiry_in_the_wrapped_store_shortens_the_token(
         record["issued_at"] -= 300
 
     await backend.tamper(KEY, shorten)
-    got = await store.read(KEY)
+    got = (await store.read(KEY)).token
     assert got is not None
     assert got.expires_at == pytest.approx(token.expires_at - 300, abs=1e-3)
     assert (got.access_token, got.api_url, got.scopes) == (
@@ -223,12 +224,12 @@ async def test_a_sealed_record_swapped_in_from_another_key_is_a_miss(
     store = EncryptedTokenStore(backend.inner, [key])
     other_account = make_token()
     await put(store, other_account, key="other-account")
-    sealed = await backend.inner.read("other-account")
+    sealed = (await backend.inner.read("other-account")).token
     assert sealed is not None
     await put(store, make_token())
     await backend.tamper(KEY, lambda record: record.__setitem__("access_token", sealed.access_token))
     with caplog.at_level(logging.WARNING, LOGGER):
-        assert await store.read(KEY) is None
+        assert (await store.read(KEY)).token is None
     assert "another store key" in caplog.text
 
 
@@ -265,11 +266,11 @@ async def test_key_rotation_on_a_real_backend(backend: Backend) -> None:
     token = make_token()
     await put(EncryptedTokenStore(backend.inner, [old]), token)
     rotated = EncryptedTokenStore(backend.inner, [new, old])
-    assert_same_token(await rotated.read(KEY), token)
+    assert_same_token((await rotated.read(KEY)).token, token)
     fresh = make_token()
     await put(rotated, fresh)
-    assert_same_token(await EncryptedTokenStore(backend.inner, [new]).read(KEY), fresh)
-    assert await EncryptedTokenStore(backend.inner, [old]).read(KEY) is None
+    assert_same_token((await EncryptedTokenStore(backend.inner, [new]).read(KEY)).token, fresh)
+    assert (await EncryptedTokenStore(backend.inner, [old]).read(KEY)).token is None
 
 
 async def test_a_manager_replaces_an_undecryptable_token(
@@ -282,7 +283,7 @@ async def test_a_manager_replaces_an_undecryptable_token(
         await put(backend.inner, make_token(), key=manager.store_key)  # written in clear: bad
         token = await manager.get_token()
         assert token.access_token == fake_zoom.issued_tokens[0]
-        assert_same_token(await store.read(manager.store_key), token)
+        assert_same_token((await store.read(manager.store_key)).token, token)
     assert fake_zoom.token_requests == 1
 
 

@@ -57,13 +57,13 @@ CHILD = textwrap.dedent(
         if command == "generations":
             numbers = []
             for _ in range(25):
-                while (lease := await store.acquire_lock("abc123", ttl=60)) is None:
+                while (lease := (await store.acquire_lock("abc123", ttl=60)).lease) is None:
                     await store.wait_for_change("abc123", timeout=5)
                 numbers.append(lease.generation)
                 await store.release_lock(lease)
             print(" ".join(map(str, numbers)), flush=True)
             return
-        lease = await store.acquire_lock("abc123", ttl=1 if command == "hold-1s" else 60)
+        lease = (await store.acquire_lock("abc123", ttl=1 if command == "hold-1s" else 60)).lease
         print("locked" if lease else "busy", flush=True)
         if command == "hold-then-die":
             await asyncio.sleep(0.5)
@@ -97,7 +97,7 @@ async def test_lock_of_a_live_process_is_respected_and_its_release_wakes_the_wai
     store = FileTokenStore(tmp_path / "tokens")
     child = await spawn(store.directory, "hold")
     assert await line(child) == "locked"
-    assert await store.acquire_lock(KEY, ttl=60) is None
+    assert (await store.acquire_lock(KEY, ttl=60)).lease is None
     waiter = asyncio.create_task(store.wait_for_change(KEY, timeout=20))
     await asyncio.sleep(0.3)
     assert not waiter.done()
@@ -106,7 +106,7 @@ async def test_lock_of_a_live_process_is_respected_and_its_release_wakes_the_wai
     assert await line(child) == "released"
     await asyncio.wait_for(waiter, 10)
     assert await child.wait() == 0
-    lease = await store.acquire_lock(KEY, ttl=60)
+    lease = (await store.acquire_lock(KEY, ttl=60)).lease
     assert lease is not None
     await store.release_lock(lease)
     await store.aclose()
@@ -120,12 +120,12 @@ async def test_a_stopped_holder_is_waited_for_until_its_ttl_then_taken_over(
     assert await line(child) == "locked"
     os.kill(child.pid, signal.SIGSTOP)  # alive, holding its OS locks, doing nothing
     try:
-        assert await store.acquire_lock(KEY, ttl=60) is None
+        assert (await store.acquire_lock(KEY, ttl=60)).lease is None
         loop = asyncio.get_running_loop()
         started = loop.time()
         await store.wait_for_change(KEY, timeout=20)
         assert loop.time() - started < 10, "slept past the lease's TTL"
-        lease = await store.acquire_lock(KEY, ttl=60)  # lapsed: taken over, holder alive
+        lease = (await store.acquire_lock(KEY, ttl=60)).lease  # lapsed: taken over, holder alive
         assert lease is not None
         assert lease.generation == 2
     finally:
@@ -134,7 +134,7 @@ async def test_a_stopped_holder_is_waited_for_until_its_ttl_then_taken_over(
     child.stdin.write(b"go\n")
     assert await line(child) == "lapsed"  # its late release frees nothing
     assert await child.wait() == 0
-    assert await store.acquire_lock(KEY, ttl=60) is None  # still ours
+    assert (await store.acquire_lock(KEY, ttl=60)).lease is None  # still ours
     assert await store.release_lock(lease)
     await store.aclose()
 
@@ -144,7 +144,7 @@ async def test_lock_of_a_dead_process_is_taken_over_before_its_ttl(tmp_path: Pat
     child = await spawn(store.directory, "die")
     assert await line(child) == "locked"
     await child.wait()
-    lease = await store.acquire_lock(KEY, ttl=60)  # the child's lease had 60 s left
+    lease = (await store.acquire_lock(KEY, ttl=60)).lease  # the child's lease had 60 s left
     assert lease is not None
     assert lease.generation == 2
     assert await store.release_lock(lease) is True
@@ -161,7 +161,7 @@ async def test_waiter_returns_when_the_holder_dies(tmp_path: Path) -> None:
     await store.wait_for_change(KEY, timeout=20)
     assert loop.time() - started < 10, "waited for the timeout, not for the holder's death"
     await child.wait()
-    assert await store.acquire_lock(KEY, ttl=60) is not None
+    assert (await store.acquire_lock(KEY, ttl=60)).lease is not None
     await store.aclose()
 
 
@@ -194,7 +194,7 @@ AS_NOBODY = textwrap.dedent(
     if command == "plant":  # nobody's own store, with a token pointing at nobody's server
         async def plant():
             store = FileTokenStore(target)
-            lease = await store.acquire_lock("abc123", ttl=10)
+            lease = (await store.acquire_lock("abc123", ttl=10)).lease
             now = time.time()
             token = AccessToken(access_token="planted-token", expires_at=now + 3600,
                                 issued_at=now, api_url="https://attacker.example")
@@ -279,7 +279,7 @@ async def test_a_sticky_shared_directory_is_left_to_its_users(shared_base: Path)
         await store.read(KEY)
     await store.aclose()
     private = FileTokenStore(like_tmp / "zoom-s2s")  # what the message suggests
-    lease = await private.acquire_lock(KEY, ttl=10)
+    lease = (await private.acquire_lock(KEY, ttl=10)).lease
     assert lease is not None
     now = time.time()
     assert await private.write(lease, AccessToken("t" * 20, expires_at=now + 60, issued_at=now))

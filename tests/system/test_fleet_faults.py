@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from tests.harness.redis_server import RedisServer
-from zoom_s2s import StoreUnavailableError, TokenManager, ZoomS2SError
+from zoom_s2s import TokenManager, ZoomS2SError
+from zoom_s2s.errors import StoreUnavailableError
 from zoom_s2s.models import fingerprint
 from zoom_s2s.stores import RedisTokenStore
 from zoom_s2s.testing import FakeZoom, Fault
@@ -189,7 +190,7 @@ async def test_redis_outage_raises_store_unavailable_and_the_same_manager_recove
                 token = await asyncio.wait_for(manager.get_token(), HANG_GUARD)
                 assert token.access_token == zoom.issued_tokens[-1]
                 assert zoom.token_requests == 1
-                stored = await store.read(manager.store_key)
+                stored = (await store.read(manager.store_key)).token
                 assert stored is not None
                 assert stored.fingerprint == token.fingerprint
         finally:

@@ -15,8 +15,8 @@ import pytest
 
 from tests.harness.fleet import Fleet, WorkerContext
 from zoom_s2s import Credentials, TokenManagerPool
-from zoom_s2s.pool import DEFAULT_REDIS_CONNECTIONS
-from zoom_s2s.sync_pool import SyncTokenManagerPool
+from zoom_s2s.stores.url import SHARED_MAX_CONNECTIONS
+from zoom_s2s.sync import SyncTokenManagerPool
 from zoom_s2s.testing import FakeZoom
 
 from ..support import FAST_RETRY
@@ -84,7 +84,7 @@ def test_accounts_x_3_processes_on_redis_fetch_once_each_on_a_few_connections(
     )
     # However many accounts: at most the pool's bound per process, one of them pub/sub.
     assert set(per_process) == {"pool-0", "pool-1", "pool-2"}
-    assert max(per_process.values()) <= DEFAULT_REDIS_CONNECTIONS, per_process
+    assert max(per_process.values()) <= SHARED_MAX_CONNECTIONS, per_process
     assert max(subscribers.values(), default=0) <= 1, subscribers
 
 

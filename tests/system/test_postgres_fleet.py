@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from tests.harness.postgres_server import PostgresServer
-from zoom_s2s import StoreUnavailableError, TokenManager, ZoomS2SError
+from zoom_s2s import TokenManager, ZoomS2SError
+from zoom_s2s.errors import StoreUnavailableError
 from zoom_s2s.models import fingerprint
 from zoom_s2s.stores import PostgresTokenStore
 from zoom_s2s.testing import FakeZoom, Fault
@@ -168,9 +169,9 @@ async def test_postgres_crash_mid_run_wakes_waiters_then_recovers_with_the_token
         ) as manager:
             token = await manager.get_token()
             key = manager.store_key
-            lease = await store.acquire_lock("other", ttl=30)
+            lease = (await store.acquire_lock("other", ttl=30)).lease
             assert lease is not None
-            assert await peer.read("other") is None  # the peer's pool
+            assert (await peer.read("other")).token is None  # the peer's pool
             counter = QueryCounter(peer)
             waiter = asyncio.create_task(peer.wait_for_change("other", timeout=25))
             await counter.reach(1)  # LISTENing, and it found the lock held: asleep
@@ -182,7 +183,7 @@ async def test_postgres_crash_mid_run_wakes_waiters_then_recovers_with_the_token
                 await peer.read(key)
 
             own_server.start()
-            stored = await peer.read(key)  # the pool reconnects by itself
+            stored = (await peer.read(key)).token  # the pool reconnects by itself
             assert stored is not None
             assert stored.fingerprint == token.fingerprint
             async with TokenManager(
@@ -191,9 +192,9 @@ async def test_postgres_crash_mid_run_wakes_waiters_then_recovers_with_the_token
                 assert (await other.get_token()).fingerprint == token.fingerprint
             assert zoom.token_requests == 1
             # The crash did not free the lock early, nor forget the generation.
-            assert await peer.acquire_lock("other", ttl=5) is None
+            assert (await peer.acquire_lock("other", ttl=5)).lease is None
             assert await store.release_lock(lease)
-            again = await peer.acquire_lock("other", ttl=5)
+            again = (await peer.acquire_lock("other", ttl=5)).lease
             assert again is not None
             assert again.generation > lease.generation
             assert await peer.release_lock(again)

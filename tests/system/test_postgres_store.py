@@ -22,7 +22,8 @@ from typing import Any, cast
 import pytest
 import pytest_asyncio
 
-from zoom_s2s import ConfigurationError, StoreError, StoreUnavailableError, _clock, store_from_url
+from zoom_s2s import _clock, store_from_url
+from zoom_s2s.errors import ConfigurationError, StoreError, StoreUnavailableError
 from zoom_s2s.stores import EncryptedTokenStore, PostgresTokenStore, TokenStore
 from zoom_s2s.stores.postgres import grants_sql, schema_sql
 from zoom_s2s.testing.contract import KEY, StoreContract, make_failure, make_token
@@ -149,7 +150,7 @@ async def test_store_from_url_serves_both_schemes(postgres_url: str, postgres_sc
             assert isinstance(store, PostgresTokenStore)
             port = postgres_url.rsplit(":", 1)[1].split("/")[0]
             assert store.name == f"{url.split('://')[0]}://postgres:***@127.0.0.1:{port}/postgres"
-            lease = await store.acquire_lock(KEY, ttl=5)
+            lease = (await store.acquire_lock(KEY, ttl=5)).lease
             assert lease is not None
             assert await store.release_lock(lease)
         finally:
@@ -200,9 +201,9 @@ async def test_an_application_user_with_the_documented_grants_only(
     store = PostgresTokenStore.from_url(app_url, schema=postgres_schema)
     peer = PostgresTokenStore.from_url(app_url, schema=postgres_schema)
     try:
-        lease = await store.acquire_lock(KEY, ttl=10)
+        lease = (await store.acquire_lock(KEY, ttl=10)).lease
         assert lease is not None
-        assert await peer.read(KEY) is None  # the peer's pool, made with these grants
+        assert (await peer.read(KEY)).token is None  # the peer's pool, made with these grants
         counter = QueryCounter(peer)
         waiter = asyncio.create_task(peer.wait_for_change(KEY, timeout=10))
         await counter.reach(1)  # LISTENing, and it found the lock held
@@ -211,9 +212,9 @@ async def test_an_application_user_with_the_documented_grants_only(
         assert await store.write(lease, token)
         await asyncio.wait_for(waiter, 5)  # NOTIFY/LISTEN need no grant
         await store.write_failure(lease, make_failure(), keep_for=60)
-        assert await peer.read_failure(KEY) is not None
+        assert (await peer.read(KEY)).failure is not None
         assert await store.release_lock(lease)
-        got = await peer.read(KEY)
+        got = (await peer.read(KEY)).token
         assert got is not None
         assert got.fingerprint == token.fingerprint
         assert await peer.delete(KEY, fingerprint=token.fingerprint)
@@ -238,7 +239,7 @@ async def test_lock_and_token_lifetimes_are_the_databases_not_the_hosts(
     store: PostgresTokenStore, postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A host whose clock is an hour ahead neither keeps a lock longer nor extends a token."""
-    lease = await store.acquire_lock(KEY, ttl=5)
+    lease = (await store.acquire_lock(KEY, ttl=5)).lease
     assert lease is not None
     rows = await sql(
         postgres_url,
@@ -256,7 +257,7 @@ async def test_lock_and_token_lifetimes_are_the_databases_not_the_hosts(
     assert await store.write(lease, token)
     monkeypatch.setattr(time, "time", real_time)
     monkeypatch.setattr(_clock, "wall", real_time)
-    got = await store.read(KEY)
+    got = (await store.read(KEY)).token
     assert got is not None
     # ... so a reader on the real clock believes at most 600 s, not 4200 s.
     assert got.expires_at <= real_time() + 600 + 1
@@ -268,7 +269,7 @@ async def test_waiters_are_woken_by_notify_not_by_polling(
     store: PostgresTokenStore, postgres_url: str, postgres_schema: str
 ) -> None:
     """One LISTEN connection per store wakes its many waiters; nobody polls meanwhile."""
-    lease = await store.acquire_lock(KEY, ttl=30)
+    lease = (await store.acquire_lock(KEY, ttl=30)).lease
     assert lease is not None
     peer = PostgresTokenStore.from_url(postgres_url, schema=postgres_schema)
     counter: QueryCounter | None = None
@@ -297,16 +298,16 @@ async def test_lease_row_is_taken_over_after_its_ttl_even_if_the_holder_lives(
     store: PostgresTokenStore, postgres_url: str, postgres_schema: str
 ) -> None:
     """A frozen holder keeps its connection (an advisory lock would be held forever)."""
-    stale = await store.acquire_lock(KEY, ttl=0.3)
+    stale = (await store.acquire_lock(KEY, ttl=0.3)).lease
     assert stale is not None
     await asyncio.sleep(0.5)
     peer = PostgresTokenStore.from_url(postgres_url, schema=postgres_schema)
     try:
-        fresh = await peer.acquire_lock(KEY, ttl=10)
+        fresh = (await peer.acquire_lock(KEY, ttl=10)).lease
         assert fresh is not None
         assert fresh.generation == stale.generation + 1
         assert not await store.release_lock(stale)
-        assert await peer.acquire_lock(KEY, ttl=10) is None  # the stale release freed nothing
+        assert (await peer.acquire_lock(KEY, ttl=10)).lease is None  # the stale release freed nothing
     finally:
         await peer.aclose()
 
@@ -409,11 +410,11 @@ def test_store_sql_command_prints_what_a_dba_runs_for_an_app_user(
     async def use() -> None:
         store = PostgresTokenStore.from_url(app_url, schema=postgres_schema)
         try:
-            lease = await store.acquire_lock(KEY, ttl=10)
+            lease = (await store.acquire_lock(KEY, ttl=10)).lease
             assert lease is not None
             token = make_token()
             assert await store.write(lease, token)
-            got = await store.read(KEY)
+            got = (await store.read(KEY)).token
             assert got is not None
             assert got.fingerprint == token.fingerprint
         finally:

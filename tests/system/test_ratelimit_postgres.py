@@ -1,6 +1,6 @@
 """The PostgreSQL rate budget on a real PostgreSQL server: the RateBudgetContract
 (two stores = two processes), the database's clock, one statement per permit,
-hostile rows, the schema upgrade from version 1, the grants, and a limiter on it."""
+hostile rows, the grants, and a limiter on it."""
 
 # The schema names in the SQL below are the fixture's own t_<hex>.
 # ruff: noqa: S608
@@ -158,28 +158,6 @@ async def test_a_pause_forgets_rows_idle_for_an_hour(
     await store.rate_budget.pause("rate-x.heavy", 1)
     rows = await sql(postgres_url, f"SELECT key FROM {store.schema}.rates ORDER BY key")
     assert [r["key"] for r in rows] == ["rate-x.heavy", "rate-x.light"]
-
-
-async def test_a_version_1_schema_is_upgraded_in_place(
-    postgres_url: str, postgres_schema: str
-) -> None:
-    """A database made by the first PostgreSQL store (no rates table) keeps its tokens."""
-    s = postgres_schema
-    v1 = schema_sql(s).split(f'CREATE TABLE IF NOT EXISTS "{s}".rates')[0]
-    await sql(postgres_url, v1 + f"INSERT INTO {s}.meta VALUES ('schema_version', '1');")
-    await sql(postgres_url, f"INSERT INTO {s}.entries (key, counter, fence) VALUES ('k', 7, 7)")
-    store = PostgresTokenStore.from_url(postgres_url, schema=s)
-    try:
-        assert (await store.rate_budget.acquire_permit(
-            "rate-x.light", interval=1, burst=1, max_wait=1
-        )).granted
-        lease = await store.acquire_lock("k", ttl=5)
-        assert lease is not None
-        assert lease.generation == 8  # the old rows are still there
-    finally:
-        await store.aclose()
-    rows = await sql(postgres_url, f"SELECT value FROM {s}.meta WHERE name = 'schema_version'")
-    assert rows[0]["value"] == "2"
 
 
 async def test_the_documented_grants_cover_rate_limits(

@@ -14,8 +14,8 @@ import pytest_asyncio
 
 from tests.harness.redis_cluster import RedisClusterServer
 from tests.harness.redis_server import RedisServer
-from zoom_s2s import RateLimitedError, RedisTokenStore
-from zoom_s2s.errors import StoreError
+from zoom_s2s import RedisTokenStore
+from zoom_s2s.errors import RateLimitedError, StoreError
 from zoom_s2s.ratelimit import RateLimiter, RateLimits
 from zoom_s2s.stores import RateBudget, TokenStore
 from zoom_s2s.stores.redis import RATE_COMMANDS, acl_rules

@@ -21,7 +21,7 @@ from tests.harness.redis_server import RedisServer
 from zoom_s2s import TokenManager
 from zoom_s2s.errors import StoreError
 from zoom_s2s.models import fingerprint
-from zoom_s2s.stores import FailureRecord, LockLease, RedisTokenStore, TokenStore
+from zoom_s2s.stores import FailureRecord, LockAttempt, LockLease, RedisTokenStore, TokenStore
 from zoom_s2s.stores.redis import acl_rules
 from zoom_s2s.testing import FakeZoom
 from zoom_s2s.testing.contract import StoreContract, make_token
@@ -133,9 +133,10 @@ async def test_concurrent_first_commands_on_a_fresh_cluster_store(
     for _ in range(40):
         store = RedisTokenStore.from_url(cluster.url, cluster=True, prefix=_prefix())
         try:
-            leases = await asyncio.gather(
+            attempts = await asyncio.gather(
                 *(store.acquire_lock("fresh", ttl=10) for _ in range(10)), return_exceptions=True
             )
+            leases = [a.lease if isinstance(a, LockAttempt) else a for a in attempts]
         finally:
             await store.aclose()
         errors = [lease for lease in leases if isinstance(lease, BaseException)]
@@ -159,7 +160,7 @@ async def test_every_key_of_one_credential_is_in_one_slot(
     store = RedisTokenStore.from_url(cluster.url, cluster=True, prefix=prefix)
     try:
         key = "one-credential"
-        lease = await store.acquire_lock(key, ttl=30)
+        lease = (await store.acquire_lock(key, ttl=30)).lease
         assert lease is not None
         assert await store.write(lease, make_token())
         await store.write_failure(  # written after the token: it stays, as a key
@@ -209,7 +210,7 @@ async def test_credentials_on_different_masters_each_get_their_own_token(
         assert token_a.access_token == zoom_a.issued_tokens[0]
         assert token_b.access_token == zoom_b.issued_tokens[0]
         for manager, token in ((first, token_a), (second, token_b)):
-            stored = await store.read(manager.store_key)
+            stored = (await store.read(manager.store_key)).token
             assert stored is not None
             assert stored.fingerprint == token.fingerprint
 
@@ -217,8 +218,8 @@ async def test_credentials_on_different_masters_each_get_their_own_token(
         assert len(by_node) == 2, by_node  # each credential's keys on its own master
 
         assert await first.invalidate(token_a)
-        assert (await store.read(first.store_key)) is None
-        stored_b = await store.read(second.store_key)
+        assert ((await store.read(first.store_key)).token) is None
+        stored_b = (await store.read(second.store_key)).token
         assert stored_b is not None  # the other credential's token is untouched
         assert stored_b.fingerprint == token_b.fingerprint
     finally:
@@ -274,15 +275,15 @@ async def test_sentinel_managed_client_round_trips_a_token(sentinel_client: Any)
     store = RedisTokenStore(sentinel_client, prefix=_prefix())
     try:
         token = make_token()
-        lease = await store.acquire_lock("sentinel-key", ttl=30)
+        lease = (await store.acquire_lock("sentinel-key", ttl=30)).lease
         assert lease is not None
         assert await store.write(lease, token)
         assert await store.release_lock(lease)
-        stored = await store.read("sentinel-key")
+        stored = (await store.read("sentinel-key")).token
         assert stored is not None
         assert stored.fingerprint == token.fingerprint
         assert await store.delete("sentinel-key", fingerprint=token.fingerprint)
-        assert await store.read("sentinel-key") is None
+        assert (await store.read("sentinel-key")).token is None
     finally:
         await store.aclose()
 
@@ -297,7 +298,7 @@ async def test_token_manager_gets_a_token_through_a_sentinel_managed_client(
         ) as manager:
             token = await manager.get_token()
             assert token.access_token == zoom.issued_tokens[0]
-            stored = await store.read(manager.store_key)
+            stored = (await store.read(manager.store_key)).token
             assert stored is not None
             assert stored.fingerprint == token.fingerprint
             assert zoom.token_requests == 1
@@ -334,11 +335,11 @@ async def test_cluster_acl_hint_is_exactly_what_a_cluster_client_needs(missing: 
                 assert full in str(info.value)
                 assert "pw" not in str(info.value).replace(full, "")
                 return
-            lease = await store.acquire_lock("acl", ttl=10)
+            lease = (await store.acquire_lock("acl", ttl=10)).lease
             assert lease is not None
             token = make_token()
             assert await store.write(lease, token)
-            assert _fingerprint(await store.read("acl")) == token.fingerprint
+            assert _fingerprint((await store.read("acl")).token) == token.fingerprint
             await store.wait_for_change("acl", timeout=0.2)
             assert await store.release_lock(lease)
             assert await store.delete("acl", fingerprint=token.fingerprint)

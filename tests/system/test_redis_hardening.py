@@ -51,7 +51,7 @@ async def store(redis_url: str) -> AsyncIterator[RedisTokenStore]:
 
 
 async def lease_for(store: RedisTokenStore, ttl: float = 30) -> LockLease:
-    lease = await store.acquire_lock(KEY, ttl=ttl)
+    lease = (await store.acquire_lock(KEY, ttl=ttl)).lease
     assert lease is not None
     return lease
 
@@ -72,7 +72,7 @@ async def test_a_longer_ttl_on_the_token_key_does_not_extend_the_token(
     lease = await lease_for(store)
     assert await store.write(lease, token)
     assert await raw.pexpire(TOKEN_KEY, 10 * 3600 * 1000)  # someone stretches it to 10 h
-    got = await store.read(KEY)
+    got = (await store.read(KEY)).token
     assert got is not None
     assert got.expires_at == token.expires_at  # what the fetcher recorded, not 10 h
     assert got.lifetime == token.lifetime
@@ -85,7 +85,7 @@ async def test_a_shorter_ttl_on_the_token_key_shortens_the_token(
     lease = await lease_for(store)
     assert await store.write(lease, token)
     assert await raw.pexpire(TOKEN_KEY, 100_000)
-    got = await store.read(KEY)
+    got = (await store.read(KEY)).token
     assert got is not None
     assert abs(got.expires_at - (time.time() + 100)) < 2
     assert abs(got.lifetime - token.lifetime) < 0.01  # issued_at moves with it
@@ -109,7 +109,7 @@ async def test_a_token_claiming_to_live_too_long_is_refused_and_nothing_is_writt
     assert "forever" not in str(info.value)
     assert await raw.exists(TOKEN_KEY, f"zoom_s2s:{{{KEY}}}:fence") == 0
     assert await raw.get(FAILURE_KEY) == b"kept"
-    assert await store.read(KEY) is None
+    assert (await store.read(KEY)).token is None
 
 
 @pytest.mark.parametrize("ttl_ms", ["1e300", "-5", "0.5", "not a number", str(DAY_MS + 1)])
@@ -136,7 +136,7 @@ async def test_a_token_key_without_ttl_is_a_miss_with_a_warning(
     assert await store.write(lease, make_token())
     assert await raw.persist(TOKEN_KEY)
     with caplog.at_level(logging.WARNING, logger=LOGGER):
-        assert await store.read(KEY) is None
+        assert (await store.read(KEY)).token is None
     assert "no TTL" in caplog.text
 
 
@@ -149,7 +149,7 @@ async def test_a_record_claiming_to_live_more_than_a_day_is_a_miss_with_a_warnin
                                        "data": encode_record(planted, 1)})
     await raw.pexpire(TOKEN_KEY, 3_600_000)
     with caplog.at_level(logging.WARNING, logger=LOGGER):
-        assert await store.read(KEY) is None
+        assert (await store.read(KEY)).token is None
     assert "treating as a miss" in caplog.text
     assert "planted" not in caplog.text
 
@@ -184,13 +184,16 @@ async def test_a_retried_acquire_returns_the_generation_it_took(
 ) -> None:
     """A client retry of a lock request whose reply was lost gets the same lease back."""
     keys = store._keys(KEY)
-    args = {"keys": [keys.lock, keys.gen, keys.fence], "args": ["ab" * 16, 30_000]}
-    first = await store._acquire_script(**args)
+    args = {
+        "keys": [keys.lock, keys.gen, keys.fence, keys.token, keys.failure],
+        "args": ["ab" * 16, 30_000],
+    }
+    first = (await store._acquire_script(**args))[0]
     assert first >= 1
-    assert await store._acquire_script(**args) == first  # not "taken", no new generation
+    assert (await store._acquire_script(**args))[0] == first  # not "taken", no new generation
     assert await raw.get(keys.gen) == str(first).encode()
     other = {"keys": args["keys"], "args": ["cd" * 16, 30_000]}
-    assert await store._acquire_script(**other) == 0
+    assert (await store._acquire_script(**other))[0] == 0
 
 
 async def test_a_lapsed_lease_cannot_overwrite_its_successors_token(
@@ -204,8 +207,8 @@ async def test_a_lapsed_lease_cannot_overwrite_its_successors_token(
     assert await store.write(new, token)
     assert await store.write(old, make_token()) is False
     await store.write_failure(old, failure(), keep_for=60)  # stale: ignored
-    assert await store.read_failure(KEY) is None
-    got = await store.read(KEY)
+    assert (await store.read(KEY)).failure is None
+    got = (await store.read(KEY)).token
     assert got is not None
     assert got.fingerprint == token.fingerprint
     assert await store.release_lock(old) is False
@@ -224,16 +227,16 @@ async def test_absurd_lock_ttls_are_refused(store: RedisTokenStore, ttl: float) 
 async def test_a_failure_record_is_aged_by_its_key_ttl(store: RedisTokenStore, raw: Any) -> None:
     lease = await lease_for(store)
     await store.write_failure(lease, failure(retry_in=30), keep_for=60)
-    got = await store.read_failure(KEY)
+    got = (await store.read(KEY)).failure
     assert got is not None
     assert 29 < got.retry_in <= 30
     await raw.pexpire(FAILURE_KEY, 40_000)  # as if 20 s had passed on Redis's clock
-    got = await store.read_failure(KEY)
+    got = (await store.read(KEY)).failure
     assert got is not None
     assert 9 < got.retry_in <= 10
     assert await store.write(lease, make_token())  # a good token forgets the failure
     assert await raw.exists(FAILURE_KEY) == 0
-    assert await store.read_failure(KEY) is None
+    assert (await store.read(KEY)).failure is None
 
 
 async def test_a_failure_record_without_ttl_is_ignored_with_a_warning(
@@ -243,7 +246,7 @@ async def test_a_failure_record_without_ttl_is_ignored_with_a_warning(
     await store.write_failure(lease, failure(), keep_for=60)
     await raw.persist(FAILURE_KEY)
     with caplog.at_level(logging.WARNING, logger=LOGGER):
-        assert await store.read_failure(KEY) is None
+        assert (await store.read(KEY)).failure is None
     assert "no TTL" in caplog.text
 
 
@@ -291,7 +294,7 @@ async def test_a_paused_redis_fails_writes_fast_and_the_lease_releases_after_res
         # Redis may still run the release it had buffered: either way, no error
         # and the lock is free, not held until its TTL.
         await store.release_lock(lease)
-        assert await store.acquire_lock(KEY, ttl=5) is not None
+        assert (await store.acquire_lock(KEY, ttl=5)).lease is not None
     finally:
         await store.aclose()
 
@@ -321,7 +324,7 @@ async def _set_user(admin: Any, rules: str) -> None:
 
 async def _every_operation(store: RedisTokenStore, *, wait: float = 10) -> bool:
     """Run the store's whole operation set; return whether a waiter listened by pub/sub."""
-    lease = await store.acquire_lock(KEY, ttl=30)
+    lease = (await store.acquire_lock(KEY, ttl=30)).lease
     assert lease is not None
     peer = RedisTokenStore(store._client)  # shares the client, has its own listener
     waiter = asyncio.create_task(peer.wait_for_change(KEY, timeout=wait))
@@ -329,9 +332,9 @@ async def _every_operation(store: RedisTokenStore, *, wait: float = 10) -> bool:
         await asyncio.sleep(0.3)
         token = make_token()
         await store.write_failure(lease, failure(), keep_for=60)
-        assert await store.read_failure(KEY) is not None
+        assert (await store.read(KEY)).failure is not None
         assert await store.write(lease, token)
-        got = await store.read(KEY)
+        got = (await store.read(KEY)).token
         assert got is not None
         assert got.fingerprint == token.fingerprint
         assert await store.release_lock(lease)

@@ -18,6 +18,7 @@ import pytest
 import pytest_asyncio
 
 from tests.harness.redis_server import RedisServer
+from zoom_s2s import _clock
 from zoom_s2s.errors import ConfigurationError, StoreError, StoreUnavailableError, UsageError
 from zoom_s2s.models import AccessToken
 from zoom_s2s.stores import FailureRecord, LockLease, RedisTokenStore
@@ -61,7 +62,7 @@ def alice_url(server: RedisServer, password: str = PASSWORD) -> str:
 
 
 async def lease_for(store: RedisTokenStore, key: str = KEY, ttl: float = 30) -> LockLease:
-    lease = await store.acquire_lock(key, ttl=ttl)
+    lease = (await store.acquire_lock(key, ttl=ttl)).lease
     assert lease is not None
     return lease
 
@@ -149,10 +150,10 @@ async def test_reader_trusts_the_key_ttl_over_the_writers_clock(
     token = AccessToken(access_token="skewed", expires_at=_now() + skew + 3600,
                         issued_at=_now() + skew)
     lease = await lease_for(store)
-    monkeypatch.setattr(redis_module.time, "time", lambda: _now() + skew)
+    monkeypatch.setattr(_clock, "wall", lambda: _now() + skew)
     await store.write(lease, token)
     monkeypatch.undo()
-    got = await store.read(KEY)
+    got = (await store.read(KEY)).token
     assert got is not None
     assert abs(got.expires_at - (_now() + 3600)) < 2
     assert abs(got.lifetime - token.lifetime) < 0.01
@@ -172,7 +173,7 @@ async def test_lock_value_names_owner_and_generation(store: RedisTokenStore, raw
     value = await raw.get(f"zoom_s2s:{{{KEY}}}:lock")
     assert value == f"{lease.owner}:{lease.generation}".encode()
     assert 29_000 < await raw.pttl(f"zoom_s2s:{{{KEY}}}:lock") <= 30_000
-    assert await store.acquire_lock(KEY, ttl=30) is None  # another owner: taken
+    assert (await store.acquire_lock(KEY, ttl=30)).lease is None  # another owner: taken
 
 
 # -- bad data --------------------------------------------------------------------
@@ -185,11 +186,11 @@ async def test_corrupt_record_is_a_miss_with_warning(
     await raw.hset(f"zoom_s2s:{{{KEY}}}:token", mapping={"fp": "x", "gen": 1, "data": "{oops"})
     await raw.pexpire(f"zoom_s2s:{{{KEY}}}:token", 60_000)
     with caplog.at_level(logging.WARNING, logger=LOGGER):
-        assert await store.read(KEY) is None
+        assert (await store.read(KEY)).token is None
     assert "corrupt" in caplog.text
     token = make_token()
     await put(store, token)
-    got = await store.read(KEY)
+    got = (await store.read(KEY)).token
     assert got is not None
     assert got.fingerprint == token.fingerprint
 
@@ -200,11 +201,11 @@ async def test_key_of_the_wrong_type_is_a_miss_and_is_replaced(
 ) -> None:
     await raw.set(f"zoom_s2s:{{{KEY}}}:token", "left over by something else")
     with caplog.at_level(logging.WARNING, logger=LOGGER):
-        assert await store.read(KEY) is None
+        assert (await store.read(KEY)).token is None
         assert await store.delete(KEY, fingerprint="x") is False
     assert "not a token record" in caplog.text
     await put(store, make_token())
-    assert await store.read(KEY) is not None
+    assert (await store.read(KEY)).token is not None
 
 
 @pytest.mark.redis
@@ -239,7 +240,6 @@ async def test_outage_raises_store_unavailable_quickly_and_recovers(
             "write_failure": lambda: store.write_failure(
                 lease, FailureRecord(1, 5.0, "TokenEndpointError", "down"), keep_for=10
             ),
-            "read_failure": lambda: store.read_failure(KEY),
             "delete": lambda: store.delete(KEY, fingerprint="x"),
             "lock": lambda: store.acquire_lock(KEY, ttl=1),
             "release": lambda: store.release_lock(lease),
@@ -256,10 +256,10 @@ async def test_outage_raises_store_unavailable_quickly_and_recovers(
         own_server.start()
         token = make_token()
         await put(store, token)
-        got = await store.read(KEY)
+        got = (await store.read(KEY)).token
         assert got is not None
         assert got.fingerprint == token.fingerprint
-        lease = await store.acquire_lock(KEY, ttl=30)
+        lease = (await store.acquire_lock(KEY, ttl=30)).lease
         assert lease is not None
         waiter = asyncio.create_task(store.wait_for_change(KEY, timeout=20))
         await asyncio.sleep(0.3)

@@ -20,15 +20,17 @@ import pytest
 from zoom_s2s import (
     Credentials,
     FileTokenStore,
-    InvalidCredentialsError,
-    MalformedTokenResponseError,
     MemoryTokenStore,
     RedisTokenStore,
     RetryPolicy,
-    TokenEndpointError,
     TokenManager,
-    TokenRateLimitedError,
     ZoomS2SError,
+)
+from zoom_s2s.errors import (
+    InvalidCredentialsError,
+    MalformedTokenResponseError,
+    TokenEndpointError,
+    TokenRateLimitedError,
 )
 from zoom_s2s.testing import FakeZoom, Fault
 
@@ -252,7 +254,7 @@ async def test_the_fleet_backs_off_together_and_a_success_clears_the_record(
                 await get(two)
             assert "HTTP 503" in str(info.value)
             assert fake_zoom.token_requests == RETRY.attempts
-            first = await store.read_failure(key)
+            first = (await store.read(key)).failure
             assert first is not None
             assert first.failures == 1
             assert first.error_type == "TokenEndpointError"
@@ -261,7 +263,7 @@ async def test_the_fleet_backs_off_together_and_a_success_clears_the_record(
             # once until its own back-off ends); the count grows fleet-wide and so does
             # the back-off (>= 0.5 * 2 s after two failures).
             await retry_until_zoom_is_asked(fake_zoom, two, 2 * RETRY.attempts)
-            second = await store.read_failure(key)
+            second = (await store.read(key)).failure
             assert second is not None
             assert second.failures == 2
             assert second.retry_in >= 0.5 * 2 - 0.1  # relative: no host's clock in it
@@ -273,7 +275,7 @@ async def test_the_fleet_backs_off_together_and_a_success_clears_the_record(
             # Zoom heals: the first attempt after the back-off succeeds and clears it.
             fake_zoom.clear_faults()
             token = await retry_until_zoom_is_asked(fake_zoom, one, 2 * RETRY.attempts + 1)
-            assert await store.read_failure(key) is None
+            assert (await store.read(key)).failure is None
             assert fake_zoom.token_requests == 2 * RETRY.attempts + 1
             # The other process takes it from the store, not from Zoom (within its
             # next look at the store: see the test below).
@@ -593,7 +595,7 @@ async def test_a_process_backing_off_adopts_a_fresh_token_another_process_stored
         ) as fetcher:
             key = bystander.store_key
             # The fleet is deep in a back-off (after many failures) ...
-            lease = await store.acquire_lock(key, ttl=30)
+            lease = (await store.acquire_lock(key, ttl=30)).lease
             assert lease is not None
             await store.write_failure(lease, FailureRecord(
                 failures=7, retry_in=30, error_type="TokenEndpointError",
@@ -605,7 +607,7 @@ async def test_a_process_backing_off_adopts_a_fresh_token_another_process_stored
             # ... when another process gets a token after all and stores it, as a
             # successful fetch does (token written, record cleared with it).
             fresh = await get(fetcher)  # a token from Zoom, as the other process got it
-            lease = await store.acquire_lock(key, ttl=30)
+            lease = (await store.acquire_lock(key, ttl=30)).lease
             assert lease is not None
             assert await store.write(lease, fresh)
             await store.release_lock(lease)

@@ -108,7 +108,7 @@ class TestFileTokenStore(StoreContract):
     async def plant_failure(
         self, store: TokenStore, key: str, raw: str, *, keep_for: float
     ) -> None:
-        await store.read_failure(key)  # the store creates its private directory
+        await store.read(key)  # the store creates its private directory
         record = {"v": 1, "written_at": time.time(), "keep_for": keep_for, "record": raw}
         path = self.directory / f"{key}.failure"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -36,10 +36,10 @@ from zoom_s2s import (
     FileTokenStore,
     RedisTokenStore,
     RetryPolicy,
-    StoreUnavailableError,
     TokenManager,
     ZoomS2SError,
 )
+from zoom_s2s.errors import StoreUnavailableError
 from zoom_s2s.stores.base import decode_record
 from zoom_s2s.testing import FakeZoom
 
@@ -141,7 +141,7 @@ async def test_redis_restart_with_raise_policy_serves_valid_tokens_then_errors_t
             own_redis.start()  # empty: no persistence
             token = await get_eventually(tokens, 10)
             assert token.access_token != first.access_token
-            stored = await store.read(tokens.store_key)
+            stored = (await store.read(tokens.store_key)).token
             assert stored is not None
             assert stored.fingerprint == token.fingerprint  # back to sharing through Redis
             assert fake_zoom.token_requests == 2
@@ -173,7 +173,7 @@ async def test_redis_restart_with_fetch_policy_never_fails_callers_and_returns_t
 
             own_redis.start()
             deadline = time.monotonic() + 10  # the next refresh is at most 3 s away
-            while (stored := await store.read(tokens.store_key)) is None:
+            while (stored := (await store.read(tokens.store_key)).token) is None:
                 assert time.monotonic() < deadline, "the manager never went back to Redis"
                 await get(tokens)
                 await asyncio.sleep(0.05)
@@ -213,7 +213,7 @@ async def test_redis_unreachable_at_start_raises_quickly_or_falls_back_then_reco
 
             server.start()
             token = await get_eventually(strict, 10)
-            stored = await strict_store.read(strict.store_key)
+            stored = (await strict_store.read(strict.store_key)).token
             assert stored is not None
             assert stored.fingerprint == token.fingerprint
             # Two outcomes are right, and which one happens is a race: the lenient
@@ -249,7 +249,7 @@ async def test_redis_paused_longer_than_its_socket_timeouts_gives_errors_not_han
         ) as strict, make_manager(fake_zoom, stores["lenient"], "fetch") as lenient:
             held = await get(holder)  # stored in Redis before the pause
             for store in stores.values():  # connections open before the pause
-                await store.read_failure("warm-up")
+                await store.read("warm-up")
             admin.execute_command("CLIENT", "PAUSE", int(PAUSE_SECONDS * 1000), "ALL")
             paused_at = time.monotonic()
 
@@ -372,7 +372,7 @@ async def test_a_file_store_directory_deleted_mid_run_is_recreated(
         assert errors == []
         assert expired == 0
         assert served > 0
-        stored = await store.read(tokens.store_key)
+        stored = (await store.read(tokens.store_key)).token
         current = tokens.stats().token_fingerprint
     assert stored is not None
     assert stored.fingerprint != first.fingerprint
@@ -411,7 +411,7 @@ def test_sigkill_during_file_store_writes_never_leaves_a_torn_or_wrong_token(
             last_generation = generation
             gen_state = json.loads((directory / f"{KEY}.state").read_text())
             assert gen_state["written"] >= generation  # the fence is never behind the token
-            read = asyncio.run(FileTokenStore(directory).read(KEY))
+            read = asyncio.run(FileTokenStore(directory).read(KEY)).token
             assert read is not None
             assert read.access_token == token.access_token  # temp files are never read
             leftovers |= {p.name for p in directory.iterdir() if p.name.endswith(".tmp")}
@@ -420,7 +420,7 @@ def test_sigkill_during_file_store_writes_never_leaves_a_torn_or_wrong_token(
         store = FileTokenStore(directory)
         lease = None
         for _ in range(200):  # the last writer's lease lapses within its TTL
-            lease = await store.acquire_lock(KEY, ttl=30)
+            lease = (await store.acquire_lock(KEY, ttl=30)).lease
             if lease is not None:
                 break
             await store.wait_for_change(KEY, timeout=1)
@@ -429,7 +429,7 @@ def test_sigkill_during_file_store_writes_never_leaves_a_torn_or_wrong_token(
         fresh = AccessToken(access_token="after-the-kills", expires_at=now + 60, issued_at=now)
         written = await store.write(lease, fresh)
         await store.release_lock(lease)
-        return lease.generation, written, await store.read(KEY)
+        return lease.generation, written, (await store.read(KEY)).token
 
     generation, written, read = asyncio.run(after())
     print(f"\n{KILLS} SIGKILLs: last generation {last_generation}, "

@@ -73,6 +73,37 @@ def test_forked_processes_with_a_shared_file_store_cause_exactly_one_token_fetch
     tokens.close()
 
 
+def _child_with_a_token(tokens: SyncTokenManager, results: Any) -> None:
+    fingerprint = tokens.get_token().fingerprint
+    stats = tokens.stats()
+    results.put((fingerprint, stats.adoptions, stats.fetches))
+
+
+@fork_only
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
+def test_a_token_held_before_fork_is_answered_by_each_childs_own_manager(
+    zoom: FakeZoom, tmp_path: Path
+) -> None:
+    with make_tokens(zoom, store=(tmp_path / "tokens").as_uri()) as tokens:
+        held = tokens.get_token()  # the parent's hot path now answers from its manager
+        context = multiprocessing.get_context("fork")
+        results = context.Queue()
+        children = [
+            context.Process(target=_child_with_a_token, args=(tokens, results)) for _ in range(2)
+        ]
+        for child in children:
+            child.start()
+        got = [results.get(timeout=30) for _ in children]
+        for child in children:
+            child.join(10)
+        assert [child.exitcode for child in children] == [0, 0]
+        # Each child made its own manager, which adopted the stored token: the
+        # parent's manager (and its loop, gone in the child) answered nothing there.
+        assert got == [(held.fingerprint, 1, 0)] * 2
+        assert tokens.get_token() is held
+    assert zoom.token_requests == 1
+
+
 def test_the_interpreter_exits_promptly_without_an_explicit_close() -> None:
     script = textwrap.dedent(
         """

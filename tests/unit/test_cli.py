@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from zoom_s2s import DEFAULT_API_URL, DEFAULT_TOKEN_URL
 from zoom_s2s.cli import build_parser, main, manager_from_args
+from zoom_s2s.client import DEFAULT_API_URL
+from zoom_s2s.oauth import DEFAULT_TOKEN_URL
 from zoom_s2s.testing import FakeZoom
 
 from ..support import SECRET

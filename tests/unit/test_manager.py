@@ -9,18 +9,14 @@ from collections.abc import Callable
 import aiohttp
 import pytest
 
-from zoom_s2s import (
-    AccessToken,
+from zoom_s2s import AccessToken, Credentials, MemoryTokenStore, TokenEvent, TokenManager
+from zoom_s2s.errors import (
     ConfigurationError,
-    Credentials,
-    EventKind,
     InvalidCredentialsError,
     LockTimeoutError,
-    MemoryTokenStore,
     TokenEndpointError,
-    TokenEvent,
-    TokenManager,
 )
+from zoom_s2s.events import EventKind
 from zoom_s2s.testing import FakeZoom, Fault
 
 from ..support import FAST_RETRY, sleep_into_refresh_window
@@ -125,7 +121,7 @@ async def test_invalidate_is_compare_and_delete(fake_zoom: FakeZoom) -> None:
         new = await tokens.get_token()
         # A late 401 for the old token must not remove the new one.
         assert await tokens.invalidate(old) is False
-        assert await store.read(tokens.store_key) == new
+        assert (await store.read(tokens.store_key)).token == new
         assert await tokens.get_token() is new
     assert fake_zoom.token_requests == 2
 
@@ -136,7 +132,7 @@ async def test_an_invalidated_token_is_not_adopted_back_from_the_store(fake_zoom
         bad = await tokens.get_token()
         await tokens.invalidate(bad)
         # Another process (a stale one) writes the bad token back.
-        stale = await store.acquire_lock(tokens.store_key, ttl=5)
+        stale = (await store.acquire_lock(tokens.store_key, ttl=5)).lease
         assert stale is not None
         assert await store.write(stale, bad)
         await store.release_lock(stale)
@@ -161,7 +157,7 @@ async def test_a_waiter_is_woken_when_the_lock_holder_writes(fake_zoom: FakeZoom
     store = MemoryTokenStore()
     async with make_manager(fake_zoom, store=store) as tokens:
         key = tokens.store_key
-        lease = await store.acquire_lock(key, ttl=30)
+        lease = (await store.acquire_lock(key, ttl=30)).lease
         assert lease is not None
         waiter = asyncio.create_task(tokens.get_token())
         await asyncio.sleep(0.1)
@@ -177,7 +173,7 @@ async def test_a_waiter_is_woken_when_the_lock_holder_writes(fake_zoom: FakeZoom
 async def test_a_lapsed_lock_is_taken_over(fake_zoom: FakeZoom) -> None:
     store = MemoryTokenStore()
     async with make_manager(fake_zoom, store=store) as tokens:
-        assert await store.acquire_lock(tokens.store_key, ttl=0.3) is not None  # holder "dies"
+        assert (await store.acquire_lock(tokens.store_key, ttl=0.3)).lease is not None  # holder "dies"
         started = time.monotonic()
         await tokens.get_token()
         assert time.monotonic() - started >= 0.25
@@ -187,7 +183,7 @@ async def test_a_lapsed_lock_is_taken_over(fake_zoom: FakeZoom) -> None:
 async def test_a_stuck_lock_holder_gives_a_lock_timeout(fake_zoom: FakeZoom) -> None:
     store = MemoryTokenStore()
     async with make_manager(fake_zoom, store=store, wait_timeout=0.3) as tokens:
-        assert await store.acquire_lock(tokens.store_key, ttl=60) is not None
+        assert (await store.acquire_lock(tokens.store_key, ttl=60)).lease is not None
         with pytest.raises(LockTimeoutError, match="wait_timeout"):
             await tokens.get_token()
     assert fake_zoom.token_requests == 0
@@ -271,7 +267,7 @@ async def test_an_injected_session_and_store_are_left_open(fake_zoom: FakeZoom) 
         async with make_manager(fake_zoom, session=session, store=store) as tokens:
             token = await tokens.get_token()
         assert not session.closed
-        assert await store.read(tokens.store_key) == token
+        assert (await store.read(tokens.store_key)).token == token
 
 
 async def test_transient_failures_reach_waiting_callers_as_token_endpoint_errors(
@@ -330,7 +326,7 @@ async def test_a_failure_is_remembered_in_the_store_for_the_whole_fleet(
         with pytest.raises(TokenEndpointError, match="the fleet waits"):
             await two.get_token()
         assert fake_zoom.token_requests == asked
-        failure = await store.read_failure(one.store_key)
+        failure = (await store.read(one.store_key)).failure
         assert failure is not None
         assert failure.failures == 1
         # Once the back-off (under 1 s after one failure) ends, a fetch succeeds and
@@ -338,7 +334,7 @@ async def test_a_failure_is_remembered_in_the_store_for_the_whole_fleet(
         fake_zoom.clear_faults()
         await asyncio.sleep(1.05)
         token = await two.get_token()
-        assert await store.read_failure(one.store_key) is None
+        assert (await store.read(one.store_key)).failure is None
     assert token.access_token == fake_zoom.issued_tokens[0]
 
 

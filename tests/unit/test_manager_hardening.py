@@ -12,21 +12,17 @@ import time
 
 import pytest
 
-from zoom_s2s import (
-    AccessToken,
-    EventKind,
+from zoom_s2s import AccessToken, MemoryTokenStore, TokenEvent, TokenManager, _clock
+from zoom_s2s.errors import (
     InvalidCredentialsError,
-    MemoryTokenStore,
     StoreUnavailableError,
     TokenEndpointError,
     TokenError,
-    TokenEvent,
-    TokenManager,
     UsageError,
-    _clock,
 )
+from zoom_s2s.events import EventKind
 from zoom_s2s.models import Credentials
-from zoom_s2s.stores import FailureRecord, LockLease
+from zoom_s2s.stores import FailureRecord, LockLease, StoreState
 from zoom_s2s.testing import FakeZoom
 
 from ..support import FAST_RETRY
@@ -107,7 +103,7 @@ async def test_a_token_that_arrives_expired_is_never_handed_out(fake_zoom: FakeZ
 async def _plant_failure(
     store: MemoryTokenStore, key: str, *, failures: int, retry_in: float
 ) -> LockLease:
-    lease = await store.acquire_lock(key, ttl=5)
+    lease = (await store.acquire_lock(key, ttl=5)).lease
     assert lease is not None
     record = FailureRecord(
         failures=failures, retry_in=retry_in, error_type="TokenEndpointError", message="boom"
@@ -154,7 +150,7 @@ class _WriteFails(MemoryTokenStore):
     backend_errors = (OSError,)
     writes = 0
 
-    async def write(self, lease: LockLease, token: AccessToken) -> bool:
+    async def write(self, lease: LockLease, token: AccessToken, *, release: bool = False) -> bool:
         self.writes += 1
         raise OSError("connection reset by peer")
 
@@ -182,11 +178,11 @@ class _WritesFailAtFirst(MemoryTokenStore):
         self.failing = failing
         self.attempts = 0
 
-    async def write(self, lease: LockLease, token: AccessToken) -> bool:
+    async def write(self, lease: LockLease, token: AccessToken, *, release: bool = False) -> bool:
         self.attempts += 1
         if self.attempts <= self.failing:
             raise OSError("connection reset by peer")
-        return await super().write(lease, token)
+        return await super().write(lease, token, release=release)
 
 
 async def test_a_token_the_store_could_not_take_is_written_once_it_is_back(
@@ -195,9 +191,9 @@ async def test_a_token_the_store_could_not_take_is_written_once_it_is_back(
     store = _WritesFailAtFirst(failing=2)
     async with make_manager(fake_zoom, store=store) as tokens:
         token = await tokens.get_token()
-        assert await store.read(tokens.store_key) is None  # the first write failed
+        assert (await store.read(tokens.store_key)).token is None  # the first write failed
         deadline = time.monotonic() + 10  # retries after ~0.5-1 s, then ~1-2 s
-        while (stored := await store.read(tokens.store_key)) is None:
+        while (stored := (await store.read(tokens.store_key)).token) is None:
             assert time.monotonic() < deadline, "the kept token never reached the store"
             await asyncio.sleep(0.05)
         assert stored.access_token == token.access_token
@@ -212,7 +208,7 @@ class _Down(MemoryTokenStore):
     backend_errors = (OSError,)
     reads = 0
 
-    async def read(self, key: str) -> AccessToken | None:
+    async def read(self, key: str) -> StoreState:
         self.reads += 1
         raise OSError("connection refused")
 

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from zoom_s2s import AccessToken, ConfigurationError, Credentials
+from zoom_s2s import AccessToken, Credentials
+from zoom_s2s.errors import ConfigurationError
 
 
 def test_credentials_hide_the_secret_from_repr() -> None:

@@ -17,15 +17,13 @@ import pytest_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from zoom_s2s import (
+from zoom_s2s import Credentials, RetryPolicy, TokenManager
+from zoom_s2s.errors import (
     ConfigurationError,
-    Credentials,
     InvalidCredentialsError,
     MalformedTokenResponseError,
-    RetryPolicy,
     TokenEndpointError,
     TokenError,
-    TokenManager,
     TokenRateLimitedError,
 )
 from zoom_s2s.oauth import MAX_REPLY_BYTES, parse_retry_after, request_token, validate_url

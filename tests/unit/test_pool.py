@@ -14,15 +14,9 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from zoom_s2s import (
-    ConfigurationError,
-    Credentials,
-    InvalidCredentialsError,
-    MemoryTokenStore,
-    TokenManagerPool,
-    UsageError,
-)
-from zoom_s2s.sync_pool import SyncTokenManagerPool
+from zoom_s2s import Credentials, MemoryTokenStore, TokenManagerPool
+from zoom_s2s.errors import ConfigurationError, InvalidCredentialsError, UsageError
+from zoom_s2s.sync import SyncTokenManagerPool, SyncZoomClient
 from zoom_s2s.testing import FakeZoom
 from zoom_s2s.testing._fake_state import FakeApp
 
@@ -185,6 +179,20 @@ async def test_max_idle_forgets_unused_apps_whose_tokens_stay_in_the_store(
     assert [app.tokens_issued for app in (idle, busy, direct)] == [1, 1, 1]
 
 
+async def test_max_managers_forgets_the_least_recently_used_app(fake: FakeZoom) -> None:
+    first, second, third, fourth = add_apps(fake, 4)
+    async with make_pool(fake, max_managers=2) as pool:
+        held = pool.manager(first.credentials)
+        pool.manager(second.credentials)
+        pool.manager(first.credentials)  # now the most recently used
+        pool.manager(third.credentials)  # one too many: the least recently used goes
+        assert set(pool) == {first.credentials, third.credentials}
+        await held.get_token()  # used directly, not through the pool: a use all the same
+        pool.manager(fourth.credentials)
+        assert set(pool) == {first.credentials, fourth.credentials}
+        assert pool.manager(first.credentials) is held
+
+
 async def test_without_max_idle_nothing_is_evicted(fake: FakeZoom) -> None:
     app = fake.add_app()
     async with make_pool(fake) as pool:
@@ -210,7 +218,7 @@ async def test_a_store_object_is_shared_and_left_open(fake: FakeZoom) -> None:
         manager = pool.manager(fake.credentials)
         await manager.get_token()
     assert closed == []
-    assert await store.read(manager.store_key) is not None  # the token stays for others
+    assert (await store.read(manager.store_key)).token is not None  # the token stays for others
 
 
 async def test_a_store_made_from_a_url_is_closed_with_the_pool(fake: FakeZoom) -> None:
@@ -233,8 +241,16 @@ async def test_misuse_is_a_clear_error(fake: FakeZoom) -> None:
         make_pool(fake, client_options={"bogus": 1})
     with pytest.raises(ConfigurationError, match="refresh_margin"):
         make_pool(fake, refresh_margin=-1)
-    with pytest.raises(ConfigurationError, match="rate_limit_retries"):
-        make_pool(fake, client_options={"rate_limit_retries": -1})
+    with pytest.raises(ConfigurationError, match="max_managers"):
+        make_pool(fake, max_managers=0)
+    with pytest.raises(ConfigurationError, match="base_url"):
+        TokenManagerPool(token_url=fake.token_url, base_url="ftp://x")
+    with pytest.raises(ConfigurationError, match="apply only to a store URL"):
+        make_pool(fake, store=MemoryTokenStore(), store_options={"prefix": "x"})
+    async with make_pool(fake, client_options={"rate_limit_retries": -1}) as pool:
+        # Client option values are checked when the first client is made.
+        with pytest.raises(ConfigurationError, match="rate_limit_retries"):
+            pool.client(fake.credentials)
     pool = make_pool(fake)
     with pytest.raises(ConfigurationError, match="Credentials"):
         pool.manager(("a", "b", "c"))  # type: ignore[arg-type]
@@ -321,6 +337,40 @@ def test_sync_pool_clients_paginate_in_their_own_account(threaded: FakeZoom) -> 
     assert {user["account_id"] for user in users} == {app.account.account_id}
 
 
-def test_sync_pool_refuses_a_session() -> None:
+def test_sync_pool_refuses_a_session_and_bad_options_at_once() -> None:
     with pytest.raises(ConfigurationError, match="session"):
         SyncTokenManagerPool(session=object())
+    with pytest.raises(ConfigurationError, match=r"unexpected option.*bogus"):
+        SyncTokenManagerPool(bogus=1)
+    with pytest.raises(ConfigurationError, match="refresh_margin"):
+        SyncTokenManagerPool(refresh_margin=-1)
+
+
+def test_sync_pool_clients_take_the_pools_options(threaded: FakeZoom) -> None:
+    app = threaded.add_app()
+    with SyncTokenManagerPool(
+        token_url=threaded.token_url, base_url=threaded.api_base_url, retry=FAST_RETRY
+    ) as accounts:
+        manager = accounts.manager(app.credentials)
+        with pytest.raises(ConfigurationError, match="pool's base_url"):
+            SyncZoomClient(manager, "https://elsewhere.example/v2")
+        client = SyncZoomClient(manager)
+        assert client.get_user("me").account_id == app.account.account_id
+        assert len(accounts) == 1
+
+
+def test_sync_pool_answers_a_valid_token_on_the_callers_thread(threaded: FakeZoom) -> None:
+    import time
+
+    app = threaded.add_app()
+    with SyncTokenManagerPool(token_url=threaded.token_url, retry=FAST_RETRY, timeout=0.5) as accounts:
+        first = accounts.get_token(app.credentials)
+        runtime = accounts._holder.runtime
+        assert runtime is not None
+        runtime.loop.call_soon_threadsafe(time.sleep, 1.0)  # a call that hopped would time out
+        time.sleep(0.05)
+        assert accounts.get_token(app.credentials) is first
+        assert accounts.manager(app.credentials).get_token() is first
+        with pytest.raises(TimeoutError):
+            accounts.get_token(threaded.add_app().credentials)  # not in the pool: needs the loop
+    assert app.tokens_issued == 1

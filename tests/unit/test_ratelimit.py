@@ -10,10 +10,10 @@ from typing import Any, get_args
 
 import pytest
 
-from zoom_s2s import (
+from zoom_s2s import MemoryTokenStore
+from zoom_s2s.errors import (
     ConfigurationError,
     DailyLimitExceededError,
-    MemoryTokenStore,
     RateLimitedError,
     StoreUnavailableError,
 )

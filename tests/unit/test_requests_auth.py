@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from zoom_s2s import TokenManager, UsageError
+from zoom_s2s import TokenManager
+from zoom_s2s.errors import UsageError
 from zoom_s2s.sync import SyncTokenManager
 from zoom_s2s.testing import FakeZoom
 

@@ -5,6 +5,7 @@ fork() and interpreter exit need processes: tests/system/test_sync_processes.py.
 
 from __future__ import annotations
 
+import inspect
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from zoom_s2s import ConfigurationError, FileTokenStore, NotFoundError, TokenEvent
+from zoom_s2s import FileTokenStore, RateLimits, TokenEvent, ZoomClient
+from zoom_s2s.errors import ConfigurationError, NotFoundError, ZoomAPIError
 from zoom_s2s.sync import SyncTokenManager, SyncZoomClient
 from zoom_s2s.testing import FakeZoom
 
@@ -110,14 +112,14 @@ def test_a_call_from_the_loop_thread_itself_is_refused_not_deadlocked(zoom: Fake
 
     def hook(event: TokenEvent) -> None:
         try:
-            holder[0].get_token(timeout=2)
+            holder[0].get_token()
         except BaseException as exc:  # recorded for the assertion
             errors.append(exc)
 
     holder: list[SyncTokenManager] = []
-    with make_tokens(zoom, hooks=[hook]) as tokens:
+    with make_tokens(zoom, hooks=[hook], timeout=10) as tokens:
         holder.append(tokens)
-        tokens.get_token(timeout=10)
+        tokens.get_token()
     assert errors
     assert all(isinstance(e, RuntimeError) and "own event-loop" in str(e) for e in errors)
 
@@ -125,6 +127,10 @@ def test_a_call_from_the_loop_thread_itself_is_refused_not_deadlocked(zoom: Fake
 def test_a_session_cannot_be_passed_and_bad_arguments_fail_early(zoom: FakeZoom) -> None:
     with pytest.raises(ConfigurationError, match="session"):
         make_tokens(zoom, session=object())
+    with pytest.raises(ConfigurationError, match="timeout"):
+        make_tokens(zoom, timeout=0)
+    with pytest.raises(ConfigurationError, match=r"unexpected option.*bogus"):
+        make_tokens(zoom, bogus=1)
     with pytest.raises(ConfigurationError):
         make_tokens(zoom, token_url="not a url")
     with make_tokens(zoom) as tokens:
@@ -137,13 +143,70 @@ def test_a_session_cannot_be_passed_and_bad_arguments_fail_early(zoom: FakeZoom)
 def test_a_fresh_token_is_answered_without_waiting_for_the_loop_thread(zoom: FakeZoom) -> None:
     import time
 
-    with make_tokens(zoom) as tokens:
+    with make_tokens(zoom, timeout=0.5) as tokens:
         first = tokens.get_token()
         runtime = tokens._holder.runtime
         assert runtime is not None
-        # Block the private loop for a second: a call that hopped onto it would time out.
-        runtime.loop.call_soon_threadsafe(time.sleep, 1.0)
+        # Block the private loop for two seconds: a call that hopped onto it would time out.
+        runtime.loop.call_soon_threadsafe(time.sleep, 2.0)
         time.sleep(0.05)
-        assert tokens.get_token(timeout=0.2) is first
+        assert tokens.get_token() is first
+        with pytest.raises(TimeoutError):
+            tokens.stats()  # this one needs the loop: the loop is blocked indeed
+        time.sleep(2.0)
         assert tokens.stats().hits >= 1
     assert zoom.token_requests == 1
+
+
+def test_the_blocking_client_takes_every_option_of_the_async_one(zoom: FakeZoom) -> None:
+    for name in ("request", "get_user", "paginate"):
+        mine, theirs = getattr(SyncZoomClient, name), getattr(ZoomClient, name)
+        assert inspect.signature(mine) == inspect.signature(theirs), name
+    limits = RateLimits(light=50, medium=50, heavy=50)
+    with (
+        make_tokens(zoom) as tokens,
+        SyncZoomClient(tokens, zoom.api_base_url, rate_limits=limits) as client,
+    ):
+        # Each option reaches the async client: Zoom (the fake) or the limiter says so.
+        with pytest.raises(ZoomAPIError, match="login_type"):
+            client.get_user("me", login_type=-1)
+        with pytest.raises(ConfigurationError, match="bogus"):
+            client.request("GET", "/users/me", rate_category="bogus")
+        assert client.request("GET", "/users/me", rate_category="heavy")["id"] == zoom.me_id
+
+
+def test_a_client_timeout_bounds_each_call(zoom: FakeZoom) -> None:
+    zoom.latency = 0.5
+    with (
+        make_tokens(zoom) as tokens,
+        SyncZoomClient(tokens, zoom.api_base_url, timeout=0.1) as client,
+        pytest.raises(TimeoutError, match=r"0\.1 s"),
+    ):
+        client.get_user("me")
+
+
+def test_in_the_refresh_window_the_token_is_answered_here_and_refreshed_once_on_the_loop(
+    zoom: FakeZoom, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from zoom_s2s import _clock
+
+    real = _clock.monotonic
+    with make_tokens(zoom, timeout=5) as tokens:
+        first = tokens.get_token()
+        # 100 s before expiry: past the refresh moment, before min_ttl (defaults).
+        monkeypatch.setattr(_clock, "monotonic", lambda: real() + zoom.expires_in - 100)
+        runtime = tokens._holder.runtime
+        assert runtime is not None
+        runtime.loop.call_soon_threadsafe(time.sleep, 0.5)  # the loop is busy meanwhile
+        time.sleep(0.05)
+        started = real()
+        assert tokens.get_token() is first
+        assert real() - started < 0.25  # answered on this thread, not after the loop
+        deadline = real() + 5
+        while (token := tokens.get_token()) is first and real() < deadline:
+            time.sleep(0.02)
+        assert token is not first
+        assert tokens.stats().background_refreshes == 1
+    assert zoom.tokens_issued == 2

@@ -10,24 +10,26 @@
   the ``zoom-s2s[encryption]`` extra).
 * :func:`store_from_url`: one of the above from ``memory://``, ``file:///dir``,
   ``redis://...``, ``rediss://...``, ``unix://...`` or ``postgresql://...``, or a third-party store
-  registered for its scheme (:func:`register_store` or a ``zoom_s2s.stores``
-  entry point).
+  registered for its scheme (:func:`register_store`).
 
 Each backend is one module or package (``memory``, ``file/``, ``redis/``,
 ``postgres/``) holding its token store and its :class:`RateBudget` (a store's
 ``rate_budget``: the fleet's shared rate limits).
 
 Writing a store: implement :class:`TokenStore` (most easily by subclassing
-:class:`BaseTokenStore`) with :class:`LockLease` and :class:`FailureRecord`,
-and check it with :class:`zoom_s2s.testing.StoreContract`; a rate budget
-subclasses :class:`RateBudget` and is checked with
-:class:`zoom_s2s.testing.RateBudgetContract`. ``docs/stores.rst`` walks through it.
+:class:`BaseTokenStore`) with :class:`StoreState`, :class:`LockAttempt`,
+:class:`LockLease` and :class:`FailureRecord`, and check it with
+:class:`zoom_s2s.testing.StoreContract`; a rate budget subclasses
+:class:`RateBudget` and is checked with :class:`zoom_s2s.testing.RateBudgetContract`.
+``docs/stores.rst`` walks through it.
 """
 
 from .base import (
     BaseTokenStore,
     FailureRecord,
+    LockAttempt,
     LockLease,
+    StoreState,
     TokenStore,
     decode_record,
     encode_record,
@@ -46,6 +48,7 @@ __all__ = [
     "EncryptedTokenStore",
     "FailureRecord",
     "FileTokenStore",
+    "LockAttempt",
     "LockLease",
     "MemoryTokenStore",
     "Pause",
@@ -53,6 +56,7 @@ __all__ = [
     "PostgresTokenStore",
     "RateBudget",
     "RedisTokenStore",
+    "StoreState",
     "TokenStore",
     "decode_record",
     "encode_record",

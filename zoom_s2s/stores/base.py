@@ -1,56 +1,11 @@
 """The TokenStore protocol: what a place that shares tokens between processes must offer.
 
 A store holds, per *key*, at most one token, a fencing generation, a lock and
-a failure record. The key is derived by the manager from (token URL, account
-id, client id, a fingerprint of the secret) and is a short hash: it never
-contains a secret. Everything here is async. ``docs/stores.rst`` is the page a
-store author reads; this module is its reference.
-
-The lease is the proof
-----------------------
-The manager's algorithm (``docs/architecture.rst``) needs exactly these
-operations, and the types make the rules impossible to skip:
-
-* :meth:`~TokenStore.read` the current token (``None`` when absent, expired,
-  corrupt or undecryptable; never raise for bad data).
-* :meth:`~TokenStore.acquire_lock` takes the lock *and* a fencing generation
-  in one atomic step and returns a :class:`LockLease` carrying both, with the
-  monotonic moment the request was sent. A lease is the only way to write.
-* :meth:`~TokenStore.write` ``(lease, token)`` stores a token with its
-  remaining lifetime as TTL, unless a write with a higher generation already
-  happened (a holder whose lock lapsed can never clobber its successor's
-  token); a successful write also clears the failure record and wakes waiters.
-* :meth:`~TokenStore.write_failure` ``(lease, failure, keep_for=...)``
-  remembers a failed fetch for the fleet (negative caching), also only under
-  the lock.
-* :meth:`~TokenStore.release_lock` releases the lease if it still owns the
-  lock (random owner per acquisition) and wakes waiters.
-* :meth:`~TokenStore.delete` removes the token only if it is still the one
-  with the given fingerprint (compare-and-delete): a burst of 401s across a
-  fleet removes a bad token once, never a good one that replaced it.
-* :meth:`~TokenStore.wait_for_change` lets a process that found the lock
-  taken sleep until the holder writes or releases (or the lock's TTL lapses).
-* :meth:`~TokenStore.read_failure` returns the fleet's last failure with the
-  time left to wait *as measured by the store* (see :class:`FailureRecord`).
-
-Trust
------
-Whatever a store hands back may have been written by a broken or hostile
-neighbour. Stores validate shapes (a malformed record is a miss with a
-warning); the manager bounds times by local evidence: a token's expiry is
-never later than the one its fetcher recorded, a failure record never makes a
-process wait longer than the back-off schedule allows.
-
-One home for backend errors
----------------------------
-Stores inherit :class:`BaseTokenStore`: it translates the backend's
-exceptions (:attr:`BaseTokenStore.backend_errors`) into
-:class:`~zoom_s2s.StoreUnavailableError` naming the store, once, for every
-protocol method, and registers the URL schemes the store serves
-(:attr:`BaseTokenStore.schemes`) for :func:`~zoom_s2s.store_from_url`.
-Third-party stores can also register through the ``zoom_s2s.stores`` entry
-point group. :class:`zoom_s2s.testing.StoreContract` is the test suite every
-store runs against itself.
+a failure record. The protocol is as coarse as the manager's algorithm allows:
+a read returns the token and the fleet's failure record together
+(:class:`StoreState`), and taking the lock returns them too, so a cold fetch
+is read, lock, write, release. ``docs/stores.rst`` walks a store author
+through it; ``docs/architecture.rst`` says why each rule exists.
 """
 
 from __future__ import annotations
@@ -63,7 +18,7 @@ import math
 import secrets
 import warnings
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
+from typing import Any, ClassVar, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 import attrs
 
@@ -75,7 +30,9 @@ from ..models import MAX_TOKEN_LIFETIME, AccessToken
 __all__ = [
     "BaseTokenStore",
     "FailureRecord",
+    "LockAttempt",
     "LockLease",
+    "StoreState",
     "TokenStore",
     "bounded_token",
     "decode_record",
@@ -223,6 +180,35 @@ class FailureRecord:
         return record if age is None else record.aged(age)
 
 
+@attrs.frozen
+class StoreState:
+    """What a store holds for a key: its token and the fleet's failure record.
+
+    Attributes:
+        token: The stored token, or ``None`` when absent, expired, corrupt or
+            undecryptable. Its ``expires_at`` may be *earlier* than the one
+            written (the store may shorten it by its own TTL), never later.
+        failure: The fleet's last failed fetch, aged by the store's clock
+            (see :class:`FailureRecord`), or ``None``.
+    """
+
+    token: AccessToken | None = None
+    failure: FailureRecord | None = None
+
+
+class LockAttempt(NamedTuple):
+    """What :meth:`TokenStore.acquire_lock` returns: ``lease, state = await ...``.
+
+    Attributes:
+        lease: The lease on success; ``None`` if another owner holds an unexpired lock.
+        state: The key's token and failure record as seen by the attempt (with
+            the lock taken, if ``lease`` is set: the double-checked read).
+    """
+
+    lease: LockLease | None
+    state: StoreState
+
+
 @runtime_checkable
 class TokenStore(Protocol):
     """What the :class:`~zoom_s2s.TokenManager` needs from a shared token store."""
@@ -232,28 +218,30 @@ class TokenStore(Protocol):
         """A short description for logs and errors (``redis://host:6379/0``); no password."""
         ...
 
-    async def read(self, key: str) -> AccessToken | None:
-        """Return the stored token, or ``None`` if there is none usable.
+    async def read(self, key: str) -> StoreState:
+        """Return the stored token and failure record for ``key``, read together.
 
-        Corrupt or undecryptable data is a miss (logged as a warning), never an
-        exception. The returned ``expires_at`` may be *earlier* than the one
-        written (a store may shorten it by its own TTL) but never later.
-        Backend failures raise :class:`~zoom_s2s.StoreError`.
+        Corrupt or undecryptable data is a miss (``None`` in its field, logged
+        as a warning), never an exception. Backend failures raise
+        :class:`~zoom_s2s.StoreError`.
         """
         ...
 
-    async def acquire_lock(self, key: str, *, ttl: float) -> LockLease | None:
+    async def acquire_lock(self, key: str, *, ttl: float) -> LockAttempt:
         """Try once, without waiting, to take the lock and a fencing generation for ``key``.
 
         Returns:
-            A lease on success, ``None`` if another owner holds an unexpired lock.
+            The lease (``None`` if another owner holds an unexpired lock) and
+            the key's state, read in the same step as the attempt.
         """
         ...
 
-    async def write(self, lease: LockLease, token: AccessToken) -> bool:
+    async def write(self, lease: LockLease, token: AccessToken, *, release: bool = False) -> bool:
         """Store ``token`` (TTL: its remaining lifetime) unless ``lease.generation`` is stale.
 
-        A successful write also forgets the failure record and wakes waiters.
+        A successful write also forgets the failure record and wakes waiters;
+        with ``release``, it also releases the lease's lock (if the lease
+        still holds it) in the same step, as :meth:`release_lock` would.
 
         Returns:
             ``True`` if written; ``False`` if a write with a higher generation
@@ -291,13 +279,6 @@ class TokenStore(Protocol):
         """
         ...
 
-    async def read_failure(self, key: str) -> FailureRecord | None:
-        """Return the remembered failure for ``key``, aged by the store's clock, or ``None``.
-
-        Bad data is ``None`` (with a warning), never an exception.
-        """
-        ...
-
     async def aclose(self) -> None:
         """Release the store's connections and files. Idempotent."""
         ...
@@ -315,7 +296,6 @@ _ACTIONS = {
     "release_lock": "releasing the lock",
     "delete": "deleting the token",
     "wait_for_change": "waiting for the lock",
-    "read_failure": "reading the failure record",
 }
 
 

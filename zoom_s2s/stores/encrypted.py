@@ -42,7 +42,7 @@ import attrs
 
 from ..errors import ConfigurationError
 from ..models import AccessToken
-from .base import BaseTokenStore, FailureRecord, LockLease, TokenStore
+from .base import BaseTokenStore, FailureRecord, LockAttempt, LockLease, StoreState, TokenStore
 
 if TYPE_CHECKING:
     from cryptography.fernet import MultiFernet
@@ -182,15 +182,20 @@ class EncryptedTokenStore(BaseTokenStore):
 
     # -- the protocol -------------------------------------------------------------
 
-    async def read(self, key: str) -> AccessToken | None:
-        stored = await self._inner.read(key)
-        return None if stored is None else self._open(key, stored)
+    def _opened(self, key: str, state: StoreState) -> StoreState:
+        if state.token is None:
+            return state
+        return attrs.evolve(state, token=self._open(key, state.token))
 
-    async def acquire_lock(self, key: str, *, ttl: float) -> LockLease | None:
-        return await self._inner.acquire_lock(key, ttl=ttl)
+    async def read(self, key: str) -> StoreState:
+        return self._opened(key, await self._inner.read(key))
 
-    async def write(self, lease: LockLease, token: AccessToken) -> bool:
-        return await self._inner.write(lease, self._seal(lease.key, token))
+    async def acquire_lock(self, key: str, *, ttl: float) -> LockAttempt:
+        lease, state = await self._inner.acquire_lock(key, ttl=ttl)
+        return LockAttempt(lease, self._opened(key, state))
+
+    async def write(self, lease: LockLease, token: AccessToken, *, release: bool = False) -> bool:
+        return await self._inner.write(lease, self._seal(lease.key, token), release=release)
 
     async def write_failure(
         self, lease: LockLease, failure: FailureRecord, *, keep_for: float
@@ -201,7 +206,7 @@ class EncryptedTokenStore(BaseTokenStore):
         return await self._inner.release_lock(lease)
 
     async def delete(self, key: str, *, fingerprint: str) -> bool:
-        stored = await self._inner.read(key)
+        stored = (await self._inner.read(key)).token
         if stored is None:
             return False
         plain = self._open(key, stored)
@@ -214,8 +219,6 @@ class EncryptedTokenStore(BaseTokenStore):
     async def wait_for_change(self, key: str, *, timeout: float) -> None:
         await self._inner.wait_for_change(key, timeout=timeout)
 
-    async def read_failure(self, key: str) -> FailureRecord | None:
-        return await self._inner.read_failure(key)
 
     async def aclose(self) -> None:
         await self._inner.aclose()

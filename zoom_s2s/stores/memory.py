@@ -11,7 +11,7 @@ import attrs
 from .. import _clock
 from ..errors import ConfigurationError
 from ..models import AccessToken
-from .base import BaseTokenStore, FailureRecord, LockLease, new_owner
+from .base import BaseTokenStore, FailureRecord, LockAttempt, LockLease, StoreState, new_owner
 from .budget import (
     Bucket,
     Pause,
@@ -89,35 +89,45 @@ class MemoryTokenStore(BaseTokenStore):
     def _lock_held(self, slot: _Slot) -> bool:
         return slot.lock_owner is not None and _clock.monotonic() < slot.lock_deadline
 
-    async def read(self, key: str) -> AccessToken | None:
-        slot = self._slots.get(key)
-        if slot is None or slot.token is None:
-            return None
-        left = slot.token_until - _clock.monotonic()
-        if left <= 0:
-            slot.token = None
-            return None
+    def _state(self, slot: _Slot | None) -> StoreState:
+        if slot is None:
+            return StoreState()
+        now = _clock.monotonic()
         token = slot.token
-        # Never later than the writer recorded; earlier if the wall clock stepped.
-        expires_at = min(token.expires_at, _clock.wall() + left)
-        if expires_at == token.expires_at:
-            return token
-        return attrs.evolve(token, expires_at=expires_at)
+        if token is not None:
+            left = slot.token_until - now
+            if left <= 0:
+                token = slot.token = None
+            else:
+                # Never later than the writer recorded; earlier if the wall clock stepped.
+                expires_at = min(token.expires_at, _clock.wall() + left)
+                if expires_at != token.expires_at:
+                    token = attrs.evolve(token, expires_at=expires_at)
+        failure = slot.failure
+        if failure is not None and slot.failure_until <= now:
+            failure = slot.failure = None
+        elif failure is not None:
+            failure = failure.aged(now - slot.failure_written)
+        return StoreState(token, failure)
 
-    async def acquire_lock(self, key: str, *, ttl: float) -> LockLease | None:
+    async def read(self, key: str) -> StoreState:
+        return self._state(self._slots.get(key))
+
+    async def acquire_lock(self, key: str, *, ttl: float) -> LockAttempt:
         acquired_at = _clock.monotonic()
         slot = self._slot(key)
         if self._lock_held(slot):
-            return None
+            return LockAttempt(None, self._state(slot))
         owner = new_owner()
         slot.lock_owner = owner
         slot.lock_deadline = acquired_at + ttl
         slot.issued = max(slot.issued, slot.generation) + 1
-        return LockLease(
+        lease = LockLease(
             key=key, owner=owner, generation=slot.issued, ttl=ttl, acquired_at=acquired_at
         )
+        return LockAttempt(lease, self._state(slot))
 
-    async def write(self, lease: LockLease, token: AccessToken) -> bool:
+    async def write(self, lease: LockLease, token: AccessToken, *, release: bool = False) -> bool:
         slot = self._slot(lease.key)
         if lease.generation < slot.generation:
             return False
@@ -127,6 +137,8 @@ class MemoryTokenStore(BaseTokenStore):
         slot.token = token if left > 0 else None
         slot.token_until = _clock.monotonic() + left
         slot.failure = None
+        if release and slot.lock_owner == lease.owner:
+            slot.lock_owner = None
         self._notify(slot)
         return True
 
@@ -167,12 +179,6 @@ class MemoryTokenStore(BaseTokenStore):
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(event.wait(), wait)
 
-    async def read_failure(self, key: str) -> FailureRecord | None:
-        slot = self._slots.get(key)
-        now = _clock.monotonic()
-        if slot is None or slot.failure is None or slot.failure_until <= now:
-            return None
-        return slot.failure.aged(now - slot.failure_written)
 
     async def aclose(self) -> None:
         self._slots.clear()

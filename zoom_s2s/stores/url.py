@@ -1,8 +1,8 @@
 """store_from_url: pick a token store from a URL (e.g. an environment variable).
 
 The scheme decides the store through the registry (:mod:`zoom_s2s.stores.registry`):
-built-in stores declare their schemes, third-party stores register theirs or
-publish a ``zoom_s2s.stores`` entry point. No if-chain here.
+built-in stores declare their schemes, third-party stores register theirs
+(:func:`~zoom_s2s.stores.register_store`). No if-chain here.
 """
 
 from __future__ import annotations
@@ -15,7 +15,11 @@ from ..errors import ConfigurationError
 from .base import TokenStore
 from .registry import find_store, registered_schemes
 
-__all__ = ["redact_url", "store_from_url"]
+__all__ = ["SHARED_MAX_CONNECTIONS", "redact_url", "resolve_store", "store_from_url"]
+
+SHARED_MAX_CONNECTIONS = 16
+"""Connections (pub/sub included) a Redis store made for a pool keeps at most."""
+_BOUNDED_SCHEMES = ("redis", "rediss", "unix")  # a connection per concurrent command
 
 ACCEPTED_FORMS = (
     "memory://, file:///absolute/directory, redis://[user:password@]host[:port][/db], "
@@ -116,10 +120,41 @@ def store_from_url(
         known = ", ".join(f"{name}://" for name in registered_schemes())
         raise ConfigurationError(
             f"store URL {shown} has {what}; use {ACCEPTED_FORMS} (registered schemes: {known}; "
-            "stores from other packages register a 'zoom_s2s.stores' entry point)"
+            "a store from another package is registered with "
+            "zoom_s2s.stores.register_store(scheme, StoreClass) before use)"
         )
     try:
         store = factory.from_url(url, **options)
     except TypeError as exc:
         raise ConfigurationError(f"unexpected option for a {scheme}:// store: {exc}") from None
     return cast(TokenStore, store)
+
+
+def resolve_store(
+    spec: TokenStore | str | None, *, shared: bool = False, **options: Any
+) -> tuple[TokenStore, bool]:
+    """The store a ``store=`` argument names, and whether its user owns (closes) it.
+
+    ``spec`` is a store (used as is, not owned), a URL (made by
+    :func:`store_from_url` with ``options``) or ``None`` (a new
+    :class:`MemoryTokenStore`). With ``shared`` (a pool: many managers on one
+    store) a Redis URL keeps at most :data:`SHARED_MAX_CONNECTIONS`
+    connections unless ``options`` say otherwise.
+
+    Raises:
+        ConfigurationError: As :func:`store_from_url`, or ``options`` without a URL.
+    """
+    if isinstance(spec, str):
+        scheme = spec.partition(":")[0].strip().lower()
+        if shared and scheme in _BOUNDED_SCHEMES and not options.get("cluster"):
+            options.setdefault("max_connections", SHARED_MAX_CONNECTIONS)
+        return store_from_url(spec, **options), True
+    if options:
+        raise ConfigurationError(
+            f"store options ({', '.join(sorted(options))}) apply only to a store URL"
+        )
+    if spec is None:
+        from .memory import MemoryTokenStore
+
+        return MemoryTokenStore(), True
+    return spec, False

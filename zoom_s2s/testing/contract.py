@@ -34,13 +34,18 @@ waits end well before their timeouts, so they hold on slow CI machines too.
 
 What the contract pins down, beyond "it stores tokens":
 
+* One read is the whole state: :meth:`~zoom_s2s.stores.TokenStore.read`
+  returns the token and the failure record together, and
+  :meth:`~zoom_s2s.stores.TokenStore.acquire_lock` returns them too, read with
+  the lock taken (or seen taken by another owner).
 * The lease is the proof: :meth:`~zoom_s2s.stores.TokenStore.acquire_lock`
   hands out a generation that strictly increases across acquisitions (also
   between clients), and ``acquired_at`` is a monotonic moment taken during
   the call. A write is fenced by its lease: a holder whose lock lapsed cannot
   overwrite its successor's token, and the same lease may write again.
-* A write forgets the failure record and wakes waiters; a refused write
-  changes nothing.
+* A write forgets the failure record and wakes waiters, and may release its
+  lease's lock in the same step (``release=True``); a refused write changes
+  nothing.
 * Times never grow: a read never returns an ``expires_at`` later than the one
   written, and a failure record read back says at most the ``retry_in`` that
   was written, less the time since (measured by the store's own clock).
@@ -64,9 +69,16 @@ import pytest_asyncio
 
 from ..errors import StoreError
 from ..models import AccessToken
-from ..stores.base import FailureRecord, LockLease, TokenStore, new_owner
+from ..stores.base import FailureRecord, LockLease, StoreState, TokenStore, new_owner
 
-__all__ = ["HOSTILE_FAILURE_RECORDS", "StoreContract", "make_failure", "make_token"]
+__all__ = [
+    "HOSTILE_FAILURE_RECORDS",
+    "StoreContract",
+    "make_failure",
+    "make_token",
+    "stored_failure",
+    "stored_token",
+]
 
 KEY = "contract-key"
 OTHER_KEY = "contract-other"
@@ -142,6 +154,16 @@ HOSTILE_FAILURE_RECORDS: dict[str, str] = {
 }
 
 
+async def stored_token(store: TokenStore, key: str = KEY) -> AccessToken | None:
+    """The token ``store`` holds for ``key`` (one :meth:`~zoom_s2s.stores.TokenStore.read`)."""
+    return (await store.read(key)).token
+
+
+async def stored_failure(store: TokenStore, key: str = KEY) -> FailureRecord | None:
+    """The failure record ``store`` holds for ``key`` (one ``read``)."""
+    return (await store.read(key)).failure
+
+
 def _fingerprint(token: AccessToken | None) -> str | None:
     return None if token is None else token.fingerprint
 
@@ -209,7 +231,7 @@ class StoreContract:
     @staticmethod
     async def take_lock(store: TokenStore, key: str = KEY, *, ttl: float = 10.0) -> LockLease:
         """Take the lock on ``key`` or fail the test."""
-        lease = await store.acquire_lock(key, ttl=ttl)
+        lease = (await store.acquire_lock(key, ttl=ttl)).lease
         assert lease is not None, f"the lock on {key!r} is not free"
         return lease
 
@@ -227,7 +249,7 @@ class StoreContract:
         token = make_token()
         assert await self.write_token(store, token) is True
         for reader in (store, peer):
-            got = await reader.read(KEY)
+            got = await stored_token(reader, KEY)
             assert got is not None
             assert got.access_token == token.access_token
             assert got.fingerprint == token.fingerprint
@@ -242,49 +264,94 @@ class StoreContract:
             token = make_token(lifetime)
             assert await self.write_token(store, token) is True
             for reader in (store, peer):
-                got = await reader.read(KEY)
+                got = await stored_token(reader, KEY)
                 assert got is not None
                 assert got.expires_at <= token.expires_at, "the store extended the token's life"
 
     async def test_missing_key_reads_none(self, store: TokenStore) -> None:
-        assert await store.read(KEY) is None
+        assert await stored_token(store, KEY) is None
 
     async def test_token_is_gone_after_its_expiry(
         self, store: TokenStore, peer: TokenStore
     ) -> None:
         assert await self.write_token(store, make_token(lifetime=0.6))
-        assert await store.read(KEY) is not None
+        assert await stored_token(store, KEY) is not None
         await asyncio.sleep(0.8)
-        assert await store.read(KEY) is None
-        assert await peer.read(KEY) is None
+        assert await stored_token(store, KEY) is None
+        assert await stored_token(peer, KEY) is None
 
     async def test_expired_token_is_never_returned(self, store: TokenStore) -> None:
         now = time.time()
         expired = attrs.evolve(make_token(), issued_at=now - 3605, expires_at=now - 5)
         await self.write_token(store, expired)  # stored or refused: never read
-        assert await store.read(KEY) is None
+        assert await stored_token(store, KEY) is None
 
     async def test_delete_needs_the_matching_fingerprint(self, store: TokenStore) -> None:
         token = make_token()
         await self.write_token(store, token)
         assert await store.delete(KEY, fingerprint=make_token().fingerprint) is False
-        assert _fingerprint(await store.read(KEY)) == token.fingerprint
+        assert _fingerprint(await stored_token(store, KEY)) == token.fingerprint
         assert await store.delete(KEY, fingerprint=token.fingerprint) is True
-        assert await store.read(KEY) is None
+        assert await stored_token(store, KEY) is None
         assert await store.delete(KEY, fingerprint=token.fingerprint) is False
 
     async def test_peer_sees_writes_and_deletes(self, store: TokenStore, peer: TokenStore) -> None:
         token = make_token()
         await self.write_token(peer, token)
-        assert _fingerprint(await store.read(KEY)) == token.fingerprint
+        assert _fingerprint(await stored_token(store, KEY)) == token.fingerprint
         assert await store.delete(KEY, fingerprint=token.fingerprint)
-        assert await peer.read(KEY) is None
+        assert await stored_token(peer, KEY) is None
+
+    async def test_read_returns_the_token_and_the_failure_together(
+        self, store: TokenStore, peer: TokenStore
+    ) -> None:
+        assert await store.read(KEY) == StoreState()
+        token = make_token()
+        lease = await self.take_lock(store)
+        assert await store.write(lease, token)
+        await store.write_failure(lease, make_failure(30.0), keep_for=60.0)
+        await store.release_lock(lease)
+        for reader in (store, peer):
+            state = await reader.read(KEY)
+            assert _fingerprint(state.token) == token.fingerprint
+            assert state.failure is not None
+            assert state.failure.failures == 3
 
     # -- the lease: lock, generation, fencing ---------------------------------
 
+    async def test_taking_the_lock_reads_the_state(
+        self, store: TokenStore, peer: TokenStore
+    ) -> None:
+        lease, state = await store.acquire_lock(KEY, ttl=10)
+        assert lease is not None
+        assert state == StoreState()
+        token = make_token()
+        assert await store.write(lease, token)
+        await store.write_failure(lease, make_failure(30.0), keep_for=60.0)
+        await store.release_lock(lease)
+        lease, state = await peer.acquire_lock(KEY, ttl=10)
+        assert lease is not None
+        assert _fingerprint(state.token) == token.fingerprint
+        assert state.failure is not None
+        assert 0 < state.failure.retry_in <= 30.0
+        await peer.release_lock(lease)
+
+    async def test_a_taken_lock_still_reports_the_state(
+        self, store: TokenStore, peer: TokenStore
+    ) -> None:
+        lease = await self.take_lock(store)
+        token = make_token()
+        assert await store.write(lease, token)
+        refused, state = await peer.acquire_lock(KEY, ttl=10)
+        assert refused is None
+        assert _fingerprint(state.token) == token.fingerprint
+        assert state.failure is None
+        await store.release_lock(lease)
+
+
     async def test_lease_describes_the_acquisition(self, store: TokenStore) -> None:
         before = time.monotonic()
-        lease = await store.acquire_lock(KEY, ttl=10)
+        lease = (await store.acquire_lock(KEY, ttl=10)).lease
         after = time.monotonic()
         assert lease is not None
         assert lease.key == KEY
@@ -322,8 +389,8 @@ class StoreContract:
 
     async def test_lock_is_exclusive(self, store: TokenStore, peer: TokenStore) -> None:
         lease = await self.take_lock(store)
-        assert await store.acquire_lock(KEY, ttl=10) is None
-        assert await peer.acquire_lock(KEY, ttl=10) is None
+        assert (await store.acquire_lock(KEY, ttl=10)).lease is None
+        assert (await peer.acquire_lock(KEY, ttl=10)).lease is None
         assert await store.release_lock(lease) is True
         again = await self.take_lock(peer)
         assert again.owner != lease.owner
@@ -334,7 +401,8 @@ class StoreContract:
         self, store: TokenStore, peer: TokenStore
     ) -> None:
         clients = [store, peer] * 5
-        leases = await asyncio.gather(*(c.acquire_lock(KEY, ttl=10) for c in clients))
+        attempts = await asyncio.gather(*(c.acquire_lock(KEY, ttl=10) for c in clients))
+        leases = [attempt.lease for attempt in attempts]
         won = [
             (client, lease) for client, lease in zip(clients, leases, strict=True) if lease
         ]
@@ -352,7 +420,7 @@ class StoreContract:
             acquired_at=time.monotonic(),
         )
         assert await peer.release_lock(impostor) is False
-        assert await peer.acquire_lock(KEY, ttl=10) is None
+        assert (await peer.acquire_lock(KEY, ttl=10)).lease is None
         assert await store.release_lock(lease) is True
         assert await store.release_lock(lease) is False
 
@@ -365,7 +433,8 @@ class StoreContract:
         successor = await self.take_lock(peer)
         assert successor.generation > stale.generation
         assert await store.release_lock(stale) is False
-        assert await store.acquire_lock(KEY, ttl=10) is None  # the stale release freed nothing
+        # The stale release freed nothing.
+        assert (await store.acquire_lock(KEY, ttl=10)).lease is None
         assert await peer.release_lock(successor) is True
 
     async def test_a_lapsed_lease_cannot_overwrite_its_successor(
@@ -377,8 +446,8 @@ class StoreContract:
         newer = make_token()
         assert await peer.write(successor, newer) is True
         assert await store.write(stale, make_token()) is False
-        assert _fingerprint(await store.read(KEY)) == newer.fingerprint
-        assert _fingerprint(await peer.read(KEY)) == newer.fingerprint
+        assert _fingerprint(await stored_token(store, KEY)) == newer.fingerprint
+        assert _fingerprint(await stored_token(peer, KEY)) == newer.fingerprint
         await peer.release_lock(successor)
         assert await store.write(stale, make_token()) is False  # not after the release either
 
@@ -392,8 +461,8 @@ class StoreContract:
         assert await peer.write(successor, newer) is True
         await peer.write_failure(successor, make_failure(30.0), keep_for=60.0)
         assert await store.write(stale, make_token()) is False
-        assert _fingerprint(await peer.read(KEY)) == newer.fingerprint
-        assert await peer.read_failure(KEY) is not None, "a refused write forgot the failure"
+        assert _fingerprint(await stored_token(peer, KEY)) == newer.fingerprint
+        assert await stored_failure(peer, KEY) is not None, "a refused write forgot the failure"
         await peer.release_lock(successor)
 
     async def test_the_same_lease_may_write_again(self, store: TokenStore) -> None:
@@ -401,8 +470,34 @@ class StoreContract:
         first, second = make_token(), make_token()
         assert await store.write(lease, first) is True
         assert await store.write(lease, second) is True
-        assert _fingerprint(await store.read(KEY)) == second.fingerprint
+        assert _fingerprint(await stored_token(store, KEY)) == second.fingerprint
         await store.release_lock(lease)
+
+    async def test_a_write_may_release_the_lock_in_the_same_step(
+        self, store: TokenStore, peer: TokenStore
+    ) -> None:
+        lease = await self.take_lock(store)
+        token = make_token()
+        assert await store.write(lease, token, release=True) is True
+        successor, state = await peer.acquire_lock(KEY, ttl=10)
+        assert successor is not None, "the write did not release the lock"
+        assert successor.generation > lease.generation
+        assert _fingerprint(state.token) == token.fingerprint
+        assert await store.release_lock(lease) is False  # released already
+        assert await peer.release_lock(successor) is True
+
+    async def test_a_lapsed_lease_never_releases_its_successors_lock(
+        self, store: TokenStore, peer: TokenStore
+    ) -> None:
+        stale = await self.take_lock(store, ttl=0.3)
+        await asyncio.sleep(0.5)
+        successor = await self.take_lock(peer)
+        await store.write(stale, make_token(), release=True)  # accepted: nothing newer written
+        assert (await store.acquire_lock(KEY, ttl=10)).lease is None
+        assert await peer.write(successor, make_token())
+        assert await store.write(stale, make_token(), release=True) is False
+        assert (await store.acquire_lock(KEY, ttl=10)).lease is None
+        assert await peer.release_lock(successor) is True
 
     async def test_deleted_token_still_fences(self, store: TokenStore, peer: TokenStore) -> None:
         older = await self.take_lock(store)
@@ -413,10 +508,10 @@ class StoreContract:
         await peer.release_lock(newer)
         assert await store.delete(KEY, fingerprint=token.fingerprint) is True
         assert await store.write(older, make_token()) is False
-        assert await store.read(KEY) is None
+        assert await stored_token(store, KEY) is None
         latest = make_token()
         assert await self.write_token(store, latest) is True
-        assert _fingerprint(await peer.read(KEY)) == latest.fingerprint
+        assert _fingerprint(await stored_token(peer, KEY)) == latest.fingerprint
 
     # -- waiting --------------------------------------------------------------
 
@@ -473,29 +568,29 @@ class StoreContract:
     async def test_failure_record_round_trips_and_is_shared(
         self, store: TokenStore, peer: TokenStore
     ) -> None:
-        assert await store.read_failure(KEY) is None
+        assert await stored_failure(store, KEY) is None
         failure = make_failure(30.0)
         lease = await self.take_lock(store)
         await store.write_failure(lease, failure, keep_for=60.0)
         await store.release_lock(lease)
         for reader in (store, peer):
-            got = await reader.read_failure(KEY)
+            got = await stored_failure(reader, KEY)
             assert got is not None
             assert (got.failures, got.error_type, got.message) == (
                 failure.failures, failure.error_type, failure.message,
             )
             assert failure.retry_in - SKEW < got.retry_in <= failure.retry_in
-        assert await store.read_failure(OTHER_KEY) is None
+        assert await stored_failure(store, OTHER_KEY) is None
 
     async def test_failure_record_ages_by_the_stores_clock(self, store: TokenStore) -> None:
         lease = await self.take_lock(store)
         await store.write_failure(lease, make_failure(2.0), keep_for=10.0)
         await store.release_lock(lease)
-        fresh = await store.read_failure(KEY)
+        fresh = await stored_failure(store, KEY)
         assert fresh is not None
         assert fresh.retry_in <= 2.0, "a record never says more than was written"
         await asyncio.sleep(1.0)
-        aged = await store.read_failure(KEY)
+        aged = await stored_failure(store, KEY)
         assert aged is not None
         assert 0 <= aged.retry_in <= 1.0 + AGING_SLACK, f"not aged: {aged.retry_in}"
 
@@ -505,7 +600,7 @@ class StoreContract:
         await store.write_failure(lease, make_failure(0.2, failures=2), keep_for=30.0)
         await store.release_lock(lease)
         await asyncio.sleep(0.4)
-        got = await store.read_failure(KEY)
+        got = await stored_failure(store, KEY)
         assert got is not None
         assert got.failures == 2
         assert got.retry_in == 0
@@ -515,18 +610,18 @@ class StoreContract:
         await store.write_failure(lease, make_failure(0.0), keep_for=0.5)
         await store.release_lock(lease)
         await asyncio.sleep(0.9)
-        assert await store.read_failure(KEY) is None
+        assert await stored_failure(store, KEY) is None
 
     async def test_a_write_forgets_the_failure_record(
         self, store: TokenStore, peer: TokenStore
     ) -> None:
         lease = await self.take_lock(store)
         await store.write_failure(lease, make_failure(30.0), keep_for=60.0)
-        assert await peer.read_failure(KEY) is not None
+        assert await stored_failure(peer, KEY) is not None
         assert await store.write(lease, make_token()) is True
         await store.release_lock(lease)
-        assert await store.read_failure(KEY) is None
-        assert await peer.read_failure(KEY) is None
+        assert await stored_failure(store, KEY) is None
+        assert await stored_failure(peer, KEY) is None
 
     @pytest.mark.parametrize("shape", sorted(HOSTILE_FAILURE_RECORDS))
     async def test_hostile_failure_record_reads_as_none(
@@ -534,14 +629,14 @@ class StoreContract:
     ) -> None:
         await self.plant_failure(store, KEY, HOSTILE_FAILURE_RECORDS[shape], keep_for=60.0)
         with caplog.at_level(logging.WARNING):
-            assert await store.read_failure(KEY) is None
+            assert await stored_failure(store, KEY) is None
         assert any(r.levelno >= logging.WARNING for r in caplog.records), "no warning logged"
 
     async def test_planted_valid_failure_record_reads_back(self, store: TokenStore) -> None:
         # Checks plant_failure itself, so that the hostile cases above prove something.
         raw = make_failure(30.0).to_json(keep_for=60.0)
         await self.plant_failure(store, KEY, raw, keep_for=60.0)
-        got = await store.read_failure(KEY)
+        got = await stored_failure(store, KEY)
         assert got is not None
         assert got.failures == 3
         assert 0 < got.retry_in <= 30.0
@@ -553,7 +648,6 @@ class StoreContract:
             lambda: broken.read(KEY),
             lambda: broken.acquire_lock(KEY, ttl=10),
             lambda: broken.delete(KEY, fingerprint=make_token().fingerprint),
-            lambda: broken.read_failure(KEY),
         ]
         for operation in operations:
             with pytest.raises(StoreError) as info:
@@ -601,16 +695,16 @@ class StoreContract:
     async def test_keys_are_isolated(self, store: TokenStore) -> None:
         token = make_token()
         await self.write_token(store, token)
-        assert await store.read(OTHER_KEY) is None
+        assert await stored_token(store, OTHER_KEY) is None
         assert await store.delete(OTHER_KEY, fingerprint=token.fingerprint) is False
         assert await self.write_token(store, make_token(), OTHER_KEY) is True
         lease = await self.take_lock(store, KEY)
         other = await self.take_lock(store, OTHER_KEY)
         await store.write_failure(other, make_failure(), keep_for=60.0)
-        assert await store.read_failure(KEY) is None
+        assert await stored_failure(store, KEY) is None
         assert await store.release_lock(other) is True
         assert await store.release_lock(lease) is True
-        assert _fingerprint(await store.read(KEY)) == token.fingerprint
+        assert _fingerprint(await stored_token(store, KEY)) == token.fingerprint
 
     async def test_aclose_is_idempotent(self) -> None:
         store = await self.make_store()

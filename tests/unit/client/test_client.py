@@ -15,20 +15,20 @@ import aiohttp
 import pytest
 import stamina
 
-from zoom_s2s import (
+from zoom_s2s import TokenManager
+from zoom_s2s.client import User, ZoomClient
+from zoom_s2s.errors import (
     APIConnectionError,
     ConfigurationError,
     DailyLimitExceededError,
+    ForeignRedirectError,
     MissingScopesError,
     NotFoundError,
     RateLimitedError,
     ServerError,
-    TokenManager,
     UnauthorizedError,
     ZoomAPIError,
 )
-from zoom_s2s.client import User, ZoomClient
-from zoom_s2s.errors import ForeignRedirectError
 from zoom_s2s.testing import FakeZoom, Fault
 
 from ...support import FAST_RETRY, SECRET
@@ -439,7 +439,8 @@ async def test_an_unreachable_api_is_an_api_connection_error_after_retries(
 ) -> None:
     import socket
 
-    from zoom_s2s import APIConnectionError, RetryPolicy, TokenManager, ZoomClient
+    from zoom_s2s import RetryPolicy, TokenManager, ZoomClient
+    from zoom_s2s.errors import APIConnectionError
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

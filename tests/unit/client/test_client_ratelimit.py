@@ -12,15 +12,9 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from zoom_s2s import (
-    DailyLimitExceededError,
-    MemoryTokenStore,
-    RateLimitedError,
-    RateLimits,
-    TokenManager,
-    ZoomAuthMiddleware,
-    ZoomClient,
-)
+from zoom_s2s import MemoryTokenStore, RateLimits, TokenManager, ZoomClient
+from zoom_s2s.aiohttp import ZoomAuthMiddleware
+from zoom_s2s.errors import DailyLimitExceededError, RateLimitedError
 from zoom_s2s.testing import FakeRateLimits, FakeZoom
 
 from ...support import FAST_RETRY

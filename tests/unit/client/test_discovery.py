@@ -7,8 +7,9 @@ import asyncio
 import aiohttp
 import pytest
 
-from zoom_s2s import ConfigurationError, TokenManager, UnauthorizedError, ZoomAPIError
+from zoom_s2s import TokenManager
 from zoom_s2s.client import discover_account_id
+from zoom_s2s.errors import ConfigurationError, UnauthorizedError, ZoomAPIError
 from zoom_s2s.testing import FakeZoom, Fault
 
 

@@ -18,8 +18,9 @@ import httpx
 import pytest
 import requests
 
-from zoom_s2s import TokenManager, UnauthorizedError, ZoomAPIError, ZoomClient, ZoomS2SError
-from zoom_s2s.client import ZoomAuthMiddleware
+from zoom_s2s import TokenManager, ZoomClient, ZoomS2SError
+from zoom_s2s.aiohttp import ZoomAuthMiddleware
+from zoom_s2s.errors import UnauthorizedError, ZoomAPIError
 from zoom_s2s.httpx import ZoomAuth as HttpxAuth
 from zoom_s2s.requests import ZoomAuth as RequestsAuth
 from zoom_s2s.sync import SyncTokenManager

@@ -14,9 +14,9 @@ import aiohttp
 import pytest
 from aiohttp import ClientHandlerType, ClientRequest, ClientResponse
 
-from zoom_s2s import ConfigurationError, TokenManager
-from zoom_s2s.client import ZoomAuthMiddleware
-from zoom_s2s.errors import ForeignRedirectError
+from zoom_s2s import TokenManager
+from zoom_s2s.aiohttp import ZoomAuthMiddleware
+from zoom_s2s.errors import ConfigurationError, ForeignRedirectError
 from zoom_s2s.testing import FakeZoom, Fault
 
 from ...support import FAST_RETRY

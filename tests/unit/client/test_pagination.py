@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from zoom_s2s import TokenManager, ZoomAPIError, ZoomClient
+from zoom_s2s import TokenManager, ZoomClient
 from zoom_s2s.client.pagination import page_token_expired
-from zoom_s2s.errors import ConfigurationError
+from zoom_s2s.errors import ConfigurationError, ZoomAPIError
 from zoom_s2s.sync import SyncTokenManager, SyncZoomClient
 from zoom_s2s.testing import FakeZoom, Fault
 

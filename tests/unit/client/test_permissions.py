@@ -8,9 +8,14 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from zoom_s2s import MemoryTokenStore, MissingScopesError, TokenManager, ZoomClient
+from zoom_s2s import MemoryTokenStore, TokenManager, ZoomClient
 from zoom_s2s.client.responses import scopes_named
-from zoom_s2s.errors import PermissionDeniedError, PlanRequiredError, UnauthorizedError
+from zoom_s2s.errors import (
+    MissingScopesError,
+    PermissionDeniedError,
+    PlanRequiredError,
+    UnauthorizedError,
+)
 from zoom_s2s.testing import FakeZoom, Fault
 from zoom_s2s.testing.fake_zoom import ApiCall
 

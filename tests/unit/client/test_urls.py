@@ -7,8 +7,8 @@ import logging
 import pytest
 import yarl
 
-from zoom_s2s import ConfigurationError
 from zoom_s2s.client.urls import Destinations, api_base, is_zoom_host, quote_path
+from zoom_s2s.errors import ConfigurationError
 
 
 @pytest.mark.parametrize(

@@ -14,11 +14,12 @@ from zoom_s2s.errors import (
     StoreUnavailableError,
     TokenEndpointError,
 )
-from zoom_s2s.models import AccessToken
 from zoom_s2s.stores import (
     BaseTokenStore,
     FailureRecord,
+    LockAttempt,
     LockLease,
+    StoreState,
     decode_record,
     encode_record,
     registry,
@@ -173,11 +174,11 @@ class FlakyStore(BaseTokenStore):
     def error_hint(self, exc: BaseException) -> str:
         return "restart the flaky backend"
 
-    async def read(self, key: str) -> AccessToken | None:
+    async def read(self, key: str) -> StoreState:
         self.calls += 1
         raise self.error
 
-    async def acquire_lock(self, key: str, *, ttl: float) -> LockLease | None:
+    async def acquire_lock(self, key: str, *, ttl: float) -> LockAttempt:
         raise self.error
 
 
@@ -213,7 +214,7 @@ async def test_other_exceptions_are_bugs_and_not_disguised_as_store_errors() -> 
 
 async def test_a_subclass_is_translated_once_not_twice() -> None:
     class Flakier(FlakyStore):
-        async def read(self, key: str) -> AccessToken | None:
+        async def read(self, key: str) -> StoreState:
             return await super().read(key)
 
     store = Flakier(FlakyBackendError("down"))

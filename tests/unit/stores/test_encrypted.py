@@ -48,14 +48,14 @@ def store(inner: MemoryTokenStore, key: str) -> EncryptedTokenStore:
 
 
 async def put(store: MemoryTokenStore | EncryptedTokenStore, token: AccessToken) -> None:
-    lease = await store.acquire_lock(KEY, ttl=10)
+    lease = (await store.acquire_lock(KEY, ttl=10)).lease
     assert lease is not None
     assert await store.write(lease, token)
     await store.release_lock(lease)
 
 
 async def raw(inner: MemoryTokenStore) -> AccessToken:
-    stored = await inner.read(KEY)
+    stored = (await inner.read(KEY)).token
     assert stored is not None
     return stored
 
@@ -69,7 +69,7 @@ async def test_the_wrapped_store_sees_only_ciphertext_and_times(
     assert token.access_token not in stored.access_token
     assert (stored.scopes, stored.api_url) == ((), None)
     assert (stored.expires_at, stored.issued_at) == (token.expires_at, token.issued_at)
-    assert await store.read(KEY) == token
+    assert (await store.read(KEY)).token == token
 
 
 async def test_every_field_is_sealed(
@@ -98,7 +98,7 @@ async def test_plaintext_metadata_beside_the_seal_is_a_miss_with_a_warning(
     await put(store, token)
     await put(inner, attrs.evolve(await raw(inner), **tamper))  # no key needed
     with caplog.at_level(logging.WARNING, LOGGER):
-        assert await store.read(KEY) is None
+        assert (await store.read(KEY)).token is None
     assert "tampered" in caplog.text
     assert token.access_token not in caplog.text
     # compare-and-delete cannot match a record that does not verify
@@ -111,7 +111,7 @@ async def test_a_later_expiry_beside_the_seal_is_not_believed(
     token = make_token(lifetime=600.0)
     await put(store, token)
     await put(inner, attrs.evolve(await raw(inner), expires_at=token.expires_at + 86_000))
-    got = await store.read(KEY)
+    got = (await store.read(KEY)).token
     assert got is not None
     assert got.expires_at == token.expires_at
 
@@ -122,7 +122,7 @@ async def test_an_earlier_expiry_from_the_wrapped_store_shortens_the_token(
     token = make_token(lifetime=600.0)
     await put(store, token)
     await put(inner, attrs.evolve(await raw(inner), expires_at=token.expires_at - 300))
-    got = await store.read(KEY)
+    got = (await store.read(KEY)).token
     assert got is not None
     assert got.expires_at == token.expires_at - 300
     assert (got.access_token, got.scopes, got.api_url) == (
@@ -133,14 +133,14 @@ async def test_an_earlier_expiry_from_the_wrapped_store_shortens_the_token(
 async def test_a_record_moved_from_another_key_is_a_miss(
     store: EncryptedTokenStore, inner: MemoryTokenStore, caplog: pytest.LogCaptureFixture
 ) -> None:
-    lease = await store.acquire_lock("other-account", ttl=10)
+    lease = (await store.acquire_lock("other-account", ttl=10)).lease
     assert lease is not None
     await store.write(lease, make_token())
-    moved = await inner.read("other-account")
+    moved = (await inner.read("other-account")).token
     assert moved is not None
     await put(inner, moved)
     with caplog.at_level(logging.WARNING, LOGGER):
-        assert await store.read(KEY) is None
+        assert (await store.read(KEY)).token is None
     assert "another store key" in caplog.text
 
 
@@ -152,7 +152,7 @@ async def test_a_record_sealed_the_old_way_is_a_miss(
     old = Fernet(key).encrypt(token.access_token.encode()).decode()
     await put(inner, attrs.evolve(token, access_token=old))
     with caplog.at_level(logging.WARNING, LOGGER):
-        assert await store.read(KEY) is None
+        assert (await store.read(KEY)).token is None
     assert "does not decode" in caplog.text
     assert token.access_token not in caplog.text
 
@@ -172,7 +172,7 @@ async def test_sealed_data_that_does_not_decode_is_a_miss(
 ) -> None:
     sealed = Fernet(key).encrypt(payload).decode()
     await put(inner, attrs.evolve(make_token(), access_token=sealed, scopes=(), api_url=None))
-    assert await store.read(KEY) is None
+    assert (await store.read(KEY)).token is None
 
 
 async def test_a_token_no_key_decrypts_is_a_miss_with_a_warning(
@@ -182,10 +182,10 @@ async def test_a_token_no_key_decrypts_is_a_miss_with_a_warning(
     await put(store, token)
     other = EncryptedTokenStore(inner, [EncryptedTokenStore.generate_key()])
     with caplog.at_level(logging.WARNING, LOGGER):
-        assert await other.read(KEY) is None
+        assert (await other.read(KEY)).token is None
     assert "does not decrypt" in caplog.text
     assert await other.delete(KEY, fingerprint=token.fingerprint) is False
-    assert await store.read(KEY) == token
+    assert (await store.read(KEY)).token == token
 
 
 async def test_key_rotation_reads_old_records_and_writes_with_the_new_key(
@@ -195,11 +195,11 @@ async def test_key_rotation_reads_old_records_and_writes_with_the_new_key(
     token = make_token()
     await put(EncryptedTokenStore(inner, [old]), token)
     rotated = EncryptedTokenStore(inner, [new, old])
-    assert await rotated.read(KEY) == token
+    assert (await rotated.read(KEY)).token == token
     fresh = make_token()
     await put(rotated, fresh)
-    assert await EncryptedTokenStore(inner, [new]).read(KEY) == fresh
-    assert await EncryptedTokenStore(inner, [old]).read(KEY) is None
+    assert (await EncryptedTokenStore(inner, [new]).read(KEY)).token == fresh
+    assert (await EncryptedTokenStore(inner, [old]).read(KEY)).token is None
 
 
 async def test_compare_and_delete_uses_the_decrypted_fingerprint(
@@ -211,17 +211,17 @@ async def test_compare_and_delete_uses_the_decrypted_fingerprint(
     assert await store.delete(KEY, fingerprint=stored.fingerprint) is False  # the ciphertext's
     assert await store.delete(KEY, fingerprint=make_token().fingerprint) is False
     assert await store.delete(KEY, fingerprint=token.fingerprint) is True
-    assert await inner.read(KEY) is None
+    assert (await inner.read(KEY)).token is None
 
 
 async def test_locks_and_failure_records_pass_through(
     store: EncryptedTokenStore, inner: MemoryTokenStore
 ) -> None:
-    lease = await store.acquire_lock(KEY, ttl=10)
+    lease = (await store.acquire_lock(KEY, ttl=10)).lease
     assert lease is not None
-    assert await inner.acquire_lock(KEY, ttl=10) is None
+    assert (await inner.acquire_lock(KEY, ttl=10)).lease is None
     await store.write_failure(lease, make_failure(30.0), keep_for=60.0)
-    got = await store.read_failure(KEY)
+    got = (await store.read(KEY)).failure
     assert got is not None
     assert (got.failures, got.message) == (3, make_failure().message)
     assert await store.release_lock(lease)
@@ -257,4 +257,4 @@ async def test_a_sealed_zoom_sized_token_stays_a_valid_bearer_token(
     )
     await put(store, token)
     assert AccessToken.from_dict((await raw(inner)).to_dict()) == await raw(inner)
-    assert await store.read(KEY) == token
+    assert (await store.read(KEY)).token == token

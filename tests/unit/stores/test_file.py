@@ -21,7 +21,7 @@ import pytest
 import pytest_asyncio
 
 from zoom_s2s.errors import ConfigurationError, StoreUnavailableError
-from zoom_s2s.stores import FailureRecord, FileTokenStore, LockLease, encode_record
+from zoom_s2s.stores import FailureRecord, FileTokenStore, LockAttempt, LockLease, encode_record
 from zoom_s2s.stores.file import MAX_FILE_BYTES
 from zoom_s2s.testing.contract import make_token
 
@@ -43,7 +43,7 @@ def mode(path: Path) -> int:
 
 
 async def locked(store: FileTokenStore, key: str = KEY) -> LockLease:
-    lease = await store.acquire_lock(key, ttl=30)
+    lease = (await store.acquire_lock(key, ttl=30)).lease
     assert lease is not None
     return lease
 
@@ -96,11 +96,11 @@ async def test_damaged_token_file_is_a_miss_with_warning_then_replaced(
     store.directory.mkdir(mode=0o700)
     (store.directory / f"{KEY}.json").write_bytes(damage(good))
     with caplog.at_level(logging.WARNING, logger=LOGGER):
-        assert await store.read(KEY) is None
+        assert (await store.read(KEY)).token is None
     assert any(r.name == LOGGER and r.levelno == logging.WARNING for r in caplog.records)
     token = make_token()
     assert await store.write(await locked(store), token) is True
-    got = await store.read(KEY)
+    got = (await store.read(KEY)).token
     assert got is not None
     assert got.fingerprint == token.fingerprint
 
@@ -113,7 +113,7 @@ async def test_warning_about_a_damaged_file_does_not_contain_the_token(
     store.directory.mkdir(mode=0o700)
     (store.directory / f"{KEY}.json").write_bytes(record)
     with caplog.at_level(logging.DEBUG, logger=LOGGER):
-        assert await store.read(KEY) is None
+        assert (await store.read(KEY)).token is None
     assert caplog.records
     assert token.access_token not in caplog.text
 
@@ -123,7 +123,7 @@ async def test_unreadable_token_path_is_a_miss(
 ) -> None:
     (store.directory / f"{KEY}.json").mkdir(parents=True)  # a directory: not a regular file
     with caplog.at_level(logging.WARNING, logger=LOGGER):
-        assert await store.read(KEY) is None
+        assert (await store.read(KEY)).token is None
     assert "unreadable" in caplog.text
 
 
@@ -165,7 +165,7 @@ async def test_the_state_file_is_replaced_not_written_through(
         os.mkfifo(state, 0o600)
     else:
         state.write_bytes(b" " * 10_000)
-    lease = await asyncio.wait_for(store.acquire_lock(KEY, ttl=10), 10)
+    lease, _ = await asyncio.wait_for(store.acquire_lock(KEY, ttl=10), 10)
     assert lease is not None
     assert victim.read_text() == "keep me"
     assert state.is_file()
@@ -188,7 +188,7 @@ async def test_a_fifo_at_the_token_path_is_a_miss_not_a_hang(
     async def read() -> Any:
         store = FileTokenStore(directory)
         try:
-            return await store.read(KEY)
+            return (await store.read(KEY)).token
         finally:
             await store.aclose()
 
@@ -209,7 +209,7 @@ async def test_a_symlink_at_the_token_path_is_not_followed(
     store.directory.mkdir(mode=0o700)
     (store.directory / f"{KEY}.json").symlink_to(elsewhere)
     with caplog.at_level(logging.WARNING, logger=LOGGER):
-        assert await store.read(KEY) is None
+        assert (await store.read(KEY)).token is None
     assert "unreadable" in caplog.text
 
 
@@ -223,11 +223,11 @@ async def test_a_token_file_of_another_user_is_a_miss_then_replaced(
     path.write_bytes(encode_record(planted, 1))
     os.chown(path, NOBODY, NOBODY)
     with caplog.at_level(logging.WARNING, logger=LOGGER):
-        assert await store.read(KEY) is None
+        assert (await store.read(KEY)).token is None
     assert f"uid {NOBODY}" in caplog.text
     token = make_token()
     assert await store.write(await locked(store), token)
-    got = await store.read(KEY)
+    got = (await store.read(KEY)).token
     assert got is not None
     assert got.fingerprint == token.fingerprint
     assert path.stat().st_uid == os.geteuid()
@@ -297,7 +297,7 @@ async def test_the_suggested_private_subdirectory_works(tmp_path: Path) -> None:
     shared.chmod(0o1777)
     store = FileTokenStore(shared / "zoom-s2s")
     await store.write(await locked(store), make_token())
-    assert await store.read(KEY) is not None
+    assert (await store.read(KEY)).token is not None
     assert mode(shared / "zoom-s2s") == 0o700
     assert mode(shared) == 0o1777
     await store.aclose()
@@ -319,7 +319,7 @@ async def test_the_sweep_removes_only_its_own_stale_temp_files(tmp_path: Path) -
     for path in [ours_stale, *others]:
         os.utime(path, (old, old))
     store = FileTokenStore(directory)
-    assert await store.read("key") is None
+    assert (await store.read("key")).token is None
     assert not ours_stale.exists()
     assert ours_fresh.exists()
     for path in others:
@@ -347,7 +347,6 @@ async def test_directory_that_cannot_be_created_is_unavailable(tmp_path: Path) -
         store.read(KEY),
         store.write(fake_lease(1), make_token()),
         store.acquire_lock(KEY, ttl=1),
-        store.read_failure(KEY),
         store.wait_for_change(KEY, timeout=1),
     ):
         with pytest.raises(StoreUnavailableError) as info:
@@ -434,11 +433,11 @@ async def test_blocking_file_work_never_runs_on_the_event_loop(
     token = make_token()
     assert await store.write(lease, token)
     await asyncio.wait_for(waiter, 5)
-    assert await peer.read(KEY) is not None
+    assert (await peer.read(KEY)).token is not None
     failure = FailureRecord(failures=1, retry_in=1, error_type="X", message="m")
     await store.write_failure(lease, failure, keep_for=5)
-    assert await peer.read_failure(KEY) is not None
-    assert await peer.acquire_lock(KEY, ttl=5) is None
+    assert (await peer.read(KEY)).failure is not None
+    assert (await peer.acquire_lock(KEY, ttl=5)).lease is None
     assert await store.release_lock(lease)
     assert await peer.delete(KEY, fingerprint=token.fingerprint)
     await peer.aclose()
@@ -447,8 +446,8 @@ async def test_blocking_file_work_never_runs_on_the_event_loop(
 
 async def test_concurrent_acquirers_in_one_process_get_one_lease(tmp_path: Path) -> None:
     stores = [FileTokenStore(tmp_path / "tokens") for _ in range(4)]
-    leases = await asyncio.gather(*(s.acquire_lock(KEY, ttl=10) for s in stores for _ in range(5)))
-    won = [lease for lease in leases if lease is not None]
+    attempts = await asyncio.gather(*(s.acquire_lock(KEY, ttl=10) for s in stores for _ in range(5)))
+    won = [attempt.lease for attempt in attempts if attempt.lease is not None]
     assert len(won) == 1
     for s in stores:
         await s.aclose()
@@ -460,10 +459,10 @@ async def test_a_cancelled_acquire_does_not_leave_a_live_lease(store: FileTokenS
         await asyncio.sleep(0)
         task.cancel()
         result = await asyncio.gather(task, return_exceptions=True)
-        if isinstance(result[0], LockLease):
-            await store.release_lock(result[0])
+        if isinstance(result[0], LockAttempt) and result[0].lease is not None:
+            await store.release_lock(result[0].lease)
     await asyncio.sleep(0.2)  # the orphaned thread finishes and lets go
-    lease = await store.acquire_lock(KEY, ttl=60)  # taken over at once, not after 60 s
+    lease = (await store.acquire_lock(KEY, ttl=60)).lease  # taken over at once, not after 60 s
     assert lease is not None
 
 
@@ -479,7 +478,7 @@ async def test_failure_record_is_aged_by_the_writers_wall_time(store: FileTokenS
 
     async def read_written(seconds_ago: float) -> FailureRecord | None:
         path.write_text(json.dumps({**stored, "written_at": time.time() - seconds_ago}))
-        return await store.read_failure(KEY)
+        return (await store.read(KEY)).failure
 
     got = await read_written(10)
     assert got is not None
@@ -501,7 +500,7 @@ async def test_a_corrupt_failure_record_is_none(
     stored = json.loads(path.read_text())
     path.write_text(json.dumps(stored).replace(str(stored["written_at"]), written_at))
     with caplog.at_level(logging.WARNING, logger=LOGGER):
-        assert await store.read_failure(KEY) is None
+        assert (await store.read(KEY)).failure is None
     assert "corrupt" in caplog.text
 
 
@@ -509,9 +508,9 @@ async def test_a_write_forgets_the_failure_record(store: FileTokenStore) -> None
     lease = await locked(store)
     record = FailureRecord(failures=2, retry_in=30, error_type="TokenEndpointError", message="x")
     await store.write_failure(lease, record, keep_for=60)
-    assert await store.read_failure(KEY) is not None
+    assert (await store.read(KEY)).failure is not None
     assert await store.write(lease, make_token())
-    assert await store.read_failure(KEY) is None
+    assert (await store.read(KEY)).failure is None
 
 
 # -- API edges -------------------------------------------------------------------
@@ -528,11 +527,6 @@ def test_name_is_the_absolute_directory(tmp_path: Path, monkeypatch: pytest.Monk
     store = FileTokenStore("relative/dir")
     assert store.name == f"file://{tmp_path}/relative/dir"
     assert str(tmp_path) in repr(store)
-
-
-def test_poll_interval_is_deprecated_and_ignored(tmp_path: Path) -> None:
-    with pytest.warns(DeprecationWarning, match="no longer polls"):
-        FileTokenStore(tmp_path, poll_interval=0.2)
 
 
 @pytest.mark.parametrize(
@@ -567,10 +561,10 @@ async def test_closed_store_refuses_work(tmp_path: Path) -> None:
 
 async def test_aclose_ends_held_leases_at_once(tmp_path: Path) -> None:
     holder, other = FileTokenStore(tmp_path), FileTokenStore(tmp_path)
-    assert await holder.acquire_lock(KEY, ttl=60) is not None
-    assert await other.acquire_lock(KEY, ttl=60) is None
+    assert (await holder.acquire_lock(KEY, ttl=60)).lease is not None
+    assert (await other.acquire_lock(KEY, ttl=60)).lease is None
     await holder.aclose()
-    lease = await other.acquire_lock(KEY, ttl=60)
+    lease = (await other.acquire_lock(KEY, ttl=60)).lease
     assert lease is not None
     assert await other.release_lock(lease)
     await other.aclose()
@@ -594,7 +588,7 @@ async def test_a_busy_mutex_is_waited_for_without_polling(store: FileTokenStore)
     assert not acquiring.done()
     fcntl.flock(fd, fcntl.LOCK_UN)
     os.close(fd)
-    lease = await asyncio.wait_for(acquiring, 5)
+    lease, _ = await asyncio.wait_for(acquiring, 5)
     assert lease is not None
     assert await store.release_lock(lease)
 
@@ -609,6 +603,6 @@ async def test_a_mutex_held_too_long_is_a_clear_error_and_then_recovers(
     assert info.value.store == store.name
     fcntl.flock(fd, fcntl.LOCK_UN)  # the abandoned waiter gets the mutex and lets it go
     os.close(fd)
-    lease = await asyncio.wait_for(store.acquire_lock(KEY, ttl=10), 5)
+    lease, _ = await asyncio.wait_for(store.acquire_lock(KEY, ttl=10), 5)
     assert lease is not None
     assert await store.release_lock(lease)

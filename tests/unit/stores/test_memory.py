@@ -59,7 +59,7 @@ def test_url_takes_no_options() -> None:
 
 async def test_repr_counts_keys_and_never_shows_tokens(store: MemoryTokenStore) -> None:
     token = make_token()
-    lease = await store.acquire_lock(KEY, ttl=10)
+    lease = (await store.acquire_lock(KEY, ttl=10)).lease
     assert lease is not None
     await store.write(lease, token)
     assert repr(store) == "MemoryTokenStore(keys=1)"
@@ -70,12 +70,12 @@ async def test_a_wall_clock_stepped_back_does_not_revive_an_expired_token(
     store: MemoryTokenStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = SteppedClock(monkeypatch)
-    lease = await store.acquire_lock(KEY, ttl=10)
+    lease = (await store.acquire_lock(KEY, ttl=10)).lease
     assert lease is not None
     assert await store.write(lease, make_token(lifetime=0.3))
     clock.offset = -3600.0  # the wall clock steps back an hour
     await asyncio.sleep(0.4)
-    assert await store.read(KEY) is None
+    assert (await store.read(KEY)).token is None
 
 
 async def test_a_stepped_wall_clock_never_lengthens_the_expiry(
@@ -83,15 +83,15 @@ async def test_a_stepped_wall_clock_never_lengthens_the_expiry(
 ) -> None:
     clock = SteppedClock(monkeypatch)
     token = make_token(lifetime=3600.0)
-    lease = await store.acquire_lock(KEY, ttl=10)
+    lease = (await store.acquire_lock(KEY, ttl=10)).lease
     assert lease is not None
     assert await store.write(lease, token)
     clock.offset = 600.0  # forward: the token is not given ten more minutes
-    forward = await store.read(KEY)
+    forward = (await store.read(KEY)).token
     assert forward is not None
     assert forward.expires_at == token.expires_at
     clock.offset = -600.0  # back: the remaining lifetime is kept, not the wall-clock moment
-    back = await store.read(KEY)
+    back = (await store.read(KEY)).token
     assert back is not None
     assert back.expires_at <= token.expires_at - 599
     assert 3590 < back.expires_at - time.time() <= 3600
@@ -101,11 +101,11 @@ async def test_failure_records_age_on_the_monotonic_clock(
     store: MemoryTokenStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = SteppedClock(monkeypatch)
-    lease = await store.acquire_lock(KEY, ttl=10)
+    lease = (await store.acquire_lock(KEY, ttl=10)).lease
     assert lease is not None
     await store.write_failure(lease, make_failure(30.0), keep_for=60.0)
     clock.offset = 7200.0  # a wall-clock jump changes nothing
-    got = await store.read_failure(KEY)
+    got = (await store.read(KEY)).failure
     assert got is not None
     assert 29.0 < got.retry_in <= 30.0
 
@@ -114,24 +114,24 @@ async def test_the_lock_lapses_on_the_monotonic_clock(
     store: MemoryTokenStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = SteppedClock(monkeypatch)
-    lease = await store.acquire_lock(KEY, ttl=30)
+    lease = (await store.acquire_lock(KEY, ttl=30)).lease
     assert lease is not None
     clock.offset = 3600.0
-    assert await store.acquire_lock(KEY, ttl=30) is None
+    assert (await store.acquire_lock(KEY, ttl=30)).lease is None
 
 
 async def test_a_failure_record_lives_at_least_its_retry_in(store: MemoryTokenStore) -> None:
-    lease = await store.acquire_lock(KEY, ttl=10)
+    lease = (await store.acquire_lock(KEY, ttl=10)).lease
     assert lease is not None
     await store.write_failure(lease, make_failure(5.0), keep_for=0.1)
     await asyncio.sleep(0.2)
-    assert await store.read_failure(KEY) is not None
+    assert (await store.read(KEY)).failure is not None
 
 
 async def test_aclose_forgets_everything(store: MemoryTokenStore) -> None:
-    lease = await store.acquire_lock(KEY, ttl=10)
+    lease = (await store.acquire_lock(KEY, ttl=10)).lease
     assert lease is not None
     await store.write(lease, make_token())
     await store.aclose()
-    assert await store.read(KEY) is None
+    assert (await store.read(KEY)).token is None
     assert repr(store) == "MemoryTokenStore(keys=0)"

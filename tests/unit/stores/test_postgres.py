@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from zoom_s2s import ConfigurationError, StoreUnavailableError, store_from_url
+from zoom_s2s import store_from_url
+from zoom_s2s.errors import ConfigurationError, StoreUnavailableError
 from zoom_s2s.stores import PostgresTokenStore
 from zoom_s2s.stores.postgres import grants_sql, schema_sql
 

@@ -1,10 +1,7 @@
-"""stores/registry.py: store URLs by registration, from code and from entry points."""
+"""stores/registry.py: store URLs by registration."""
 
 from __future__ import annotations
 
-import sys
-import textwrap
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +12,7 @@ from zoom_s2s.stores import MemoryTokenStore, register_store, registry, store_fr
 
 @pytest.fixture(autouse=True)
 def _private_registry(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Registrations and loaded plugins stay inside the test.
+    # Registrations stay inside the test.
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
 
 
@@ -98,135 +95,3 @@ def test_an_unknown_scheme_lists_the_registered_ones() -> None:
         assert scheme in message
     assert "zoom_s2s.stores" in message  # how a plugin would register
     assert "hunter2" not in message
-
-
-# -- entry points --------------------------------------------------------------------
-
-
-def install_plugin(
-    site: Path, monkeypatch: pytest.MonkeyPatch, module: str, source: str, entry_points: str
-) -> None:
-    """A real distribution on sys.path: a module and its .dist-info with entry_points.txt."""
-    (site / f"{module}.py").write_text(textwrap.dedent(source))
-    info = site / f"{module}-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(
-        f"Metadata-Version: 2.1\nName: {module.replace('_', '-')}\nVersion: 1.0\n"
-    )
-    (info / "entry_points.txt").write_text(textwrap.dedent(entry_points))
-    monkeypatch.syspath_prepend(str(site))
-    monkeypatch.delitem(sys.modules, module, raising=False)
-
-
-PLUGIN = """
-    from zoom_s2s.stores import MemoryTokenStore
-
-    LOADED = []
-
-    class DynamoTokenStore(MemoryTokenStore):
-        schemes = ()
-
-        @classmethod
-        def from_url(cls, url, **options):
-            LOADED.append((url, options))
-            return cls()
-"""
-
-
-async def test_a_store_is_found_through_its_entry_point(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    install_plugin(
-        tmp_path,
-        monkeypatch,
-        "zs2s_pg_plugin",
-        PLUGIN,
-        """
-        [zoom_s2s.stores]
-        dynamodb = zs2s_pg_plugin:DynamoTokenStore
-        """,
-    )
-    assert "zs2s_pg_plugin" not in sys.modules  # nothing imported before it is asked for
-    store = store_from_url("dynamodb://db.internal/tokens", pool_size=3)
-    plugin = sys.modules["zs2s_pg_plugin"]
-    assert type(store) is plugin.DynamoTokenStore
-    assert plugin.LOADED == [("dynamodb://db.internal/tokens", {"pool_size": 3})]
-    assert "dynamodb" in registry.registered_schemes()  # loaded once, then registered
-    await store.aclose()
-
-
-def test_other_groups_and_names_are_ignored(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    install_plugin(
-        tmp_path,
-        monkeypatch,
-        "zs2s_other_plugin",
-        PLUGIN,
-        """
-        [some.other.group]
-        dynamodb = zs2s_other_plugin:DynamoTokenStore
-        [zoom_s2s.stores]
-        mysql = zs2s_other_plugin:DynamoTokenStore
-        """,
-    )
-    with pytest.raises(ConfigurationError, match="scheme 'dynamodb'"):
-        store_from_url("dynamodb://db/tokens")
-    assert "zs2s_other_plugin" not in sys.modules
-
-
-def test_a_plugin_that_fails_to_import_says_so(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    install_plugin(
-        tmp_path,
-        monkeypatch,
-        "zs2s_broken_plugin",
-        "import a_module_that_does_not_exist\n",
-        """
-        [zoom_s2s.stores]
-        dynamodb = zs2s_broken_plugin:DynamoTokenStore
-        """,
-    )
-    with pytest.raises(ConfigurationError) as info:
-        store_from_url("dynamodb://u:hunter2@db/tokens")
-    message = str(info.value)
-    assert "zs2s_broken_plugin:DynamoTokenStore" in message
-    assert "failed to import" in message
-    assert "ModuleNotFoundError" in message
-    assert "hunter2" not in message
-
-
-def test_a_plugin_without_from_url_says_so(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    install_plugin(
-        tmp_path,
-        monkeypatch,
-        "zs2s_odd_plugin",
-        "class NotAStore:\n    pass\n",
-        """
-        [zoom_s2s.stores]
-        dynamodb = zs2s_odd_plugin:NotAStore
-        """,
-    )
-    with pytest.raises(ConfigurationError, match="has no from_url"):
-        store_from_url("dynamodb://db/tokens")
-
-
-def test_a_registered_scheme_wins_over_an_entry_point(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    install_plugin(
-        tmp_path,
-        monkeypatch,
-        "zs2s_shadowed_plugin",
-        PLUGIN,
-        """
-        [zoom_s2s.stores]
-        acme = zs2s_shadowed_plugin:DynamoTokenStore
-        """,
-    )
-    register_store("acme", AcmeStore)
-    assert isinstance(store_from_url("acme://x"), AcmeStore)
-    assert "zs2s_shadowed_plugin" not in sys.modules

@@ -41,13 +41,6 @@ async def test_file_urls(tmp_path: Path, form: str) -> None:
     await store.aclose()
 
 
-async def test_file_url_passes_options_to_the_store(tmp_path: Path) -> None:
-    with pytest.warns(DeprecationWarning, match="poll_interval"):  # reached FileTokenStore
-        store = store_from_url(f"file://{tmp_path}", poll_interval=0.2)
-    assert isinstance(store, FileTokenStore)
-    await store.aclose()
-
-
 @pytest.mark.parametrize(
     ("url", "store_class"),
     [("memory://", MemoryTokenStore), ("file:///var/lib/zoom", FileTokenStore)],

@@ -14,7 +14,8 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from zoom_s2s import Credentials, InvalidCredentialsError, TokenManager, ZoomClient
+from zoom_s2s import Credentials, TokenManager, ZoomClient
+from zoom_s2s.errors import InvalidCredentialsError
 from zoom_s2s.testing import FakeApp, FakeZoom, Fault
 from zoom_s2s.testing.fake_zoom import ApiCall
 

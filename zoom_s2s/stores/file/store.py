@@ -61,7 +61,6 @@ import sys
 import threading
 import time
 import urllib.parse
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -70,7 +69,16 @@ import attrs
 
 from ...errors import ConfigurationError, StoreUnavailableError, UsageError
 from ...models import AccessToken
-from ..base import BaseTokenStore, FailureRecord, LockLease, decode_record, encode_record, new_owner
+from ..base import (
+    BaseTokenStore,
+    FailureRecord,
+    LockAttempt,
+    LockLease,
+    StoreState,
+    decode_record,
+    encode_record,
+    new_owner,
+)
 from .budget import FileRateBudget
 from .wait import flock_wait, unlock_and_close
 
@@ -255,7 +263,6 @@ class FileTokenStore(BaseTokenStore):
 
     Args:
         directory: Where to keep the files; created (mode 0700) on first use.
-        poll_interval: Deprecated and ignored: the store no longer polls.
 
     Raises:
         ConfigurationError: On Windows (no ``flock``); and, from any method,
@@ -265,18 +272,10 @@ class FileTokenStore(BaseTokenStore):
     schemes = ("file",)
     backend_errors = (OSError,)
 
-    def __init__(
-        self, directory: str | os.PathLike[str], *, poll_interval: float | None = None
-    ) -> None:
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
         if sys.platform == "win32":
             raise ConfigurationError(
                 "FileTokenStore needs a POSIX system (Linux, macOS); use a Redis or memory store"
-            )
-        if poll_interval is not None:
-            warnings.warn(
-                "FileTokenStore(poll_interval=...) has no effect: the store no longer polls",
-                DeprecationWarning,
-                stacklevel=2,
             )
         self._dir = Path(os.path.abspath(directory))
         self._held: dict[str, _Held] = {}  # owner -> OS locks of leases taken here
@@ -621,18 +620,20 @@ class FileTokenStore(BaseTokenStore):
 
     # -- tokens ---------------------------------------------------------------
 
-    def _read(self, key: str) -> AccessToken | None:
-        self._ensure_dir()
-        loaded = self._load_token(key)
-        if loaded is None or loaded[0].expires_at <= time.time():
-            return None
-        return loaded[0]
+    def _state(self, key: str, loaded: tuple[AccessToken, int] | None) -> StoreState:
+        token = None if loaded is None or loaded[0].expires_at <= time.time() else loaded[0]
+        return StoreState(token, self._read_failure(key))
 
-    async def read(self, key: str) -> AccessToken | None:
+    def _read(self, key: str) -> StoreState:
+        self._ensure_dir()
+        return self._state(key, self._load_token(key))
+
+    async def read(self, key: str) -> StoreState:
         return await self._run(self._read, key)
 
-    async def write(self, lease: LockLease, token: AccessToken) -> bool:
+    async def write(self, lease: LockLease, token: AccessToken, *, release: bool = False) -> bool:
         key, generation = lease.key, lease.generation
+        handle = lease.handle if isinstance(lease.handle, _Held) else None
         record = encode_record(token, generation)
         path = self._path(key, ".json")
 
@@ -647,6 +648,8 @@ class FileTokenStore(BaseTokenStore):
             # The watermark goes first: if we die between the two writes, it still fences.
             state.written = generation
             state.issued = max(state.issued, generation)
+            if release and state.owner == lease.owner:
+                state.owner = None
             self._save_state(key, state)
             if token.expires_at > time.time():
                 self._write_atomic(path, record)
@@ -655,11 +658,19 @@ class FileTokenStore(BaseTokenStore):
             _unlink(self._path(key, ".failure"))
             # The new file is visible now: wake the waiters, then (after the mutex)
             # fsync, which only makes the write survive a power loss.
-            if isinstance(lease.handle, _Held):
-                lease.handle.wake()
+            if handle is not None:
+                handle.wake()
             return True
 
-        return await self._locked(key, body, after=functools.partial(self._sync_file, path))
+        def after() -> None:
+            if release and handle is not None:
+                handle.close()  # after the mutex, as release_lock does
+            self._sync_file(path)
+
+        written = await self._locked(key, body, after=after)
+        if release:
+            self._held.pop(lease.owner, None)
+        return written
 
     async def delete(self, key: str, *, fingerprint: str) -> bool:
         def body() -> bool:
@@ -677,16 +688,16 @@ class FileTokenStore(BaseTokenStore):
 
     # -- the lock -------------------------------------------------------------
 
-    async def acquire_lock(self, key: str, *, ttl: float) -> LockLease | None:
+    async def acquire_lock(self, key: str, *, ttl: float) -> LockAttempt:
         if not (isinstance(ttl, (int, float)) and math.isfinite(ttl) and ttl > 0):
             raise ConfigurationError(f"lock ttl must be a positive number of seconds, got {ttl!r}")
         acquired_at = time.monotonic()
 
-        def body() -> LockLease | None:
-            state, _, written = self._fence(key)
+        def body() -> LockAttempt:
+            state, loaded, written = self._fence(key)
             if state.owner is not None:
                 if time.monotonic() < state.expires and self._holder_alive(key, state.owner):
-                    return None
+                    return LockAttempt(None, self._state(key, loaded))
                 # Lapsed or dead: its files are litter now (we hold the mutex).
                 _unlink(self._path(key, f".held-{state.owner}"))
                 _unlink(self._path(key, f".wake-{state.owner}"))
@@ -696,23 +707,25 @@ class FileTokenStore(BaseTokenStore):
                 state.issued = max(state.issued, written) + 1
                 state.owner, state.expires, state.pid = owner, acquired_at + ttl, os.getpid()
                 self._save_state(key, state)
+                found = self._state(key, loaded)
             except BaseException:
                 handle.close()
                 raise
-            return LockLease(
+            lease = LockLease(
                 key=key, owner=owner, generation=state.issued, ttl=ttl,
                 acquired_at=acquired_at, handle=handle,
             )
+            return LockAttempt(lease, found)
 
-        def orphan(lease: LockLease | None) -> None:
-            if lease is not None and isinstance(lease.handle, _Held):
-                lease.handle.close()  # looks like a dead holder: taken over at once
+        def orphan(attempt: LockAttempt) -> None:
+            if attempt.lease is not None and isinstance(attempt.lease.handle, _Held):
+                attempt.lease.handle.close()  # looks like a dead holder: taken over at once
 
-        lease = await self._locked(key, body, orphan)
-        if lease is not None:
-            assert isinstance(lease.handle, _Held)
-            self._held[lease.owner] = lease.handle
-        return lease
+        attempt = await self._locked(key, body, orphan)
+        if attempt.lease is not None:
+            assert isinstance(attempt.lease.handle, _Held)
+            self._held[attempt.lease.owner] = attempt.lease.handle
+        return attempt
 
     def _take_os_locks(self, key: str, owner: str) -> _Held:
         taken: list[tuple[Path, int]] = []
@@ -807,7 +820,6 @@ class FileTokenStore(BaseTokenStore):
         await self._run(self._write_failure, lease.key, failure, keep_for)
 
     def _read_failure(self, key: str) -> FailureRecord | None:
-        self._ensure_dir()
         path = self._path(key, ".failure")
         data = self._read_private(path)
         if data is None:
@@ -828,8 +840,6 @@ class FileTokenStore(BaseTokenStore):
             logger.warning("ignoring a corrupt failure record in %s (%s)", path, exc)
             return None
 
-    async def read_failure(self, key: str) -> FailureRecord | None:
-        return await self._run(self._read_failure, key)
 
     async def aclose(self) -> None:
         """Release the OS locks of leases still held: their holders look gone at once."""

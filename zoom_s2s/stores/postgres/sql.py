@@ -27,10 +27,6 @@ Schema version 2::
         failure_written   when it was written (database clock: its age)
         failure_expires   when it is forgotten (database clock)
     <schema>.rates    one row per rate-limit bucket (``zoom_s2s.stores.postgres.budget``)
-
-Version 1 had no ``rates`` table: :func:`schema_sql` adds it and moves the
-version from 1 to 2 (idempotent; the store runs it on first use), and leaves
-a newer version alone.
 """
 
 # Every statement names its schema through quote_schema(), which admits only
@@ -41,13 +37,10 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["SCHEMA_VERSION", "UPGRADABLE", "Statements", "quote_schema", "schema_sql"]
+__all__ = ["SCHEMA_VERSION", "Statements", "quote_schema", "schema_sql"]
 
 SCHEMA_VERSION = 2
 """The layout this code reads and writes; a database with a newer one is refused."""
-
-UPGRADABLE = ("1",)
-"""Older versions :func:`schema_sql` upgrades in place (1: no ``rates`` table)."""
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,47}\Z")
 
@@ -74,7 +67,6 @@ def schema_sql(schema: str = "zoom_s2s") -> str:
         ValueError: ``schema`` is not a valid name (see :func:`quote_schema`).
     """
     s = quote_schema(schema)
-    older = ", ".join(f"'{version}'" for version in UPGRADABLE)
     return f"""CREATE SCHEMA IF NOT EXISTS {s};
 CREATE TABLE IF NOT EXISTS {s}.meta (
     name text PRIMARY KEY,
@@ -104,9 +96,9 @@ CREATE TABLE IF NOT EXISTS {s}.rates (
     last_wait float8 NOT NULL DEFAULT 0,
     last_granted boolean NOT NULL DEFAULT false
 );
-INSERT INTO {s}.meta AS m (name, value)
+INSERT INTO {s}.meta (name, value)
     VALUES ('schema_version', '{SCHEMA_VERSION}')
-    ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value WHERE m.value IN ({older});
+    ON CONFLICT (name) DO NOTHING;
 """
 
 
@@ -118,29 +110,48 @@ class Statements:
         self.channel = f"{schema}_changed"
         self.version = f"SELECT value FROM {s}.meta WHERE name = 'schema_version'"
 
-        # $1 key, $2 owner, $3 lock TTL (seconds). Returns the lease's generation,
-        # above every generation handed out or written before, or no row if
-        # another owner holds an unexpired lock.
-        self.acquire = f"""
-INSERT INTO {s}.entries AS e (key, counter, lock_owner, lock_generation, lock_expires)
-VALUES ($1, 1, $2, 1, clock_timestamp() + make_interval(secs => $3))
-ON CONFLICT (key) DO UPDATE SET
-    counter = GREATEST(e.counter, e.fence) + 1,
-    lock_owner = EXCLUDED.lock_owner,
-    lock_generation = GREATEST(e.counter, e.fence) + 1,
-    lock_expires = EXCLUDED.lock_expires
-WHERE e.lock_owner IS NULL OR e.lock_expires IS NULL OR e.lock_expires <= clock_timestamp()
-RETURNING e.lock_generation"""
+        # The state of a row (alias e): the unexpired token with the seconds it
+        # still lives, and the unexpired failure record with its age, by the
+        # database's clock.
+        state = """
+    CASE WHEN e.token_expires > clock_timestamp() THEN e.token_data END AS token_data,
+    EXTRACT(EPOCH FROM e.token_expires - clock_timestamp())::float8 AS left_s,
+    CASE WHEN e.failure_expires > clock_timestamp() AND e.failure_written IS NOT NULL
+        THEN e.failure_data END AS failure_data,
+    EXTRACT(EPOCH FROM clock_timestamp() - e.failure_written)::float8 AS age"""
 
-        # $1 key. The record and the seconds it still lives by the database's clock.
-        self.read = f"""
-SELECT token_data, EXTRACT(EPOCH FROM token_expires - clock_timestamp())::float8 AS left_s
-FROM {s}.entries
-WHERE key = $1 AND token_data IS NOT NULL AND token_expires > clock_timestamp()"""
+        # $1 key. The state (see above); no row if the key was never used.
+        self.read = f"SELECT {state} FROM {s}.entries AS e WHERE e.key = $1"
+
+        # $1 key, $2 owner, $3 lock TTL (seconds). One row: the lease's generation
+        # (above every generation handed out or written before; NULL if another
+        # owner holds an unexpired lock) and the state, read with the lock taken
+        # (RETURNING sees the row as the statement left it). The state columns
+        # are NULL if the key was never used.
+        self.acquire = f"""
+WITH taken AS (
+    INSERT INTO {s}.entries AS e (key, counter, lock_owner, lock_generation, lock_expires)
+    VALUES ($1, 1, $2, 1, clock_timestamp() + make_interval(secs => $3))
+    ON CONFLICT (key) DO UPDATE SET
+        counter = GREATEST(e.counter, e.fence) + 1,
+        lock_owner = EXCLUDED.lock_owner,
+        lock_generation = GREATEST(e.counter, e.fence) + 1,
+        lock_expires = EXCLUDED.lock_expires
+    WHERE e.lock_owner IS NULL OR e.lock_expires IS NULL
+        OR e.lock_expires <= clock_timestamp()
+    RETURNING e.lock_generation AS generation, {state}
+)
+SELECT * FROM taken
+UNION ALL
+SELECT NULL::bigint, {state} FROM {s}.entries AS e
+WHERE e.key = $1 AND NOT EXISTS (SELECT FROM taken)"""
 
         # $1 key, $2 generation, $3 fingerprint (NULL: store no token), $4 record,
-        # $5 TTL (seconds), $6 channel. A row if written (the failure record is
-        # forgotten, waiters woken); none if a higher generation was written.
+        # $5 TTL (seconds), $6 channel, $7 the lease's owner to release its lock
+        # (NULL: keep it). A row if written (the failure record is forgotten, the
+        # lock released if asked and still the lease's, waiters woken); none if
+        # a higher generation was written (the lock is then a successor's).
+        ours = "e.lock_owner = $7 AND e.lock_generation = $2"
         self.write = f"""
 INSERT INTO {s}.entries AS e (key, counter, fence, token_fp, token_data, token_expires)
 VALUES ($1, $2, $2, $3, $4, clock_timestamp() + make_interval(secs => $5))
@@ -151,7 +162,10 @@ ON CONFLICT (key) DO UPDATE SET
     token_expires = EXCLUDED.token_expires,
     failure_data = NULL,
     failure_written = NULL,
-    failure_expires = NULL
+    failure_expires = NULL,
+    lock_owner = CASE WHEN {ours} THEN NULL ELSE e.lock_owner END,
+    lock_generation = CASE WHEN {ours} THEN NULL ELSE e.lock_generation END,
+    lock_expires = CASE WHEN {ours} THEN NULL ELSE e.lock_expires END
 WHERE e.fence <= EXCLUDED.fence
 RETURNING e.fence, pg_notify($6, $1)"""
 
@@ -166,13 +180,6 @@ ON CONFLICT (key) DO UPDATE SET
     failure_expires = EXCLUDED.failure_expires
 WHERE e.fence <= $2
 RETURNING e.fence"""
-
-        # $1 key. The record and its age (seconds) by the database's clock.
-        self.read_failure = f"""
-SELECT failure_data, EXTRACT(EPOCH FROM clock_timestamp() - failure_written)::float8 AS age
-FROM {s}.entries
-WHERE key = $1 AND failure_data IS NOT NULL AND failure_written IS NOT NULL
-    AND failure_expires > clock_timestamp()"""
 
         # $1 key, $2 fingerprint, $3 channel. A row if that (unexpired) token was deleted.
         self.delete = f"""

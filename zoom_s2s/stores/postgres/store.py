@@ -65,20 +65,22 @@ import importlib
 import inspect
 import logging
 import math
-import time
 import urllib.parse
 from types import ModuleType
 from typing import Any
 
 import attrs
 
+from ... import _clock
 from ..._redact import secret_forms
 from ...errors import ConfigurationError, StoreError, StoreUnavailableError, UsageError
 from ...models import MAX_TOKEN_LIFETIME, AccessToken
 from ..base import (
     BaseTokenStore,
     FailureRecord,
+    LockAttempt,
     LockLease,
+    StoreState,
     bounded_token,
     encode_record,
     new_owner,
@@ -87,7 +89,7 @@ from ..base import (
 from ..url import redact_url, url_secrets
 from .budget import PostgresRateBudget
 from .listener import ChangeListener
-from .sql import SCHEMA_VERSION, UPGRADABLE, Statements, quote_schema
+from .sql import SCHEMA_VERSION, Statements, quote_schema
 from .sql import schema_sql as _schema_sql
 
 __all__ = ["MAX_TOKEN_LIFETIME", "PostgresTokenStore", "grants_sql", "schema_sql"]
@@ -395,14 +397,9 @@ class PostgresTokenStore(BaseTokenStore):
             version = await pool.fetchval(self._sql.version)
         except (errors.UndefinedTableError, errors.InvalidSchemaNameError):
             version = None
-        if version is None or str(version) in UPGRADABLE:
+        if version is None:
             await self._create_schema(pool)
-            self._schema_done = (
-                f"created schema {self._schema!r} at version {SCHEMA_VERSION}"
-                if version is None
-                else f"upgraded schema {self._schema!r} from version {version} to "
-                f"{SCHEMA_VERSION}"
-            )
+            self._schema_done = f"created schema {self._schema!r} at version {SCHEMA_VERSION}"
             version = await pool.fetchval(self._sql.version)
         if str(version) != str(SCHEMA_VERSION):
             raise StoreError(
@@ -413,8 +410,8 @@ class PostgresTokenStore(BaseTokenStore):
             )
 
     async def _create_schema(self, pool: Any) -> None:
-        """Create the schema, or upgrade an older version in place (``schema_sql()``)."""
-        logger.info("creating or upgrading schema %s in %s", self._schema, self._name)
+        """Create the schema (``schema_sql()``)."""
+        logger.info("creating schema %s in %s", self._schema, self._name)
         async with pool.acquire() as connection, connection.transaction():
             # Processes starting together would race on CREATE ... IF NOT EXISTS.
             await connection.execute(
@@ -438,19 +435,34 @@ class PostgresTokenStore(BaseTokenStore):
 
     # -- tokens ---------------------------------------------------------------
 
-    async def read(self, key: str) -> AccessToken | None:
+    def _state(self, key: str, row: Any) -> StoreState:
+        """The :class:`StoreState` of a row of the ``read`` or ``acquire`` statement."""
+        if row is None:
+            return StoreState()
+        token = failure = None
+        if row["token_data"] is not None:
+            token = bounded_token(
+                bytes(row["token_data"]), float(row["left_s"]), store=self._name,
+                where=f"key {key}", log=logger,
+            )
+        if row["failure_data"] is not None:
+            try:
+                failure = FailureRecord.from_json(
+                    bytes(row["failure_data"]), age=float(row["age"])
+                )
+            except ValueError as exc:
+                logger.warning("ignoring a corrupt failure record for key %s in %s (%s)",
+                               key, self._name, exc)
+        return StoreState(token, failure)
+
+    async def read(self, key: str) -> StoreState:
+        """The token and the failure record, in one statement."""
         self._check_key(key)
         pool = await self._ready()
-        row = await pool.fetchrow(self._sql.read, key)
-        if row is None:
-            return None
-        data, left = row["token_data"], float(row["left_s"])
-        return bounded_token(
-            bytes(data), left, store=self._name, where=f"key {key}", log=logger
-        )
+        return self._state(key, await pool.fetchrow(self._sql.read, key))
 
-    async def write(self, lease: LockLease, token: AccessToken) -> bool:
-        """Store ``token`` under ``lease``'s generation (one statement).
+    async def write(self, lease: LockLease, token: AccessToken, *, release: bool = False) -> bool:
+        """Store ``token`` under ``lease``'s generation, and release if asked (one statement).
 
         Raises:
             StoreError: ``token`` claims to live longer than
@@ -468,6 +480,7 @@ class PostgresTokenStore(BaseTokenStore):
             encode_record(token, lease.generation) if alive else None,
             max(0.0, left),
             self._sql.channel,
+            lease.owner if release else None,
         )
         if row is None:
             logger.debug("refused stale write of token %s for %s (generation %d)",
@@ -482,8 +495,8 @@ class PostgresTokenStore(BaseTokenStore):
 
     # -- the lock -------------------------------------------------------------
 
-    async def acquire_lock(self, key: str, *, ttl: float) -> LockLease | None:
-        """Take the lock and a fencing generation in one statement.
+    async def acquire_lock(self, key: str, *, ttl: float) -> LockAttempt:
+        """Take the lock and a fencing generation, and read the state, in one statement.
 
         Raises:
             ConfigurationError: ``ttl`` is not a positive number of at most a day.
@@ -497,13 +510,16 @@ class PostgresTokenStore(BaseTokenStore):
             raise ConfigurationError(f"lock ttl must be > 0 and <= 86400 seconds, got {ttl!r}")
         owner = new_owner()  # one per acquisition, never shared between coroutines
         pool = await self._ready()
-        acquired_at = time.monotonic()
-        generation = await pool.fetchval(self._sql.acquire, key, owner, float(ttl))
-        if generation is None:
-            return None
-        return LockLease(
-            key=key, owner=owner, generation=int(generation), ttl=ttl, acquired_at=acquired_at
+        acquired_at = _clock.monotonic()
+        row = await pool.fetchrow(self._sql.acquire, key, owner, float(ttl))
+        state = self._state(key, row)
+        if row is None or row["generation"] is None:
+            return LockAttempt(None, state)
+        lease = LockLease(
+            key=key, owner=owner, generation=int(row["generation"]), ttl=ttl,
+            acquired_at=acquired_at,
         )
+        return LockAttempt(lease, state)
 
     async def release_lock(self, lease: LockLease) -> bool:
         self._check_key(lease.key)
@@ -561,18 +577,6 @@ class PostgresTokenStore(BaseTokenStore):
             logger.debug("ignored a stale failure record for %s (generation %d)",
                          lease.key, lease.generation)
 
-    async def read_failure(self, key: str) -> FailureRecord | None:
-        self._check_key(key)
-        pool = await self._ready()
-        row = await pool.fetchrow(self._sql.read_failure, key)
-        if row is None:
-            return None
-        try:
-            return FailureRecord.from_json(bytes(row["failure_data"]), age=float(row["age"]))
-        except ValueError as exc:
-            logger.warning("ignoring a corrupt failure record for key %s in %s (%s)",
-                           key, self._name, exc)
-            return None
 
     async def aclose(self) -> None:
         """Close the listening connection and the pool. Idempotent."""

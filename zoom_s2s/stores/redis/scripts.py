@@ -21,7 +21,6 @@ __all__ = [
     "COMMANDS",
     "DELETE_SCRIPT",
     "MAX_TTL_MS",
-    "READ_FAILURE_SCRIPT",
     "READ_SCRIPT",
     "RELEASE_SCRIPT",
     "WRITE_FAILURE_SCRIPT",
@@ -34,53 +33,75 @@ MAX_TTL_MS = 86_400_000
 # Commands called inside the scripts (PUBLISH through pcall: optional).
 COMMANDS = ("TYPE", "GET", "SET", "INCR", "DEL", "HGET", "HSET", "PEXPIRE", "PTTL", "PUBLISH")
 
-# KEYS[1]: lock, KEYS[2]: generation counter, KEYS[3]: fence.
+# A Lua function the reading scripts share: the token hash and the failure
+# record of one key, each with its PTTL, read in one atomic step so that both
+# are measured by Redis's clock alone. Returns {data, pttl, failure, failure_pttl}:
+# data (failure) is nil if absent; a pttl is PTTL's answer (-1: no TTL, -2:
+# absent), or -3 if the key exists with the wrong type.
+_STATE = """
+local function state(token_key, failure_key)
+  local found = {false, -2, false, -2}
+  local kind = redis.call('TYPE', token_key)['ok']
+  if kind == 'hash' then
+    found[1], found[2] = redis.call('HGET', token_key, 'data'), redis.call('PTTL', token_key)
+  elseif kind ~= 'none' then found[2] = -3 end
+  kind = redis.call('TYPE', failure_key)['ok']
+  if kind == 'string' then
+    found[3], found[4] = redis.call('GET', failure_key), redis.call('PTTL', failure_key)
+  elseif kind ~= 'none' then found[4] = -3 end
+  return found
+end
+"""
+
+# KEYS[1]: token hash, KEYS[2]: failure record. ARGV: none.
+# Returns the state (see _STATE).
+READ_SCRIPT = _STATE + "return state(KEYS[1], KEYS[2])\n"
+
+# KEYS[1]: lock, KEYS[2]: generation counter, KEYS[3]: fence, KEYS[4]: token
+# hash, KEYS[5]: failure record.
 # ARGV[1]: owner (random hex), ARGV[2]: lock TTL in ms (1 .. MAX_TTL_MS).
-# Returns the lease's generation (>= 1), above every generation handed out or
-# written before (even if the counter was lost while the fence survived), or
-# 0 if another owner holds the lock. The lock's value is "<owner>:<generation>".
-# If the lock already holds ARGV[1] (the client retried a call whose reply was
-# lost, but whose SET went through), the generation taken then is returned.
-ACQUIRE_SCRIPT = """
+# Returns {generation, data, pttl, failure, failure_pttl}: the lease's
+# generation (>= 1), above every generation handed out or written before (even
+# if the counter was lost while the fence survived), or 0 if another owner
+# holds the lock; then the state as read with the lock taken (see _STATE).
+# The lock's value is "<owner>:<generation>". If the lock already holds
+# ARGV[1] (the client retried a call whose reply was lost, but whose SET went
+# through), the generation taken then is returned.
+ACQUIRE_SCRIPT = _STATE + """
 local ttl = tonumber(ARGV[2])
 if not ttl or ttl ~= math.floor(ttl) or ttl < 1 or ttl > 86400000 then
   return redis.error_reply('ERR zoom_s2s: lock TTL must be 1 to 86400000 ms, got ' .. ARGV[2])
 end
+local n = 0
 local held = redis.call('GET', KEYS[1])
 if held then
   local mine = ARGV[1] .. ':'
   if string.sub(held, 1, #mine) == mine then
-    return tonumber(string.sub(held, #mine + 1)) or 0
+    n = tonumber(string.sub(held, #mine + 1)) or 0
   end
-  return 0
+else
+  n = redis.call('INCR', KEYS[2])
+  local fence = tonumber(redis.call('GET', KEYS[3]) or '0') or 0
+  if n <= fence then
+    n = fence + 1
+    redis.call('SET', KEYS[2], n)
+  end
+  redis.call('SET', KEYS[1], ARGV[1] .. ':' .. n, 'PX', ttl)
 end
-local n = redis.call('INCR', KEYS[2])
-local fence = tonumber(redis.call('GET', KEYS[3]) or '0') or 0
-if n <= fence then
-  n = fence + 1
-  redis.call('SET', KEYS[2], n)
-end
-redis.call('SET', KEYS[1], ARGV[1] .. ':' .. n, 'PX', ttl)
-return n
+local found = state(KEYS[4], KEYS[5])
+return {n, found[1], found[2], found[3], found[4]}
 """
 
-# KEYS[1]: token hash. ARGV: none.
-# Returns {data, pttl_ms}: data is the record (nil if absent); pttl is PTTL's
-# answer (-1: the key has no TTL), or -3 if the key exists but is not a hash.
-READ_SCRIPT = """
-local kind = redis.call('TYPE', KEYS[1])['ok']
-if kind == 'none' then return {false, -2} end
-if kind ~= 'hash' then return {false, -3} end
-return {redis.call('HGET', KEYS[1], 'data'), redis.call('PTTL', KEYS[1])}
-"""
-
-# KEYS[1]: token hash, KEYS[2]: fence, KEYS[3]: failure record.
+# KEYS[1]: token hash, KEYS[2]: fence, KEYS[3]: failure record, KEYS[4]: lock.
 # ARGV[1]: generation, ARGV[2]: record, ARGV[3]: fingerprint, ARGV[4]: TTL in
 # ms, 0 .. MAX_TTL_MS (0: the token expired on its way here: store none),
-# ARGV[5]: channel.
-# Returns 1 if written (the failure record is forgotten and waiters are woken),
-# 0 if ARGV[1] is below the fence (nothing changed). Arguments out of range
-# are an error reply before anything is written.
+# ARGV[5]: channel, ARGV[6]: the lease's lock value "<owner>:<generation>" to
+# release after writing, or "" to keep the lock.
+# Returns 1 if written (the failure record is forgotten, the lock released if
+# asked and still the lease's, and waiters are woken), 0 if ARGV[1] is below
+# the fence (nothing changed; the lock is then a successor's). Arguments out
+# of range are an error reply before anything is written; DEL, the last
+# write, cannot fail.
 WRITE_SCRIPT = """
 local generation, ttl = tonumber(ARGV[1]), tonumber(ARGV[4])
 if not generation or generation < 1 or generation ~= math.floor(generation) then
@@ -95,6 +116,9 @@ redis.call('DEL', KEYS[1], KEYS[3])
 if ttl > 0 then
   redis.call('HSET', KEYS[1], 'fp', ARGV[3], 'gen', ARGV[1], 'data', ARGV[2])
   redis.call('PEXPIRE', KEYS[1], ttl)
+end
+if ARGV[6] ~= '' and redis.call('GET', KEYS[4]) == ARGV[6] then
+  redis.call('DEL', KEYS[4])
 end
 redis.pcall('PUBLISH', ARGV[5], 'written')
 return 1
@@ -113,17 +137,6 @@ end
 if generation < (tonumber(redis.call('GET', KEYS[2]) or '0') or 0) then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl)
 return 1
-"""
-
-# KEYS[1]: failure record. ARGV: none.
-# Returns {data, pttl_ms} read together, so the record's age is measured by
-# Redis's clock alone: data is nil if absent; pttl is -1 for a record without
-# TTL, -3 if the key exists but is not a string.
-READ_FAILURE_SCRIPT = """
-local kind = redis.call('TYPE', KEYS[1])['ok']
-if kind == 'none' then return {false, -2} end
-if kind ~= 'string' then return {false, -3} end
-return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}
 """
 
 # KEYS[1]: token hash. ARGV[1]: fingerprint, ARGV[2]: channel.

@@ -44,20 +44,22 @@ import contextlib
 import importlib
 import logging
 import math
-import time
 import urllib.parse
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ... import _clock
 from ..._redact import scrub, secret_forms
 from ...errors import ConfigurationError, StoreError, StoreUnavailableError, UsageError
 from ...models import MAX_TOKEN_LIFETIME, AccessToken
 from ..base import (
     BaseTokenStore,
     FailureRecord,
+    LockAttempt,
     LockLease,
+    StoreState,
     bounded_token,
     encode_record,
     new_owner,
@@ -71,7 +73,6 @@ from .scripts import (
     COMMANDS,
     DELETE_SCRIPT,
     MAX_TTL_MS,
-    READ_FAILURE_SCRIPT,
     READ_SCRIPT,
     RELEASE_SCRIPT,
     WRITE_FAILURE_SCRIPT,
@@ -256,7 +257,6 @@ class RedisTokenStore(BaseTokenStore):
         self._read_script = client.register_script(READ_SCRIPT)
         self._write_script = client.register_script(WRITE_SCRIPT)
         self._write_failure_script = client.register_script(WRITE_FAILURE_SCRIPT)
-        self._read_failure_script = client.register_script(READ_FAILURE_SCRIPT)
         self._delete_script = client.register_script(DELETE_SCRIPT)
         self._release_script = client.register_script(RELEASE_SCRIPT)
         #: The fleet's rate budgets, kept in Redis beside the tokens.
@@ -411,28 +411,48 @@ class RedisTokenStore(BaseTokenStore):
 
     # -- tokens ---------------------------------------------------------------
 
-    async def read(self, key: str) -> AccessToken | None:
-        keys = self._keys(key)
-        await self._ready()
-        data, pttl = await self._read_script(keys=[keys.token])
-        pttl = int(pttl)
+    def _state(self, keys: _Keys, reply: list[Any]) -> StoreState:
+        """The :class:`StoreState` of a script's ``data, pttl, failure, failure_pttl``."""
+        data, pttl, failure_data, failure_pttl = reply[0], int(reply[1]), reply[2], int(reply[3])
+        token = None
         if data is None:
             if pttl == -3 or pttl >= -1:
                 logger.warning("%s in %s is not a token record; treating as a miss",
                                keys.token, self._name)
-            return None
-        if pttl == -1:
+        elif pttl == -1:
             logger.warning("token at %s in %s has no TTL (not written by zoom-s2s?); "
                            "treating as a miss", keys.token, self._name)
+        elif pttl >= 0:
+            token = bounded_token(
+                data, pttl / 1000, store=self._name, where=keys.token, log=logger
+            )
+        return StoreState(token, self._failure(keys, failure_data, failure_pttl))
+
+    def _failure(self, keys: _Keys, data: Any, pttl: int) -> FailureRecord | None:
+        if data is None:
+            if pttl == -3:
+                logger.warning("%s in %s is not a failure record; ignoring it",
+                               keys.failure, self._name)
             return None
         if pttl < 0:
-            return None  # expired between the two commands of the script: cannot happen
-        return bounded_token(
-            data, pttl / 1000, store=self._name, where=keys.token, log=logger
-        )
+            logger.warning("failure record at %s in %s has no TTL (not written by "
+                           "zoom-s2s?); ignoring it", keys.failure, self._name)
+            return None
+        try:
+            return FailureRecord.from_json(data, ttl_left=pttl / 1000)
+        except ValueError as exc:
+            logger.warning("ignoring a corrupt failure record at %s in %s (%s)",
+                           keys.failure, self._name, exc)
+            return None
 
-    async def write(self, lease: LockLease, token: AccessToken) -> bool:
-        """Store ``token`` under ``lease``'s generation (one script).
+    async def read(self, key: str) -> StoreState:
+        """The token and the failure record, in one script."""
+        keys = self._keys(key)
+        await self._ready()
+        return self._state(keys, await self._read_script(keys=[keys.token, keys.failure]))
+
+    async def write(self, lease: LockLease, token: AccessToken, *, release: bool = False) -> bool:
+        """Store ``token`` under ``lease``'s generation, and release if asked (one script).
 
         Raises:
             StoreError: ``token`` claims to live longer than
@@ -444,8 +464,9 @@ class RedisTokenStore(BaseTokenStore):
         record = encode_record(token, lease.generation)
         await self._ready()
         written = await self._write_script(
-            keys=[keys.token, keys.fence, keys.failure],
-            args=[lease.generation, record, token.fingerprint, ttl_ms, keys.channel],
+            keys=[keys.token, keys.fence, keys.failure, keys.lock],
+            args=[lease.generation, record, token.fingerprint, ttl_ms, keys.channel,
+                  f"{lease.owner}:{lease.generation}" if release else ""],
         )
         if not written:
             logger.debug("refused stale write of token %s for %s (generation %d)",
@@ -460,8 +481,8 @@ class RedisTokenStore(BaseTokenStore):
 
     # -- the lock -------------------------------------------------------------
 
-    async def acquire_lock(self, key: str, *, ttl: float) -> LockLease | None:
-        """Take the lock and a fencing generation in one script.
+    async def acquire_lock(self, key: str, *, ttl: float) -> LockAttempt:
+        """Take the lock and a fencing generation, and read the state, in one script.
 
         Raises:
             ConfigurationError: ``ttl`` is not a positive number of at most a day.
@@ -476,15 +497,18 @@ class RedisTokenStore(BaseTokenStore):
         ttl_ms = max(1, math.ceil(ttl * 1000))  # never shorter in Redis than in the lease
         owner = new_owner()  # one per acquisition, never shared between coroutines
         await self._ready()
-        acquired_at = time.monotonic()
-        generation = int(
-            await self._acquire_script(keys=[keys.lock, keys.gen, keys.fence], args=[owner, ttl_ms])
+        acquired_at = _clock.monotonic()
+        reply = await self._acquire_script(
+            keys=[keys.lock, keys.gen, keys.fence, keys.token, keys.failure],
+            args=[owner, ttl_ms],
         )
+        generation, state = int(reply[0]), self._state(keys, reply[1:])
         if generation <= 0:
-            return None
-        return LockLease(
+            return LockAttempt(None, state)
+        lease = LockLease(
             key=key, owner=owner, generation=generation, ttl=ttl, acquired_at=acquired_at
         )
+        return LockAttempt(lease, state)
 
     async def release_lock(self, lease: LockLease) -> bool:
         keys = self._keys(lease.key)
@@ -552,26 +576,6 @@ class RedisTokenStore(BaseTokenStore):
             logger.debug("ignored a stale failure record for %s (generation %d)",
                          lease.key, lease.generation)
 
-    async def read_failure(self, key: str) -> FailureRecord | None:
-        keys = self._keys(key)
-        await self._ready()
-        data, pttl = await self._read_failure_script(keys=[keys.failure])
-        pttl = int(pttl)
-        if data is None:
-            if pttl == -3:
-                logger.warning("%s in %s is not a failure record; ignoring it",
-                               keys.failure, self._name)
-            return None
-        if pttl < 0:
-            logger.warning("failure record at %s in %s has no TTL (not written by "
-                           "zoom-s2s?); ignoring it", keys.failure, self._name)
-            return None
-        try:
-            return FailureRecord.from_json(data, ttl_left=pttl / 1000)
-        except ValueError as exc:
-            logger.warning("ignoring a corrupt failure record at %s in %s (%s)",
-                           keys.failure, self._name, exc)
-            return None
 
     async def aclose(self) -> None:
         """Stop the pub/sub reader, close its connection and, if owned, the client."""
