@@ -801,7 +801,7 @@ def package_module(layout: dict[str, dict[str, list[Op]]]) -> str:
         "from functools import cached_property",
         "from typing import TYPE_CHECKING, cast",
         "",
-        "from ._base import Caller, SyncCaller",
+        "from ._base import Caller, JSONObject, SyncCaller, Upload, encode_uuid",
         "",
         "if TYPE_CHECKING:",
     ]
@@ -817,7 +817,9 @@ def package_module(layout: dict[str, dict[str, list[Op]]]) -> str:
             lines.append("    )")
         else:
             lines.append(line)
-    lines += ["", '__all__ = ["Caller", "Products", "SyncCaller", "SyncProducts"]']
+    lines += ["", "__all__ = [", '    "Caller",', '    "JSONObject",', '    "Products",',
+              '    "SyncCaller",', '    "SyncProducts",', '    "Upload",', '    "encode_uuid",',
+              "]"]
     for sync in (False, True):
         name = "SyncProducts" if sync else "Products"
         caller = "SyncCaller" if sync else "Caller"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING, cast
 
-from ._base import Caller, SyncCaller
+from ._base import Caller, JSONObject, SyncCaller, Upload, encode_uuid
 
 if TYPE_CHECKING:
     from .accounts import (
@@ -68,7 +68,15 @@ if TYPE_CHECKING:
         Users,
     )
 
-__all__ = ["Caller", "Products", "SyncCaller", "SyncProducts"]
+__all__ = [
+    "Caller",
+    "JSONObject",
+    "Products",
+    "SyncCaller",
+    "SyncProducts",
+    "Upload",
+    "encode_uuid",
+]
 
 
 class Products:

@@ -11,14 +11,9 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from zoom_s2s import (
-    ConfigurationError,
-    MemoryTokenStore,
-    NotFoundError,
-    RateLimits,
-    TokenManager,
-    ZoomClient,
-)
+from zoom_s2s import MemoryTokenStore, RateLimits, TokenManager, ZoomClient
+from zoom_s2s.errors import ConfigurationError, NotFoundError
+from zoom_s2s.sync import SyncTokenManager, SyncZoomClient
 from zoom_s2s.testing import FakeRateLimits, FakeZoom
 from zoom_s2s.testing._fake_api import RECORDING_BYTES
 from zoom_s2s.testing.fake_zoom import ApiCall
@@ -222,3 +217,21 @@ async def test_products_load_on_first_use_and_stay(zoom: ZoomClient) -> None:
     assert zoom.meetings is zoom.meetings
     assert zoom.chat.channels is not None
     assert type(zoom.phone.call_queues).__name__ == "PhoneCallQueues"
+
+
+def test_the_blocking_client_has_the_same_operations(tmp_path: Path) -> None:
+    fake = FakeZoom()
+    with fake.running_in_thread(), SyncTokenManager(
+        fake.credentials, token_url=fake.token_url, retry=FAST_RETRY
+    ) as tokens, SyncZoomClient(tokens, fake.api_base_url) as zoom:
+        meeting = zoom.meetings.create("me", {"topic": "Blocking"})
+        assert zoom.meetings.get(meeting["id"])["topic"] == "Blocking"
+        assert [m["id"] for m in zoom.meetings.list("me", page_size=1)] == [meeting["id"]]
+        fake.revoke_all()
+        assert zoom.users.get("me")["id"] == fake.me_id
+        url = zoom.recordings.get(meeting["id"])["recording_files"][0]["download_url"]
+        assert b"".join(zoom.stream(url)) == RECORDING_BYTES
+        assert zoom.download(url, tmp_path / "r.mp4") == len(RECORDING_BYTES)
+        assert zoom.chat.files.create("me", {"file": b"x"})["id"]
+        zoom.meetings.delete(meeting["id"])
+    assert fake.tokens_issued == 2
