@@ -249,10 +249,13 @@ def _op(spec: str, product: str, path: str, method: str, raw: dict[str, Any],
         if where == "query" and name in ("next_page_token", "page_number"):
             paginated = paginated or name == "next_page_token"
             continue
+        annotation = _scalar(schema, where)
+        if where == "path" and UUID_PARAMS.match(name):
+            annotation = "int | str"  # a meeting or webinar id, or an instance's UUID
         params.append(Param(
             name=name, py=_py_name(name), where=where,
             required=where == "path" or bool(prm.get("required")),
-            annotation=_scalar(schema, where), description=_first_line(prm.get("description", "")),
+            annotation=annotation, description=_first_line(prm.get("description", "")),
         ))
     named = re.findall(r"\{([^}]+)\}", path)
     params = [p for p in params if p.where != "path" or p.name in named]

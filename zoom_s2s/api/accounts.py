@@ -2417,7 +2417,7 @@ class Dashboards:
 
     async def get_meeting(
         self,
-        meeting_id: str,
+        meeting_id: int | str,
         *,
         type: str | None = None,
     ) -> DashboardsGetMeetingResponse:
@@ -2432,7 +2432,7 @@ class Dashboards:
 
     async def get_meeting_participant_qos(
         self,
-        meeting_id: str,
+        meeting_id: int | str,
         participant_id: str,
         *,
         type: str | None = None,
@@ -2466,7 +2466,7 @@ class Dashboards:
 
     async def get_webinar(
         self,
-        webinar_id: str,
+        webinar_id: int | str,
         *,
         type: str | None = None,
     ) -> DashboardsGetWebinarResponse:
@@ -2481,7 +2481,7 @@ class Dashboards:
 
     async def get_webinar_participant_qos(
         self,
-        webinar_id: str,
+        webinar_id: int | str,
         participant_id: str,
         *,
         type: str | None = None,
@@ -2580,7 +2580,7 @@ class Dashboards:
 
     def list_meeting_participants(
         self,
-        meeting_id: str,
+        meeting_id: int | str,
         *,
         type: str | None = None,
         include_fields: str | None = None,
@@ -2598,7 +2598,7 @@ class Dashboards:
 
     def list_meeting_participants_qos(
         self,
-        meeting_id: str,
+        meeting_id: int | str,
         *,
         type: str | None = None,
         page_size: int | None = None,
@@ -2615,7 +2615,7 @@ class Dashboards:
 
     def list_meeting_participants_satisfaction(
         self,
-        meeting_id: str,
+        meeting_id: int | str,
         *,
         type: str | None = None,
         page_size: int | None = None,
@@ -2632,7 +2632,7 @@ class Dashboards:
 
     def list_meeting_participants_sharing(
         self,
-        meeting_id: str,
+        meeting_id: int | str,
         *,
         type: str | None = None,
         page_size: int | None = None,
@@ -2677,7 +2677,7 @@ class Dashboards:
 
     def list_webinar_participants(
         self,
-        webinar_id: str,
+        webinar_id: int | str,
         *,
         type: str | None = None,
         include_fields: str | None = None,
@@ -2695,7 +2695,7 @@ class Dashboards:
 
     def list_webinar_participants_qos(
         self,
-        webinar_id: str,
+        webinar_id: int | str,
         *,
         type: str | None = None,
         page_size: int | None = None,
@@ -2712,7 +2712,7 @@ class Dashboards:
 
     def list_webinar_participants_satisfaction(
         self,
-        webinar_id: str,
+        webinar_id: int | str,
         *,
         type: str | None = None,
         page_size: int | None = None,
@@ -2729,7 +2729,7 @@ class Dashboards:
 
     def list_webinar_participants_sharing(
         self,
-        webinar_id: str,
+        webinar_id: int | str,
         *,
         type: str | None = None,
         page_size: int | None = None,
@@ -2858,7 +2858,7 @@ class SyncDashboards:
 
     def get_meeting(
         self,
-        meeting_id: str,
+        meeting_id: int | str,
         *,
         type: str | None = None,
     ) -> DashboardsGetMeetingResponse2:
@@ -2873,7 +2873,7 @@ class SyncDashboards:
 
     def get_meeting_participant_qos(
         self,
-        meeting_id: str,
+        meeting_id: int | str,
         participant_id: str,
         *,
         type: str | None = None,
@@ -2907,7 +2907,7 @@ class SyncDashboards:
 
     def get_webinar(
         self,
-        webinar_id: str,
+        webinar_id: int | str,
         *,
         type: str | None = None,
     ) -> DashboardsGetWebinarResponse2:
@@ -2922,7 +2922,7 @@ class SyncDashboards:
 
     def get_webinar_participant_qos(
         self,
-        webinar_id: str,
+        webinar_id: int | str,
         participant_id: str,
         *,
         type: str | None = None,
@@ -3016,7 +3016,7 @@ class SyncDashboards:
 
     def list_meeting_participants(
         self,
-        meeting_id: str,
+        meeting_id: int | str,
         *,
         type: str | None = None,
         include_fields: str | None = None,
@@ -3034,7 +3034,7 @@ class SyncDashboards:
 
     def list_meeting_participants_qos(
         self,
-        meeting_id: str,
+        meeting_id: int | str,
         *,
         type: str | None = None,
         page_size: int | None = None,
@@ -3051,7 +3051,7 @@ class SyncDashboards:
 
     def list_meeting_participants_satisfaction(
         self,
-        meeting_id: str,
+        meeting_id: int | str,
         *,
         type: str | None = None,
         page_size: int | None = None,
@@ -3068,7 +3068,7 @@ class SyncDashboards:
 
     def list_meeting_participants_sharing(
         self,
-        meeting_id: str,
+        meeting_id: int | str,
         *,
         type: str | None = None,
         page_size: int | None = None,
@@ -3113,7 +3113,7 @@ class SyncDashboards:
 
     def list_webinar_participants(
         self,
-        webinar_id: str,
+        webinar_id: int | str,
         *,
         type: str | None = None,
         include_fields: str | None = None,
@@ -3131,7 +3131,7 @@ class SyncDashboards:
 
     def list_webinar_participants_qos(
         self,
-        webinar_id: str,
+        webinar_id: int | str,
         *,
         type: str | None = None,
         page_size: int | None = None,
@@ -3148,7 +3148,7 @@ class SyncDashboards:
 
     def list_webinar_participants_satisfaction(
         self,
-        webinar_id: str,
+        webinar_id: int | str,
         *,
         type: str | None = None,
         page_size: int | None = None,
@@ -3165,7 +3165,7 @@ class SyncDashboards:
 
     def list_webinar_participants_sharing(
         self,
-        webinar_id: str,
+        webinar_id: int | str,
         *,
         type: str | None = None,
         page_size: int | None = None,

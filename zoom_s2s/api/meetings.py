@@ -3270,7 +3270,7 @@ class Archiving:
     def __init__(self, caller: Caller) -> None:
         self._caller = caller
 
-    async def delete_past_meeting_archive_files(self, meeting_uuid: str) -> None:
+    async def delete_past_meeting_archive_files(self, meeting_uuid: int | str) -> None:
         """Delete a meeting's archived files: ``DELETE /past_meetings/{meetingUUID}/archive_files``
         (Light).
         """
@@ -3295,7 +3295,7 @@ class Archiving:
 
     async def get_past_meeting_archive_files(
         self,
-        meeting_uuid: str,
+        meeting_uuid: int | str,
     ) -> ArchivingGetPastMeetingArchiveFilesResponse:
         """Get a meeting's archived files: ``GET /past_meetings/{meetingUUID}/archive_files``
         (Light).
@@ -3330,7 +3330,7 @@ class SyncArchiving:
     def __init__(self, caller: SyncCaller) -> None:
         self._caller = caller
 
-    def delete_past_meeting_archive_files(self, meeting_uuid: str) -> None:
+    def delete_past_meeting_archive_files(self, meeting_uuid: int | str) -> None:
         """Delete a meeting's archived files: ``DELETE /past_meetings/{meetingUUID}/archive_files``
         (Light).
         """
@@ -3355,7 +3355,7 @@ class SyncArchiving:
 
     def get_past_meeting_archive_files(
         self,
-        meeting_uuid: str,
+        meeting_uuid: int | str,
     ) -> ArchivingGetPastMeetingArchiveFilesResponse2:
         """Get a meeting's archived files: ``GET /past_meetings/{meetingUUID}/archive_files``
         (Light).
@@ -3463,7 +3463,7 @@ class Meetings:
 
     async def create_batch_poll(
         self,
-        meeting_id: str,
+        meeting_id: int | str,
         body: MeetingsCreateBatchPollBody | None = None,
     ) -> MeetingsCreateBatchPollResponse:
         """Perform batch poll creation: ``POST /meetings/{meetingId}/batch_polls`` (Light)."""
@@ -3474,7 +3474,7 @@ class Meetings:
 
     async def create_batch_registrant(
         self,
-        meeting_id: str,
+        meeting_id: int | str,
         body: MeetingsCreateBatchRegistrantBody | None = None,
     ) -> MeetingsCreateBatchRegistrantResponse:
         """Perform batch registration: ``POST /meetings/{meetingId}/batch_registrants`` (Heavy)."""
@@ -3663,7 +3663,7 @@ class Meetings:
         )
         return answer
 
-    async def get_livestream(self, meeting_id: str) -> MeetingsGetLivestreamResponse:
+    async def get_livestream(self, meeting_id: int | str) -> MeetingsGetLivestreamResponse:
         """Get livestream details: ``GET /meetings/{meetingId}/livestream`` (Light)."""
         answer: MeetingsGetLivestreamResponse = await self._caller.request(
             "GET", f"/meetings/{uuid(meeting_id)}/livestream", rate_category="light"
@@ -3677,7 +3677,7 @@ class Meetings:
         )
         return answer
 
-    async def get_past_meeting(self, meeting_id: str) -> MeetingsGetPastMeetingResponse:
+    async def get_past_meeting(self, meeting_id: int | str) -> MeetingsGetPastMeetingResponse:
         """Get past meeting details: ``GET /past_meetings/{meetingId}`` (Light)."""
         answer: MeetingsGetPastMeetingResponse = await self._caller.request(
             "GET", f"/past_meetings/{uuid(meeting_id)}", rate_category="light"
@@ -3704,14 +3704,20 @@ class Meetings:
         )
         return answer
 
-    async def get_past_meeting_polls(self, meeting_id: str) -> MeetingsGetPastMeetingPollsResponse:
+    async def get_past_meeting_polls(
+        self,
+        meeting_id: int | str,
+    ) -> MeetingsGetPastMeetingPollsResponse:
         """List past meeting's poll results: ``GET /past_meetings/{meetingId}/polls`` (Medium)."""
         answer: MeetingsGetPastMeetingPollsResponse = await self._caller.request(
             "GET", f"/past_meetings/{uuid(meeting_id)}/polls", rate_category="medium"
         )
         return answer
 
-    async def get_past_webinar_files(self, webinar_id: str) -> MeetingsGetPastWebinarFilesResponse:
+    async def get_past_webinar_files(
+        self,
+        webinar_id: int | str,
+    ) -> MeetingsGetPastWebinarFilesResponse:
         """List past webinar files: ``GET /past_webinars/{webinarId}/files`` (Medium)."""
         answer: MeetingsGetPastWebinarFilesResponse = await self._caller.request(
             "GET", f"/past_webinars/{uuid(webinar_id)}/files", rate_category="medium"
@@ -3806,7 +3812,7 @@ class Meetings:
 
     def list_past_meeting_participants(
         self,
-        meeting_id: str,
+        meeting_id: int | str,
         *,
         page_size: int | None = None,
     ) -> AsyncIterator[MeetingsListPastMeetingParticipantsItem]:
@@ -3891,7 +3897,7 @@ class Meetings:
 
     async def update_live_meeting_events(
         self,
-        meeting_id: str,
+        meeting_id: int | str,
         body: MeetingsUpdateLiveMeetingEventsBody | None = None,
     ) -> None:
         """Use in-meeting controls: ``PATCH /live_meetings/{meetingId}/events`` (Medium)."""
@@ -3961,7 +3967,7 @@ class SyncMeetings:
 
     def create_batch_poll(
         self,
-        meeting_id: str,
+        meeting_id: int | str,
         body: MeetingsCreateBatchPollBody2 | None = None,
     ) -> MeetingsCreateBatchPollResponse2:
         """Perform batch poll creation: ``POST /meetings/{meetingId}/batch_polls`` (Light)."""
@@ -3972,7 +3978,7 @@ class SyncMeetings:
 
     def create_batch_registrant(
         self,
-        meeting_id: str,
+        meeting_id: int | str,
         body: MeetingsCreateBatchRegistrantBody2 | None = None,
     ) -> MeetingsCreateBatchRegistrantResponse2:
         """Perform batch registration: ``POST /meetings/{meetingId}/batch_registrants`` (Heavy)."""
@@ -4157,7 +4163,7 @@ class SyncMeetings:
         )
         return answer
 
-    def get_livestream(self, meeting_id: str) -> MeetingsGetLivestreamResponse2:
+    def get_livestream(self, meeting_id: int | str) -> MeetingsGetLivestreamResponse2:
         """Get livestream details: ``GET /meetings/{meetingId}/livestream`` (Light)."""
         answer: MeetingsGetLivestreamResponse2 = self._caller.request(
             "GET", f"/meetings/{uuid(meeting_id)}/livestream", rate_category="light"
@@ -4171,7 +4177,7 @@ class SyncMeetings:
         )
         return answer
 
-    def get_past_meeting(self, meeting_id: str) -> MeetingsGetPastMeetingResponse2:
+    def get_past_meeting(self, meeting_id: int | str) -> MeetingsGetPastMeetingResponse2:
         """Get past meeting details: ``GET /past_meetings/{meetingId}`` (Light)."""
         answer: MeetingsGetPastMeetingResponse2 = self._caller.request(
             "GET", f"/past_meetings/{uuid(meeting_id)}", rate_category="light"
@@ -4195,14 +4201,14 @@ class SyncMeetings:
         )
         return answer
 
-    def get_past_meeting_polls(self, meeting_id: str) -> MeetingsGetPastMeetingPollsResponse2:
+    def get_past_meeting_polls(self, meeting_id: int | str) -> MeetingsGetPastMeetingPollsResponse2:
         """List past meeting's poll results: ``GET /past_meetings/{meetingId}/polls`` (Medium)."""
         answer: MeetingsGetPastMeetingPollsResponse2 = self._caller.request(
             "GET", f"/past_meetings/{uuid(meeting_id)}/polls", rate_category="medium"
         )
         return answer
 
-    def get_past_webinar_files(self, webinar_id: str) -> MeetingsGetPastWebinarFilesResponse2:
+    def get_past_webinar_files(self, webinar_id: int | str) -> MeetingsGetPastWebinarFilesResponse2:
         """List past webinar files: ``GET /past_webinars/{webinarId}/files`` (Medium)."""
         answer: MeetingsGetPastWebinarFilesResponse2 = self._caller.request(
             "GET", f"/past_webinars/{uuid(webinar_id)}/files", rate_category="medium"
@@ -4297,7 +4303,7 @@ class SyncMeetings:
 
     def list_past_meeting_participants(
         self,
-        meeting_id: str,
+        meeting_id: int | str,
         *,
         page_size: int | None = None,
     ) -> Iterator[MeetingsListPastMeetingParticipantsItem2]:
@@ -4377,7 +4383,7 @@ class SyncMeetings:
 
     def update_live_meeting_events(
         self,
-        meeting_id: str,
+        meeting_id: int | str,
         body: MeetingsUpdateLiveMeetingEventsBody2 | None = None,
     ) -> None:
         """Use in-meeting controls: ``PATCH /live_meetings/{meetingId}/events`` (Medium)."""
@@ -4482,7 +4488,7 @@ class Recordings:
         )
         return answer
 
-    async def delete(self, meeting_id: str, *, action: str | None = None) -> None:
+    async def delete(self, meeting_id: int | str, *, action: str | None = None) -> None:
         """Delete meeting recordings: ``DELETE /meetings/{meetingId}/recordings`` (Light)."""
         await self._caller.request(
             "DELETE",
@@ -4493,7 +4499,7 @@ class Recordings:
 
     async def delete_file(
         self,
-        meeting_id: str,
+        meeting_id: int | str,
         recording_id: str,
         *,
         action: str | None = None,
@@ -4510,7 +4516,7 @@ class Recordings:
 
     async def get(
         self,
-        meeting_id: str,
+        meeting_id: int | str,
         *,
         include_fields: str | None = None,
         ttl: int | None = None,
@@ -4526,7 +4532,7 @@ class Recordings:
 
     async def get_analytics_summary(
         self,
-        meeting_id: str,
+        meeting_id: int | str,
         *,
         from_: str | None = None,
         to: str | None = None,
@@ -4544,7 +4550,7 @@ class Recordings:
 
     async def get_registrants_questions(
         self,
-        meeting_id: str,
+        meeting_id: int | str,
     ) -> RecordingsGetRegistrantsQuestionsResponse:
         """Get registration questions: ``GET
         /meetings/{meetingId}/recordings/registrants/questions`` (Light).
@@ -4556,7 +4562,7 @@ class Recordings:
         )
         return answer
 
-    async def get_settings(self, meeting_id: str) -> RecordingsGetSettingsResponse:
+    async def get_settings(self, meeting_id: int | str) -> RecordingsGetSettingsResponse:
         """Get meeting recording settings: ``GET /meetings/{meetingId}/recordings/settings``
         (Light).
         """
@@ -4594,7 +4600,7 @@ class Recordings:
 
     def list_analytics_details(
         self,
-        meeting_id: str,
+        meeting_id: int | str,
         *,
         from_: str | None = None,
         to: str | None = None,
@@ -4630,7 +4636,7 @@ class Recordings:
 
     async def set_file_status(
         self,
-        meeting_id: str,
+        meeting_id: int | str,
         recording_id: str,
         body: RecordingsSetFileStatusBody,
     ) -> None:
@@ -4659,7 +4665,7 @@ class Recordings:
             rate_category="medium",
         )
 
-    async def set_status(self, meeting_uuid: str, body: RecordingsSetStatusBody) -> None:
+    async def set_status(self, meeting_uuid: int | str, body: RecordingsSetStatusBody) -> None:
         """Recover meeting recordings: ``PUT /meetings/{meetingUUID}/recordings/status`` (Light)."""
         await self._caller.request(
             "PUT",
@@ -4670,7 +4676,7 @@ class Recordings:
 
     async def update_registrants_questions(
         self,
-        meeting_id: str,
+        meeting_id: int | str,
         body: RecordingsUpdateRegistrantsQuestionsBody,
     ) -> None:
         """Update registration questions: ``PATCH
@@ -4683,7 +4689,11 @@ class Recordings:
             rate_category="light",
         )
 
-    async def update_settings(self, meeting_id: str, body: RecordingsUpdateSettingsBody) -> None:
+    async def update_settings(
+        self,
+        meeting_id: int | str,
+        body: RecordingsUpdateSettingsBody,
+    ) -> None:
         """Update meeting recording settings: ``PATCH /meetings/{meetingId}/recordings/settings``
         (Light).
         """
@@ -4719,7 +4729,7 @@ class SyncRecordings:
         )
         return answer
 
-    def delete(self, meeting_id: str, *, action: str | None = None) -> None:
+    def delete(self, meeting_id: int | str, *, action: str | None = None) -> None:
         """Delete meeting recordings: ``DELETE /meetings/{meetingId}/recordings`` (Light)."""
         self._caller.request(
             "DELETE",
@@ -4728,7 +4738,13 @@ class SyncRecordings:
             rate_category="light",
         )
 
-    def delete_file(self, meeting_id: str, recording_id: str, *, action: str | None = None) -> None:
+    def delete_file(
+        self,
+        meeting_id: int | str,
+        recording_id: str,
+        *,
+        action: str | None = None,
+    ) -> None:
         """Delete a meeting recording file: ``DELETE
         /meetings/{meetingId}/recordings/{recordingId}`` (Light).
         """
@@ -4741,7 +4757,7 @@ class SyncRecordings:
 
     def get(
         self,
-        meeting_id: str,
+        meeting_id: int | str,
         *,
         include_fields: str | None = None,
         ttl: int | None = None,
@@ -4757,7 +4773,7 @@ class SyncRecordings:
 
     def get_analytics_summary(
         self,
-        meeting_id: str,
+        meeting_id: int | str,
         *,
         from_: str | None = None,
         to: str | None = None,
@@ -4775,7 +4791,7 @@ class SyncRecordings:
 
     def get_registrants_questions(
         self,
-        meeting_id: str,
+        meeting_id: int | str,
     ) -> RecordingsGetRegistrantsQuestionsResponse2:
         """Get registration questions: ``GET
         /meetings/{meetingId}/recordings/registrants/questions`` (Light).
@@ -4787,7 +4803,7 @@ class SyncRecordings:
         )
         return answer
 
-    def get_settings(self, meeting_id: str) -> RecordingsGetSettingsResponse2:
+    def get_settings(self, meeting_id: int | str) -> RecordingsGetSettingsResponse2:
         """Get meeting recording settings: ``GET /meetings/{meetingId}/recordings/settings``
         (Light).
         """
@@ -4825,7 +4841,7 @@ class SyncRecordings:
 
     def list_analytics_details(
         self,
-        meeting_id: str,
+        meeting_id: int | str,
         *,
         from_: str | None = None,
         to: str | None = None,
@@ -4861,7 +4877,7 @@ class SyncRecordings:
 
     def set_file_status(
         self,
-        meeting_id: str,
+        meeting_id: int | str,
         recording_id: str,
         body: RecordingsSetFileStatusBody2,
     ) -> None:
@@ -4890,7 +4906,7 @@ class SyncRecordings:
             rate_category="medium",
         )
 
-    def set_status(self, meeting_uuid: str, body: RecordingsSetStatusBody2) -> None:
+    def set_status(self, meeting_uuid: int | str, body: RecordingsSetStatusBody2) -> None:
         """Recover meeting recordings: ``PUT /meetings/{meetingUUID}/recordings/status`` (Light)."""
         self._caller.request(
             "PUT",
@@ -4901,7 +4917,7 @@ class SyncRecordings:
 
     def update_registrants_questions(
         self,
-        meeting_id: str,
+        meeting_id: int | str,
         body: RecordingsUpdateRegistrantsQuestionsBody2,
     ) -> None:
         """Update registration questions: ``PATCH
@@ -4914,7 +4930,7 @@ class SyncRecordings:
             rate_category="light",
         )
 
-    def update_settings(self, meeting_id: str, body: RecordingsUpdateSettingsBody2) -> None:
+    def update_settings(self, meeting_id: int | str, body: RecordingsUpdateSettingsBody2) -> None:
         """Update meeting recording settings: ``PATCH /meetings/{meetingId}/recordings/settings``
         (Light).
         """
@@ -4987,35 +5003,35 @@ class Reports:
         )
         return answer
 
-    async def get_meeting(self, meeting_id: str) -> ReportsGetMeetingResponse:
+    async def get_meeting(self, meeting_id: int | str) -> ReportsGetMeetingResponse:
         """Get meeting detail reports: ``GET /report/meetings/{meetingId}`` (Heavy)."""
         answer: ReportsGetMeetingResponse = await self._caller.request(
             "GET", f"/report/meetings/{uuid(meeting_id)}", rate_category="heavy"
         )
         return answer
 
-    async def get_meeting_polls(self, meeting_id: str) -> ReportsGetMeetingPollsResponse:
+    async def get_meeting_polls(self, meeting_id: int | str) -> ReportsGetMeetingPollsResponse:
         """Get meeting poll reports: ``GET /report/meetings/{meetingId}/polls`` (Heavy)."""
         answer: ReportsGetMeetingPollsResponse = await self._caller.request(
             "GET", f"/report/meetings/{uuid(meeting_id)}/polls", rate_category="heavy"
         )
         return answer
 
-    async def get_webinar(self, webinar_id: str) -> ReportsGetWebinarResponse:
+    async def get_webinar(self, webinar_id: int | str) -> ReportsGetWebinarResponse:
         """Get webinar detail reports: ``GET /report/webinars/{webinarId}`` (Heavy)."""
         answer: ReportsGetWebinarResponse = await self._caller.request(
             "GET", f"/report/webinars/{uuid(webinar_id)}", rate_category="heavy"
         )
         return answer
 
-    async def get_webinar_polls(self, webinar_id: str) -> ReportsGetWebinarPollsResponse:
+    async def get_webinar_polls(self, webinar_id: int | str) -> ReportsGetWebinarPollsResponse:
         """Get webinar poll reports: ``GET /report/webinars/{webinarId}/polls`` (Heavy)."""
         answer: ReportsGetWebinarPollsResponse = await self._caller.request(
             "GET", f"/report/webinars/{uuid(webinar_id)}/polls", rate_category="heavy"
         )
         return answer
 
-    async def get_webinar_qa(self, webinar_id: str) -> ReportsGetWebinarQaResponse:
+    async def get_webinar_qa(self, webinar_id: int | str) -> ReportsGetWebinarQaResponse:
         """Get webinar Q&A report: ``GET /report/webinars/{webinarId}/qa`` (Heavy)."""
         answer: ReportsGetWebinarQaResponse = await self._caller.request(
             "GET", f"/report/webinars/{uuid(webinar_id)}/qa", rate_category="heavy"
@@ -5041,7 +5057,7 @@ class Reports:
 
     def list_meeting_participants(
         self,
-        meeting_id: str,
+        meeting_id: int | str,
         *,
         include_fields: str | None = None,
         page_size: int | None = None,
@@ -5144,7 +5160,7 @@ class Reports:
 
     def list_webinar_participants(
         self,
-        webinar_id: str,
+        webinar_id: int | str,
         *,
         include_fields: str | None = None,
         page_size: int | None = None,
@@ -5221,35 +5237,35 @@ class SyncReports:
         )
         return answer
 
-    def get_meeting(self, meeting_id: str) -> ReportsGetMeetingResponse2:
+    def get_meeting(self, meeting_id: int | str) -> ReportsGetMeetingResponse2:
         """Get meeting detail reports: ``GET /report/meetings/{meetingId}`` (Heavy)."""
         answer: ReportsGetMeetingResponse2 = self._caller.request(
             "GET", f"/report/meetings/{uuid(meeting_id)}", rate_category="heavy"
         )
         return answer
 
-    def get_meeting_polls(self, meeting_id: str) -> ReportsGetMeetingPollsResponse2:
+    def get_meeting_polls(self, meeting_id: int | str) -> ReportsGetMeetingPollsResponse2:
         """Get meeting poll reports: ``GET /report/meetings/{meetingId}/polls`` (Heavy)."""
         answer: ReportsGetMeetingPollsResponse2 = self._caller.request(
             "GET", f"/report/meetings/{uuid(meeting_id)}/polls", rate_category="heavy"
         )
         return answer
 
-    def get_webinar(self, webinar_id: str) -> ReportsGetWebinarResponse2:
+    def get_webinar(self, webinar_id: int | str) -> ReportsGetWebinarResponse2:
         """Get webinar detail reports: ``GET /report/webinars/{webinarId}`` (Heavy)."""
         answer: ReportsGetWebinarResponse2 = self._caller.request(
             "GET", f"/report/webinars/{uuid(webinar_id)}", rate_category="heavy"
         )
         return answer
 
-    def get_webinar_polls(self, webinar_id: str) -> ReportsGetWebinarPollsResponse2:
+    def get_webinar_polls(self, webinar_id: int | str) -> ReportsGetWebinarPollsResponse2:
         """Get webinar poll reports: ``GET /report/webinars/{webinarId}/polls`` (Heavy)."""
         answer: ReportsGetWebinarPollsResponse2 = self._caller.request(
             "GET", f"/report/webinars/{uuid(webinar_id)}/polls", rate_category="heavy"
         )
         return answer
 
-    def get_webinar_qa(self, webinar_id: str) -> ReportsGetWebinarQaResponse2:
+    def get_webinar_qa(self, webinar_id: int | str) -> ReportsGetWebinarQaResponse2:
         """Get webinar Q&A report: ``GET /report/webinars/{webinarId}/qa`` (Heavy)."""
         answer: ReportsGetWebinarQaResponse2 = self._caller.request(
             "GET", f"/report/webinars/{uuid(webinar_id)}/qa", rate_category="heavy"
@@ -5275,7 +5291,7 @@ class SyncReports:
 
     def list_meeting_participants(
         self,
-        meeting_id: str,
+        meeting_id: int | str,
         *,
         include_fields: str | None = None,
         page_size: int | None = None,
@@ -5378,7 +5394,7 @@ class SyncReports:
 
     def list_webinar_participants(
         self,
-        webinar_id: str,
+        webinar_id: int | str,
         *,
         include_fields: str | None = None,
         page_size: int | None = None,
@@ -6602,7 +6618,7 @@ class Webinars:
 
     async def create_batch_registrant(
         self,
-        webinar_id: str,
+        webinar_id: int | str,
         body: WebinarsCreateBatchRegistrantBody | None = None,
     ) -> WebinarsCreateBatchRegistrantResponse:
         """Perform batch registration: ``POST /webinars/{webinarId}/batch_registrants`` (Heavy)."""
@@ -6843,7 +6859,7 @@ class Webinars:
 
     async def get(
         self,
-        webinar_id: str,
+        webinar_id: int | str,
         *,
         occurrence_id: str | None = None,
         show_previous_occurrences: bool | None = None,
@@ -6903,7 +6919,7 @@ class Webinars:
         )
         return answer
 
-    async def get_livestream(self, webinar_id: str) -> WebinarsGetLivestreamResponse:
+    async def get_livestream(self, webinar_id: int | str) -> WebinarsGetLivestreamResponse:
         """Get live stream details: ``GET /webinars/{webinarId}/livestream`` (Light)."""
         answer: WebinarsGetLivestreamResponse = await self._caller.request(
             "GET", f"/webinars/{uuid(webinar_id)}/livestream", rate_category="light"
@@ -6927,14 +6943,17 @@ class Webinars:
         )
         return answer
 
-    async def get_past_webinar_polls(self, webinar_id: str) -> WebinarsGetPastWebinarPollsResponse:
+    async def get_past_webinar_polls(
+        self,
+        webinar_id: int | str,
+    ) -> WebinarsGetPastWebinarPollsResponse:
         """List past webinar poll results: ``GET /past_webinars/{webinarId}/polls`` (Medium)."""
         answer: WebinarsGetPastWebinarPollsResponse = await self._caller.request(
             "GET", f"/past_webinars/{uuid(webinar_id)}/polls", rate_category="medium"
         )
         return answer
 
-    async def get_past_webinar_qa(self, webinar_id: str) -> WebinarsGetPastWebinarQaResponse:
+    async def get_past_webinar_qa(self, webinar_id: int | str) -> WebinarsGetPastWebinarQaResponse:
         """List Q&A of past webinar: ``GET /past_webinars/{webinarId}/qa`` (Medium)."""
         answer: WebinarsGetPastWebinarQaResponse = await self._caller.request(
             "GET", f"/past_webinars/{uuid(webinar_id)}/qa", rate_category="medium"
@@ -7066,7 +7085,7 @@ class Webinars:
 
     def list_past_webinar_participants(
         self,
-        webinar_id: str,
+        webinar_id: int | str,
         *,
         page_size: int | None = None,
     ) -> AsyncIterator[WebinarsListPastWebinarParticipantsItem]:
@@ -7249,7 +7268,7 @@ class SyncWebinars:
 
     def create_batch_registrant(
         self,
-        webinar_id: str,
+        webinar_id: int | str,
         body: WebinarsCreateBatchRegistrantBody2 | None = None,
     ) -> WebinarsCreateBatchRegistrantResponse2:
         """Perform batch registration: ``POST /webinars/{webinarId}/batch_registrants`` (Heavy)."""
@@ -7482,7 +7501,7 @@ class SyncWebinars:
 
     def get(
         self,
-        webinar_id: str,
+        webinar_id: int | str,
         *,
         occurrence_id: str | None = None,
         show_previous_occurrences: bool | None = None,
@@ -7542,7 +7561,7 @@ class SyncWebinars:
         )
         return answer
 
-    def get_livestream(self, webinar_id: str) -> WebinarsGetLivestreamResponse2:
+    def get_livestream(self, webinar_id: int | str) -> WebinarsGetLivestreamResponse2:
         """Get live stream details: ``GET /webinars/{webinarId}/livestream`` (Light)."""
         answer: WebinarsGetLivestreamResponse2 = self._caller.request(
             "GET", f"/webinars/{uuid(webinar_id)}/livestream", rate_category="light"
@@ -7566,14 +7585,14 @@ class SyncWebinars:
         )
         return answer
 
-    def get_past_webinar_polls(self, webinar_id: str) -> WebinarsGetPastWebinarPollsResponse2:
+    def get_past_webinar_polls(self, webinar_id: int | str) -> WebinarsGetPastWebinarPollsResponse2:
         """List past webinar poll results: ``GET /past_webinars/{webinarId}/polls`` (Medium)."""
         answer: WebinarsGetPastWebinarPollsResponse2 = self._caller.request(
             "GET", f"/past_webinars/{uuid(webinar_id)}/polls", rate_category="medium"
         )
         return answer
 
-    def get_past_webinar_qa(self, webinar_id: str) -> WebinarsGetPastWebinarQaResponse2:
+    def get_past_webinar_qa(self, webinar_id: int | str) -> WebinarsGetPastWebinarQaResponse2:
         """List Q&A of past webinar: ``GET /past_webinars/{webinarId}/qa`` (Medium)."""
         answer: WebinarsGetPastWebinarQaResponse2 = self._caller.request(
             "GET", f"/past_webinars/{uuid(webinar_id)}/qa", rate_category="medium"
@@ -7702,7 +7721,7 @@ class SyncWebinars:
 
     def list_past_webinar_participants(
         self,
-        webinar_id: str,
+        webinar_id: int | str,
         *,
         page_size: int | None = None,
     ) -> Iterator[WebinarsListPastWebinarParticipantsItem2]:
