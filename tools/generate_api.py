@@ -566,8 +566,7 @@ def _signature(op: Op, types: Types, cls: str, sync: bool) -> tuple[str, list[st
     args = [f"{p.py}: {p.annotation}" for p in ordered]
     body_arg = None
     if op.multipart:
-        args.append("files: Mapping[str, Upload]" if op.body_required else
-                    "files: Mapping[str, Upload] | None = None")
+        args.append("files: Mapping[str, Upload]")
         body_arg = "files"
     elif op.body is not None:
         annotation = types.annotation(op.body, stem + "Body", 0)
@@ -612,12 +611,12 @@ def _signature(op: Op, types: Types, cls: str, sync: bool) -> tuple[str, list[st
         returns = "None"
     if op.multipart:
         host = HOSTS.get((op.method, op.path))
-        call = ["upload", _s(op.method), path, "files=files or {}", f"params={params}",
+        call = ["upload", _s(op.method), path, "files=files", f"params={params}",
                 f"base_url={'None' if host is None else _s(host)}", f"rate_category={category}"]
     else:
         call = ["request", _s(op.method), path, f"params={params}", f"json={body_arg}",
                 f"rate_category={category}"]
-        call = [arg for arg in call if arg not in ("params=None", "json=None")]
+    call = [arg for arg in call if not arg.endswith("=None")]
     return returns, args, call
 
 

@@ -92,7 +92,9 @@ def uuid(value: str | int) -> str:
     return encode_uuid(str(value))
 
 
-def query(**params: str | int | float | bool | Sequence[str] | None) -> dict[str, str | int | float]:  # noqa: E501
+def query(
+    **params: str | int | float | bool | Sequence[str] | None,
+) -> dict[str, str | int | float]:
     """The query string of the arguments given: booleans as ``true``/``false``, lists joined."""
     found: dict[str, str | int | float] = {}
     for name, value in params.items():

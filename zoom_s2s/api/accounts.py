@@ -2047,7 +2047,7 @@ class Accounts:
     async def create_settings_virtual_background(
         self,
         account_id: str,
-        files: Mapping[str, Upload] | None = None,
+        files: Mapping[str, Upload],
     ) -> AccountsCreateSettingsVirtualBackgroundResponse:
         """Upload virtual background files: ``POST
         /accounts/{accountId}/settings/virtual_backgrounds`` (Medium).
@@ -2055,9 +2055,7 @@ class Accounts:
         answer: AccountsCreateSettingsVirtualBackgroundResponse = await self._caller.upload(
             "POST",
             f"/accounts/{seg(account_id)}/settings/virtual_backgrounds",
-            files=files or {},
-            params=None,
-            base_url=None,
+            files=files,
             rate_category="medium",
         )
         return answer
@@ -2203,7 +2201,7 @@ class SyncAccounts:
     def create_settings_virtual_background(
         self,
         account_id: str,
-        files: Mapping[str, Upload] | None = None,
+        files: Mapping[str, Upload],
     ) -> AccountsCreateSettingsVirtualBackgroundResponse2:
         """Upload virtual background files: ``POST
         /accounts/{accountId}/settings/virtual_backgrounds`` (Medium).
@@ -2211,9 +2209,7 @@ class SyncAccounts:
         answer: AccountsCreateSettingsVirtualBackgroundResponse2 = self._caller.upload(
             "POST",
             f"/accounts/{seg(account_id)}/settings/virtual_backgrounds",
-            files=files or {},
-            params=None,
-            base_url=None,
+            files=files,
             rate_category="medium",
         )
         return answer

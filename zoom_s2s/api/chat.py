@@ -2233,18 +2233,10 @@ class ChatEmoji:
     def __init__(self, caller: Caller) -> None:
         self._caller = caller
 
-    async def create_file(
-        self,
-        files: Mapping[str, Upload] | None = None,
-    ) -> ChatEmojiCreateFileResponse:
+    async def create_file(self, files: Mapping[str, Upload]) -> ChatEmojiCreateFileResponse:
         """Add a custom emoji: ``POST /chat/emoji/files`` (Light)."""
         answer: ChatEmojiCreateFileResponse = await self._caller.upload(
-            "POST",
-            "/chat/emoji/files",
-            files=files or {},
-            params=None,
-            base_url=None,
-            rate_category="light",
+            "POST", "/chat/emoji/files", files=files, rate_category="light"
         )
         return answer
 
@@ -2275,18 +2267,10 @@ class SyncChatEmoji:
     def __init__(self, caller: SyncCaller) -> None:
         self._caller = caller
 
-    def create_file(
-        self,
-        files: Mapping[str, Upload] | None = None,
-    ) -> ChatEmojiCreateFileResponse2:
+    def create_file(self, files: Mapping[str, Upload]) -> ChatEmojiCreateFileResponse2:
         """Add a custom emoji: ``POST /chat/emoji/files`` (Light)."""
         answer: ChatEmojiCreateFileResponse2 = self._caller.upload(
-            "POST",
-            "/chat/emoji/files",
-            files=files or {},
-            params=None,
-            base_url=None,
-            rate_category="light",
+            "POST", "/chat/emoji/files", files=files, rate_category="light"
         )
         return answer
 
@@ -2320,7 +2304,7 @@ class ChatFiles:
     async def create(
         self,
         user_id: str,
-        files: Mapping[str, Upload] | None = None,
+        files: Mapping[str, Upload],
         *,
         post_to_personal_chat: str | None = None,
     ) -> ChatFilesCreateResponse:
@@ -2328,26 +2312,23 @@ class ChatFiles:
         answer: ChatFilesCreateResponse = await self._caller.upload(
             "POST",
             f"/chat/users/{seg(user_id)}/files",
-            files=files or {},
+            files=files,
             params=query(postToPersonalChat=post_to_personal_chat),
             base_url="https://file.zoom.us/v2",
-            rate_category=None,
         )
         return answer
 
     async def create_messages_file(
         self,
         user_id: str,
-        files: Mapping[str, Upload] | None = None,
+        files: Mapping[str, Upload],
     ) -> ChatFilesCreateMessagesFileResponse:
         """Send a chat file: ``POST /chat/users/{userId}/messages/files`` (no rate-limit label)."""
         answer: ChatFilesCreateMessagesFileResponse = await self._caller.upload(
             "POST",
             f"/chat/users/{seg(user_id)}/messages/files",
-            files=files or {},
-            params=None,
+            files=files,
             base_url="https://file.zoom.us/v2",
-            rate_category=None,
         )
         return answer
 
@@ -2374,7 +2355,7 @@ class SyncChatFiles:
     def create(
         self,
         user_id: str,
-        files: Mapping[str, Upload] | None = None,
+        files: Mapping[str, Upload],
         *,
         post_to_personal_chat: str | None = None,
     ) -> ChatFilesCreateResponse2:
@@ -2382,26 +2363,23 @@ class SyncChatFiles:
         answer: ChatFilesCreateResponse2 = self._caller.upload(
             "POST",
             f"/chat/users/{seg(user_id)}/files",
-            files=files or {},
+            files=files,
             params=query(postToPersonalChat=post_to_personal_chat),
             base_url="https://file.zoom.us/v2",
-            rate_category=None,
         )
         return answer
 
     def create_messages_file(
         self,
         user_id: str,
-        files: Mapping[str, Upload] | None = None,
+        files: Mapping[str, Upload],
     ) -> ChatFilesCreateMessagesFileResponse2:
         """Send a chat file: ``POST /chat/users/{userId}/messages/files`` (no rate-limit label)."""
         answer: ChatFilesCreateMessagesFileResponse2 = self._caller.upload(
             "POST",
             f"/chat/users/{seg(user_id)}/messages/files",
-            files=files or {},
-            params=None,
+            files=files,
             base_url="https://file.zoom.us/v2",
-            rate_category=None,
         )
         return answer
 

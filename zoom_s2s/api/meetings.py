@@ -5443,9 +5443,7 @@ class Rooms:
 
     async def create_device_profile(self, room_id: str, body: RoomsCreateDeviceProfileBody) -> None:
         """Create a device profile: ``POST /rooms/{roomId}/device_profiles`` (no rate-limit label)."""
-        await self._caller.request(
-            "POST", f"/rooms/{seg(room_id)}/device_profiles", json=body, rate_category=None
-        )
+        await self._caller.request("POST", f"/rooms/{seg(room_id)}/device_profiles", json=body)
 
     async def create_location(
         self,
@@ -5488,9 +5486,7 @@ class Rooms:
         (no rate-limit label).
         """
         await self._caller.request(
-            "DELETE",
-            f"/rooms/{seg(room_id)}/device_profiles/{seg(device_profile_id)}",
-            rate_category=None,
+            "DELETE", f"/rooms/{seg(room_id)}/device_profiles/{seg(device_profile_id)}"
         )
 
     async def get(
@@ -5556,16 +5552,14 @@ class Rooms:
         rate-limit label).
         """
         answer: RoomsGetDeviceProfileResponse = await self._caller.request(
-            "GET",
-            f"/rooms/{seg(room_id)}/device_profiles/{seg(device_profile_id)}",
-            rate_category=None,
+            "GET", f"/rooms/{seg(room_id)}/device_profiles/{seg(device_profile_id)}"
         )
         return answer
 
     async def get_device_profiles(self, room_id: str) -> list[RoomsGetDeviceProfilesResponseItem]:
         """List device profiles: ``GET /rooms/{roomId}/device_profiles`` (no rate-limit label)."""
         answer: list[RoomsGetDeviceProfilesResponseItem] = await self._caller.request(
-            "GET", f"/rooms/{seg(room_id)}/device_profiles", rate_category=None
+            "GET", f"/rooms/{seg(room_id)}/device_profiles"
         )
         return answer
 
@@ -5577,7 +5571,7 @@ class Rooms:
         label).
         """
         answer: RoomsGetDeviceProfilesDevicesResponse = await self._caller.request(
-            "GET", f"/rooms/{seg(room_id)}/device_profiles/devices", rate_category=None
+            "GET", f"/rooms/{seg(room_id)}/device_profiles/devices"
         )
         return answer
 
@@ -5736,10 +5730,7 @@ class Rooms:
         (no rate-limit label).
         """
         await self._caller.request(
-            "PUT",
-            f"/rooms/{seg(room_id)}/devices/{seg(device_id)}/app_version",
-            json=body,
-            rate_category=None,
+            "PUT", f"/rooms/{seg(room_id)}/devices/{seg(device_id)}/app_version", json=body
         )
 
     async def set_location(self, room_id: str, body: RoomsSetLocationBody | None = None) -> None:
@@ -5812,10 +5803,7 @@ class Rooms:
         rate-limit label).
         """
         await self._caller.request(
-            "PATCH",
-            f"/rooms/{seg(room_id)}/device_profiles/{seg(device_profile_id)}",
-            json=body,
-            rate_category=None,
+            "PATCH", f"/rooms/{seg(room_id)}/device_profiles/{seg(device_profile_id)}", json=body
         )
 
     async def update_events(
@@ -5824,7 +5812,7 @@ class Rooms:
     ) -> RoomsUpdateEventsResponse:
         """Update E911 digital signage: ``PATCH /rooms/events`` (no rate-limit label)."""
         answer: RoomsUpdateEventsResponse = await self._caller.request(
-            "PATCH", "/rooms/events", json=body, rate_category=None
+            "PATCH", "/rooms/events", json=body
         )
         return answer
 
@@ -5856,9 +5844,7 @@ class Rooms:
 
     async def update_room_events(self, id: str, body: RoomsUpdateRoomEventsBody) -> None:
         """Use Zoom Room controls: ``PATCH /rooms/{id}/events`` (no rate-limit label)."""
-        await self._caller.request(
-            "PATCH", f"/rooms/{seg(id)}/events", json=body, rate_category=None
-        )
+        await self._caller.request("PATCH", f"/rooms/{seg(id)}/events", json=body)
 
     async def update_settings(
         self,
@@ -5910,9 +5896,7 @@ class SyncRooms:
 
     def create_device_profile(self, room_id: str, body: RoomsCreateDeviceProfileBody2) -> None:
         """Create a device profile: ``POST /rooms/{roomId}/device_profiles`` (no rate-limit label)."""
-        self._caller.request(
-            "POST", f"/rooms/{seg(room_id)}/device_profiles", json=body, rate_category=None
-        )
+        self._caller.request("POST", f"/rooms/{seg(room_id)}/device_profiles", json=body)
 
     def create_location(
         self,
@@ -5955,9 +5939,7 @@ class SyncRooms:
         (no rate-limit label).
         """
         self._caller.request(
-            "DELETE",
-            f"/rooms/{seg(room_id)}/device_profiles/{seg(device_profile_id)}",
-            rate_category=None,
+            "DELETE", f"/rooms/{seg(room_id)}/device_profiles/{seg(device_profile_id)}"
         )
 
     def get(
@@ -6023,16 +6005,14 @@ class SyncRooms:
         rate-limit label).
         """
         answer: RoomsGetDeviceProfileResponse2 = self._caller.request(
-            "GET",
-            f"/rooms/{seg(room_id)}/device_profiles/{seg(device_profile_id)}",
-            rate_category=None,
+            "GET", f"/rooms/{seg(room_id)}/device_profiles/{seg(device_profile_id)}"
         )
         return answer
 
     def get_device_profiles(self, room_id: str) -> list[RoomsGetDeviceProfilesResponseItem2]:
         """List device profiles: ``GET /rooms/{roomId}/device_profiles`` (no rate-limit label)."""
         answer: list[RoomsGetDeviceProfilesResponseItem2] = self._caller.request(
-            "GET", f"/rooms/{seg(room_id)}/device_profiles", rate_category=None
+            "GET", f"/rooms/{seg(room_id)}/device_profiles"
         )
         return answer
 
@@ -6041,7 +6021,7 @@ class SyncRooms:
         label).
         """
         answer: RoomsGetDeviceProfilesDevicesResponse2 = self._caller.request(
-            "GET", f"/rooms/{seg(room_id)}/device_profiles/devices", rate_category=None
+            "GET", f"/rooms/{seg(room_id)}/device_profiles/devices"
         )
         return answer
 
@@ -6200,10 +6180,7 @@ class SyncRooms:
         (no rate-limit label).
         """
         self._caller.request(
-            "PUT",
-            f"/rooms/{seg(room_id)}/devices/{seg(device_id)}/app_version",
-            json=body,
-            rate_category=None,
+            "PUT", f"/rooms/{seg(room_id)}/devices/{seg(device_id)}/app_version", json=body
         )
 
     def set_location(self, room_id: str, body: RoomsSetLocationBody2 | None = None) -> None:
@@ -6264,10 +6241,7 @@ class SyncRooms:
         rate-limit label).
         """
         self._caller.request(
-            "PATCH",
-            f"/rooms/{seg(room_id)}/device_profiles/{seg(device_profile_id)}",
-            json=body,
-            rate_category=None,
+            "PATCH", f"/rooms/{seg(room_id)}/device_profiles/{seg(device_profile_id)}", json=body
         )
 
     def update_events(
@@ -6276,7 +6250,7 @@ class SyncRooms:
     ) -> RoomsUpdateEventsResponse2:
         """Update E911 digital signage: ``PATCH /rooms/events`` (no rate-limit label)."""
         answer: RoomsUpdateEventsResponse2 = self._caller.request(
-            "PATCH", "/rooms/events", json=body, rate_category=None
+            "PATCH", "/rooms/events", json=body
         )
         return answer
 
@@ -6308,7 +6282,7 @@ class SyncRooms:
 
     def update_room_events(self, id: str, body: RoomsUpdateRoomEventsBody2) -> None:
         """Use Zoom Room controls: ``PATCH /rooms/{id}/events`` (no rate-limit label)."""
-        self._caller.request("PATCH", f"/rooms/{seg(id)}/events", json=body, rate_category=None)
+        self._caller.request("PATCH", f"/rooms/{seg(id)}/events", json=body)
 
     def update_settings(
         self,
@@ -6649,7 +6623,7 @@ class Webinars:
     async def create_branding_virtual_background(
         self,
         webinar_id: int | str,
-        files: Mapping[str, Upload] | None = None,
+        files: Mapping[str, Upload],
     ) -> WebinarsCreateBrandingVirtualBackgroundResponse:
         """Upload a webinar's branding Virtual Background: ``POST
         /webinars/{webinarId}/branding/virtual_backgrounds`` (Medium).
@@ -6657,9 +6631,7 @@ class Webinars:
         answer: WebinarsCreateBrandingVirtualBackgroundResponse = await self._caller.upload(
             "POST",
             f"/webinars/{uuid(webinar_id)}/branding/virtual_backgrounds",
-            files=files or {},
-            params=None,
-            base_url=None,
+            files=files,
             rate_category="medium",
         )
         return answer
@@ -6667,7 +6639,7 @@ class Webinars:
     async def create_branding_wallpaper(
         self,
         webinar_id: int | str,
-        files: Mapping[str, Upload] | None = None,
+        files: Mapping[str, Upload],
     ) -> WebinarsCreateBrandingWallpaperResponse:
         """Upload a webinar's branding wallpaper: ``POST /webinars/{webinarId}/branding/wallpaper``
         (Medium).
@@ -6675,9 +6647,7 @@ class Webinars:
         answer: WebinarsCreateBrandingWallpaperResponse = await self._caller.upload(
             "POST",
             f"/webinars/{uuid(webinar_id)}/branding/wallpaper",
-            files=files or {},
-            params=None,
-            base_url=None,
+            files=files,
             rate_category="medium",
         )
         return answer
@@ -7047,7 +7017,7 @@ class Webinars:
     async def get_webinar_templates(self, user_id: str) -> WebinarsGetWebinarTemplatesResponse:
         """List webinar templates: ``GET /users/{userId}/webinar_templates`` (no rate-limit label)."""
         answer: WebinarsGetWebinarTemplatesResponse = await self._caller.request(
-            "GET", f"/users/{seg(user_id)}/webinar_templates", rate_category=None
+            "GET", f"/users/{seg(user_id)}/webinar_templates"
         )
         return answer
 
@@ -7299,7 +7269,7 @@ class SyncWebinars:
     def create_branding_virtual_background(
         self,
         webinar_id: int | str,
-        files: Mapping[str, Upload] | None = None,
+        files: Mapping[str, Upload],
     ) -> WebinarsCreateBrandingVirtualBackgroundResponse2:
         """Upload a webinar's branding Virtual Background: ``POST
         /webinars/{webinarId}/branding/virtual_backgrounds`` (Medium).
@@ -7307,9 +7277,7 @@ class SyncWebinars:
         answer: WebinarsCreateBrandingVirtualBackgroundResponse2 = self._caller.upload(
             "POST",
             f"/webinars/{uuid(webinar_id)}/branding/virtual_backgrounds",
-            files=files or {},
-            params=None,
-            base_url=None,
+            files=files,
             rate_category="medium",
         )
         return answer
@@ -7317,7 +7285,7 @@ class SyncWebinars:
     def create_branding_wallpaper(
         self,
         webinar_id: int | str,
-        files: Mapping[str, Upload] | None = None,
+        files: Mapping[str, Upload],
     ) -> WebinarsCreateBrandingWallpaperResponse2:
         """Upload a webinar's branding wallpaper: ``POST /webinars/{webinarId}/branding/wallpaper``
         (Medium).
@@ -7325,9 +7293,7 @@ class SyncWebinars:
         answer: WebinarsCreateBrandingWallpaperResponse2 = self._caller.upload(
             "POST",
             f"/webinars/{uuid(webinar_id)}/branding/wallpaper",
-            files=files or {},
-            params=None,
-            base_url=None,
+            files=files,
             rate_category="medium",
         )
         return answer
@@ -7683,7 +7649,7 @@ class SyncWebinars:
     def get_webinar_templates(self, user_id: str) -> WebinarsGetWebinarTemplatesResponse2:
         """List webinar templates: ``GET /users/{userId}/webinar_templates`` (no rate-limit label)."""
         answer: WebinarsGetWebinarTemplatesResponse2 = self._caller.request(
-            "GET", f"/users/{seg(user_id)}/webinar_templates", rate_category=None
+            "GET", f"/users/{seg(user_id)}/webinar_templates"
         )
         return answer
 

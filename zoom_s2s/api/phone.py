@@ -6448,7 +6448,7 @@ class PhoneDashboards:
         rate-limit label).
         """
         answer: PhoneDashboardsGetCallLogResponse = await self._caller.request(
-            "GET", f"/phone/metrics/call_logs/{seg(call_id)}", rate_category=None
+            "GET", f"/phone/metrics/call_logs/{seg(call_id)}"
         )
         return answer
 
@@ -6507,7 +6507,7 @@ class SyncPhoneDashboards:
         rate-limit label).
         """
         answer: PhoneDashboardsGetCallLogResponse2 = self._caller.request(
-            "GET", f"/phone/metrics/call_logs/{seg(call_id)}", rate_category=None
+            "GET", f"/phone/metrics/call_logs/{seg(call_id)}"
         )
         return answer
 
@@ -9697,7 +9697,7 @@ class PhoneSettings:
 
     async def update(self, body: PhoneSettingsUpdateBody | None = None) -> None:
         """Update phone account settings: ``PATCH /phone/settings`` (no rate-limit label)."""
-        await self._caller.request("PATCH", "/phone/settings", json=body, rate_category=None)
+        await self._caller.request("PATCH", "/phone/settings", json=body)
 
 
 class SyncPhoneSettings:
@@ -9761,7 +9761,7 @@ class SyncPhoneSettings:
 
     def update(self, body: PhoneSettingsUpdateBody2 | None = None) -> None:
         """Update phone account settings: ``PATCH /phone/settings`` (no rate-limit label)."""
-        self._caller.request("PATCH", "/phone/settings", json=body, rate_category=None)
+        self._caller.request("PATCH", "/phone/settings", json=body)
 
 
 class PhoneSharedLineAppearance:

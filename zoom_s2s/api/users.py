@@ -2073,7 +2073,7 @@ class Groups:
     async def create_settings_virtual_background(
         self,
         group_id: str,
-        files: Mapping[str, Upload] | None = None,
+        files: Mapping[str, Upload],
     ) -> GroupsCreateSettingsVirtualBackgroundResponse:
         """Upload Virtual Background files: ``POST /groups/{groupId}/settings/virtual_backgrounds``
         (Medium).
@@ -2081,9 +2081,7 @@ class Groups:
         answer: GroupsCreateSettingsVirtualBackgroundResponse = await self._caller.upload(
             "POST",
             f"/groups/{seg(group_id)}/settings/virtual_backgrounds",
-            files=files or {},
-            params=None,
-            base_url=None,
+            files=files,
             rate_category="medium",
         )
         return answer
@@ -2319,7 +2317,7 @@ class SyncGroups:
     def create_settings_virtual_background(
         self,
         group_id: str,
-        files: Mapping[str, Upload] | None = None,
+        files: Mapping[str, Upload],
     ) -> GroupsCreateSettingsVirtualBackgroundResponse2:
         """Upload Virtual Background files: ``POST /groups/{groupId}/settings/virtual_backgrounds``
         (Medium).
@@ -2327,9 +2325,7 @@ class SyncGroups:
         answer: GroupsCreateSettingsVirtualBackgroundResponse2 = self._caller.upload(
             "POST",
             f"/groups/{seg(group_id)}/settings/virtual_backgrounds",
-            files=files or {},
-            params=None,
-            base_url=None,
+            files=files,
             rate_category="medium",
         )
         return answer
@@ -2559,26 +2555,17 @@ class Users:
         )
         return answer
 
-    async def create_picture(
-        self,
-        user_id: str,
-        files: Mapping[str, Upload] | None = None,
-    ) -> JSONObject:
+    async def create_picture(self, user_id: str, files: Mapping[str, Upload]) -> JSONObject:
         """Upload a user's profile picture: ``POST /users/{userId}/picture`` (Medium)."""
         answer: JSONObject = await self._caller.upload(
-            "POST",
-            f"/users/{seg(user_id)}/picture",
-            files=files or {},
-            params=None,
-            base_url=None,
-            rate_category="medium",
+            "POST", f"/users/{seg(user_id)}/picture", files=files, rate_category="medium"
         )
         return answer
 
     async def create_settings_virtual_background(
         self,
         user_id: str,
-        files: Mapping[str, Upload] | None = None,
+        files: Mapping[str, Upload],
     ) -> UsersCreateSettingsVirtualBackgroundResponse:
         """Upload Virtual Background files: ``POST /users/{userId}/settings/virtual_backgrounds``
         (Medium).
@@ -2586,9 +2573,7 @@ class Users:
         answer: UsersCreateSettingsVirtualBackgroundResponse = await self._caller.upload(
             "POST",
             f"/users/{seg(user_id)}/settings/virtual_backgrounds",
-            files=files or {},
-            params=None,
-            base_url=None,
+            files=files,
             rate_category="medium",
         )
         return answer
@@ -2968,22 +2953,17 @@ class SyncUsers:
         )
         return answer
 
-    def create_picture(self, user_id: str, files: Mapping[str, Upload] | None = None) -> JSONObject:
+    def create_picture(self, user_id: str, files: Mapping[str, Upload]) -> JSONObject:
         """Upload a user's profile picture: ``POST /users/{userId}/picture`` (Medium)."""
         answer: JSONObject = self._caller.upload(
-            "POST",
-            f"/users/{seg(user_id)}/picture",
-            files=files or {},
-            params=None,
-            base_url=None,
-            rate_category="medium",
+            "POST", f"/users/{seg(user_id)}/picture", files=files, rate_category="medium"
         )
         return answer
 
     def create_settings_virtual_background(
         self,
         user_id: str,
-        files: Mapping[str, Upload] | None = None,
+        files: Mapping[str, Upload],
     ) -> UsersCreateSettingsVirtualBackgroundResponse2:
         """Upload Virtual Background files: ``POST /users/{userId}/settings/virtual_backgrounds``
         (Medium).
@@ -2991,9 +2971,7 @@ class SyncUsers:
         answer: UsersCreateSettingsVirtualBackgroundResponse2 = self._caller.upload(
             "POST",
             f"/users/{seg(user_id)}/settings/virtual_backgrounds",
-            files=files or {},
-            params=None,
-            base_url=None,
+            files=files,
             rate_category="medium",
         )
         return answer
