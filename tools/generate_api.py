@@ -20,7 +20,7 @@ import sys
 import textwrap
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,6 @@ SOURCES = (
 # the others' groups are attributes of the client itself (``zoom.webinars``).
 NAMESPACES = {"chat": "Chat", "phone": "Phone", "marketplace": "Marketplace"}
 METHODS = ("get", "post", "put", "patch", "delete")
-IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE"})
 
 # Zoom's tag -> the group's attribute name, where snake_case of the tag is not it.
 GROUP_NAMES = {
@@ -177,7 +176,6 @@ class Param:
     where: str  # path | query
     required: bool
     annotation: str
-    description: str
 
 
 @dataclass
@@ -196,11 +194,9 @@ class Op:
     body_required: bool
     multipart: bool
     response: dict[str, Any] | None
-    example: object
     group: str = ""
     name: str = ""
     list_key: str | None = None
-    types: list[str] = field(default_factory=list)
 
 
 def category_from(description: str) -> str | None:
@@ -255,7 +251,7 @@ def _op(spec: str, product: str, path: str, method: str, raw: dict[str, Any],
         params.append(Param(
             name=name, py=_py_name(name), where=where,
             required=where == "path" or bool(prm.get("required")),
-            annotation=annotation, description=_first_line(prm.get("description", "")),
+            annotation=annotation
         ))
     named = re.findall(r"\{([^}]+)\}", path)
     params = [p for p in params if p.where != "path" or p.name in named]
@@ -263,7 +259,7 @@ def _op(spec: str, product: str, path: str, method: str, raw: dict[str, Any],
     for name in named:
         if name not in declared:  # a few operations leave a path parameter undeclared
             params.append(Param(name=name, py=_py_name(name), where="path", required=True,
-                                annotation="str", description=""))
+                                annotation="str"))
     body = body_required = None
     multipart = False
     request = raw.get("requestBody")
@@ -275,7 +271,7 @@ def _op(spec: str, product: str, path: str, method: str, raw: dict[str, Any],
             multipart = True
             body = content["multipart/form-data"].get("schema") or {}
         body_required = bool(request.get("required"))
-    response = example = None
+    response = None
     for status in ("200", "201", "202", "204"):
         answer = raw.get("responses", {}).get(status)
         if answer is None:
@@ -283,7 +279,6 @@ def _op(spec: str, product: str, path: str, method: str, raw: dict[str, Any],
         media = _json_content(answer)
         if media is not None and media.get("schema"):
             response = media["schema"]
-            example = media.get("example", (media.get("examples") or {}))
         break
     tag = (raw.get("tags") or ["Other"])[0]
     op = Op(
@@ -292,7 +287,6 @@ def _op(spec: str, product: str, path: str, method: str, raw: dict[str, Any],
         tag=tag, category=category_from(raw.get("description", "")),
         page_size_max=page_size_max if paginated else None, params=params, body=body,
         body_required=bool(body_required), multipart=multipart, response=response,
-        example=example,
     )
     if paginated and response is not None:
         op.list_key = _list_key(response)
