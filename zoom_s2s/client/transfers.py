@@ -7,6 +7,7 @@ redirect to another origin. See docs/client.rst ("Files").
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator, Mapping
 from typing import IO, TYPE_CHECKING, Any, NamedTuple
@@ -86,12 +87,15 @@ async def stream(
         response = await session.get(
             target, headers=headers, timeout=timeout, middlewares=(), raise_for_status=False
         )
-        body = None
-        if response.status >= 400:
-            body = await read_body(response, _MAX_ERROR_BODY, method="GET", path=target.path)
-        if token is None:
-            break
-        token = await flow.asend(_answer(response, body))
+        try:
+            body = None
+            if response.status >= 400:
+                body = await read_body(response, _MAX_ERROR_BODY, method="GET", path=target.path)
+            if token is not None:
+                token = await flow.asend(_answer(response, body))
+        except BaseException:
+            response.release()
+            raise
         if token is None:
             break
         response.release()
@@ -105,13 +109,21 @@ async def stream(
 async def download(
     client: Link, url: str, to: str | os.PathLike[str] | IO[bytes]
 ) -> int:
-    """Write the body of a download URL to a file (a path or a binary file); the bytes written."""
+    """Write the body of a download URL to a file (a path or a binary file); the bytes written.
+
+    A file named by its path is removed again when the download fails.
+    """
     written = 0
     if isinstance(to, (str, os.PathLike)):
-        with open(to, "wb") as file:  # noqa: ASYNC230 - chunks are written as they come
-            async for chunk in stream(client, url):
-                file.write(chunk)
-                written += len(chunk)
+        try:
+            with open(to, "wb") as file:  # noqa: ASYNC230 - chunks are written as they come
+                async for chunk in stream(client, url):
+                    file.write(chunk)
+                    written += len(chunk)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(to)  # no half file left behind
+            raise
         return written
     async for chunk in stream(client, url):
         to.write(chunk)

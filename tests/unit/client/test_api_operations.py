@@ -196,6 +196,15 @@ async def test_a_download_after_a_revoked_token_is_retried_once_with_a_fresh_one
     assert await zoom.download(url, sink) == len(RECORDING_BYTES)
 
 
+async def test_a_failed_download_raises_and_leaves_no_file(
+    fake: FakeZoom, zoom: ZoomClient, tmp_path: Path
+) -> None:
+    target = tmp_path / "missing.mp4"
+    with pytest.raises(NotFoundError):
+        await zoom.download(f"{fake.url}/rec/missing", target)
+    assert not target.exists()
+
+
 async def test_a_download_url_off_zoom_s_hosts_never_gets_the_token(zoom: ZoomClient) -> None:
     with pytest.raises(ConfigurationError, match="not a Zoom host"):
         [chunk async for chunk in zoom.stream("https://example.com/rec/download/x")]
