@@ -422,16 +422,12 @@ def assign_names(ops: list[Op]) -> None:
     for members in by_group.values():
         for op in members:
             op.name = NAMES.get((op.method, op.path)) or _name(op, op.group)
-        for _ in range(3):
-            counts = Counter(op.name for op in members)
-            clashes = [op for op in members if counts[op.name] > 1]
-            if not clashes:
-                break
-            for op in clashes:
-                if (op.method, op.path) not in NAMES:
-                    op.name = _name(op, op.group, keep_owner=True)
-        clashes = [f"{op.method} {op.path}" for op in members
-                   if Counter(o.name for o in members)[op.name] > 1]
+        counts = Counter(op.name for op in members)
+        for op in members:
+            if counts[op.name] > 1 and (op.method, op.path) not in NAMES:
+                op.name = _name(op, op.group, keep_owner=True)
+        counts = Counter(op.name for op in members)
+        clashes = [f"{op.method} {op.path}" for op in members if counts[op.name] > 1]
         if clashes:
             raise SystemExit(f"two operations get one name; add them to NAMES: {clashes}")
 
