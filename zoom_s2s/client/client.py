@@ -467,8 +467,9 @@ class ZoomClient(Products, AsyncClosedOnExit):
             params: Other query parameters, sent with every page.
             key: The answer's list of items, e.g. ``"users"``; default the one
                 key of the first answer whose value is a list.
-            page_size: Items per page, 1 to 300 (Zoom's maximum; some APIs
-                allow fewer and answer with fewer).
+            page_size: Items per page, 1 to 300, or to the API's own maximum
+                where it is larger (2000 on ``/users``); where it is smaller,
+                that maximum is sent (:func:`zoom_s2s.ratelimit.page_size_max`).
 
         Yields:
             The items, as decoded JSON.

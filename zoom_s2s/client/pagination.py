@@ -56,11 +56,11 @@ class Pages:
         if (
             isinstance(page_size, bool)
             or not isinstance(page_size, int)
-            or not 1 <= page_size <= largest
+            or not 1 <= page_size <= max(largest, MAX_PAGE_SIZE)
         ):
             raise ConfigurationError(
-                f"page_size={page_size!r} must be an int from 1 to {largest} "
-                f"(Zoom's largest page on {path})"
+                f"page_size={page_size!r} must be an int from 1 to {max(largest, MAX_PAGE_SIZE)} "
+                f"(Zoom's largest page on {path} is {largest})"
             )
         if key is not None and (not isinstance(key, str) or not key):
             raise ConfigurationError(f"key={key!r} must be the name of the answer's list")
@@ -69,7 +69,7 @@ class Pages:
         self.key = key
         query: dict[str, str | int | float] = dict(params or {})
         query.pop("next_page_token", None)
-        query["page_size"] = page_size
+        query["page_size"] = min(page_size, largest)  # Zoom's smaller maximum, where it has one
         self.query = query
         self.restarts = 0
 
