@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import os
-import time
 
 import pytest
+import stamina
 
 from zoom_s2s import AccessToken, RetryPolicy
+from zoom_s2s.testing import FakeClock
 
 
 def in_ci() -> bool:
@@ -32,10 +33,18 @@ FAST_RETRY = RetryPolicy(attempts=4, timeout=10.0, wait_initial=0.01, wait_max=0
 SECRET = "s3cr3t-client-secret-DO-NOT-LEAK"
 
 
-async def sleep_into_refresh_window(token: AccessToken) -> None:
-    """Sleep until 0.7 s before ``token`` expires.
+def instant_retries() -> contextlib.AbstractContextManager[None]:
+    """stamina's retries without their back-off: each policy keeps its number of attempts.
+
+    Their back-off sleeps in real time, during which a FakeClock's time would jump.
+    """
+    return stamina.set_testing(True, attempts=1_000, cap=True)
+
+
+async def sleep_into_refresh_window(clock: FakeClock, token: AccessToken) -> None:
+    """Let ``clock`` run until 0.7 s before ``token`` expires.
 
     For a 3 s token that is past every process's refresh moment (at the latest
     0.75 s before expiry) and before callers must wait (0.3 s before expiry).
     """
-    await asyncio.sleep(max(0.0, token.expires_at - 0.7 - time.time()))
+    await clock.sleep(max(0.0, token.expires_at - 0.7 - clock.wall()))

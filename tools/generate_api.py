@@ -153,7 +153,6 @@ FAKE_OPERATIONS = (
     ("DELETE", "/meetings/{meetingId}/recordings"),
     ("GET", "/report/daily"),
     ("GET", "/report/users/{userId}/meetings"),
-    ("GET", "/report/meetings/{meetingId}/participants"),
     ("POST", "/chat/users/{userId}/files"),
 )  # object levels below a response or body that get their own TypedDict
 

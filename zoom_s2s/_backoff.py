@@ -1,18 +1,7 @@
 """Back-off after failed refreshes: the schedule, and one process's state.
 
-A failed fetch is remembered twice: in the process (a :class:`Backoff`:
-callers without a token get the error at once until the back-off ends) and in
-the store as a :class:`~zoom_s2s.stores.base.FailureRecord`, so other
-processes do not ask Zoom before it ends either. The interval doubles with
-each consecutive failure: about 1, 2, 4 ... up to 60 s, jittered down by up
-to half so a fleet does not retry in step. A fleet therefore loads a failing
-Zoom about as much as one process does.
-
-Clocks: a :class:`Backoff` measures on the monotonic clock only. A record
-read from the store says how long is *left* (relative time, aged by the
-store's own clock) and is believed only up to :func:`max_delay` of its
-failure count: a neighbour with a broken clock or a tampered record cannot
-make this process wait longer than the schedule allows.
+About 1, 2, 4 ... up to 60 s, jittered; a fleet record read from the store is
+believed only up to the schedule (``docs/architecture.rst``, "Trust model").
 """
 
 from __future__ import annotations

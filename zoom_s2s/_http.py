@@ -1,19 +1,8 @@
 """Shared handling of HTTP answers: bounded reads, JSON parsing, summaries, retry notices.
 
-The token request (:mod:`zoom_s2s.oauth`) and the REST client
-(:mod:`zoom_s2s.client`) read answers the same way:
-
-- :func:`read_bounded` reads at most a given number of bytes and stops at
-  once past that, so a hostile or broken endpoint cannot make the process
-  buffer a gigabyte;
-- :func:`parse_json` turns every way JSON can fail to parse (bad syntax, bad
-  UTF-8, nesting deep enough to raise :class:`RecursionError`) into one
-  :class:`ValueError`;
-- :func:`describe_body` summarises a body that is not the expected JSON for an
-  error message without quoting it (it may carry anything);
-- :func:`own_retry_notices` keeps stamina's global ``stamina.retry_scheduled``
-  log lines out of the way for zoom-s2s's own retries, which are logged on the
-  ``zoom_s2s`` loggers with their context instead.
+The token request and the REST client read answers the same way: at most a
+given number of bytes, JSON failures as one :class:`ValueError`, bodies
+summarised without being quoted, stamina's notices kept for our own logs.
 """
 
 from __future__ import annotations

@@ -1,16 +1,8 @@
 """Scrubbing secrets from text in every encoding a reply can carry them.
 
-A token endpoint, an API or a proxy may echo what it was sent: the raw client
-secret, ``client_id:secret``, the ``Authorization: Basic <base64>`` header, a
-URL-encoded form field, a bearer token. :func:`secret_forms` lists each of
-those encodings once; :func:`scrub` replaces them with ``***``. Every message,
-exception attribute, log line and stored failure record built from a reply
-goes through :func:`scrub` first.
-
-Example::
-
-    forms = secret_forms(credentials.client_secret, client_id=credentials.client_id)
-    message = scrub(message, forms)
+:func:`secret_forms` lists a secret's encodings (raw, ``id:secret``, Base64,
+``Basic``, URL-encoded); :func:`scrub` replaces them with ``***``. Every text
+built from a reply goes through it (``docs/architecture.rst``, "Trust model").
 """
 
 from __future__ import annotations

@@ -1,59 +1,8 @@
 """TokenManager: one token per lifetime for every coroutine, process and host sharing a store.
 
-The algorithm (``docs/architecture.rst``, "Getting a token"); the code below is
-tagged ``[S1]`` ... ``[S11]`` with these steps:
-
-1. Hot path: a fresh token in memory is returned with no I/O, no lock and no
-   await that yields.
-2. Inside the refresh window the current token is returned at once and one
-   background refresh starts; callers never wait while a valid token exists.
-3. With no valid token, callers wait for one shared in-flight refresh task
-   (single-flight); a cancelled caller never cancels that task.
-4. A refresh reads the store first (token and failure record in one call);
-   only if it holds nothing newer does it take the store's lock (the lease
-   carries the fencing generation, and the attempt reads the store again),
-   fetch from Zoom, write with the lease and release.
-5. Processes that find the lock taken sleep until the store tells them it
-   changed (or the lock's TTL lapses, when they may take over).
-6. Each process picks its refresh moment at random in the first half of the
-   refresh window, so a fleet does not hit the lock at one instant.
-7. Writes are fenced: a holder whose lock lapsed cannot overwrite its
-   successor's token, and it stops retrying its own fetch.
-8. :meth:`TokenManager.invalidate` is compare-and-delete.
-9. A failed fetch is remembered in the store, so the whole fleet backs off
-   together; a valid token is served meanwhile. A record read from the store
-   is bounded by the back-off schedule, and its deletion ends the wait.
-10. ``min_ttl`` is enforced: a token with less than that left is never handed
-    out, whatever ``refresh_margin`` says.
-11. A fetched token is never thrown away because the store failed: it is
-    served from memory and written once the store is back; a lease this
-    process could not release is recognised and reused, not waited for.
-
-Clocks
-------
-Wall time (``_clock.wall()``) is used only for what crosses hosts: the
-``expires_at`` a token carries in the store. Everything local is on the
-monotonic clock: the refresh moment, the usable-until deadline, the lease's
-lifetime and the back-off. On adoption the token's remaining lifetime is taken
-once (from the response's ``expires_in`` for a token fetched here, or from
-``expires_at`` minus now for a token read from the store) and counted down on
-the monotonic clock from then on, so a wall-clock step cannot make an expired
-token look valid or a fresh one look expired.
-
-A stalled lock holder, step by step (as redis-py's lock documents it)::
-
-    t=0    A takes the lock (lease: generation 7, ttl 45 s) and asks Zoom.
-    t=1    A's process is paused (SIGSTOP, a VM migration, a long GC).
-    t=45   The lock lapses. B takes it (generation 8), fetches, writes (fence: 8).
-    t=50   A resumes; its fetch returns. lease.held() is False: A does not retry
-           a failed fetch; a successful one is written with generation 7, which
-           the store refuses (7 < 8). A adopts B's token instead.
-    t=50   A's release finds the lock owned by B's lease and releases nothing.
-
-Store errors have one policy (:meth:`TokenManager._after_store_error`): with
-``on_store_error="raise"`` callers without a valid token get the
-:class:`~zoom_s2s.StoreError` (and it is backed off like a failed fetch); with
-``"fetch"`` this process fetches for itself while the store is down.
+The algorithm is ``docs/architecture.rst`` ("Getting a token"); the code is
+tagged ``[S1]`` ... ``[S11]`` with its steps. Local deadlines are on the
+monotonic clock, read through :mod:`zoom_s2s._clock`.
 """
 
 from __future__ import annotations
@@ -423,7 +372,7 @@ class TokenManager(AsyncClosedOnExit):
         lease, self._lease = self._lease, None
         if lease is not None and lease.held():
             with contextlib.suppress(StoreError, asyncio.TimeoutError):
-                await asyncio.wait_for(self.store.release_lock(lease), _CLOSE_RELEASE_TIMEOUT)
+                await _clock.wait_for(self.store.release_lock(lease), _CLOSE_RELEASE_TIMEOUT)
         await self._session.close()
         if self._owns_store:
             await self.store.aclose()

@@ -1,19 +1,8 @@
 """The wire: one Server-to-Server OAuth token request, its parsing, and its retries.
 
-``POST {token_url}`` with ``grant_type=account_credentials&account_id=...`` as a
-form body and the client id and secret as HTTP Basic auth (``docs/zoom.rst``). Transient
-failures (429, 5xx, timeouts, connection errors) are retried with exponential
-back-off and jitter by `stamina <https://stamina.hynek.me>`_, bounded in
-attempts and total time, honouring ``Retry-After``. Permanent failures
-(``invalid_client``, ``invalid_request``, any other 4xx) are raised at once.
-
-Nothing the endpoint sends is trusted: the body is read up to
-:data:`MAX_REPLY_BYTES`; ``expires_in`` must lie in (0, :data:`MAX_EXPIRES_IN`];
-the token must be made of RFC 6750 bearer-token characters; a token that
-expired in transit is dropped; and every field taken from an error reply is
-scrubbed of the client secret in each encoding it could be echoed in
-(:mod:`zoom_s2s._redact`) before it reaches a message, an attribute or a log.
-Plain ``http://`` is refused unless the host is loopback or the caller opts in.
+Transient failures are retried by stamina (:class:`RetryPolicy`); nothing the
+endpoint sends is trusted (``docs/architecture.rst``, "The wire"; Zoom's side:
+``docs/zoom.rst``).
 """
 
 from __future__ import annotations

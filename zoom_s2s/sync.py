@@ -13,6 +13,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import functools
+import inspect
 import itertools
 import logging
 import os
@@ -474,7 +475,8 @@ def _document(call: Callable[..., Any], method: Callable[..., Any]) -> None:
     call.__qualname__ = f"SyncZoomClient.{method.__name__}"
     call.__doc__ = (
         f"Blocking :meth:`zoom_s2s.ZoomClient.{method.__name__}` (same arguments); "
-        "raises TimeoutError after the client's ``timeout``.\n\n" + (method.__doc__ or "")
+        "raises TimeoutError after the client's ``timeout``.\n\n"
+        + inspect.cleandoc(method.__doc__ or "").partition("\n")[2]
     )
 
 

@@ -173,7 +173,9 @@ async def test_stamina_records_are_dropped_only_inside_own_retry_notices() -> No
     stamina_logger.setLevel(logging.DEBUG)
 
     async def retry_once() -> None:
-        async for attempt in stamina.retry_context(on=KeyError, attempts=2, wait_initial=0):
+        async for attempt in stamina.retry_context(
+            on=KeyError, attempts=2, wait_initial=0, wait_jitter=0
+        ):
             with attempt:
                 if attempt.num == 1:
                     raise KeyError("again")

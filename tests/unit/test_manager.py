@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 
 import aiohttp
@@ -17,9 +16,9 @@ from zoom_s2s.errors import (
     TokenEndpointError,
 )
 from zoom_s2s.events import EventKind
-from zoom_s2s.testing import FakeZoom, Fault
+from zoom_s2s.testing import FakeClock, FakeZoom, Fault
 
-from ..support import FAST_RETRY, sleep_into_refresh_window
+from ..support import FAST_RETRY, instant_retries, sleep_into_refresh_window
 
 
 def make_manager(zoom: FakeZoom, **kwargs: object) -> TokenManager:
@@ -49,31 +48,31 @@ async def test_a_fresh_token_is_served_from_memory_without_io(fake_zoom: FakeZoo
 
 
 async def test_in_the_refresh_window_callers_get_the_current_token_while_one_refresh_runs(
-    fake_zoom: FakeZoom,
+    fake_zoom: FakeZoom, fake_clock: FakeClock
 ) -> None:
     # expires_in=3: refresh window = last 1.5 s, refresh moment in [exp-1.5, exp-0.75],
     # callers must wait only in the last 0.3 s.
     fake_zoom.expires_in = 3
     async with make_manager(fake_zoom) as tokens:
         old = await tokens.get_token()
-        await sleep_into_refresh_window(old)
+        await sleep_into_refresh_window(fake_clock, old)
         fake_zoom.latency = 0.3  # keep the background refresh in flight
         during = [await tokens.get_token() for _ in range(200)]
         assert all(t is old for t in during)
         assert tokens.stats().background_refreshes == 1
-        await asyncio.sleep(0.5)
+        await fake_clock.sleep(0.5)
         new = await tokens.get_token()
     assert new.access_token != old.access_token
     assert fake_zoom.token_requests == 2
 
 
 async def test_cancelling_waiting_callers_does_not_cancel_the_shared_fetch(
-    fake_zoom: FakeZoom,
+    fake_zoom: FakeZoom, fake_clock: FakeClock
 ) -> None:
     fake_zoom.latency = 0.3
     async with make_manager(fake_zoom) as tokens:
         callers = [asyncio.create_task(tokens.get_token()) for _ in range(10)]
-        await asyncio.sleep(0.05)
+        await fake_clock.sleep(0.05)
         callers[0].cancel()  # the caller that started the fetch
         callers[5].cancel()
         results = await asyncio.gather(*callers, return_exceptions=True)
@@ -85,15 +84,17 @@ async def test_cancelling_waiting_callers_does_not_cancel_the_shared_fetch(
     assert fake_zoom.token_requests == 1
 
 
-async def test_when_every_caller_is_cancelled_the_fetch_still_lands(fake_zoom: FakeZoom) -> None:
+async def test_when_every_caller_is_cancelled_the_fetch_still_lands(
+    fake_zoom: FakeZoom, fake_clock: FakeClock
+) -> None:
     fake_zoom.latency = 0.2
     async with make_manager(fake_zoom) as tokens:
         callers = [asyncio.create_task(tokens.get_token()) for _ in range(3)]
-        await asyncio.sleep(0.05)
+        await fake_clock.sleep(0.05)
         for caller in callers:
             caller.cancel()
         await asyncio.gather(*callers, return_exceptions=True)
-        await asyncio.sleep(0.3)
+        await fake_clock.sleep(0.3)
         token = await tokens.get_token()
     assert token.access_token == fake_zoom.issued_tokens[0]
     assert fake_zoom.token_requests == 1
@@ -153,16 +154,19 @@ async def test_managers_sharing_a_store_fetch_once(fake_zoom: FakeZoom) -> None:
     assert fake_zoom.token_requests == 1
 
 
-async def test_a_waiter_is_woken_when_the_lock_holder_writes(fake_zoom: FakeZoom) -> None:
+async def test_a_waiter_is_woken_when_the_lock_holder_writes(
+    fake_zoom: FakeZoom, fake_clock: FakeClock
+) -> None:
     store = MemoryTokenStore()
     async with make_manager(fake_zoom, store=store) as tokens:
         key = tokens.store_key
         lease = (await store.acquire_lock(key, ttl=30)).lease
         assert lease is not None
         waiter = asyncio.create_task(tokens.get_token())
-        await asyncio.sleep(0.1)
+        await fake_clock.sleep(0.1)
         assert not waiter.done()
-        elsewhere = AccessToken("from-another-process", time.time() + 3600, time.time())
+        now = fake_clock.wall()
+        elsewhere = AccessToken("from-another-process", now + 3600, now)
         await store.write(lease, elsewhere)
         await store.release_lock(lease)
         got = await asyncio.wait_for(waiter, 2)
@@ -170,17 +174,19 @@ async def test_a_waiter_is_woken_when_the_lock_holder_writes(fake_zoom: FakeZoom
     assert fake_zoom.token_requests == 0
 
 
-async def test_a_lapsed_lock_is_taken_over(fake_zoom: FakeZoom) -> None:
+async def test_a_lapsed_lock_is_taken_over(fake_zoom: FakeZoom, fake_clock: FakeClock) -> None:
     store = MemoryTokenStore()
     async with make_manager(fake_zoom, store=store) as tokens:
         assert (await store.acquire_lock(tokens.store_key, ttl=0.3)).lease is not None  # holder "dies"
-        started = time.monotonic()
+        started = fake_clock.monotonic()
         await tokens.get_token()
-        assert time.monotonic() - started >= 0.25
+        assert fake_clock.monotonic() - started >= 0.25
     assert fake_zoom.token_requests == 1
 
 
-async def test_a_stuck_lock_holder_gives_a_lock_timeout(fake_zoom: FakeZoom) -> None:
+async def test_a_stuck_lock_holder_gives_a_lock_timeout(
+    fake_zoom: FakeZoom, fake_clock: FakeClock
+) -> None:
     store = MemoryTokenStore()
     async with make_manager(fake_zoom, store=store, wait_timeout=0.3) as tokens:
         assert (await store.acquire_lock(tokens.store_key, ttl=60)).lease is not None
@@ -203,15 +209,16 @@ async def test_bad_credentials_fail_every_waiter_with_one_request(fake_zoom: Fak
 
 
 async def test_a_failing_background_refresh_keeps_serving_the_valid_token(
-    fake_zoom: FakeZoom,
+    fake_zoom: FakeZoom, fake_clock: FakeClock
 ) -> None:
     fake_zoom.expires_in = 3
     async with make_manager(fake_zoom) as tokens:
         old = await tokens.get_token()
-        await sleep_into_refresh_window(old)
+        await sleep_into_refresh_window(fake_clock, old)
         fake_zoom.fail_next(100, fault=Fault(status=500))
-        assert await tokens.get_token() is old  # starts the refresh
-        await asyncio.sleep(0.2)  # FAST_RETRY gives up after 4 quick attempts
+        with instant_retries():
+            assert await tokens.get_token() is old  # starts the refresh
+            await fake_clock.sleep(0.2)  # FAST_RETRY gives up after 4 attempts
         for _ in range(50):
             assert await tokens.get_token() is old
         stats = tokens.stats()
@@ -220,14 +227,16 @@ async def test_a_failing_background_refresh_keeps_serving_the_valid_token(
     assert fake_zoom.token_requests == 1 + FAST_RETRY.attempts
 
 
-async def test_short_lifetimes_do_not_cause_a_refresh_loop(fake_zoom: FakeZoom) -> None:
+async def test_short_lifetimes_do_not_cause_a_refresh_loop(
+    fake_zoom: FakeZoom, fake_clock: FakeClock
+) -> None:
     fake_zoom.expires_in = 1
     async with make_manager(fake_zoom) as tokens:
-        deadline = time.monotonic() + 2.5
-        while time.monotonic() < deadline:
+        deadline = fake_clock.monotonic() + 2.5
+        while fake_clock.monotonic() < deadline:
             token = await tokens.get_token()
-            assert token.remaining(time.time()) > 0
-            await asyncio.sleep(0.001)
+            assert token.remaining(fake_clock.wall()) > 0
+            await fake_clock.sleep(0.001)
     # About one fetch per 0.5-0.75 s of lifetime used, never one per call.
     assert 3 <= fake_zoom.token_requests <= 7
 
@@ -311,7 +320,7 @@ def test_store_key_is_a_fingerprint_not_the_secret() -> None:
 
 
 async def test_a_failure_is_remembered_in_the_store_for_the_whole_fleet(
-    fake_zoom: FakeZoom,
+    fake_zoom: FakeZoom, fake_clock: FakeClock
 ) -> None:
     store = MemoryTokenStore()
     fake_zoom.fail_next(100, fault=Fault(status=503))
@@ -332,7 +341,7 @@ async def test_a_failure_is_remembered_in_the_store_for_the_whole_fleet(
         # Once the back-off (under 1 s after one failure) ends, a fetch succeeds and
         # clears the record.
         fake_zoom.clear_faults()
-        await asyncio.sleep(1.05)
+        await fake_clock.sleep(1.05)
         token = await two.get_token()
         assert (await store.read(one.store_key)).failure is None
     assert token.access_token == fake_zoom.issued_tokens[0]

@@ -8,11 +8,10 @@ store that cannot write, a process with the wrong secret, a second event loop.
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
-from zoom_s2s import AccessToken, MemoryTokenStore, TokenEvent, TokenManager, _clock
+from zoom_s2s import AccessToken, MemoryTokenStore, TokenEvent, TokenManager
 from zoom_s2s.errors import (
     InvalidCredentialsError,
     StoreUnavailableError,
@@ -23,7 +22,7 @@ from zoom_s2s.errors import (
 from zoom_s2s.events import EventKind
 from zoom_s2s.models import Credentials
 from zoom_s2s.stores import FailureRecord, LockLease, StoreState
-from zoom_s2s.testing import FakeZoom
+from zoom_s2s.testing import FakeClock, FakeZoom
 
 from ..support import FAST_RETRY
 
@@ -33,38 +32,31 @@ def make_manager(zoom: FakeZoom, **kwargs: object) -> TokenManager:
     return TokenManager(zoom.credentials, token_url=zoom.token_url, **kwargs)  # type: ignore[arg-type]
 
 
-def shift_wall_clock(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
-    """Make ``time.time()`` (the wall clock) read ``seconds`` off, as after an NTP step."""
-    real = time.time
-    monkeypatch.setattr(time, "time", lambda: real() + seconds)
-    monkeypatch.setattr(_clock, "wall", time.time)
-
-
 # -- local deadlines are monotonic --------------------------------------------------------
 
 
 async def test_a_wall_clock_step_back_does_not_keep_an_expired_token(
-    fake_zoom: FakeZoom, monkeypatch: pytest.MonkeyPatch
+    fake_zoom: FakeZoom, fake_clock: FakeClock
 ) -> None:
     fake_zoom.expires_in = 2
     async with make_manager(fake_zoom) as tokens:
         first = await tokens.get_token()
-        shift_wall_clock(monkeypatch, -3600)  # the clock steps back an hour
-        await asyncio.sleep(2.1)  # ... and the token really expires
+        fake_clock.step_wall(-3600)  # the clock steps back an hour
+        await fake_clock.sleep(2.1)  # ... and the token really expires
         second = await tokens.get_token()
     assert second.access_token != first.access_token
     assert fake_zoom.token_requests == 2
 
 
 async def test_a_fetch_made_while_the_clock_was_fast_does_not_last_for_hours(
-    fake_zoom: FakeZoom, monkeypatch: pytest.MonkeyPatch
+    fake_zoom: FakeZoom, fake_clock: FakeClock
 ) -> None:
     fake_zoom.expires_in = 2
     async with make_manager(fake_zoom) as tokens:
-        shift_wall_clock(monkeypatch, 3600)  # fast by an hour during the fetch
+        fake_clock.step_wall(3600)  # fast by an hour during the fetch
         first = await tokens.get_token()
-        monkeypatch.undo()  # NTP corrects it
-        await asyncio.sleep(2.1)
+        fake_clock.step_wall(-3600)  # NTP corrects it
+        await fake_clock.sleep(2.1)
         second = await tokens.get_token()
         assert tokens.stats().expires_in is not None
         assert tokens.stats().expires_in <= 2
@@ -76,19 +68,21 @@ async def test_a_fetch_made_while_the_clock_was_fast_does_not_last_for_hours(
 
 
 async def test_min_ttl_is_enforced_even_when_it_exceeds_the_refresh_margin(
-    fake_zoom: FakeZoom,
+    fake_zoom: FakeZoom, fake_clock: FakeClock
 ) -> None:
     fake_zoom.expires_in = 2  # min_ttl is capped at a tenth: 0.2 s
     async with make_manager(fake_zoom, refresh_margin=0, min_ttl=30) as tokens:
         first = await tokens.get_token()
-        await asyncio.sleep(1.9)  # 0.1 s left: less than min_ttl
+        await fake_clock.sleep(1.9)  # 0.1 s left: less than min_ttl
         second = await tokens.get_token()
-        left = second.expires_at - time.time()
+        left = second.expires_at - fake_clock.wall()
     assert second.access_token != first.access_token
     assert left > 1.5
 
 
-async def test_a_token_that_arrives_expired_is_never_handed_out(fake_zoom: FakeZoom) -> None:
+async def test_a_token_that_arrives_expired_is_never_handed_out(
+    fake_zoom: FakeZoom, fake_clock: FakeClock
+) -> None:
     fake_zoom.expires_in = 1
     fake_zoom.latency = 1.2  # the reply arrives after the token's lifetime
     async with make_manager(fake_zoom, request_timeout=5) as tokens:
@@ -114,7 +108,7 @@ async def _plant_failure(
 
 
 async def test_a_failure_record_claiming_an_hour_is_bounded_by_the_back_off_schedule(
-    fake_zoom: FakeZoom,
+    fake_zoom: FakeZoom, fake_clock: FakeClock
 ) -> None:
     store = MemoryTokenStore()
     async with make_manager(fake_zoom, store=store) as tokens:
@@ -123,12 +117,14 @@ async def test_a_failure_record_claiming_an_hour_is_bounded_by_the_back_off_sche
         with pytest.raises(TokenEndpointError) as caught:
             await tokens.get_token()
         assert "waits 1.0 s more" in str(caught.value) or "waits 0." in str(caught.value)
-        await asyncio.sleep(1.1)  # the schedule allows at most 1 s after one failure
+        await fake_clock.sleep(1.1)  # the schedule allows at most 1 s after one failure
         token = await tokens.get_token()
     assert token.access_token == fake_zoom.issued_tokens[0]
 
 
-async def test_deleting_the_fleet_record_ends_the_wait(fake_zoom: FakeZoom) -> None:
+async def test_deleting_the_fleet_record_ends_the_wait(
+    fake_zoom: FakeZoom, fake_clock: FakeClock
+) -> None:
     store = MemoryTokenStore()
     async with make_manager(fake_zoom, store=store) as tokens:
         await _plant_failure(store, tokens.store_key, failures=10, retry_in=60)
@@ -136,7 +132,7 @@ async def test_deleting_the_fleet_record_ends_the_wait(fake_zoom: FakeZoom) -> N
             await tokens.get_token()
         # An operator (or a recovered neighbour) removes the record.
         store._slots[tokens.store_key].failure = None
-        await asyncio.sleep(0.6)  # one store peek interval
+        await fake_clock.sleep(0.6)  # one store peek interval
         token = await tokens.get_token()
     assert token.access_token == fake_zoom.issued_tokens[0]
 
@@ -186,16 +182,16 @@ class _WritesFailAtFirst(MemoryTokenStore):
 
 
 async def test_a_token_the_store_could_not_take_is_written_once_it_is_back(
-    fake_zoom: FakeZoom,
+    fake_zoom: FakeZoom, fake_clock: FakeClock
 ) -> None:
     store = _WritesFailAtFirst(failing=2)
     async with make_manager(fake_zoom, store=store) as tokens:
         token = await tokens.get_token()
         assert (await store.read(tokens.store_key)).token is None  # the first write failed
-        deadline = time.monotonic() + 10  # retries after ~0.5-1 s, then ~1-2 s
+        deadline = fake_clock.monotonic() + 10  # retries after ~0.5-1 s, then ~1-2 s
         while (stored := (await store.read(tokens.store_key)).token) is None:
-            assert time.monotonic() < deadline, "the kept token never reached the store"
-            await asyncio.sleep(0.05)
+            assert fake_clock.monotonic() < deadline, "the kept token never reached the store"
+            await fake_clock.sleep(0.05)
         assert stored.access_token == token.access_token
         assert store.attempts == 3
         # Another process on this store now finds the token instead of fetching its own.
@@ -264,12 +260,12 @@ def test_a_manager_used_from_a_second_asyncio_run_says_so(zoom: FakeZoom) -> Non
 
 
 async def test_closing_the_manager_gives_waiting_callers_a_clear_error(
-    fake_zoom: FakeZoom,
+    fake_zoom: FakeZoom, fake_clock: FakeClock
 ) -> None:
     fake_zoom.latency = 1.0
     tokens = make_manager(fake_zoom)
     waiter = asyncio.create_task(tokens.get_token())
-    await asyncio.sleep(0.2)
+    await fake_clock.sleep(0.2)
     await tokens.aclose()
     with pytest.raises(UsageError, match="closed"):
         await waiter

@@ -27,9 +27,9 @@ from zoom_s2s.errors import (
     TokenRateLimitedError,
 )
 from zoom_s2s.oauth import MAX_REPLY_BYTES, parse_retry_after, request_token, validate_url
-from zoom_s2s.testing import FakeZoom, Fault
+from zoom_s2s.testing import FakeClock, FakeZoom, Fault
 
-from ..support import FAST_RETRY
+from ..support import FAST_RETRY, instant_retries
 
 
 def basic_auth(creds: Credentials) -> str:
@@ -58,11 +58,11 @@ async def fetch(
 
 
 async def test_grant_returns_a_token_whose_expiry_counts_from_the_send(
-    fake_zoom: FakeZoom, session: aiohttp.ClientSession
+    fake_zoom: FakeZoom, session: aiohttp.ClientSession, fake_clock: FakeClock
 ) -> None:
     fake_zoom.expires_in = 3599
     fake_zoom.latency = 0.2
-    before = time.time()
+    before = fake_clock.wall()
     token = await request_token(session, fake_zoom.credentials, token_url=fake_zoom.token_url)
     assert before <= token.issued_at <= before + 0.1  # the send, not the answer 0.2 s later
     assert token.expires_at == pytest.approx(token.issued_at + 3599)
@@ -145,7 +145,7 @@ async def test_429_on_every_attempt_is_token_rate_limited(
 
 
 async def test_a_timeout_is_retried(fake_zoom: FakeZoom, session: aiohttp.ClientSession) -> None:
-    fake_zoom.fail_next(1, fault=Fault(status=200, delay=2.0))
+    fake_zoom.fail_next(1, fault=Fault(status=200, delay=0.5))
     await fetch(fake_zoom, session, request_timeout=0.3)
     assert fake_zoom.token_requests == 2
 
@@ -153,7 +153,7 @@ async def test_a_timeout_is_retried(fake_zoom: FakeZoom, session: aiohttp.Client
 async def test_timeouts_on_every_attempt_end_in_a_clear_error(
     fake_zoom: FakeZoom, session: aiohttp.ClientSession
 ) -> None:
-    fake_zoom.fail_next(3, fault=Fault(status=200, delay=2.0))
+    fake_zoom.fail_next(3, fault=Fault(status=200, delay=0.4))
     policy = RetryPolicy(attempts=2, wait_initial=0.01, wait_jitter=0)
     with pytest.raises(TokenEndpointError, match=r"timed out after 0\.2 s"):
         await fetch(fake_zoom, session, request_timeout=0.2, retry=policy)
@@ -278,12 +278,12 @@ def test_a_bad_token_url_is_a_configuration_error(url: str) -> None:
 
 
 async def test_a_slow_success_is_still_a_token(
-    fake_zoom: FakeZoom, session: aiohttp.ClientSession
+    fake_zoom: FakeZoom, session: aiohttp.ClientSession, fake_clock: FakeClock
 ) -> None:
     fake_zoom.fail_next(1, fault=Fault(delay=0.3, then_serve=True))
-    started = time.monotonic()
+    started = fake_clock.monotonic()
     token = await fetch(fake_zoom, session)
-    assert time.monotonic() - started >= 0.3
+    assert fake_clock.monotonic() - started == pytest.approx(0.3)
     assert token.access_token == fake_zoom.issued_tokens[0]  # type: ignore[attr-defined]
     assert fake_zoom.token_requests == 1
 
@@ -416,7 +416,7 @@ async def test_a_reflected_secret_leaks_in_no_encoding_field_or_log(
         )
 
     endpoint.handler = reflect
-    with pytest.raises(TokenError) as info:
+    with instant_retries(), pytest.raises(TokenError) as info:
         await token_from(endpoint, session, retry=FAST_RETRY)
     said = "\n".join(everything_said(info.value, caplog))
     leaked = {window for window in secret_windows() if window in said}
@@ -530,10 +530,10 @@ async def test_an_expires_in_up_to_a_day_is_accepted(
 
 
 async def test_a_token_that_expired_before_its_answer_arrived_is_never_returned(
-    endpoint: Scripted, session: aiohttp.ClientSession
+    endpoint: Scripted, session: aiohttp.ClientSession, fake_clock: FakeClock
 ) -> None:
     async def slow(_request: web.Request) -> web.StreamResponse:
-        await asyncio.sleep(0.3)
+        await fake_clock.sleep(0.3)
         return web.json_response({"access_token": "t", "expires_in": 0.2})
 
     endpoint.handler = slow

@@ -360,17 +360,24 @@ def test_sync_pool_clients_take_the_pools_options(threaded: FakeZoom) -> None:
 
 
 def test_sync_pool_answers_a_valid_token_on_the_callers_thread(threaded: FakeZoom) -> None:
-    import time
+    blocked, release = threading.Event(), threading.Event()
+
+    def block() -> None:
+        blocked.set()
+        release.wait(5)
 
     app = threaded.add_app()
-    with SyncTokenManagerPool(token_url=threaded.token_url, retry=FAST_RETRY, timeout=0.5) as accounts:
+    with SyncTokenManagerPool(token_url=threaded.token_url, retry=FAST_RETRY, timeout=0.3) as accounts:
         first = accounts.get_token(app.credentials)
         runtime = accounts._holder.runtime
         assert runtime is not None
-        runtime.loop.call_soon_threadsafe(time.sleep, 1.0)  # a call that hopped would time out
-        time.sleep(0.05)
-        assert accounts.get_token(app.credentials) is first
-        assert accounts.manager(app.credentials).get_token() is first
-        with pytest.raises(TimeoutError):
-            accounts.get_token(threaded.add_app().credentials)  # not in the pool: needs the loop
+        runtime.loop.call_soon_threadsafe(block)  # a call that hopped would time out
+        assert blocked.wait(5)
+        try:
+            assert accounts.get_token(app.credentials) is first
+            assert accounts.manager(app.credentials).get_token() is first
+            with pytest.raises(TimeoutError):
+                accounts.get_token(threaded.add_app().credentials)  # not in the pool: the loop
+        finally:
+            release.set()
     assert app.tokens_issued == 1

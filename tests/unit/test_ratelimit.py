@@ -28,6 +28,7 @@ from zoom_s2s.ratelimit import (
 )
 from zoom_s2s.ratelimit.headers import is_daily_message, is_per_user_message
 from zoom_s2s.stores import Pause, Permit, RateBudget
+from zoom_s2s.testing import FakeClock
 
 PER_USER_DAILY = (
     "You have exceeded the daily rate limit (100) of Meeting Create/Update API requests "
@@ -166,16 +167,15 @@ def test_scope_is_per_account_not_per_app() -> None:
     assert rate_scope("u", "a") != rate_scope("u", "b")
 
 
-async def test_two_limiters_on_one_store_share_the_budget() -> None:
+async def test_two_limiters_on_one_store_share_the_budget(fake_clock: FakeClock) -> None:
     store = MemoryTokenStore()
     one, two = limiter(store, light=10), limiter(store, light=10)
-    loop = asyncio.get_running_loop()
-    start = loop.time()
+    start = fake_clock.monotonic()
     await asyncio.gather(*(
         lim.acquire("light", method="GET", path="/users/me") for lim in (one, two) * 3
     ))
     # 6 permits at 10/s: the last one 0.5 s after the first, whoever asked.
-    assert loop.time() - start >= 0.45
+    assert fake_clock.monotonic() - start >= 0.45
     assert one.permits + two.permits == 6
 
 
@@ -197,7 +197,7 @@ async def test_beyond_max_wait_raises_without_reserving() -> None:
     assert info.value.rate_limit.category == "heavy"
 
 
-async def test_qps_429_with_retry_after_pauses_the_category() -> None:
+async def test_qps_429_with_retry_after_pauses_the_category(fake_clock: FakeClock) -> None:
     store = MemoryTokenStore()
     one, two = limiter(store), limiter(store)
     await one.observe("light", method="GET", path="/users/me", status=429,
@@ -207,12 +207,14 @@ async def test_qps_429_with_retry_after_pauses_the_category() -> None:
     assert await two.acquire("medium", method="GET", path="/users") < 0.05
 
 
-async def test_a_pause_that_comes_while_a_caller_sleeps_moves_its_slot() -> None:
+async def test_a_pause_that_comes_while_a_caller_sleeps_moves_its_slot(
+    fake_clock: FakeClock,
+) -> None:
     store = MemoryTokenStore()
     one, two = limiter(store, light=5), limiter(store, light=5)
     await one.acquire("light", method="GET", path="/users/me")  # the next slot: +0.2 s
     sleeper = asyncio.create_task(two.acquire("light", method="GET", path="/users/me"))
-    await asyncio.sleep(0.05)
+    await fake_clock.sleep(0.05)
     await one.observe("light", method="GET", path="/users/me", status=429,
                       headers={"Retry-After": "0.5"})
     assert await sleeper >= 0.5
@@ -271,7 +273,7 @@ async def test_remaining_zero_on_a_daily_budget_blocks_before_any_429() -> None:
         await two.acquire("heavy", method="GET", path="/report/daily")
 
 
-async def test_remaining_zero_on_a_qps_budget_waits_one_interval() -> None:
+async def test_remaining_zero_on_a_qps_budget_waits_one_interval(fake_clock: FakeClock) -> None:
     store = MemoryTokenStore()
     one, two = limiter(store, light=4), limiter(store, light=4)
     await one.observe("light", method="GET", path="/users/me", status=200,
@@ -327,7 +329,7 @@ async def test_a_budgets_backend_errors_are_its_stores_errors() -> None:
 
 
 async def test_a_failing_store_degrades_to_per_process_pacing_with_a_warning(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, fake_clock: FakeClock
 ) -> None:
     lim = limiter(_Failing(), light=10)
     with caplog.at_level(logging.WARNING, "zoom_s2s.ratelimit"):

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import pytest
 
 from zoom_s2s import Credentials, MemoryTokenStore, TokenManager, ZoomS2SError
-from zoom_s2s.testing import FakeZoom, Fault
+from zoom_s2s.testing import FakeClock, FakeZoom, Fault
 
-from ..support import FAST_RETRY, SECRET, sleep_into_refresh_window
+from ..support import FAST_RETRY, SECRET, instant_retries, sleep_into_refresh_window
 
 
 async def test_logs_reprs_and_errors_of_a_full_run_hold_no_secret_or_token(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, fake_clock: FakeClock
 ) -> None:
     caplog.set_level(logging.DEBUG)
     texts: list[str] = []
@@ -30,10 +29,11 @@ async def test_logs_reprs_and_errors_of_a_full_run_hold_no_secret_or_token(
             await tokens.invalidate(token)
             token = await tokens.get_token()
             # Refresh-ahead inside the window, with a failure in it.
-            await sleep_into_refresh_window(token)
+            await sleep_into_refresh_window(fake_clock, token)
             zoom.fail_next(1, fault=Fault(status=500))
-            await tokens.get_token()
-            await asyncio.sleep(0.3)
+            with instant_retries():
+                await tokens.get_token()
+                await fake_clock.sleep(0.3)
         for body in ("<html>oops</html>", {"access_token": "", "expires_in": 1}):
             zoom.fail_next(1, fault=Fault(status=200, body=body))
             async with TokenManager(zoom.credentials, token_url=zoom.token_url) as fresh:

@@ -141,19 +141,25 @@ def test_a_session_cannot_be_passed_and_bad_arguments_fail_early(zoom: FakeZoom)
 
 
 def test_a_fresh_token_is_answered_without_waiting_for_the_loop_thread(zoom: FakeZoom) -> None:
-    import time
+    blocked, release = threading.Event(), threading.Event()
+
+    def block() -> None:
+        blocked.set()
+        release.wait(5)
 
     with make_tokens(zoom, timeout=0.5) as tokens:
         first = tokens.get_token()
         runtime = tokens._holder.runtime
         assert runtime is not None
-        # Block the private loop for two seconds: a call that hopped onto it would time out.
-        runtime.loop.call_soon_threadsafe(time.sleep, 2.0)
-        time.sleep(0.05)
-        assert tokens.get_token() is first
-        with pytest.raises(TimeoutError):
-            tokens.stats()  # this one needs the loop: the loop is blocked indeed
-        time.sleep(2.0)
+        # Block the private loop: a call that hopped onto it would time out.
+        runtime.loop.call_soon_threadsafe(block)
+        assert blocked.wait(5)
+        try:
+            assert tokens.get_token() is first
+            with pytest.raises(TimeoutError):
+                tokens.stats()  # this one needs the loop: the loop is blocked indeed
+        finally:
+            release.set()
         assert tokens.stats().hits >= 1
     assert zoom.token_requests == 1
 

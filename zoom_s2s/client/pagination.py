@@ -1,11 +1,13 @@
 """Walking Zoom's paginated list APIs: ``next_page_token``, and a restart when it expires.
 
 Zoom's pages: ``docs/zoom.rst`` ("Pagination"). A page token expires after 15
-minutes; a walk that outlives it starts again and skips what it yielded.
+minutes; a walk that outlives it starts again and skips the rows it yielded.
 """
 
 from __future__ import annotations
 
+import collections
+import json
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any, Protocol
 
@@ -80,10 +82,15 @@ class Pages:
                 yield item
 
     async def pages(self) -> AsyncGenerator[list[Any], None]:
-        """The items of each page not yielded before (after a restart, the rest)."""
-        seen: set[object] = set()
-        anonymous = 0  # items without an id yielded so far
-        skip = 0  # after a restart: items without an id still to skip
+        """The items of each page, every row as Zoom sends it.
+
+        Rows are never de-duplicated within a walk: report rows repeat an
+        ``id`` (someone rejoined) or have none (guests). Only after a restart
+        (the page token expired) are the rows the first walk already yielded
+        skipped again, each as many times as it was yielded.
+        """
+        yielded: collections.Counter[str] = collections.Counter()
+        skip: collections.Counter[str] = collections.Counter()
         token = ""
         tokens: set[str] = set()
         while True:
@@ -94,21 +101,16 @@ class Pages:
                 if not token or self.restarts >= MAX_RESTARTS or not page_token_expired(exc):
                     raise
                 self.restarts += 1
-                token, tokens, skip = "", set(), anonymous
+                token, tokens, skip = "", set(), collections.Counter(yielded)
                 continue
             items, following = self._page(body)
             fresh = []
             for item in items:
-                ident = item.get("id") if isinstance(item, dict) else None
-                if isinstance(ident, (str, int)) and not isinstance(ident, bool):
-                    if ident in seen:
-                        continue
-                    seen.add(ident)
-                elif skip:
-                    skip -= 1
+                row = _row_key(item)
+                if skip[row]:
+                    skip[row] -= 1
                     continue
-                else:
-                    anonymous += 1
+                yielded[row] += 1
                 fresh.append(item)
             if fresh:
                 yield fresh
@@ -147,3 +149,8 @@ class Pages:
             path=self.path,
             hint=hint or "check the path: paginate() walks Zoom's list APIs",
         )
+
+
+def _row_key(item: object) -> str:
+    """A row's identity for skipping it after a restart: all of its fields, not just ``id``."""
+    return json.dumps(item, sort_keys=True, separators=(",", ":"), default=str)

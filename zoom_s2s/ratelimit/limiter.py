@@ -16,7 +16,6 @@ warning: pacing degrades to per-process pacing, never to "no requests".
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -149,11 +148,10 @@ class RateLimiter:
         bucket = self.bucket(category)
         hold = self.hold_key(method, path)
         self._check_blocked(bucket, hold, category, method, path)
-        loop = asyncio.get_running_loop()
-        start = loop.time()
+        start = _clock.monotonic()
         deadline = start + self.limits.max_wait
         while True:
-            budget = max(0.0, deadline - loop.time())
+            budget = max(0.0, deadline - _clock.monotonic())
             permit = await self._take(bucket, interval, budget, hold)
             if permit.granted:
                 break
@@ -165,7 +163,7 @@ class RateLimiter:
             await _clock.sleep(permit.wait)
             if permit.wait >= _RECHECK_AFTER:
                 await self._after_sleep(permit, bucket, deadline, category, method, path)
-        waited = loop.time() - start
+        waited = _clock.monotonic() - start
         self.permits += 1
         self.waited += waited
         return waited
@@ -180,7 +178,6 @@ class RateLimiter:
         path: str,
     ) -> None:
         """A pause another process set while this caller slept moves its slot by as much."""
-        loop = asyncio.get_running_loop()
         shift = permit.shift
         for _ in range(_MAX_RECHECKS):
             pause = await self._paused(bucket)
@@ -190,7 +187,7 @@ class RateLimiter:
             extra = max(pause.left, pause.shift - shift)
             if extra <= 0:
                 return
-            if loop.time() + extra > deadline:
+            if _clock.monotonic() + extra > deadline:
                 raise self._too_long(category, method, path, extra)
             shift = pause.shift
             await _clock.sleep(extra)

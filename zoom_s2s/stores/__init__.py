@@ -1,27 +1,9 @@
-"""Token stores: where processes and hosts share one token.
+"""Token stores: where processes and hosts share one token, one backend per technology.
 
-* :class:`MemoryTokenStore`: one process (the default).
-* :class:`FileTokenStore`: processes on one host, through a local directory.
-* :class:`RedisTokenStore`: hosts, through Redis or Redis Cluster (needs the
-  ``zoom-s2s[redis]`` extra, imported only when a Redis store is created).
-* :class:`PostgresTokenStore`: hosts, through PostgreSQL (needs the
-  ``zoom-s2s[postgres]`` extra, imported only when a store is created).
-* :class:`EncryptedTokenStore`: encryption at rest around any of them (needs
-  the ``zoom-s2s[encryption]`` extra).
-* :func:`store_from_url`: one of the above from ``memory://``, ``file:///dir``,
-  ``redis://...``, ``rediss://...``, ``unix://...`` or ``postgresql://...``, or a third-party store
-  registered for its scheme (:func:`register_store`).
-
-Each backend is one module or package (``memory``, ``file/``, ``redis/``,
-``postgres/``) holding its token store and its :class:`RateBudget` (a store's
-``rate_budget``: the fleet's shared rate limits).
-
-Writing a store: implement :class:`TokenStore` (most easily by subclassing
-:class:`BaseTokenStore`) with :class:`StoreState`, :class:`LockAttempt`,
-:class:`LockLease` and :class:`FailureRecord`, and check it with
-:class:`zoom_s2s.testing.StoreContract`; a rate budget subclasses
-:class:`RateBudget` and is checked with :class:`zoom_s2s.testing.RateBudgetContract`.
-``docs/stores.rst`` walks through it.
+:class:`MemoryTokenStore`, :class:`FileTokenStore`, :class:`RedisTokenStore`,
+:class:`PostgresTokenStore` (the last two import their driver only when made),
+:class:`EncryptedTokenStore` around any of them, and :func:`store_from_url`.
+Writing a store or a rate budget: ``docs/stores.rst``.
 """
 
 from .base import (

@@ -1,34 +1,7 @@
 """EncryptedTokenStore: encryption at rest for any TokenStore (extra: ``zoom-s2s[encryption]``).
 
-Wraps another store so that everything it keeps about a token is encrypted and
-authenticated with Fernet (AES-128-CBC + HMAC-SHA256, from ``cryptography``)::
-
-    store = EncryptedTokenStore(RedisTokenStore.from_url(url), keys=[os.environ["ZOOM_S2S_KEY"]])
-
-What is sealed
---------------
-The *whole* record: one Fernet token over the access token, its expiry and
-issue time, scopes, ``api_url``, token type and the store key it was written
-for. The wrapped store sees an :class:`~zoom_s2s.AccessToken` whose
-``access_token`` is that ciphertext and whose ``expires_at``/``issued_at`` are
-plain copies kept only so that it can set its TTL; it has no scopes and no
-``api_url``. On read every field comes from the sealed data, and the expiry is
-the earlier of the sealed one and the wrapped store's (the store may shorten
-a token's life, never lengthen it). Someone who can write the store but holds
-no key therefore cannot redirect the token to another host (``api_url``),
-extend its life, change its scopes or move a record to another key: such a
-record does not verify and is a miss with a warning, exactly like one that no
-configured key decrypts. The next refresh replaces it.
-
-Key rotation: pass several keys; the first encrypts, any of them decrypts.
-Put a new key first, deploy everywhere, and drop the old key after one token
-lifetime. Make a key with :func:`EncryptedTokenStore.generate_key`.
-
-Locks, fencing generations and failure records pass through to the wrapped
-store unencrypted: they carry no secret (failure messages are scrubbed before
-they are stored). Compare-and-delete still works because the caller's
-fingerprint is checked against the decrypted token before the wrapped store
-deletes exactly the ciphertext that was read.
+What is sealed, key rotation and what passes through unsealed:
+``docs/backends.rst`` ("Encryption at rest").
 """
 
 from __future__ import annotations

@@ -177,7 +177,7 @@ class MemoryTokenStore(BaseTokenStore):
         # Never sleep past the lock's own deadline: after it anyone may take over.
         wait = min(timeout, max(0.0, slot.lock_deadline - _clock.monotonic()))
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(event.wait(), wait)
+            await _clock.wait_for(event.wait(), wait)
 
 
     async def aclose(self) -> None:

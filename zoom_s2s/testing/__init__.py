@@ -8,7 +8,9 @@
 * :class:`StoreContract`: the contract suite every :class:`~zoom_s2s.TokenStore`
   must pass, and :class:`RateBudgetContract` the one for a store's rate budget
   (need pytest and pytest-asyncio; imported on first use).
-* ``fake_zoom``: a pytest fixture serving a :class:`FakeZoom` (auto-registered plugin).
+* :class:`FakeClock`: virtual time for zoom-s2s, so tests move time instead of sleeping.
+* ``fake_zoom``: a pytest fixture serving a :class:`FakeZoom`, and ``fake_clock``
+  one installing a :class:`FakeClock` (auto-registered plugin).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._fake_ratelimit import FakeRateLimits
+from .clock import FakeClock
 from .fake_zoom import FakeAccount, FakeApp, FakeZoom, Fault
 
 if TYPE_CHECKING:
@@ -25,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FakeAccount",
     "FakeApp",
+    "FakeClock",
     "FakeRateLimits",
     "FakeZoom",
     "Fault",

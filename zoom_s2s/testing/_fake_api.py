@@ -62,9 +62,14 @@ class SpecRoutes:
         self.uploads: list[tuple[str, str, bytes]] = []
 
     def add_routes(self, app: web.Application) -> None:
-        """Serve every operation of ``EXAMPLES`` and the recording download hosts."""
+        """Serve the operations of ``EXAMPLES`` the fake has no route of its own for,
+        and the recording download hosts."""
+        served = {(route.method, route.resource.canonical)
+                  for route in app.router.routes() if route.resource is not None}
         for (method, path), (_, category, _, _, _) in EXAMPLES.items():
             pattern = "/v2" + re.sub(r"\{([^}]+)\}", _snake, path)  # /v2/users/{user_id}
+            if (method, pattern) in served:
+                continue
             handler = self._handler(method, path)
             app.router.add_route(
                 method, pattern, self.fake._api(handler, f"{method} {pattern}", _LABELS[category])

@@ -90,11 +90,17 @@ class FakeAccount:
         account_id: The account id (the S2S grant's ``account_id``).
         users: Users by id, in creation order (the order ``GET /users`` lists them).
         me_id: The id ``me`` stands for (the app's creating user).
+        report_participants: Participant report rows by meeting id.
     """
 
     account_id: str
     users: dict[str, dict[str, Any]] = attrs.field(factory=dict, repr=False)
     me_id: str = ""
+    #: Rows of ``GET /report/meetings/{meetingId}/participants`` by meeting id, as
+    #: Zoom sends them: a rejoining participant repeats an ``id``, a guest has none.
+    report_participants: dict[str, list[dict[str, Any]]] = attrs.field(
+        factory=dict, repr=False
+    )
 
     def add_user(self, user: Mapping[str, Any]) -> dict[str, Any]:
         """Add (or replace) a user; returns the stored record."""
@@ -183,10 +189,10 @@ class Issued:
 
 @attrs.define
 class PageCursor:
-    """What a ``next_page_token`` of ``GET /users`` stands for."""
+    """What a ``next_page_token`` stands for: which listing, and how far it got."""
 
     account_id: str
-    status: str
+    listing: str
     page_size: int
     offset: int
     issued_at: float

@@ -67,6 +67,7 @@ import attrs
 import pytest
 import pytest_asyncio
 
+from .. import _clock
 from ..errors import StoreError
 from ..models import AccessToken
 from ..stores.base import FailureRecord, LockLease, StoreState, TokenStore, new_owner
@@ -91,7 +92,7 @@ def make_token(
     lifetime: float = 3600.0, *, scopes: tuple[str, ...] = ("user:read:admin",)
 ) -> AccessToken:
     """A fresh token with a random secret, issued now and valid for ``lifetime`` seconds."""
-    now = time.time()
+    now = _clock.wall()
     return AccessToken(
         access_token=secrets.token_urlsafe(32),
         expires_at=now + lifetime,

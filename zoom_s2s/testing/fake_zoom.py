@@ -58,6 +58,7 @@ import aiohttp
 import attrs
 from aiohttp import web
 
+from .. import _clock
 from ..models import Credentials
 from ..webhooks import URL_VALIDATION_EVENT, event_body, signed_headers
 from ._fake_api import SpecRoutes
@@ -83,6 +84,7 @@ Route = Literal["token", "api"]
 PAGE_TOKEN_LIFETIME = 15 * 60.0
 """Seconds a ``next_page_token`` stays valid, as on Zoom."""
 MAX_PAGE_SIZE = 300
+USERS_MAX_PAGE_SIZE = 2000  # GET /users allows larger pages (Zoom's Users spec)
 
 # Zoom's rate-limit categories of the routes served, and the per-second limits
 # of a Pro account (docs/zoom.rst, "Rate limits").
@@ -537,6 +539,8 @@ class FakeZoom:
             ("POST", "/v2/users", self._create_user, "Light"),
             ("GET", "/v2/users/{user_id}", self._get_user, "Light"),
             ("DELETE", "/v2/users/{user_id}", self._delete_user, "Light"),
+            ("GET", "/v2/report/meetings/{meeting_id}/participants", self._report_participants,
+             "Heavy"),
         ]
         for method, path, handler, category in api:
             app.router.add_route(method, path, self._api(handler, f"{method} {path}", category))
@@ -569,7 +573,7 @@ class FakeZoom:
             return None
         fault = self._faults[route].popleft()
         if fault.delay:
-            await asyncio.sleep(fault.delay)
+            await _clock.sleep(fault.delay)
         if fault.then_serve:
             return None
         if fault.reset:
@@ -590,7 +594,7 @@ class FakeZoom:
         self.token_requests += 1
         sent = self.clock()
         if self.latency:
-            await asyncio.sleep(self.latency)
+            await _clock.sleep(self.latency)
         fault = await self._apply_fault("token", request)
         if fault is not None:
             return fault
@@ -723,14 +727,35 @@ class FakeZoom:
         return web.Response(status=204)
 
     async def _list_users(self, call: ApiCall) -> web.StreamResponse:
+        status = call.request.query.get("status", "active")
+        users = [u for u in call.account.users.values() if u.get("status", "active") == status]
+        return self._page_of(call, f"users:{status}", public_copy(users), "users",
+                             most=USERS_MAX_PAGE_SIZE)
+
+    async def _report_participants(self, call: ApiCall) -> web.StreamResponse:
+        meeting_id = call.request.match_info["meeting_id"]
+        rows = call.account.report_participants.get(meeting_id)
+        if rows is None:
+            return _api_error(404, 3001, "Meeting does not exist.")
+        return self._page_of(call, f"participants:{meeting_id}", rows, "participants")
+
+    def _page_of(
+        self,
+        call: ApiCall,
+        listing: str,
+        rows: list[dict[str, Any]],
+        key: str,
+        *,
+        most: int = MAX_PAGE_SIZE,
+    ) -> web.StreamResponse:
+        """One page of ``rows`` as Zoom pages a list: ``page_size``, ``next_page_token``."""
         query = call.request.query
         try:
-            page_size = min(MAX_PAGE_SIZE, int(query.get("page_size", "30")))
+            page_size = min(most, int(query.get("page_size", "30")))
         except ValueError:
             return _api_error(400, 300, "Invalid field: page_size.")
         if page_size < 1:
             return _api_error(400, 300, "Invalid field: page_size.")
-        status = query.get("status", "active")
         offset = 0
         token = query.get("next_page_token", "")
         if token:
@@ -738,28 +763,26 @@ class FakeZoom:
             if (
                 cursor is None
                 or cursor.account_id != call.account.account_id
-                or cursor.status != status
+                or cursor.listing != listing
                 or self.clock() - cursor.issued_at > PAGE_TOKEN_LIFETIME
             ):
                 self._pages.pop(token, None)
                 return _api_error(400, 300, "The next page token is invalid or expired.")
             offset = cursor.offset
-        users = [u for u in call.account.users.values() if u.get("status", "active") == status]
-        page = users[offset : offset + page_size]
         following = ""
-        if offset + page_size < len(users):
+        if offset + page_size < len(rows):
             following = secrets.token_urlsafe(24)
             self._pages[following] = PageCursor(
-                call.account.account_id, status, page_size, offset + page_size, self.clock()
+                call.account.account_id, listing, page_size, offset + page_size, self.clock()
             )
         return web.json_response(
             {
-                "page_count": max(1, -(-len(users) // page_size)),
+                "page_count": max(1, -(-len(rows) // page_size)),
                 "page_number": offset // page_size + 1,
                 "page_size": page_size,
-                "total_records": len(users),
+                "total_records": len(rows),
                 "next_page_token": following,
-                "users": public_copy(page),
+                key: rows[offset : offset + page_size],
             }
         )
 

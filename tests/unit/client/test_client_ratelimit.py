@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -15,14 +16,20 @@ import pytest_asyncio
 from zoom_s2s import MemoryTokenStore, RateLimits, TokenManager, ZoomClient
 from zoom_s2s.aiohttp import ZoomAuthMiddleware
 from zoom_s2s.errors import DailyLimitExceededError, RateLimitedError
-from zoom_s2s.testing import FakeRateLimits, FakeZoom
+from zoom_s2s.testing import FakeClock, FakeRateLimits, FakeZoom
 
 from ...support import FAST_RETRY
 
 
+def on_clock(clock: FakeClock, *args: Any, **kwargs: Any) -> FakeRateLimits:
+    """Zoom's rate limits, counted in the test's virtual time."""
+    return FakeRateLimits(*args, clock=clock.monotonic, wall=clock.wall, **kwargs)
+
+
 @pytest_asyncio.fixture
-async def limited() -> AsyncIterator[FakeZoom]:
-    async with FakeZoom(rate_limits=FakeRateLimits({"Light": 10, "Medium": 5})) as zoom:
+async def limited(fake_clock: FakeClock) -> AsyncIterator[FakeZoom]:
+    layer = on_clock(fake_clock, {"Light": 10, "Medium": 5})
+    async with FakeZoom(rate_limits=layer, clock=fake_clock.wall) as zoom:
         yield zoom
 
 
@@ -33,7 +40,9 @@ def manager(zoom: FakeZoom, store: MemoryTokenStore | None = None) -> TokenManag
     )
 
 
-async def test_without_pacing_a_burst_gets_429s_and_with_it_none(limited: FakeZoom) -> None:
+async def test_without_pacing_a_burst_gets_429s_and_with_it_none(
+    limited: FakeZoom, fake_clock: FakeClock
+) -> None:
     layer = limited.rate_limits
     assert isinstance(layer, FakeRateLimits)
     async with manager(limited) as tokens, ZoomClient(
@@ -42,7 +51,7 @@ async def test_without_pacing_a_burst_gets_429s_and_with_it_none(limited: FakeZo
         results = await asyncio.gather(*(zoom.get_user() for _ in range(30)),
                                        return_exceptions=True)
     assert sum(isinstance(r, RateLimitedError) for r in results) >= 15
-    await asyncio.sleep(1.1)  # the bucket refills
+    await fake_clock.sleep(1.1)  # the bucket refills
     layer.refused.clear()
     async with manager(limited) as tokens, ZoomClient(
         tokens, limited.api_base_url, rate_limits=RateLimits(light=10, headroom=0.1)
@@ -123,16 +132,17 @@ async def test_a_per_user_daily_limit_blocks_that_user_and_endpoint_only() -> No
     assert layer.refused == {"user-daily": 1}
 
 
-async def test_a_qps_429_pauses_the_category_and_the_retry_waits_for_it() -> None:
-    layer = FakeRateLimits({"Light": 1000})
+async def test_a_qps_429_pauses_the_category_and_the_retry_waits_for_it(
+    fake_clock: FakeClock,
+) -> None:
+    layer = on_clock(fake_clock, {"Light": 1000})
     async with FakeZoom(rate_limits=layer) as fake, manager(fake) as tokens, ZoomClient(
         tokens, fake.api_base_url, rate_limits=RateLimits(light=100), max_rate_limit_wait=0.01
     ) as zoom:
         layer.throttle("Light", 0.5)
-        loop = asyncio.get_running_loop()
-        start = loop.time()
+        start = fake_clock.monotonic()
         await zoom.get_user()  # a 429, then the retry waits out the fleet-wide pause
-        assert loop.time() - start >= 0.45
+        assert fake_clock.monotonic() - start >= 0.45
     assert layer.refused == {"throttled": 1}
 
 
@@ -166,8 +176,8 @@ async def test_max_wait_raises_without_calling_zoom(limited: FakeZoom) -> None:
         assert limited.api_requests == before
 
 
-async def test_the_middleware_paces_and_stops_at_a_daily_limit() -> None:
-    layer = FakeRateLimits({"Light": 10}, {"Light": 12})
+async def test_the_middleware_paces_and_stops_at_a_daily_limit(fake_clock: FakeClock) -> None:
+    layer = on_clock(fake_clock, {"Light": 10}, {"Light": 12})
     async with FakeZoom(rate_limits=layer) as fake, manager(fake) as tokens:
         auth = ZoomAuthMiddleware(
             tokens, api_url=fake.api_base_url, rate_limits=RateLimits(light=10, headroom=0.1)

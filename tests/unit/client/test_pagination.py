@@ -116,7 +116,7 @@ async def test_a_page_may_be_as_large_as_the_endpoint_allows(
 
     zoom.api_hooks.append(record)
     assert [user async for user in client.paginate("/users", page_size=2000)]
-    assert [p async for p in client.paginate("/report/meetings/1/participants", page_size=300)]
+    assert [p async for p in client.paginate("/past_meetings/1/participants", page_size=300)]
     *users, participants = sizes
     assert set(users) == {"2000"}
     assert participants == "300"
@@ -173,3 +173,42 @@ def test_sync_paginate_is_a_plain_iterator(zoom: FakeZoom) -> None:
         assert zoom.stats.requests[("GET /v2/users", 200)] == 4
     finally:
         tokens.close()
+
+
+PARTICIPANTS = [  # as Zoom reports them: a rejoin repeats an id, guests have a blank one or none
+    {"id": "u1", "name": "Ann", "join_time": "2026-12-01T10:00:00Z"},
+    {"id": "u2", "name": "Bo", "join_time": "2026-12-01T10:01:00Z"},
+    {"id": "", "name": "Guest", "join_time": "2026-12-01T10:02:00Z"},
+    {"id": "u1", "name": "Ann", "join_time": "2026-12-01T10:20:00Z"},
+    {"name": "Guest 2", "join_time": "2026-12-01T10:21:00Z"},
+    {"id": "", "name": "Guest", "join_time": "2026-12-01T10:30:00Z"},
+    {"id": "u2", "name": "Bo", "join_time": "2026-12-01T10:40:00Z"},
+    {"id": "u2", "name": "Bo", "join_time": "2026-12-01T10:40:00Z"},  # Zoom sends it twice
+]
+
+
+async def test_a_participants_report_keeps_every_row_over_small_pages(
+    fake: tuple[FakeZoom, Clock], client: ZoomClient
+) -> None:
+    zoom, _ = fake
+    zoom.default_account.report_participants["81234"] = PARTICIPANTS
+    rows = [
+        row async for row in client.paginate("/report/meetings/81234/participants", page_size=3)
+    ]
+    assert rows == PARTICIPANTS
+    assert zoom.stats.requests[("GET /v2/report/meetings/{meeting_id}/participants", 200)] == 3
+
+
+async def test_after_a_restart_only_the_rows_already_yielded_are_skipped(
+    fake: tuple[FakeZoom, Clock], client: ZoomClient
+) -> None:
+    zoom, clock = fake
+    zoom.default_account.report_participants["81234"] = PARTICIPANTS
+    rows = []
+    async for row in client.paginate("/report/meetings/81234/participants", page_size=3):
+        rows.append(row)
+        if len(rows) == 4:
+            clock.now += 15 * 60 + 1  # the token of the third page is stale: start again
+    assert rows == PARTICIPANTS
+    assert zoom.stats.requests[("GET /v2/report/meetings/{meeting_id}/participants", 400)] == 1
+

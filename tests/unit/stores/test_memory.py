@@ -7,16 +7,14 @@ neither revives an expired token nor stretches a failure record.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
 
-from zoom_s2s import _clock
 from zoom_s2s.errors import ConfigurationError
 from zoom_s2s.stores import MemoryTokenStore, store_from_url
+from zoom_s2s.testing import FakeClock
 from zoom_s2s.testing.contract import make_failure, make_token
 
 KEY = "k"
@@ -27,16 +25,6 @@ async def store() -> AsyncIterator[MemoryTokenStore]:
     store = MemoryTokenStore()
     yield store
     await store.aclose()
-
-
-class SteppedClock:
-    """Shifts ``time.time`` (the wall clock) by ``offset``; ``time.monotonic`` is untouched."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.offset = 0.0
-        real = time.time
-        monkeypatch.setattr(time, "time", lambda: real() + self.offset)
-        monkeypatch.setattr(_clock, "wall", time.time)
 
 
 async def test_url_and_name() -> None:
@@ -67,64 +55,62 @@ async def test_repr_counts_keys_and_never_shows_tokens(store: MemoryTokenStore) 
 
 
 async def test_a_wall_clock_stepped_back_does_not_revive_an_expired_token(
-    store: MemoryTokenStore, monkeypatch: pytest.MonkeyPatch
+    store: MemoryTokenStore, fake_clock: FakeClock
 ) -> None:
-    clock = SteppedClock(monkeypatch)
     lease = (await store.acquire_lock(KEY, ttl=10)).lease
     assert lease is not None
     assert await store.write(lease, make_token(lifetime=0.3))
-    clock.offset = -3600.0  # the wall clock steps back an hour
-    await asyncio.sleep(0.4)
+    fake_clock.step_wall(-3600)  # the wall clock steps back an hour
+    await fake_clock.sleep(0.4)
     assert (await store.read(KEY)).token is None
 
 
 async def test_a_stepped_wall_clock_never_lengthens_the_expiry(
-    store: MemoryTokenStore, monkeypatch: pytest.MonkeyPatch
+    store: MemoryTokenStore, fake_clock: FakeClock
 ) -> None:
-    clock = SteppedClock(monkeypatch)
     token = make_token(lifetime=3600.0)
     lease = (await store.acquire_lock(KEY, ttl=10)).lease
     assert lease is not None
     assert await store.write(lease, token)
-    clock.offset = 600.0  # forward: the token is not given ten more minutes
+    fake_clock.step_wall(600)  # forward: the token is not given ten more minutes
     forward = (await store.read(KEY)).token
     assert forward is not None
     assert forward.expires_at == token.expires_at
-    clock.offset = -600.0  # back: the remaining lifetime is kept, not the wall-clock moment
+    fake_clock.step_wall(-1200)  # back: the remaining lifetime is kept, not the wall-clock moment
     back = (await store.read(KEY)).token
     assert back is not None
     assert back.expires_at <= token.expires_at - 599
-    assert 3590 < back.expires_at - time.time() <= 3600
+    assert 3590 < back.expires_at - fake_clock.wall() <= 3600
 
 
 async def test_failure_records_age_on_the_monotonic_clock(
-    store: MemoryTokenStore, monkeypatch: pytest.MonkeyPatch
+    store: MemoryTokenStore, fake_clock: FakeClock
 ) -> None:
-    clock = SteppedClock(monkeypatch)
     lease = (await store.acquire_lock(KEY, ttl=10)).lease
     assert lease is not None
     await store.write_failure(lease, make_failure(30.0), keep_for=60.0)
-    clock.offset = 7200.0  # a wall-clock jump changes nothing
+    fake_clock.step_wall(7200)  # a wall-clock jump changes nothing
     got = (await store.read(KEY)).failure
     assert got is not None
     assert 29.0 < got.retry_in <= 30.0
 
 
 async def test_the_lock_lapses_on_the_monotonic_clock(
-    store: MemoryTokenStore, monkeypatch: pytest.MonkeyPatch
+    store: MemoryTokenStore, fake_clock: FakeClock
 ) -> None:
-    clock = SteppedClock(monkeypatch)
     lease = (await store.acquire_lock(KEY, ttl=30)).lease
     assert lease is not None
-    clock.offset = 3600.0
+    fake_clock.step_wall(3600)
     assert (await store.acquire_lock(KEY, ttl=30)).lease is None
 
 
-async def test_a_failure_record_lives_at_least_its_retry_in(store: MemoryTokenStore) -> None:
+async def test_a_failure_record_lives_at_least_its_retry_in(
+    store: MemoryTokenStore, fake_clock: FakeClock
+) -> None:
     lease = (await store.acquire_lock(KEY, ttl=10)).lease
     assert lease is not None
     await store.write_failure(lease, make_failure(5.0), keep_for=0.1)
-    await asyncio.sleep(0.2)
+    await fake_clock.sleep(0.2)
     assert (await store.read(KEY)).failure is not None
 
 

@@ -194,9 +194,11 @@ async def test_pages_are_consistent_and_tokens_expire_after_15_minutes(
     async with FakeZoom(clock=clock, expires_in=86400) as zoom:
         zoom.default_account.add_users(700)  # 701 with "me"
         token = await bearer(session, zoom)
-        status, first, _ = await get(session, zoom, token, "/users", page_size="1000")
+        status, biggest, _ = await get(session, zoom, token, "/users", page_size="5000")
         assert status == 200
-        assert (first["page_size"], len(first["users"])) == (300, 300)  # capped at 300
+        assert (biggest["page_size"], len(biggest["users"])) == (2000, 701)  # capped at 2000
+        assert biggest["next_page_token"] == ""
+        _, first, _ = await get(session, zoom, token, "/users", page_size="300")
         assert (first["total_records"], first["page_count"], first["page_number"]) == (701, 3, 1)
         assert first["next_page_token"]
         _, second, _ = await get(

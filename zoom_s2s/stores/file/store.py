@@ -1,43 +1,7 @@
 """FileTokenStore: one JSON file per key in a private directory, for processes on one host.
 
-Files per key (all mode 0600)::
-
-    <key>.json            the token: encode_record(token, generation)
-    <key>.state           {"issued", "written", "owner", "expires", "pid"}: fence and lease
-    <key>.failure         {"written_at", "keep_for", "record"}: the last failed fetch
-    <key>.mutex           flock() guarding every read-modify-write of the above
-    <key>.held-<owner>    flock()ed by the lease holder until it releases (liveness)
-    <key>.wake-<owner>    flock()ed by the lease holder until it writes or releases
-
-Nobody polls. A waiter asks the kernel for a shared lock on the holder's
-``wake`` file in a thread (:mod:`.wait`); the kernel grants it the
-moment the holder writes a token, releases the lease, or dies (the kernel
-drops a dead process's locks), and the lease's own expiry bounds the wait.
-Lock takeover probes the ``held`` file: if a shared lock on it can be taken,
-the holder is gone and its lease may be taken over before its TTL.
-
-Every blocking file operation (open, read, fsync, flock) runs in a worker
-thread, never on the event loop. A token is written to a temporary file and
-renamed over the old one (readers never see a torn file); the waiters are
-woken right after the rename, and the file and the directory are fsynced
-before :meth:`~FileTokenStore.write` returns. The disk is thus off the
-hand-off's path; after a power loss the token file holds the old token, the
-new one, or something unreadable (a miss: one refetch), never a wrong token.
-
-Lease deadlines are on the host's monotonic clock: every process of one
-host shares it and wall-clock steps do not move it (a lease left from
-before a reboot has a dead holder, which the probe sees). Only token expiry
-(which crosses hosts) and the failure record's age use the wall clock.
-
-What the store trusts: only a directory owned by this user (or root) that
-no other user can write, and only regular files owned by this user (or root).
-Files are opened with ``O_NOFOLLOW | O_NONBLOCK``, checked with ``fstat`` and
-read up to :data:`MAX_FILE_BYTES`: a symlink, FIFO, device or oversized file
-is a miss with a warning, never a hang. A directory that belongs to another
-user, or that others can write, is refused with a
-:class:`~zoom_s2s.ConfigurationError` (a setup to fix, not an outage); a
-*file* of another user's inside a good directory (only root could have put
-it there) is a miss with a warning, and the next write replaces it.
+Files, waiting without polling, clocks and what is trusted:
+``docs/backends.rst`` ("A local directory").
 """
 
 from __future__ import annotations

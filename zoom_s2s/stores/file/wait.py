@@ -1,17 +1,7 @@
 """Waiting for an ``flock(2)`` lock without polling and without blocking the event loop.
 
-:class:`~zoom_s2s.stores.FileTokenStore` wakes its waiters by the OS lock
-itself: a waiter asks the kernel for the lock in a thread, and the kernel
-grants it the moment the holder unlocks, closes, or dies. Nothing polls.
-
-``flock()`` cannot time out and a thread cannot be interrupted, so the
-blocking call runs in a *daemon* thread of its own, never in the event loop's
-default executor (``asyncio.run()`` joins that executor on exit: a holder
-stopped with SIGSTOP would hang the program's exit). A caller that gives up
-(timeout or cancellation) hands the file descriptor to the thread, which
-unlocks and closes it when the kernel eventually grants the lock. At most one
-thread per abandoned wait lingers, and only while the holder is stopped or
-hung: a dead holder's locks are released by the kernel at once.
+The blocking call runs in a daemon thread of its own: ``docs/backends.rst``
+("A local directory", "Waiting on a lock").
 """
 
 from __future__ import annotations

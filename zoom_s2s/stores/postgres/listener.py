@@ -1,14 +1,7 @@
 """``LISTEN``/``NOTIFY`` wake-ups for :class:`~zoom_s2s.stores.postgres.PostgresTokenStore` waiters.
 
-One listening connection per store, opened by the first wait and kept apart
-from the command pool (a pooled connection is reset on release, which would
-drop the ``LISTEN``). All keys share one channel; a notification's payload is
-the store key whose lock was released or whose token was written or deleted,
-and it sets that key's :class:`asyncio.Event`. Waiters register the event
-*before* they look at the lock, so a release between the look and the wait is
-never missed. When the connection ends (the server restarted, a network
-failure) every waiter is woken (spurious wake-ups are allowed: they re-read
-the store) and the next wait connects again.
+One listening connection per store, apart from the pool: ``docs/backends.rst``
+("PostgreSQL", "Waking waiters").
 """
 
 from __future__ import annotations

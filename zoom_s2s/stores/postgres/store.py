@@ -1,60 +1,8 @@
 """PostgresTokenStore: tokens shared by every host that reaches one PostgreSQL database.
 
-For deployments that run PostgreSQL and no Redis. The store gives the same
-guarantees as :class:`~zoom_s2s.stores.redis.RedisTokenStore`, with
-PostgreSQL's own tools (the SQL lives in :mod:`zoom_s2s.stores.postgres.sql`):
-
-* One row per store key in ``<schema>.entries``; every operation is *one*
-  statement on that row, atomic by itself. Taking the lock also takes the
-  fencing generation (``INSERT ... ON CONFLICT DO UPDATE ... WHERE`` the lock
-  is free or lapsed); a write is refused in the same statement if a higher
-  generation was written; a write also forgets the failure record;
-  compare-and-delete and release check owner or fingerprint in their
-  ``WHERE``.
-* The lock is a *lease row*, not an advisory lock: its expiry is computed by
-  the database's clock (``clock_timestamp() + ttl``), so the hosts' clocks do
-  not matter, and a holder that dies (SIGKILL, lost host) is taken over once
-  its lease lapses, exactly as with Redis. (A session-level advisory lock dies
-  with its connection, but a *frozen* holder keeps its connection and its
-  lock forever, and a pooler can share the session: a lease cannot.)
-* Times are the database's: a token row lapses at ``clock_timestamp() +`` its
-  remaining lifetime, and a reader believes ``min(recorded expires_at, now +
-  what the row has left)`` (never later than its fetcher recorded); a failure
-  record is aged by the database's clock since it was written.
-* Waiters are woken by ``LISTEN``/``NOTIFY``: the statements that release a
-  lock, write or delete a token call ``pg_notify`` in their ``RETURNING``
-  list, so a notification is sent exactly when the row changed, at commit.
-  One listening connection per store; commands go through a connection pool.
-* The rate budget (:attr:`PostgresTokenStore.rate_budget`): one row per
-  bucket in ``<schema>.rates``, one ``INSERT ... ON CONFLICT DO UPDATE ...
-  RETURNING`` per permit, GCRA on the database's clock
-  (:mod:`zoom_s2s.stores.postgres.budget`), so the whole fleet shares
-  an account's budget as on Redis.
-
-Why asyncpg
------------
-asyncpg (MagicStack, released several times a year, wheels for every
-supported CPython) is one dependency that brings the connection pool and
-``LISTEN`` callbacks this store needs, speaks PostgreSQL's protocol itself (no
-libpq on the host) and is the fastest asyncio driver. psycopg 3 is as well
-kept and typed, but needs two packages (``psycopg`` and ``psycopg-pool``) and
-a libpq (``psycopg[binary]``) for the same. ``asyncpg`` is imported only when a
-store is created: ``import zoom_s2s`` works without it.
-
-Schema
-------
-Created on first use (``CREATE SCHEMA IF NOT EXISTS``, serialised between
-processes by a transaction-level advisory lock) and versioned in
-``<schema>.meta``; a database whose schema is newer than this code is
-refused. :func:`schema_sql` prints the DDL for a DBA; :func:`grants_sql` the
-minimal grants for an application user (``docs/postgres.rst``).
-
-PgBouncer
----------
-Transaction pooling is **not** supported: ``LISTEN`` needs a session of its
-own (in transaction mode, notifications go to whichever client the server
-connection serves next, or nowhere), and asyncpg's prepared statements are
-per session. Point the store at PostgreSQL itself or at a session-mode pool.
+One row per key, one statement per operation, leases and times on the
+database's clock, ``LISTEN/NOTIFY`` wake-ups: ``docs/backends.rst``
+("PostgreSQL"); schema, grants and PgBouncer: ``docs/postgres.rst``.
 """
 
 from __future__ import annotations

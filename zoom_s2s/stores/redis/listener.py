@@ -1,17 +1,7 @@
 """Pub/sub wake-ups for :class:`~zoom_s2s.stores.redis.RedisTokenStore` waiters.
 
-One subscription connection per store, opened on first use; a background task
-reads it and sets a per-channel :class:`asyncio.Event`. Waiters register the
-event *before* they look at the lock, so a release between the look and the
-wait is never missed. Any failure of the connection wakes every waiter
-(spurious wake-ups are allowed: they re-read the store) and the next wait
-subscribes again.
-
-The reader never blocks longer than :data:`READ_TIMEOUT` per read: a
-blocking read would hit the client's ``socket_timeout`` on redis-py 5
-(``TimeoutError``, the subscription dropped with a warning) whenever nothing
-was published for that long, while an explicit read timeout is "no message
-yet" on every redis-py version.
+One subscription per store; waiters register before they look at the lock:
+``docs/backends.rst`` ("Redis", "Waking waiters").
 """
 
 from __future__ import annotations

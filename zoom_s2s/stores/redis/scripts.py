@@ -1,19 +1,7 @@
 """The Lua scripts of :class:`~zoom_s2s.stores.redis.RedisTokenStore`.
 
-Each runs atomically and touches only keys that share one hash tag, so they
-work on Redis Cluster. ``PUBLISH`` goes through ``redis.pcall``: waking waiters
-is best effort, and an ACL user without channel rights can still write and
-release (waiters then poll).
-
-A script that fails half-way keeps the writes it made before the failure, so
-every script checks its arguments *before* its first write and issues no
-write that can fail after another one: a valid ``PEXPIRE`` on a key just
-written cannot fail, and Redis refuses a script for lack of memory only at
-its first write (nothing written yet). Any error therefore leaves the keys as
-they were, or fully written.
-
-:data:`COMMANDS` lists every command the scripts call: Redis checks a user's
-ACL for each of them, as for commands sent directly.
+Each touches one hash tag (Cluster-safe) and checks its arguments before its
+first write: ``docs/backends.rst`` ("Redis", "The scripts").
 """
 
 __all__ = [

@@ -1,40 +1,6 @@
 """RedisTokenStore: tokens shared by every host that reaches one Redis (or Redis Cluster).
 
-Keys for a store key ``k`` share the hash tag ``{k}``, so every script touches
-one Cluster slot::
-
-    <prefix>:{k}:token    HASH {fp: token fingerprint, gen: generation, data: encode_record}
-                          with PEXPIRE = the token's remaining lifetime (at most a day)
-    <prefix>:{k}:fence    highest generation written (no TTL: a deleted token still fences)
-    <prefix>:{k}:gen      generation counter (INCR, taken with the lock)
-    <prefix>:{k}:lock     "<owner>:<generation>" of the lease holding it, SET NX PX
-    <prefix>:{k}:changed  pub/sub channel: "written", "deleted" or "released"
-    <prefix>:{k}:failure  the last failed fetch (FailureRecord JSON), PX = how long to keep it
-
-The fingerprint sits beside the record so compare-and-delete works in Lua
-even when the record itself is opaque (e.g. encrypted).
-
-What is trusted
----------------
-The key's TTL may only *shorten* a token's life: a reader uses
-``min(recorded expires_at, now + PTTL)``, so a ``PEXPIRE`` by someone else,
-or the Redis host's clock stepping back, never makes a token outlive the
-expiry its fetcher recorded. A token key without TTL, a record that claims
-to live more than a day, or a record of the wrong shape is a miss with a
-warning. A failure record is aged by its key's TTL, read in the same script
-as the record: the writer's clock never matters.
-
-ACL
----
-The store issues exactly :data:`REDIS_COMMANDS` (scripts run with the
-caller's ACL); :func:`acl_rules` spells them as ``ACL SETUSER`` rules. Without
-``PUBLISH`` or ``SUBSCRIBE`` (or channel rights) waiters poll instead of
-being woken. A ``RedisCluster`` client also needs what redis-py's cluster
-discovery sends (:data:`CLUSTER_COMMANDS`: ``CLUSTER SLOTS``, ``COMMAND``).
-
-``redis`` is imported only when a store is created: ``import zoom_s2s`` works
-without it, and creating a store without it raises
-:class:`~zoom_s2s.ConfigurationError`.
+Key layout, what is trusted and the ACL: ``docs/backends.rst`` ("Redis").
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import pytest
 from zoom_s2s.stores import TokenStore, store_from_url
 from zoom_s2s.testing.contract import StoreContract
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "docs" / "examples" / "example_store.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "example_store.py"
 _spec = importlib.util.spec_from_file_location("example_store", EXAMPLE)
 assert _spec is not None
 assert _spec.loader is not None
