@@ -559,7 +559,7 @@ class ZoomClient(Products, AsyncClosedOnExit):
 
     def _link(self) -> transfers.Link:
         return transfers.Link(
-            self._open_session(), self._pipeline, self.tokens, self.base_url, self._middlewares,
+            self._open_session(), self._pipeline, self.tokens, self.base_url,
             self._timeout.total, self.max_response_bytes,
         )
 

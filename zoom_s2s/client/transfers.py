@@ -17,10 +17,9 @@ import yarl
 from aiohttp import hdrs
 
 from .._redact import secret_forms
-from ..errors import ConfigurationError, ZoomAPIError
+from ..errors import ConfigurationError, ForeignRedirectError, ZoomAPIError
 from ..manager import TokenManager
 from ..models import AccessToken
-from .middleware import RedirectGuard
 from .pipeline import Answer, Pipeline
 from .responses import decode_response, error_from_response, read_body
 from .urls import DEFAULT_API_URL, Destinations, is_zoom_host, origin_of, quote_path
@@ -31,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["Link", "download", "stream", "upload"]
 
 CHUNK_SIZE = 256 * 1024
+_MAX_HOPS = 3  # an upload and up to two redirects
 _MAX_ERROR_BODY = 64 * 1024
 
 
@@ -41,7 +41,6 @@ class Link(NamedTuple):
     pipeline: Pipeline
     tokens: TokenManager
     base_url: str
-    middlewares: tuple[RedirectGuard, ...]
     read_timeout: float | None
     max_response_bytes: int
 
@@ -55,17 +54,27 @@ def _pipeline_for(client: Link, base: str, *, paced: bool) -> Pipeline:
     return Pipeline(client.tokens, destinations, own.limiter if paced else None)
 
 
+def _token_origin(client: Link, url: yarl.URL) -> str | None:
+    """The origin of ``url`` if the token may go there: a Zoom host over https, or the
+    client's own origin; else ``None``."""
+    if not url.absolute or not url.host:
+        return None
+    same = origin_of(url) == client.pipeline.destinations.origin
+    if same or (url.scheme == "https" and is_zoom_host(url.host)):
+        return str(url.origin())
+    return None
+
+
 def _download_base(client: Link, url: yarl.URL) -> str:
     """The origin a download URL may get the token at, or raise."""
-    if not url.absolute or url.scheme not in ("http", "https") or not url.host:
-        raise ConfigurationError(f"download URL {str(url)!r} must be an absolute https URL")
-    same = origin_of(url) == client.pipeline.destinations.origin
-    if not same and not (url.scheme == "https" and is_zoom_host(url.host)):
+    origin = _token_origin(client, url)
+    if origin is None:
         raise ConfigurationError(
-            f"download URL host {url.host!r} is not a Zoom host: the token is not sent "
-            "there (Zoom's recording download_url is on zoom.us)"
+            f"download URL {str(url.origin()) if url.absolute else str(url)!r} is not on a "
+            "Zoom host over https: the token is not sent there (Zoom's recording "
+            "download_url is on zoom.us)"
         )
-    return str(url.origin())
+    return origin
 
 
 async def stream(
@@ -145,33 +154,74 @@ async def upload(
 
     ``base_url`` (Zoom's ``https://file.zoom.us/v2`` for chat files) is used
     when the client talks to Zoom's default API host; a client on another
-    base (ZoomGov, a test server) sends to its own base.
+    base (ZoomGov, a test server) sends to its own base. Zoom may redirect an
+    upload to another of its hosts and wants the token there too: a 307 or
+    308 to a Zoom host (or the client's own origin) is followed with the
+    files sent again; a redirect anywhere else is refused.
     """
     base = base_url if base_url and client.base_url == DEFAULT_API_URL else client.base_url
     quoted = quote_path(path)
     url = yarl.URL(base + quoted, encoded=True)
     pipeline = _pipeline_for(client, base, paced=True)
-    session = client.session
-    flow = pipeline.flow(method.upper(), url, path=quoted, rate_category=rate_category,
-                         rewind=lambda: _rewind(files))
-    token = await flow.asend(None)
-    assert token is not None  # the API's own hosts are always destinations
-    while True:
-        sent = token
-        async with session.request(
-            method, url, params=params, data=_form(files), timeout=_transfer_timeout(client),
-            headers={hdrs.AUTHORIZATION: "Bearer " + token.access_token},
-            middlewares=client.middlewares, raise_for_status=False,
-        ) as response:
-            body = await read_body(response, client.max_response_bytes, method=method,
-                                   path=url.path)
-            token = await flow.asend(_answer(response, body))
-            if token is None:
-                break
+    for _ in range(_MAX_HOPS):
+        response, body, sent = await _send_files(
+            client, pipeline, method.upper(), url, quoted, files, params, rate_category
+        )
+        location = response.headers.get(hdrs.LOCATION)
+        if response.status not in (307, 308) or not location:
+            break
+        url = response.url.join(yarl.URL(location))
+        origin = _token_origin(client, url)
+        if origin is None or not _rewind(files):
+            raise _redirect_error(response, url, path=quoted, sendable=origin is not None)
+        pipeline = _pipeline_for(client, origin, paced=False)  # one request: paced once
     if 200 <= response.status < 300:
         return decode_response(response.status, response.headers, body, method=method,
                                path=url.path)
-    raise _error(response, body, sent=flow.token or sent, path=url.path)
+    raise _error(response, body, sent=sent, path=url.path)
+
+
+async def _send_files(
+    client: Link, pipeline: Pipeline, method: str, url: yarl.URL, path: str,
+    files: Mapping[str, Upload], params: Mapping[str, str | int | float] | None,
+    rate_category: str | None,
+) -> tuple[aiohttp.ClientResponse, bytes, AccessToken]:
+    """One hop of an upload, with the pipeline's retry after a refused token."""
+    flow = pipeline.flow(method, url, path=path, rate_category=rate_category,
+                         rewind=lambda: _rewind(files))
+    token = await flow.asend(None)
+    assert token is not None  # every hop's origin is a destination of its pipeline
+    while True:
+        sent = token
+        async with client.session.request(
+            method, url, params=params, data=_form(files), timeout=_transfer_timeout(client),
+            headers={hdrs.AUTHORIZATION: "Bearer " + token.access_token},
+            allow_redirects=False, middlewares=(), raise_for_status=False,
+        ) as response:
+            body = await read_body(response, client.max_response_bytes, method=method,
+                                   path=url.path)
+        token = await flow.asend(_answer(response, body))
+        if token is None:
+            return response, body, flow.token or sent
+
+
+def _redirect_error(
+    response: aiohttp.ClientResponse, url: yarl.URL, *, path: str, sendable: bool
+) -> ZoomAPIError:
+    where = f"{url.scheme}://{url.host}" + ("" if url.port is None else f":{url.port}")
+    if sendable:
+        return ZoomAPIError(
+            status=response.status, code=None, tracking_id=response.headers.get(
+                "x-zm-trackingid"), method=response.method, path=path,
+            message=f"the upload was redirected to {where} and its file cannot be sent again",
+            hint="pass the file as bytes or a seekable file",
+        )
+    return ForeignRedirectError(
+        status=response.status, code=None, tracking_id=response.headers.get("x-zm-trackingid"),
+        method=response.method, path=path, location=where,
+        message=f"the upload was redirected to {where}, which is not a Zoom host",
+        hint="the access token goes only to Zoom's hosts; check the base URL",
+    )
 
 
 def _transfer_timeout(client: Link) -> aiohttp.ClientTimeout:

@@ -51,7 +51,8 @@ class SpecRoutes:
             ids and leave some blank, as Zoom's do).
         storage_authorizations: The ``Authorization`` header (or ``None``) of
             each request the storage host got: a token must never reach it.
-        uploads: (user id, file name, bytes) of every chat file uploaded.
+        uploads: (user id, file name, bytes) of every chat file uploaded (each
+            after a redirect to the same host, as Zoom's file host answers).
     """
 
     def __init__(self, fake: _Fake) -> None:
@@ -150,6 +151,8 @@ class SpecRoutes:
         return web.json_response(self._localise(copy.deepcopy(body)), status=status)
 
     async def _upload(self, call: ApiCall) -> web.StreamResponse:
+        if "hop" not in call.request.query:  # Zoom's file host redirects uploads
+            raise web.HTTPTemporaryRedirect(str(call.request.rel_url.update_query(hop="1")))
         form = await call.request.post()
         field = form.get("file")
         if not isinstance(field, web.FileField):

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from aiohttp import web
 
 from zoom_s2s import MemoryTokenStore, RateLimits, TokenManager, ZoomClient
-from zoom_s2s.errors import ConfigurationError, NotFoundError
+from zoom_s2s.errors import ConfigurationError, ForeignRedirectError, NotFoundError
 from zoom_s2s.sync import SyncTokenManager, SyncZoomClient
 from zoom_s2s.testing import FakeRateLimits, FakeZoom
 from zoom_s2s.testing._fake_api import RECORDING_BYTES
@@ -210,7 +211,7 @@ async def test_a_failed_download_raises_and_leaves_no_file(
 
 
 async def test_a_download_url_off_zoom_s_hosts_never_gets_the_token(zoom: ZoomClient) -> None:
-    with pytest.raises(ConfigurationError, match="not a Zoom host"):
+    with pytest.raises(ConfigurationError, match="not on a Zoom host"):
         [chunk async for chunk in zoom.stream("https://example.com/rec/download/x")]
 
 
@@ -248,3 +249,21 @@ def test_the_blocking_client_has_the_same_operations(tmp_path: Path) -> None:
         assert zoom.chat.files.create("me", {"file": b"x"})["id"]
         zoom.meetings.delete(meeting["id"])
     assert fake.tokens_issued == 2
+
+
+async def test_an_upload_redirected_off_zoom_s_hosts_is_refused_without_the_token(
+    fake: FakeZoom, zoom: ZoomClient, elsewhere: FakeZoom
+) -> None:
+    async def redirect(call: ApiCall) -> web.StreamResponse | None:
+        if call.request.path.endswith("/files"):
+            target = elsewhere.api_base_url + "/chat/users/me/files?hop=1"
+            return web.Response(status=307, headers={"Location": target})
+        return None
+
+    fake.api_hooks.insert(0, redirect)
+    with pytest.raises(ForeignRedirectError) as info:
+        await zoom.chat.files.create("me", {"file": b"secret plans"})
+    assert info.value.location == elsewhere.url
+    assert elsewhere.api_requests == 0
+    assert not elsewhere.stats.requests
+    assert fake.spec_routes.uploads == []
