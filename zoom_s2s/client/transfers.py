@@ -46,12 +46,14 @@ class Link(NamedTuple):
 
 
 def _pipeline_for(client: Link, base: str, *, paced: bool) -> Pipeline:
-    """The client's pipeline, or one like it whose token may go to ``base``'s origin."""
+    """The client's pipeline, or one like it whose token may go to ``base``'s origin
+    (paced by the client's limiter, or not paced: downloads are no API calls)."""
     own = client.pipeline
+    limiter = own.limiter if paced else None
     if origin_of(yarl.URL(base)) == own.destinations.origin:
-        return own
+        return own if limiter is own.limiter else Pipeline(client.tokens, own.destinations)
     destinations = Destinations(base, use_token_api_url=False, allow_insecure_http=False)
-    return Pipeline(client.tokens, destinations, own.limiter if paced else None)
+    return Pipeline(client.tokens, destinations, limiter)
 
 
 def _token_origin(client: Link, url: yarl.URL) -> str | None:

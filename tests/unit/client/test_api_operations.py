@@ -183,7 +183,10 @@ async def test_a_recording_downloads_with_the_token_only_on_zoom_s_host(
     fake: FakeZoom, zoom: ZoomClient, tmp_path: Path
 ) -> None:
     url = (await zoom.recordings.get(1))["recording_files"][0]["download_url"]
+    assert zoom.rate_limiter is not None
+    permits = zoom.rate_limiter.permits
     chunks = [chunk async for chunk in zoom.stream(url, chunk_size=1000)]
+    assert zoom.rate_limiter.permits == permits  # a download is no API call
     assert b"".join(chunks) == RECORDING_BYTES
     assert len(chunks) > 1
     written = await zoom.download(url, tmp_path / "meeting.mp4")
