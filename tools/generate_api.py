@@ -651,11 +651,12 @@ def _call_lines(indent: str, lead: str, call: list[str]) -> list[str]:
 def _doc(op: Op) -> str:
     what = op.category.replace("_", "-").capitalize() if op.category else "no rate-limit label"
     extra = f", pages of up to {op.page_size_max}" if op.list_key is not None else ""
-    return f"{op.summary.rstrip('.')}: ``{op.method} {op.path}`` ({what}{extra})."
+    return f"{op.summary.rstrip('.')}: ``{op.method}\xa0{op.path}`` ({what}{extra})."
 
 
 def _docstring(text: str) -> list[str]:
     lines = textwrap.wrap(text, 88, break_long_words=False, break_on_hyphens=False)
+    lines = [line.replace("\xa0", " ") for line in lines]  # a method stays with its path
     if len(lines) == 1:
         return [f'        """{lines[0]}"""']
     return ['        """' + lines[0], *(f"        {line}" for line in lines[1:]), '        """']

@@ -2049,8 +2049,8 @@ class Accounts:
         account_id: str,
         files: Mapping[str, Upload],
     ) -> AccountsCreateSettingsVirtualBackgroundResponse:
-        """Upload virtual background files: ``POST
-        /accounts/{accountId}/settings/virtual_backgrounds`` (Medium).
+        """Upload virtual background files:
+        ``POST /accounts/{accountId}/settings/virtual_backgrounds`` (Medium).
         """
         answer: AccountsCreateSettingsVirtualBackgroundResponse = await self._caller.upload(
             "POST",
@@ -2066,8 +2066,8 @@ class Accounts:
         *,
         file_ids: str | None = None,
     ) -> None:
-        """Delete virtual background files: ``DELETE
-        /accounts/{accountId}/settings/virtual_backgrounds`` (Light).
+        """Delete virtual background files:
+        ``DELETE /accounts/{accountId}/settings/virtual_backgrounds`` (Light).
         """
         await self._caller.request(
             "DELETE",
@@ -2121,8 +2121,8 @@ class Accounts:
         *,
         type: str | None = None,
     ) -> AccountsGetSettingsRegistrationResponse:
-        """Get an account's webinar registration settings: ``GET
-        /accounts/{accountId}/settings/registration`` (Medium).
+        """Get an account's webinar registration settings:
+        ``GET /accounts/{accountId}/settings/registration`` (Medium).
         """
         answer: AccountsGetSettingsRegistrationResponse = await self._caller.request(
             "GET",
@@ -2178,8 +2178,8 @@ class Accounts:
         *,
         type: str | None = None,
     ) -> None:
-        """Update an account's webinar registration settings: ``PATCH
-        /accounts/{accountId}/settings/registration`` (Medium).
+        """Update an account's webinar registration settings:
+        ``PATCH /accounts/{accountId}/settings/registration`` (Medium).
         """
         await self._caller.request(
             "PATCH",
@@ -2203,8 +2203,8 @@ class SyncAccounts:
         account_id: str,
         files: Mapping[str, Upload],
     ) -> AccountsCreateSettingsVirtualBackgroundResponse2:
-        """Upload virtual background files: ``POST
-        /accounts/{accountId}/settings/virtual_backgrounds`` (Medium).
+        """Upload virtual background files:
+        ``POST /accounts/{accountId}/settings/virtual_backgrounds`` (Medium).
         """
         answer: AccountsCreateSettingsVirtualBackgroundResponse2 = self._caller.upload(
             "POST",
@@ -2220,8 +2220,8 @@ class SyncAccounts:
         *,
         file_ids: str | None = None,
     ) -> None:
-        """Delete virtual background files: ``DELETE
-        /accounts/{accountId}/settings/virtual_backgrounds`` (Light).
+        """Delete virtual background files:
+        ``DELETE /accounts/{accountId}/settings/virtual_backgrounds`` (Light).
         """
         self._caller.request(
             "DELETE",
@@ -2275,8 +2275,8 @@ class SyncAccounts:
         *,
         type: str | None = None,
     ) -> AccountsGetSettingsRegistrationResponse2:
-        """Get an account's webinar registration settings: ``GET
-        /accounts/{accountId}/settings/registration`` (Medium).
+        """Get an account's webinar registration settings:
+        ``GET /accounts/{accountId}/settings/registration`` (Medium).
         """
         answer: AccountsGetSettingsRegistrationResponse2 = self._caller.request(
             "GET",
@@ -2332,8 +2332,8 @@ class SyncAccounts:
         *,
         type: str | None = None,
     ) -> None:
-        """Update an account's webinar registration settings: ``PATCH
-        /accounts/{accountId}/settings/registration`` (Medium).
+        """Update an account's webinar registration settings:
+        ``PATCH /accounts/{accountId}/settings/registration`` (Medium).
         """
         self._caller.request(
             "PATCH",
@@ -2433,8 +2433,8 @@ class Dashboards:
         *,
         type: str | None = None,
     ) -> DashboardsGetMeetingParticipantQosResponse:
-        """Get meeting participant QoS: ``GET
-        /metrics/meetings/{meetingId}/participants/{participantId}/qos`` (Heavy).
+        """Get meeting participant QoS:
+        ``GET /metrics/meetings/{meetingId}/participants/{participantId}/qos`` (Heavy).
         """
         answer: DashboardsGetMeetingParticipantQosResponse = await self._caller.request(
             "GET",
@@ -2482,8 +2482,8 @@ class Dashboards:
         *,
         type: str | None = None,
     ) -> DashboardsGetWebinarParticipantQosResponse:
-        """Get webinar participant QoS: ``GET
-        /metrics/webinars/{webinarId}/participants/{participantId}/qos`` (Heavy).
+        """Get webinar participant QoS:
+        ``GET /metrics/webinars/{webinarId}/participants/{participantId}/qos`` (Heavy).
         """
         answer: DashboardsGetWebinarParticipantQosResponse = await self._caller.request(
             "GET",
@@ -2616,8 +2616,9 @@ class Dashboards:
         type: str | None = None,
         page_size: int | None = None,
     ) -> AsyncIterator[DashboardsListMeetingParticipantsSatisfactionItem]:
-        """Get post meeting feedback: ``GET
-        /metrics/meetings/{meetingId}/participants/satisfaction`` (Heavy, pages of up to 300).
+        """Get post meeting feedback:
+        ``GET /metrics/meetings/{meetingId}/participants/satisfaction`` (Heavy, pages of up to
+        300).
         """
         return self._caller.paginate(
             f"/metrics/meetings/{uuid(meeting_id)}/participants/satisfaction",
@@ -2633,8 +2634,8 @@ class Dashboards:
         type: str | None = None,
         page_size: int | None = None,
     ) -> AsyncIterator[DashboardsListMeetingParticipantsSharingItem]:
-        """Get meeting sharing/recording details: ``GET
-        /metrics/meetings/{meetingId}/participants/sharing`` (Heavy, pages of up to 300).
+        """Get meeting sharing/recording details:
+        ``GET /metrics/meetings/{meetingId}/participants/sharing`` (Heavy, pages of up to 300).
         """
         return self._caller.paginate(
             f"/metrics/meetings/{uuid(meeting_id)}/participants/sharing",
@@ -2713,8 +2714,9 @@ class Dashboards:
         type: str | None = None,
         page_size: int | None = None,
     ) -> AsyncIterator[DashboardsListWebinarParticipantsSatisfactionItem]:
-        """Get post webinar feedback: ``GET
-        /metrics/webinars/{webinarId}/participants/satisfaction`` (Heavy, pages of up to 300).
+        """Get post webinar feedback:
+        ``GET /metrics/webinars/{webinarId}/participants/satisfaction`` (Heavy, pages of up to
+        300).
         """
         return self._caller.paginate(
             f"/metrics/webinars/{uuid(webinar_id)}/participants/satisfaction",
@@ -2730,8 +2732,8 @@ class Dashboards:
         type: str | None = None,
         page_size: int | None = None,
     ) -> AsyncIterator[DashboardsListWebinarParticipantsSharingItem]:
-        """Get webinar sharing/recording details: ``GET
-        /metrics/webinars/{webinarId}/participants/sharing`` (Heavy, pages of up to 300).
+        """Get webinar sharing/recording details:
+        ``GET /metrics/webinars/{webinarId}/participants/sharing`` (Heavy, pages of up to 300).
         """
         return self._caller.paginate(
             f"/metrics/webinars/{uuid(webinar_id)}/participants/sharing",
@@ -2874,8 +2876,8 @@ class SyncDashboards:
         *,
         type: str | None = None,
     ) -> DashboardsGetMeetingParticipantQosResponse2:
-        """Get meeting participant QoS: ``GET
-        /metrics/meetings/{meetingId}/participants/{participantId}/qos`` (Heavy).
+        """Get meeting participant QoS:
+        ``GET /metrics/meetings/{meetingId}/participants/{participantId}/qos`` (Heavy).
         """
         answer: DashboardsGetMeetingParticipantQosResponse2 = self._caller.request(
             "GET",
@@ -2923,8 +2925,8 @@ class SyncDashboards:
         *,
         type: str | None = None,
     ) -> DashboardsGetWebinarParticipantQosResponse2:
-        """Get webinar participant QoS: ``GET
-        /metrics/webinars/{webinarId}/participants/{participantId}/qos`` (Heavy).
+        """Get webinar participant QoS:
+        ``GET /metrics/webinars/{webinarId}/participants/{participantId}/qos`` (Heavy).
         """
         answer: DashboardsGetWebinarParticipantQosResponse2 = self._caller.request(
             "GET",
@@ -3052,8 +3054,9 @@ class SyncDashboards:
         type: str | None = None,
         page_size: int | None = None,
     ) -> Iterator[DashboardsListMeetingParticipantsSatisfactionItem2]:
-        """Get post meeting feedback: ``GET
-        /metrics/meetings/{meetingId}/participants/satisfaction`` (Heavy, pages of up to 300).
+        """Get post meeting feedback:
+        ``GET /metrics/meetings/{meetingId}/participants/satisfaction`` (Heavy, pages of up to
+        300).
         """
         return self._caller.paginate(
             f"/metrics/meetings/{uuid(meeting_id)}/participants/satisfaction",
@@ -3069,8 +3072,8 @@ class SyncDashboards:
         type: str | None = None,
         page_size: int | None = None,
     ) -> Iterator[DashboardsListMeetingParticipantsSharingItem2]:
-        """Get meeting sharing/recording details: ``GET
-        /metrics/meetings/{meetingId}/participants/sharing`` (Heavy, pages of up to 300).
+        """Get meeting sharing/recording details:
+        ``GET /metrics/meetings/{meetingId}/participants/sharing`` (Heavy, pages of up to 300).
         """
         return self._caller.paginate(
             f"/metrics/meetings/{uuid(meeting_id)}/participants/sharing",
@@ -3149,8 +3152,9 @@ class SyncDashboards:
         type: str | None = None,
         page_size: int | None = None,
     ) -> Iterator[DashboardsListWebinarParticipantsSatisfactionItem2]:
-        """Get post webinar feedback: ``GET
-        /metrics/webinars/{webinarId}/participants/satisfaction`` (Heavy, pages of up to 300).
+        """Get post webinar feedback:
+        ``GET /metrics/webinars/{webinarId}/participants/satisfaction`` (Heavy, pages of up to
+        300).
         """
         return self._caller.paginate(
             f"/metrics/webinars/{uuid(webinar_id)}/participants/satisfaction",
@@ -3166,8 +3170,8 @@ class SyncDashboards:
         type: str | None = None,
         page_size: int | None = None,
     ) -> Iterator[DashboardsListWebinarParticipantsSharingItem2]:
-        """Get webinar sharing/recording details: ``GET
-        /metrics/webinars/{webinarId}/participants/sharing`` (Heavy, pages of up to 300).
+        """Get webinar sharing/recording details:
+        ``GET /metrics/webinars/{webinarId}/participants/sharing`` (Heavy, pages of up to 300).
         """
         return self._caller.paginate(
             f"/metrics/webinars/{uuid(webinar_id)}/participants/sharing",
@@ -3256,8 +3260,8 @@ class DataRequests:
         )
 
     async def get_file_url(self, file_id: str) -> DataRequestsGetFileUrlResponse:
-        """Get download link for data access request file: ``GET
-        /data_requests/files/{fileId}/url`` (Medium).
+        """Get download link for data access request file:
+        ``GET /data_requests/files/{fileId}/url`` (Medium).
         """
         answer: DataRequestsGetFileUrlResponse = await self._caller.request(
             "GET", f"/data_requests/files/{seg(file_id)}/url", rate_category="medium"
@@ -3270,8 +3274,8 @@ class DataRequests:
         *,
         page_size: int | None = None,
     ) -> AsyncIterator[DataRequestsListRequestItem]:
-        """List downloadable files for export data request: ``GET
-        /data_requests/requests/{requestId}`` (Medium, pages of up to 6).
+        """List downloadable files for export data request:
+        ``GET /data_requests/requests/{requestId}`` (Medium, pages of up to 6).
         """
         return self._caller.paginate(
             f"/data_requests/requests/{seg(request_id)}",
@@ -3315,8 +3319,8 @@ class SyncDataRequests:
         )
 
     def get_file_url(self, file_id: str) -> DataRequestsGetFileUrlResponse2:
-        """Get download link for data access request file: ``GET
-        /data_requests/files/{fileId}/url`` (Medium).
+        """Get download link for data access request file:
+        ``GET /data_requests/files/{fileId}/url`` (Medium).
         """
         answer: DataRequestsGetFileUrlResponse2 = self._caller.request(
             "GET", f"/data_requests/files/{seg(file_id)}/url", rate_category="medium"
@@ -3329,8 +3333,8 @@ class SyncDataRequests:
         *,
         page_size: int | None = None,
     ) -> Iterator[DataRequestsListRequestItem2]:
-        """List downloadable files for export data request: ``GET
-        /data_requests/requests/{requestId}`` (Medium, pages of up to 6).
+        """List downloadable files for export data request:
+        ``GET /data_requests/requests/{requestId}`` (Medium, pages of up to 6).
         """
         return self._caller.paginate(
             f"/data_requests/requests/{seg(request_id)}",
@@ -3368,16 +3372,16 @@ class InformationBarriers:
         return answer
 
     async def delete_policy(self, policy_id: str) -> None:
-        """Remove an Information Barrier policy: ``DELETE
-        /information_barriers/policies/{policyId}`` (Medium).
+        """Remove an Information Barrier policy:
+        ``DELETE /information_barriers/policies/{policyId}`` (Medium).
         """
         await self._caller.request(
             "DELETE", f"/information_barriers/policies/{seg(policy_id)}", rate_category="medium"
         )
 
     async def get_policy(self, policy_id: str) -> InformationBarriersGetPolicyResponse:
-        """Get an Information Barrier policy by ID: ``GET
-        /information_barriers/policies/{policyId}`` (Medium).
+        """Get an Information Barrier policy by ID:
+        ``GET /information_barriers/policies/{policyId}`` (Medium).
         """
         answer: InformationBarriersGetPolicyResponse = await self._caller.request(
             "GET", f"/information_barriers/policies/{seg(policy_id)}", rate_category="medium"
@@ -3401,8 +3405,8 @@ class InformationBarriers:
         policy_id: str,
         body: InformationBarriersUpdatePolicyBody | None = None,
     ) -> None:
-        """Update an Information Barriers policy: ``PATCH
-        /information_barriers/policies/{policyId}`` (Medium).
+        """Update an Information Barriers policy:
+        ``PATCH /information_barriers/policies/{policyId}`` (Medium).
         """
         await self._caller.request(
             "PATCH",
@@ -3431,16 +3435,16 @@ class SyncInformationBarriers:
         return answer
 
     def delete_policy(self, policy_id: str) -> None:
-        """Remove an Information Barrier policy: ``DELETE
-        /information_barriers/policies/{policyId}`` (Medium).
+        """Remove an Information Barrier policy:
+        ``DELETE /information_barriers/policies/{policyId}`` (Medium).
         """
         self._caller.request(
             "DELETE", f"/information_barriers/policies/{seg(policy_id)}", rate_category="medium"
         )
 
     def get_policy(self, policy_id: str) -> InformationBarriersGetPolicyResponse2:
-        """Get an Information Barrier policy by ID: ``GET
-        /information_barriers/policies/{policyId}`` (Medium).
+        """Get an Information Barrier policy by ID:
+        ``GET /information_barriers/policies/{policyId}`` (Medium).
         """
         answer: InformationBarriersGetPolicyResponse2 = self._caller.request(
             "GET", f"/information_barriers/policies/{seg(policy_id)}", rate_category="medium"
@@ -3464,8 +3468,8 @@ class SyncInformationBarriers:
         policy_id: str,
         body: InformationBarriersUpdatePolicyBody2 | None = None,
     ) -> None:
-        """Update an Information Barriers policy: ``PATCH
-        /information_barriers/policies/{policyId}`` (Medium).
+        """Update an Information Barriers policy:
+        ``PATCH /information_barriers/policies/{policyId}`` (Medium).
         """
         self._caller.request(
             "PATCH",

@@ -1345,8 +1345,8 @@ class ChatAccountChannels:
         channel_id: str,
         body: ChatAccountChannelsCreateAdminBody | None = None,
     ) -> ChatAccountChannelsCreateAdminResponse:
-        """Promote channel members to administrators: ``POST
-        /chat/users/{userId}/channels/{channelId}/admins`` (Medium).
+        """Promote channel members to administrators:
+        ``POST /chat/users/{userId}/channels/{channelId}/admins`` (Medium).
         """
         answer: ChatAccountChannelsCreateAdminResponse = await self._caller.request(
             "POST",
@@ -1393,8 +1393,8 @@ class ChatAccountChannels:
         admin_ids: str,
         user_ids: str,
     ) -> None:
-        """Batch demote channel administrators: ``DELETE
-        /chat/users/{userId}/channels/{channelId}/admins`` (Medium).
+        """Batch demote channel administrators:
+        ``DELETE /chat/users/{userId}/channels/{channelId}/admins`` (Medium).
         """
         await self._caller.request(
             "DELETE",
@@ -1404,8 +1404,8 @@ class ChatAccountChannels:
         )
 
     async def delete_member(self, user_id: str, channel_id: str, identifier: str) -> None:
-        """Remove a member: ``DELETE
-        /chat/users/{userId}/channels/{channelId}/members/{identifier}`` (Medium).
+        """Remove a member:
+        ``DELETE /chat/users/{userId}/channels/{channelId}/members/{identifier}`` (Medium).
         """
         await self._caller.request(
             "DELETE",
@@ -1414,8 +1414,8 @@ class ChatAccountChannels:
         )
 
     async def delete_members(self, user_id: str, channel_id: str, *, identifiers: str) -> None:
-        """Batch remove members from a user's channel: ``DELETE
-        /chat/users/{userId}/channels/{channelId}/members`` (Medium).
+        """Batch remove members from a user's channel:
+        ``DELETE /chat/users/{userId}/channels/{channelId}/members`` (Medium).
         """
         await self._caller.request(
             "DELETE",
@@ -1556,8 +1556,8 @@ class SyncChatAccountChannels:
         channel_id: str,
         body: ChatAccountChannelsCreateAdminBody2 | None = None,
     ) -> ChatAccountChannelsCreateAdminResponse2:
-        """Promote channel members to administrators: ``POST
-        /chat/users/{userId}/channels/{channelId}/admins`` (Medium).
+        """Promote channel members to administrators:
+        ``POST /chat/users/{userId}/channels/{channelId}/admins`` (Medium).
         """
         answer: ChatAccountChannelsCreateAdminResponse2 = self._caller.request(
             "POST",
@@ -1604,8 +1604,8 @@ class SyncChatAccountChannels:
         admin_ids: str,
         user_ids: str,
     ) -> None:
-        """Batch demote channel administrators: ``DELETE
-        /chat/users/{userId}/channels/{channelId}/admins`` (Medium).
+        """Batch demote channel administrators:
+        ``DELETE /chat/users/{userId}/channels/{channelId}/admins`` (Medium).
         """
         self._caller.request(
             "DELETE",
@@ -1615,8 +1615,8 @@ class SyncChatAccountChannels:
         )
 
     def delete_member(self, user_id: str, channel_id: str, identifier: str) -> None:
-        """Remove a member: ``DELETE
-        /chat/users/{userId}/channels/{channelId}/members/{identifier}`` (Medium).
+        """Remove a member:
+        ``DELETE /chat/users/{userId}/channels/{channelId}/members/{identifier}`` (Medium).
         """
         self._caller.request(
             "DELETE",
@@ -1625,8 +1625,8 @@ class SyncChatAccountChannels:
         )
 
     def delete_members(self, user_id: str, channel_id: str, *, identifiers: str) -> None:
-        """Batch remove members from a user's channel: ``DELETE
-        /chat/users/{userId}/channels/{channelId}/members`` (Medium).
+        """Batch remove members from a user's channel:
+        ``DELETE /chat/users/{userId}/channels/{channelId}/members`` (Medium).
         """
         self._caller.request(
             "DELETE",
@@ -2638,8 +2638,8 @@ class ChatLegalHold:
         )
 
     async def get_legalhold_matter_files_download(self, matter_id: str, *, file_key: str) -> None:
-        """Download legal hold files for given matter: ``GET
-        /chat/legalhold/matters/{matterId}/files/download`` (Light).
+        """Download legal hold files for given matter:
+        ``GET /chat/legalhold/matters/{matterId}/files/download`` (Light).
         """
         await self._caller.request(
             "GET",
@@ -2713,8 +2713,8 @@ class SyncChatLegalHold:
         )
 
     def get_legalhold_matter_files_download(self, matter_id: str, *, file_key: str) -> None:
-        """Download legal hold files for given matter: ``GET
-        /chat/legalhold/matters/{matterId}/files/download`` (Light).
+        """Download legal hold files for given matter:
+        ``GET /chat/legalhold/matters/{matterId}/files/download`` (Light).
         """
         self._caller.request(
             "GET",
@@ -2793,8 +2793,8 @@ class ChatMentionGroups:
         mention_group_id: str,
         body: ChatMentionGroupsCreateChannelMentionGroupMemberBody | None = None,
     ) -> None:
-        """Add channel members to a mention group: ``POST
-        /chat/channels/{channelId}/mention_group/{mentionGroupId}/members`` (Light).
+        """Add channel members to a mention group:
+        ``POST /chat/channels/{channelId}/mention_group/{mentionGroupId}/members`` (Light).
         """
         await self._caller.request(
             "POST",
@@ -2804,8 +2804,8 @@ class ChatMentionGroups:
         )
 
     async def delete_channel_mention_group(self, channel_id: str, mention_group_id: str) -> None:
-        """Delete a channel mention group: ``DELETE
-        /chat/channels/{channelId}/mention_group/{mentionGroupId}`` (Medium).
+        """Delete a channel mention group:
+        ``DELETE /chat/channels/{channelId}/mention_group/{mentionGroupId}`` (Medium).
         """
         await self._caller.request(
             "DELETE",
@@ -2820,8 +2820,8 @@ class ChatMentionGroups:
         *,
         identifiers: str,
     ) -> None:
-        """Remove channel mention group members: ``DELETE
-        /chat/channels/{channelId}/mention_group/{mentionGroupId}/members`` (Light).
+        """Remove channel mention group members:
+        ``DELETE /chat/channels/{channelId}/mention_group/{mentionGroupId}/members`` (Light).
         """
         await self._caller.request(
             "DELETE",
@@ -2847,9 +2847,9 @@ class ChatMentionGroups:
         *,
         page_size: int | None = None,
     ) -> AsyncIterator[ChatMentionGroupsListChannelMentionGroupMembersItem]:
-        """List the members of a mention group: ``GET
-        /chat/channels/{channelId}/mention_group/{mentionGroupId}/members`` (Light, pages of up
-        to 20).
+        """List the members of a mention group:
+        ``GET /chat/channels/{channelId}/mention_group/{mentionGroupId}/members`` (Light, pages
+        of up to 20).
         """
         return self._caller.paginate(
             f"/chat/channels/{seg(channel_id)}/mention_group/{seg(mention_group_id)}/members",
@@ -2863,8 +2863,8 @@ class ChatMentionGroups:
         mention_group_id: str,
         body: ChatMentionGroupsUpdateChannelMentionGroupBody | None = None,
     ) -> None:
-        """Update a channel mention group information: ``PATCH
-        /chat/channels/{channelId}/mention_group/{mentionGroupId}`` (Medium).
+        """Update a channel mention group information:
+        ``PATCH /chat/channels/{channelId}/mention_group/{mentionGroupId}`` (Medium).
         """
         await self._caller.request(
             "PATCH",
@@ -2904,8 +2904,8 @@ class SyncChatMentionGroups:
         mention_group_id: str,
         body: ChatMentionGroupsCreateChannelMentionGroupMemberBody2 | None = None,
     ) -> None:
-        """Add channel members to a mention group: ``POST
-        /chat/channels/{channelId}/mention_group/{mentionGroupId}/members`` (Light).
+        """Add channel members to a mention group:
+        ``POST /chat/channels/{channelId}/mention_group/{mentionGroupId}/members`` (Light).
         """
         self._caller.request(
             "POST",
@@ -2915,8 +2915,8 @@ class SyncChatMentionGroups:
         )
 
     def delete_channel_mention_group(self, channel_id: str, mention_group_id: str) -> None:
-        """Delete a channel mention group: ``DELETE
-        /chat/channels/{channelId}/mention_group/{mentionGroupId}`` (Medium).
+        """Delete a channel mention group:
+        ``DELETE /chat/channels/{channelId}/mention_group/{mentionGroupId}`` (Medium).
         """
         self._caller.request(
             "DELETE",
@@ -2931,8 +2931,8 @@ class SyncChatMentionGroups:
         *,
         identifiers: str,
     ) -> None:
-        """Remove channel mention group members: ``DELETE
-        /chat/channels/{channelId}/mention_group/{mentionGroupId}/members`` (Light).
+        """Remove channel mention group members:
+        ``DELETE /chat/channels/{channelId}/mention_group/{mentionGroupId}/members`` (Light).
         """
         self._caller.request(
             "DELETE",
@@ -2958,9 +2958,9 @@ class SyncChatMentionGroups:
         *,
         page_size: int | None = None,
     ) -> Iterator[ChatMentionGroupsListChannelMentionGroupMembersItem2]:
-        """List the members of a mention group: ``GET
-        /chat/channels/{channelId}/mention_group/{mentionGroupId}/members`` (Light, pages of up
-        to 20).
+        """List the members of a mention group:
+        ``GET /chat/channels/{channelId}/mention_group/{mentionGroupId}/members`` (Light, pages
+        of up to 20).
         """
         return self._caller.paginate(
             f"/chat/channels/{seg(channel_id)}/mention_group/{seg(mention_group_id)}/members",
@@ -2974,8 +2974,8 @@ class SyncChatMentionGroups:
         mention_group_id: str,
         body: ChatMentionGroupsUpdateChannelMentionGroupBody2 | None = None,
     ) -> None:
-        """Update a channel mention group information: ``PATCH
-        /chat/channels/{channelId}/mention_group/{mentionGroupId}`` (Medium).
+        """Update a channel mention group information:
+        ``PATCH /chat/channels/{channelId}/mention_group/{mentionGroupId}`` (Medium).
         """
         self._caller.request(
             "PATCH",
@@ -3235,8 +3235,8 @@ class ChatMessages:
         message_id: str,
         body: ChatMessagesUpdateEmojiReactionsBody | None = None,
     ) -> None:
-        """React to a chat message: ``PATCH
-        /chat/users/{userId}/messages/{messageId}/emoji_reactions`` (Medium).
+        """React to a chat message:
+        ``PATCH /chat/users/{userId}/messages/{messageId}/emoji_reactions`` (Medium).
         """
         await self._caller.request(
             "PATCH",
@@ -3504,8 +3504,8 @@ class SyncChatMessages:
         message_id: str,
         body: ChatMessagesUpdateEmojiReactionsBody2 | None = None,
     ) -> None:
-        """React to a chat message: ``PATCH
-        /chat/users/{userId}/messages/{messageId}/emoji_reactions`` (Medium).
+        """React to a chat message:
+        ``PATCH /chat/users/{userId}/messages/{messageId}/emoji_reactions`` (Medium).
         """
         self._caller.request(
             "PATCH",
@@ -3590,8 +3590,8 @@ class ChatMigration:
         identifier: str,
         body: ChatMigrationCreateUserEventBody | None = None,
     ) -> None:
-        """Migrate 1:1 conversation or channel operations: ``POST
-        /chat/migration/users/{identifier}/events`` (Medium).
+        """Migrate 1:1 conversation or channel operations:
+        ``POST /chat/migration/users/{identifier}/events`` (Medium).
         """
         await self._caller.request(
             "POST",
@@ -3700,8 +3700,8 @@ class SyncChatMigration:
         identifier: str,
         body: ChatMigrationCreateUserEventBody2 | None = None,
     ) -> None:
-        """Migrate 1:1 conversation or channel operations: ``POST
-        /chat/migration/users/{identifier}/events`` (Medium).
+        """Migrate 1:1 conversation or channel operations:
+        ``POST /chat/migration/users/{identifier}/events`` (Medium).
         """
         self._caller.request(
             "POST",

@@ -428,8 +428,8 @@ class MarketplaceApps:
         )
 
     async def delete_event_subscription(self, event_subscription_id: str) -> None:
-        """Delete an event subscription: ``DELETE
-        /marketplace/app/event_subscription/{eventSubscriptionId}`` (Medium).
+        """Delete an event subscription:
+        ``DELETE /marketplace/app/event_subscription/{eventSubscriptionId}`` (Medium).
         """
         await self._caller.request(
             "DELETE",
@@ -606,8 +606,8 @@ class MarketplaceApps:
         event_subscription_id: str,
         body: MarketplaceAppsUpdateEventSubscriptionBody | None = None,
     ) -> None:
-        """Subscribe an event subscription: ``PATCH
-        /marketplace/app/event_subscription/{eventSubscriptionId}`` (Medium).
+        """Subscribe an event subscription:
+        ``PATCH /marketplace/app/event_subscription/{eventSubscriptionId}`` (Medium).
         """
         await self._caller.request(
             "PATCH",
@@ -632,8 +632,8 @@ class MarketplaceApps:
         app_id: str,
         body: MarketplaceAppsUpdateSubscriptionBody | None = None,
     ) -> None:
-        """Enable or disable user app subscription: ``PATCH
-        /marketplace/users/{userId}/apps/{appId}/subscription`` (Light).
+        """Enable or disable user app subscription:
+        ``PATCH /marketplace/users/{userId}/apps/{appId}/subscription`` (Light).
         """
         await self._caller.request(
             "PATCH",
@@ -740,8 +740,8 @@ class SyncMarketplaceApps:
         self._caller.request("DELETE", f"/marketplace/apps/{seg(app_id)}", rate_category="heavy")
 
     def delete_event_subscription(self, event_subscription_id: str) -> None:
-        """Delete an event subscription: ``DELETE
-        /marketplace/app/event_subscription/{eventSubscriptionId}`` (Medium).
+        """Delete an event subscription:
+        ``DELETE /marketplace/app/event_subscription/{eventSubscriptionId}`` (Medium).
         """
         self._caller.request(
             "DELETE",
@@ -918,8 +918,8 @@ class SyncMarketplaceApps:
         event_subscription_id: str,
         body: MarketplaceAppsUpdateEventSubscriptionBody2 | None = None,
     ) -> None:
-        """Subscribe an event subscription: ``PATCH
-        /marketplace/app/event_subscription/{eventSubscriptionId}`` (Medium).
+        """Subscribe an event subscription:
+        ``PATCH /marketplace/app/event_subscription/{eventSubscriptionId}`` (Medium).
         """
         self._caller.request(
             "PATCH",
@@ -944,8 +944,8 @@ class SyncMarketplaceApps:
         app_id: str,
         body: MarketplaceAppsUpdateSubscriptionBody2 | None = None,
     ) -> None:
-        """Enable or disable user app subscription: ``PATCH
-        /marketplace/users/{userId}/apps/{appId}/subscription`` (Light).
+        """Enable or disable user app subscription:
+        ``PATCH /marketplace/users/{userId}/apps/{appId}/subscription`` (Light).
         """
         self._caller.request(
             "PATCH",

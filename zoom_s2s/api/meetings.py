@@ -3502,8 +3502,8 @@ class Meetings:
         user_id: str,
         body: MeetingsCreateMeetingTemplateBody,
     ) -> MeetingsCreateMeetingTemplateResponse:
-        """Create a meeting template from an existing meeting: ``POST
-        /users/{userId}/meeting_templates`` (Medium).
+        """Create a meeting template from an existing meeting:
+        ``POST /users/{userId}/meeting_templates`` (Medium).
         """
         answer: MeetingsCreateMeetingTemplateResponse = await self._caller.request(
             "POST", f"/users/{seg(user_id)}/meeting_templates", json=body, rate_category="medium"
@@ -3563,8 +3563,8 @@ class Meetings:
         meeting_id: int | str,
         message_id: str,
     ) -> None:
-        """Delete a live meeting message: ``DELETE
-        /live_meetings/{meetingId}/chat/messages/{messageId}`` (Medium).
+        """Delete a live meeting message:
+        ``DELETE /live_meetings/{meetingId}/chat/messages/{messageId}`` (Medium).
         """
         await self._caller.request(
             "DELETE",
@@ -3631,8 +3631,8 @@ class Meetings:
         self,
         meeting_id: int | str,
     ) -> MeetingsGetJointokenLiveStreamingResponse:
-        """Get a meeting's join token for live streaming: ``GET
-        /meetings/{meetingId}/jointoken/live_streaming`` (Light).
+        """Get a meeting's join token for live streaming:
+        ``GET /meetings/{meetingId}/jointoken/live_streaming`` (Light).
         """
         answer: MeetingsGetJointokenLiveStreamingResponse = await self._caller.request(
             "GET", f"/meetings/{uuid(meeting_id)}/jointoken/live_streaming", rate_category="light"
@@ -3643,8 +3643,8 @@ class Meetings:
         self,
         meeting_id: int | str,
     ) -> MeetingsGetJointokenLocalArchivingResponse:
-        """Get a meeting's archive token for local archiving: ``GET
-        /meetings/{meetingId}/jointoken/local_archiving`` (Light).
+        """Get a meeting's archive token for local archiving:
+        ``GET /meetings/{meetingId}/jointoken/local_archiving`` (Light).
         """
         answer: MeetingsGetJointokenLocalArchivingResponse = await self._caller.request(
             "GET", f"/meetings/{uuid(meeting_id)}/jointoken/local_archiving", rate_category="light"
@@ -3655,8 +3655,8 @@ class Meetings:
         self,
         meeting_id: int | str,
     ) -> MeetingsGetJointokenLocalRecordingResponse:
-        """Get a meeting's join token for local recording: ``GET
-        /meetings/{meetingId}/jointoken/local_recording`` (Light).
+        """Get a meeting's join token for local recording:
+        ``GET /meetings/{meetingId}/jointoken/local_recording`` (Light).
         """
         answer: MeetingsGetJointokenLocalRecordingResponse = await self._caller.request(
             "GET", f"/meetings/{uuid(meeting_id)}/jointoken/local_recording", rate_category="light"
@@ -4006,8 +4006,8 @@ class SyncMeetings:
         user_id: str,
         body: MeetingsCreateMeetingTemplateBody2,
     ) -> MeetingsCreateMeetingTemplateResponse2:
-        """Create a meeting template from an existing meeting: ``POST
-        /users/{userId}/meeting_templates`` (Medium).
+        """Create a meeting template from an existing meeting:
+        ``POST /users/{userId}/meeting_templates`` (Medium).
         """
         answer: MeetingsCreateMeetingTemplateResponse2 = self._caller.request(
             "POST", f"/users/{seg(user_id)}/meeting_templates", json=body, rate_category="medium"
@@ -4063,8 +4063,8 @@ class SyncMeetings:
         )
 
     def delete_live_meeting_chat_message(self, meeting_id: int | str, message_id: str) -> None:
-        """Delete a live meeting message: ``DELETE
-        /live_meetings/{meetingId}/chat/messages/{messageId}`` (Medium).
+        """Delete a live meeting message:
+        ``DELETE /live_meetings/{meetingId}/chat/messages/{messageId}`` (Medium).
         """
         self._caller.request(
             "DELETE",
@@ -4131,8 +4131,8 @@ class SyncMeetings:
         self,
         meeting_id: int | str,
     ) -> MeetingsGetJointokenLiveStreamingResponse2:
-        """Get a meeting's join token for live streaming: ``GET
-        /meetings/{meetingId}/jointoken/live_streaming`` (Light).
+        """Get a meeting's join token for live streaming:
+        ``GET /meetings/{meetingId}/jointoken/live_streaming`` (Light).
         """
         answer: MeetingsGetJointokenLiveStreamingResponse2 = self._caller.request(
             "GET", f"/meetings/{uuid(meeting_id)}/jointoken/live_streaming", rate_category="light"
@@ -4143,8 +4143,8 @@ class SyncMeetings:
         self,
         meeting_id: int | str,
     ) -> MeetingsGetJointokenLocalArchivingResponse2:
-        """Get a meeting's archive token for local archiving: ``GET
-        /meetings/{meetingId}/jointoken/local_archiving`` (Light).
+        """Get a meeting's archive token for local archiving:
+        ``GET /meetings/{meetingId}/jointoken/local_archiving`` (Light).
         """
         answer: MeetingsGetJointokenLocalArchivingResponse2 = self._caller.request(
             "GET", f"/meetings/{uuid(meeting_id)}/jointoken/local_archiving", rate_category="light"
@@ -4155,8 +4155,8 @@ class SyncMeetings:
         self,
         meeting_id: int | str,
     ) -> MeetingsGetJointokenLocalRecordingResponse2:
-        """Get a meeting's join token for local recording: ``GET
-        /meetings/{meetingId}/jointoken/local_recording`` (Light).
+        """Get a meeting's join token for local recording:
+        ``GET /meetings/{meetingId}/jointoken/local_recording`` (Light).
         """
         answer: MeetingsGetJointokenLocalRecordingResponse2 = self._caller.request(
             "GET", f"/meetings/{uuid(meeting_id)}/jointoken/local_recording", rate_category="light"
@@ -4504,8 +4504,8 @@ class Recordings:
         *,
         action: str | None = None,
     ) -> None:
-        """Delete a meeting recording file: ``DELETE
-        /meetings/{meetingId}/recordings/{recordingId}`` (Light).
+        """Delete a meeting recording file:
+        ``DELETE /meetings/{meetingId}/recordings/{recordingId}`` (Light).
         """
         await self._caller.request(
             "DELETE",
@@ -4537,8 +4537,8 @@ class Recordings:
         from_: str | None = None,
         to: str | None = None,
     ) -> RecordingsGetAnalyticsSummaryResponse:
-        """Get Meeting Recording's Analytics Summary: ``GET
-        /meetings/{meetingId}/recordings/analytics_summary`` (Medium).
+        """Get Meeting Recording's Analytics Summary:
+        ``GET /meetings/{meetingId}/recordings/analytics_summary`` (Medium).
         """
         answer: RecordingsGetAnalyticsSummaryResponse = await self._caller.request(
             "GET",
@@ -4552,8 +4552,8 @@ class Recordings:
         self,
         meeting_id: int | str,
     ) -> RecordingsGetRegistrantsQuestionsResponse:
-        """Get registration questions: ``GET
-        /meetings/{meetingId}/recordings/registrants/questions`` (Light).
+        """Get registration questions:
+        ``GET /meetings/{meetingId}/recordings/registrants/questions`` (Light).
         """
         answer: RecordingsGetRegistrantsQuestionsResponse = await self._caller.request(
             "GET",
@@ -4607,8 +4607,8 @@ class Recordings:
         type: str | None = None,
         page_size: int | None = None,
     ) -> AsyncIterator[RecordingsListAnalyticsDetailsItem]:
-        """Get Meeting Recording's Analytics Details: ``GET
-        /meetings/{meetingId}/recordings/analytics_details`` (Medium, pages of up to 300).
+        """Get Meeting Recording's Analytics Details:
+        ``GET /meetings/{meetingId}/recordings/analytics_details`` (Medium, pages of up to 300).
         """
         return self._caller.paginate(
             f"/meetings/{uuid(meeting_id)}/recordings/analytics_details",
@@ -4640,8 +4640,8 @@ class Recordings:
         recording_id: str,
         body: RecordingsSetFileStatusBody,
     ) -> None:
-        """Recover a single recording: ``PUT
-        /meetings/{meetingId}/recordings/{recordingId}/status`` (Light).
+        """Recover a single recording:
+        ``PUT /meetings/{meetingId}/recordings/{recordingId}/status`` (Light).
         """
         await self._caller.request(
             "PUT",
@@ -4679,8 +4679,8 @@ class Recordings:
         meeting_id: int | str,
         body: RecordingsUpdateRegistrantsQuestionsBody,
     ) -> None:
-        """Update registration questions: ``PATCH
-        /meetings/{meetingId}/recordings/registrants/questions`` (Light).
+        """Update registration questions:
+        ``PATCH /meetings/{meetingId}/recordings/registrants/questions`` (Light).
         """
         await self._caller.request(
             "PATCH",
@@ -4745,8 +4745,8 @@ class SyncRecordings:
         *,
         action: str | None = None,
     ) -> None:
-        """Delete a meeting recording file: ``DELETE
-        /meetings/{meetingId}/recordings/{recordingId}`` (Light).
+        """Delete a meeting recording file:
+        ``DELETE /meetings/{meetingId}/recordings/{recordingId}`` (Light).
         """
         self._caller.request(
             "DELETE",
@@ -4778,8 +4778,8 @@ class SyncRecordings:
         from_: str | None = None,
         to: str | None = None,
     ) -> RecordingsGetAnalyticsSummaryResponse2:
-        """Get Meeting Recording's Analytics Summary: ``GET
-        /meetings/{meetingId}/recordings/analytics_summary`` (Medium).
+        """Get Meeting Recording's Analytics Summary:
+        ``GET /meetings/{meetingId}/recordings/analytics_summary`` (Medium).
         """
         answer: RecordingsGetAnalyticsSummaryResponse2 = self._caller.request(
             "GET",
@@ -4793,8 +4793,8 @@ class SyncRecordings:
         self,
         meeting_id: int | str,
     ) -> RecordingsGetRegistrantsQuestionsResponse2:
-        """Get registration questions: ``GET
-        /meetings/{meetingId}/recordings/registrants/questions`` (Light).
+        """Get registration questions:
+        ``GET /meetings/{meetingId}/recordings/registrants/questions`` (Light).
         """
         answer: RecordingsGetRegistrantsQuestionsResponse2 = self._caller.request(
             "GET",
@@ -4848,8 +4848,8 @@ class SyncRecordings:
         type: str | None = None,
         page_size: int | None = None,
     ) -> Iterator[RecordingsListAnalyticsDetailsItem2]:
-        """Get Meeting Recording's Analytics Details: ``GET
-        /meetings/{meetingId}/recordings/analytics_details`` (Medium, pages of up to 300).
+        """Get Meeting Recording's Analytics Details:
+        ``GET /meetings/{meetingId}/recordings/analytics_details`` (Medium, pages of up to 300).
         """
         return self._caller.paginate(
             f"/meetings/{uuid(meeting_id)}/recordings/analytics_details",
@@ -4881,8 +4881,8 @@ class SyncRecordings:
         recording_id: str,
         body: RecordingsSetFileStatusBody2,
     ) -> None:
-        """Recover a single recording: ``PUT
-        /meetings/{meetingId}/recordings/{recordingId}/status`` (Light).
+        """Recover a single recording:
+        ``PUT /meetings/{meetingId}/recordings/{recordingId}/status`` (Light).
         """
         self._caller.request(
             "PUT",
@@ -4920,8 +4920,8 @@ class SyncRecordings:
         meeting_id: int | str,
         body: RecordingsUpdateRegistrantsQuestionsBody2,
     ) -> None:
-        """Update registration questions: ``PATCH
-        /meetings/{meetingId}/recordings/registrants/questions`` (Light).
+        """Update registration questions:
+        ``PATCH /meetings/{meetingId}/recordings/registrants/questions`` (Light).
         """
         self._caller.request(
             "PATCH",
@@ -5430,8 +5430,8 @@ class Rooms:
         service_id: str,
         body: RoomsCreateCalendarServiceResourceBody | None = None,
     ) -> RoomsCreateCalendarServiceResourceResponse:
-        """Add a calendar resource to a calendar service: ``POST
-        /rooms/calendar/services/{serviceId}/resources`` (Medium).
+        """Add a calendar resource to a calendar service:
+        ``POST /rooms/calendar/services/{serviceId}/resources`` (Medium).
         """
         answer: RoomsCreateCalendarServiceResourceResponse = await self._caller.request(
             "POST",
@@ -5466,8 +5466,8 @@ class Rooms:
         )
 
     async def delete_calendar_service_resource(self, service_id: str, resource_id: str) -> None:
-        """Delete a calendar resource: ``DELETE
-        /rooms/calendar/services/{serviceId}/resources/{resourceId}`` (Medium).
+        """Delete a calendar resource:
+        ``DELETE /rooms/calendar/services/{serviceId}/resources/{resourceId}`` (Medium).
         """
         await self._caller.request(
             "DELETE",
@@ -5526,8 +5526,8 @@ class Rooms:
         service_id: str,
         resource_id: str,
     ) -> RoomsGetCalendarServiceResourceResponse:
-        """Get a calendar resource by ID: ``GET
-        /rooms/calendar/services/{serviceId}/resources/{resourceId}`` (Medium).
+        """Get a calendar resource by ID:
+        ``GET /rooms/calendar/services/{serviceId}/resources/{resourceId}`` (Medium).
         """
         answer: RoomsGetCalendarServiceResourceResponse = await self._caller.request(
             "GET",
@@ -5651,8 +5651,8 @@ class Rooms:
         *,
         page_size: int | None = None,
     ) -> AsyncIterator[RoomsListCalendarServiceResourcesItem]:
-        """List calendar resources by calendar service: ``GET
-        /rooms/calendar/services/{serviceId}/resources`` (Medium, pages of up to 300).
+        """List calendar resources by calendar service:
+        ``GET /rooms/calendar/services/{serviceId}/resources`` (Medium, pages of up to 300).
         """
         return self._caller.paginate(
             f"/rooms/calendar/services/{seg(service_id)}/resources",
@@ -5883,8 +5883,8 @@ class SyncRooms:
         service_id: str,
         body: RoomsCreateCalendarServiceResourceBody2 | None = None,
     ) -> RoomsCreateCalendarServiceResourceResponse2:
-        """Add a calendar resource to a calendar service: ``POST
-        /rooms/calendar/services/{serviceId}/resources`` (Medium).
+        """Add a calendar resource to a calendar service:
+        ``POST /rooms/calendar/services/{serviceId}/resources`` (Medium).
         """
         answer: RoomsCreateCalendarServiceResourceResponse2 = self._caller.request(
             "POST",
@@ -5919,8 +5919,8 @@ class SyncRooms:
         )
 
     def delete_calendar_service_resource(self, service_id: str, resource_id: str) -> None:
-        """Delete a calendar resource: ``DELETE
-        /rooms/calendar/services/{serviceId}/resources/{resourceId}`` (Medium).
+        """Delete a calendar resource:
+        ``DELETE /rooms/calendar/services/{serviceId}/resources/{resourceId}`` (Medium).
         """
         self._caller.request(
             "DELETE",
@@ -5979,8 +5979,8 @@ class SyncRooms:
         service_id: str,
         resource_id: str,
     ) -> RoomsGetCalendarServiceResourceResponse2:
-        """Get a calendar resource by ID: ``GET
-        /rooms/calendar/services/{serviceId}/resources/{resourceId}`` (Medium).
+        """Get a calendar resource by ID:
+        ``GET /rooms/calendar/services/{serviceId}/resources/{resourceId}`` (Medium).
         """
         answer: RoomsGetCalendarServiceResourceResponse2 = self._caller.request(
             "GET",
@@ -6101,8 +6101,8 @@ class SyncRooms:
         *,
         page_size: int | None = None,
     ) -> Iterator[RoomsListCalendarServiceResourcesItem2]:
-        """List calendar resources by calendar service: ``GET
-        /rooms/calendar/services/{serviceId}/resources`` (Medium, pages of up to 300).
+        """List calendar resources by calendar service:
+        ``GET /rooms/calendar/services/{serviceId}/resources`` (Medium, pages of up to 300).
         """
         return self._caller.paginate(
             f"/rooms/calendar/services/{seg(service_id)}/resources",
@@ -6625,8 +6625,8 @@ class Webinars:
         webinar_id: int | str,
         files: Mapping[str, Upload],
     ) -> WebinarsCreateBrandingVirtualBackgroundResponse:
-        """Upload a webinar's branding Virtual Background: ``POST
-        /webinars/{webinarId}/branding/virtual_backgrounds`` (Medium).
+        """Upload a webinar's branding Virtual Background:
+        ``POST /webinars/{webinarId}/branding/virtual_backgrounds`` (Medium).
         """
         answer: WebinarsCreateBrandingVirtualBackgroundResponse = await self._caller.upload(
             "POST",
@@ -6736,8 +6736,8 @@ class Webinars:
         *,
         name_tag_ids: str | None = None,
     ) -> None:
-        """Delete a webinar's branding name tag: ``DELETE
-        /webinars/{webinarId}/branding/name_tags`` (Light).
+        """Delete a webinar's branding name tag:
+        ``DELETE /webinars/{webinarId}/branding/name_tags`` (Light).
         """
         await self._caller.request(
             "DELETE",
@@ -6752,8 +6752,8 @@ class Webinars:
         *,
         ids: str | None = None,
     ) -> None:
-        """Delete a webinar's branding Virtual Backgrounds: ``DELETE
-        /webinars/{webinarId}/branding/virtual_backgrounds`` (Light).
+        """Delete a webinar's branding Virtual Backgrounds:
+        ``DELETE /webinars/{webinarId}/branding/virtual_backgrounds`` (Light).
         """
         await self._caller.request(
             "DELETE",
@@ -6763,8 +6763,8 @@ class Webinars:
         )
 
     async def delete_branding_wallpaper(self, webinar_id: int | str) -> None:
-        """Delete a webinar's branding wallpaper: ``DELETE
-        /webinars/{webinarId}/branding/wallpaper`` (Light).
+        """Delete a webinar's branding wallpaper:
+        ``DELETE /webinars/{webinarId}/branding/wallpaper`` (Light).
         """
         await self._caller.request(
             "DELETE", f"/webinars/{uuid(webinar_id)}/branding/wallpaper", rate_category="light"
@@ -6775,8 +6775,8 @@ class Webinars:
         webinar_id: int | str,
         message_id: str,
     ) -> None:
-        """Delete a live webinar message: ``DELETE
-        /live_webinars/{webinarId}/chat/messages/{messageId}`` (Medium).
+        """Delete a live webinar message:
+        ``DELETE /live_webinars/{webinarId}/chat/messages/{messageId}`` (Medium).
         """
         await self._caller.request(
             "DELETE",
@@ -6857,8 +6857,8 @@ class Webinars:
         self,
         webinar_id: int | str,
     ) -> WebinarsGetJointokenLiveStreamingResponse:
-        """Get a webinar's join token for live streaming: ``GET
-        /webinars/{webinarId}/jointoken/live_streaming`` (Light).
+        """Get a webinar's join token for live streaming:
+        ``GET /webinars/{webinarId}/jointoken/live_streaming`` (Light).
         """
         answer: WebinarsGetJointokenLiveStreamingResponse = await self._caller.request(
             "GET", f"/webinars/{uuid(webinar_id)}/jointoken/live_streaming", rate_category="light"
@@ -6869,8 +6869,8 @@ class Webinars:
         self,
         webinar_id: int | str,
     ) -> WebinarsGetJointokenLocalArchivingResponse:
-        """Get a webinar's archive token for local archiving: ``GET
-        /webinars/{webinarId}/jointoken/local_archiving`` (Light).
+        """Get a webinar's archive token for local archiving:
+        ``GET /webinars/{webinarId}/jointoken/local_archiving`` (Light).
         """
         answer: WebinarsGetJointokenLocalArchivingResponse = await self._caller.request(
             "GET", f"/webinars/{uuid(webinar_id)}/jointoken/local_archiving", rate_category="light"
@@ -6881,8 +6881,8 @@ class Webinars:
         self,
         webinar_id: int | str,
     ) -> WebinarsGetJointokenLocalRecordingResponse:
-        """Get a webinar's join token for local recording: ``GET
-        /webinars/{webinarId}/jointoken/local_recording`` (Light).
+        """Get a webinar's join token for local recording:
+        ``GET /webinars/{webinarId}/jointoken/local_recording`` (Light).
         """
         answer: WebinarsGetJointokenLocalRecordingResponse = await self._caller.request(
             "GET", f"/webinars/{uuid(webinar_id)}/jointoken/local_recording", rate_category="light"
@@ -7149,8 +7149,8 @@ class Webinars:
         name_tag_id: str,
         body: WebinarsUpdateBrandingNameTagBody,
     ) -> None:
-        """Update a webinar's branding name tag: ``PATCH
-        /webinars/{webinarId}/branding/name_tags/{nameTagId}`` (Medium).
+        """Update a webinar's branding name tag:
+        ``PATCH /webinars/{webinarId}/branding/name_tags/{nameTagId}`` (Medium).
         """
         await self._caller.request(
             "PATCH",
@@ -7166,8 +7166,8 @@ class Webinars:
         id: str | None = None,
         set_default_for_all_panelists: bool | None = None,
     ) -> None:
-        """Set webinar's default branding Virtual Background: ``PATCH
-        /webinars/{webinarId}/branding/virtual_backgrounds`` (Light).
+        """Set webinar's default branding Virtual Background:
+        ``PATCH /webinars/{webinarId}/branding/virtual_backgrounds`` (Light).
         """
         await self._caller.request(
             "PATCH",
@@ -7271,8 +7271,8 @@ class SyncWebinars:
         webinar_id: int | str,
         files: Mapping[str, Upload],
     ) -> WebinarsCreateBrandingVirtualBackgroundResponse2:
-        """Upload a webinar's branding Virtual Background: ``POST
-        /webinars/{webinarId}/branding/virtual_backgrounds`` (Medium).
+        """Upload a webinar's branding Virtual Background:
+        ``POST /webinars/{webinarId}/branding/virtual_backgrounds`` (Medium).
         """
         answer: WebinarsCreateBrandingVirtualBackgroundResponse2 = self._caller.upload(
             "POST",
@@ -7378,8 +7378,8 @@ class SyncWebinars:
         *,
         name_tag_ids: str | None = None,
     ) -> None:
-        """Delete a webinar's branding name tag: ``DELETE
-        /webinars/{webinarId}/branding/name_tags`` (Light).
+        """Delete a webinar's branding name tag:
+        ``DELETE /webinars/{webinarId}/branding/name_tags`` (Light).
         """
         self._caller.request(
             "DELETE",
@@ -7394,8 +7394,8 @@ class SyncWebinars:
         *,
         ids: str | None = None,
     ) -> None:
-        """Delete a webinar's branding Virtual Backgrounds: ``DELETE
-        /webinars/{webinarId}/branding/virtual_backgrounds`` (Light).
+        """Delete a webinar's branding Virtual Backgrounds:
+        ``DELETE /webinars/{webinarId}/branding/virtual_backgrounds`` (Light).
         """
         self._caller.request(
             "DELETE",
@@ -7405,16 +7405,16 @@ class SyncWebinars:
         )
 
     def delete_branding_wallpaper(self, webinar_id: int | str) -> None:
-        """Delete a webinar's branding wallpaper: ``DELETE
-        /webinars/{webinarId}/branding/wallpaper`` (Light).
+        """Delete a webinar's branding wallpaper:
+        ``DELETE /webinars/{webinarId}/branding/wallpaper`` (Light).
         """
         self._caller.request(
             "DELETE", f"/webinars/{uuid(webinar_id)}/branding/wallpaper", rate_category="light"
         )
 
     def delete_live_webinar_chat_message(self, webinar_id: int | str, message_id: str) -> None:
-        """Delete a live webinar message: ``DELETE
-        /live_webinars/{webinarId}/chat/messages/{messageId}`` (Medium).
+        """Delete a live webinar message:
+        ``DELETE /live_webinars/{webinarId}/chat/messages/{messageId}`` (Medium).
         """
         self._caller.request(
             "DELETE",
@@ -7495,8 +7495,8 @@ class SyncWebinars:
         self,
         webinar_id: int | str,
     ) -> WebinarsGetJointokenLiveStreamingResponse2:
-        """Get a webinar's join token for live streaming: ``GET
-        /webinars/{webinarId}/jointoken/live_streaming`` (Light).
+        """Get a webinar's join token for live streaming:
+        ``GET /webinars/{webinarId}/jointoken/live_streaming`` (Light).
         """
         answer: WebinarsGetJointokenLiveStreamingResponse2 = self._caller.request(
             "GET", f"/webinars/{uuid(webinar_id)}/jointoken/live_streaming", rate_category="light"
@@ -7507,8 +7507,8 @@ class SyncWebinars:
         self,
         webinar_id: int | str,
     ) -> WebinarsGetJointokenLocalArchivingResponse2:
-        """Get a webinar's archive token for local archiving: ``GET
-        /webinars/{webinarId}/jointoken/local_archiving`` (Light).
+        """Get a webinar's archive token for local archiving:
+        ``GET /webinars/{webinarId}/jointoken/local_archiving`` (Light).
         """
         answer: WebinarsGetJointokenLocalArchivingResponse2 = self._caller.request(
             "GET", f"/webinars/{uuid(webinar_id)}/jointoken/local_archiving", rate_category="light"
@@ -7519,8 +7519,8 @@ class SyncWebinars:
         self,
         webinar_id: int | str,
     ) -> WebinarsGetJointokenLocalRecordingResponse2:
-        """Get a webinar's join token for local recording: ``GET
-        /webinars/{webinarId}/jointoken/local_recording`` (Light).
+        """Get a webinar's join token for local recording:
+        ``GET /webinars/{webinarId}/jointoken/local_recording`` (Light).
         """
         answer: WebinarsGetJointokenLocalRecordingResponse2 = self._caller.request(
             "GET", f"/webinars/{uuid(webinar_id)}/jointoken/local_recording", rate_category="light"
@@ -7776,8 +7776,8 @@ class SyncWebinars:
         name_tag_id: str,
         body: WebinarsUpdateBrandingNameTagBody2,
     ) -> None:
-        """Update a webinar's branding name tag: ``PATCH
-        /webinars/{webinarId}/branding/name_tags/{nameTagId}`` (Medium).
+        """Update a webinar's branding name tag:
+        ``PATCH /webinars/{webinarId}/branding/name_tags/{nameTagId}`` (Medium).
         """
         self._caller.request(
             "PATCH",
@@ -7793,8 +7793,8 @@ class SyncWebinars:
         id: str | None = None,
         set_default_for_all_panelists: bool | None = None,
     ) -> None:
-        """Set webinar's default branding Virtual Background: ``PATCH
-        /webinars/{webinarId}/branding/virtual_backgrounds`` (Light).
+        """Set webinar's default branding Virtual Background:
+        ``PATCH /webinars/{webinarId}/branding/virtual_backgrounds`` (Light).
         """
         self._caller.request(
             "PATCH",

@@ -4268,8 +4268,8 @@ class PhoneAccounts:
         self,
         body: PhoneAccountsCreateOutboundCallerIdCustomizedNumberBody | None = None,
     ) -> None:
-        """Add phone numbers for an account's customized outbound caller ID: ``POST
-        /phone/outbound_caller_id/customized_numbers`` (Light).
+        """Add phone numbers for an account's customized outbound caller ID:
+        ``POST /phone/outbound_caller_id/customized_numbers`` (Light).
         """
         await self._caller.request(
             "POST", "/phone/outbound_caller_id/customized_numbers", json=body, rate_category="light"
@@ -4280,8 +4280,8 @@ class PhoneAccounts:
         *,
         customize_ids: Sequence[str] | None = None,
     ) -> None:
-        """Delete phone numbers for an account's customized outbound caller ID: ``DELETE
-        /phone/outbound_caller_id/customized_numbers`` (Light).
+        """Delete phone numbers for an account's customized outbound caller ID:
+        ``DELETE /phone/outbound_caller_id/customized_numbers`` (Light).
         """
         await self._caller.request(
             "DELETE",
@@ -4299,8 +4299,8 @@ class PhoneAccounts:
         keyword: str | None = None,
         page_size: int | None = None,
     ) -> AsyncIterator[PhoneAccountsListOutboundCallerIdCustomizedNumbersItem]:
-        """List an account's customized outbound caller ID phone numbers: ``GET
-        /phone/outbound_caller_id/customized_numbers`` (Light, pages of up to 300).
+        """List an account's customized outbound caller ID phone numbers:
+        ``GET /phone/outbound_caller_id/customized_numbers`` (Light, pages of up to 300).
         """
         return self._caller.paginate(
             "/phone/outbound_caller_id/customized_numbers",
@@ -4327,8 +4327,8 @@ class SyncPhoneAccounts:
         self,
         body: PhoneAccountsCreateOutboundCallerIdCustomizedNumberBody2 | None = None,
     ) -> None:
-        """Add phone numbers for an account's customized outbound caller ID: ``POST
-        /phone/outbound_caller_id/customized_numbers`` (Light).
+        """Add phone numbers for an account's customized outbound caller ID:
+        ``POST /phone/outbound_caller_id/customized_numbers`` (Light).
         """
         self._caller.request(
             "POST", "/phone/outbound_caller_id/customized_numbers", json=body, rate_category="light"
@@ -4339,8 +4339,8 @@ class SyncPhoneAccounts:
         *,
         customize_ids: Sequence[str] | None = None,
     ) -> None:
-        """Delete phone numbers for an account's customized outbound caller ID: ``DELETE
-        /phone/outbound_caller_id/customized_numbers`` (Light).
+        """Delete phone numbers for an account's customized outbound caller ID:
+        ``DELETE /phone/outbound_caller_id/customized_numbers`` (Light).
         """
         self._caller.request(
             "DELETE",
@@ -4358,8 +4358,8 @@ class SyncPhoneAccounts:
         keyword: str | None = None,
         page_size: int | None = None,
     ) -> Iterator[PhoneAccountsListOutboundCallerIdCustomizedNumbersItem2]:
-        """List an account's customized outbound caller ID phone numbers: ``GET
-        /phone/outbound_caller_id/customized_numbers`` (Light, pages of up to 300).
+        """List an account's customized outbound caller ID phone numbers:
+        ``GET /phone/outbound_caller_id/customized_numbers`` (Light, pages of up to 300).
         """
         return self._caller.paginate(
             "/phone/outbound_caller_id/customized_numbers",
@@ -4521,8 +4521,8 @@ class PhoneAutoReceptionists:
         auto_receptionist_id: str,
         body: PhoneAutoReceptionistsCreatePhoneNumberBody | None = None,
     ) -> None:
-        """Assign phone numbers: ``POST
-        /phone/auto_receptionists/{autoReceptionistId}/phone_numbers`` (Light).
+        """Assign phone numbers:
+        ``POST /phone/auto_receptionists/{autoReceptionistId}/phone_numbers`` (Light).
         """
         await self._caller.request(
             "POST",
@@ -4537,8 +4537,8 @@ class PhoneAutoReceptionists:
         policy_type: str,
         body: PhoneAutoReceptionistsCreatePolicyBody | None = None,
     ) -> PhoneAutoReceptionistsCreatePolicyResponse:
-        """Add a policy setting: ``POST
-        /phone/auto_receptionists/{autoReceptionistId}/policies/{policyType}`` (Light).
+        """Add a policy setting:
+        ``POST /phone/auto_receptionists/{autoReceptionistId}/policies/{policyType}`` (Light).
         """
         answer: PhoneAutoReceptionistsCreatePolicyResponse = await self._caller.request(
             "POST",
@@ -4549,8 +4549,8 @@ class PhoneAutoReceptionists:
         return answer
 
     async def delete(self, auto_receptionist_id: str) -> None:
-        """Delete a non-primary auto receptionist: ``DELETE
-        /phone/auto_receptionists/{autoReceptionistId}`` (Light).
+        """Delete a non-primary auto receptionist:
+        ``DELETE /phone/auto_receptionists/{autoReceptionistId}`` (Light).
         """
         await self._caller.request(
             "DELETE",
@@ -4559,8 +4559,9 @@ class PhoneAutoReceptionists:
         )
 
     async def delete_phone_number(self, auto_receptionist_id: str, phone_number_id: str) -> None:
-        """Unassign a phone number: ``DELETE
-        /phone/auto_receptionists/{autoReceptionistId}/phone_numbers/{phoneNumberId}`` (Light).
+        """Unassign a phone number:
+        ``DELETE /phone/auto_receptionists/{autoReceptionistId}/phone_numbers/{phoneNumberId}``
+        (Light).
         """
         await self._caller.request(
             "DELETE",
@@ -4569,8 +4570,8 @@ class PhoneAutoReceptionists:
         )
 
     async def delete_phone_numbers(self, auto_receptionist_id: str) -> None:
-        """Unassign all phone numbers: ``DELETE
-        /phone/auto_receptionists/{autoReceptionistId}/phone_numbers`` (Light).
+        """Unassign all phone numbers:
+        ``DELETE /phone/auto_receptionists/{autoReceptionistId}/phone_numbers`` (Light).
         """
         await self._caller.request(
             "DELETE",
@@ -4585,8 +4586,8 @@ class PhoneAutoReceptionists:
         *,
         shared_ids: Sequence[str],
     ) -> None:
-        """Delete a policy setting: ``DELETE
-        /phone/auto_receptionists/{autoReceptionistId}/policies/{policyType}`` (Light).
+        """Delete a policy setting:
+        ``DELETE /phone/auto_receptionists/{autoReceptionistId}/policies/{policyType}`` (Light).
         """
         await self._caller.request(
             "DELETE",
@@ -4608,8 +4609,8 @@ class PhoneAutoReceptionists:
         self,
         auto_receptionist_id: str,
     ) -> PhoneAutoReceptionistsGetPoliciesResponse:
-        """Get an auto receptionist policy: ``GET
-        /phone/auto_receptionists/{autoReceptionistId}/policies`` (Medium).
+        """Get an auto receptionist policy:
+        ``GET /phone/auto_receptionists/{autoReceptionistId}/policies`` (Medium).
         """
         answer: PhoneAutoReceptionistsGetPoliciesResponse = await self._caller.request(
             "GET",
@@ -4648,8 +4649,8 @@ class PhoneAutoReceptionists:
         auto_receptionist_id: str,
         body: PhoneAutoReceptionistsUpdatePoliciesBody | None = None,
     ) -> None:
-        """Update an auto receptionist policy: ``PATCH
-        /phone/auto_receptionists/{autoReceptionistId}/policies`` (Light).
+        """Update an auto receptionist policy:
+        ``PATCH /phone/auto_receptionists/{autoReceptionistId}/policies`` (Light).
         """
         await self._caller.request(
             "PATCH",
@@ -4664,8 +4665,8 @@ class PhoneAutoReceptionists:
         policy_type: str,
         body: PhoneAutoReceptionistsUpdatePolicyBody | None = None,
     ) -> None:
-        """Update a policy setting: ``PATCH
-        /phone/auto_receptionists/{autoReceptionistId}/policies/{policyType}`` (Light).
+        """Update a policy setting:
+        ``PATCH /phone/auto_receptionists/{autoReceptionistId}/policies/{policyType}`` (Light).
         """
         await self._caller.request(
             "PATCH",
@@ -4698,8 +4699,8 @@ class SyncPhoneAutoReceptionists:
         auto_receptionist_id: str,
         body: PhoneAutoReceptionistsCreatePhoneNumberBody2 | None = None,
     ) -> None:
-        """Assign phone numbers: ``POST
-        /phone/auto_receptionists/{autoReceptionistId}/phone_numbers`` (Light).
+        """Assign phone numbers:
+        ``POST /phone/auto_receptionists/{autoReceptionistId}/phone_numbers`` (Light).
         """
         self._caller.request(
             "POST",
@@ -4714,8 +4715,8 @@ class SyncPhoneAutoReceptionists:
         policy_type: str,
         body: PhoneAutoReceptionistsCreatePolicyBody2 | None = None,
     ) -> PhoneAutoReceptionistsCreatePolicyResponse2:
-        """Add a policy setting: ``POST
-        /phone/auto_receptionists/{autoReceptionistId}/policies/{policyType}`` (Light).
+        """Add a policy setting:
+        ``POST /phone/auto_receptionists/{autoReceptionistId}/policies/{policyType}`` (Light).
         """
         answer: PhoneAutoReceptionistsCreatePolicyResponse2 = self._caller.request(
             "POST",
@@ -4726,8 +4727,8 @@ class SyncPhoneAutoReceptionists:
         return answer
 
     def delete(self, auto_receptionist_id: str) -> None:
-        """Delete a non-primary auto receptionist: ``DELETE
-        /phone/auto_receptionists/{autoReceptionistId}`` (Light).
+        """Delete a non-primary auto receptionist:
+        ``DELETE /phone/auto_receptionists/{autoReceptionistId}`` (Light).
         """
         self._caller.request(
             "DELETE",
@@ -4736,8 +4737,9 @@ class SyncPhoneAutoReceptionists:
         )
 
     def delete_phone_number(self, auto_receptionist_id: str, phone_number_id: str) -> None:
-        """Unassign a phone number: ``DELETE
-        /phone/auto_receptionists/{autoReceptionistId}/phone_numbers/{phoneNumberId}`` (Light).
+        """Unassign a phone number:
+        ``DELETE /phone/auto_receptionists/{autoReceptionistId}/phone_numbers/{phoneNumberId}``
+        (Light).
         """
         self._caller.request(
             "DELETE",
@@ -4746,8 +4748,8 @@ class SyncPhoneAutoReceptionists:
         )
 
     def delete_phone_numbers(self, auto_receptionist_id: str) -> None:
-        """Unassign all phone numbers: ``DELETE
-        /phone/auto_receptionists/{autoReceptionistId}/phone_numbers`` (Light).
+        """Unassign all phone numbers:
+        ``DELETE /phone/auto_receptionists/{autoReceptionistId}/phone_numbers`` (Light).
         """
         self._caller.request(
             "DELETE",
@@ -4762,8 +4764,8 @@ class SyncPhoneAutoReceptionists:
         *,
         shared_ids: Sequence[str],
     ) -> None:
-        """Delete a policy setting: ``DELETE
-        /phone/auto_receptionists/{autoReceptionistId}/policies/{policyType}`` (Light).
+        """Delete a policy setting:
+        ``DELETE /phone/auto_receptionists/{autoReceptionistId}/policies/{policyType}`` (Light).
         """
         self._caller.request(
             "DELETE",
@@ -4782,8 +4784,8 @@ class SyncPhoneAutoReceptionists:
         return answer
 
     def get_policies(self, auto_receptionist_id: str) -> PhoneAutoReceptionistsGetPoliciesResponse2:
-        """Get an auto receptionist policy: ``GET
-        /phone/auto_receptionists/{autoReceptionistId}/policies`` (Medium).
+        """Get an auto receptionist policy:
+        ``GET /phone/auto_receptionists/{autoReceptionistId}/policies`` (Medium).
         """
         answer: PhoneAutoReceptionistsGetPoliciesResponse2 = self._caller.request(
             "GET",
@@ -4818,8 +4820,8 @@ class SyncPhoneAutoReceptionists:
         auto_receptionist_id: str,
         body: PhoneAutoReceptionistsUpdatePoliciesBody2 | None = None,
     ) -> None:
-        """Update an auto receptionist policy: ``PATCH
-        /phone/auto_receptionists/{autoReceptionistId}/policies`` (Light).
+        """Update an auto receptionist policy:
+        ``PATCH /phone/auto_receptionists/{autoReceptionistId}/policies`` (Light).
         """
         self._caller.request(
             "PATCH",
@@ -4834,8 +4836,8 @@ class SyncPhoneAutoReceptionists:
         policy_type: str,
         body: PhoneAutoReceptionistsUpdatePolicyBody2 | None = None,
     ) -> None:
-        """Update a policy setting: ``PATCH
-        /phone/auto_receptionists/{autoReceptionistId}/policies/{policyType}`` (Light).
+        """Update a policy setting:
+        ``PATCH /phone/auto_receptionists/{autoReceptionistId}/policies/{policyType}`` (Light).
         """
         self._caller.request(
             "PATCH",
@@ -4997,8 +4999,8 @@ class PhoneCallHandling:
         setting_type: str,
         body: PhoneCallHandlingCreateExtensionCallHandlingSettingBody | None = None,
     ) -> PhoneCallHandlingCreateExtensionCallHandlingSettingResponse:
-        """Add a call handling setting: ``POST
-        /phone/extension/{extensionId}/call_handling/settings/{settingType}`` (Light).
+        """Add a call handling setting:
+        ``POST /phone/extension/{extensionId}/call_handling/settings/{settingType}`` (Light).
         """
         answer: PhoneCallHandlingCreateExtensionCallHandlingSettingResponse = await self._caller.request(
             "POST",
@@ -5016,8 +5018,8 @@ class PhoneCallHandling:
         call_forwarding_id: str | None = None,
         holiday_id: str | None = None,
     ) -> None:
-        """Delete a call handling setting: ``DELETE
-        /phone/extension/{extensionId}/call_handling/settings/{settingType}`` (Light).
+        """Delete a call handling setting:
+        ``DELETE /phone/extension/{extensionId}/call_handling/settings/{settingType}`` (Light).
         """
         await self._caller.request(
             "DELETE",
@@ -5030,8 +5032,8 @@ class PhoneCallHandling:
         self,
         extension_id: str,
     ) -> PhoneCallHandlingGetExtensionCallHandlingSettingsResponse:
-        """Get call handling settings: ``GET
-        /phone/extension/{extensionId}/call_handling/settings`` (Light).
+        """Get call handling settings:
+        ``GET /phone/extension/{extensionId}/call_handling/settings`` (Light).
         """
         answer: PhoneCallHandlingGetExtensionCallHandlingSettingsResponse = await self._caller.request(
             "GET",
@@ -5046,8 +5048,8 @@ class PhoneCallHandling:
         setting_type: str,
         body: PhoneCallHandlingUpdateExtensionCallHandlingSettingBody | None = None,
     ) -> None:
-        """Update a call handling setting: ``PATCH
-        /phone/extension/{extensionId}/call_handling/settings/{settingType}`` (Light).
+        """Update a call handling setting:
+        ``PATCH /phone/extension/{extensionId}/call_handling/settings/{settingType}`` (Light).
         """
         await self._caller.request(
             "PATCH",
@@ -5071,8 +5073,8 @@ class SyncPhoneCallHandling:
         setting_type: str,
         body: PhoneCallHandlingCreateExtensionCallHandlingSettingBody2 | None = None,
     ) -> PhoneCallHandlingCreateExtensionCallHandlingSettingResponse2:
-        """Add a call handling setting: ``POST
-        /phone/extension/{extensionId}/call_handling/settings/{settingType}`` (Light).
+        """Add a call handling setting:
+        ``POST /phone/extension/{extensionId}/call_handling/settings/{settingType}`` (Light).
         """
         answer: PhoneCallHandlingCreateExtensionCallHandlingSettingResponse2 = self._caller.request(
             "POST",
@@ -5090,8 +5092,8 @@ class SyncPhoneCallHandling:
         call_forwarding_id: str | None = None,
         holiday_id: str | None = None,
     ) -> None:
-        """Delete a call handling setting: ``DELETE
-        /phone/extension/{extensionId}/call_handling/settings/{settingType}`` (Light).
+        """Delete a call handling setting:
+        ``DELETE /phone/extension/{extensionId}/call_handling/settings/{settingType}`` (Light).
         """
         self._caller.request(
             "DELETE",
@@ -5104,8 +5106,8 @@ class SyncPhoneCallHandling:
         self,
         extension_id: str,
     ) -> PhoneCallHandlingGetExtensionCallHandlingSettingsResponse2:
-        """Get call handling settings: ``GET
-        /phone/extension/{extensionId}/call_handling/settings`` (Light).
+        """Get call handling settings:
+        ``GET /phone/extension/{extensionId}/call_handling/settings`` (Light).
         """
         answer: PhoneCallHandlingGetExtensionCallHandlingSettingsResponse2 = self._caller.request(
             "GET",
@@ -5120,8 +5122,8 @@ class SyncPhoneCallHandling:
         setting_type: str,
         body: PhoneCallHandlingUpdateExtensionCallHandlingSettingBody2 | None = None,
     ) -> None:
-        """Update a call handling setting: ``PATCH
-        /phone/extension/{extensionId}/call_handling/settings/{settingType}`` (Light).
+        """Update a call handling setting:
+        ``PATCH /phone/extension/{extensionId}/call_handling/settings/{settingType}`` (Light).
         """
         self._caller.request(
             "PATCH",
@@ -5411,8 +5413,8 @@ class PhoneCallQueues:
         policy_type: str,
         body: PhoneCallQueuesCreatePolicyBody | None = None,
     ) -> PhoneCallQueuesCreatePolicyResponse:
-        """Add a policy setting to a call queue: ``POST
-        /phone/call_queues/{callQueueId}/policies/{policyType}`` (Light).
+        """Add a policy setting to a call queue:
+        ``POST /phone/call_queues/{callQueueId}/policies/{policyType}`` (Light).
         """
         answer: PhoneCallQueuesCreatePolicyResponse = await self._caller.request(
             "POST",
@@ -5445,8 +5447,8 @@ class PhoneCallQueues:
         )
 
     async def delete_phone_number(self, call_queue_id: str, phone_number_id: str) -> None:
-        """Unassign a phone number: ``DELETE
-        /phone/call_queues/{callQueueId}/phone_numbers/{phoneNumberId}`` (Light).
+        """Unassign a phone number:
+        ``DELETE /phone/call_queues/{callQueueId}/phone_numbers/{phoneNumberId}`` (Light).
         """
         await self._caller.request(
             "DELETE",
@@ -5471,8 +5473,8 @@ class PhoneCallQueues:
         *,
         shared_ids: Sequence[str],
     ) -> None:
-        """Delete a CQ policy setting: ``DELETE
-        /phone/call_queues/{callQueueId}/policies/{policyType}`` (Light).
+        """Delete a CQ policy setting:
+        ``DELETE /phone/call_queues/{callQueueId}/policies/{policyType}`` (Light).
         """
         await self._caller.request(
             "DELETE",
@@ -5558,8 +5560,8 @@ class PhoneCallQueues:
         policy_type: str,
         body: PhoneCallQueuesUpdatePolicyBody | None = None,
     ) -> None:
-        """Update a CQ policy setting: ``PATCH
-        /phone/call_queues/{callQueueId}/policies/{policyType}`` (Light).
+        """Update a CQ policy setting:
+        ``PATCH /phone/call_queues/{callQueueId}/policies/{policyType}`` (Light).
         """
         await self._caller.request(
             "PATCH",
@@ -5623,8 +5625,8 @@ class SyncPhoneCallQueues:
         policy_type: str,
         body: PhoneCallQueuesCreatePolicyBody2 | None = None,
     ) -> PhoneCallQueuesCreatePolicyResponse2:
-        """Add a policy setting to a call queue: ``POST
-        /phone/call_queues/{callQueueId}/policies/{policyType}`` (Light).
+        """Add a policy setting to a call queue:
+        ``POST /phone/call_queues/{callQueueId}/policies/{policyType}`` (Light).
         """
         answer: PhoneCallQueuesCreatePolicyResponse2 = self._caller.request(
             "POST",
@@ -5657,8 +5659,8 @@ class SyncPhoneCallQueues:
         )
 
     def delete_phone_number(self, call_queue_id: str, phone_number_id: str) -> None:
-        """Unassign a phone number: ``DELETE
-        /phone/call_queues/{callQueueId}/phone_numbers/{phoneNumberId}`` (Light).
+        """Unassign a phone number:
+        ``DELETE /phone/call_queues/{callQueueId}/phone_numbers/{phoneNumberId}`` (Light).
         """
         self._caller.request(
             "DELETE",
@@ -5683,8 +5685,8 @@ class SyncPhoneCallQueues:
         *,
         shared_ids: Sequence[str],
     ) -> None:
-        """Delete a CQ policy setting: ``DELETE
-        /phone/call_queues/{callQueueId}/policies/{policyType}`` (Light).
+        """Delete a CQ policy setting:
+        ``DELETE /phone/call_queues/{callQueueId}/policies/{policyType}`` (Light).
         """
         self._caller.request(
             "DELETE",
@@ -5766,8 +5768,8 @@ class SyncPhoneCallQueues:
         policy_type: str,
         body: PhoneCallQueuesUpdatePolicyBody2 | None = None,
     ) -> None:
-        """Update a CQ policy setting: ``PATCH
-        /phone/call_queues/{callQueueId}/policies/{policyType}`` (Light).
+        """Update a CQ policy setting:
+        ``PATCH /phone/call_queues/{callQueueId}/policies/{policyType}`` (Light).
         """
         self._caller.request(
             "PATCH",
@@ -5904,8 +5906,8 @@ class PhoneCommonAreaPhones:
         common_area_phone_id: str,
         body: PhoneCommonAreaPhonesCreateCallingPlanBody | None = None,
     ) -> PhoneCommonAreaPhonesCreateCallingPlanResponse:
-        """Assign calling plans to common area phone: ``POST
-        /phone/common_area_phones/{commonAreaPhoneId}/calling_plans`` (Light).
+        """Assign calling plans to common area phone:
+        ``POST /phone/common_area_phones/{commonAreaPhoneId}/calling_plans`` (Light).
         """
         answer: PhoneCommonAreaPhonesCreateCallingPlanResponse = await self._caller.request(
             "POST",
@@ -5920,8 +5922,8 @@ class PhoneCommonAreaPhones:
         common_area_phone_id: str,
         body: PhoneCommonAreaPhonesCreatePhoneNumberBody | None = None,
     ) -> PhoneCommonAreaPhonesCreatePhoneNumberResponse:
-        """Assign phone numbers to common area phone: ``POST
-        /phone/common_area_phones/{commonAreaPhoneId}/phone_numbers`` (Light).
+        """Assign phone numbers to common area phone:
+        ``POST /phone/common_area_phones/{commonAreaPhoneId}/phone_numbers`` (Light).
         """
         answer: PhoneCommonAreaPhonesCreatePhoneNumberResponse = await self._caller.request(
             "POST",
@@ -5948,8 +5950,8 @@ class PhoneCommonAreaPhones:
         *,
         billing_account_id: str | None = None,
     ) -> None:
-        """Unassign calling plan from a common area phone: ``DELETE
-        /phone/common_area_phones/{commonAreaPhoneId}/calling_plans/{type}`` (Light).
+        """Unassign calling plan from a common area phone:
+        ``DELETE /phone/common_area_phones/{commonAreaPhoneId}/calling_plans/{type}`` (Light).
         """
         await self._caller.request(
             "DELETE",
@@ -5959,8 +5961,9 @@ class PhoneCommonAreaPhones:
         )
 
     async def delete_phone_number(self, common_area_phone_id: str, phone_number_id: str) -> None:
-        """Unassign phone numbers from a common area phone: ``DELETE
-        /phone/common_area_phones/{commonAreaPhoneId}/phone_numbers/{phoneNumberId}`` (Light).
+        """Unassign phone numbers from a common area phone:
+        ``DELETE /phone/common_area_phones/{commonAreaPhoneId}/phone_numbers/{phoneNumberId}``
+        (Light).
         """
         await self._caller.request(
             "DELETE",
@@ -6022,8 +6025,8 @@ class SyncPhoneCommonAreaPhones:
         common_area_phone_id: str,
         body: PhoneCommonAreaPhonesCreateCallingPlanBody2 | None = None,
     ) -> PhoneCommonAreaPhonesCreateCallingPlanResponse2:
-        """Assign calling plans to common area phone: ``POST
-        /phone/common_area_phones/{commonAreaPhoneId}/calling_plans`` (Light).
+        """Assign calling plans to common area phone:
+        ``POST /phone/common_area_phones/{commonAreaPhoneId}/calling_plans`` (Light).
         """
         answer: PhoneCommonAreaPhonesCreateCallingPlanResponse2 = self._caller.request(
             "POST",
@@ -6038,8 +6041,8 @@ class SyncPhoneCommonAreaPhones:
         common_area_phone_id: str,
         body: PhoneCommonAreaPhonesCreatePhoneNumberBody2 | None = None,
     ) -> PhoneCommonAreaPhonesCreatePhoneNumberResponse2:
-        """Assign phone numbers to common area phone: ``POST
-        /phone/common_area_phones/{commonAreaPhoneId}/phone_numbers`` (Light).
+        """Assign phone numbers to common area phone:
+        ``POST /phone/common_area_phones/{commonAreaPhoneId}/phone_numbers`` (Light).
         """
         answer: PhoneCommonAreaPhonesCreatePhoneNumberResponse2 = self._caller.request(
             "POST",
@@ -6066,8 +6069,8 @@ class SyncPhoneCommonAreaPhones:
         *,
         billing_account_id: str | None = None,
     ) -> None:
-        """Unassign calling plan from a common area phone: ``DELETE
-        /phone/common_area_phones/{commonAreaPhoneId}/calling_plans/{type}`` (Light).
+        """Unassign calling plan from a common area phone:
+        ``DELETE /phone/common_area_phones/{commonAreaPhoneId}/calling_plans/{type}`` (Light).
         """
         self._caller.request(
             "DELETE",
@@ -6077,8 +6080,9 @@ class SyncPhoneCommonAreaPhones:
         )
 
     def delete_phone_number(self, common_area_phone_id: str, phone_number_id: str) -> None:
-        """Unassign phone numbers from a common area phone: ``DELETE
-        /phone/common_area_phones/{commonAreaPhoneId}/phone_numbers/{phoneNumberId}`` (Light).
+        """Unassign phone numbers from a common area phone:
+        ``DELETE /phone/common_area_phones/{commonAreaPhoneId}/phone_numbers/{phoneNumberId}``
+        (Light).
         """
         self._caller.request(
             "DELETE",
@@ -6140,8 +6144,8 @@ class PhoneCommonAreas:
         common_area_id: str,
         body: PhoneCommonAreasCreateCallingPlanBody | None = None,
     ) -> PhoneCommonAreasCreateCallingPlanResponse:
-        """Assign calling plans to a common area: ``POST
-        /phone/common_areas/{commonAreaId}/calling_plans`` (Light).
+        """Assign calling plans to a common area:
+        ``POST /phone/common_areas/{commonAreaId}/calling_plans`` (Light).
         """
         answer: PhoneCommonAreasCreateCallingPlanResponse = await self._caller.request(
             "POST",
@@ -6156,8 +6160,8 @@ class PhoneCommonAreas:
         common_area_id: str,
         body: PhoneCommonAreasCreatePhoneNumberBody | None = None,
     ) -> PhoneCommonAreasCreatePhoneNumberResponse:
-        """Assign phone numbers to a common area: ``POST
-        /phone/common_areas/{commonAreaId}/phone_numbers`` (Light).
+        """Assign phone numbers to a common area:
+        ``POST /phone/common_areas/{commonAreaId}/phone_numbers`` (Light).
         """
         answer: PhoneCommonAreasCreatePhoneNumberResponse = await self._caller.request(
             "POST",
@@ -6173,8 +6177,8 @@ class PhoneCommonAreas:
         setting_type: str,
         body: PhoneCommonAreasCreateSettingBody | None = None,
     ) -> PhoneCommonAreasCreateSettingResponse:
-        """Add common area settings: ``POST
-        /phone/common_areas/{commonAreaId}/settings/{settingType}`` (Light).
+        """Add common area settings:
+        ``POST /phone/common_areas/{commonAreaId}/settings/{settingType}`` (Light).
         """
         answer: PhoneCommonAreasCreateSettingResponse = await self._caller.request(
             "POST",
@@ -6197,8 +6201,8 @@ class PhoneCommonAreas:
         *,
         billing_account_id: str | None = None,
     ) -> None:
-        """Unassign a calling plan from the common area: ``DELETE
-        /phone/common_areas/{commonAreaId}/calling_plans/{type}`` (Light).
+        """Unassign a calling plan from the common area:
+        ``DELETE /phone/common_areas/{commonAreaId}/calling_plans/{type}`` (Light).
         """
         await self._caller.request(
             "DELETE",
@@ -6208,8 +6212,8 @@ class PhoneCommonAreas:
         )
 
     async def delete_phone_number(self, common_area_id: str, phone_number_id: str) -> None:
-        """Unassign phone numbers from common area: ``DELETE
-        /phone/common_areas/{commonAreaId}/phone_numbers/{phoneNumberId}`` (Light).
+        """Unassign phone numbers from common area:
+        ``DELETE /phone/common_areas/{commonAreaId}/phone_numbers/{phoneNumberId}`` (Light).
         """
         await self._caller.request(
             "DELETE",
@@ -6224,8 +6228,8 @@ class PhoneCommonAreas:
         *,
         device_id: str,
     ) -> None:
-        """Delete common area setting: ``DELETE
-        /phone/common_areas/{commonAreaId}/settings/{settingType}`` (Light).
+        """Delete common area setting:
+        ``DELETE /phone/common_areas/{commonAreaId}/settings/{settingType}`` (Light).
         """
         await self._caller.request(
             "DELETE",
@@ -6270,8 +6274,8 @@ class PhoneCommonAreas:
         setting_type: str,
         body: PhoneCommonAreasUpdateSettingBody | None = None,
     ) -> None:
-        """Update common area settings: ``PATCH
-        /phone/common_areas/{commonAreaId}/settings/{settingType}`` (Light).
+        """Update common area settings:
+        ``PATCH /phone/common_areas/{commonAreaId}/settings/{settingType}`` (Light).
         """
         await self._caller.request(
             "PATCH",
@@ -6304,8 +6308,8 @@ class SyncPhoneCommonAreas:
         common_area_id: str,
         body: PhoneCommonAreasCreateCallingPlanBody2 | None = None,
     ) -> PhoneCommonAreasCreateCallingPlanResponse2:
-        """Assign calling plans to a common area: ``POST
-        /phone/common_areas/{commonAreaId}/calling_plans`` (Light).
+        """Assign calling plans to a common area:
+        ``POST /phone/common_areas/{commonAreaId}/calling_plans`` (Light).
         """
         answer: PhoneCommonAreasCreateCallingPlanResponse2 = self._caller.request(
             "POST",
@@ -6320,8 +6324,8 @@ class SyncPhoneCommonAreas:
         common_area_id: str,
         body: PhoneCommonAreasCreatePhoneNumberBody2 | None = None,
     ) -> PhoneCommonAreasCreatePhoneNumberResponse2:
-        """Assign phone numbers to a common area: ``POST
-        /phone/common_areas/{commonAreaId}/phone_numbers`` (Light).
+        """Assign phone numbers to a common area:
+        ``POST /phone/common_areas/{commonAreaId}/phone_numbers`` (Light).
         """
         answer: PhoneCommonAreasCreatePhoneNumberResponse2 = self._caller.request(
             "POST",
@@ -6337,8 +6341,8 @@ class SyncPhoneCommonAreas:
         setting_type: str,
         body: PhoneCommonAreasCreateSettingBody2 | None = None,
     ) -> PhoneCommonAreasCreateSettingResponse2:
-        """Add common area settings: ``POST
-        /phone/common_areas/{commonAreaId}/settings/{settingType}`` (Light).
+        """Add common area settings:
+        ``POST /phone/common_areas/{commonAreaId}/settings/{settingType}`` (Light).
         """
         answer: PhoneCommonAreasCreateSettingResponse2 = self._caller.request(
             "POST",
@@ -6361,8 +6365,8 @@ class SyncPhoneCommonAreas:
         *,
         billing_account_id: str | None = None,
     ) -> None:
-        """Unassign a calling plan from the common area: ``DELETE
-        /phone/common_areas/{commonAreaId}/calling_plans/{type}`` (Light).
+        """Unassign a calling plan from the common area:
+        ``DELETE /phone/common_areas/{commonAreaId}/calling_plans/{type}`` (Light).
         """
         self._caller.request(
             "DELETE",
@@ -6372,8 +6376,8 @@ class SyncPhoneCommonAreas:
         )
 
     def delete_phone_number(self, common_area_id: str, phone_number_id: str) -> None:
-        """Unassign phone numbers from common area: ``DELETE
-        /phone/common_areas/{commonAreaId}/phone_numbers/{phoneNumberId}`` (Light).
+        """Unassign phone numbers from common area:
+        ``DELETE /phone/common_areas/{commonAreaId}/phone_numbers/{phoneNumberId}`` (Light).
         """
         self._caller.request(
             "DELETE",
@@ -6382,8 +6386,8 @@ class SyncPhoneCommonAreas:
         )
 
     def delete_setting(self, common_area_id: str, setting_type: str, *, device_id: str) -> None:
-        """Delete common area setting: ``DELETE
-        /phone/common_areas/{commonAreaId}/settings/{settingType}`` (Light).
+        """Delete common area setting:
+        ``DELETE /phone/common_areas/{commonAreaId}/settings/{settingType}`` (Light).
         """
         self._caller.request(
             "DELETE",
@@ -6424,8 +6428,8 @@ class SyncPhoneCommonAreas:
         setting_type: str,
         body: PhoneCommonAreasUpdateSettingBody2 | None = None,
     ) -> None:
-        """Update common area settings: ``PATCH
-        /phone/common_areas/{commonAreaId}/settings/{settingType}`` (Light).
+        """Update common area settings:
+        ``PATCH /phone/common_areas/{commonAreaId}/settings/{settingType}`` (Light).
         """
         self._caller.request(
             "PATCH",
@@ -6634,8 +6638,8 @@ class PhoneDialByNameDirectory:
         site_id: str,
         body: PhoneDialByNameDirectoryCreateSiteDialByNameDirectoryExtensionBody | None = None,
     ) -> None:
-        """Add users to a directory of a site: ``POST
-        /phone/sites/{siteId}/dial_by_name_directory/extensions`` (Light).
+        """Add users to a directory of a site:
+        ``POST /phone/sites/{siteId}/dial_by_name_directory/extensions`` (Light).
         """
         await self._caller.request(
             "POST",
@@ -6667,8 +6671,8 @@ class PhoneDialByNameDirectory:
         query_site_id: str | None = None,
         extension_ids: Sequence[str] | None = None,
     ) -> None:
-        """Delete users from a directory of a site: ``DELETE
-        /phone/sites/{siteId}/dial_by_name_directory/extensions`` (Light).
+        """Delete users from a directory of a site:
+        ``DELETE /phone/sites/{siteId}/dial_by_name_directory/extensions`` (Light).
         """
         await self._caller.request(
             "DELETE",
@@ -6702,8 +6706,9 @@ class PhoneDialByNameDirectory:
         query_site_id: str | None = None,
         page_size: int | None = None,
     ) -> AsyncIterator[PhoneDialByNameDirectoryListSiteDialByNameDirectoryExtensionsItem]:
-        """List users in a directory by site: ``GET
-        /phone/sites/{siteId}/dial_by_name_directory/extensions`` (Medium, pages of up to 100).
+        """List users in a directory by site:
+        ``GET /phone/sites/{siteId}/dial_by_name_directory/extensions`` (Medium, pages of up to
+        100).
         """
         return self._caller.paginate(
             f"/phone/sites/{seg(site_id)}/dial_by_name_directory/extensions",
@@ -6735,8 +6740,8 @@ class SyncPhoneDialByNameDirectory:
         site_id: str,
         body: PhoneDialByNameDirectoryCreateSiteDialByNameDirectoryExtensionBody2 | None = None,
     ) -> None:
-        """Add users to a directory of a site: ``POST
-        /phone/sites/{siteId}/dial_by_name_directory/extensions`` (Light).
+        """Add users to a directory of a site:
+        ``POST /phone/sites/{siteId}/dial_by_name_directory/extensions`` (Light).
         """
         self._caller.request(
             "POST",
@@ -6768,8 +6773,8 @@ class SyncPhoneDialByNameDirectory:
         query_site_id: str | None = None,
         extension_ids: Sequence[str] | None = None,
     ) -> None:
-        """Delete users from a directory of a site: ``DELETE
-        /phone/sites/{siteId}/dial_by_name_directory/extensions`` (Light).
+        """Delete users from a directory of a site:
+        ``DELETE /phone/sites/{siteId}/dial_by_name_directory/extensions`` (Light).
         """
         self._caller.request(
             "DELETE",
@@ -6803,8 +6808,9 @@ class SyncPhoneDialByNameDirectory:
         query_site_id: str | None = None,
         page_size: int | None = None,
     ) -> Iterator[PhoneDialByNameDirectoryListSiteDialByNameDirectoryExtensionsItem2]:
-        """List users in a directory by site: ``GET
-        /phone/sites/{siteId}/dial_by_name_directory/extensions`` (Medium, pages of up to 100).
+        """List users in a directory by site:
+        ``GET /phone/sites/{siteId}/dial_by_name_directory/extensions`` (Medium, pages of up to
+        100).
         """
         return self._caller.paginate(
             f"/phone/sites/{seg(site_id)}/dial_by_name_directory/extensions",
@@ -7547,8 +7553,8 @@ class PhoneGroupCallPickup:
         )
 
     async def delete_member(self, group_id: str, extension_id: str) -> None:
-        """Remove members from call pickup group: ``DELETE
-        /phone/group_call_pickup/{groupId}/members/{extensionId}`` (Light).
+        """Remove members from call pickup group:
+        ``DELETE /phone/group_call_pickup/{groupId}/members/{extensionId}`` (Light).
         """
         await self._caller.request(
             "DELETE",
@@ -7650,8 +7656,8 @@ class SyncPhoneGroupCallPickup:
         )
 
     def delete_member(self, group_id: str, extension_id: str) -> None:
-        """Remove members from call pickup group: ``DELETE
-        /phone/group_call_pickup/{groupId}/members/{extensionId}`` (Light).
+        """Remove members from call pickup group:
+        ``DELETE /phone/group_call_pickup/{groupId}/members/{extensionId}`` (Light).
         """
         self._caller.request(
             "DELETE",
@@ -7740,8 +7746,8 @@ class PhoneIvr:
         auto_receptionist_id: str,
         body: PhoneIvrUpdateAutoReceptionistIvrBody | None = None,
     ) -> None:
-        """Update auto receptionist IVR: ``PATCH
-        /phone/auto_receptionists/{autoReceptionistId}/ivr`` (Light).
+        """Update auto receptionist IVR:
+        ``PATCH /phone/auto_receptionists/{autoReceptionistId}/ivr`` (Light).
         """
         await self._caller.request(
             "PATCH",
@@ -7782,8 +7788,8 @@ class SyncPhoneIvr:
         auto_receptionist_id: str,
         body: PhoneIvrUpdateAutoReceptionistIvrBody2 | None = None,
     ) -> None:
-        """Update auto receptionist IVR: ``PATCH
-        /phone/auto_receptionists/{autoReceptionistId}/ivr`` (Light).
+        """Update auto receptionist IVR:
+        ``PATCH /phone/auto_receptionists/{autoReceptionistId}/ivr`` (Light).
         """
         self._caller.request(
             "PATCH",
@@ -7802,8 +7808,8 @@ class PhoneLineKeys:
         self._caller = caller
 
     async def delete_extension_line_key(self, extension_id: str, line_key_id: str) -> None:
-        """Delete a line key setting: ``DELETE
-        /phone/extension/{extensionId}/line_keys/{lineKeyId}`` (Light).
+        """Delete a line key setting:
+        ``DELETE /phone/extension/{extensionId}/line_keys/{lineKeyId}`` (Light).
         """
         await self._caller.request(
             "DELETE",
@@ -7815,8 +7821,8 @@ class PhoneLineKeys:
         self,
         extension_id: str,
     ) -> PhoneLineKeysGetExtensionLineKeysResponse:
-        """Get line key position and settings information: ``GET
-        /phone/extension/{extensionId}/line_keys`` (Light).
+        """Get line key position and settings information:
+        ``GET /phone/extension/{extensionId}/line_keys`` (Light).
         """
         answer: PhoneLineKeysGetExtensionLineKeysResponse = await self._caller.request(
             "GET", f"/phone/extension/{seg(extension_id)}/line_keys", rate_category="light"
@@ -7828,8 +7834,8 @@ class PhoneLineKeys:
         extension_id: str,
         body: PhoneLineKeysUpdateExtensionLineKeysBody | None = None,
     ) -> None:
-        """Batch update line key position and settings information: ``PATCH
-        /phone/extension/{extensionId}/line_keys`` (Light).
+        """Batch update line key position and settings information:
+        ``PATCH /phone/extension/{extensionId}/line_keys`` (Light).
         """
         await self._caller.request(
             "PATCH",
@@ -7848,8 +7854,8 @@ class SyncPhoneLineKeys:
         self._caller = caller
 
     def delete_extension_line_key(self, extension_id: str, line_key_id: str) -> None:
-        """Delete a line key setting: ``DELETE
-        /phone/extension/{extensionId}/line_keys/{lineKeyId}`` (Light).
+        """Delete a line key setting:
+        ``DELETE /phone/extension/{extensionId}/line_keys/{lineKeyId}`` (Light).
         """
         self._caller.request(
             "DELETE",
@@ -7861,8 +7867,8 @@ class SyncPhoneLineKeys:
         self,
         extension_id: str,
     ) -> PhoneLineKeysGetExtensionLineKeysResponse2:
-        """Get line key position and settings information: ``GET
-        /phone/extension/{extensionId}/line_keys`` (Light).
+        """Get line key position and settings information:
+        ``GET /phone/extension/{extensionId}/line_keys`` (Light).
         """
         answer: PhoneLineKeysGetExtensionLineKeysResponse2 = self._caller.request(
             "GET", f"/phone/extension/{seg(extension_id)}/line_keys", rate_category="light"
@@ -7874,8 +7880,8 @@ class SyncPhoneLineKeys:
         extension_id: str,
         body: PhoneLineKeysUpdateExtensionLineKeysBody2 | None = None,
     ) -> None:
-        """Batch update line key position and settings information: ``PATCH
-        /phone/extension/{extensionId}/line_keys`` (Light).
+        """Batch update line key position and settings information:
+        ``PATCH /phone/extension/{extensionId}/line_keys`` (Light).
         """
         self._caller.request(
             "PATCH",
@@ -7910,8 +7916,8 @@ class PhoneMonitoringGroups:
         *,
         member_type: str,
     ) -> None:
-        """Add members to a monitoring group: ``POST
-        /phone/monitoring_groups/{monitoringGroupId}/monitor_members`` (Light).
+        """Add members to a monitoring group:
+        ``POST /phone/monitoring_groups/{monitoringGroupId}/monitor_members`` (Light).
         """
         await self._caller.request(
             "POST",
@@ -7936,8 +7942,8 @@ class PhoneMonitoringGroups:
         *,
         member_type: str | None = None,
     ) -> None:
-        """Remove a member from a monitoring group: ``DELETE
-        /phone/monitoring_groups/{monitoringGroupId}/monitor_members/{memberExtensionId}``
+        """Remove a member from a monitoring group:
+        ``DELETE /phone/monitoring_groups/{monitoringGroupId}/monitor_members/{memberExtensionId}``
         (Light).
         """
         await self._caller.request(
@@ -7948,8 +7954,8 @@ class PhoneMonitoringGroups:
         )
 
     async def delete_monitor_members(self, monitoring_group_id: str, *, member_type: str) -> None:
-        """Remove all monitors or monitored members from a monitoring group: ``DELETE
-        /phone/monitoring_groups/{monitoringGroupId}/monitor_members`` (Light).
+        """Remove all monitors or monitored members from a monitoring group:
+        ``DELETE /phone/monitoring_groups/{monitoringGroupId}/monitor_members`` (Light).
         """
         await self._caller.request(
             "DELETE",
@@ -7991,9 +7997,9 @@ class PhoneMonitoringGroups:
         member_type: str,
         page_size: int | None = None,
     ) -> AsyncIterator[PhoneMonitoringGroupsListMonitorMembersItem]:
-        """Get members of a monitoring group: ``GET
-        /phone/monitoring_groups/{monitoringGroupId}/monitor_members`` (Medium, pages of up to
-        300).
+        """Get members of a monitoring group:
+        ``GET /phone/monitoring_groups/{monitoringGroupId}/monitor_members`` (Medium, pages of
+        up to 300).
         """
         return self._caller.paginate(
             f"/phone/monitoring_groups/{seg(monitoring_group_id)}/monitor_members",
@@ -8043,8 +8049,8 @@ class SyncPhoneMonitoringGroups:
         *,
         member_type: str,
     ) -> None:
-        """Add members to a monitoring group: ``POST
-        /phone/monitoring_groups/{monitoringGroupId}/monitor_members`` (Light).
+        """Add members to a monitoring group:
+        ``POST /phone/monitoring_groups/{monitoringGroupId}/monitor_members`` (Light).
         """
         self._caller.request(
             "POST",
@@ -8069,8 +8075,8 @@ class SyncPhoneMonitoringGroups:
         *,
         member_type: str | None = None,
     ) -> None:
-        """Remove a member from a monitoring group: ``DELETE
-        /phone/monitoring_groups/{monitoringGroupId}/monitor_members/{memberExtensionId}``
+        """Remove a member from a monitoring group:
+        ``DELETE /phone/monitoring_groups/{monitoringGroupId}/monitor_members/{memberExtensionId}``
         (Light).
         """
         self._caller.request(
@@ -8081,8 +8087,8 @@ class SyncPhoneMonitoringGroups:
         )
 
     def delete_monitor_members(self, monitoring_group_id: str, *, member_type: str) -> None:
-        """Remove all monitors or monitored members from a monitoring group: ``DELETE
-        /phone/monitoring_groups/{monitoringGroupId}/monitor_members`` (Light).
+        """Remove all monitors or monitored members from a monitoring group:
+        ``DELETE /phone/monitoring_groups/{monitoringGroupId}/monitor_members`` (Light).
         """
         self._caller.request(
             "DELETE",
@@ -8124,9 +8130,9 @@ class SyncPhoneMonitoringGroups:
         member_type: str,
         page_size: int | None = None,
     ) -> Iterator[PhoneMonitoringGroupsListMonitorMembersItem2]:
-        """Get members of a monitoring group: ``GET
-        /phone/monitoring_groups/{monitoringGroupId}/monitor_members`` (Medium, pages of up to
-        300).
+        """Get members of a monitoring group:
+        ``GET /phone/monitoring_groups/{monitoringGroupId}/monitor_members`` (Medium, pages of
+        up to 300).
         """
         return self._caller.paginate(
             f"/phone/monitoring_groups/{seg(monitoring_group_id)}/monitor_members",
@@ -8199,8 +8205,8 @@ class PhonePhoneDevices:
         )
 
     async def delete_device_extension(self, device_id: str, extension_id: str) -> None:
-        """Unassign an entity from the device: ``DELETE
-        /phone/devices/{deviceId}/extensions/{extensionId}`` (Light).
+        """Unassign an entity from the device:
+        ``DELETE /phone/devices/{deviceId}/extensions/{extensionId}`` (Light).
         """
         await self._caller.request(
             "DELETE",
@@ -8246,8 +8252,8 @@ class PhonePhoneDevices:
         device_id: str,
         body: PhonePhoneDevicesSetDeviceProvisionTemplatesBody | None = None,
     ) -> None:
-        """Update provision template of a device: ``PUT
-        /phone/devices/{deviceId}/provision_templates`` (Light).
+        """Update provision template of a device:
+        ``PUT /phone/devices/{deviceId}/provision_templates`` (Light).
         """
         await self._caller.request(
             "PUT",
@@ -8313,8 +8319,8 @@ class SyncPhonePhoneDevices:
         self._caller.request("DELETE", f"/phone/devices/{seg(device_id)}", rate_category="light")
 
     def delete_device_extension(self, device_id: str, extension_id: str) -> None:
-        """Unassign an entity from the device: ``DELETE
-        /phone/devices/{deviceId}/extensions/{extensionId}`` (Light).
+        """Unassign an entity from the device:
+        ``DELETE /phone/devices/{deviceId}/extensions/{extensionId}`` (Light).
         """
         self._caller.request(
             "DELETE",
@@ -8360,8 +8366,8 @@ class SyncPhonePhoneDevices:
         device_id: str,
         body: PhonePhoneDevicesSetDeviceProvisionTemplatesBody2 | None = None,
     ) -> None:
-        """Update provision template of a device: ``PUT
-        /phone/devices/{deviceId}/provision_templates`` (Light).
+        """Update provision template of a device:
+        ``PUT /phone/devices/{deviceId}/provision_templates`` (Light).
         """
         self._caller.request(
             "PUT",
@@ -8414,8 +8420,8 @@ class PhonePhoneNumbers:
         self,
         body: PhonePhoneNumbersCreateEmergencyNumberPoolsPhoneNumberBody | None = None,
     ) -> PhonePhoneNumbersCreateEmergencyNumberPoolsPhoneNumberResponse:
-        """Assign phone numbers to the emergency number pool: ``POST
-        /phone/emergency_number_pools/phone_numbers`` (Light).
+        """Assign phone numbers to the emergency number pool:
+        ``POST /phone/emergency_number_pools/phone_numbers`` (Light).
         """
         answer: PhonePhoneNumbersCreateEmergencyNumberPoolsPhoneNumberResponse = await self._caller.request(
             "POST", "/phone/emergency_number_pools/phone_numbers", json=body, rate_category="light"
@@ -8438,8 +8444,8 @@ class PhonePhoneNumbers:
         *,
         site_id: str | None = None,
     ) -> None:
-        """Unassign phone numbers from the emergency number pool: ``DELETE
-        /phone/emergency_number_pools/phone_numbers/{phoneNumberId}`` (Light).
+        """Unassign phone numbers from the emergency number pool:
+        ``DELETE /phone/emergency_number_pools/phone_numbers/{phoneNumberId}`` (Light).
         """
         await self._caller.request(
             "DELETE",
@@ -8544,8 +8550,8 @@ class SyncPhonePhoneNumbers:
         self,
         body: PhonePhoneNumbersCreateEmergencyNumberPoolsPhoneNumberBody2 | None = None,
     ) -> PhonePhoneNumbersCreateEmergencyNumberPoolsPhoneNumberResponse2:
-        """Assign phone numbers to the emergency number pool: ``POST
-        /phone/emergency_number_pools/phone_numbers`` (Light).
+        """Assign phone numbers to the emergency number pool:
+        ``POST /phone/emergency_number_pools/phone_numbers`` (Light).
         """
         answer: PhonePhoneNumbersCreateEmergencyNumberPoolsPhoneNumberResponse2 = self._caller.request(
             "POST", "/phone/emergency_number_pools/phone_numbers", json=body, rate_category="light"
@@ -8568,8 +8574,8 @@ class SyncPhonePhoneNumbers:
         *,
         site_id: str | None = None,
     ) -> None:
-        """Unassign phone numbers from the emergency number pool: ``DELETE
-        /phone/emergency_number_pools/phone_numbers/{phoneNumberId}`` (Light).
+        """Unassign phone numbers from the emergency number pool:
+        ``DELETE /phone/emergency_number_pools/phone_numbers/{phoneNumberId}`` (Light).
         """
         self._caller.request(
             "DELETE",
@@ -9113,8 +9119,8 @@ class PhoneRecordings:
         return answer
 
     async def get_recording_transcript_download(self, recording_id: str) -> None:
-        """Download a phone recording transcript: ``GET
-        /phone/recording_transcript/download/{recordingId}`` (Light).
+        """Download a phone recording transcript:
+        ``GET /phone/recording_transcript/download/{recordingId}`` (Light).
         """
         await self._caller.request(
             "GET",
@@ -9189,8 +9195,8 @@ class SyncPhoneRecordings:
         return answer
 
     def get_recording_transcript_download(self, recording_id: str) -> None:
-        """Download a phone recording transcript: ``GET
-        /phone/recording_transcript/download/{recordingId}`` (Light).
+        """Download a phone recording transcript:
+        ``GET /phone/recording_transcript/download/{recordingId}`` (Light).
         """
         self._caller.request(
             "GET",
@@ -9344,8 +9350,8 @@ class PhoneRooms:
         *,
         billing_account_id: str | None = None,
     ) -> None:
-        """Remove a calling plan from a Zoom Room: ``DELETE
-        /phone/rooms/{roomId}/calling_plans/{type}`` (Light).
+        """Remove a calling plan from a Zoom Room:
+        ``DELETE /phone/rooms/{roomId}/calling_plans/{type}`` (Light).
         """
         await self._caller.request(
             "DELETE",
@@ -9355,8 +9361,8 @@ class PhoneRooms:
         )
 
     async def delete_phone_number(self, room_id: str, phone_number_id: str) -> None:
-        """Remove a phone number from a Zoom Room: ``DELETE
-        /phone/rooms/{roomId}/phone_numbers/{phoneNumberId}`` (Light).
+        """Remove a phone number from a Zoom Room:
+        ``DELETE /phone/rooms/{roomId}/phone_numbers/{phoneNumberId}`` (Light).
         """
         await self._caller.request(
             "DELETE",
@@ -9453,8 +9459,8 @@ class SyncPhoneRooms:
         *,
         billing_account_id: str | None = None,
     ) -> None:
-        """Remove a calling plan from a Zoom Room: ``DELETE
-        /phone/rooms/{roomId}/calling_plans/{type}`` (Light).
+        """Remove a calling plan from a Zoom Room:
+        ``DELETE /phone/rooms/{roomId}/calling_plans/{type}`` (Light).
         """
         self._caller.request(
             "DELETE",
@@ -9464,8 +9470,8 @@ class SyncPhoneRooms:
         )
 
     def delete_phone_number(self, room_id: str, phone_number_id: str) -> None:
-        """Remove a phone number from a Zoom Room: ``DELETE
-        /phone/rooms/{roomId}/phone_numbers/{phoneNumberId}`` (Light).
+        """Remove a phone number from a Zoom Room:
+        ``DELETE /phone/rooms/{roomId}/phone_numbers/{phoneNumberId}`` (Light).
         """
         self._caller.request(
             "DELETE",
@@ -9825,8 +9831,8 @@ class PhoneSharedLineGroup:
         shared_line_group_id: str,
         body: PhoneSharedLineGroupCreateMemberBody | None = None,
     ) -> None:
-        """Add members to a shared line group: ``POST
-        /phone/shared_line_groups/{sharedLineGroupId}/members`` (Light).
+        """Add members to a shared line group:
+        ``POST /phone/shared_line_groups/{sharedLineGroupId}/members`` (Light).
         """
         await self._caller.request(
             "POST",
@@ -9840,8 +9846,8 @@ class PhoneSharedLineGroup:
         shared_line_group_id: str,
         body: PhoneSharedLineGroupCreatePhoneNumberBody | None = None,
     ) -> None:
-        """Assign phone numbers: ``POST
-        /phone/shared_line_groups/{sharedLineGroupId}/phone_numbers`` (Light).
+        """Assign phone numbers:
+        ``POST /phone/shared_line_groups/{sharedLineGroupId}/phone_numbers`` (Light).
         """
         await self._caller.request(
             "POST",
@@ -9856,8 +9862,8 @@ class PhoneSharedLineGroup:
         policy_type: str,
         body: PhoneSharedLineGroupCreatePolicyBody | None = None,
     ) -> PhoneSharedLineGroupCreatePolicyResponse:
-        """Add a policy setting to a shared line group: ``POST
-        /phone/shared_line_groups/{sharedLineGroupId}/policy/{policyType}`` (Light).
+        """Add a policy setting to a shared line group:
+        ``POST /phone/shared_line_groups/{sharedLineGroupId}/policy/{policyType}`` (Light).
         """
         answer: PhoneSharedLineGroupCreatePolicyResponse = await self._caller.request(
             "POST",
@@ -9878,8 +9884,8 @@ class PhoneSharedLineGroup:
         )
 
     async def delete_member(self, shared_line_group_id: str, member_id: str) -> None:
-        """Unassign a member from a shared line group: ``DELETE
-        /phone/shared_line_groups/{sharedLineGroupId}/members/{memberId}`` (Light).
+        """Unassign a member from a shared line group:
+        ``DELETE /phone/shared_line_groups/{sharedLineGroupId}/members/{memberId}`` (Light).
         """
         await self._caller.request(
             "DELETE",
@@ -9888,8 +9894,8 @@ class PhoneSharedLineGroup:
         )
 
     async def delete_members(self, shared_line_group_id: str) -> None:
-        """Unassign members from a shared line group: ``DELETE
-        /phone/shared_line_groups/{sharedLineGroupId}/members`` (Light).
+        """Unassign members from a shared line group:
+        ``DELETE /phone/shared_line_groups/{sharedLineGroupId}/members`` (Light).
         """
         await self._caller.request(
             "DELETE",
@@ -9898,8 +9904,9 @@ class PhoneSharedLineGroup:
         )
 
     async def delete_phone_number(self, shared_line_group_id: str, phone_number_id: str) -> None:
-        """Unassign a phone number: ``DELETE
-        /phone/shared_line_groups/{sharedLineGroupId}/phone_numbers/{phoneNumberId}`` (Light).
+        """Unassign a phone number:
+        ``DELETE /phone/shared_line_groups/{sharedLineGroupId}/phone_numbers/{phoneNumberId}``
+        (Light).
         """
         await self._caller.request(
             "DELETE",
@@ -9908,8 +9915,8 @@ class PhoneSharedLineGroup:
         )
 
     async def delete_phone_numbers(self, shared_line_group_id: str) -> None:
-        """Unassign all phone numbers: ``DELETE
-        /phone/shared_line_groups/{sharedLineGroupId}/phone_numbers`` (Light).
+        """Unassign all phone numbers:
+        ``DELETE /phone/shared_line_groups/{sharedLineGroupId}/phone_numbers`` (Light).
         """
         await self._caller.request(
             "DELETE",
@@ -9924,8 +9931,8 @@ class PhoneSharedLineGroup:
         *,
         shared_ids: Sequence[str],
     ) -> None:
-        """Delete an SLG policy setting: ``DELETE
-        /phone/shared_line_groups/{sharedLineGroupId}/policy/{policyType}`` (Light).
+        """Delete an SLG policy setting:
+        ``DELETE /phone/shared_line_groups/{sharedLineGroupId}/policy/{policyType}`` (Light).
         """
         await self._caller.request(
             "DELETE",
@@ -9968,8 +9975,8 @@ class PhoneSharedLineGroup:
         policy_type: str,
         body: PhoneSharedLineGroupUpdatePolicyBody | None = None,
     ) -> None:
-        """Update an SLG policy setting: ``PATCH
-        /phone/shared_line_groups/{sharedLineGroupId}/policy/{policyType}`` (Light).
+        """Update an SLG policy setting:
+        ``PATCH /phone/shared_line_groups/{sharedLineGroupId}/policy/{policyType}`` (Light).
         """
         await self._caller.request(
             "PATCH",
@@ -9996,8 +10003,8 @@ class SyncPhoneSharedLineGroup:
         shared_line_group_id: str,
         body: PhoneSharedLineGroupCreateMemberBody2 | None = None,
     ) -> None:
-        """Add members to a shared line group: ``POST
-        /phone/shared_line_groups/{sharedLineGroupId}/members`` (Light).
+        """Add members to a shared line group:
+        ``POST /phone/shared_line_groups/{sharedLineGroupId}/members`` (Light).
         """
         self._caller.request(
             "POST",
@@ -10011,8 +10018,8 @@ class SyncPhoneSharedLineGroup:
         shared_line_group_id: str,
         body: PhoneSharedLineGroupCreatePhoneNumberBody2 | None = None,
     ) -> None:
-        """Assign phone numbers: ``POST
-        /phone/shared_line_groups/{sharedLineGroupId}/phone_numbers`` (Light).
+        """Assign phone numbers:
+        ``POST /phone/shared_line_groups/{sharedLineGroupId}/phone_numbers`` (Light).
         """
         self._caller.request(
             "POST",
@@ -10027,8 +10034,8 @@ class SyncPhoneSharedLineGroup:
         policy_type: str,
         body: PhoneSharedLineGroupCreatePolicyBody2 | None = None,
     ) -> PhoneSharedLineGroupCreatePolicyResponse2:
-        """Add a policy setting to a shared line group: ``POST
-        /phone/shared_line_groups/{sharedLineGroupId}/policy/{policyType}`` (Light).
+        """Add a policy setting to a shared line group:
+        ``POST /phone/shared_line_groups/{sharedLineGroupId}/policy/{policyType}`` (Light).
         """
         answer: PhoneSharedLineGroupCreatePolicyResponse2 = self._caller.request(
             "POST",
@@ -10049,8 +10056,8 @@ class SyncPhoneSharedLineGroup:
         )
 
     def delete_member(self, shared_line_group_id: str, member_id: str) -> None:
-        """Unassign a member from a shared line group: ``DELETE
-        /phone/shared_line_groups/{sharedLineGroupId}/members/{memberId}`` (Light).
+        """Unassign a member from a shared line group:
+        ``DELETE /phone/shared_line_groups/{sharedLineGroupId}/members/{memberId}`` (Light).
         """
         self._caller.request(
             "DELETE",
@@ -10059,8 +10066,8 @@ class SyncPhoneSharedLineGroup:
         )
 
     def delete_members(self, shared_line_group_id: str) -> None:
-        """Unassign members from a shared line group: ``DELETE
-        /phone/shared_line_groups/{sharedLineGroupId}/members`` (Light).
+        """Unassign members from a shared line group:
+        ``DELETE /phone/shared_line_groups/{sharedLineGroupId}/members`` (Light).
         """
         self._caller.request(
             "DELETE",
@@ -10069,8 +10076,9 @@ class SyncPhoneSharedLineGroup:
         )
 
     def delete_phone_number(self, shared_line_group_id: str, phone_number_id: str) -> None:
-        """Unassign a phone number: ``DELETE
-        /phone/shared_line_groups/{sharedLineGroupId}/phone_numbers/{phoneNumberId}`` (Light).
+        """Unassign a phone number:
+        ``DELETE /phone/shared_line_groups/{sharedLineGroupId}/phone_numbers/{phoneNumberId}``
+        (Light).
         """
         self._caller.request(
             "DELETE",
@@ -10079,8 +10087,8 @@ class SyncPhoneSharedLineGroup:
         )
 
     def delete_phone_numbers(self, shared_line_group_id: str) -> None:
-        """Unassign all phone numbers: ``DELETE
-        /phone/shared_line_groups/{sharedLineGroupId}/phone_numbers`` (Light).
+        """Unassign all phone numbers:
+        ``DELETE /phone/shared_line_groups/{sharedLineGroupId}/phone_numbers`` (Light).
         """
         self._caller.request(
             "DELETE",
@@ -10095,8 +10103,8 @@ class SyncPhoneSharedLineGroup:
         *,
         shared_ids: Sequence[str],
     ) -> None:
-        """Delete an SLG policy setting: ``DELETE
-        /phone/shared_line_groups/{sharedLineGroupId}/policy/{policyType}`` (Light).
+        """Delete an SLG policy setting:
+        ``DELETE /phone/shared_line_groups/{sharedLineGroupId}/policy/{policyType}`` (Light).
         """
         self._caller.request(
             "DELETE",
@@ -10139,8 +10147,8 @@ class SyncPhoneSharedLineGroup:
         policy_type: str,
         body: PhoneSharedLineGroupUpdatePolicyBody2 | None = None,
     ) -> None:
-        """Update an SLG policy setting: ``PATCH
-        /phone/shared_line_groups/{sharedLineGroupId}/policy/{policyType}`` (Light).
+        """Update an SLG policy setting:
+        ``PATCH /phone/shared_line_groups/{sharedLineGroupId}/policy/{policyType}`` (Light).
         """
         self._caller.request(
             "PATCH",
@@ -10170,8 +10178,8 @@ class PhoneSites:
         site_id: str,
         body: PhoneSitesCreateOutboundCallerIdCustomizedNumberBody | None = None,
     ) -> None:
-        """Add customized outbound caller ID phone numbers: ``POST
-        /phone/sites/{siteId}/outbound_caller_id/customized_numbers`` (Light).
+        """Add customized outbound caller ID phone numbers:
+        ``POST /phone/sites/{siteId}/outbound_caller_id/customized_numbers`` (Light).
         """
         await self._caller.request(
             "POST",
@@ -10210,8 +10218,8 @@ class PhoneSites:
         *,
         customize_ids: Sequence[str] | None = None,
     ) -> None:
-        """Remove customized outbound caller ID phone numbers: ``DELETE
-        /phone/sites/{siteId}/outbound_caller_id/customized_numbers`` (Light).
+        """Remove customized outbound caller ID phone numbers:
+        ``DELETE /phone/sites/{siteId}/outbound_caller_id/customized_numbers`` (Light).
         """
         await self._caller.request(
             "DELETE",
@@ -10266,9 +10274,9 @@ class PhoneSites:
         keyword: str | None = None,
         page_size: int | None = None,
     ) -> AsyncIterator[PhoneSitesListOutboundCallerIdCustomizedNumbersItem]:
-        """List customized outbound caller ID phone numbers: ``GET
-        /phone/sites/{siteId}/outbound_caller_id/customized_numbers`` (Light, pages of up to
-        300).
+        """List customized outbound caller ID phone numbers:
+        ``GET /phone/sites/{siteId}/outbound_caller_id/customized_numbers`` (Light, pages of up
+        to 300).
         """
         return self._caller.paginate(
             f"/phone/sites/{seg(site_id)}/outbound_caller_id/customized_numbers",
@@ -10323,8 +10331,8 @@ class SyncPhoneSites:
         site_id: str,
         body: PhoneSitesCreateOutboundCallerIdCustomizedNumberBody2 | None = None,
     ) -> None:
-        """Add customized outbound caller ID phone numbers: ``POST
-        /phone/sites/{siteId}/outbound_caller_id/customized_numbers`` (Light).
+        """Add customized outbound caller ID phone numbers:
+        ``POST /phone/sites/{siteId}/outbound_caller_id/customized_numbers`` (Light).
         """
         self._caller.request(
             "POST",
@@ -10363,8 +10371,8 @@ class SyncPhoneSites:
         *,
         customize_ids: Sequence[str] | None = None,
     ) -> None:
-        """Remove customized outbound caller ID phone numbers: ``DELETE
-        /phone/sites/{siteId}/outbound_caller_id/customized_numbers`` (Light).
+        """Remove customized outbound caller ID phone numbers:
+        ``DELETE /phone/sites/{siteId}/outbound_caller_id/customized_numbers`` (Light).
         """
         self._caller.request(
             "DELETE",
@@ -10419,9 +10427,9 @@ class SyncPhoneSites:
         keyword: str | None = None,
         page_size: int | None = None,
     ) -> Iterator[PhoneSitesListOutboundCallerIdCustomizedNumbersItem2]:
-        """List customized outbound caller ID phone numbers: ``GET
-        /phone/sites/{siteId}/outbound_caller_id/customized_numbers`` (Light, pages of up to
-        300).
+        """List customized outbound caller ID phone numbers:
+        ``GET /phone/sites/{siteId}/outbound_caller_id/customized_numbers`` (Light, pages of up
+        to 300).
         """
         return self._caller.paginate(
             f"/phone/sites/{seg(site_id)}/outbound_caller_id/customized_numbers",
@@ -10504,8 +10512,8 @@ class PhoneSms:
         sync_token: str | None = None,
         count: int | None = None,
     ) -> PhoneSmsGetSessionsSyncResponse:
-        """List user's SMS sessions in descending order: ``GET
-        /phone/users/{userId}/sms/sessions/sync`` (Medium).
+        """List user's SMS sessions in descending order:
+        ``GET /phone/users/{userId}/sms/sessions/sync`` (Medium).
         """
         answer: PhoneSmsGetSessionsSyncResponse = await self._caller.request(
             "GET",
@@ -10618,8 +10626,8 @@ class SyncPhoneSms:
         sync_token: str | None = None,
         count: int | None = None,
     ) -> PhoneSmsGetSessionsSyncResponse2:
-        """List user's SMS sessions in descending order: ``GET
-        /phone/users/{userId}/sms/sessions/sync`` (Medium).
+        """List user's SMS sessions in descending order:
+        ``GET /phone/users/{userId}/sms/sessions/sync`` (Medium).
         """
         answer: PhoneSmsGetSessionsSyncResponse2 = self._caller.request(
             "GET",
@@ -10697,8 +10705,8 @@ class PhoneSmsCampaigns:
         sms_campaign_id: str,
         body: PhoneSmsCampaignsCreatePhoneNumberBody | None = None,
     ) -> PhoneSmsCampaignsCreatePhoneNumberResponse:
-        """Assign a phone number to SMS campaign: ``POST
-        /phone/sms_campaigns/{smsCampaignId}/phone_numbers`` (Light).
+        """Assign a phone number to SMS campaign:
+        ``POST /phone/sms_campaigns/{smsCampaignId}/phone_numbers`` (Light).
         """
         answer: PhoneSmsCampaignsCreatePhoneNumberResponse = await self._caller.request(
             "POST",
@@ -10709,8 +10717,8 @@ class PhoneSmsCampaigns:
         return answer
 
     async def delete_phone_number(self, sms_campaign_id: str, phone_number_id: str) -> None:
-        """Unassign a phone number: ``DELETE
-        /phone/sms_campaigns/{smsCampaignId}/phone_numbers/{phoneNumberId}`` (Light).
+        """Unassign a phone number:
+        ``DELETE /phone/sms_campaigns/{smsCampaignId}/phone_numbers/{phoneNumberId}`` (Light).
         """
         await self._caller.request(
             "DELETE",
@@ -10745,8 +10753,8 @@ class SyncPhoneSmsCampaigns:
         sms_campaign_id: str,
         body: PhoneSmsCampaignsCreatePhoneNumberBody2 | None = None,
     ) -> PhoneSmsCampaignsCreatePhoneNumberResponse2:
-        """Assign a phone number to SMS campaign: ``POST
-        /phone/sms_campaigns/{smsCampaignId}/phone_numbers`` (Light).
+        """Assign a phone number to SMS campaign:
+        ``POST /phone/sms_campaigns/{smsCampaignId}/phone_numbers`` (Light).
         """
         answer: PhoneSmsCampaignsCreatePhoneNumberResponse2 = self._caller.request(
             "POST",
@@ -10757,8 +10765,8 @@ class SyncPhoneSmsCampaigns:
         return answer
 
     def delete_phone_number(self, sms_campaign_id: str, phone_number_id: str) -> None:
-        """Unassign a phone number: ``DELETE
-        /phone/sms_campaigns/{smsCampaignId}/phone_numbers/{phoneNumberId}`` (Light).
+        """Unassign a phone number:
+        ``DELETE /phone/sms_campaigns/{smsCampaignId}/phone_numbers/{phoneNumberId}`` (Light).
         """
         self._caller.request(
             "DELETE",
@@ -10813,8 +10821,8 @@ class PhoneUsers:
         user_id: str,
         body: PhoneUsersCreateOutboundCallerIdCustomizedNumberBody | None = None,
     ) -> None:
-        """Add phone numbers for users' customized outbound caller ID: ``POST
-        /phone/users/{userId}/outbound_caller_id/customized_numbers`` (Light).
+        """Add phone numbers for users' customized outbound caller ID:
+        ``POST /phone/users/{userId}/outbound_caller_id/customized_numbers`` (Light).
         """
         await self._caller.request(
             "POST",
@@ -10829,8 +10837,8 @@ class PhoneUsers:
         setting_type: str,
         body: PhoneUsersCreateSettingBody | None = None,
     ) -> PhoneUsersCreateSettingResponse:
-        """Add a user's shared access setting: ``POST
-        /phone/users/{userId}/settings/{settingType}`` (Light).
+        """Add a user's shared access setting:
+        ``POST /phone/users/{userId}/settings/{settingType}`` (Light).
         """
         answer: PhoneUsersCreateSettingResponse = await self._caller.request(
             "POST",
@@ -10863,8 +10871,8 @@ class PhoneUsers:
         *,
         customize_ids: Sequence[str] | None = None,
     ) -> None:
-        """Remove users' customized outbound caller ID phone numbers: ``DELETE
-        /phone/users/{userId}/outbound_caller_id/customized_numbers`` (Light).
+        """Remove users' customized outbound caller ID phone numbers:
+        ``DELETE /phone/users/{userId}/outbound_caller_id/customized_numbers`` (Light).
         """
         await self._caller.request(
             "DELETE",
@@ -10883,8 +10891,8 @@ class PhoneUsers:
         device_id: str | None = None,
         intercom_extension_id: str | None = None,
     ) -> None:
-        """Delete a user's shared access setting: ``DELETE
-        /phone/users/{userId}/settings/{settingType}`` (Light).
+        """Delete a user's shared access setting:
+        ``DELETE /phone/users/{userId}/settings/{settingType}`` (Light).
         """
         await self._caller.request(
             "DELETE",
@@ -10948,9 +10956,9 @@ class PhoneUsers:
         keyword: str | None = None,
         page_size: int | None = None,
     ) -> AsyncIterator[PhoneUsersListOutboundCallerIdCustomizedNumbersItem]:
-        """List users' phone numbers for a customized outbound caller ID: ``GET
-        /phone/users/{userId}/outbound_caller_id/customized_numbers`` (Light, pages of up to
-        300).
+        """List users' phone numbers for a customized outbound caller ID:
+        ``GET /phone/users/{userId}/outbound_caller_id/customized_numbers`` (Light, pages of up
+        to 300).
         """
         return self._caller.paginate(
             f"/phone/users/{seg(user_id)}/outbound_caller_id/customized_numbers",
@@ -10986,8 +10994,8 @@ class PhoneUsers:
         setting_type: str,
         body: PhoneUsersUpdateSettingBody | None = None,
     ) -> None:
-        """Update a user's shared access setting: ``PATCH
-        /phone/users/{userId}/settings/{settingType}`` (Light).
+        """Update a user's shared access setting:
+        ``PATCH /phone/users/{userId}/settings/{settingType}`` (Light).
         """
         await self._caller.request(
             "PATCH",
@@ -11040,8 +11048,8 @@ class SyncPhoneUsers:
         user_id: str,
         body: PhoneUsersCreateOutboundCallerIdCustomizedNumberBody2 | None = None,
     ) -> None:
-        """Add phone numbers for users' customized outbound caller ID: ``POST
-        /phone/users/{userId}/outbound_caller_id/customized_numbers`` (Light).
+        """Add phone numbers for users' customized outbound caller ID:
+        ``POST /phone/users/{userId}/outbound_caller_id/customized_numbers`` (Light).
         """
         self._caller.request(
             "POST",
@@ -11056,8 +11064,8 @@ class SyncPhoneUsers:
         setting_type: str,
         body: PhoneUsersCreateSettingBody2 | None = None,
     ) -> PhoneUsersCreateSettingResponse2:
-        """Add a user's shared access setting: ``POST
-        /phone/users/{userId}/settings/{settingType}`` (Light).
+        """Add a user's shared access setting:
+        ``POST /phone/users/{userId}/settings/{settingType}`` (Light).
         """
         answer: PhoneUsersCreateSettingResponse2 = self._caller.request(
             "POST",
@@ -11090,8 +11098,8 @@ class SyncPhoneUsers:
         *,
         customize_ids: Sequence[str] | None = None,
     ) -> None:
-        """Remove users' customized outbound caller ID phone numbers: ``DELETE
-        /phone/users/{userId}/outbound_caller_id/customized_numbers`` (Light).
+        """Remove users' customized outbound caller ID phone numbers:
+        ``DELETE /phone/users/{userId}/outbound_caller_id/customized_numbers`` (Light).
         """
         self._caller.request(
             "DELETE",
@@ -11110,8 +11118,8 @@ class SyncPhoneUsers:
         device_id: str | None = None,
         intercom_extension_id: str | None = None,
     ) -> None:
-        """Delete a user's shared access setting: ``DELETE
-        /phone/users/{userId}/settings/{settingType}`` (Light).
+        """Delete a user's shared access setting:
+        ``DELETE /phone/users/{userId}/settings/{settingType}`` (Light).
         """
         self._caller.request(
             "DELETE",
@@ -11175,9 +11183,9 @@ class SyncPhoneUsers:
         keyword: str | None = None,
         page_size: int | None = None,
     ) -> Iterator[PhoneUsersListOutboundCallerIdCustomizedNumbersItem2]:
-        """List users' phone numbers for a customized outbound caller ID: ``GET
-        /phone/users/{userId}/outbound_caller_id/customized_numbers`` (Light, pages of up to
-        300).
+        """List users' phone numbers for a customized outbound caller ID:
+        ``GET /phone/users/{userId}/outbound_caller_id/customized_numbers`` (Light, pages of up
+        to 300).
         """
         return self._caller.paginate(
             f"/phone/users/{seg(user_id)}/outbound_caller_id/customized_numbers",
@@ -11213,8 +11221,8 @@ class SyncPhoneUsers:
         setting_type: str,
         body: PhoneUsersUpdateSettingBody2 | None = None,
     ) -> None:
-        """Update a user's shared access setting: ``PATCH
-        /phone/users/{userId}/settings/{settingType}`` (Light).
+        """Update a user's shared access setting:
+        ``PATCH /phone/users/{userId}/settings/{settingType}`` (Light).
         """
         self._caller.request(
             "PATCH",
@@ -11260,8 +11268,8 @@ class PhoneVoicemails:
         user_id: str,
         id: str,
     ) -> PhoneVoicemailsGetCallLogVoiceMailResponse:
-        """Get user voicemail details from a call log: ``GET
-        /phone/users/{userId}/call_logs/{id}/voice_mail`` (Light).
+        """Get user voicemail details from a call log:
+        ``GET /phone/users/{userId}/call_logs/{id}/voice_mail`` (Light).
         """
         answer: PhoneVoicemailsGetCallLogVoiceMailResponse = await self._caller.request(
             "GET",
@@ -11278,8 +11286,8 @@ class PhoneVoicemails:
         sync_token: str | None = None,
         count: int | None = None,
     ) -> PhoneVoicemailsGetSyncResponse:
-        """List user's voicemails in descending order: ``GET
-        /phone/users/{userId}/voice_mails/sync`` (Medium).
+        """List user's voicemails in descending order:
+        ``GET /phone/users/{userId}/voice_mails/sync`` (Medium).
         """
         answer: PhoneVoicemailsGetSyncResponse = await self._caller.request(
             "GET",
@@ -11361,8 +11369,8 @@ class SyncPhoneVoicemails:
         user_id: str,
         id: str,
     ) -> PhoneVoicemailsGetCallLogVoiceMailResponse2:
-        """Get user voicemail details from a call log: ``GET
-        /phone/users/{userId}/call_logs/{id}/voice_mail`` (Light).
+        """Get user voicemail details from a call log:
+        ``GET /phone/users/{userId}/call_logs/{id}/voice_mail`` (Light).
         """
         answer: PhoneVoicemailsGetCallLogVoiceMailResponse2 = self._caller.request(
             "GET",
@@ -11379,8 +11387,8 @@ class SyncPhoneVoicemails:
         sync_token: str | None = None,
         count: int | None = None,
     ) -> PhoneVoicemailsGetSyncResponse2:
-        """List user's voicemails in descending order: ``GET
-        /phone/users/{userId}/voice_mails/sync`` (Medium).
+        """List user's voicemails in descending order:
+        ``GET /phone/users/{userId}/voice_mails/sync`` (Medium).
         """
         answer: PhoneVoicemailsGetSyncResponse2 = self._caller.request(
             "GET",

@@ -2108,8 +2108,8 @@ class Groups:
         *,
         file_ids: str | None = None,
     ) -> None:
-        """Delete Virtual Background files: ``DELETE
-        /groups/{groupId}/settings/virtual_backgrounds`` (Light).
+        """Delete Virtual Background files:
+        ``DELETE /groups/{groupId}/settings/virtual_backgrounds`` (Light).
         """
         await self._caller.request(
             "DELETE",
@@ -2169,8 +2169,8 @@ class Groups:
         *,
         type: str | None = None,
     ) -> GroupsGetSettingsRegistrationResponse:
-        """Get a group's webinar registration settings: ``GET
-        /groups/{groupId}/settings/registration`` (Medium).
+        """Get a group's webinar registration settings:
+        ``GET /groups/{groupId}/settings/registration`` (Medium).
         """
         answer: GroupsGetSettingsRegistrationResponse = await self._caller.request(
             "GET",
@@ -2265,8 +2265,8 @@ class Groups:
         *,
         type: str | None = None,
     ) -> None:
-        """Update a group's webinar registration settings: ``PATCH
-        /groups/{groupId}/settings/registration`` (Medium).
+        """Update a group's webinar registration settings:
+        ``PATCH /groups/{groupId}/settings/registration`` (Medium).
         """
         await self._caller.request(
             "PATCH",
@@ -2352,8 +2352,8 @@ class SyncGroups:
         *,
         file_ids: str | None = None,
     ) -> None:
-        """Delete Virtual Background files: ``DELETE
-        /groups/{groupId}/settings/virtual_backgrounds`` (Light).
+        """Delete Virtual Background files:
+        ``DELETE /groups/{groupId}/settings/virtual_backgrounds`` (Light).
         """
         self._caller.request(
             "DELETE",
@@ -2413,8 +2413,8 @@ class SyncGroups:
         *,
         type: str | None = None,
     ) -> GroupsGetSettingsRegistrationResponse2:
-        """Get a group's webinar registration settings: ``GET
-        /groups/{groupId}/settings/registration`` (Medium).
+        """Get a group's webinar registration settings:
+        ``GET /groups/{groupId}/settings/registration`` (Medium).
         """
         answer: GroupsGetSettingsRegistrationResponse2 = self._caller.request(
             "GET",
@@ -2507,8 +2507,8 @@ class SyncGroups:
         *,
         type: str | None = None,
     ) -> None:
-        """Update a group's webinar registration settings: ``PATCH
-        /groups/{groupId}/settings/registration`` (Medium).
+        """Update a group's webinar registration settings:
+        ``PATCH /groups/{groupId}/settings/registration`` (Medium).
         """
         self._caller.request(
             "PATCH",
@@ -2697,8 +2697,8 @@ class Users:
         user_id: str,
         collaboration_device_id: str,
     ) -> UsersGetCollaborationDeviceResponse:
-        """Get collaboration device detail: ``GET
-        /users/{userId}/collaboration_devices/{collaborationDeviceId}`` (Medium).
+        """Get collaboration device detail:
+        ``GET /users/{userId}/collaboration_devices/{collaborationDeviceId}`` (Medium).
         """
         answer: UsersGetCollaborationDeviceResponse = await self._caller.request(
             "GET",
@@ -2747,8 +2747,8 @@ class Users:
         user_id: str,
         meeting_template_id: str,
     ) -> UsersGetMeetingTemplateResponse:
-        """Get meeting template detail: ``GET
-        /users/{userId}/meeting_templates/{meetingTemplateId}`` (Medium).
+        """Get meeting template detail:
+        ``GET /users/{userId}/meeting_templates/{meetingTemplateId}`` (Medium).
         """
         answer: UsersGetMeetingTemplateResponse = await self._caller.request(
             "GET",
@@ -3089,8 +3089,8 @@ class SyncUsers:
         user_id: str,
         collaboration_device_id: str,
     ) -> UsersGetCollaborationDeviceResponse2:
-        """Get collaboration device detail: ``GET
-        /users/{userId}/collaboration_devices/{collaborationDeviceId}`` (Medium).
+        """Get collaboration device detail:
+        ``GET /users/{userId}/collaboration_devices/{collaborationDeviceId}`` (Medium).
         """
         answer: UsersGetCollaborationDeviceResponse2 = self._caller.request(
             "GET",
@@ -3139,8 +3139,8 @@ class SyncUsers:
         user_id: str,
         meeting_template_id: str,
     ) -> UsersGetMeetingTemplateResponse2:
-        """Get meeting template detail: ``GET
-        /users/{userId}/meeting_templates/{meetingTemplateId}`` (Medium).
+        """Get meeting template detail:
+        ``GET /users/{userId}/meeting_templates/{meetingTemplateId}`` (Medium).
         """
         answer: UsersGetMeetingTemplateResponse2 = self._caller.request(
             "GET",
