@@ -754,12 +754,12 @@ def product_module(product: str, groups: dict[str, list[Op]]) -> str:
            if re.search(rf"\b{n}\[", used)]
     base = [n for n in ("Caller", "JSONObject", "SyncCaller", "Upload", "query", "seg", "uuid")
             if re.search(rf"\b{n}\b", used)]
-    title = {"meetings": "Meetings, webinars, recordings, reports, rooms",
+    titles = {"meetings": "Meetings, webinars, recordings, reports, rooms",
              "users": "Users, groups, contact groups, divisions",
              "accounts": "Accounts, dashboards, roles, data requests, surveys",
              "chat": "Team Chat", "phone": "Zoom Phone", "marketplace": "Marketplace apps"}
     lines = [
-        HEADER.format(doc=f"{title[product]}: Zoom's {product} API, typed. See docs/api/"
+        HEADER.format(doc=f"{titles[product]}: Zoom's {product} API, typed. See docs/api/"
                           f"{product}.rst."),
         "from __future__ import annotations",
         "",
@@ -880,7 +880,9 @@ def example_of(schema: dict[str, Any], depth: int = 0) -> object:
     example = schema.get("example", schema.get("default"))
     if example is None and schema.get("enum"):
         example = schema["enum"][0]
-    types = {"integer": int, "number": (int, float), "boolean": bool, "string": str}
+    types: dict[str, type | tuple[type, ...]] = {
+        "integer": int, "number": (int, float), "boolean": bool, "string": str,
+    }
     wanted = types.get(kind or "string", str)
     if isinstance(example, wanted) and not (kind != "boolean" and isinstance(example, bool)):
         return example
@@ -954,14 +956,11 @@ def vendor(source: Path) -> None:
         spec = json.loads((source / f"{name}.json").read_text())
         paths = {}
         for path, item in spec["paths"].items():
-            kept = {}
+            kept: dict[str, object] = {}
             for key, value in item.items():
                 if key in METHODS:
-                    op = {k: v for k, v in value.items() if k not in ("description",)}
-                    description = value.get("description", "")
-                    op["description"] = _keep_label(description)
+                    op = dict(value, description=_keep_label(value.get("description", "")))
                     kept[key] = _strip(op, keep_description=True)
-                    kept[key]["description"] = op["description"]
                 elif key == "parameters":
                     kept[key] = [_strip(prm, keep_description=True) for prm in value]
             paths[path] = kept
