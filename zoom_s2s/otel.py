@@ -20,8 +20,9 @@ fingerprints only, never a token.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from ._version import __version__
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 
     from .manager import TokenManager
 
-__all__ = ["OpenTelemetryHook", "instrument"]
+__all__ = ["OpenTelemetryHook", "instrument", "webhook_span"]
 
 _COUNTED = {
     EventKind.FETCHED: "fetches",
@@ -125,3 +126,17 @@ def instrument(
     )
     manager.add_hook(hook)
     return hook
+
+
+def webhook_span(
+    event: str, traceparent: str | None, attributes: Mapping[str, str]
+) -> contextlib.AbstractContextManager[object]:
+    """The current span while a webhook ``event`` is handled, a child of Zoom's ``traceparent``."""
+    from opentelemetry import trace
+    from opentelemetry.propagate import extract
+
+    context = extract({"traceparent": traceparent}) if traceparent else None
+    return trace.get_tracer("zoom_s2s", __version__).start_as_current_span(
+        f"zoom_s2s.webhook {event}", context=context, kind=trace.SpanKind.CONSUMER,
+        attributes=dict(attributes),
+    )

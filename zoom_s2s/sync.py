@@ -9,8 +9,6 @@ facade").
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import contextlib
 import functools
 import inspect
@@ -19,11 +17,12 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from ._env import api_url_from_env
 from ._lifecycle import ClosedOnExit
+from ._loop_thread import CLOSE_TIMEOUT, LoopThread
 from .api import SyncProducts
 from .client import ZoomClient
 from .errors import ConfigurationError, UsageError
@@ -43,7 +42,6 @@ P = ParamSpec("P")
 R = TypeVar("R", TokenManager, TokenManagerPool)  # the async object a facade runs
 StoreSpec = TokenStore | str | Callable[[], TokenStore] | None
 
-_CLOSE_TIMEOUT = 5.0  # seconds the shutdown waits for the loop to close things
 
 # Runtimes inherited through fork(): never used or closed in the child, only
 # kept referenced so their garbage collection does not warn about the
@@ -53,52 +51,13 @@ _facades: weakref.WeakSet[_Facade[Any]] = weakref.WeakSet()
 _client_keys = itertools.count()
 
 
-class _Runtime(Generic[R]):
+class _Runtime(LoopThread, Generic[R]):
     """One facade's private event-loop thread in one process, and the async objects on it."""
 
     def __init__(self) -> None:
-        self.pid = os.getpid()
-        self.loop = asyncio.new_event_loop()
         self.resident: R | None = None  # the facade's manager or pool, made on the loop
         self.clients: dict[int, ZoomClient] = {}
-        self.thread = threading.Thread(target=self._serve, name="zoom-s2s-sync", daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        try:
-            self.loop.run_forever()
-        finally:
-            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
-            self.loop.close()
-
-    def run(self, make: Callable[[], Coroutine[Any, Any, T]], timeout: float | None) -> T:
-        """Run ``make()`` on the loop and block until it finishes (or ``timeout``)."""
-        if threading.get_ident() == self.thread.ident:
-            raise UsageError(
-                "a zoom_s2s.sync call was made from its own event-loop thread (from a hook?); "
-                "it would wait for itself forever. Use the async API there"
-            )
-        future = asyncio.run_coroutine_threadsafe(make(), self.loop)
-        try:
-            return future.result(timeout)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
-            raise TimeoutError(f"the zoom_s2s call took longer than {timeout:g} s") from None
-
-    def shutdown(self) -> None:
-        """Close the clients and the resident, stop the loop, join the thread (bounded)."""
-        if self.pid != os.getpid() or not self.thread.is_alive():
-            return
-        if threading.get_ident() == self.thread.ident:  # collected on its own loop thread
-            self.loop.stop()
-            return
-        try:
-            self.run(self._aclose_all, _CLOSE_TIMEOUT)
-        except Exception:  # exit must go on; the error is still reported
-            logger.warning("closing the zoom_s2s sync runtime failed", exc_info=True)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(_CLOSE_TIMEOUT)
+        super().__init__("zoom-s2s-sync")
 
     async def _aclose_all(self) -> None:
         clients, self.clients = list(self.clients.values()), {}
@@ -579,7 +538,7 @@ class SyncZoomClient(SyncProducts, ClosedOnExit):
             if client is not None:
                 await client.aclose()
 
-        runtime.run(close, _CLOSE_TIMEOUT)
+        runtime.run(close, CLOSE_TIMEOUT)
 
     def _runtime(self) -> _Runtime[Any]:
         if self._closed:
@@ -617,4 +576,4 @@ class SyncZoomClient(SyncProducts, ClosedOnExit):
             aclose = getattr(items, "aclose", None)
             if not finished and aclose is not None and runtime.thread.is_alive():
                 with contextlib.suppress(Exception):
-                    runtime.run(aclose, _CLOSE_TIMEOUT)
+                    runtime.run(aclose, CLOSE_TIMEOUT)

@@ -3,7 +3,9 @@
 :class:`MemoryTokenStore`, :class:`FileTokenStore`, :class:`RedisTokenStore`,
 :class:`PostgresTokenStore` (the last two import their driver only when made),
 :class:`EncryptedTokenStore` around any of them, and :func:`store_from_url`.
-Writing a store or a rate budget: ``docs/stores.rst``.
+Each backend also provides its :class:`RateBudget` (``store.rate_budget``) and
+its :class:`WebhookClaims` (``store.webhook_claims``). Writing a store, a rate
+budget or claims: ``docs/stores.rst``.
 """
 
 from .base import (
@@ -17,6 +19,7 @@ from .base import (
     encode_record,
 )
 from .budget import Pause, Permit, RateBudget, rate_budget_of
+from .claims import ClaimAnswer, WebhookClaims, claims_of
 from .encrypted import EncryptedTokenStore
 from .file import FileTokenStore
 from .memory import MemoryTokenStore
@@ -27,6 +30,7 @@ from .url import store_from_url
 
 __all__ = [
     "BaseTokenStore",
+    "ClaimAnswer",
     "EncryptedTokenStore",
     "FailureRecord",
     "FileTokenStore",
@@ -40,6 +44,8 @@ __all__ = [
     "RedisTokenStore",
     "StoreState",
     "TokenStore",
+    "WebhookClaims",
+    "claims_of",
     "decode_record",
     "encode_record",
     "rate_budget_of",

@@ -1,4 +1,4 @@
-"""MemoryTokenStore and MemoryRateBudget: a dict and asyncio primitives, for one process."""
+"""The memory backend: token store, rate budget and webhook claims, for one process."""
 
 from __future__ import annotations
 
@@ -22,8 +22,9 @@ from .budget import (
     paused_bucket,
     take_permit,
 )
+from .claims import ClaimAnswer, Record, WebhookClaims, owned, take_claim
 
-__all__ = ["MemoryRateBudget", "MemoryTokenStore"]
+__all__ = ["MemoryClaims", "MemoryRateBudget", "MemoryTokenStore"]
 
 
 @attrs.define
@@ -56,6 +57,7 @@ class MemoryTokenStore(BaseTokenStore):
         self._slots: dict[str, _Slot] = {}
         #: The rate budget of this process (the memory store shares nothing further).
         self.rate_budget = MemoryRateBudget()
+        self.webhook_claims = MemoryClaims()
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> MemoryTokenStore:
@@ -227,3 +229,47 @@ class MemoryRateBudget(RateBudget):
     def clear(self) -> None:
         """Forget every bucket."""
         self._buckets.clear()
+
+
+class MemoryClaims(WebhookClaims):
+    """:class:`~zoom_s2s.stores.claims.WebhookClaims` in this process's memory (monotonic clock)."""
+
+    _SWEEP_AT = 10_000
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._records: dict[str, Record] = {}
+
+    def _live(self) -> tuple[dict[str, Record], float]:
+        now = _clock.monotonic()
+        if len(self._records) >= self._SWEEP_AT:
+            self._records = {k: r for k, r in self._records.items() if r.until > now}
+        return self._records, now
+
+    async def _claim(
+        self, key: str, owner: str, lease: float, keep: float, order: str | None,
+        event_ts: int, drop_stale: bool,
+    ) -> ClaimAnswer:
+        records, now = self._live()
+        return take_claim(records, now, key, owner, lease, keep, order, event_ts, drop_stale)
+
+    async def _extend(self, key: str, owner: str, lease: float) -> bool:
+        records, now = self._live()
+        held = owned(records, now, key, owner)
+        if held is not None:
+            held.until = now + lease
+        return held is not None
+
+    async def _finish(self, key: str, owner: str, keep: float) -> bool:
+        records, now = self._live()
+        held = owned(records, now, key, owner)
+        if held is not None:
+            records[key] = Record(until=now + keep, done=True)
+        return held is not None
+
+    async def _release(self, key: str, owner: str) -> bool:
+        records, now = self._live()
+        held = owned(records, now, key, owner)
+        if held is not None:
+            del records[key]
+        return held is not None

@@ -6,8 +6,9 @@
   are its accounts and Marketplace apps (many at once); :class:`FakeRateLimits`
   makes it enforce Zoom's rate limits (``FakeZoom(rate_limits=...)``).
 * :class:`StoreContract`: the contract suite every :class:`~zoom_s2s.TokenStore`
-  must pass, and :class:`RateBudgetContract` the one for a store's rate budget
-  (need pytest and pytest-asyncio; imported on first use).
+  must pass, :class:`RateBudgetContract` the one for a store's rate budget and
+  :class:`ClaimsContract` the one for its webhook claims (need pytest and
+  pytest-asyncio; imported on first use).
 * :class:`FakeClock`: virtual time for zoom-s2s, so tests move time instead of sleeping.
 * ``fake_zoom``: a pytest fixture serving a :class:`FakeZoom`, and ``fake_clock``
   one installing a :class:`FakeClock` (auto-registered plugin).
@@ -23,9 +24,11 @@ from .fake_zoom import FakeAccount, FakeApp, FakeZoom, Fault
 
 if TYPE_CHECKING:
     from .budget_contract import RateBudgetContract
+    from .claims_contract import ClaimsContract
     from .contract import StoreContract
 
 __all__ = [
+    "ClaimsContract",
     "FakeAccount",
     "FakeApp",
     "FakeClock",
@@ -39,6 +42,7 @@ __all__ = [
 _LAZY = {
     "StoreContract": ".contract",
     "RateBudgetContract": ".budget_contract",
+    "ClaimsContract": ".claims_contract",
 }
 
 

@@ -27,7 +27,8 @@ It follows ``docs/zoom.rst``, which cites a source for each behaviour:
   ``created_at``;
 * ``X-RateLimit-Category``, ``-Limit`` and ``-Remaining`` on every API answer
   (counted, not enforced: a layer added to :attr:`FakeZoom.api_hooks` may);
-* signed webhook events sent to a URL (:meth:`FakeZoom.send_webhook`);
+* signed webhook deliveries with Zoom's retries, and the webhook logs API
+  (:attr:`FakeZoom.webhooks`, ``zoom_s2s.testing._fake_webhooks``);
 * ``GET /_fake/stats``: its counters as JSON, for other processes.
 
 Faults are injected with :meth:`FakeZoom.fail_next`.
@@ -35,7 +36,8 @@ Faults are injected with :meth:`FakeZoom.fail_next`.
 Routes: ``POST /oauth/token``; ``GET /v2/users`` (list), ``POST /v2/users``
 (create), ``GET /v2/users/{userId}`` (id, email or ``me``; query parameters
 ``login_type``, ``encrypted_email``, ``search_by_unique_id``),
-``DELETE /v2/users/{userId}`` (204), ``GET /v2/users/{userId}/meetings``;
+``DELETE /v2/users/{userId}`` (204), ``GET /v2/users/{userId}/meetings``,
+``GET /v2/marketplace/apps/{appId}/webhook_logs``;
 ``GET /_fake/stats``.
 """
 
@@ -54,13 +56,11 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Any, Literal
 
-import aiohttp
 import attrs
 from aiohttp import web
 
 from .. import _clock
 from ..models import Credentials
-from ..webhooks import URL_VALIDATION_EVENT, event_body, signed_headers
 from ._fake_api import SpecRoutes
 from ._fake_ratelimit import FakeRateLimits
 from ._fake_state import (
@@ -76,6 +76,7 @@ from ._fake_state import (
     iso_time,
     public_copy,
 )
+from ._fake_webhooks import FakeWebhooks
 
 __all__ = ["ApiCall", "FakeAccount", "FakeApp", "FakeZoom", "Fault"]
 
@@ -194,7 +195,7 @@ class FakeZoom:
             :attr:`url` (tests of a tampered or hostile ``api_url`` set another).
         clock: Unix time for token expiry, page tokens and ``created_at``
             (tests may pass a settable clock instead of waiting).
-        webhook_secret_token: The secret token :meth:`send_webhook` signs with.
+        webhook_secret_token: The secret token webhook deliveries are signed with.
         rate_limits: Enforce Zoom's rate limits
             (:class:`~zoom_s2s.testing.FakeRateLimits`: per-account QPS per
             category, daily limits, 429s and headers) instead of only counting.
@@ -211,6 +212,7 @@ class FakeZoom:
         stats: Answers by route and status, and 429s (``GET /_fake/stats``).
         api_hooks: Run in order on each authenticated API call (after the
             scope check); the default one adds the rate-limit headers.
+        webhooks: The webhook sender and its logs (:class:`FakeWebhooks`).
         accounts: Accounts by id.
         apps: Apps by client id.
         app: The aiohttp application serving all this.
@@ -266,6 +268,7 @@ class FakeZoom:
         self._faults: dict[Route, deque[Fault]] = {"token": deque(), "api": deque()}
         self._runner: web.AppRunner | None = None
         self.spec_routes = SpecRoutes(self)
+        self.webhooks = FakeWebhooks(self)
         self.app = self._make_app()
 
     # -- accounts and apps ------------------------------------------------------------
@@ -478,55 +481,17 @@ class FakeZoom:
         secret_token: str | None = None,
         timestamp: int | None = None,
     ) -> tuple[int, bytes]:
-        """POST a signed event notification to ``url``, as Zoom does.
-
-        Args:
-            url: The endpoint.
-            event: The event name, e.g. ``"meeting.started"``.
-            payload: The event's ``payload`` (default ``{"account_id": ...}``).
-            secret_token: Sign with this (default :attr:`webhook_secret_token`).
-            timestamp: ``x-zm-request-timestamp`` (default now, by :attr:`clock`).
+        """POST one signed event notification to ``url`` (no retry; :attr:`webhooks` retries).
 
         Returns:
-            The endpoint's (HTTP status, body).
+            The endpoint's (HTTP status, body); status -1 for a network error.
         """
-        body = event_body(
-            event,
-            {"account_id": self.default_account.account_id} if payload is None else payload,
-            event_ts=int(self.clock() * 1000),
-        )
-        stamp = int(self.clock()) if timestamp is None else timestamp
-        headers = signed_headers(
-            self.webhook_secret_token if secret_token is None else secret_token,
-            body,
-            timestamp=stamp,
-        )
-        headers["User-Agent"] = "Zoom Marketplace/1.0a"
-        async with (
-            aiohttp.ClientSession() as session,
-            session.post(url, data=body, headers=headers) as response,
-        ):
-            return response.status, await response.read()
+        body = self.webhooks.body(event, payload)
+        return await self.webhooks.send(url, body, secret_token=secret_token, timestamp=timestamp)
 
     async def validate_endpoint(self, url: str) -> bool:
         """Send Zoom's ``endpoint.url_validation`` challenge; whether the answer is right."""
-        import hashlib
-        import hmac
-
-        plain = secrets.token_urlsafe(16)
-        status, body = await self.send_webhook(url, URL_VALIDATION_EVENT, {"plainToken": plain})
-        if status not in (200, 204):
-            return False
-        try:
-            answer = json.loads(body)
-        except ValueError:
-            return False
-        key = self.webhook_secret_token.encode()
-        expected = hmac.new(key, plain.encode(), hashlib.sha256).hexdigest()
-        return isinstance(answer, dict) and answer == {
-            "plainToken": plain,
-            "encryptedToken": expected,
-        }
+        return await self.webhooks.validate_endpoint(url)
 
     # -- the app --------------------------------------------------------------------
 
@@ -541,6 +506,8 @@ class FakeZoom:
             ("DELETE", "/v2/users/{user_id}", self._delete_user, "Light"),
             ("GET", "/v2/report/meetings/{meeting_id}/participants", self._report_participants,
              "Heavy"),
+            ("GET", "/v2/marketplace/apps/{app_id}/webhook_logs", self.webhooks.logs_page,
+             "Medium"),
         ]
         for method, path, handler, category in api:
             app.router.add_route(method, path, self._api(handler, f"{method} {path}", category))

@@ -47,6 +47,7 @@ def test_schema_sql_and_grants_quote_a_validated_name() -> None:
         'GRANT SELECT ON "myapp_tokens".meta TO "app";',
         'GRANT SELECT, INSERT, UPDATE ON "myapp_tokens".entries TO "app";',
         'GRANT SELECT, INSERT, UPDATE, DELETE ON "myapp_tokens".rates TO "app";',
+        'GRANT SELECT, INSERT, UPDATE, DELETE ON "myapp_tokens".claims TO "app";',
     ]
     for bad in ('x"; DROP TABLE users; --', "Upper", "", "9lives", "a" * 49):
         with pytest.raises(ConfigurationError, match="schema must be"):

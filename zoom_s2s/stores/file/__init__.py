@@ -4,6 +4,7 @@
 """
 
 from .budget import FileRateBudget
+from .claims import FileClaims
 from .store import MAX_FILE_BYTES, FileTokenStore
 
-__all__ = ["MAX_FILE_BYTES", "FileRateBudget", "FileTokenStore"]
+__all__ = ["MAX_FILE_BYTES", "FileClaims", "FileRateBudget", "FileTokenStore"]

@@ -44,6 +44,7 @@ from ..base import (
     new_owner,
 )
 from .budget import FileRateBudget
+from .claims import FileClaims
 from .wait import flock_wait, unlock_and_close
 
 if sys.platform != "win32":
@@ -247,6 +248,7 @@ class FileTokenStore(BaseTokenStore):
         self._swept = False  # our stale temp files are removed once per store
         #: The rate budgets of every process of this host, in the directory.
         self.rate_budget = FileRateBudget(self, write_in_place)
+        self.webhook_claims = FileClaims(self, write_in_place)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> FileTokenStore:

@@ -5,6 +5,7 @@
 """
 
 from .budget import PostgresRateBudget
+from .claims import PostgresClaims
 from .store import PostgresTokenStore, grants_sql, schema_sql
 
-__all__ = ["PostgresRateBudget", "PostgresTokenStore", "grants_sql", "schema_sql"]
+__all__ = ["PostgresClaims", "PostgresRateBudget", "PostgresTokenStore", "grants_sql", "schema_sql"]

@@ -27,6 +27,7 @@ Schema version 2::
         failure_written   when it was written (database clock: its age)
         failure_expires   when it is forgotten (database clock)
     <schema>.rates    one row per rate-limit bucket (``zoom_s2s.stores.postgres.budget``)
+    <schema>.claims   one row per webhook claim (``zoom_s2s.stores.postgres.claims``)
 """
 
 # Every statement names its schema through quote_schema(), which admits only
@@ -96,6 +97,15 @@ CREATE TABLE IF NOT EXISTS {s}.rates (
     last_wait float8 NOT NULL DEFAULT 0,
     last_granted boolean NOT NULL DEFAULT false
 );
+CREATE TABLE IF NOT EXISTS {s}.claims (
+    key text PRIMARY KEY,
+    owner text,
+    done boolean NOT NULL DEFAULT false,
+    newest bigint NOT NULL DEFAULT 0,
+    prior bigint,
+    expires timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS claims_expires ON {s}.claims (expires);
 INSERT INTO {s}.meta (name, value)
     VALUES ('schema_version', '{SCHEMA_VERSION}')
     ON CONFLICT (name) DO NOTHING;

@@ -36,6 +36,7 @@ from ..base import (
 )
 from ..url import redact_url, url_secrets
 from .budget import PostgresRateBudget
+from .claims import PostgresClaims
 from .listener import ChangeListener
 from .sql import SCHEMA_VERSION, Statements, quote_schema
 from .sql import schema_sql as _schema_sql
@@ -81,6 +82,7 @@ def grants_sql(user: str, schema: str = "zoom_s2s") -> str:
         f"GRANT SELECT ON {s}.meta TO {u};\n"
         f"GRANT SELECT, INSERT, UPDATE ON {s}.entries TO {u};\n"
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON {s}.rates TO {u};\n"
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON {s}.claims TO {u};\n"
     )
 
 
@@ -198,6 +200,7 @@ class PostgresTokenStore(BaseTokenStore):
         self._sql = Statements(schema)
         #: The fleet's rate budgets, one row per bucket in ``<schema>.rates``.
         self.rate_budget = PostgresRateBudget(self, schema, self._ready)
+        self.webhook_claims = PostgresClaims(self, schema, self._ready)
         self._pool_size = pool_size
         self._timeouts = _Timeouts(float(connect_timeout), float(command_timeout))
         settings = dict(connect_options.pop("server_settings", None) or {})

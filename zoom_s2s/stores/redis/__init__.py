@@ -5,12 +5,14 @@
 """
 
 from .budget import RATE_COMMANDS, RedisRateBudget
+from .claims import RedisClaims
 from .store import CLUSTER_COMMANDS, REDIS_COMMANDS, RedisTokenStore, acl_rules
 
 __all__ = [
     "CLUSTER_COMMANDS",
     "RATE_COMMANDS",
     "REDIS_COMMANDS",
+    "RedisClaims",
     "RedisRateBudget",
     "RedisTokenStore",
     "acl_rules",

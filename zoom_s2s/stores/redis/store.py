@@ -33,6 +33,7 @@ from ..base import (
 )
 from ..url import redact_url, url_secrets
 from .budget import RATE_COMMANDS, RedisRateBudget
+from .claims import RedisClaims
 from .listener import ChangeListener
 from .scripts import (
     ACQUIRE_SCRIPT,
@@ -227,6 +228,7 @@ class RedisTokenStore(BaseTokenStore):
         self._release_script = client.register_script(RELEASE_SCRIPT)
         #: The fleet's rate budgets, kept in Redis beside the tokens.
         self.rate_budget = RedisRateBudget(self, client, prefix, self._ready)
+        self.webhook_claims = RedisClaims(self, client, prefix, self._ready)
         self._use_pubsub = callable(getattr(client, "pubsub", None))
         self._listener: ChangeListener | None = None  # created on the first wait
         # A RedisCluster client must learn the slot map once before commands run
