@@ -499,7 +499,7 @@ class ZoomClient(Products, AsyncClosedOnExit):
             path: Path below the base URL.
             files: Form field -> content, or (file name, content[, content type]);
                 content is bytes or a binary file (a seekable one is sent again
-                after a refused token).
+                after a refused token or Zoom's redirect to another of its hosts).
             params: Query parameters.
             base_url: Zoom's host for this operation (``https://file.zoom.us/v2``),
                 used when the client is on Zoom's default API host.
@@ -509,6 +509,7 @@ class ZoomClient(Products, AsyncClosedOnExit):
             The decoded JSON answer.
 
         Raises:
+            ForeignRedirectError: Redirected to a host that is not Zoom's.
             ZoomAPIError: As :meth:`request`.
         """
         return await transfers.upload(
