@@ -16,7 +16,7 @@ from .report import format_table, machine_info, write_json
 
 BENCHMARKS = (
     "hot_path", "cold_stampede", "fleet_soak", "peer", "api_overhead", "memory", "accounts",
-    "rate_budget", "webhooks",
+    "rate_budget", "webhooks", "decode",
 )
 
 

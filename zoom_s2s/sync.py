@@ -23,6 +23,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 from ._env import api_url_from_env, manager_options
 from ._lifecycle import ClosedOnExit
 from ._loop_thread import CLOSE_TIMEOUT, LoopThread
+from .api import SyncProducts
 from .client import ZoomClient
 from .errors import ConfigurationError, UsageError
 from .events import TokenHook, TokenStats, log_event
@@ -455,7 +456,7 @@ def _document(call: Callable[..., Any], method: Callable[..., Any]) -> None:
     )
 
 
-class SyncZoomClient(ClosedOnExit):
+class SyncZoomClient(SyncProducts, ClosedOnExit):
     """A blocking :class:`~zoom_s2s.ZoomClient` on a :class:`SyncTokenManager`.
 
     Its methods take the same arguments as :class:`~zoom_s2s.ZoomClient`'s.
@@ -535,6 +536,9 @@ class SyncZoomClient(ClosedOnExit):
     request = _blocking(ZoomClient.request)
     get_user = _blocking(ZoomClient.get_user)
     paginate = _blocking_iter(ZoomClient.paginate)
+    upload = _blocking(ZoomClient.upload)
+    stream = _blocking_iter(ZoomClient.stream)
+    download = _blocking(ZoomClient.download)
 
     def close(self) -> None:
         """Close this process's client (the manager stays open). Idempotent."""

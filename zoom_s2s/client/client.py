@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import aiohttp
@@ -26,6 +27,7 @@ from .._http import own_retry_notices
 from .._lifecycle import AsyncClosedOnExit
 from .._redact import secret_forms
 from .._session import SessionSlot
+from ..api import Products
 from ..errors import (
     APIConnectionError,
     ConfigurationError,
@@ -41,6 +43,7 @@ from ..oauth import RetryPolicy
 from ..ratelimit.headers import RateLimitInfo, rate_limit_info
 from ..ratelimit.limiter import RateLimiter
 from ..ratelimit.limits import RateLimits
+from . import transfers
 from .middleware import ForeignRedirect, RedirectGuard, check_redirect_mode
 from .pagination import MAX_PAGE_SIZE, Pages, Params
 from .pipeline import Answer, Pipeline
@@ -52,6 +55,9 @@ from .responses import (
 )
 from .urls import Destinations, api_base, quote_path
 from .user import User
+
+if TYPE_CHECKING:
+    from ..api._base import Upload
 
 __all__ = ["ZoomClient"]
 
@@ -144,7 +150,7 @@ def _what(exc: Exception) -> str:
     return "timed out" if isinstance(exc, asyncio.TimeoutError) else type(exc).__name__
 
 
-class ZoomClient(AsyncClosedOnExit):
+class ZoomClient(Products, AsyncClosedOnExit):
     """A Zoom REST API client that shares one token through a :class:`TokenManager`.
 
     Use it as ``async with ZoomClient(tokens) as zoom`` (or call :meth:`aclose`)::
@@ -461,8 +467,9 @@ class ZoomClient(AsyncClosedOnExit):
             params: Other query parameters, sent with every page.
             key: The answer's list of items, e.g. ``"users"``; default the one
                 key of the first answer whose value is a list.
-            page_size: Items per page, 1 to 300 (Zoom's maximum; some APIs
-                allow fewer and answer with fewer).
+            page_size: Items per page, 1 to 300, or to the API's own maximum
+                where it is larger (2000 on ``/users``); where it is smaller,
+                that maximum is sent (:func:`zoom_s2s.ratelimit.page_size_max`).
 
         Yields:
             The items, as decoded JSON.
@@ -474,6 +481,65 @@ class ZoomClient(AsyncClosedOnExit):
                 page token).
         """
         return Pages(self, path, params=params, key=key, page_size=page_size).items()
+
+    async def upload(
+        self,
+        method: str,
+        path: str,
+        *,
+        files: Mapping[str, Upload],
+        params: Params = None,
+        base_url: str | None = None,
+        rate_category: str | None = None,
+    ) -> Any:
+        """Send files as multipart/form-data (``zoom.chat.files.create`` uses it).
+
+        Args:
+            method: HTTP method, e.g. ``"POST"``.
+            path: Path below the base URL.
+            files: Form field -> content, or (file name, content[, content type]);
+                content is bytes or a binary file (a seekable one is sent again
+                after a refused token or Zoom's redirect to another of its hosts).
+            params: Query parameters.
+            base_url: Zoom's host for this operation (``https://file.zoom.us/v2``),
+                used when the client is on Zoom's default API host.
+            rate_category: The category to pace it by.
+
+        Returns:
+            The decoded JSON answer.
+
+        Raises:
+            ForeignRedirectError: Redirected to a host that is not Zoom's.
+            ZoomAPIError: As :meth:`request`.
+        """
+        return await transfers.upload(
+            self._link(), method, path, files=files, params=params, base_url=base_url,
+            rate_category=rate_category,
+        )
+
+    def stream(self, url: str, *, chunk_size: int = transfers.CHUNK_SIZE) -> AsyncIterator[bytes]:
+        """The body of a download URL (a recording file's ``download_url``), in chunks::
+
+            async for chunk in zoom.stream(recording_file["download_url"]):
+                sink.write(chunk)
+
+        The token goes to the URL only if it is on a Zoom host (or this
+        client's base URL's origin); Zoom's redirect to its storage is followed
+        without it. A refused token is replaced and the download retried once.
+
+        Raises:
+            ConfigurationError: The URL is not on a Zoom host.
+            ZoomAPIError: An error answer.
+        """
+        return transfers.stream(self._link(), url, chunk_size=chunk_size)
+
+    async def download(self, url: str, to: str | os.PathLike[str] | IO[bytes]) -> int:
+        """Write the body of a download URL to ``to`` (a path or a binary file), as :meth:`stream`.
+
+        Returns:
+            The number of bytes written.
+        """
+        return await transfers.download(self._link(), url, to)
 
     async def aclose(self) -> None:
         """Close the session if the client made it. Idempotent."""
@@ -491,6 +557,12 @@ class ZoomClient(AsyncClosedOnExit):
         if self._closed:
             raise UsageError("this ZoomClient is closed; create a new one")
         return self._session.get()
+
+    def _link(self) -> transfers.Link:
+        return transfers.Link(
+            self._open_session(), self._pipeline, self.tokens, self.base_url,
+            self._timeout.total, self.max_response_bytes,
+        )
 
     def _target(self, path: str) -> tuple[str, yarl.URL]:
         """(quoted path, URL at the configured base) for ``path``; remembered for next time."""

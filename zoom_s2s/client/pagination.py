@@ -12,6 +12,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any, Protocol
 
 from ..errors import ConfigurationError, ZoomAPIError
+from ..ratelimit.operations import page_size_max
 
 __all__ = ["MAX_PAGE_SIZE", "MAX_RESTARTS", "Pages", "Params", "page_token_expired"]
 
@@ -53,14 +54,15 @@ class Pages:
         key: str | None,
         page_size: int,
     ) -> None:
+        largest = page_size_max("GET", path) or MAX_PAGE_SIZE
         if (
             isinstance(page_size, bool)
             or not isinstance(page_size, int)
-            or not 1 <= page_size <= MAX_PAGE_SIZE
+            or not 1 <= page_size <= max(largest, MAX_PAGE_SIZE)
         ):
             raise ConfigurationError(
-                f"page_size={page_size!r} must be an int from 1 to {MAX_PAGE_SIZE} "
-                "(Zoom's largest page)"
+                f"page_size={page_size!r} must be an int from 1 to {max(largest, MAX_PAGE_SIZE)} "
+                f"(Zoom's largest page on {path} is {largest})"
             )
         if key is not None and (not isinstance(key, str) or not key):
             raise ConfigurationError(f"key={key!r} must be the name of the answer's list")
@@ -69,7 +71,7 @@ class Pages:
         self.key = key
         query: dict[str, str | int | float] = dict(params or {})
         query.pop("next_page_token", None)
-        query["page_size"] = page_size
+        query["page_size"] = min(page_size, largest)  # Zoom's smaller maximum, where it has one
         self.query = query
         self.restarts = 0
 

@@ -14,6 +14,7 @@ from .categories import BUILTIN, CategoryTable, path_shape
 from .headers import RateLimitInfo, rate_limit_info
 from .limiter import RateLimiter, rate_scope
 from .limits import CATEGORIES, PLANS, Category, RateLimits, category_name
+from .operations import Operation, category_of, operation_of, page_size_max
 
 __all__ = [
     "BUILTIN",
@@ -21,10 +22,14 @@ __all__ = [
     "PLANS",
     "Category",
     "CategoryTable",
+    "Operation",
     "RateLimitInfo",
     "RateLimiter",
     "RateLimits",
     "category_name",
+    "category_of",
+    "operation_of",
+    "page_size_max",
     "path_shape",
     "rate_limit_info",
     "rate_scope",

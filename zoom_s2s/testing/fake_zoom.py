@@ -62,6 +62,7 @@ from aiohttp import web
 
 from .. import _clock
 from ..models import Credentials
+from ._fake_api import SpecRoutes
 from ._fake_ratelimit import FakeRateLimits
 from ._fake_state import (
     APP_KINDS,
@@ -269,6 +270,7 @@ class FakeZoom:
         self._pages: dict[str, PageCursor] = {}
         self._faults: dict[Route, deque[Fault]] = {"token": deque(), "api": deque()}
         self._runner: web.AppRunner | None = None
+        self.spec_routes = SpecRoutes(self)
         self.webhooks = FakeWebhooks(self)
         self.app = self._make_app()
 
@@ -506,7 +508,6 @@ class FakeZoom:
             ("POST", "/v2/users", self._create_user, "Light"),
             ("GET", "/v2/users/{user_id}", self._get_user, "Light"),
             ("DELETE", "/v2/users/{user_id}", self._delete_user, "Light"),
-            ("GET", "/v2/users/{user_id}/meetings", self._list_meetings, "Medium"),
             ("GET", "/v2/report/meetings/{meeting_id}/participants", self._report_participants,
              "Heavy"),
             ("GET", "/v2/marketplace/apps/{app_id}/webhook_logs", self.webhooks.logs_page,
@@ -514,6 +515,7 @@ class FakeZoom:
         ]
         for method, path, handler, category in api:
             app.router.add_route(method, path, self._api(handler, f"{method} {path}", category))
+        self.spec_routes.add_routes(app)
         return app
 
     @web.middleware
@@ -694,14 +696,6 @@ class FakeZoom:
             return user
         del call.account.users[str(user["id"])]
         return web.Response(status=204)
-
-    async def _list_meetings(self, call: ApiCall) -> web.StreamResponse:
-        user = self._user(call)
-        if isinstance(user, web.Response):
-            return user
-        return web.json_response(
-            {"page_size": 30, "total_records": 0, "next_page_token": "", "meetings": []}
-        )
 
     async def _list_users(self, call: ApiCall) -> web.StreamResponse:
         status = call.request.query.get("status", "active")

@@ -8,10 +8,11 @@ import pytest
 import pytest_asyncio
 
 from zoom_s2s import TokenManager, ZoomClient
-from zoom_s2s.client.pagination import page_token_expired
+from zoom_s2s.client.pagination import Pages, page_token_expired
 from zoom_s2s.errors import ConfigurationError, ZoomAPIError
 from zoom_s2s.sync import SyncTokenManager, SyncZoomClient
 from zoom_s2s.testing import FakeZoom, Fault
+from zoom_s2s.testing.fake_zoom import ApiCall
 
 from ...support import FAST_RETRY
 
@@ -92,10 +93,38 @@ async def test_a_page_token_that_keeps_expiring_is_an_error_in_the_end(
     assert zoom.stats.requests[("GET /v2/users", 400)] == 4  # 3 restarts, then the error
 
 
-@pytest.mark.parametrize("size", [0, 301, True, 1.5])
-async def test_page_size_is_checked(client: ZoomClient, size: object) -> None:
+@pytest.mark.parametrize(
+    ("path", "size"),
+    [("/users", 0), ("/users", 2001), ("/users/me/meetings", 301), ("/users", True),
+     ("/users", 1.5)],
+)
+async def test_page_size_is_checked_against_the_endpoint_s_maximum(
+    client: ZoomClient, path: str, size: object
+) -> None:
     with pytest.raises(ConfigurationError, match="page_size"):
-        client.paginate("/users", page_size=size)  # type: ignore[arg-type]
+        client.paginate(path, page_size=size)  # type: ignore[arg-type]
+
+
+async def test_a_page_may_be_as_large_as_the_endpoint_allows(
+    client: ZoomClient, fake: tuple[FakeZoom, Clock]
+) -> None:
+    zoom, _ = fake
+    sizes: list[str] = []
+
+    async def record(call: ApiCall) -> None:
+        sizes.append(call.request.query["page_size"])
+
+    zoom.api_hooks.append(record)
+    assert [user async for user in client.paginate("/users", page_size=2000)]
+    assert [p async for p in client.paginate("/past_meetings/1/participants", page_size=300)]
+    *users, participants = sizes
+    assert set(users) == {"2000"}
+    assert participants == "300"
+
+
+def test_a_page_size_above_a_smaller_maximum_sends_that_maximum(client: ZoomClient) -> None:
+    walk = Pages(client, "/chat/emoji", params=None, key=None, page_size=300)
+    assert walk.query["page_size"] == 50
 
 
 async def test_an_answer_with_several_lists_needs_a_key(
