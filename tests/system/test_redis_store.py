@@ -341,7 +341,8 @@ def test_zoom_s2s_imports_without_redis_and_says_what_to_install() -> None:
         import sys
         sys.modules["redis"] = None  # make "import redis" fail as if not installed
         import zoom_s2s
-        from zoom_s2s import ConfigurationError, RedisTokenStore, store_from_url
+        from zoom_s2s import RedisTokenStore, store_from_url
+        from zoom_s2s.errors import ConfigurationError
         for attempt in (lambda: RedisTokenStore.from_url("redis://localhost"),
                         lambda: RedisTokenStore(object()),
                         lambda: store_from_url("redis://localhost")):
