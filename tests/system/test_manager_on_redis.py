@@ -82,6 +82,12 @@ async def test_a_token_fetched_while_redis_froze_is_kept_and_stored_when_redis_i
         fresh = await tokens.get_token()
         assert fresh.access_token == fake_zoom.issued_tokens[1]
         assert tokens.stats().lock_waits == 0
+        # Written with the fetch, or (a loaded machine outlasting socket_timeout) by the
+        # write-later task: either way it reaches the store while this manager lives.
+        for _ in range(100):
+            if (await store.read(tokens.store_key)).token == fresh:
+                break
+            await asyncio.sleep(0.1)
     # Another process adopts what was stored: no fetch of its own.
     async with TokenManager(
         fake_zoom.credentials, store=redis_url, token_url=fake_zoom.token_url, retry=FAST_RETRY
