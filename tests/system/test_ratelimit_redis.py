@@ -141,7 +141,8 @@ async def test_redis_down_degrades_to_per_process_pacing_with_a_warning(
 
 async def test_the_acl_rules_allow_the_rate_limit_scripts(redis_url: str) -> None:
     assert "+time" in acl_rules()
-    assert RATE_COMMANDS == ("TIME",)
+    assert RATE_COMMANDS == ("TIME", "HGETALL", "HDEL")
+    assert "+hgetall" in acl_rules()
 
 
 async def test_a_user_without_time_gets_a_store_error_and_the_limiter_goes_on(
