@@ -35,10 +35,12 @@ the account. Keys of one scope may be used in one call (``hold``), so a
 sharded store keeps a scope on one shard (Redis: one hash tag).
 
 Time is the backend's own clock (Redis ``TIME``, PostgreSQL
-``clock_timestamp()``; one host's clocks for the file and memory stores): the clocks of the hosts that
-share a bucket never matter, and a daily block without Zoom's ``Retry-After``
-ends at the next 00:00 UTC by that clock, never more than a day away. State read back is bounded like any shared input: a ``tat``
-or pause more than :data:`MAX_AHEAD` seconds away is corrupt and ignored.
+``clock_timestamp()``; one host's clocks for the file and memory stores):
+the clocks of the hosts that share a bucket never matter, and a daily block
+without Zoom's ``Retry-After`` ends at the next 00:00 UTC by that clock,
+never more than a day away. State read back is bounded like any shared
+input: a ``tat`` or pause more than :data:`MAX_AHEAD` seconds away is
+corrupt and ignored.
 """
 
 from __future__ import annotations
