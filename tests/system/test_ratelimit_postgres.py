@@ -211,7 +211,7 @@ async def test_a_limiter_on_postgres_is_shared(
     scope = _scope()
     one = RateLimiter(RateLimits(light=10, headroom=0), pair[0], scope=scope)
     two = RateLimiter(RateLimits(light=10, headroom=0), pair[1], scope=scope)
-    waits = [await limiter.acquire("light", method="GET", path="/users/me")
+    waits = [await limiter.acquire(limiter.ticket("GET", "/users/me", "light"))
              for limiter in (one, two, one, two)]
     assert one.shared
     assert two.shared

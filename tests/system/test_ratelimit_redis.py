@@ -124,11 +124,11 @@ async def test_redis_down_degrades_to_per_process_pacing_with_a_warning(
     store = RedisTokenStore.from_url(redis_url, socket_timeout=1, socket_connect_timeout=1)
     limiter = RateLimiter(RateLimits(light=10, headroom=0), store, scope=_scope())
     try:
-        await limiter.acquire("light", method="GET", path="/users/me")
+        await limiter.acquire(limiter.ticket("GET", "/users/me", "light"))
         assert limiter.shared
         redis_server.stop()
         with caplog.at_level(logging.WARNING, "zoom_s2s.ratelimit"):
-            waits = [await limiter.acquire("light", method="GET", path="/users/me")
+            waits = [await limiter.acquire(limiter.ticket("GET", "/users/me", "light"))
                      for _ in range(3)]
         assert limiter.permits == 4  # never "no requests"
         assert not limiter.shared
@@ -161,7 +161,7 @@ async def test_a_user_without_time_gets_a_store_error_and_the_limiter_goes_on(
             await store.rate_budget.acquire_permit("rate-x.light", interval=1, burst=1, max_wait=1)
         limiter = RateLimiter(RateLimits(light=10), store, scope=_scope())
         with caplog.at_level(logging.WARNING, "zoom_s2s.ratelimit"):
-            await limiter.acquire("light", method="GET", path="/users/me")
+            await limiter.acquire(limiter.ticket("GET", "/users/me", "light"))
         assert "pacing this process on its own" in caplog.text
         assert "pw-rl-1234" not in caplog.text
     finally:
@@ -176,10 +176,10 @@ async def test_max_wait_refusal_reserves_nothing_for_the_fleet(
     scope = _scope()
     one = RateLimiter(RateLimits(heavy=2, headroom=0, max_wait=0.1), pair[0], scope=scope)
     two = RateLimiter(RateLimits(heavy=2, headroom=0, max_wait=1), pair[1], scope=scope)
-    await one.acquire("heavy", method="GET", path="/report/daily")
+    await one.acquire(one.ticket("GET", "/report/daily", "heavy"))
     with pytest.raises(RateLimitedError):
-        await one.acquire("heavy", method="GET", path="/report/daily")
-    waited = await two.acquire("heavy", method="GET", path="/report/daily")
+        await one.acquire(one.ticket("GET", "/report/daily", "heavy"))
+    waited = await two.acquire(two.ticket("GET", "/report/daily", "heavy"))
     assert 0.4 <= waited < 0.7  # the slot one refused is still the next one
 
 

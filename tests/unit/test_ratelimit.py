@@ -28,6 +28,7 @@ from zoom_s2s.ratelimit import (
 )
 from zoom_s2s.ratelimit.headers import is_daily_message, is_per_user_message
 from zoom_s2s.stores import Pause, Permit, RateBudget
+from zoom_s2s.stores.budget import Tally
 
 PER_USER_DAILY = (
     "You have exceeded the daily rate limit (100) of Meeting Create/Update API requests "
@@ -161,6 +162,14 @@ def limiter(store: object | None = None, **kwargs: Any) -> RateLimiter:
     )
 
 
+async def acquire(lim: RateLimiter, method: str, path: str, category: str | None = None) -> float:
+    return await lim.acquire(lim.ticket(method, path, category))
+
+
+async def observe(lim: RateLimiter, method: str, path: str, **answer: Any) -> Any:
+    return await lim.observe(lim.ticket(method, path), **answer)
+
+
 def test_scope_is_per_account_not_per_app() -> None:
     assert rate_scope("u", "a") == rate_scope("u", "a")
     assert rate_scope("u", "a") != rate_scope("u", "b")
@@ -172,7 +181,7 @@ async def test_two_limiters_on_one_store_share_the_budget() -> None:
     loop = asyncio.get_running_loop()
     start = loop.time()
     await asyncio.gather(*(
-        lim.acquire("light", method="GET", path="/users/me") for lim in (one, two) * 3
+        acquire(lim, "GET", "/users/me", "light") for lim in (one, two) * 3
     ))
     # 6 permits at 10/s: the last one 0.5 s after the first, whoever asked.
     assert loop.time() - start >= 0.45
@@ -181,15 +190,15 @@ async def test_two_limiters_on_one_store_share_the_budget() -> None:
 
 async def test_unpaced_category_takes_no_permit() -> None:
     lim = limiter(light=None)
-    assert await lim.acquire("light", method="GET", path="/users/me") == 0
+    assert await acquire(lim, "GET", "/users/me", "light") == 0
     assert lim.permits == 0
 
 
 async def test_beyond_max_wait_raises_without_reserving() -> None:
     lim = limiter(heavy=1, max_wait=0.2)
-    await lim.acquire("heavy", method="GET", path="/report/daily")
+    await acquire(lim, "GET", "/report/daily", "heavy")
     with pytest.raises(RateLimitedError) as info:
-        await lim.acquire("heavy", method="GET", path="/report/daily")
+        await acquire(lim, "GET", "/report/daily", "heavy")
     assert not isinstance(info.value, DailyLimitExceededError)
     assert "not sent" in str(info.value)
     assert info.value.retry_after == pytest.approx(1.0, abs=0.1)
@@ -200,22 +209,19 @@ async def test_beyond_max_wait_raises_without_reserving() -> None:
 async def test_qps_429_with_retry_after_pauses_the_category() -> None:
     store = MemoryTokenStore()
     one, two = limiter(store), limiter(store)
-    await one.observe("light", method="GET", path="/users/me", status=429,
+    await observe(one, "GET", "/users/me", status=429,
                       headers={"Retry-After": "0.3", "X-RateLimit-Type": "QPS"}, message=QPS)
-    waited = await two.acquire("light", method="GET", path="/users/x")
+    waited = await acquire(two, "GET", "/users/x", "light")
     assert waited >= 0.28
-    assert await two.acquire("medium", method="GET", path="/users") < 0.05
+    assert await acquire(two, "GET", "/users", "medium") < 0.05
 
 
-async def test_a_pause_that_comes_while_a_caller_sleeps_moves_its_slot() -> None:
+async def test_a_pause_set_elsewhere_holds_the_next_lease() -> None:
     store = MemoryTokenStore()
     one, two = limiter(store, light=5), limiter(store, light=5)
-    await one.acquire("light", method="GET", path="/users/me")  # the next slot: +0.2 s
-    sleeper = asyncio.create_task(two.acquire("light", method="GET", path="/users/me"))
-    await asyncio.sleep(0.05)
-    await one.observe("light", method="GET", path="/users/me", status=429,
-                      headers={"Retry-After": "0.5"})
-    assert await sleeper >= 0.5
+    await acquire(two, "GET", "/users/me")  # two's lease: one slot at 5/s
+    await observe(one, "GET", "/users/me", status=429, headers={"Retry-After": "0.5"})
+    assert await acquire(two, "GET", "/users/me") >= 0.45
 
 
 @pytest.mark.parametrize(
@@ -232,57 +238,56 @@ async def test_daily_429_blocks_the_category_for_the_fleet_until_reset(
 ) -> None:
     store = MemoryTokenStore()
     one, two = limiter(store), limiter(store)
-    await one.observe("heavy", method="GET", path="/report/daily", status=429,
+    await observe(one, "GET", "/report/daily", status=429,
                       headers=headers, message=message)
     for lim in (one, two):
         with pytest.raises(DailyLimitExceededError) as info:
-            await lim.acquire("heavy", method="GET", path="/report/users")
+            await acquire(lim, "GET", "/report/users", "heavy")
         reset = info.value.retry_at
         assert reset is not None
         midnight = dt.datetime.now(dt.timezone.utc).replace(
             hour=0, minute=0, second=0, microsecond=0) + dt.timedelta(days=1)
         # Retry-After in 2099 is capped at the next reset: daily limits reset at 00:00 UTC.
         assert abs((reset - midnight).total_seconds()) < 120
-    assert await two.acquire("light", method="GET", path="/users/me") < 0.05
+    assert await acquire(two, "GET", "/users/me", "light") < 0.05
 
 
 async def test_per_user_daily_429_blocks_only_that_user_and_endpoint() -> None:
     store = MemoryTokenStore()
     one, two = limiter(store), limiter(store)
-    await one.observe("medium", method="POST", path="/users/u1/meetings", status=429,
+    await observe(one, "POST", "/users/u1/meetings", status=429,
                       headers={"X-RateLimit-Category": "Light"}, message=PER_USER_DAILY)
     with pytest.raises(DailyLimitExceededError):
-        await two.acquire("medium", method="POST", path="/users/u1/meetings")
-    await two.acquire("medium", method="POST", path="/users/u2/meetings")
-    await two.acquire("medium", method="GET", path="/users/u1/meetings")
+        await acquire(two, "POST", "/users/u1/meetings", "medium")
+    await acquire(two, "POST", "/users/u2/meetings", "medium")
+    await acquire(two, "GET", "/users/u1/meetings", "medium")
 
 
 async def test_remaining_zero_on_a_daily_budget_blocks_before_any_429() -> None:
     store = MemoryTokenStore()
     one, two = limiter(store), limiter(store)
-    info = await one.observe(
-        "heavy", method="GET", path="/report/daily", status=200,
+    info = await observe(one, "GET", "/report/daily", status=200,
         headers={"X-RateLimit-Type": "Daily-limit", "X-RateLimit-Limit": "1000",
                  "X-RateLimit-Remaining": "0", "X-RateLimit-Category": "Heavy"},
     )
     assert info is not None
     assert info.remaining == 0
     with pytest.raises(DailyLimitExceededError):
-        await two.acquire("heavy", method="GET", path="/report/daily")
+        await acquire(two, "GET", "/report/daily", "heavy")
 
 
 async def test_remaining_zero_on_a_qps_budget_waits_one_interval() -> None:
     store = MemoryTokenStore()
     one, two = limiter(store, light=4), limiter(store, light=4)
-    await one.observe("light", method="GET", path="/users/me", status=200,
+    await observe(one, "GET", "/users/me", status=200,
                       headers={"X-RateLimit-Type": "QPS", "X-RateLimit-Remaining": "0"})
-    assert await two.acquire("light", method="GET", path="/users/me") >= 0.2
+    assert await acquire(two, "GET", "/users/me", "light") >= 0.2
 
 
 async def test_the_category_header_is_learned_for_unknown_paths() -> None:
     lim = limiter()
     assert lim.category("GET", "/rooms/abc1/devices") == "heavy"
-    await lim.observe("heavy", method="GET", path="/rooms/abc1/devices", status=200,
+    await observe(lim, "GET", "/rooms/abc1/devices", status=200,
                       headers={"X-RateLimit-Category": "Light"})
     assert lim.category("GET", "/rooms/xyz9/devices") == "light"
     assert lim.category("GET", "/rooms/xyz9/devices", "Medium") == "medium"
@@ -293,15 +298,19 @@ async def test_the_category_header_is_learned_for_unknown_paths() -> None:
 class _Down(RateBudget):
     """A budget whose backend refuses every connection."""
 
-    async def _acquire(
-        self, key: str, interval: float, burst: int, max_wait: float, hold: str | None
-    ) -> Permit:
+    async def _acquire(self, *args: Any) -> Permit:
         raise ConnectionRefusedError("connection refused")
 
-    async def _pause(self, key: str, seconds: float, daily: bool) -> None:
+    async def _pause(self, *args: Any) -> Pause:
         raise ConnectionRefusedError("connection refused")
 
     async def _paused(self, key: str) -> Pause:
+        raise ConnectionRefusedError("connection refused")
+
+    async def _count(self, *args: Any) -> Tally:
+        raise ConnectionRefusedError("connection refused")
+
+    async def _notices(self, scope: str) -> dict[str, Pause]:
         raise ConnectionRefusedError("connection refused")
 
 
@@ -331,7 +340,7 @@ async def test_a_failing_store_degrades_to_per_process_pacing_with_a_warning(
 ) -> None:
     lim = limiter(_Failing(), light=10)
     with caplog.at_level(logging.WARNING, "zoom_s2s.ratelimit"):
-        waits = [await lim.acquire("light", method="GET", path="/users/me") for _ in range(3)]
+        waits = [await acquire(lim, "GET", "/users/me", "light") for _ in range(3)]
     assert lim.permits == 3  # requests still go: never "no requests"
     assert waits[2] >= 0.09  # and they are still paced, by this process
     assert not lim.shared
@@ -348,7 +357,7 @@ async def test_a_store_without_a_budget_paces_per_process_with_a_warning(
     with caplog.at_level(logging.WARNING, "zoom_s2s.ratelimit"):
         lim = limiter(Plain())
     assert "has no rate budget to share" in caplog.text
-    await lim.acquire("light", method="GET", path="/users/me")
+    await acquire(lim, "GET", "/users/me", "light")
     assert not lim.shared
 
 

@@ -190,8 +190,9 @@ class Pipeline:
                 return
         limiter = self.limiter
         if limiter is not None:
-            below = self._below_base(where) if path is None else path
-            category = limiter.category(method, below, rate_category)
+            ticket = limiter.ticket(
+                method, self._below_base(where) if path is None else path, rate_category
+            )
         token: AccessToken = yield self._get_token
         if where is not None and not destinations.allows(where, token.api_url):
             yield None
@@ -200,15 +201,15 @@ class Pipeline:
         while True:
             flow.token = token
             if limiter is not None:
-                yield partial(limiter.acquire, category, method=method, path=below)
+                yield partial(limiter.acquire, ticket)
             answer: Answer = yield token
             code = message = None
             if answer.status in _JUDGED and answer.body is not None:
                 code, message, _ = zoom_fields(answer.body, NO_SECRETS)
             if limiter is not None:
                 yield partial(
-                    limiter.observe, category, method=method, path=below, status=answer.status,
-                    headers=answer.headers, message=message, learn=rate_category is None,
+                    limiter.observe, ticket, status=answer.status, headers=answer.headers,
+                    message=message, body=answer.body,
                 )
             required = self._refused(answer, code, message, token, retried)
             if required is None:

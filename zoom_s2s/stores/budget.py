@@ -57,6 +57,7 @@ from ..errors import ConfigurationError, StoreError, ZoomS2SError
 
 __all__ = [
     "DAY",
+    "DAY_SLACK",
     "MAX_AHEAD",
     "MAX_CELLS",
     "MAX_PAUSE",
@@ -78,6 +79,9 @@ __all__ = [
 
 DAY = 86_400.0
 """A counter's period that means "the UTC day": it resets at 00:00 UTC."""
+
+DAY_SLACK = 60.0
+"""Seconds a daily pause may outlast the backend's next 00:00 UTC (Zoom's clock may differ)."""
 
 MAX_CELLS = 100_000
 """Most slots one lease may reserve."""
@@ -260,7 +264,8 @@ class RateBudget:
             until: Instead of ``seconds``: the Unix time it ends (Zoom's
                 ``Retry-After``), read against the backend's clock. With
                 neither, a daily pause ends at the next 00:00 UTC by the
-                backend's clock. A daily pause never lasts more than a day.
+                backend's clock; it never lasts more than :data:`DAY_SLACK`
+                beyond that.
 
         Returns:
             The key's pause after this one.
@@ -406,7 +411,7 @@ def pause_end(now: float, wall: float, seconds: float | None, daily: bool,
         end = now + seconds
     else:
         end = now + (day_end(wall) - wall)
-    return min(end, now + DAY) if daily else end
+    return min(end, now + (day_end(wall) - wall) + DAY_SLACK) if daily else end
 
 
 def pause_bucket(bucket: Bucket, now: float, end: float, *, daily: bool) -> bool:
