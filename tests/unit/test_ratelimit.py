@@ -367,3 +367,89 @@ def test_rate_limit_info_names_the_same_categories_as_rate_limits() -> None:
     from zoom_s2s.ratelimit import Category, RateLimitInfo
 
     assert get_type_hints(RateLimitInfo)["category"] == Literal[get_args(Category)] | None
+
+
+# -- the quota ledger: scopes ---------------------------------------------------------
+
+
+def plain(store: object, limits: RateLimits | None = None) -> RateLimiter:
+    return RateLimiter(limits, store, scope=rate_scope("https://zoom.us/oauth/token", "acct"))
+
+
+async def test_a_heavy_daily_limit_also_holds_resource_intensive_on_paid_plans() -> None:
+    store = MemoryTokenStore()
+    one, two = plain(store), plain(store)
+    await observe(one, "GET", "/report/daily", status=429,
+                  headers={"X-RateLimit-Category": "Heavy"}, message=CATEGORY_DAILY)
+    with pytest.raises(DailyLimitExceededError):
+        await acquire(two, "GET", "/metrics/meetings")  # Resource-intensive: the same limit
+    assert await acquire(two, "GET", "/users/me") == 0
+
+
+async def test_on_the_free_plan_each_category_has_its_own_daily_limit() -> None:
+    store = MemoryTokenStore()
+    free = RateLimits(plan="free")
+    one, two = plain(store, free), plain(store, free)
+    await observe(one, "GET", "/report/daily", status=429,
+                  headers={"X-RateLimit-Category": "Heavy"}, message=CATEGORY_DAILY)
+    with pytest.raises(DailyLimitExceededError):
+        await acquire(two, "GET", "/report/users")
+    assert await acquire(two, "GET", "/metrics/meetings") == 0
+
+
+async def test_an_unknown_daily_429_blocks_only_its_endpoint_shape() -> None:
+    store = MemoryTokenStore()
+    one, two = plain(store), plain(store)
+    await observe(one, "PATCH", "/users/abc1", status=429,
+                  headers={"X-RateLimit-Type": "Daily-limit", "X-RateLimit-Category": "Light"},
+                  message="You have reached the daily limit for this API.")
+    with pytest.raises(DailyLimitExceededError) as info:
+        await acquire(two, "PATCH", "/users/xyz9")  # the same endpoint, another user
+    assert "this endpoint" in str(info.value)
+    assert await acquire(two, "GET", "/users/abc1") == 0
+    assert await acquire(two, "PATCH", "/users/abc1/settings") == 0
+
+
+async def test_blocks_are_honoured_without_rate_limits_by_a_process_started_later() -> None:
+    store = MemoryTokenStore()
+    await observe(plain(store), "POST", "/users", status=429,
+                  headers={"X-RateLimit-Type": "Daily-limit", "X-RateLimit-Category": "Light"},
+                  message="You have exceeded the daily rate limit (1500) of Create User API "
+                  "requests permitted for this account.")
+    later = plain(store)  # reads the scope's notices before its first request
+    with pytest.raises(DailyLimitExceededError) as info:
+        await acquire(later, "POST", "/users")
+    assert not info.value.sent
+    assert await acquire(later, "GET", "/users/abc1") == 0
+
+
+async def test_a_concurrency_429_pauses_nothing() -> None:
+    store = MemoryTokenStore()
+    one, two = limiter(store), limiter(store)
+    await observe(one, "PATCH", "/meetings/1", status=429, headers={"Retry-After": "5"},
+                  message="Too many concurrent requests. Try again later.")
+    assert await acquire(two, "PATCH", "/meetings/2") < 0.05
+
+
+async def test_presence_status_goes_once_a_minute_per_user() -> None:
+    lim = plain(MemoryTokenStore(), RateLimits(max_wait=0.5))
+    await acquire(lim, "PUT", "/users/u1/presence_status")
+    with pytest.raises(RateLimitedError) as info:
+        await acquire(lim, "PUT", "/users/u1/presence_status")
+    assert not info.value.sent
+    assert info.value.retry_after == pytest.approx(60, abs=1)
+    await acquire(lim, "PUT", "/users/u2/presence_status")
+    assert lim.stats()["remaining"]
+
+
+async def test_a_ticket_names_its_product_budget_and_cap() -> None:
+    lim = plain(MemoryTokenStore(), RateLimits.for_plan("pro"))
+    phone = lim.ticket("GET", "/phone/users")  # not in the table: Heavy, Zoom Phone's own
+    assert phone.bucket == "phone-heavy"
+    assert lim._interval(phone) == pytest.approx(1 / (5 * 0.95))  # Phone Pro: 5 Heavy/s
+    assert lim._interval(lim.ticket("GET", "/report/daily")) == pytest.approx(1 / (10 * 0.95))
+    update = lim.ticket("PATCH", "/meetings/85746065")
+    assert update.cap is not None
+    assert update.cap.scope == "host"
+    assert update.cap.kind == "meetings"
+    assert lim.ticket("POST", "/users").cap.limit("pro") == 1500  # type: ignore[union-attr]

@@ -24,6 +24,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote
 
 from .. import _clock
 from ..errors import ConfigurationError, DailyLimitExceededError, RateLimitedError, StoreError
@@ -416,20 +417,28 @@ class RateLimiter:
             return None  # the registrant is in the body: Zoom's 429 is the only guard
         subject = cap.subject
         if cap.kind is not None:  # a meeting or webinar: its host counts
-            hosted = f"{cap.kind}/{subject}"
-            host = self._hosts.get(hosted)
-            if host is None and self.fetch is not None:
-                try:
-                    await self.fetch(f"/{hosted}")  # observe() learns the host from it
-                except Exception as exc:  # the update itself will tell the caller
-                    logger.debug("could not learn the host of %s: %s", hosted, exc)
-                host = self._hosts.get(hosted)
-            if host is None:
-                return None
-            subject = host
+            host = await self._host(f"{cap.kind}/{subject}", "host_id")
+        elif subject == "me" or "@" in subject:  # the host's id, as updates name it
+            host = await self._host(subject, "id")
         else:
-            subject = self._hosts.get(subject, subject)  # an email or "me" a create taught
-        return f"{cap.name}.{fingerprint(subject)}"
+            host = subject
+        return None if host is None else f"{cap.name}.{fingerprint(host)}"
+
+    async def _host(self, subject: str, field: str) -> str | None:
+        """The user id ``subject`` stands for: remembered, or asked of Zoom once (``fetch``)."""
+        host = self._hosts.get(subject)
+        if host is None and self.fetch is not None:
+            path = subject if "/" in subject else "users/" + quote(subject, safe="")
+            try:
+                data = await self.fetch("/" + path)
+            except Exception as exc:  # the request itself will tell the caller
+                logger.debug("could not learn who %s is: %s", subject, exc)
+                return None
+            found = data.get(field) if isinstance(data, dict) else None
+            if isinstance(found, str) and found:
+                self._remember_host(subject, found)
+                host = found
+        return host
 
     # -- what answers say ------------------------------------------------------
 
@@ -490,7 +499,9 @@ class RateLimiter:
             seconds = retry_at(headers.get("Retry-After"))
             span = _QPS_PAUSE if seconds is None else seconds - _clock.wall()
             span = min(max(0.0, span), self.limits.max_pause)
-            if span > 0:
+            if ticket.cap is not None and ticket.cap_key is not None and ticket.cap.period < DAY:
+                await self._pause(ticket.cap_key, seconds=span)  # once a minute per user
+            elif span > 0:
                 self._shares.pop(bucket, None)
                 await self._pause(bucket, seconds=span)
         else:  # a success that spent the last of this window's budget: let it refill

@@ -36,7 +36,9 @@ Routes: ``POST /oauth/token``; ``GET /v2/users`` (list), ``POST /v2/users``
 (create), ``GET /v2/users/{userId}`` (id, email or ``me``; query parameters
 ``login_type``, ``encrypted_email``, ``search_by_unique_id``),
 ``DELETE /v2/users/{userId}`` (204), ``GET /v2/users/{userId}/meetings``;
-``GET /_fake/stats``.
+``POST /v2/users/{userId}/meetings`` and ``.../webinars`` (create; the answer
+names ``host_id``), ``GET`` and ``PATCH /v2/meetings/{id}`` and
+``/v2/webinars/{id}``, ``POST /v2/groups``; ``GET /_fake/stats``.
 """
 
 from __future__ import annotations
@@ -256,7 +258,10 @@ class FakeZoom:
         self.default_app = self.add_app(
             self.default_account, client_id=client_id, client_secret=client_secret
         )
+        self.meetings: dict[str, dict[str, Any]] = {}  # meetings and webinars, by id
         self.rate_limits = rate_limits
+        if rate_limits is not None:
+            rate_limits.meetings = self.meetings  # per-host caps count a meeting's host
         self.api_hooks: list[ApiHook] = [RateHeaders(clock) if rate_limits is None else rate_limits]
         self._issued: dict[str, Issued] = {}
         self._pages: dict[str, PageCursor] = {}
@@ -536,6 +541,13 @@ class FakeZoom:
             ("GET", "/v2/users/{user_id}", self._get_user, "Light"),
             ("DELETE", "/v2/users/{user_id}", self._delete_user, "Light"),
             ("GET", "/v2/users/{user_id}/meetings", self._list_meetings, "Medium"),
+            ("POST", "/v2/users/{user_id}/meetings", self._create_meeting, "Medium"),
+            ("POST", "/v2/users/{user_id}/webinars", self._create_meeting, "Light"),
+            ("GET", "/v2/meetings/{meeting_id}", self._get_meeting, "Light"),
+            ("PATCH", "/v2/meetings/{meeting_id}", self._update_meeting, "Light"),
+            ("GET", "/v2/webinars/{meeting_id}", self._get_meeting, "Light"),
+            ("PATCH", "/v2/webinars/{meeting_id}", self._update_meeting, "Light"),
+            ("POST", "/v2/groups", self._create_group, "Light"),
         ]
         for method, path, handler, category in api:
             app.router.add_route(method, path, self._api(handler, f"{method} {path}", category))
@@ -727,6 +739,29 @@ class FakeZoom:
         return web.json_response(
             {"page_size": 30, "total_records": 0, "next_page_token": "", "meetings": []}
         )
+
+    async def _create_meeting(self, call: ApiCall) -> web.StreamResponse:
+        user = self._user(call)
+        if isinstance(user, web.Response):
+            return user
+        meeting = {"id": len(self.meetings) + 81_000_000_001, "host_id": user["id"],
+                   "host_email": user.get("email", ""), "topic": "Fake meeting"}
+        self.meetings[str(meeting["id"])] = meeting
+        return web.json_response(meeting, status=201)
+
+    async def _get_meeting(self, call: ApiCall) -> web.StreamResponse:
+        meeting = self.meetings.get(call.request.match_info["meeting_id"])
+        if meeting is None:
+            return _api_error(404, 3001, "Meeting does not exist.")
+        return web.json_response(meeting)
+
+    async def _update_meeting(self, call: ApiCall) -> web.StreamResponse:
+        if call.request.match_info["meeting_id"] not in self.meetings:
+            return _api_error(404, 3001, "Meeting does not exist.")
+        return web.Response(status=204)
+
+    async def _create_group(self, call: ApiCall) -> web.StreamResponse:
+        return web.json_response({"id": secrets.token_urlsafe(8)}, status=201)
 
     async def _list_users(self, call: ApiCall) -> web.StreamResponse:
         query = call.request.query

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -204,3 +205,91 @@ async def test_the_middleware_paces_and_stops_at_a_daily_limit() -> None:
     assert statuses.count(200) == 12
     assert statuses.count(429) <= 1
     assert layer.refused.get("qps", 0) == 0
+
+
+# -- the quota ledger against the fake's scopes -----------------------------------------
+
+
+def _fast(**options: Any) -> FakeRateLimits:
+    return FakeRateLimits({"Light": 10_000, "Medium": 10_000, "Heavy": 10_000}, **options)
+
+
+async def test_a_daily_429_on_creating_users_leaves_reading_users_working() -> None:
+    layer = _fast(caps={"user_create": 2})
+    async with FakeZoom(rate_limits=layer) as fake, manager(fake) as tokens, ZoomClient(
+        tokens, fake.api_base_url
+    ) as zoom:
+        for n in range(2):
+            await zoom.request("POST", "/users", json={"action": "create",
+                                                       "user_info": {"email": f"n{n}@x.io"}})
+        with pytest.raises(DailyLimitExceededError) as first:
+            await zoom.request("POST", "/users", json={"user_info": {"email": "n3@x.io"}})
+        assert first.value.sent
+        with pytest.raises(DailyLimitExceededError) as held:
+            await zoom.request("POST", "/users", json={"user_info": {"email": "n4@x.io"}})
+        assert not held.value.sent
+        assert (await zoom.get_user(fake.me_id)).id == fake.me_id
+        await zoom.request("GET", "/users")
+    assert layer.refused == {"cap": 1}
+
+
+async def test_a_hosts_cap_holds_that_hosts_meetings_and_webinars_and_no_other_hosts() -> None:
+    layer = _fast(caps={"meeting_webinar_write": 3})
+    store = MemoryTokenStore()
+    async with FakeZoom(rate_limits=layer) as fake, manager(fake, store) as one, manager(
+        fake, store
+    ) as two, ZoomClient(one, fake.api_base_url) as a, ZoomClient(two, fake.api_base_url) as b:
+        fake.add_user({"id": "host2", "email": "h2@example.com"})
+        meeting = await a.request("POST", f"/users/{fake.me_id}/meetings", json={})
+        webinar = await a.request("POST", f"/users/{fake.me_id}/webinars", json={})
+        await a.request("PATCH", f"/meetings/{meeting['id']}", json={})
+        with pytest.raises(DailyLimitExceededError) as first:
+            await a.request("PATCH", f"/meetings/{meeting['id']}", json={})
+        assert first.value.sent  # Zoom's count (3) is below the ledger's (100): Zoom says so
+        # Every other create or update of that host is held, in the other client too.
+        for client, method, path in [
+            (b, "PATCH", f"/webinars/{webinar['id']}"),
+            (b, "POST", f"/users/{fake.me_id}/meetings"),
+            (b, "POST", "/users/me/webinars"),
+            (a, "PATCH", f"/meetings/{meeting['id']}"),
+        ]:
+            with pytest.raises(DailyLimitExceededError) as held:
+                await client.request(method, path, json={})
+            assert not held.value.sent, (method, path)
+        # Another host's go on, and the first host's meetings can still be read.
+        created = await b.request("POST", "/users/host2/meetings", json={})
+        await b.request("PATCH", f"/meetings/{created['id']}", json={})
+        await b.request("GET", f"/meetings/{meeting['id']}")
+    assert layer.refused == {"cap": 1}
+
+
+async def test_an_update_of_a_meeting_another_process_created_learns_its_host_once() -> None:
+    layer = _fast()
+    store = MemoryTokenStore()
+    async with FakeZoom(rate_limits=layer) as fake, manager(fake, store) as one, manager(
+        fake, store
+    ) as two, ZoomClient(one, fake.api_base_url) as a, ZoomClient(two, fake.api_base_url) as b:
+        meeting = await a.request("POST", f"/users/{fake.me_id}/meetings", json={})
+        for _ in range(3):
+            await b.request("PATCH", f"/meetings/{meeting['id']}", json={})
+        assert b.rate_limiter is not None
+        assert b.rate_limiter.stats()["remaining"]
+    assert fake.stats.by_route()["GET /v2/meetings/{meeting_id}"] == {"200": 1}
+    # Counted against the host: 1 create + 3 updates of the 100 a day.
+    assert min(b.rate_limiter.remaining.values()) == 96
+
+
+async def test_the_ledger_refuses_before_zoom_does() -> None:
+    layer = _fast()
+    async with FakeZoom(rate_limits=layer) as fake, manager(fake) as tokens, ZoomClient(
+        tokens, fake.api_base_url
+    ) as zoom:
+        for _ in range(100):
+            await zoom.request("POST", "/groups", json={"name": "g"})
+        with pytest.raises(DailyLimitExceededError) as held:
+            await zoom.request("POST", "/groups", json={"name": "g"})
+    assert not held.value.sent
+    assert held.value.retry_at is not None
+    assert held.value.retry_at.hour == 0
+    assert layer.refused == {}
+    assert layer.passed[(fake.credentials.account_id, "Light")] == 100

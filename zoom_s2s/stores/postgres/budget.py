@@ -105,8 +105,8 @@ def _pause(s: str, old: str) -> str:
     """A pause over ``old``: the new row's values (tat .. seen), one row.
 
     $2 seconds or NULL, $3 daily, $4 the end (Unix time) or NULL; neither: the next
-    00:00 UTC. A daily pause ends by the next 00:00 UTC (+ 60 s). Only ever extends; a non-daily pause
-    shifts reservations.
+    00:00 UTC. A daily pause ends by the next 00:00 UTC (+ 60 s). Only ever extends;
+    a non-daily pause shifts reservations.
     """
     stop = """CASE WHEN $4::float8 IS NOT NULL THEN to_timestamp($4::float8)
             WHEN $2::float8 IS NOT NULL THEN c.now + make_interval(secs => $2::float8)

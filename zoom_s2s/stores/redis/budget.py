@@ -107,7 +107,8 @@ return {wait, 1, shift, first - now}
 # KEYS[1]: bucket, KEYS[2]: the scope's notices. ARGV[1]: 's' (ARGV[2] is a span in µs,
 # 0 .. MAX_PAUSE), 'u' (ARGV[2] is the end, µs of Unix time) or 'm' (the next 00:00 UTC);
 # ARGV[3]: '1' daily, '0' not; ARGV[4]: the bucket's name (its field in the notices).
-# A daily pause ends by the next 00:00 UTC (+ DAY_SLACK). Returns {left µs, daily 1/0}: the pause after this one.
+# A daily pause ends by the next 00:00 UTC (+ DAY_SLACK).
+# Returns {left µs, daily 1/0}: the pause after this one.
 PAUSE_SCRIPT = (
     """
 local mode, value = ARGV[1], tonumber(ARGV[2])
@@ -124,7 +125,9 @@ local stop
 if mode == 's' then stop = now + value
 elseif mode == 'u' then stop = value
 else stop = (math.floor(now / day) + 1) * day end
-if ARGV[3] == '1' then stop = math.min(stop, (math.floor(now / day) + 1) * day + 60000000) end
+if ARGV[3] == '1' then
+  stop = math.min(stop, (math.floor(now / day) + 1) * day + 60000000)
+end
 if stop <= untl then
   local left = math.max(0, untl - now)
   return {left, (daily and left > 0) and 1 or 0}
