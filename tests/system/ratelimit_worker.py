@@ -98,10 +98,10 @@ async def hammer(worker: WorkerContext) -> dict[str, Any]:
             if trace:  # observe (not replace) the limiter's pauses
                 pause = limiter._pause
 
-                async def traced(key: str, seconds: float, *, daily: bool = False) -> None:
+                async def traced(name: str, **how: Any) -> None:
                     before = time.monotonic()
-                    await pause(key, seconds, daily=daily)
-                    pauses.append((before, time.monotonic(), seconds))
+                    await pause(name, **how)
+                    pauses.append((before, time.monotonic(), how.get("seconds") or 0.0))
 
                 limiter._pause = traced  # type: ignore[method-assign]
         await tokens.get_token()  # the token is not what is measured

@@ -274,6 +274,8 @@ class RateLimiter:
                     return waited
                 await _clock.sleep(wait)
                 self.waited += wait
+                if self._blocks:  # a block this process learned while the caller slept
+                    await self._honour_blocks(ticket, _clock.monotonic())
                 return waited + wait
         return waited + await self._lease(ticket, interval)
 
@@ -306,6 +308,8 @@ class RateLimiter:
         self.permits += 1
         if wait > 0:
             await _clock.sleep(wait)
+            if self._blocks:  # a block this process learned while the caller slept
+                await self._honour_blocks(ticket, _clock.monotonic())
         waited = _clock.monotonic() - start
         self.waited += waited
         return waited

@@ -180,8 +180,8 @@ def daily_scope(
         (one registrant of one meeting: nothing the next request shares).
     """
     account_wide = plan == "free" or category in ("heavy", "resource_intensive")
-    if names_category(message) or (header_only and account_wide and cap is None):
-        return "category"
+    if names_category(message) or (header_only and cap is None):
+        return "category"  # the headers describe the category's daily budget
     if cap is not None:
         return "none" if cap.scope == "registrant" else "cap"
     if per_user:
