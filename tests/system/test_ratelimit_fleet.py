@@ -23,7 +23,7 @@ import pytest
 from tests.harness.fleet import Fleet
 from zoom_s2s.testing import FakeRateLimits, FakeZoom
 
-from .ratelimit_worker import budget_run, hammer
+from .ratelimit_worker import budget_run, calls, hammer
 
 LIMIT = 20  # Light requests per second the fake allows the account
 
@@ -208,3 +208,39 @@ def test_a_qps_429_with_retry_after_pauses_every_process(redis_url: str) -> None
     assert any(a.at >= reopens and a.status == 0 for a in arrivals)  # and they carry on
     assert sum(r["ok"] for r in results) > 0
     assert [r["others"] for r in results if r["other"]] == []
+
+
+@pytest.mark.redis
+def test_a_hosts_cap_reached_in_one_process_holds_that_host_across_the_fleet(
+    redis_url: str,
+) -> None:
+    """Zoom counts meeting and webinar creates and updates per host: once one process
+    hits the cap on a meeting update, the other processes hold that host's creates and
+    updates of meetings and webinars (resolving hosts they never saw), and no other host's."""
+    layer = FakeRateLimits({"Light": 1000, "Medium": 1000}, caps={"meeting_webinar_write": 3})
+    with FakeZoom(rate_limits=layer).running_in_thread() as zoom, _fleet(
+        zoom, redis_url, coroutines=1
+    ) as fleet:
+        for n in (2, 3):
+            zoom.add_user({"id": f"host{n}", "email": f"h{n}@example.com"})
+        me = zoom.me_id
+        [first] = fleet.run(calls, [{"calls": [
+            ["POST", f"/users/{me}/meetings"],
+            ["POST", f"/users/{me}/webinars"],
+            ["PATCH", "/meetings/{0}"],
+            ["PATCH", "/meetings/{0}"],
+        ]}])
+        assert [outcome for outcome, _ in first] == ["ok", "ok", "ok", "sent"]
+        meeting, webinar = first[0][1], first[1][1]
+        others = fleet.run(calls, [{"calls": [
+            ["PATCH", f"/webinars/{webinar}"],
+            ["POST", "/users/me/meetings"],
+            ["POST", f"/users/{me}/webinars"],
+            ["PATCH", f"/meetings/{meeting}"],
+            ["POST", f"/users/{host}/meetings"],
+            ["PATCH", "/meetings/{4}"],
+            ["GET", f"/meetings/{meeting}"],
+        ]} for host in ("host2", "host3")])
+    for outcomes in others:
+        assert [outcome for outcome, _ in outcomes] == ["held"] * 4 + ["ok"] * 3, outcomes
+    assert layer.refused == {"cap": 1}

@@ -24,6 +24,7 @@ from zoom_s2s.stores.postgres import PostgresRateBudget, grants_sql, schema_sql
 from zoom_s2s.testing.budget_contract import RateBudgetContract
 
 from .test_postgres_store import sql
+from .test_ratelimit_redis import fast_host_clock_holds_to_the_stores_midnight
 
 pytestmark = pytest.mark.postgres
 
@@ -240,3 +241,9 @@ async def test_concurrent_permits_get_distinct_slots(
     gaps = [later - earlier for earlier, later in itertools.pairwise(waits)]
     assert min(gaps) > interval / 2  # every slot its own: a shared one would show a 0 gap
     assert waits[-1] == pytest.approx(39 * interval, abs=interval / 2)
+
+
+async def test_a_fast_host_clock_cannot_stretch_a_daily_block_past_the_databases_midnight(
+    pair: tuple[PostgresTokenStore, PostgresTokenStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await fast_host_clock_holds_to_the_stores_midnight(pair[0], monkeypatch)

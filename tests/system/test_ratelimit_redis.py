@@ -17,7 +17,7 @@ from tests.harness.redis_server import RedisServer
 from zoom_s2s import RateLimitedError, RedisTokenStore
 from zoom_s2s.errors import StoreError
 from zoom_s2s.ratelimit import RateLimiter, RateLimits
-from zoom_s2s.stores import RateBudget, TokenStore
+from zoom_s2s.stores import RateBudget, TokenStore, rate_budget_of
 from zoom_s2s.stores.redis import RATE_COMMANDS, acl_rules
 from zoom_s2s.testing.budget_contract import RateBudgetContract
 
@@ -247,3 +247,59 @@ class TestClusterBudget(RateBudgetContract):
             for primary in self.raw.get_primaries():
                 keys = await self.raw.keys(f"{self.prefix}:{{{scope}}}:*", target_nodes=primary)
                 assert bool(keys) == (primary.name == master)
+
+
+# -- clocks -------------------------------------------------------------------------
+
+_HEAVY_DAILY = (
+    "You have exceeded the daily rate limit (30000) of Heavy API requests for this account. "
+    "You may resume these requests at GMT 00:00:00."
+)
+
+
+async def fast_host_clock_holds_to_the_stores_midnight(
+    store: TokenStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A host whose clock reads a minute past the next 00:00 UTC (2 minutes fast at 23:59)
+    sees a daily 429 in both of Zoom's forms: the block ends at the store's midnight (this
+    machine's real clock), not a day later."""
+    import datetime as dt
+    import math
+    import time
+
+    from zoom_s2s import DailyLimitExceededError, _clock
+
+    real = time.time
+    midnight = (math.floor(real() / 86_400) + 1) * 86_400
+    skew = midnight - real() + 60
+    monkeypatch.setattr(_clock, "wall", lambda: real() + skew)
+    iso = dt.datetime.fromtimestamp(midnight, tz=dt.timezone.utc).isoformat()
+    for headers, message in (
+        ({"X-RateLimit-Category": "Heavy"}, _HEAVY_DAILY),
+        ({"X-RateLimit-Category": "Heavy", "X-RateLimit-Type": "Daily-limit",
+          "Retry-After": iso}, None),
+    ):
+        scope = _scope()
+        one = RateLimiter(None, store, scope=scope)
+        ticket = one.ticket("GET", "/report/daily")
+        await one.observe(ticket, status=429, headers=headers, message=message)
+        budget = rate_budget_of(store)
+        assert budget is not None
+        left = (await budget.paused(f"{scope}.heavy")).left
+        assert midnight - real() - 1 <= left <= midnight - real() + 1, (left, headers)
+        # The processes that learn the block (this one, and a later one) hold it as long.
+        for limiter in (one, RateLimiter(None, store, scope=scope)):
+            with pytest.raises(DailyLimitExceededError) as info:
+                await limiter.acquire(limiter.ticket("GET", "/metrics/meetings"))
+            assert info.value.retry_at is not None
+            assert abs(info.value.retry_at.timestamp() - skew - midnight) < 2
+
+
+async def test_a_fast_host_clock_cannot_stretch_a_daily_block_past_redis_midnight(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = RedisTokenStore.from_url(redis_url)
+    try:
+        await fast_host_clock_holds_to_the_stores_midnight(store, monkeypatch)
+    finally:
+        await store.aclose()
