@@ -153,6 +153,7 @@ class RateLimiter:
         self.remaining: dict[str, int] = {}
         self.permits = 0
         self.leases = 0
+        self.store_calls = 0
         self.waited = 0.0
         self.held_back = 0
         paced = any(self.limits.rate(category) is not None for category in _CATEGORIES)
@@ -189,6 +190,7 @@ class RateLimiter:
         return {
             "permits": self.permits,
             "leases": self.leases,
+            "store_calls": self.store_calls,
             "waited": self.waited,
             "held_back": self.held_back,
             "remaining": dict(self.remaining),
@@ -613,6 +615,7 @@ class RateLimiter:
             if budget is self._local:
                 found: dict[str, Pause] = {}
             else:
+                self.store_calls += 1
                 try:
                     found = await budget.notices(self.scope)
                 except StoreError:
@@ -674,6 +677,7 @@ class RateLimiter:
         """``call`` on the shared budget; on this process's when there is none or it fails."""
         budget = self._budget()
         if budget is not self._local:
+            self.store_calls += 1
             try:
                 return await call(budget)
             except StoreError as exc:
