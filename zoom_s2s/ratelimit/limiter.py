@@ -20,6 +20,7 @@ import asyncio
 import datetime as dt
 import json
 import logging
+import math
 import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
@@ -52,6 +53,7 @@ others, and how late a pause set elsewhere reaches a process that holds a lease.
 NOTICE_EVERY = 1.0
 """Seconds between two reads of the scope's blocks (for requests that take no lease)."""
 
+_GRAIN = 0.001  # a slot may go this early: the event loop cannot sleep less
 _STORE_RETRY = 5.0  # seconds of per-process pacing after a store error before asking it again
 _QPS_PAUSE = 1.0  # a per-second 429 without Retry-After: Zoom's window is one second
 _PROBE_WAIT = 2.0  # longest the first answer of an unknown budget is waited for
@@ -94,22 +96,25 @@ class Ticket:
 class _Share:
     """This process's lease of one bucket: slots it spends with no I/O (monotonic times).
 
-    ``next`` is the theoretical time of the next slot, ``end`` the end of the
-    lease, ``floor`` the earliest any slot may go (a pause), ``tol`` how early a
-    slot may go (the burst).
+    ``next`` is the theoretical time of the next slot; slots go ``interval``
+    apart, never earlier than that (``tol``: the burst, or the millisecond an
+    event loop cannot sleep) nor than ``floor`` (a pause). A slot not taken at
+    its time may still be taken later, until ``deadline`` (:data:`LEASE_SECONDS`
+    after the lease's slots): then what is left expires, so an idle process
+    holds nothing.
     """
 
-    __slots__ = ("end", "floor", "interval", "next", "size", "tol", "used")
+    __slots__ = ("deadline", "floor", "interval", "left", "next", "size", "started", "tol")
 
     def __init__(self, now: float, ahead: float, wait: float, cells: int, interval: float,
                  burst: int) -> None:
         self.next = now + ahead
-        self.end = self.next + cells * interval
         self.floor = now + wait
-        self.tol = (burst - 1) * interval
+        self.left = self.size = cells
         self.interval = interval
-        self.size = cells
-        self.used = 0
+        self.tol = max((burst - 1) * interval, _GRAIN)
+        self.started = now
+        self.deadline = self.next + cells * interval + LEASE_SECONDS
 
 
 class RateLimiter:
@@ -264,12 +269,12 @@ class RateLimiter:
         if interval is None:
             return waited
         share = self._shares.get(ticket.bucket)
-        if share is not None and share.interval == interval:
+        if share is not None and share.left and share.interval == interval:
             now = _clock.monotonic()
             slot = share.next if share.next > now else now
-            if slot < share.end:  # a slot of this process's lease: no I/O
+            if slot < share.deadline:  # a slot of this process's lease: no I/O
                 share.next = slot + interval
-                share.used += 1
+                share.left -= 1
                 self.permits += 1
                 wait = max(share.floor, slot - share.tol) - now
                 if wait <= 0:
@@ -291,14 +296,14 @@ class RateLimiter:
             while True:
                 now = _clock.monotonic()
                 share = self._shares.get(bucket)
-                if share is not None and share.interval == interval:
+                if share is not None and share.left and share.interval == interval:
                     slot = share.next if share.next > now else now
-                    if slot < share.end:
+                    if slot < share.deadline:
                         wait = max(share.floor, slot - share.tol) - now
                         if now + wait > deadline:
                             raise self._too_long(ticket, wait)
                         share.next = slot + interval
-                        share.used += 1
+                        share.left -= 1
                         break
                 pending = self._leasing.get(bucket)
                 if pending is not None:
@@ -323,11 +328,14 @@ class RateLimiter:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._leasing[bucket] = done
         try:
+            # As many slots as this process used in LEASE_SECONDS lately (its callers
+            # waiting now at least), at most LEASE_SECONDS of the rate.
             most = max(1, int(LEASE_SECONDS / interval))
             demand = self._waiting.get(bucket, 1)
             if old is not None:
-                demand = max(demand, 2 * old.used if old.used >= old.size else old.used)
-            cells = min(most, max(1, demand))
+                lasted = max(_clock.monotonic() - old.started, interval)
+                demand = max(demand, math.ceil((old.size - old.left) / lasted * LEASE_SECONDS))
+            cells = min(most, demand)
             budget = max(0.0, deadline - _clock.monotonic())
             key = self.bucket(bucket)
             permit = await self._on_budget(lambda shared: shared.acquire_permit(
@@ -510,10 +518,9 @@ class RateLimiter:
             elif span > 0:
                 self._shares.pop(bucket, None)
                 await self._pause(bucket, seconds=span)
-        else:  # a success that spent the last of this window's budget: let it refill
+        elif info is not None and (info.limit_type or "").lower() == "qps":  # window spent
             interval = self._interval(ticket)
             if interval is not None:
-                self._shares.pop(bucket, None)
                 await self._pause(bucket, seconds=interval)
         return info
 
