@@ -200,13 +200,15 @@ class Pipeline:
         retried = False
         while True:
             flow.token = token
-            if limiter is not None:
+            if limiter is not None and not limiter.take_now(ticket):
                 yield partial(limiter.acquire, ticket)
             answer: Answer = yield token
             code = message = None
             if answer.status in _JUDGED and answer.body is not None:
                 code, message, _ = zoom_fields(answer.body, NO_SECRETS)
-            if limiter is not None:
+            if limiter is not None and not limiter.routine(
+                ticket, answer.status, answer.headers, answer.body
+            ):
                 yield partial(
                     limiter.observe, ticket, status=answer.status, headers=answer.headers,
                     message=message, body=answer.body,

@@ -155,6 +155,8 @@ class RateLimiter:
         self._notices: asyncio.Future[None] | None = None
         self._hosts: OrderedDict[str, str] = OrderedDict()
         self._rules: dict[tuple[str, str], Any] = {}
+        self._tickets: dict[tuple[str, str], Ticket] = {}
+        self._intervals: dict[str, float | None] = {}  # by bucket: configured, else learned
         self.remaining: dict[str, int] = {}
         self.permits = 0
         self.leases = 0
@@ -213,12 +215,17 @@ class RateLimiter:
         Raises:
             ConfigurationError: ``override`` names no category.
         """
+        if override is None:
+            known = self._tickets.get((method, path))
+            if known is not None:
+                return known  # a known path without a cap: nothing in it changes
         path = path.split("?", 1)[0]
         key = (method, path)
         rule = self._rules.get(key)
         if rule is None:
             if len(self._rules) >= _CACHE:
                 self._rules.clear()
+                self._tickets.clear()
             rule = self._rules[key] = rule_of(method, path)
         category = rule.category or self.categories.category(method, path)
         if override is not None:
@@ -228,8 +235,11 @@ class RateLimiter:
                     f"rate_category={override!r}: use light, medium, heavy or resource_intensive"
                 )
             category = named
-        return Ticket(method, path, category, rule.product, rule.cap,
-                      override is None and rule.category is None)
+        ticket = Ticket(method, path, category, rule.product, rule.cap,
+                        override is None and rule.category is None)
+        if override is None and rule.category is not None and rule.cap is None:
+            self._tickets[key] = ticket
+        return ticket
 
     def category(self, method: str, path: str, override: str | None = None) -> Category:
         """The category of a request: ``override``, the table, what answers said, the default."""
@@ -240,10 +250,37 @@ class RateLimiter:
         return f"{self.scope}.{name}"
 
     def _interval(self, ticket: Ticket) -> float | None:
-        configured = self.limits.interval(ticket.category, ticket.product)
-        return configured if configured is not None else self._learned.get(ticket.bucket)
+        try:
+            return self._intervals[ticket.bucket]
+        except KeyError:
+            configured = self.limits.interval(ticket.category, ticket.product)
+            found = configured if configured is not None else self._learned.get(ticket.bucket)
+            self._intervals[ticket.bucket] = found
+            return found
 
     # -- before a request -------------------------------------------------------
+
+    def take_now(self, ticket: Ticket) -> bool:
+        """Take a slot at once if one is free here (no block, no cap, no wait, no I/O).
+
+        The warm path of :meth:`acquire`: when it answers ``False``, await that.
+        """
+        now = _clock.monotonic()
+        if now >= self._notices_due or self._blocks or ticket.cap is not None:
+            return False
+        interval = self._intervals.get(ticket.bucket)
+        if interval is None:
+            return ticket.bucket in self._seen and ticket.bucket in self._intervals
+        share = self._shares.get(ticket.bucket)
+        if share is None or not share.left or share.interval != interval:
+            return False
+        slot = share.next if share.next > now else now
+        if slot >= share.deadline or max(share.floor, slot - share.tol) > now:
+            return False
+        share.next = slot + interval
+        share.left -= 1
+        self.permits += 1
+        return True
 
     async def acquire(self, ticket: Ticket) -> float:
         """Wait for this request's slot; returns the seconds waited.
@@ -254,23 +291,27 @@ class RateLimiter:
                 nothing was sent.
             RateLimitedError: No slot within ``max_wait``; nothing was sent.
         """
+        if self.take_now(ticket):
+            return 0.0
         now = _clock.monotonic()
-        if now >= self._notices_due:
-            await self._read_notices()
         waited = 0.0
-        if self._blocks:
-            waited = await self._honour_blocks(ticket, now)
-        if ticket.cap is not None:
-            await self._count(ticket)
+        if now >= self._notices_due or self._blocks or ticket.cap is not None:
+            if now >= self._notices_due:
+                await self._read_notices()
+            if self._blocks:
+                waited = await self._honour_blocks(ticket, _clock.monotonic())
+            if ticket.cap is not None:
+                await self._count(ticket)
+            now = _clock.monotonic()
         interval = self._interval(ticket)
         if interval is None and ticket.bucket not in self._seen:
             await self._probe(ticket.bucket)
             interval = self._interval(ticket)
+            now = _clock.monotonic()
         if interval is None:
             return waited
         share = self._shares.get(ticket.bucket)
         if share is not None and share.left and share.interval == interval:
-            now = _clock.monotonic()
             slot = share.next if share.next > now else now
             if slot < share.deadline:  # a slot of this process's lease: no I/O
                 share.next = slot + interval
@@ -483,6 +524,8 @@ class RateLimiter:
             probe = self._probes.pop(bucket, None)
             if probe is not None:
                 probe.set()
+        elif self.routine(ticket, status, headers, body):
+            return None
         info = rate_limit_info(headers)
         if info is not None:
             self._learn(ticket, info)
@@ -524,6 +567,29 @@ class RateLimiter:
                 await self._pause(bucket, seconds=interval)
         return info
 
+    def routine(
+        self, ticket: Ticket, status: int, headers: Mapping[str, str], body: bytes | None
+    ) -> bool:
+        """Note an answer that teaches nothing new (the warm path of :meth:`observe`).
+
+        ``True``: a paced, known request went through and its budget is not
+        spent; ``False``: await :meth:`observe`.
+        """
+        if (
+            status >= 400
+            or ticket.learn
+            or ticket.cap is not None
+            or self._intervals.get(ticket.bucket) is None
+            or ticket.bucket not in self._seen
+        ):
+            return False
+        remaining = headers.get("X-RateLimit-Remaining")
+        if remaining is not None:
+            if not remaining.isdigit() or remaining == "0" or len(remaining) > 12:
+                return False
+            self.remaining[ticket.bucket] = int(remaining)
+        return body is None or ticket.method != "GET" or not _HOSTED.fullmatch(ticket.path)
+
     def _learn(self, ticket: Ticket, info: RateLimitInfo) -> None:
         named = info.category
         if (
@@ -542,7 +608,7 @@ class RateLimiter:
         ):
             interval = 1.0 / (info.limit * (1.0 - self.limits.headroom))
             if self._learned.get(ticket.bucket) != interval:
-                self._learned[ticket.bucket] = interval
+                self._learned[ticket.bucket] = self._intervals[ticket.bucket] = interval
                 logger.debug("%s: pacing at %d/s (X-RateLimit-Limit)", ticket.bucket, info.limit)
 
     def _learn_host(self, ticket: Ticket, body: bytes) -> None:
