@@ -138,13 +138,14 @@ async def test_hostile_state_is_ignored(
     assert 0 <= permit.shift < 1e9
     await store.rate_budget.pause("rate-x.light", 1)  # and a pause overwrites it
     assert 0 < (await store.rate_budget.paused("rate-x.light")).left <= 1
-    # A planted hold is ignored as well.
-    await sql(postgres_url, f"INSERT INTO {store.schema}.rates (key, paused_until) "
-                            "VALUES ('rate-x.uplanted', 'infinity')")
-    held = await store.rate_budget.acquire_permit(
-        "rate-x.medium", interval=1, burst=1, max_wait=0, hold="rate-x.uplanted"
-    )
-    assert held.granted
+    # A planted counter or block is ignored as well.
+    await sql(postgres_url, f"INSERT INTO {store.schema}.rates (key, tat, shift, paused_until,"
+                            " daily) VALUES ('rate-x.uplanted', 'infinity', 'NaN', 'infinity',"
+                            " true)")
+    tally = await store.rate_budget.count("rate-x.uplanted", limit=5)
+    assert tally.granted
+    assert tally.remaining == 4
+    assert "uplanted" not in await store.rate_budget.notices("rate-x")
 
 
 async def test_a_pause_forgets_rows_idle_for_an_hour(

@@ -239,10 +239,11 @@ class TestClusterBudget(RateBudgetContract):
         budget = budgets[0]
         homes = {self.masters[i]: self.new_scope() for i in range(len(self.masters))}
         for scope in homes.values():
-            await budget.acquire_permit(f"{scope}.light", interval=1, burst=1, max_wait=1,
-                                        hold=f"{scope}.uabc")
-            await budget.pause(f"{scope}.uabc", 60, daily=True)
+            await budget.acquire_permit(f"{scope}.light", interval=1, burst=1, max_wait=1)
+            await budget.pause(f"{scope}.uabc", 60, daily=True)  # and the scope's notices
             await budget.pause(f"{scope}.heavy", 1)
+            await budget.count(f"{scope}.user_create", limit=5)
+            assert set(await budget.notices(scope)) == {"uabc", "heavy"}
         for master, scope in homes.items():
             for primary in self.raw.get_primaries():
                 keys = await self.raw.keys(f"{self.prefix}:{{{scope}}}:*", target_nodes=primary)

@@ -22,8 +22,7 @@ Pauses: a per-second 429 with ``Retry-After`` pauses a bucket (no slot before
 the pause ends) and shifts every reservation already made by the pause's
 length (``shift`` grows by as much), so a caller that wakes from its sleep
 and sees ``shift`` changed sleeps that much longer. A *daily* pause grants
-nothing until it ends: callers are told at once. A *hold* is a daily pause
-on another key (one user and endpoint) checked in the same step.
+nothing until it ends: callers are told at once.
 
 A *counter* (the quota ledger: daily caps per endpoint, user or host) is a
 key whose ``tat`` is the end of its window and whose ``shift`` is the uses
@@ -31,8 +30,8 @@ counted in it; :meth:`RateBudget.count` takes one use or refuses.
 :meth:`RateBudget.notices` lists a scope's keys paused right now, in one read.
 
 Keys are ``<scope>.<name>`` (``[A-Za-z0-9_-]``, dot-separated): the scope is
-the account. Keys of one scope may be used in one call (``hold``), so a
-sharded store keeps a scope on one shard (Redis: one hash tag).
+the account. A sharded store keeps a scope on one shard (Redis: one hash
+tag), so a scope's notices live beside its buckets.
 
 Time is the backend's own clock (Redis ``TIME``, PostgreSQL
 ``clock_timestamp()``; one host's clocks for the file and memory stores):
@@ -147,9 +146,9 @@ class Permit:
 
     Attributes:
         wait: Seconds from now until the slot; when not granted, until the
-            pause or hold ends or the slot would be.
+            daily pause ends or the slot would be.
         granted: Whether a slot was reserved (``False``: held by a daily pause
-            or a hold, or the slot is more than ``max_wait`` away).
+            or the slot is more than ``max_wait`` away).
         shift: The bucket's cumulative pause shift, seconds, when the permit
             was taken: compare with :attr:`Pause.shift` after sleeping.
     """
@@ -224,7 +223,6 @@ class RateBudget:
         interval: float,
         burst: int,
         max_wait: float,
-        hold: str | None = None,
         cells: int = 1,
     ) -> Permit:
         """Reserve the next ``cells`` slots of bucket ``key``, atomically, by the backend's clock.
@@ -234,16 +232,12 @@ class RateBudget:
             interval: Seconds between two slots.
             burst: Slots that may be granted at once after a quiet spell.
             max_wait: Reserve nothing if the first slot is further away than this.
-            hold: Another key of the same scope: while it is paused, nothing
-                is granted (per-user daily limits).
             cells: Slots to reserve (a lease), ``interval`` apart from
                 :attr:`Permit.ahead`.
         """
         _check_permit_args(key, interval, burst, max_wait, cells)
-        if hold is not None and check_key(hold) != check_key(key):
-            raise ConfigurationError(f"hold {hold!r} is not in the scope of {key!r}")
         with self._translated("taking a rate-limit permit"):
-            return await self._acquire(key, interval, burst, max_wait, hold, cells)
+            return await self._acquire(key, interval, burst, max_wait, cells)
 
     async def pause(
         self,
@@ -325,8 +319,7 @@ class RateBudget:
             raise self._store.translate_error(exc, action) from exc
 
     async def _acquire(
-        self, key: str, interval: float, burst: int, max_wait: float, hold: str | None,
-        cells: int,
+        self, key: str, interval: float, burst: int, max_wait: float, cells: int
     ) -> Permit:
         raise NotImplementedError
 
@@ -385,12 +378,9 @@ def take_permit(
     interval: float,
     burst: int,
     max_wait: float,
-    hold: Bucket | None = None,
     cells: int = 1,
 ) -> Permit:
     """GCRA: reserve ``bucket``'s next ``cells`` slots at ``now`` (mutates it only when granted)."""
-    if hold is not None and hold.until > now:
-        return Permit(hold.until - now, False, bucket.shift)
     if bucket.daily and bucket.until > now:
         return Permit(bucket.until - now, False, bucket.shift)
     allow = max(now, bucket.tat - (burst - 1) * interval, bucket.until)

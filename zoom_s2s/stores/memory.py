@@ -206,14 +206,12 @@ class MemoryRateBudget(RateBudget):
         return bucket
 
     async def _acquire(
-        self, key: str, interval: float, burst: int, max_wait: float, hold: str | None,
-        cells: int,
+        self, key: str, interval: float, burst: int, max_wait: float, cells: int
     ) -> Permit:
         now = _clock.monotonic()
-        held = None if hold is None else self._buckets.get(hold)
         return take_permit(
             self._bucket(key, now), now, interval=interval, burst=burst, max_wait=max_wait,
-            hold=held, cells=cells,
+            cells=cells,
         )
 
     async def _pause(

@@ -181,20 +181,6 @@ class RateBudgetContract:
         assert (await b.paused(f"{scope}.heavy")).daily
         assert (await _take(b, f"{scope}.light")).granted  # other categories go on
 
-    async def test_a_hold_refuses_only_its_user_and_endpoint(
-        self, budgets: tuple[RateBudget, RateBudget]
-    ) -> None:
-        a, b = budgets
-        scope = self.new_scope()
-        key, hold = f"{scope}.medium", f"{scope}.uabc123"
-        started = time.monotonic()
-        await a.pause(hold, 600.0, daily=True)
-        held = await _take(b, key, hold=hold)
-        assert not held.granted
-        near(held.wait, 600.0, started)
-        assert (await _take(b, key, hold=f"{scope}.uother")).granted
-        assert (await b.paused(hold)).daily
-
     async def test_a_lease_reserves_consecutive_slots_in_one_step(
         self, budgets: tuple[RateBudget, RateBudget]
     ) -> None:
@@ -300,8 +286,6 @@ class RateBudgetContract:
                 await _take(a, key)
         with pytest.raises(ConfigurationError):
             await a.pause(f"{scope}.light", float("nan"))
-        with pytest.raises(ConfigurationError, match="scope"):
-            await _take(a, f"{scope}.light", hold=f"{self.new_scope()}.uabc")
         with pytest.raises(ConfigurationError):
             await a.pause(f"{scope}.light")  # neither seconds nor daily
         with pytest.raises(ConfigurationError):

@@ -11,8 +11,6 @@ thread, one ``pwrite()`` of a fixed size: a reader never sees a torn record.
 Times are the host's monotonic clock, shared by every process of the host; a
 record from before a reboot is far "ahead" of the new clock and is ignored
 (:data:`~zoom_s2s.stores.budget.MAX_AHEAD`), like any corrupt record.
-A hold (per-user daily limit) is read without its mutex: one record, written
-whole.
 """
 
 from __future__ import annotations
@@ -126,16 +124,13 @@ class FileRateBudget(RateBudget):
         self._write_in_place(self._files._path(key, ".rate"), data, _SIZE)
 
     async def _acquire(
-        self, key: str, interval: float, burst: int, max_wait: float, hold: str | None,
-        cells: int,
+        self, key: str, interval: float, burst: int, max_wait: float, cells: int
     ) -> Permit:
         def body() -> Permit:
             now = time.monotonic()
-            held = None if hold is None else self._load(hold, now)
             bucket = self._load(key, now)
             permit = take_permit(
-                bucket, now, interval=interval, burst=burst, max_wait=max_wait, hold=held,
-                cells=cells,
+                bucket, now, interval=interval, burst=burst, max_wait=max_wait, cells=cells
             )
             if permit.granted:
                 self._save(key, bucket)

@@ -8,8 +8,8 @@ A bucket key ``<scope>.<name>`` (``zoom_s2s.stores.budget``) lives at::
                                      pauses, read in one step by ``notices()``
 
 Every key of one scope (an account) shares the hash tag ``{<scope>}``, so the
-scripts, which may touch a bucket and a hold together, run on one Cluster
-slot. Each permit or lease is one script (one round trip): GCRA on Redis's own clock
+scripts, which may touch a bucket and its scope's notices together, run on
+one Cluster slot. Each permit or lease is one script (one round trip): GCRA on Redis's own clock
 (``TIME``), so the clocks of the hosts never matter. The scripts follow the
 rules of ``zoom_s2s.stores.redis.scripts``: arguments are checked before the first write,
 and state read back is bounded (a ``tat`` or pause further ahead than
@@ -69,7 +69,7 @@ local function fmt(x) return string.format('%.0f', x) end
 local day = 86400000000
 """
 
-# KEYS[1]: bucket, KEYS[2]: hold (KEYS[1] again when there is none).
+# KEYS[1]: bucket.
 # ARGV[1]: interval µs (1 .. 86400e6), ARGV[2]: burst (1 .. 10000),
 # ARGV[3]: max_wait µs (0 .. 86400e6), ARGV[4]: cells (1 .. 100000).
 # Returns {wait µs, granted 1/0, shift µs, ahead µs (to the first cell's theoretical time)}.
@@ -87,10 +87,6 @@ end
     + _PRELUDE
     + """
 local tat, untl, daily, shift, foreign = load(KEYS[1])
-if KEYS[2] ~= KEYS[1] then
-  local _, huntil = load(KEYS[2])
-  if huntil > now then return {huntil - now, 0, shift, 0} end
-end
 if daily and untl > now then return {untl - now, 0, shift, 0} end
 local allow = math.max(now, tat - (burst - 1) * interval, untl)
 local wait = allow - now
@@ -243,15 +239,12 @@ class RedisRateBudget(RateBudget):
         return f"{self._prefix}:{{{scope}}}:notices"
 
     async def _acquire(
-        self, key: str, interval: float, burst: int, max_wait: float, hold: str | None,
-        cells: int,
+        self, key: str, interval: float, burst: int, max_wait: float, cells: int
     ) -> Permit:
         """One script, one round trip: GCRA on Redis's clock (``TIME``)."""
-        bucket = self.key(key)
-        held = bucket if hold is None else self.key(hold)
         await self._ready()
         reply: Any = await self._permit(
-            keys=[bucket, held],
+            keys=[self.key(key)],
             args=[max(1, round(interval * _US)), burst, math.floor(max_wait * _US), cells],
         )
         wait, granted, shift, ahead = (int(value) for value in reply)
