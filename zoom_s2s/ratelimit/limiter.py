@@ -74,7 +74,9 @@ def rate_scope(token_url: str, account_id: str) -> str:
 class Ticket:
     """One request as the limiter sees it (from :meth:`RateLimiter.ticket`)."""
 
-    __slots__ = ("bucket", "cap", "cap_key", "category", "learn", "method", "path", "product")
+    __slots__ = (
+        "_names", "bucket", "cap", "cap_key", "category", "learn", "method", "path", "product"
+    )
 
     def __init__(
         self, method: str, path: str, category: Category, product: str, cap: Cap | None,
@@ -88,6 +90,17 @@ class Ticket:
         self.cap = cap
         self.cap_key: str | None = None
         self.learn = learn
+        self._names: tuple[str, ...] | None = None
+
+    def names(self) -> tuple[str, ...]:
+        """The names of the scopes whose block holds this request back (its cap's aside)."""
+        if self._names is None:
+            self._names = (
+                self.bucket,
+                "e-" + fingerprint(self.method, path_shape(self.path)),
+                "u-" + fingerprint(self.method, self.path),
+            )
+        return self._names
 
     def __repr__(self) -> str:
         return f"Ticket({self.method} {self.path}, {self.bucket})"
@@ -266,21 +279,34 @@ class RateLimiter:
         The warm path of :meth:`acquire`: when it answers ``False``, await that.
         """
         now = _clock.monotonic()
-        if now >= self._notices_due or self._blocks or ticket.cap is not None:
+        if now >= self._notices_due or ticket.cap is not None:
+            return False
+        if self._blocks and any(name in self._blocks for name in ticket.names()):
             return False
         interval = self._intervals.get(ticket.bucket)
         if interval is None:
             return ticket.bucket in self._seen and ticket.bucket in self._intervals
-        share = self._shares.get(ticket.bucket)
+        found = self._slot(ticket.bucket, interval, now)
+        if found is None or found[1] > 0:
+            return False
+        self._spend(found[0], interval)
+        return True
+
+    def _slot(self, bucket: str, interval: float, now: float) -> tuple[_Share, float] | None:
+        """This process's lease of ``bucket`` and the wait for its next slot, if it has one."""
+        share = self._shares.get(bucket)
         if share is None or not share.left or share.interval != interval:
-            return False
+            return None
         slot = share.next if share.next > now else now
-        if slot >= share.deadline or max(share.floor, slot - share.tol) > now:
-            return False
-        share.next = slot + interval
+        if slot >= share.deadline:
+            return None
+        return share, max(share.floor, slot - share.tol) - now
+
+    def _spend(self, share: _Share, interval: float) -> None:
+        now = _clock.monotonic()
+        share.next = (share.next if share.next > now else now) + interval
         share.left -= 1
         self.permits += 1
-        return True
 
     async def acquire(self, ticket: Ticket) -> float:
         """Wait for this request's slot; returns the seconds waited.
@@ -295,40 +321,22 @@ class RateLimiter:
             return 0.0
         now = _clock.monotonic()
         waited = 0.0
-        if now >= self._notices_due or self._blocks or ticket.cap is not None:
-            if now >= self._notices_due:
-                await self._read_notices()
-            if self._blocks:
-                waited = await self._honour_blocks(ticket, _clock.monotonic())
-            if ticket.cap is not None:
-                await self._count(ticket)
-            now = _clock.monotonic()
+        if now >= self._notices_due:
+            await self._read_notices()
+        if self._blocks:
+            waited = await self._honour_blocks(ticket, _clock.monotonic())
+        if ticket.cap is not None:
+            await self._count(ticket)
         interval = self._interval(ticket)
         if interval is None and ticket.bucket not in self._seen:
             await self._probe(ticket.bucket)
             interval = self._interval(ticket)
-            now = _clock.monotonic()
         if interval is None:
             return waited
-        share = self._shares.get(ticket.bucket)
-        if share is not None and share.left and share.interval == interval:
-            slot = share.next if share.next > now else now
-            if slot < share.deadline:  # a slot of this process's lease: no I/O
-                share.next = slot + interval
-                share.left -= 1
-                self.permits += 1
-                wait = max(share.floor, slot - share.tol) - now
-                if wait <= 0:
-                    return waited
-                await _clock.sleep(wait)
-                self.waited += wait
-                if self._blocks:  # a block this process learned while the caller slept
-                    await self._honour_blocks(ticket, _clock.monotonic())
-                return waited + wait
         return waited + await self._lease(ticket, interval)
 
     async def _lease(self, ticket: Ticket, interval: float) -> float:
-        """Take a slot from a new lease (one round trip for this process's waiters together)."""
+        """Take a slot of this process's lease; a new lease (one round trip) when it has none."""
         bucket = ticket.bucket
         start = _clock.monotonic()
         deadline = start + self.limits.max_wait
@@ -336,24 +344,20 @@ class RateLimiter:
         try:
             while True:
                 now = _clock.monotonic()
-                share = self._shares.get(bucket)
-                if share is not None and share.left and share.interval == interval:
-                    slot = share.next if share.next > now else now
-                    if slot < share.deadline:
-                        wait = max(share.floor, slot - share.tol) - now
-                        if now + wait > deadline:
-                            raise self._too_long(ticket, wait)
-                        share.next = slot + interval
-                        share.left -= 1
-                        break
+                found = self._slot(bucket, interval, now)
+                if found is not None:
+                    share, wait = found
+                    if now + wait > deadline:
+                        raise self._too_long(ticket, wait)
+                    self._spend(share, interval)
+                    break
                 pending = self._leasing.get(bucket)
                 if pending is not None:
                     await asyncio.shield(pending)
                     continue
-                await self._new_lease(ticket, interval, share, deadline)
+                await self._new_lease(ticket, interval, self._shares.get(bucket), deadline)
         finally:
             self._waiting[bucket] -= 1
-        self.permits += 1
         if wait > 0:
             await _clock.sleep(wait)
             if self._blocks:  # a block this process learned while the caller slept
@@ -410,7 +414,10 @@ class RateLimiter:
     async def _honour_blocks(self, ticket: Ticket, now: float) -> float:
         """Raise for a daily block of the request's scope; sleep out a pause (within max_wait)."""
         waited = 0.0
-        for name in self._names(ticket):
+        names = ticket.names()
+        if ticket.cap_key is not None:
+            names = (*names, ticket.cap_key)
+        for name in names:
             found = self._blocks.get(name)
             if found is None:
                 continue
@@ -426,14 +433,6 @@ class RateLimiter:
                 waited += end - now
                 now = _clock.monotonic()
         return waited
-
-    def _names(self, ticket: Ticket) -> tuple[str, ...]:
-        """The names of the scopes a block of which holds ``ticket`` back."""
-        shape = "e-" + fingerprint(ticket.method, path_shape(ticket.path))
-        user = "u-" + fingerprint(ticket.method, ticket.path)
-        if ticket.cap_key is not None:
-            return (ticket.bucket, shape, user, ticket.cap_key)
-        return (ticket.bucket, shape, user)
 
     async def _count(self, ticket: Ticket) -> None:
         """Count the request against its cap in the store, or refuse it before Zoom does."""
@@ -642,9 +641,9 @@ class RateLimiter:
         if scope == "cap" and ticket.cap_key is not None:
             return (ticket.cap_key,)
         if scope in ("cap", "user"):
-            return ("u-" + fingerprint(ticket.method, ticket.path),)
+            return (ticket.names()[2],)
         if scope == "endpoint":
-            return ("e-" + fingerprint(ticket.method, path_shape(ticket.path)),)
+            return (ticket.names()[1],)
         return ()
 
     # -- blocks, in this process and in the store --------------------------------
