@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 from typing import Any, get_args
 
 import pytest
@@ -453,3 +454,41 @@ async def test_a_ticket_names_its_product_budget_and_cap() -> None:
     assert update.cap.scope == "host"
     assert update.cap.kind == "meetings"
     assert lim.ticket("POST", "/users").cap.limit("pro") == 1500  # type: ignore[union-attr]
+
+
+# -- leases ---------------------------------------------------------------------------
+
+
+async def test_one_lease_serves_many_requests_with_one_store_call() -> None:
+    lim = limiter(light=1000)
+    await acquire(lim, "GET", "/users/me")
+    calls = lim.store_calls
+    for _ in range(50):
+        await acquire(lim, "GET", "/users/me")
+        await asyncio.sleep(0.002)  # a steady 500/s, half the rate
+    assert lim.store_calls - calls <= 3  # leases sized from the rate this process used
+    assert lim.permits == 51
+
+
+async def test_a_burst_in_one_process_holds_another_back_one_lease_at_most() -> None:
+    store = MemoryTokenStore()
+    busy, quiet = limiter(store, light=100), limiter(store, light=100)
+    burst = [asyncio.create_task(acquire(busy, "GET", "/users/me")) for _ in range(150)]
+    await asyncio.sleep(0.3)  # the busy process is leasing back to back
+    waited = await acquire(quiet, "GET", "/users/me")
+    assert waited <= 0.1 + 0.03  # the rest of busy's lease (0.1 s of the rate), then its slot
+    for task in burst:
+        task.cancel()
+    await asyncio.gather(*burst, return_exceptions=True)
+
+
+async def test_an_idle_process_holds_nothing_after_its_lease_expires() -> None:
+    store = MemoryTokenStore()
+    one, two = limiter(store, light=50), limiter(store, light=50)
+    for _ in range(20):
+        await acquire(one, "GET", "/users/me")  # one's leases grow with its use
+    await asyncio.sleep(0.25)  # one goes quiet: what it leased expires
+    started = time.monotonic()
+    for _ in range(5):
+        await acquire(two, "GET", "/users/me")
+    assert time.monotonic() - started <= 5 / 50 + 0.05  # two has the whole rate

@@ -54,6 +54,7 @@ NOTICE_EVERY = 1.0
 """Seconds between two reads of the scope's blocks (for requests that take no lease)."""
 
 _GRAIN = 0.001  # a slot may go this early: the event loop cannot sleep less
+_LEAD = 0.01  # a process asks for its next lease this long before its last slot
 _STORE_RETRY = 5.0  # seconds of per-process pacing after a store error before asking it again
 _QPS_PAUSE = 1.0  # a per-second 429 without Retry-After: Zoom's window is one second
 _PROBE_WAIT = 2.0  # longest the first answer of an unknown budget is waited for
@@ -355,7 +356,14 @@ class RateLimiter:
                 if pending is not None:
                     await asyncio.shield(pending)
                     continue
-                await self._new_lease(ticket, interval, self._shares.get(bucket), deadline)
+                held = self._shares.get(bucket)
+                ahead = 0.0 if held is None else held.next - now - _LEAD
+                if ahead > 0:  # every slot given out: lease more only near the last one,
+                    if now + ahead > deadline:  # so another process's lease comes between
+                        raise self._too_long(ticket, ahead)
+                    await _clock.sleep(ahead)
+                    continue
+                await self._new_lease(ticket, interval, held, deadline)
         finally:
             self._waiting[bucket] -= 1
         if wait > 0:

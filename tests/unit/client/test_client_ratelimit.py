@@ -22,7 +22,7 @@ from zoom_s2s import (
     ZoomAuthMiddleware,
     ZoomClient,
 )
-from zoom_s2s.testing import FakeRateLimits, FakeZoom
+from zoom_s2s.testing import FakeRateLimits, FakeZoom, Fault
 
 from ...support import FAST_RETRY
 
@@ -293,3 +293,20 @@ async def test_the_ledger_refuses_before_zoom_does() -> None:
     assert held.value.retry_at.hour == 0
     assert layer.refused == {}
     assert layer.passed[(fake.credentials.account_id, "Light")] == 100
+
+
+async def test_a_concurrency_429_retries_that_request_and_pauses_no_one() -> None:
+    busy = Fault(
+        status=429, headers={"Retry-After": "30", "X-RateLimit-Category": "Light"},
+        body={"code": 429, "message": "Too many concurrent requests. Try again later."},
+    )
+    async with FakeZoom() as fake, manager(fake) as tokens, ZoomClient(
+        tokens, fake.api_base_url, max_rate_limit_wait=0.05
+    ) as zoom:
+        fake.fail_next(1, route="api", fault=busy)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await zoom.get_user(fake.me_id)  # a 429, then its retry
+        await zoom.get_user()  # another request of the same category: not paused for 30 s
+        assert loop.time() - start < 2
+    assert fake.api_requests == 3  # the 429, its retry, the other request
