@@ -54,7 +54,7 @@ NOTICE_EVERY = 1.0
 """Seconds between two reads of the scope's blocks (for requests that take no lease)."""
 
 _GRAIN = 0.001  # a slot may go this early: the event loop cannot sleep less
-_LEAD = 0.01  # a process asks for its next lease this long before its last slot
+_LEAD = 0.03  # a process asks for its next lease this long before its last slot
 _STORE_RETRY = 5.0  # seconds of per-process pacing after a store error before asking it again
 _QPS_PAUSE = 1.0  # a per-second 429 without Retry-After: Zoom's window is one second
 _PROBE_WAIT = 2.0  # longest the first answer of an unknown budget is waited for
