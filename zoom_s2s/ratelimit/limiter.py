@@ -259,7 +259,7 @@ class RateLimiter:
         """The category of a request: ``override``, the table, what answers said, the default."""
         return self.ticket(method, path, override).category
 
-    def bucket(self, name: str) -> str:
+    def key(self, name: str) -> str:
         """The store key of ``name`` (a bucket, a counter, a block) in this account's scope."""
         return f"{self.scope}.{name}"
 
@@ -390,7 +390,7 @@ class RateLimiter:
                 demand = max(demand, math.ceil((old.size - old.left) / lasted * LEASE_SECONDS))
             cells = min(most, demand)
             budget = max(0.0, deadline - _clock.monotonic())
-            key = self.bucket(bucket)
+            key = self.key(bucket)
             permit = await self._on_budget(lambda shared: shared.acquire_permit(
                 key, interval=interval, burst=self.limits.burst, max_wait=budget, cells=cells
             ))
@@ -456,7 +456,7 @@ class RateLimiter:
         limit = cap.limit(self.limits.plan)
         if limit is None:
             return  # the limit depends on the plan: a 429 will tell
-        key = self.bucket(name)
+        key = self.key(name)
         while True:
             tally: Tally = await self._on_budget(
                 lambda shared: shared.count(key, limit=limit, period=cap.period)
@@ -668,7 +668,7 @@ class RateLimiter:
         self, name: str, *, seconds: float | None = None, until: float | None = None,
         daily: bool = False,
     ) -> None:
-        key = self.bucket(name)
+        key = self.key(name)
         if until is not None and daily:
             until = min(until, _clock.wall() + DAY)
         local = await self._local.pause(key, seconds, daily=daily, until=until)
