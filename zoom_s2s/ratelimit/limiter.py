@@ -30,7 +30,7 @@ from urllib.parse import quote
 from .. import _clock
 from ..errors import ConfigurationError, DailyLimitExceededError, RateLimitedError, StoreError
 from ..models import fingerprint
-from ..stores.budget import DAY, Pause, RateBudget, Tally, rate_budget_of
+from ..stores.budget import DAY, RateBudget, Tally, day_end, rate_budget_of
 from ..stores.memory import MemoryRateBudget
 from .categories import CategoryTable, path_shape
 from .headers import RateLimitInfo, is_daily_message, is_per_user_message, rate_limit_info, retry_at
@@ -668,20 +668,15 @@ class RateLimiter:
         self, name: str, *, seconds: float | None = None, until: float | None = None,
         daily: bool = False,
     ) -> None:
+        """Pause ``name`` for the fleet; this process holds it at once, until the store's end."""
+        wall = _clock.wall()
+        guess = seconds if seconds is not None else (until or day_end(wall)) - wall
+        self._block(name, min(guess, DAY), daily=daily)
         key = self.key(name)
-        if until is not None and daily:
-            until = min(until, _clock.wall() + DAY)
-        local = await self._local.pause(key, seconds, daily=daily, until=until)
-        self._block(name, local.left, daily=daily)
-        try:
-            pause = await self._on_budget(
-                lambda shared: shared.pause(key, seconds, daily=daily, until=until)
-            )
-        except StoreError:  # pragma: no cover - _on_budget falls back to the local budget
-            return
-        self._block(name, pause.left, daily=daily)
-        if daily and pause.left < local.left:  # the store's clock says the day ends sooner
-            self._blocks[name] = (_clock.monotonic() + pause.left, True)
+        pause = await self._on_budget(
+            lambda shared: shared.pause(key, seconds, daily=daily, until=until)
+        )
+        self._blocks[name] = (_clock.monotonic() + pause.left, pause.daily)  # the store's clock
 
     async def _read_notices(self) -> None:
         """Learn the blocks and pauses other processes stored (at most every NOTICE_EVERY s)."""
@@ -691,19 +686,10 @@ class RateLimiter:
             return
         self._notices = asyncio.get_running_loop().create_future()
         try:
-            budget = self._budget()
-            if budget is self._local:
-                found: dict[str, Pause] = {}
-            else:
-                self.store_calls += 1
-                try:
-                    found = await budget.notices(self.scope)
-                except StoreError:
-                    found = {}
-            now = _clock.monotonic()
+            found = await self._on_budget(lambda shared: shared.notices(self.scope))
             for name, pause in found.items():
                 self._block(name, pause.left, daily=pause.daily)
-            self._notices_due = now + NOTICE_EVERY
+            self._notices_due = _clock.monotonic() + NOTICE_EVERY
         finally:
             self._notices.set_result(None)
             self._notices = None
