@@ -79,7 +79,7 @@ class ZoomAuthMiddleware:
         destinations = Destinations.for_api_url(
             api_url, use_token_api_url=use_token_api_url, allow_insecure_http=allow_insecure_http
         )
-        limiter = None if rate_limits is None else RateLimiter.for_manager(rate_limits, tokens)
+        limiter = RateLimiter.for_manager(rate_limits, tokens)
         self._pipeline = Pipeline(tokens, destinations, limiter)
         token_url = yarl.URL(tokens.token_url)
         self._token_origin = origin_of(token_url)

@@ -89,13 +89,25 @@ async def hammer(worker: WorkerContext) -> dict[str, Any]:
                 return waited
 
             limiter.acquire = timed  # type: ignore[method-assign]
+            take_now = limiter.take_now
+
+            def taken(ticket: Any) -> bool:
+                at = time.monotonic()
+                if not take_now(ticket):
+                    return False
+                waits.append(0.0)
+                if trace:
+                    asked.append((at, at))
+                return True
+
+            limiter.take_now = taken  # type: ignore[method-assign]
             if trace:  # observe (not replace) the limiter's pauses
                 pause = limiter._pause
 
-                async def traced(key: str, seconds: float, *, daily: bool = False) -> None:
+                async def traced(name: str, **how: Any) -> None:
                     before = time.monotonic()
-                    await pause(key, seconds, daily=daily)
-                    pauses.append((before, time.monotonic(), seconds))
+                    await pause(name, **how)
+                    pauses.append((before, time.monotonic(), how.get("seconds") or 0.0))
 
                 limiter._pause = traced  # type: ignore[method-assign]
         await tokens.get_token()  # the token is not what is measured
@@ -178,3 +190,30 @@ def budget_run(
         "wait_p99": max(r["wait_p99"] for r in results),
         "shared": sorted({r["shared"] for r in results}, key=str),
     }
+
+
+async def calls(worker: WorkerContext) -> list[list[Any]]:
+    """Make ``worker.options["calls"]`` (``[method, path]`` each) in order, without
+    ``rate_limits=``; ``[outcome, id]`` of each: ``ok`` (and the answer's ``id``),
+    ``sent`` (a daily 429 from Zoom) or ``held`` (held back by the fleet's ledger).
+    ``{n}`` in a path is the id answered to call ``n`` of the same job."""
+    from zoom_s2s import TokenManager, ZoomClient
+    from zoom_s2s.errors import DailyLimitExceededError
+
+    assert worker.credentials is not None
+    assert worker.api_base_url is not None
+    outcomes: list[list[Any]] = []
+    async with TokenManager(
+        worker.credentials, token_url=worker.token_url, store=worker.open_store()
+    ) as tokens, ZoomClient(tokens, worker.api_base_url) as zoom:
+        await tokens.get_token()
+        await worker.gate()
+        for method, path in worker.options["calls"]:
+            path = path.format(*(str(found) for _, found in outcomes))
+            try:
+                data = await zoom.request(method, path, json=None if method == "GET" else {})
+            except DailyLimitExceededError as exc:
+                outcomes.append(["sent" if exc.sent else "held", None])
+            else:
+                outcomes.append(["ok", data.get("id") if isinstance(data, dict) else None])
+    return outcomes

@@ -24,6 +24,7 @@ from zoom_s2s.stores.postgres import PostgresRateBudget, grants_sql, schema_sql
 from zoom_s2s.testing.budget_contract import RateBudgetContract
 
 from .test_postgres_store import sql
+from .test_ratelimit_redis import fast_host_clock_holds_to_the_stores_midnight
 
 pytestmark = pytest.mark.postgres
 
@@ -137,13 +138,14 @@ async def test_hostile_state_is_ignored(
     assert 0 <= permit.shift < 1e9
     await store.rate_budget.pause("rate-x.light", 1)  # and a pause overwrites it
     assert 0 < (await store.rate_budget.paused("rate-x.light")).left <= 1
-    # A planted hold is ignored as well.
-    await sql(postgres_url, f"INSERT INTO {store.schema}.rates (key, paused_until) "
-                            "VALUES ('rate-x.uplanted', 'infinity')")
-    held = await store.rate_budget.acquire_permit(
-        "rate-x.medium", interval=1, burst=1, max_wait=0, hold="rate-x.uplanted"
-    )
-    assert held.granted
+    # A planted counter or block is ignored as well.
+    await sql(postgres_url, f"INSERT INTO {store.schema}.rates (key, tat, shift, paused_until,"
+                            " daily) VALUES ('rate-x.uplanted', 'infinity', 'NaN', 'infinity',"
+                            " true)")
+    tally = await store.rate_budget.count("rate-x.uplanted", limit=5)
+    assert tally.granted
+    assert tally.remaining == 4
+    assert "uplanted" not in await store.rate_budget.notices("rate-x")
 
 
 async def test_a_pause_forgets_rows_idle_for_an_hour(
@@ -189,7 +191,7 @@ async def test_a_limiter_on_postgres_is_shared(
     scope = _scope()
     one = RateLimiter(RateLimits(light=10, headroom=0), pair[0], scope=scope)
     two = RateLimiter(RateLimits(light=10, headroom=0), pair[1], scope=scope)
-    waits = [await limiter.acquire("light", method="GET", path="/users/me")
+    waits = [await limiter.acquire(limiter.ticket("GET", "/users/me", "light"))
              for limiter in (one, two, one, two)]
     assert one.shared
     assert two.shared
@@ -218,3 +220,9 @@ async def test_concurrent_permits_get_distinct_slots(
     gaps = [later - earlier for earlier, later in itertools.pairwise(waits)]
     assert min(gaps) > interval / 2  # every slot its own: a shared one would show a 0 gap
     assert waits[-1] == pytest.approx(39 * interval, abs=interval / 2)
+
+
+async def test_a_fast_host_clock_cannot_stretch_a_daily_block_past_the_databases_midnight(
+    pair: tuple[PostgresTokenStore, PostgresTokenStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await fast_host_clock_holds_to_the_stores_midnight(pair[0], monkeypatch)

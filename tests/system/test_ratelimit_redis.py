@@ -17,7 +17,7 @@ from tests.harness.redis_server import RedisServer
 from zoom_s2s import RedisTokenStore
 from zoom_s2s.errors import RateLimitedError, StoreError
 from zoom_s2s.ratelimit import RateLimiter, RateLimits
-from zoom_s2s.stores import RateBudget, TokenStore
+from zoom_s2s.stores import RateBudget, TokenStore, rate_budget_of
 from zoom_s2s.stores.redis import RATE_COMMANDS, acl_rules
 from zoom_s2s.testing.budget_contract import RateBudgetContract
 
@@ -124,11 +124,11 @@ async def test_redis_down_degrades_to_per_process_pacing_with_a_warning(
     store = RedisTokenStore.from_url(redis_url, socket_timeout=1, socket_connect_timeout=1)
     limiter = RateLimiter(RateLimits(light=10, headroom=0), store, scope=_scope())
     try:
-        await limiter.acquire("light", method="GET", path="/users/me")
+        await limiter.acquire(limiter.ticket("GET", "/users/me", "light"))
         assert limiter.shared
         redis_server.stop()
         with caplog.at_level(logging.WARNING, "zoom_s2s.ratelimit"):
-            waits = [await limiter.acquire("light", method="GET", path="/users/me")
+            waits = [await limiter.acquire(limiter.ticket("GET", "/users/me", "light"))
                      for _ in range(3)]
         assert limiter.permits == 4  # never "no requests"
         assert not limiter.shared
@@ -141,7 +141,8 @@ async def test_redis_down_degrades_to_per_process_pacing_with_a_warning(
 
 async def test_the_acl_rules_allow_the_rate_limit_scripts(redis_url: str) -> None:
     assert "+time" in acl_rules()
-    assert RATE_COMMANDS == ("TIME",)
+    assert RATE_COMMANDS == ("TIME", "HGETALL", "HDEL")
+    assert "+hgetall" in acl_rules()
 
 
 async def test_a_user_without_time_gets_a_store_error_and_the_limiter_goes_on(
@@ -160,7 +161,7 @@ async def test_a_user_without_time_gets_a_store_error_and_the_limiter_goes_on(
             await store.rate_budget.acquire_permit("rate-x.light", interval=1, burst=1, max_wait=1)
         limiter = RateLimiter(RateLimits(light=10), store, scope=_scope())
         with caplog.at_level(logging.WARNING, "zoom_s2s.ratelimit"):
-            await limiter.acquire("light", method="GET", path="/users/me")
+            await limiter.acquire(limiter.ticket("GET", "/users/me", "light"))
         assert "pacing this process on its own" in caplog.text
         assert "pw-rl-1234" not in caplog.text
     finally:
@@ -175,10 +176,10 @@ async def test_max_wait_refusal_reserves_nothing_for_the_fleet(
     scope = _scope()
     one = RateLimiter(RateLimits(heavy=2, headroom=0, max_wait=0.1), pair[0], scope=scope)
     two = RateLimiter(RateLimits(heavy=2, headroom=0, max_wait=1), pair[1], scope=scope)
-    await one.acquire("heavy", method="GET", path="/report/daily")
+    await one.acquire(one.ticket("GET", "/report/daily", "heavy"))
     with pytest.raises(RateLimitedError):
-        await one.acquire("heavy", method="GET", path="/report/daily")
-    waited = await two.acquire("heavy", method="GET", path="/report/daily")
+        await one.acquire(one.ticket("GET", "/report/daily", "heavy"))
+    waited = await two.acquire(two.ticket("GET", "/report/daily", "heavy"))
     assert 0.4 <= waited < 0.7  # the slot one refused is still the next one
 
 
@@ -238,11 +239,69 @@ class TestClusterBudget(RateBudgetContract):
         budget = budgets[0]
         homes = {self.masters[i]: self.new_scope() for i in range(len(self.masters))}
         for scope in homes.values():
-            await budget.acquire_permit(f"{scope}.light", interval=1, burst=1, max_wait=1,
-                                        hold=f"{scope}.uabc")
-            await budget.pause(f"{scope}.uabc", 60, daily=True)
+            await budget.acquire_permit(f"{scope}.light", interval=1, burst=1, max_wait=1)
+            await budget.pause(f"{scope}.uabc", 60, daily=True)  # and the scope's notices
             await budget.pause(f"{scope}.heavy", 1)
+            await budget.count(f"{scope}.user_create", limit=5)
+            assert set(await budget.notices(scope)) == {"uabc", "heavy"}
         for master, scope in homes.items():
             for primary in self.raw.get_primaries():
                 keys = await self.raw.keys(f"{self.prefix}:{{{scope}}}:*", target_nodes=primary)
                 assert bool(keys) == (primary.name == master)
+
+
+# -- clocks -------------------------------------------------------------------------
+
+_HEAVY_DAILY = (
+    "You have exceeded the daily rate limit (30000) of Heavy API requests for this account. "
+    "You may resume these requests at GMT 00:00:00."
+)
+
+
+async def fast_host_clock_holds_to_the_stores_midnight(
+    store: TokenStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A host whose clock reads a minute past the next 00:00 UTC (2 minutes fast at 23:59)
+    sees a daily 429 in both of Zoom's forms: the block ends at the store's midnight (this
+    machine's real clock), not a day later."""
+    import datetime as dt
+    import math
+    import time
+
+    from zoom_s2s import _clock
+    from zoom_s2s.errors import DailyLimitExceededError
+
+    real = time.time
+    midnight = (math.floor(real() / 86_400) + 1) * 86_400
+    skew = midnight - real() + 60
+    monkeypatch.setattr(_clock, "wall", lambda: real() + skew)
+    iso = dt.datetime.fromtimestamp(midnight, tz=dt.timezone.utc).isoformat()
+    for headers, message in (
+        ({"X-RateLimit-Category": "Heavy"}, _HEAVY_DAILY),
+        ({"X-RateLimit-Category": "Heavy", "X-RateLimit-Type": "Daily-limit",
+          "Retry-After": iso}, None),
+    ):
+        scope = _scope()
+        one = RateLimiter(None, store, scope=scope)
+        ticket = one.ticket("GET", "/report/daily")
+        await one.observe(ticket, status=429, headers=headers, message=message)
+        budget = rate_budget_of(store)
+        assert budget is not None
+        left = (await budget.paused(f"{scope}.heavy")).left
+        assert midnight - real() - 1 <= left <= midnight - real() + 1, (left, headers)
+        # The processes that learn the block (this one, and a later one) hold it as long.
+        for limiter in (one, RateLimiter(None, store, scope=scope)):
+            with pytest.raises(DailyLimitExceededError) as info:
+                await limiter.acquire(limiter.ticket("GET", "/metrics/meetings"))
+            assert info.value.retry_at is not None
+            assert abs(info.value.retry_at.timestamp() - skew - midnight) < 2
+
+
+async def test_a_fast_host_clock_cannot_stretch_a_daily_block_past_redis_midnight(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = RedisTokenStore.from_url(redis_url)
+    try:
+        await fast_host_clock_holds_to_the_stores_midnight(store, monkeypatch)
+    finally:
+        await store.aclose()

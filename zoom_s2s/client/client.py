@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Mapping
+from functools import partial
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -196,7 +197,9 @@ class ZoomClient(Products, AsyncClosedOnExit):
             ``RateLimits.for_plan("pro")``): each request first takes a permit
             from a budget per account and category shared through the token
             manager's store, and a 429 seen by any process pauses (daily
-            limits: blocks) the others. ``None`` (the default): no pacing.
+            limits: blocks exactly its scope for) the others. ``None`` (the
+            default): the plan is not known up front; the client paces itself
+            from Zoom's answers and honours the fleet's blocks all the same.
 
     Raises:
         ConfigurationError: ``base_url`` is not an absolute http(s) URL, is
@@ -264,17 +267,16 @@ class ZoomClient(Products, AsyncClosedOnExit):
         self._paths: dict[str, tuple[str, yarl.URL]] = {}
         self._regional_urls: dict[tuple[str, str], yarl.URL] = {}  # (base, quoted path)
         self._signed: tuple[AccessToken | None, dict[str, str]] = (None, {})
-        # Fleet-wide pacing (zoom_s2s.ratelimit); None: no pacing, no cost.
-        self._pipeline = Pipeline(
-            tokens,
-            self._destinations,
-            None if rate_limits is None else RateLimiter.for_manager(rate_limits, tokens),
-        )
+        # The fleet's budgets and blocks (zoom_s2s.ratelimit); rate_limits=None paces
+        # only from what Zoom's answers say.
+        limiter = RateLimiter.for_manager(rate_limits, tokens)
+        limiter.fetch = partial(self.request, "GET")  # a meeting's host, for its cap
+        self._pipeline = Pipeline(tokens, self._destinations, limiter)
         self._last_headers: Mapping[str, str] | None = None
 
     @property
     def rate_limiter(self) -> RateLimiter | None:
-        """What paces this client's requests (``rate_limits=``), or ``None``."""
+        """What paces this client's requests and keeps the fleet's quotas."""
         return self._pipeline.limiter
 
     @rate_limiter.setter

@@ -49,9 +49,9 @@ Step = AccessToken | partial[Any] | None
 """What a flow yields: a token to send the request with, a call to make, or None (done)."""
 
 ApiObserver = Callable[[str, str, "str | None", int, "float | None"], None]
-"""Told of each answer: method, path below the API base, the pacing category and
-the seconds the rate limiter took to let it go (both ``None`` without a limiter),
-the HTTP status."""
+"""Told of each answer: method, path below the API base, the pacing category
+(``None`` without a limiter), the HTTP status, and the seconds the rate limiter
+made it wait (``None`` when it let it go at once)."""
 
 
 class SyncTokens(Protocol):
@@ -199,18 +199,19 @@ class Pipeline:
                 return
         limiter = self.limiter
         if limiter is not None:
-            below = self._below_base(where) if path is None else path
-            category = limiter.category(method, below, rate_category)
+            ticket = limiter.ticket(
+                method, self._below_base(where) if path is None else path, rate_category
+            )
         token: AccessToken = yield self._get_token
         if where is not None and not destinations.allows(where, token.api_url):
             yield None
             return
         retried = False
-        waited = 0.0
         while True:
             flow.token = token
-            if limiter is not None:
-                waited = yield partial(limiter.acquire, category, method=method, path=below)
+            waited: float | None = None  # the limiter let it go at once, or there is none
+            if limiter is not None and not limiter.take_now(ticket):
+                waited = yield partial(limiter.acquire, ticket)
             answer: Answer = yield token
             observer = self.observer
             if observer is not None:
@@ -218,14 +219,16 @@ class Pipeline:
                     observer(method, self._below_base(where) if path is None else path, None,
                              answer.status, None)
                 else:
-                    observer(method, below, category, answer.status, waited)
+                    observer(method, ticket.path, ticket.category, answer.status, waited)
             code = message = None
             if answer.status in _JUDGED and answer.body is not None:
                 code, message, _ = zoom_fields(answer.body, NO_SECRETS)
-            if limiter is not None:
+            if limiter is not None and not limiter.routine(
+                ticket, answer.status, answer.headers, answer.body
+            ):
                 yield partial(
-                    limiter.observe, category, method=method, path=below, status=answer.status,
-                    headers=answer.headers, message=message, learn=rate_category is None,
+                    limiter.observe, ticket, status=answer.status, headers=answer.headers,
+                    message=message, body=answer.body,
                 )
             required = self._refused(answer, code, message, token, retried)
             if required is None:

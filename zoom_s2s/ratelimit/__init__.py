@@ -1,23 +1,19 @@
-"""One rate budget for the fleet: pace Zoom API calls per account and category.
+"""One rate budget for the fleet, and Zoom's quotas as Zoom counts them.
 
-Zoom limits REST calls per account (every app and process of it together),
-per category (Light, Medium, Heavy, Resource-intensive) and per plan.
-:class:`RateLimits` says how fast; a :class:`RateLimiter` hands out permits
-from a GCRA bucket per account and category kept in the token manager's
-store (its :class:`~zoom_s2s.stores.RateBudget`), so the whole fleet
-shares one budget; a 429 seen by one process pauses (or, for a daily limit,
-blocks) the others. ``ZoomClient(tokens, rate_limits=RateLimits.for_plan("pro"))``
-is all an application writes.
+:class:`RateLimits` says how fast (and on which plan); a :class:`RateLimiter`
+leases slots of a GCRA bucket per account, product and category kept in the
+token manager's store, counts the daily caps per endpoint, user and host,
+and honours the blocks any process of the fleet learned. ``docs/rate-limits.rst``.
 """
 
-from .categories import BUILTIN, CategoryTable, path_shape
+from .categories import CategoryTable, path_shape
 from .headers import RateLimitInfo, rate_limit_info
-from .limiter import RateLimiter, rate_scope
+from .limiter import RateLimiter, Ticket, rate_scope
 from .limits import CATEGORIES, PLANS, Category, RateLimits, category_name
 from .operations import Operation, category_of, operation_of, page_size_max
+from .quota import rule_of
 
 __all__ = [
-    "BUILTIN",
     "CATEGORIES",
     "PLANS",
     "Category",
@@ -26,6 +22,7 @@ __all__ = [
     "RateLimitInfo",
     "RateLimiter",
     "RateLimits",
+    "Ticket",
     "category_name",
     "category_of",
     "operation_of",
@@ -33,4 +30,5 @@ __all__ = [
     "path_shape",
     "rate_limit_info",
     "rate_scope",
+    "rule_of",
 ]

@@ -18,11 +18,14 @@ Daily limits reset at 00:00 UTC.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 import time
 from collections.abc import Mapping
 
+from .. import _clock
 from ..errors import RateLimitInfo
+from ..oauth import parse_retry_after
 from .limits import category_name
 
 __all__ = [
@@ -31,6 +34,7 @@ __all__ = [
     "is_per_user_message",
     "next_utc_midnight",
     "rate_limit_info",
+    "retry_at",
 ]
 
 _DAILY = re.compile(r"\bdaily\b.{0,40}\blimit\b|\bGMT\s*00:00(:00)?\b|per\s+day", re.I | re.S)
@@ -52,6 +56,21 @@ def next_utc_midnight(now: float | None = None) -> dt.datetime:
     """The next 00:00 UTC after ``now`` (Unix time; default: the current time)."""
     today = dt.datetime.fromtimestamp(time.time() if now is None else now, tz=dt.timezone.utc)
     return (today + dt.timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def retry_at(value: str | None) -> float | None:
+    """The Unix time a ``Retry-After`` names (a date as Zoom sends it, or seconds from now).
+
+    A date is read as it is, not against this host's clock: the store compares it
+    with its own.
+    """
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return parse_retry_after(value, 0.0)  # seconds since the epoch: the date itself
+    return _clock.wall() + seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 def _count(value: str | None) -> int | None:

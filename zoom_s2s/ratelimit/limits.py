@@ -14,7 +14,7 @@ import attrs
 
 from ..errors import ConfigurationError
 
-__all__ = ["CATEGORIES", "PLANS", "Category", "RateLimits", "category_name"]
+__all__ = ["CATEGORIES", "PHONE_PLANS", "PLANS", "Category", "RateLimits", "category_name"]
 
 Category = Literal["light", "medium", "heavy", "resource_intensive"]
 """A Zoom rate-limit category, as zoom-s2s names it."""
@@ -45,6 +45,11 @@ PLANS: dict[str, tuple[float, float, float, float]] = {
     "free": (4.0, 2.0, 1.0, 10 / 60),
     "pro": (30.0, 20.0, 10.0, 10 / 60),
     "business": (80.0, 60.0, 40.0, 20 / 60),
+}
+# Zoom Phone's own budgets [rate-limits]; Contact Center's are learned from its answers.
+PHONE_PLANS: dict[str, tuple[float, float, float, float]] = {
+    "pro": (20.0, 10.0, 5.0, 5 / 60),
+    "business": (40.0, 20.0, 10.0, 10 / 60),
 }
 _PLAN_ALIASES = {
     "basic": "free",
@@ -98,6 +103,14 @@ def _check_seconds(_instance: object, attribute: attrs.Attribute, value: object)
         )
 
 
+def _check_plan(_instance: object, _attribute: object, value: str | None) -> None:
+    if value is not None and value not in PLANS:
+        raise ConfigurationError(
+            f"RateLimits(plan={value!r}): use free, pro or business (RateLimits.for_plan "
+            "also takes Zoom's other names)"
+        )
+
+
 def _check_burst(_instance: object, _attribute: object, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10_000:
         raise ConfigurationError(f"RateLimits(burst={value!r}) must be an integer from 1 to 10000")
@@ -129,6 +142,9 @@ class RateLimits:
             :class:`~zoom_s2s.RateLimitedError` is raised without calling Zoom.
         max_pause: Longest fleet-wide pause a per-second 429 can cause, seconds
             (``Retry-After`` is capped to it; daily limits block until reset).
+        plan: The account's plan (``"free"``, ``"pro"``, ``"business"``), if
+            known: it sets the caps that depend on it (``POST /users``), which
+            daily limit a category shares, and Zoom Phone's rates.
     """
 
     light: float | None = attrs.field(default=None, validator=_check_rate, kw_only=True)
@@ -144,6 +160,7 @@ class RateLimits:
     burst: int = attrs.field(default=1, validator=_check_burst, kw_only=True)
     max_wait: float = attrs.field(default=30.0, validator=_check_seconds, kw_only=True)
     max_pause: float = attrs.field(default=60.0, validator=_check_seconds, kw_only=True)
+    plan: str | None = attrs.field(default=None, validator=_check_plan, kw_only=True)
 
     @classmethod
     def for_plan(cls, plan: str, **options: object) -> RateLimits:
@@ -170,15 +187,25 @@ class RateLimits:
             medium=medium,
             heavy=heavy,
             resource_intensive=intensive,
+            plan=key,
             **options,  # type: ignore[arg-type]
         )
 
-    def rate(self, category: Category) -> float | None:
-        """Requests per second for ``category`` (``None``: not paced)."""
+    def rate(self, category: Category, product: str = "") -> float | None:
+        """Requests per second for ``category`` of ``product`` (``None``: not paced).
+
+        ``product`` is ``""`` (the Meetings, Users, Chat ... APIs), ``"phone"``
+        (Zoom Phone's table, with a known plan) or another product (not paced up front).
+        """
+        if product == "phone":
+            table = PHONE_PLANS.get(self.plan or "")
+            return None if table is None else table[CATEGORIES.index(category)]
+        if product:
+            return None
         rate: float | None = getattr(self, category)
         return rate
 
-    def interval(self, category: Category) -> float | None:
+    def interval(self, category: Category, product: str = "") -> float | None:
         """Seconds between two permits of ``category`` after the headroom (``None``: not paced)."""
-        rate = self.rate(category)
+        rate = self.rate(category, product)
         return None if rate is None else 1.0 / (rate * (1.0 - self.headroom))

@@ -15,22 +15,31 @@ and moves ``tat`` on by one ``interval``, so callers are spaced
 ``interval`` apart and at most ``burst`` go at once after a quiet spell.
 Every caller *reserves* its slot in one atomic step and then sleeps until
 it: nobody polls. A slot further away than ``max_wait`` is not reserved.
+A *lease* reserves ``cells`` consecutive slots in that one step: the limiter
+spends them in its process with no further I/O (``docs/rate-limits.rst``).
 
 Pauses: a per-second 429 with ``Retry-After`` pauses a bucket (no slot before
 the pause ends) and shifts every reservation already made by the pause's
 length (``shift`` grows by as much), so a caller that wakes from its sleep
 and sees ``shift`` changed sleeps that much longer. A *daily* pause grants
-nothing until it ends: callers are told at once. A *hold* is a daily pause
-on another key (one user and endpoint) checked in the same step.
+nothing until it ends: callers are told at once.
+
+A *counter* (the quota ledger: daily caps per endpoint, user or host) is a
+key whose ``tat`` is the end of its window and whose ``shift`` is the uses
+counted in it; :meth:`RateBudget.count` takes one use or refuses.
+:meth:`RateBudget.notices` lists a scope's keys paused right now, in one read.
 
 Keys are ``<scope>.<name>`` (``[A-Za-z0-9_-]``, dot-separated): the scope is
-the account. Keys of one scope may be used in one call (``hold``), so a
-sharded store keeps a scope on one shard (Redis: one hash tag).
+the account. A sharded store keeps a scope on one shard (Redis: one hash
+tag), so a scope's notices live beside its buckets.
 
-Time is the backend's own clock (Redis ``TIME``; one host's monotonic clock for
-the file and memory stores): the clocks of the hosts that share a bucket
-never matter. State read back is bounded like any shared input: a ``tat``
-or pause more than :data:`MAX_AHEAD` seconds away is corrupt and ignored.
+Time is the backend's own clock (Redis ``TIME``, PostgreSQL
+``clock_timestamp()``; one host's clocks for the file and memory stores):
+the clocks of the hosts that share a bucket never matter, and a daily block
+without Zoom's ``Retry-After`` ends at the next 00:00 UTC by that clock,
+never more than a day away. State read back is bounded like any shared
+input: a ``tat`` or pause more than :data:`MAX_AHEAD` seconds away is
+corrupt and ignored.
 """
 
 from __future__ import annotations
@@ -46,19 +55,35 @@ import attrs
 from ..errors import ConfigurationError, StoreError, ZoomS2SError
 
 __all__ = [
+    "DAY",
+    "DAY_SLACK",
     "MAX_AHEAD",
+    "MAX_CELLS",
     "MAX_PAUSE",
     "Bucket",
     "Pause",
     "Permit",
     "RateBudget",
+    "Tally",
     "check_key",
+    "count_use",
+    "day_end",
     "idle",
     "pause_bucket",
+    "pause_end",
     "paused_bucket",
     "rate_budget_of",
     "take_permit",
 ]
+
+DAY = 86_400.0
+"""A counter's period that means "the UTC day": it resets at 00:00 UTC."""
+
+DAY_SLACK = 60.0
+"""Seconds a daily pause may outlast the backend's next 00:00 UTC (Zoom's clock may differ)."""
+
+MAX_CELLS = 100_000
+"""Most slots one lease may reserve."""
 
 MAX_PAUSE = 86_400.0 + 60.0
 """Longest pause a budget accepts, seconds: a daily limit resets within a day."""
@@ -86,9 +111,13 @@ def check_key(key: str) -> str:
     return key.split(".", 1)[0]
 
 
-def _check_permit_args(key: str, interval: float, burst: int, max_wait: float) -> None:
+def _check_permit_args(
+    key: str, interval: float, burst: int, max_wait: float, cells: int = 1
+) -> None:
     """Raise :class:`ConfigurationError` unless the arguments of a permit are in range."""
     check_key(key)
+    if isinstance(cells, bool) or not isinstance(cells, int) or not 1 <= cells <= MAX_CELLS:
+        raise ConfigurationError(f"cells must be an integer from 1 to {MAX_CELLS}, got {cells!r}")
     if not (isinstance(interval, (int, float)) and math.isfinite(interval)
             and 1e-6 <= interval <= 86_400):
         raise ConfigurationError(f"interval must be 1 µs to 86400 s, got {interval!r}")
@@ -106,15 +135,20 @@ def _check_pause(seconds: float) -> float:
     return min(MAX_PAUSE, max(0.0, float(seconds)))
 
 
+def day_end(wall: float) -> float:
+    """The next 00:00 UTC after Unix time ``wall``."""
+    return (math.floor(wall / DAY) + 1) * DAY
+
+
 @attrs.frozen
 class Permit:
     """The answer to one :meth:`RateBudget.acquire_permit`.
 
     Attributes:
         wait: Seconds from now until the slot; when not granted, until the
-            pause or hold ends or the slot would be.
+            daily pause ends or the slot would be.
         granted: Whether a slot was reserved (``False``: held by a daily pause
-            or a hold, or the slot is more than ``max_wait`` away).
+            or the slot is more than ``max_wait`` away).
         shift: The bucket's cumulative pause shift, seconds, when the permit
             was taken: compare with :attr:`Pause.shift` after sleeping.
     """
@@ -122,6 +156,25 @@ class Permit:
     wait: float
     granted: bool
     shift: float = 0.0
+    ahead: float = 0.0
+    """Seconds from now to the theoretical time of the first reserved slot (GCRA's
+    ``tat`` before the lease): the later slots follow it ``interval`` apart."""
+
+
+@attrs.frozen
+class Tally:
+    """The answer to :meth:`RateBudget.count`.
+
+    Attributes:
+        granted: Whether the use was counted (``False``: the cap is reached or
+            the key is blocked by a daily pause).
+        left: Seconds until the window resets (or the block ends).
+        remaining: Uses left in the window after this one.
+    """
+
+    granted: bool
+    left: float
+    remaining: int
 
 
 @attrs.frozen
@@ -170,39 +223,89 @@ class RateBudget:
         interval: float,
         burst: int,
         max_wait: float,
-        hold: str | None = None,
+        cells: int = 1,
     ) -> Permit:
-        """Reserve the next slot of bucket ``key``, atomically, by the backend's clock.
+        """Reserve the next ``cells`` slots of bucket ``key``, atomically, by the backend's clock.
 
         Args:
             key: ``<scope>.<bucket>``.
             interval: Seconds between two slots.
             burst: Slots that may be granted at once after a quiet spell.
-            max_wait: Reserve nothing if the slot is further away than this.
-            hold: Another key of the same scope: while it is paused, nothing
-                is granted (per-user daily limits).
+            max_wait: Reserve nothing if the first slot is further away than this.
+            cells: Slots to reserve (a lease), ``interval`` apart from
+                :attr:`Permit.ahead`.
         """
-        _check_permit_args(key, interval, burst, max_wait)
-        if hold is not None and check_key(hold) != check_key(key):
-            raise ConfigurationError(f"hold {hold!r} is not in the scope of {key!r}")
+        _check_permit_args(key, interval, burst, max_wait, cells)
         with self._translated("taking a rate-limit permit"):
-            return await self._acquire(key, interval, burst, max_wait, hold)
+            return await self._acquire(key, interval, burst, max_wait, cells)
 
-    async def pause(self, key: str, seconds: float, *, daily: bool = False) -> None:
-        """Grant no slot of ``key`` for ``seconds`` (by the backend's clock); only ever extends.
+    async def pause(
+        self,
+        key: str,
+        seconds: float | None = None,
+        *,
+        daily: bool = False,
+        until: float | None = None,
+    ) -> Pause:
+        """Grant no slot of ``key`` for a while (by the backend's clock); only ever extends.
 
         A non-daily pause also shifts the reservations already made by its length.
+
+        Args:
+            key: ``<scope>.<name>``.
+            seconds: How long from now.
+            daily: A daily limit: callers are refused, not delayed.
+            until: Instead of ``seconds``: the Unix time it ends (Zoom's
+                ``Retry-After``), read against the backend's clock. With
+                neither, a daily pause ends at the next 00:00 UTC by the
+                backend's clock; it never lasts more than :data:`DAY_SLACK`
+                beyond that.
+
+        Returns:
+            The key's pause after this one.
         """
         check_key(key)
-        span = _check_pause(seconds)
+        if seconds is not None and until is not None:
+            raise ConfigurationError("pause() takes seconds or until, not both")
+        if until is not None and not (
+            isinstance(until, (int, float)) and not isinstance(until, bool)
+            and math.isfinite(until)
+        ):
+            raise ConfigurationError(f"until is a Unix time, got {until!r}")
+        if seconds is None and until is None and not daily:
+            raise ConfigurationError("a pause that is not daily needs seconds or until")
+        span = None if seconds is None else _check_pause(seconds)
         with self._translated("pausing a rate-limit bucket"):
-            await self._pause(key, span, bool(daily))
+            return await self._pause(key, span, bool(daily), until)
 
     async def paused(self, key: str) -> Pause:
         """Whether ``key`` is paused, for how long, and its cumulative shift."""
         check_key(key)
         with self._translated("reading a rate-limit pause"):
             return await self._paused(key)
+
+    async def count(self, key: str, *, limit: int, period: float = DAY) -> Tally:
+        """Count one use of counter ``key`` unless ``limit`` uses were counted in its window.
+
+        Args:
+            key: ``<scope>.<name>`` (not a bucket's key).
+            limit: Uses a window allows.
+            period: The window, seconds from its first use; :data:`DAY`: the
+                UTC day (resets at 00:00 UTC by the backend's clock).
+        """
+        check_key(key)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10**9:
+            raise ConfigurationError(f"limit must be an integer from 1 to 1e9, got {limit!r}")
+        if not (isinstance(period, (int, float)) and 1 <= period <= DAY):
+            raise ConfigurationError(f"period must be 1 to 86400 s, got {period!r}")
+        with self._translated("counting a rate-limit quota"):
+            return await self._count(key, limit, float(period))
+
+    async def notices(self, scope: str) -> dict[str, Pause]:
+        """The keys of ``scope`` paused right now (by name below the scope), in one read."""
+        check_key(f"{scope}.x")
+        with self._translated("reading rate-limit notices"):
+            return await self._notices(scope)
 
     @contextlib.contextmanager
     def _translated(self, action: str) -> Iterator[None]:
@@ -216,14 +319,22 @@ class RateBudget:
             raise self._store.translate_error(exc, action) from exc
 
     async def _acquire(
-        self, key: str, interval: float, burst: int, max_wait: float, hold: str | None
+        self, key: str, interval: float, burst: int, max_wait: float, cells: int
     ) -> Permit:
         raise NotImplementedError
 
-    async def _pause(self, key: str, seconds: float, daily: bool) -> None:
+    async def _pause(
+        self, key: str, seconds: float | None, daily: bool, until: float | None
+    ) -> Pause:
         raise NotImplementedError
 
     async def _paused(self, key: str) -> Pause:
+        raise NotImplementedError
+
+    async def _count(self, key: str, limit: int, period: float) -> Tally:
+        raise NotImplementedError
+
+    async def _notices(self, scope: str) -> dict[str, Pause]:
         raise NotImplementedError
 
 
@@ -267,24 +378,34 @@ def take_permit(
     interval: float,
     burst: int,
     max_wait: float,
-    hold: Bucket | None = None,
+    cells: int = 1,
 ) -> Permit:
-    """GCRA: reserve ``bucket``'s next slot at ``now`` (mutates it only when granted)."""
-    if hold is not None and hold.until > now:
-        return Permit(hold.until - now, False, bucket.shift)
+    """GCRA: reserve ``bucket``'s next ``cells`` slots at ``now`` (mutates it only when granted)."""
     if bucket.daily and bucket.until > now:
         return Permit(bucket.until - now, False, bucket.shift)
     allow = max(now, bucket.tat - (burst - 1) * interval, bucket.until)
     wait = allow - now
     if wait > max_wait:
         return Permit(wait, False, bucket.shift)
-    bucket.tat = max(bucket.tat, allow) + interval
-    return Permit(wait, True, bucket.shift)
+    first = max(bucket.tat, allow)
+    bucket.tat = first + cells * interval
+    return Permit(wait, True, bucket.shift, first - now)
 
 
-def pause_bucket(bucket: Bucket, now: float, seconds: float, *, daily: bool) -> bool:
-    """Pause ``bucket`` until ``now + seconds`` unless it is paused longer; whether it changed."""
-    end = now + seconds
+def pause_end(now: float, wall: float, seconds: float | None, daily: bool,
+              until: float | None) -> float:
+    """When a pause asked at ``now`` (``wall``: the same moment in Unix time) ends."""
+    if until is not None:
+        end = now + (until - wall)
+    elif seconds is not None:
+        end = now + seconds
+    else:
+        end = now + (day_end(wall) - wall)
+    return min(end, now + (day_end(wall) - wall) + DAY_SLACK) if daily else end
+
+
+def pause_bucket(bucket: Bucket, now: float, end: float, *, daily: bool) -> bool:
+    """Pause ``bucket`` until ``end`` unless it is paused longer; whether it changed."""
     if end <= bucket.until:
         return False
     if not daily:
@@ -299,6 +420,21 @@ def paused_bucket(bucket: Bucket, now: float) -> Pause:
     """:class:`Pause` of ``bucket`` at ``now``."""
     left = max(0.0, bucket.until - now)
     return Pause(left, bucket.daily and left > 0, bucket.shift)
+
+
+def count_use(bucket: Bucket, now: float, *, limit: int, window_end: float) -> Tally:
+    """Count one use of the counter ``bucket`` (mutates it only when granted).
+
+    ``window_end``: when a window opened now would end.
+    """
+    if bucket.daily and bucket.until > now:
+        return Tally(False, bucket.until - now, 0)
+    if bucket.tat <= now:
+        bucket.tat, bucket.shift = window_end, 0.0
+    if bucket.shift + 1 > limit:
+        return Tally(False, bucket.tat - now, 0)
+    bucket.shift += 1
+    return Tally(True, bucket.tat - now, max(0, int(limit - bucket.shift)))
 
 
 def idle(bucket: Bucket, now: float) -> bool:

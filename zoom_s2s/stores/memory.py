@@ -13,12 +13,17 @@ from ..errors import ConfigurationError
 from ..models import AccessToken
 from .base import BaseTokenStore, FailureRecord, LockAttempt, LockLease, StoreState, new_owner
 from .budget import (
+    DAY,
     Bucket,
     Pause,
     Permit,
     RateBudget,
+    Tally,
+    count_use,
+    day_end,
     idle,
     pause_bucket,
+    pause_end,
     paused_bucket,
     take_permit,
 )
@@ -209,22 +214,40 @@ class MemoryRateBudget(RateBudget):
         return bucket
 
     async def _acquire(
-        self, key: str, interval: float, burst: int, max_wait: float, hold: str | None
+        self, key: str, interval: float, burst: int, max_wait: float, cells: int
     ) -> Permit:
         now = _clock.monotonic()
-        held = None if hold is None else self._buckets.get(hold)
         return take_permit(
             self._bucket(key, now), now, interval=interval, burst=burst, max_wait=max_wait,
-            hold=held,
+            cells=cells,
         )
 
-    async def _pause(self, key: str, seconds: float, daily: bool) -> None:
+    async def _pause(
+        self, key: str, seconds: float | None, daily: bool, until: float | None
+    ) -> Pause:
         now = _clock.monotonic()
-        pause_bucket(self._bucket(key, now), now, seconds, daily=daily)
+        bucket = self._bucket(key, now)
+        pause_bucket(bucket, now, pause_end(now, _clock.wall(), seconds, daily, until), daily=daily)
+        return paused_bucket(bucket, now)
 
     async def _paused(self, key: str) -> Pause:
         bucket = self._buckets.get(key)
         return Pause() if bucket is None else paused_bucket(bucket, _clock.monotonic())
+
+    async def _count(self, key: str, limit: int, period: float) -> Tally:
+        now = _clock.monotonic()
+        wall = _clock.wall()
+        end = now + (day_end(wall) - wall if period == DAY else period)
+        return count_use(self._bucket(key, now), now, limit=limit, window_end=end)
+
+    async def _notices(self, scope: str) -> dict[str, Pause]:
+        now = _clock.monotonic()
+        prefix = scope + "."
+        return {
+            key[len(prefix):]: paused_bucket(bucket, now)
+            for key, bucket in self._buckets.items()
+            if bucket.until > now and key.startswith(prefix)
+        }
 
     def clear(self) -> None:
         """Forget every bucket."""

@@ -29,6 +29,9 @@ class _Fake(Protocol):  # what the routes use of FakeZoom
     @property
     def url(self) -> str: ...
 
+    #: Meetings and webinars of every account by id: the rate limits count a host's caps.
+    meetings: dict[str, dict[str, Any]]
+
     def token_is_valid(self, token: str) -> bool: ...
 
     def _api(
@@ -107,6 +110,7 @@ class SpecRoutes:
         record.update(id=number, uuid=secrets.token_urlsafe(16) + "==", host_id=host["id"],
                       host_email=host.get("email", ""))
         self.objects.setdefault((call.account.account_id, kind), {})[str(number)] = record
+        self.fake.meetings[str(number)] = record
         return web.json_response(_shaped(record, _example("POST", path)), status=201)
 
     async def _one(self, call: ApiCall, kind: str, method: str, path: str) -> web.StreamResponse:
@@ -120,6 +124,7 @@ class SpecRoutes:
             return web.json_response(_shaped(record, _example(method, path)))
         if method == "DELETE":
             del stored[key]
+            self.fake.meetings.pop(key, None)
             return web.Response(status=204)
         try:
             changes = await call.request.json()

@@ -12,6 +12,13 @@ every answer (``docs/zoom.rst``, "Rate limits")::
     X-RateLimit-Limit: 20                (the daily limit, else the per-second one)
     X-RateLimit-Remaining: 19            (what is left of it)
 
+It also counts Zoom's caps by their scopes (``zoom_s2s.ratelimit.operation_of``):
+per endpoint (``POST /users`` by ``plan``, ``POST /groups``), per user
+(presence status once a minute) and per host (meeting **and** webinar
+creates and updates, 100 a day per host, an update counted against the
+meeting's host), and the daily limit Heavy and Resource-intensive share on
+paid plans (``shared_daily``), so tests catch a scope the client gets wrong.
+
 A 429 is Zoom's: ``{"code": 429, "message": ...}``. A per-second one carries
 ``Retry-After`` (ISO 8601, the moment a request would pass again). A daily
 one has two forms, as on Zoom: ``"header"`` (``X-RateLimit-Type: Daily-limit``
@@ -38,6 +45,7 @@ from typing import Literal
 import attrs
 from aiohttp import web
 
+from ..ratelimit.quota import rule_of
 from ._fake_state import ApiCall
 
 __all__ = ["PRO_QPS", "Arrival", "FakeRateLimits"]
@@ -48,6 +56,13 @@ PRO_QPS: dict[str, float] = {"Light": 30, "Medium": 20, "Heavy": 10, "Resource-i
 QPS_MESSAGE = "You have reached the maximum per-second rate limit for this API. Try again later."
 
 DailyForm = Literal["header", "message"]
+
+_LABELS = {
+    "meeting_webinar_write": "Meeting Create/Update",
+    "user_create": "Create User",
+    "group_create": "Create Group",
+    "presence_status": "Presence Status",
+}
 
 
 @attrs.frozen
@@ -91,6 +106,11 @@ class FakeRateLimits:
         daily: Requests per day per account, by category (default: none).
         per_user_daily: Requests per day per user, by route (``"POST
             /v2/users/{user_id}/meetings"``), counted by the route's ``user_id``.
+        caps: Limits of Zoom's caps by name (``{"meeting_webinar_write": 3}``),
+            instead of Zoom's own (``zoom_s2s.ratelimit.operation_of``).
+        plan: The account's plan, for the caps that depend on it (``POST /users``).
+        shared_daily: Heavy and Resource-intensive requests per day together
+            (paid plans: 30,000 on Pro); default: not counted.
         burst: Seconds' worth of requests the per-second bucket holds (1.0:
             ``qps`` requests may come at once after a quiet second).
         daily_form: How a category's daily 429 looks: ``"header"`` or ``"message"``.
@@ -113,6 +133,9 @@ class FakeRateLimits:
         daily_form: DailyForm = "header",
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        caps: Mapping[str, int] | None = None,
+        plan: str = "pro",
+        shared_daily: int | None = None,
     ) -> None:
         if daily_form not in ("header", "message"):
             raise ValueError(f"daily_form={daily_form!r}: use 'header' or 'message'")
@@ -130,6 +153,12 @@ class FakeRateLimits:
         self._day = self._today()
         self._daily_used: Counter[tuple[str, str]] = Counter()
         self._user_used: Counter[tuple[str, str, str]] = Counter()
+        self.caps = dict(caps or {})
+        self.plan = plan
+        self.shared_daily = shared_daily
+        #: Meetings and webinars by id (``FakeZoom`` shares its own): a host's caps.
+        self.meetings: dict[str, dict[str, object]] = {}
+        self._cap_used: dict[tuple[str, str, str], tuple[float, int]] = {}
         self._throttled: dict[str, float] = {}  # category -> clock() until which all get 429
         self._throttle_left: dict[str, int | None] = {}  # 429s left to answer (None: all)
         self._guard = threading.Lock()  # tests read the counters from another thread
@@ -159,6 +188,7 @@ class FakeRateLimits:
         with self._guard:
             self._daily_used.clear()
             self._user_used.clear()
+            self._cap_used.clear()
 
     def arrivals(
         self, category: str | None = None, *, since: float = -math.inf, until: float = math.inf
@@ -197,6 +227,7 @@ class FakeRateLimits:
                 self._day = today
                 self._daily_used.clear()
                 self._user_used.clear()
+                self._cap_used.clear()
             status, kind, answer = self._decide(call, now, account, category)
             self.log.append(Arrival(now, account, category, status, kind))
             if status:
@@ -230,6 +261,46 @@ class FakeRateLimits:
                 "resume these requests at GMT 00:00:00."
             )
             return 429, "user-daily", _error(message, headers)
+        capped = self._cap(call, account)
+        if capped is not None:
+            key, limit, period, label, per = capped
+            end, used = self._cap_used.get(key, (0.0, 0))
+            wall = self.wall()
+            if end <= wall:
+                end, used = (self._midnight() if period >= 86_400 else wall + period), 0
+            if used >= limit:
+                headers.pop("X-RateLimit-Type", None)
+                if period < 86_400:
+                    headers["Retry-After"] = _iso(end)
+                    message = (
+                        f"You have reached the maximum rate limit ({limit} per {period:g} s) "
+                        f"of {label} API requests for this {per}. Try again later."
+                    )
+                    return 429, "cap", _error(message, headers)
+                message = (
+                    f"You have exceeded the daily rate limit ({limit}) of {label} API requests "
+                    f"permitted for this {per}. You may resume these requests at GMT 00:00:00."
+                )
+                if self.daily_form == "header" and per == "account":
+                    headers["X-RateLimit-Type"] = "Daily-limit"
+                    headers["Retry-After"] = _iso(self._midnight())
+                return 429, "cap", _error(message, headers)
+            self._cap_used[key] = (end, used + 1)
+        shared = self.shared_daily if category in ("Heavy", "Resource-intensive") else None
+        if shared is not None and self._daily_used[(account, "Heavy+RI")] >= shared:
+            headers["X-RateLimit-Type"] = "Daily-limit"
+            headers["X-RateLimit-Limit"] = str(shared)
+            headers["X-RateLimit-Remaining"] = "0"
+            message = (
+                f"You have exceeded the daily rate limit ({shared}) of Heavy and "
+                "Resource-intensive API requests permitted for this account. You may resume "
+                "these requests at GMT 00:00:00."
+            )
+            if self.daily_form == "header":
+                headers["Retry-After"] = _iso(self._midnight())
+            else:
+                headers.pop("X-RateLimit-Type", None)
+            return 429, "daily", _error(message, headers)
         if daily is not None and self._daily_used[(account, category)] >= daily:
             headers["X-RateLimit-Limit"] = str(daily)
             headers["X-RateLimit-Remaining"] = "0"
@@ -248,6 +319,15 @@ class FakeRateLimits:
             bucket.tokens -= 1.0
         if user_limit is not None:
             self._user_used[(account, call.route, user)] += 1
+        if shared is not None:
+            self._daily_used[(account, "Heavy+RI")] += 1
+            if daily is None:
+                headers["X-RateLimit-Type"] = "Daily-limit"
+                headers["X-RateLimit-Limit"] = str(shared)
+                headers["X-RateLimit-Remaining"] = str(
+                    shared - self._daily_used[(account, "Heavy+RI")]
+                )
+                return 0, "", None
         if daily is not None:
             self._daily_used[(account, category)] += 1
             headers["X-RateLimit-Limit"] = str(daily)
@@ -257,6 +337,33 @@ class FakeRateLimits:
             tokens = self._buckets[(account, category)].tokens
             headers["X-RateLimit-Remaining"] = str(max(0, math.floor(tokens)))
         return 0, "", None
+
+    def _cap(
+        self, call: ApiCall, account: str
+    ) -> tuple[tuple[str, str, str], int, float, str, str] | None:
+        """The request's cap as Zoom counts it: (key, limit, period, label, "user"/...)."""
+        request = call.request
+        path = request.path[3:] if request.path.startswith("/v2/") else request.path
+        cap = rule_of(request.method, path).cap
+        if cap is None or cap.scope == "registrant":
+            return None
+        limit = self.caps.get(cap.name, cap.limit(self.plan))
+        if limit is None:
+            return None
+        subject = ""
+        if cap.scope in ("user", "host") and cap.subject:
+            subject = cap.subject
+            if cap.kind is not None:
+                meeting = self.meetings.get(subject)
+                if meeting is None:
+                    return None  # the handler answers 404
+                subject = str(meeting["host_id"])
+            else:
+                user = call.account.find_user(subject)
+                subject = str(user["id"]) if user is not None else subject
+        label = _LABELS.get(cap.name, cap.name.replace("_", " ").title())
+        per = "account" if cap.scope == "account" else "particular user"
+        return (account, cap.name, subject), limit, float(cap.period), label, per
 
     def _qps_429(
         self, headers: dict[str, str], rate: float | None, wait: float

@@ -30,6 +30,7 @@ must do.
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -40,7 +41,7 @@ import pytest_asyncio
 
 from ..errors import ConfigurationError, StoreError
 from ..stores.base import TokenStore
-from ..stores.budget import Permit, RateBudget, rate_budget_of
+from ..stores.budget import DAY, Permit, RateBudget, rate_budget_of
 
 __all__ = ["RateBudgetContract"]
 
@@ -180,19 +181,96 @@ class RateBudgetContract:
         assert (await b.paused(f"{scope}.heavy")).daily
         assert (await _take(b, f"{scope}.light")).granted  # other categories go on
 
-    async def test_a_hold_refuses_only_its_user_and_endpoint(
+    async def test_a_lease_reserves_consecutive_slots_in_one_step(
+        self, budgets: tuple[RateBudget, RateBudget]
+    ) -> None:
+        a, b = budgets
+        key = f"{self.new_scope()}.light"
+        started = time.monotonic()
+        lease = await _take(a, key, interval=0.5, cells=4)
+        assert lease.granted
+        assert lease.wait == pytest.approx(0, abs=EPS)
+        assert lease.ahead == pytest.approx(0, abs=EPS)
+        # The other client's slot comes after the four leased ones.
+        after = await _take(b, key, interval=0.5, cells=2)
+        assert after.granted
+        near(after.wait, 2.0, started)
+        near(after.ahead, 2.0, started)
+        third = await _take(a, key, interval=0.5)
+        near(third.ahead, 3.0, started)
+
+    async def test_a_lease_honours_a_pause_and_a_daily_block(
         self, budgets: tuple[RateBudget, RateBudget]
     ) -> None:
         a, b = budgets
         scope = self.new_scope()
-        key, hold = f"{scope}.medium", f"{scope}.uabc123"
         started = time.monotonic()
-        await a.pause(hold, 600.0, daily=True)
-        held = await _take(b, key, hold=hold)
-        assert not held.granted
-        near(held.wait, 600.0, started)
-        assert (await _take(b, key, hold=f"{scope}.uother")).granted
-        assert (await b.paused(hold)).daily
+        await a.pause(f"{scope}.light", 2.0)
+        lease = await _take(b, f"{scope}.light", interval=0.1, cells=10)
+        assert lease.granted
+        near(lease.wait, 2.0, started)
+        await a.pause(f"{scope}.heavy", daily=True)
+        assert not (await _take(b, f"{scope}.heavy", cells=10)).granted
+
+    async def test_a_daily_pause_ends_at_the_backends_midnight_or_retry_after(
+        self, budgets: tuple[RateBudget, RateBudget]
+    ) -> None:
+        a, b = budgets
+        scope = self.new_scope()
+        started, wall = time.monotonic(), time.time()
+        midnight = (math.floor(wall / DAY) + 1) * DAY
+        pause = await a.pause(f"{scope}.heavy", daily=True)
+        assert pause.daily
+        near(pause.left, midnight - wall, started)
+        at = await b.pause(f"{scope}.medium", daily=True, until=wall + 120.0)
+        near(at.left, 120.0, started)
+        # A Retry-After past the next reset is bounded by it (and a minute of slack).
+        far = await b.pause(f"{scope}.light", daily=True, until=wall + 5 * DAY)
+        assert far.left <= midnight - wall + 60 + EPS
+        assert (await a.paused(f"{scope}.medium")).daily
+
+    async def test_a_counter_counts_uses_across_clients_up_to_its_limit(
+        self, budgets: tuple[RateBudget, RateBudget]
+    ) -> None:
+        a, b = budgets
+        key = f"{self.new_scope()}.user_create"
+        started, wall = time.monotonic(), time.time()
+        tallies = [await budget.count(key, limit=3) for budget in (a, b, a, b)]
+        assert [t.granted for t in tallies] == [True, True, True, False]
+        assert [t.remaining for t in tallies] == [2, 1, 0, 0]
+        near(tallies[-1].left, (math.floor(wall / DAY) + 1) * DAY - wall, started)
+        other = await b.count(f"{key}.h1", limit=3, period=60)
+        assert other.granted
+        near(other.left, 60.0, started)
+
+    async def test_a_daily_block_refuses_a_counter_at_once(
+        self, budgets: tuple[RateBudget, RateBudget]
+    ) -> None:
+        a, b = budgets
+        key = f"{self.new_scope()}.meeting_write.h1"
+        assert (await a.count(key, limit=100)).granted
+        started = time.monotonic()
+        await b.pause(key, 600.0, daily=True)
+        refused = await a.count(key, limit=100)
+        assert not refused.granted
+        near(refused.left, 600.0, started)
+
+    async def test_notices_list_a_scopes_pauses_in_one_read(
+        self, budgets: tuple[RateBudget, RateBudget]
+    ) -> None:
+        a, b = budgets
+        scope, other = self.new_scope(), self.new_scope()
+        started = time.monotonic()
+        assert await b.notices(scope) == {}
+        await a.pause(f"{scope}.heavy", daily=True, until=time.time() + 300)
+        await a.pause(f"{scope}.e-abc", 30.0)
+        await a.pause(f"{other}.light", 30.0)
+        found = await b.notices(scope)
+        assert set(found) == {"heavy", "e-abc"}
+        assert found["heavy"].daily
+        assert not found["e-abc"].daily
+        near(found["heavy"].left, 300.0, started)
+        near(found["e-abc"].left, 30.0, started)
 
     async def test_bad_arguments_are_configuration_errors(
         self, budgets: tuple[RateBudget, RateBudget]
@@ -200,7 +278,7 @@ class RateBudgetContract:
         a, _ = budgets
         scope = self.new_scope()
         for options in ({"interval": 0}, {"interval": float("nan")}, {"burst": 0},
-                        {"burst": True}, {"max_wait": -1}):
+                        {"burst": True}, {"max_wait": -1}, {"cells": 0}, {"cells": 1.5}):
             with pytest.raises(ConfigurationError):
                 await _take(a, f"{scope}.light", **options)
         for key in ("nodot", "a.{b}", "a b.c", ""):
@@ -208,8 +286,10 @@ class RateBudgetContract:
                 await _take(a, key)
         with pytest.raises(ConfigurationError):
             await a.pause(f"{scope}.light", float("nan"))
-        with pytest.raises(ConfigurationError, match="scope"):
-            await _take(a, f"{scope}.light", hold=f"{self.new_scope()}.uabc")
+        with pytest.raises(ConfigurationError):
+            await a.pause(f"{scope}.light")  # neither seconds nor daily
+        with pytest.raises(ConfigurationError):
+            await a.count(f"{scope}.c", limit=0)
 
     async def test_a_failing_backend_is_a_store_error(self) -> None:
         broken = await self.make_broken_store()

@@ -37,8 +37,9 @@ Routes: ``POST /oauth/token``; ``GET /v2/users`` (list), ``POST /v2/users``
 (create), ``GET /v2/users/{userId}`` (id, email or ``me``; query parameters
 ``login_type``, ``encrypted_email``, ``search_by_unique_id``),
 ``DELETE /v2/users/{userId}`` (204), ``GET /v2/users/{userId}/meetings``,
-``GET /v2/marketplace/apps/{appId}/webhook_logs``;
-``GET /_fake/stats``.
+``GET /v2/marketplace/apps/{appId}/webhook_logs``, the participants report;
+meetings, webinars and the other operations of Zoom's specs from their
+examples (:mod:`._fake_api`); ``GET /_fake/stats``.
 """
 
 from __future__ import annotations
@@ -264,7 +265,10 @@ class FakeZoom:
         self.default_app = self.add_app(
             self.default_account, client_id=client_id, client_secret=client_secret
         )
+        self.meetings: dict[str, dict[str, Any]] = {}  # meetings and webinars, by id
         self.rate_limits = rate_limits
+        if rate_limits is not None:
+            rate_limits.meetings = self.meetings  # per-host caps count a meeting's host
         self.api_hooks: list[ApiHook] = [RateHeaders(clock) if rate_limits is None else rate_limits]
         self._issued: dict[str, Issued] = {}
         self._pages: dict[str, PageCursor] = {}
@@ -512,6 +516,7 @@ class FakeZoom:
              "Heavy"),
             ("GET", "/v2/marketplace/apps/{app_id}/webhook_logs", self.webhooks.logs_page,
              "Medium"),
+            ("POST", "/v2/groups", self._create_group, "Light"),
         ]
         for method, path, handler, category in api:
             app.router.add_route(method, path, self._api(handler, f"{method} {path}", category))
@@ -702,6 +707,9 @@ class FakeZoom:
         users = [u for u in call.account.users.values() if u.get("status", "active") == status]
         return self._page_of(call, f"users:{status}", public_copy(users), "users",
                              most=USERS_MAX_PAGE_SIZE)
+
+    async def _create_group(self, call: ApiCall) -> web.StreamResponse:
+        return web.json_response({"id": secrets.token_urlsafe(8)}, status=201)
 
     async def _report_participants(self, call: ApiCall) -> web.StreamResponse:
         meeting_id = call.request.match_info["meeting_id"]

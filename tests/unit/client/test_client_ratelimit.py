@@ -16,7 +16,7 @@ import pytest_asyncio
 from zoom_s2s import MemoryTokenStore, RateLimits, TokenManager, ZoomClient
 from zoom_s2s.aiohttp import ZoomAuthMiddleware
 from zoom_s2s.errors import DailyLimitExceededError, RateLimitedError
-from zoom_s2s.testing import FakeClock, FakeRateLimits, FakeZoom
+from zoom_s2s.testing import FakeClock, FakeRateLimits, FakeZoom, Fault
 
 from ...support import FAST_RETRY
 
@@ -40,19 +40,28 @@ def manager(zoom: FakeZoom, store: MemoryTokenStore | None = None) -> TokenManag
     )
 
 
-async def test_without_pacing_a_burst_gets_429s_and_with_it_none(
-    limited: FakeZoom, fake_clock: FakeClock
+async def test_without_configuration_a_burst_is_paced_from_zooms_answers(
+    fake_clock: FakeClock,
 ) -> None:
+    """100 concurrent calls, no rate_limits=, a fake allowing 20 Light/s: slower, not failed."""
+    layer = on_clock(fake_clock, {"Light": 20})
+    async with FakeZoom(rate_limits=layer, clock=fake_clock.wall) as fake, manager(
+        fake
+    ) as tokens, ZoomClient(tokens, fake.api_base_url, rate_limit_retries=0) as zoom:
+        start = fake_clock.monotonic()
+        results = await asyncio.gather(*(zoom.get_user() for _ in range(100)),
+                                       return_exceptions=True)
+        elapsed = fake_clock.monotonic() - start
+        assert zoom.rate_limiter is not None
+        assert zoom.rate_limiter.stats()["learned_rates"] == {"light": pytest.approx(19.0)}
+    assert [r for r in results if isinstance(r, Exception)] == []
+    assert layer.refused == {}
+    assert elapsed >= 3.5  # 80 requests beyond the fake's first second, at 19/s
+
+
+async def test_with_rate_limits_the_plan_paces_from_the_first_request(limited: FakeZoom) -> None:
     layer = limited.rate_limits
     assert isinstance(layer, FakeRateLimits)
-    async with manager(limited) as tokens, ZoomClient(
-        tokens, limited.api_base_url, rate_limit_retries=0
-    ) as zoom:
-        results = await asyncio.gather(*(zoom.get_user() for _ in range(30)),
-                                       return_exceptions=True)
-    assert sum(isinstance(r, RateLimitedError) for r in results) >= 15
-    await fake_clock.sleep(1.1)  # the bucket refills
-    layer.refused.clear()
     async with manager(limited) as tokens, ZoomClient(
         tokens, limited.api_base_url, rate_limits=RateLimits(light=10, headroom=0.1)
     ) as zoom:
@@ -146,22 +155,21 @@ async def test_a_qps_429_pauses_the_category_and_the_retry_waits_for_it(
     assert layer.refused == {"throttled": 1}
 
 
-async def test_the_header_teaches_unknown_paths_and_rate_category_overrides(
-    limited: FakeZoom,
+async def test_rate_category_overrides_the_table_and_teaches_nothing(
+    limited: FakeZoom, fake_clock: FakeClock
 ) -> None:
     async with manager(limited) as tokens, ZoomClient(
-        tokens, limited.api_base_url, rate_limits=RateLimits(light=50, medium=50, heavy=50)
+        tokens, limited.api_base_url, rate_limits=RateLimits(light=50, medium=50, heavy=2)
     ) as zoom:
         limiter = zoom.rate_limiter
         assert limiter is not None
         assert limiter.category("GET", "/users/abc1/meetings") == "medium"  # the table
-        limiter.categories = type(limiter.categories)(default="heavy", table=())
-        assert limiter.category("GET", "/users/abc1/meetings") == "heavy"
-        await zoom.request("GET", f"/users/{limited.me_id}/meetings")
-        assert limiter.category("GET", "/users/zz9/meetings") == "medium"  # learned
         await zoom.request("GET", "/users/me", rate_category="Heavy")
+        start = fake_clock.monotonic()
+        await zoom.request("GET", "/users/me", rate_category="Heavy")
+        assert fake_clock.monotonic() - start >= 0.4  # paced as Heavy, 2/s
         # An overridden request teaches nothing: the caller chose its category.
-        assert limiter.category("GET", "/users/me") == "heavy"
+        assert limiter.category("GET", "/users/me") == "light"
 
 
 async def test_max_wait_raises_without_calling_zoom(limited: FakeZoom) -> None:
@@ -198,3 +206,108 @@ async def test_the_middleware_paces_and_stops_at_a_daily_limit(fake_clock: FakeC
     assert statuses.count(200) == 12
     assert statuses.count(429) <= 1
     assert layer.refused.get("qps", 0) == 0
+
+
+# -- the quota ledger against the fake's scopes -----------------------------------------
+
+
+def _fast(**options: Any) -> FakeRateLimits:
+    return FakeRateLimits({"Light": 10_000, "Medium": 10_000, "Heavy": 10_000}, **options)
+
+
+async def test_a_daily_429_on_creating_users_leaves_reading_users_working() -> None:
+    layer = _fast(caps={"user_create": 2})
+    async with FakeZoom(rate_limits=layer) as fake, manager(fake) as tokens, ZoomClient(
+        tokens, fake.api_base_url
+    ) as zoom:
+        for n in range(2):
+            await zoom.request("POST", "/users", json={"action": "create",
+                                                       "user_info": {"email": f"n{n}@x.io"}})
+        with pytest.raises(DailyLimitExceededError) as first:
+            await zoom.request("POST", "/users", json={"user_info": {"email": "n3@x.io"}})
+        assert first.value.sent
+        with pytest.raises(DailyLimitExceededError) as held:
+            await zoom.request("POST", "/users", json={"user_info": {"email": "n4@x.io"}})
+        assert not held.value.sent
+        assert (await zoom.get_user(fake.me_id)).id == fake.me_id
+        await zoom.request("GET", "/users")
+    assert layer.refused == {"cap": 1}
+
+
+async def test_a_hosts_cap_holds_that_hosts_meetings_and_webinars_and_no_other_hosts() -> None:
+    layer = _fast(caps={"meeting_webinar_write": 3})
+    store = MemoryTokenStore()
+    async with FakeZoom(rate_limits=layer) as fake, manager(fake, store) as one, manager(
+        fake, store
+    ) as two, ZoomClient(one, fake.api_base_url) as a, ZoomClient(two, fake.api_base_url) as b:
+        fake.add_user({"id": "host2", "email": "h2@example.com"})
+        meeting = await a.request("POST", f"/users/{fake.me_id}/meetings", json={})
+        webinar = await a.request("POST", f"/users/{fake.me_id}/webinars", json={})
+        await a.request("PATCH", f"/meetings/{meeting['id']}", json={})
+        with pytest.raises(DailyLimitExceededError) as first:
+            await a.request("PATCH", f"/meetings/{meeting['id']}", json={})
+        assert first.value.sent  # Zoom's count (3) is below the ledger's (100): Zoom says so
+        # Every other create or update of that host is held, in the other client too.
+        for client, method, path in [
+            (b, "PATCH", f"/webinars/{webinar['id']}"),
+            (b, "POST", f"/users/{fake.me_id}/meetings"),
+            (b, "POST", "/users/me/webinars"),
+            (a, "PATCH", f"/meetings/{meeting['id']}"),
+        ]:
+            with pytest.raises(DailyLimitExceededError) as held:
+                await client.request(method, path, json={})
+            assert not held.value.sent, (method, path)
+        # Another host's go on, and the first host's meetings can still be read.
+        created = await b.request("POST", "/users/host2/meetings", json={})
+        await b.request("PATCH", f"/meetings/{created['id']}", json={})
+        await b.request("GET", f"/meetings/{meeting['id']}")
+    assert layer.refused == {"cap": 1}
+
+
+async def test_an_update_of_a_meeting_another_process_created_learns_its_host_once() -> None:
+    layer = _fast()
+    store = MemoryTokenStore()
+    async with FakeZoom(rate_limits=layer) as fake, manager(fake, store) as one, manager(
+        fake, store
+    ) as two, ZoomClient(one, fake.api_base_url) as a, ZoomClient(two, fake.api_base_url) as b:
+        meeting = await a.request("POST", f"/users/{fake.me_id}/meetings", json={})
+        for _ in range(3):
+            await b.request("PATCH", f"/meetings/{meeting['id']}", json={})
+        assert b.rate_limiter is not None
+        assert b.rate_limiter.stats()["remaining"]
+    assert fake.stats.by_route()["GET /v2/meetings/{meeting_id}"] == {"200": 1}
+    # Counted against the host: 1 create + 3 updates of the 100 a day.
+    assert min(b.rate_limiter.remaining.values()) == 96
+
+
+async def test_the_ledger_refuses_before_zoom_does() -> None:
+    layer = _fast()
+    async with FakeZoom(rate_limits=layer) as fake, manager(fake) as tokens, ZoomClient(
+        tokens, fake.api_base_url
+    ) as zoom:
+        for _ in range(100):
+            await zoom.request("POST", "/groups", json={"name": "g"})
+        with pytest.raises(DailyLimitExceededError) as held:
+            await zoom.request("POST", "/groups", json={"name": "g"})
+    assert not held.value.sent
+    assert held.value.retry_at is not None
+    assert held.value.retry_at.hour == 0
+    assert layer.refused == {}
+    assert layer.passed[(fake.credentials.account_id, "Light")] == 100
+
+
+async def test_a_concurrency_429_retries_that_request_and_pauses_no_one() -> None:
+    busy = Fault(
+        status=429, headers={"Retry-After": "30", "X-RateLimit-Category": "Light"},
+        body={"code": 429, "message": "Too many concurrent requests. Try again later."},
+    )
+    async with FakeZoom() as fake, manager(fake) as tokens, ZoomClient(
+        tokens, fake.api_base_url, max_rate_limit_wait=0.05
+    ) as zoom:
+        fake.fail_next(1, route="api", fault=busy)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await zoom.get_user(fake.me_id)  # a 429, then its retry
+        await zoom.get_user()  # another request of the same category: not paused for 30 s
+        assert loop.time() - start < 2
+    assert fake.api_requests == 3  # the 429, its retry, the other request

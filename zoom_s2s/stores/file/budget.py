@@ -11,8 +11,6 @@ thread, one ``pwrite()`` of a fixed size: a reader never sees a torn record.
 Times are the host's monotonic clock, shared by every process of the host; a
 record from before a reboot is far "ahead" of the new clock and is ignored
 (:data:`~zoom_s2s.stores.budget.MAX_AHEAD`), like any corrupt record.
-A hold (per-user daily limit) is read without its mutex: one record, written
-whole.
 """
 
 from __future__ import annotations
@@ -26,7 +24,20 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from ...errors import StoreError
-from ..budget import Bucket, Pause, Permit, RateBudget, pause_bucket, paused_bucket, take_permit
+from ..budget import (
+    DAY,
+    Bucket,
+    Pause,
+    Permit,
+    RateBudget,
+    Tally,
+    count_use,
+    day_end,
+    pause_bucket,
+    pause_end,
+    paused_bucket,
+    take_permit,
+)
 
 __all__ = ["FileRateBudget"]
 
@@ -113,14 +124,13 @@ class FileRateBudget(RateBudget):
         self._write_in_place(self._files._path(key, ".rate"), data, _SIZE)
 
     async def _acquire(
-        self, key: str, interval: float, burst: int, max_wait: float, hold: str | None
+        self, key: str, interval: float, burst: int, max_wait: float, cells: int
     ) -> Permit:
         def body() -> Permit:
             now = time.monotonic()
-            held = None if hold is None else self._load(hold, now)
             bucket = self._load(key, now)
             permit = take_permit(
-                bucket, now, interval=interval, burst=burst, max_wait=max_wait, hold=held
+                bucket, now, interval=interval, burst=burst, max_wait=max_wait, cells=cells
             )
             if permit.granted:
                 self._save(key, bucket)
@@ -128,14 +138,45 @@ class FileRateBudget(RateBudget):
 
         return await self._files._locked(key, body)
 
-    async def _pause(self, key: str, seconds: float, daily: bool) -> None:
-        def body() -> None:
+    async def _pause(
+        self, key: str, seconds: float | None, daily: bool, until: float | None
+    ) -> Pause:
+        def body() -> Pause:
             now = time.monotonic()
             bucket = self._load(key, now)
-            if pause_bucket(bucket, now, seconds, daily=daily):
+            end = pause_end(now, time.time(), seconds, daily, until)
+            if pause_bucket(bucket, now, end, daily=daily):
                 self._save(key, bucket)
+            return paused_bucket(bucket, now)
 
-        await self._files._locked(key, body)
+        return await self._files._locked(key, body)
+
+    async def _count(self, key: str, limit: int, period: float) -> Tally:
+        def body() -> Tally:
+            now, wall = time.monotonic(), time.time()
+            bucket = self._load(key, now)
+            end = now + (day_end(wall) - wall if period == DAY else period)
+            tally = count_use(bucket, now, limit=limit, window_end=end)
+            if tally.granted:
+                self._save(key, bucket)
+            return tally
+
+        return await self._files._locked(key, body)
+
+    async def _notices(self, scope: str) -> dict[str, Pause]:
+        def body() -> dict[str, Pause]:
+            self._files._ensure_dir()
+            now = time.monotonic()
+            found = {}
+            directory = self._files._path(f"{scope}.x", ".rate").parent
+            for path in directory.glob(f"{scope}.*.rate"):
+                key = path.name[: -len(".rate")]
+                pause = paused_bucket(self._load(key, now), now)
+                if pause.left > 0:
+                    found[key[len(scope) + 1:]] = pause
+            return found
+
+        return await self._files._run(body)
 
     async def _paused(self, key: str) -> Pause:
         def body() -> Pause:  # a read: no mutex
