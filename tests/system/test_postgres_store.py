@@ -282,7 +282,7 @@ async def test_waiters_are_woken_by_notify_not_by_polling(
         assert counter.count == 20, "the waiters polled"  # ... and then slept
         listening = await sql(
             postgres_url,
-            "SELECT count(*) AS n FROM pg_stat_activity WHERE query LIKE 'LISTEN%'",
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'zoom-s2s:listen'",
         )
         assert listening[0]["n"] == 1
         assert not any(w.done() for w in waiters)
