@@ -414,9 +414,10 @@ class PostgresTokenStore(BaseTokenStore):
             },
         )
 
-    async def _run(self, method: str, query: str, *args: Any) -> Any:
-        """``pool.<method>(query, *args)``, waited for at most ``command_timeout``."""
-        return await self._bounded(self._statement(method, query, args))
+    async def _run(self, method: str, query: str, *args: Any, until: float | None = None) -> Any:
+        """``pool.<method>(query, *args)``, waited for at most ``command_timeout``
+        (or until the loop time ``until``)."""
+        return await self._bounded(self._statement(method, query, args), until=until)
 
     async def _statement(self, method: str, query: str, args: tuple[Any, ...]) -> Any:
         pool = await self._ready()
@@ -425,8 +426,9 @@ class PostgresTokenStore(BaseTokenStore):
     async def _bounded_pool(self) -> _BoundedPool:
         return self._statements
 
-    async def _bounded(self, work: Coroutine[Any, Any, Any]) -> Any:
-        """``work``'s result, or :class:`_Unanswered` after ``command_timeout`` seconds.
+    async def _bounded(self, work: Coroutine[Any, Any, Any], *, until: float | None = None) -> Any:
+        """``work``'s result, or :class:`_Unanswered` after ``command_timeout`` seconds
+        (or at the loop time ``until``).
 
         The bound covers waiting for a free connection, connecting and the
         statement. A frozen server answers nothing, and asyncpg's own timeouts
@@ -437,8 +439,11 @@ class PostgresTokenStore(BaseTokenStore):
         background when the server answers again.
         """
         task = asyncio.ensure_future(work)
+        timeout = self._timeouts.command
+        if until is not None:
+            timeout = max(0.0, until - asyncio.get_running_loop().time())
         try:
-            done, _ = await asyncio.wait((task,), timeout=self._timeouts.command)
+            done, _ = await asyncio.wait((task,), timeout=timeout)
         except BaseException:
             task.cancel()
             raise
@@ -643,6 +648,7 @@ class PostgresTokenStore(BaseTokenStore):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         self._check_open()
+        answer_by = loop.time() + self._timeouts.command  # listening and the look, together
         event: asyncio.Event | None = None
         if timeout > 0:
             if self._listener is None:
@@ -653,9 +659,9 @@ class PostgresTokenStore(BaseTokenStore):
             # Registered before looking at the lock, so a release that happens
             # after the look cannot be missed.
             event = await self._listener.event(
-                key, timeout=min(deadline - loop.time(), self._timeouts.command)
+                key, timeout=min(deadline, answer_by) - loop.time()
             )
-        left = await self._run("fetchval", self._sql.lock_left, key)
+        left = await self._run("fetchval", self._sql.lock_left, key, until=answer_by)
         if left is None or timeout <= 0:
             return
         deadline = min(deadline, loop.time() + float(left))  # after its TTL waiters take over
