@@ -164,3 +164,115 @@ def test_soak_fleet_on_redis_with_restarts_and_token_faults(tmp_path: Path) -> N
     assert issued >= elapsed / LIFETIME  # tokens really were refreshed all along
     for name, kib in growth.items():
         assert kib < RSS_LIMIT_KIB, (name, kib)
+
+
+# -- PostgreSQL frozen and thawed under load ----------------------------------------
+
+PG_COMMAND_TIMEOUT = 1.0
+PG_LOCK_TTL = 3.0
+PG_LIFETIME = 6
+PG_CYCLE = 15.0
+PG_FREEZE = 5.0  # longer than a token outlives its refresh moment: callers need the store
+# The longest a caller may wait when PostgreSQL hangs (docs/failure-behaviour.rst):
+# each store call answers within command_timeout; a caller's first failed call ends
+# its get_token(), after at most one answered call, or after waiting for another
+# process's fetch (at most the lock's TTL; the listener's check wakes it sooner).
+PG_BOUND = PG_LOCK_TTL + 2 * PG_COMMAND_TIMEOUT + 1.0
+
+
+@pytest.mark.postgres
+async def test_soak_fleet_on_postgres_frozen_and_thawed() -> None:
+    """P=3 managers (each with a store of its own, as processes) x C=10 callers on a
+    PostgreSQL that is frozen (SIGSTOP) for 5 s every 15 s. No caller waits past
+    the bound; a caller with a valid token never sees an error; the fleet fetches
+    about once per refresh, not once per process."""
+    import asyncio
+    import random
+
+    from tests.harness.postgres_server import PostgresServer
+    from zoom_s2s import TokenManager, ZoomS2SError
+    from zoom_s2s.stores import PostgresTokenStore
+
+    from ..support import FAST_RETRY
+    from .conftest import require_asyncpg, require_postgres_server
+
+    require_postgres_server()
+    require_asyncpg()
+    duration = _soak_seconds()
+    waits: list[float] = []
+    counts: dict[str, int] = {"ok": 0, "errors": 0, "errors_with_valid_token": 0}
+    error_classes: dict[str, int] = {}
+    freezes = 0
+    with PostgresServer(settings={"synchronous_commit": "on"}) as server:
+        async with FakeZoom(expires_in=PG_LIFETIME) as zoom:
+            stores = [
+                PostgresTokenStore.from_url(
+                    server.url, command_timeout=PG_COMMAND_TIMEOUT,
+                    connect_timeout=PG_COMMAND_TIMEOUT,
+                )
+                for _ in range(PROCESSES)
+            ]
+            managers = [
+                TokenManager(
+                    zoom.credentials, store=store, token_url=zoom.token_url, retry=FAST_RETRY,
+                    lock_ttl=PG_LOCK_TTL, request_timeout=2.0, wait_timeout=10.0,
+                )
+                for store in stores
+            ]
+            stop = asyncio.Event()
+
+            async def caller(manager: TokenManager) -> None:
+                while not stop.is_set():
+                    before = manager.stats().expires_in
+                    valid = before is not None and before > PG_LIFETIME / 10 + 0.05
+                    started = time.monotonic()
+                    try:
+                        await asyncio.wait_for(manager.get_token(), 60)
+                        counts["ok"] += 1
+                    except ZoomS2SError as exc:
+                        counts["errors"] += 1
+                        counts["errors_with_valid_token"] += valid
+                        name = type(exc).__name__
+                        error_classes[name] = error_classes.get(name, 0) + 1
+                    waits.append(time.monotonic() - started)
+                    await asyncio.sleep(random.uniform(0.05, 0.15))
+
+            try:
+                callers = [
+                    asyncio.create_task(caller(manager))
+                    for manager in managers for _ in range(COROUTINES)
+                ]
+                started = time.monotonic()
+                while time.monotonic() - started < duration - PG_CYCLE / 2:
+                    await asyncio.sleep(PG_CYCLE - PG_FREEZE)
+                    server.pause()
+                    freezes += 1
+                    await asyncio.sleep(PG_FREEZE)
+                    server.resume()
+                await asyncio.sleep(max(0.0, duration - (time.monotonic() - started)))
+                stop.set()
+                await asyncio.wait_for(asyncio.gather(*callers), 90)
+                elapsed = time.monotonic() - started
+            finally:
+                server.resume()
+                for manager in managers:
+                    await manager.aclose()
+                for store in stores:
+                    await store.aclose()
+            requests = zoom.token_requests
+
+    # Refresh-ahead renews a token at 50-75 % of its lifetime: one fetch per renewal
+    # for the whole fleet, plus (per freeze) a fetch per process whose token could
+    # not be stored or read back.
+    renewals = elapsed / (0.5 * PG_LIFETIME)
+    print(
+        f"\nsoak {elapsed:.0f} s, {PROCESSES}x{COROUTINES} on PostgreSQL, {freezes} freezes of "
+        f"{PG_FREEZE:g} s: {counts}, errors {error_classes}; token requests {requests} "
+        f"(at most {renewals:.0f} renewals); longest wait {max(waits):.2f} s "
+        f"(bound {PG_BOUND:g} s), p99 {statistics.quantiles(waits, n=100)[98]:.3f} s"
+    )
+    assert max(waits) <= PG_BOUND
+    assert counts["errors_with_valid_token"] == 0
+    assert counts["ok"] > 0
+    assert set(error_classes) <= {"StoreUnavailableError"}, error_classes
+    assert elapsed / PG_LIFETIME <= requests <= renewals + freezes * PROCESSES
