@@ -168,11 +168,13 @@ def test_soak_fleet_on_redis_with_restarts_and_token_faults(tmp_path: Path) -> N
 
 # -- PostgreSQL frozen and thawed under load ----------------------------------------
 
+PG_ACCOUNTS = 30  # per process: concurrent refreshes queue for the pool's connections
+PG_POOL_SIZE = 3
 PG_COMMAND_TIMEOUT = 1.0
 PG_LOCK_TTL = 3.0
 PG_LIFETIME = 6
-PG_CYCLE = 15.0
-PG_FREEZE = 5.0  # longer than a token outlives its refresh moment: callers need the store
+PG_CYCLE = 16.0
+PG_FREEZE = 8.0  # longer than a token outlives its refresh moment: callers need the store
 # The longest a caller may wait when PostgreSQL hangs (docs/failure-behaviour.rst):
 # each store call answers within command_timeout; a caller's first failed call ends
 # its get_token(), after at most one answered call, or after waiting for another
@@ -182,10 +184,10 @@ PG_BOUND = PG_LOCK_TTL + 2 * PG_COMMAND_TIMEOUT + 1.0
 
 @pytest.mark.postgres
 async def test_soak_fleet_on_postgres_frozen_and_thawed() -> None:
-    """P=3 managers (each with a store of its own, as processes) x C=10 callers on a
-    PostgreSQL that is frozen (SIGSTOP) for 5 s every 15 s. No caller waits past
-    the bound; a caller with a valid token never sees an error; the fleet fetches
-    about once per refresh, not once per process."""
+    """P=3 processes (a store each, pool of 3) x 30 accounts x 2 callers each,
+    on a PostgreSQL frozen (SIGSTOP) for 8 s every 16 s. No caller waits past the
+    bound; a caller with a valid token never sees an error; the fleet fetches once
+    per renewal per account, not once per process."""
     import asyncio
     import random
 
@@ -205,19 +207,20 @@ async def test_soak_fleet_on_postgres_frozen_and_thawed() -> None:
     freezes = 0
     with PostgresServer(settings={"synchronous_commit": "on"}) as server:
         async with FakeZoom(expires_in=PG_LIFETIME) as zoom:
+            apps = [zoom.add_app() for _ in range(PG_ACCOUNTS)]
             stores = [
                 PostgresTokenStore.from_url(
-                    server.url, command_timeout=PG_COMMAND_TIMEOUT,
+                    server.url, pool_size=PG_POOL_SIZE, command_timeout=PG_COMMAND_TIMEOUT,
                     connect_timeout=PG_COMMAND_TIMEOUT,
                 )
                 for _ in range(PROCESSES)
             ]
             managers = [
                 TokenManager(
-                    zoom.credentials, store=store, token_url=zoom.token_url, retry=FAST_RETRY,
+                    app.credentials, store=store, token_url=zoom.token_url, retry=FAST_RETRY,
                     lock_ttl=PG_LOCK_TTL, request_timeout=2.0, wait_timeout=10.0,
                 )
-                for store in stores
+                for store in stores for app in apps
             ]
             stop = asyncio.Event()
 
@@ -239,8 +242,8 @@ async def test_soak_fleet_on_postgres_frozen_and_thawed() -> None:
 
             try:
                 callers = [
-                    asyncio.create_task(caller(manager))
-                    for manager in managers for _ in range(COROUTINES)
+                    asyncio.create_task(caller(managers[i % len(managers)]))
+                    for i in range(2 * len(managers))
                 ]
                 started = time.monotonic()
                 while time.monotonic() - started < duration - PG_CYCLE / 2:
@@ -262,17 +265,19 @@ async def test_soak_fleet_on_postgres_frozen_and_thawed() -> None:
             requests = zoom.token_requests
 
     # Refresh-ahead renews a token at 50-75 % of its lifetime: one fetch per renewal
-    # for the whole fleet, plus (per freeze) a fetch per process whose token could
-    # not be stored or read back.
+    # per account for the whole fleet, plus (per freeze) a fetch per process whose
+    # token could not be stored or read back.
     renewals = elapsed / (0.5 * PG_LIFETIME)
     print(
-        f"\nsoak {elapsed:.0f} s, {PROCESSES}x{COROUTINES} on PostgreSQL, {freezes} freezes of "
-        f"{PG_FREEZE:g} s: {counts}, errors {error_classes}; token requests {requests} "
-        f"(at most {renewals:.0f} renewals); longest wait {max(waits):.2f} s "
-        f"(bound {PG_BOUND:g} s), p99 {statistics.quantiles(waits, n=100)[98]:.3f} s"
+        f"\nsoak {elapsed:.0f} s, {PROCESSES} processes x {PG_ACCOUNTS} accounts on "
+        f"PostgreSQL, {freezes} freezes of {PG_FREEZE:g} s: {counts}, errors {error_classes}; "
+        f"token requests {requests} (at most {PG_ACCOUNTS * renewals:.0f} renewals); longest "
+        f"wait {max(waits):.2f} s (bound {PG_BOUND:g} s), "
+        f"p99 {statistics.quantiles(waits, n=100)[98]:.3f} s"
     )
     assert max(waits) <= PG_BOUND
     assert counts["errors_with_valid_token"] == 0
     assert counts["ok"] > 0
     assert set(error_classes) <= {"StoreUnavailableError"}, error_classes
-    assert elapsed / PG_LIFETIME <= requests <= renewals + freezes * PROCESSES
+    assert PG_ACCOUNTS * elapsed / PG_LIFETIME <= requests
+    assert requests <= PG_ACCOUNTS * (renewals + freezes * PROCESSES)
