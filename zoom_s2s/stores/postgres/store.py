@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib
 import inspect
 import logging
 import math
 import urllib.parse
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from types import ModuleType
 from typing import Any
 
@@ -162,22 +163,13 @@ class _Unanswered(TimeoutError):
 
 
 class _BoundedPool:
-    """The pool's statement methods as the rate budget calls them, bounded like the store's."""
+    """The pool as the rate budget calls it (``fetchrow``, ...), bounded like the store's calls."""
 
     def __init__(self, store: PostgresTokenStore) -> None:
         self._store = store
 
-    async def fetchrow(self, query: str, *args: Any) -> Any:
-        return await self._store._run("fetchrow", query, *args)
-
-    async def fetchval(self, query: str, *args: Any) -> Any:
-        return await self._store._run("fetchval", query, *args)
-
-    async def fetch(self, query: str, *args: Any) -> Any:
-        return await self._store._run("fetch", query, *args)
-
-    async def execute(self, query: str, *args: Any) -> Any:
-        return await self._store._run("execute", query, *args)
+    def __getattr__(self, method: str) -> Callable[..., Awaitable[Any]]:
+        return functools.partial(self._store._run, method)
 
 
 @attrs.frozen
@@ -430,13 +422,10 @@ class PostgresTokenStore(BaseTokenStore):
         """``work``'s result, or :class:`_Unanswered` after ``command_timeout`` seconds
         (or at the loop time ``until``).
 
-        The bound covers waiting for a free connection, connecting and the
-        statement. A frozen server answers nothing, and asyncpg's own timeouts
-        cover the statement but neither the wait for a connection nor the
-        release of a connection whose statement timed out (it waits for the
-        server to confirm the cancel). So ``work`` runs as a task the caller
-        stops waiting for: abandoned, it is cancelled and finishes in the
-        background when the server answers again.
+        asyncpg's timeouts bound a statement, not the wait for a free pooled
+        connection nor a release that waits for a frozen server to confirm a
+        cancel; so ``work`` runs as a task the caller can stop waiting for:
+        abandoned, it is cancelled and ends when the server answers again.
         """
         task = asyncio.ensure_future(work)
         timeout = self._timeouts.command
