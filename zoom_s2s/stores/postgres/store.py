@@ -407,26 +407,43 @@ class PostgresTokenStore(BaseTokenStore):
         )
 
     async def _run(self, method: str, query: str, *args: Any, until: float | None = None) -> Any:
-        """``pool.<method>(query, *args)``, waited for at most ``command_timeout``
-        (or until the loop time ``until``)."""
-        return await self._bounded(self._statement(method, query, args), until=until)
+        """``connection.<method>(query, *args)`` on a pooled connection, waited for at
+        most ``command_timeout`` in all (or until the loop time ``until``).
 
-    async def _statement(self, method: str, query: str, args: tuple[Any, ...]) -> Any:
-        pool = await self._ready()
-        return await getattr(pool, method)(query, *args)
+        asyncpg's timeouts bound the statement, and the wait for a free
+        connection with ``acquire(timeout=)``; but releasing a connection whose
+        statement timed out waits for the server to confirm the cancel, which a
+        frozen server never does: that release goes on in the background.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeouts.command if until is None else until
+        try:
+            pool = self._pool
+            if pool is None:
+                pool = await self._bounded(self._ready(), until=deadline)
+            connection = await pool.acquire(timeout=max(0.0, deadline - loop.time()))
+        except _Unanswered:
+            raise
+        except asyncio.TimeoutError:
+            raise _Unanswered(self._timeouts.command) from None
+        try:
+            result = await getattr(connection, method)(
+                query, *args, timeout=max(0.001, deadline - loop.time())
+            )
+        except BaseException as exc:
+            self._keep(asyncio.ensure_future(pool.release(connection)))
+            if isinstance(exc, asyncio.TimeoutError):
+                raise _Unanswered(self._timeouts.command) from None
+            raise
+        await pool.release(connection)
+        return result
 
     async def _bounded_pool(self) -> _BoundedPool:
         return self._statements
 
     async def _bounded(self, work: Coroutine[Any, Any, Any], *, until: float | None = None) -> Any:
         """``work``'s result, or :class:`_Unanswered` after ``command_timeout`` seconds
-        (or at the loop time ``until``).
-
-        asyncpg's timeouts bound a statement, not the wait for a free pooled
-        connection nor a release that waits for a frozen server to confirm a
-        cancel; so ``work`` runs as a task the caller can stop waiting for:
-        abandoned, it is cancelled and ends when the server answers again.
-        """
+        (or at the loop time ``until``); abandoned, ``work`` is cancelled."""
         task = asyncio.ensure_future(work)
         timeout = self._timeouts.command
         if until is not None:
@@ -437,22 +454,20 @@ class PostgresTokenStore(BaseTokenStore):
             task.cancel()
             raise
         if done:
-            try:
-                return task.result()
-            except self._exc.ClientConfigurationError as exc:
-                raise ConfigurationError(
-                    f"asyncpg refused the PostgreSQL URL {self._name}: "
-                    f"{self.scrub(str(exc))}; fix it in the URL (or the PG* variables)"
-                ) from None
+            return task.result()
         task.cancel()
+        self._keep(task)
+        raise _Unanswered(self._timeouts.command)
+
+    def _keep(self, task: asyncio.Future[Any]) -> None:
+        """Hold ``task`` (left to finish in the background) until it is done."""
         self._abandoned.add(task)
         task.add_done_callback(self._forget_abandoned)
-        raise _Unanswered(self._timeouts.command)
 
     def _forget_abandoned(self, task: asyncio.Future[Any]) -> None:
         self._abandoned.discard(task)
         if not task.cancelled():
-            task.exception()  # retrieved: it was reported to the caller as no answer
+            task.exception()  # retrieved: the caller was told already
 
     async def _ready(self) -> Any:
         """The command pool, created (and the schema checked) on first use."""
@@ -476,6 +491,12 @@ class PostgresTokenStore(BaseTokenStore):
                 await pool
                 try:
                     await self._check_schema(pool)
+                except self._exc.ClientConfigurationError as exc:
+                    await pool.close()
+                    raise ConfigurationError(
+                        f"asyncpg refused the PostgreSQL URL {self._name}: "
+                        f"{self.scrub(str(exc))}; fix it in the URL (or the PG* variables)"
+                    ) from None
                 except BaseException:
                     with contextlib.suppress(Exception):
                         await asyncio.wait_for(pool.close(), self._timeouts.command)
