@@ -716,8 +716,6 @@ class PostgresTokenStore(BaseTokenStore):
         if self._closed:
             return
         self._closed = True
-        for task in list(self._abandoned):
-            task.cancel()
         listener, self._listener = self._listener, None
         if listener is not None:
             await listener.aclose()
