@@ -16,7 +16,7 @@ import inspect
 import logging
 import math
 import urllib.parse
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from types import ModuleType
 from typing import Any
 
@@ -162,14 +162,20 @@ class _Unanswered(TimeoutError):
         self.seconds = seconds
 
 
+_STATEMENT_METHODS = frozenset({"execute", "executemany", "fetch", "fetchrow", "fetchval"})
+
+
 class _BoundedPool:
-    """The pool as the rate budget calls it (``fetchrow``, ...), bounded like the store's calls."""
+    """The pool as the rate budget uses it: its statement methods bounded like the
+    store's calls; anything else (``acquire``, ...) is the pool's own."""
 
     def __init__(self, store: PostgresTokenStore) -> None:
         self._store = store
 
-    def __getattr__(self, method: str) -> Callable[..., Awaitable[Any]]:
-        return functools.partial(self._store._run, method)
+    def __getattr__(self, name: str) -> Any:
+        if name in _STATEMENT_METHODS:
+            return functools.partial(self._store._run, name)
+        return getattr(self._store._pool, name)
 
 
 @attrs.frozen
@@ -439,6 +445,8 @@ class PostgresTokenStore(BaseTokenStore):
         return result
 
     async def _bounded_pool(self) -> _BoundedPool:
+        if self._pool is None:
+            await self._bounded(self._ready())
         return self._statements
 
     async def _bounded(self, work: Coroutine[Any, Any, Any], *, until: float | None = None) -> Any:
