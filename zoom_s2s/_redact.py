@@ -3,6 +3,7 @@
 :func:`secret_forms` lists a secret's encodings (raw, ``id:secret``, Base64,
 ``Basic``, URL-encoded); :func:`scrub` replaces them with ``***``. Every text
 built from a reply goes through it (``docs/architecture.rst``, "Trust model").
+:func:`is_secret_parameter` is the one rule for which URL parameters are secrets.
 """
 
 from __future__ import annotations
@@ -11,9 +12,19 @@ import base64
 import re
 import urllib.parse
 
-__all__ = ["REDACTED", "scrub", "scrub_optional", "secret_forms"]
+__all__ = ["REDACTED", "is_secret_parameter", "scrub", "scrub_optional", "secret_forms"]
 
 REDACTED = "***"
+
+# Substrings of the parameter names that carry secrets: password, sslpassword,
+# ssl_password, passwd, passphrase, pwd, client_secret, token, access_token, ...
+_SECRET_NAME_PARTS = ("pass", "pwd", "secret", "token", "credential")
+
+
+def is_secret_parameter(name: str) -> bool:
+    """Whether a URL query parameter called ``name`` carries a secret (hidden wherever shown)."""
+    folded = name.lower()
+    return any(part in folded for part in _SECRET_NAME_PARTS)
 
 _PERCENT_ESCAPE = re.compile(r"%[0-9A-F]{2}")
 

@@ -13,6 +13,7 @@ clock deciding lock and token lifetimes, and the errors' hints.
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import socket
 import time
@@ -53,27 +54,20 @@ async def sql(url: str, query: str, *args: Any) -> Any:
 
 
 class QueryCounter:
-    """Counts the statements ``store``'s pool answered (installed over the pool;
+    """Counts the statements ``store`` had answered (installed over its ``_run``;
     :meth:`restore` puts it back). Lets a test wait until waiters have looked at the
     lock instead of sleeping a fixed time, which a loaded machine outlasts."""
 
     def __init__(self, store: PostgresTokenStore) -> None:
-        self.store, self.pool, self.count = store, store._pool, 0
-        assert self.pool is not None, "use the store once first: its pool is made lazily"
-        counter = self
+        self.store, self.count = store, 0
+        run = store._run
 
-        class Counting:
-            def __getattr__(self, name: str) -> Any:
-                method = getattr(counter.pool, name)
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            result = await run(*args, **kwargs)
+            self.count += 1  # once answered: the caller has what it asked
+            return result
 
-                async def counted(*args: Any, **kwargs: Any) -> Any:
-                    result = await method(*args, **kwargs)
-                    counter.count += 1  # once answered: the caller has what it asked
-                    return result
-
-                return counted
-
-        store._pool = Counting()
+        store._run = counted  # type: ignore[method-assign]
 
     async def reach(self, count: int, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
@@ -82,7 +76,7 @@ class QueryCounter:
             await asyncio.sleep(0.005)
 
     def restore(self) -> None:
-        self.store._pool = self.pool
+        del self.store._run
 
 
 class TestPostgresTokenStore(StoreContract):
@@ -282,7 +276,7 @@ async def test_waiters_are_woken_by_notify_not_by_polling(
         assert counter.count == 20, "the waiters polled"  # ... and then slept
         listening = await sql(
             postgres_url,
-            "SELECT count(*) AS n FROM pg_stat_activity WHERE query LIKE 'LISTEN%'",
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'zoom-s2s:listen'",
         )
         assert listening[0]["n"] == 1
         assert not any(w.done() for w in waiters)
@@ -421,3 +415,101 @@ def test_store_sql_command_prints_what_a_dba_runs_for_an_app_user(
             await store.aclose()
 
     asyncio.run(use())
+
+
+# -- what a URL and a failed init show ------------------------------------------------
+
+SSL_SECRET = "sslKey-Passphrase-42"
+
+
+async def test_an_sslpassword_in_the_url_is_shown_nowhere(
+    postgres_url: str, postgres_schema: str, capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """repr, name, errors, logs, ``store init`` output and the OTel store attribute."""
+    from zoom_s2s import TokenManager
+    from zoom_s2s.cli import main
+    from zoom_s2s.testing import FakeZoom
+
+    caplog.set_level(logging.DEBUG)
+    url = f"{postgres_url}?sslmode=disable&sslpassword={SSL_SECRET}"
+    broken = (
+        f"postgresql://app:{PASSWORD}@127.0.0.1:{closed_port()}/zoom?sslpassword={SSL_SECRET}"
+    )
+    shown: list[str] = []
+    for each in (url, broken):
+        store = store_from_url(each, schema=postgres_schema, connect_timeout=1)
+        shown += [repr(store), store.name]
+        try:
+            await store.init_schema()
+            async with FakeZoom() as zoom, TokenManager(
+                zoom.credentials, store=store, token_url=zoom.token_url
+            ) as manager:
+                otel = pytest.importorskip("zoom_s2s.otel")
+                hook = otel.OpenTelemetryHook(manager)
+                shown.append(str(hook._attributes))
+        except StoreError as exc:
+            shown.append(str(exc))
+        finally:
+            await store.aclose()
+    assert any("refused" in text or "unreachable" in text for text in shown)
+    assert await asyncio.to_thread(main, ["store", "init", url, "--schema", postgres_schema]) == 0
+    assert await asyncio.to_thread(main, ["store", "init", broken]) != 0
+    printed = capsys.readouterr()
+    shown += [printed.out, printed.err, caplog.text]
+    assert "sslpassword=***" in "".join(shown)
+    for text in shown:
+        assert SSL_SECRET not in text
+        assert PASSWORD not in text
+
+
+async def test_init_schema_says_what_failed_and_what_to_do(
+    postgres_server: Any, postgres_url: str, postgres_schema: str
+) -> None:
+    """Every failure of ``init_schema()`` is a ZoomS2SError that names the cause."""
+    base = postgres_url.rsplit("/", 1)[0]
+    user = f"app_{secrets.token_hex(4)}"
+    await sql(postgres_url, f"CREATE ROLE {user} LOGIN PASSWORD '{PASSWORD}'")
+    await sql(postgres_url, "REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+    no_grants = postgres_url.replace(
+        postgres_url.split("//", 1)[1].split("@", 1)[0], f"{user}:{PASSWORD}"
+    )
+    cases: list[tuple[str, type[Exception], str]] = [
+        (postgres_url.replace(postgres_server.password, "wrong-" + PASSWORD),
+         StoreUnavailableError, "refused the credentials"),
+        (f"{base}/nosuchdb", StoreUnavailableError, "no such database"),
+        (no_grants, StoreError, "CREATE on the database"),
+        (f"{postgres_url}?sslmode=sometimes", ConfigurationError, "sslmode"),
+        (f"postgresql://app:{PASSWORD}@127.0.0.1:{closed_port()}/db",
+         StoreUnavailableError, "is unreachable while creating the schema"),
+    ]
+    for url, kind, match in cases:
+        store = PostgresTokenStore.from_url(url, schema=postgres_schema, connect_timeout=2)
+        try:
+            with pytest.raises(kind, match=match) as raised:
+                await store.init_schema()
+        finally:
+            await store.aclose()
+        assert PASSWORD not in str(raised.value)
+        assert postgres_server.password not in str(raised.value)
+
+
+async def test_a_schema_in_the_url_is_the_stores_not_a_server_setting(
+    postgres_url: str, postgres_schema: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from zoom_s2s.cli import main
+
+    url = f"{postgres_url}?schema={postgres_schema}&sslmode=disable"
+    store = store_from_url(url)
+    try:
+        assert isinstance(store, PostgresTokenStore)
+        assert store.schema == postgres_schema
+        assert "created schema" in await store.init_schema()
+    finally:
+        await store.aclose()
+    assert await asyncio.to_thread(main, ["store", "init", url]) == 0
+    assert f"schema {postgres_schema!r} was already at version 2" in capsys.readouterr().out
+    rows = await sql(postgres_url, f"SELECT value FROM {postgres_schema}.meta")
+    assert rows[0]["value"] == "2"
+    with pytest.raises(ConfigurationError, match="give it once"):
+        PostgresTokenStore.from_url(url, schema="another")

@@ -164,3 +164,122 @@ def test_soak_fleet_on_redis_with_restarts_and_token_faults(tmp_path: Path) -> N
     assert issued >= elapsed / LIFETIME  # tokens really were refreshed all along
     for name, kib in growth.items():
         assert kib < RSS_LIMIT_KIB, (name, kib)
+
+
+# -- PostgreSQL frozen and thawed under load ----------------------------------------
+
+PG_ACCOUNTS = 30  # per process: concurrent refreshes queue for the pool's connections
+PG_POOL_SIZE = 3
+PG_COMMAND_TIMEOUT = 1.0
+PG_LOCK_TTL = 3.0
+PG_LIFETIME = 6
+PG_CYCLE = 16.0
+PG_FREEZE = 8.0  # longer than a token outlives its refresh moment: callers need the store
+# The longest a caller may wait when PostgreSQL hangs (docs/failure-behaviour.rst):
+# each store call answers within command_timeout; a caller's first failed call ends
+# its get_token(), after at most one answered call (twice command_timeout), or after
+# waiting for another process's fetch (at most the lock's TTL; the listener's check
+# wakes it sooner).
+PG_BOUND = PG_LOCK_TTL + 2 * PG_COMMAND_TIMEOUT + 1.0
+
+
+@pytest.mark.postgres
+async def test_soak_fleet_on_postgres_frozen_and_thawed() -> None:
+    """P=3 processes (a store each, pool of 3) x 30 accounts x 2 callers each,
+    on a PostgreSQL frozen (SIGSTOP) for 8 s every 16 s. No caller waits past the
+    bound; a caller with a valid token never sees an error; the fleet fetches once
+    per renewal per account, not once per process."""
+    import asyncio
+    import random
+
+    from tests.harness.postgres_server import PostgresServer
+    from zoom_s2s import TokenManager, ZoomS2SError
+    from zoom_s2s.stores import PostgresTokenStore
+
+    from ..support import FAST_RETRY
+    from .conftest import require_asyncpg, require_postgres_server
+
+    require_postgres_server()
+    require_asyncpg()
+    duration = _soak_seconds()
+    waits: list[float] = []
+    counts: dict[str, int] = {"ok": 0, "errors": 0, "errors_with_valid_token": 0}
+    error_classes: dict[str, int] = {}
+    freezes = 0
+    with PostgresServer(settings={"synchronous_commit": "on"}) as server:
+        async with FakeZoom(expires_in=PG_LIFETIME) as zoom:
+            apps = [zoom.add_app() for _ in range(PG_ACCOUNTS)]
+            stores = [
+                PostgresTokenStore.from_url(
+                    server.url, pool_size=PG_POOL_SIZE, command_timeout=PG_COMMAND_TIMEOUT,
+                    connect_timeout=PG_COMMAND_TIMEOUT,
+                )
+                for _ in range(PROCESSES)
+            ]
+            managers = [
+                TokenManager(
+                    app.credentials, store=store, token_url=zoom.token_url, retry=FAST_RETRY,
+                    lock_ttl=PG_LOCK_TTL, request_timeout=2.0, wait_timeout=10.0,
+                )
+                for store in stores for app in apps
+            ]
+            stop = asyncio.Event()
+
+            async def caller(manager: TokenManager) -> None:
+                while not stop.is_set():
+                    before = manager.stats().expires_in
+                    valid = before is not None and before > PG_LIFETIME / 10 + 0.05
+                    started = time.monotonic()
+                    try:
+                        await asyncio.wait_for(manager.get_token(), 60)
+                        counts["ok"] += 1
+                    except ZoomS2SError as exc:
+                        counts["errors"] += 1
+                        counts["errors_with_valid_token"] += valid
+                        name = type(exc).__name__
+                        error_classes[name] = error_classes.get(name, 0) + 1
+                    waits.append(time.monotonic() - started)
+                    await asyncio.sleep(random.uniform(0.05, 0.15))
+
+            try:
+                callers = [
+                    asyncio.create_task(caller(managers[i % len(managers)]))
+                    for i in range(2 * len(managers))
+                ]
+                started = time.monotonic()
+                while time.monotonic() - started < duration - PG_CYCLE / 2:
+                    await asyncio.sleep(PG_CYCLE - PG_FREEZE)
+                    server.pause()
+                    freezes += 1
+                    await asyncio.sleep(PG_FREEZE)
+                    server.resume()
+                await asyncio.sleep(max(0.0, duration - (time.monotonic() - started)))
+                stop.set()
+                await asyncio.wait_for(asyncio.gather(*callers), 90)
+                elapsed = time.monotonic() - started
+            finally:
+                server.resume()
+                for manager in managers:
+                    await manager.aclose()
+                for store in stores:
+                    await store.aclose()
+            requests = zoom.token_requests
+
+    # Refresh-ahead renews a token at 50-75 % of its lifetime: one fetch per renewal
+    # per account for the whole fleet, plus (per freeze) a fetch per process whose
+    # token could not be stored or read back.
+    renewals = elapsed / (0.5 * PG_LIFETIME)
+    print(
+        f"\nsoak {elapsed:.0f} s, {PROCESSES} processes x {PG_ACCOUNTS} accounts on "
+        f"PostgreSQL, {freezes} freezes of {PG_FREEZE:g} s: {counts}, errors {error_classes}; "
+        f"token requests {requests} (at most {PG_ACCOUNTS * renewals:.0f} renewals); longest "
+        f"wait {max(waits):.2f} s (bound {PG_BOUND:g} s), "
+        f"p99 {statistics.quantiles(waits, n=100)[98]:.3f} s"
+    )
+    assert max(waits) <= PG_BOUND
+    assert counts["errors_with_valid_token"] == 0
+    assert counts["ok"] > 0
+    assert set(error_classes) <= {"StoreUnavailableError"}, error_classes
+    thawed = elapsed - freezes * PG_FREEZE
+    assert requests >= PG_ACCOUNTS * thawed / PG_LIFETIME  # renewed whenever it could be
+    assert requests <= PG_ACCOUNTS * (renewals + freezes * PROCESSES)

@@ -12,6 +12,7 @@ import urllib.parse
 from collections.abc import Sequence
 from typing import Any, cast
 
+from .._redact import is_secret_parameter
 from ..errors import ConfigurationError
 from .base import TokenStore
 from .registry import find_store, registered_schemes
@@ -30,7 +31,9 @@ ACCEPTED_FORMS = (
 
 
 def redact_url(url: str) -> str:
-    """Return ``url`` without its password (in the user part or a ``password`` query).
+    """Return ``url`` without its secrets: the password in the user part, and the
+    value of every secret query parameter (``password``, ``sslpassword``, ...:
+    :func:`~zoom_s2s._redact.is_secret_parameter`).
 
     A password holding an unescaped ``/``, ``?`` or ``#`` ends the host part
     early, so the ``@`` lands after it and the password would stay in what is
@@ -47,7 +50,7 @@ def redact_url(url: str) -> str:
             netloc = f"{user}:***@{host}" if ":" in user_info else f"{user}@{host}"
         query = urllib.parse.urlencode(
             [
-                (name, "***" if name.lower() == "password" else value)
+                (name, "***" if is_secret_parameter(name) else value)
                 for name, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
             ],
             safe="*",
@@ -71,11 +74,14 @@ def check_ports(parts: urllib.parse.SplitResult) -> None:
 
 
 def url_secrets(url: str) -> tuple[str, ...]:
-    """The password of ``url`` as written and unquoted, to scrub from messages."""
+    """The secrets of ``url`` (as :func:`redact_url` hides them), as written and unquoted."""
     try:
         parts = urllib.parse.urlsplit(url)
         found = [parts.password or ""]
-        found += [v for k, v in urllib.parse.parse_qsl(parts.query) if k.lower() == "password"]
+        found += [
+            value for name, value in urllib.parse.parse_qsl(parts.query)
+            if is_secret_parameter(name)
+        ]
     except ValueError:
         return ()
     found += [urllib.parse.unquote(secret) for secret in found]

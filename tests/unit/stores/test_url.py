@@ -21,6 +21,7 @@ from zoom_s2s.stores import (
     registry,
     store_from_url,
 )
+from zoom_s2s.stores.url import redact_url, url_secrets
 
 SECRET = "hunter2-Secret"
 
@@ -163,3 +164,20 @@ async def test_a_password_with_an_unescaped_delimiter_reaches_no_name_or_message
         shown = f"{store.name} {store!r}"
         await store.aclose()
     assert not any(part in shown for part in secret_parts), shown
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://app@db/zoom?sslmode=verify-full&sslpassword=S3cret-Key",
+        "postgresql://app@db/zoom?PassWord=S3cret-Key",
+        "rediss://db:6380/0?ssl_password=S3cret-Key",
+        "redis://db/0?client_secret=S3cret-Key&token=S3cret-Key",
+        "postgresql://app@db/zoom?sslpassword=S3cret%2FKey",
+    ],
+)
+def test_every_secret_query_parameter_is_hidden_wherever_a_url_is_shown(url: str) -> None:
+    shown = redact_url(url)
+    assert "S3cret" not in shown
+    assert "=***" in shown
+    assert {"S3cret-Key", "S3cret/Key"} & set(url_secrets(url))

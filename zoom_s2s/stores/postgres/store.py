@@ -1,26 +1,29 @@
 """PostgresTokenStore: tokens shared by every host that reaches one PostgreSQL database.
 
 One row per key, one statement per operation, leases and times on the
-database's clock, ``LISTEN/NOTIFY`` wake-ups: ``docs/backends.rst``
-("PostgreSQL"); schema, grants and PgBouncer: ``docs/postgres.rst``.
+database's clock, ``LISTEN/NOTIFY`` wake-ups, every wait bounded:
+``docs/backends.rst`` ("PostgreSQL"); schema, grants, bounds and PgBouncer:
+``docs/postgres.rst``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib
 import inspect
 import logging
 import math
 import urllib.parse
+from collections.abc import Coroutine
 from types import ModuleType
 from typing import Any
 
 import attrs
 
 from ... import _clock
-from ..._redact import secret_forms
+from ..._redact import is_secret_parameter, secret_forms
 from ...errors import (
     ConfigurationError,
     StoreError,
@@ -55,6 +58,8 @@ _INSTALL_HINT = "PostgresTokenStore needs the asyncpg package: install zoom-s2s[
 _URL_FORMS = "postgresql://[user[:password]@]host[:port]/database[?sslmode=...]"
 MAX_KEY_LENGTH = 256
 _MAX_LOCK_TTL = 86_400.0
+POLL_INTERVAL = 0.2
+"""Seconds between re-reads of a held lock's row while the store cannot listen."""
 
 
 def schema_sql(schema: str = "zoom_s2s") -> str:
@@ -130,6 +135,58 @@ def _check_url(url: str, name: str) -> None:
         raise ConfigurationError(f"PostgreSQL URL {name} must start with postgresql://")
 
 
+def _take_schema(dsn: str) -> tuple[str, str | None]:
+    """``dsn`` without its ``schema`` query parameter, and that parameter's value.
+
+    ``schema`` is the store's option: asyncpg would send an unknown query
+    parameter to the server as a setting, which refuses it.
+    """
+    parts = urllib.parse.urlsplit(dsn)
+    pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    found = [value for name, value in pairs if name == "schema"]
+    if not found:
+        return dsn, None
+    query = urllib.parse.urlencode([(name, value) for name, value in pairs if name != "schema"])
+    return urllib.parse.urlunsplit(parts._replace(query=query)), found[-1]
+
+
+async def _keep_session(connection: Any) -> None:
+    """The pool's reset on release: nothing to undo, so no statement.
+
+    asyncpg's default sends ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
+    RESET ALL`` on every release, a second round trip per statement. The
+    store's pooled connections never hold session state: each statement
+    stands alone (no ``SET``, no cursor, no ``LISTEN``, which has its own
+    connection, no session advisory lock, only the schema creation's
+    transaction-level one), and asyncpg itself rolls back a transaction left
+    open before calling this.
+    """
+
+
+class _Unanswered(TimeoutError):
+    """PostgreSQL did not answer a call within the store's bound."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"no answer within {seconds:g} s")
+        self.seconds = seconds
+
+
+_STATEMENT_METHODS = frozenset({"execute", "executemany", "fetch", "fetchrow", "fetchval"})
+
+
+class _BoundedPool:
+    """The pool as the rate budget uses it: its statement methods bounded like the
+    store's calls; anything else (``acquire``, ...) is the pool's own."""
+
+    def __init__(self, store: PostgresTokenStore) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _STATEMENT_METHODS:
+            return functools.partial(self._store._run, name)
+        return getattr(self._store._pool, name)
+
+
 @attrs.frozen
 class _Timeouts:
     connect: float
@@ -144,11 +201,14 @@ class PostgresTokenStore(BaseTokenStore):
     Args:
         dsn: ``postgresql://[user[:password]@]host[:port]/database[?options]``
             (libpq's URL form, as asyncpg reads it; ``PG*`` environment
-            variables and ``~/.pgpass`` fill in what is missing).
-        schema: The schema holding the store's tables (created on first use).
+            variables and ``~/.pgpass`` fill in what is missing). A
+            ``schema`` query parameter is the store's, as ``schema=``.
+        schema: The schema holding the store's tables (created on first use;
+            default ``zoom_s2s``).
         pool_size: Most connections the command pool opens (plus one for ``LISTEN``).
         connect_timeout: Seconds to open a connection.
-        command_timeout: Seconds one statement may take.
+        command_timeout: Seconds a call waits for PostgreSQL in all (a free
+            connection, connecting and the statement included).
         **connect_options: More ``asyncpg.connect`` arguments (``ssl=``,
             ``server_settings=``, ...).
 
@@ -162,7 +222,7 @@ class PostgresTokenStore(BaseTokenStore):
         self,
         dsn: str,
         *,
-        schema: str = "zoom_s2s",
+        schema: str | None = None,
         pool_size: int = 10,
         connect_timeout: float = 5.0,
         command_timeout: float = 5.0,
@@ -174,6 +234,13 @@ class PostgresTokenStore(BaseTokenStore):
         if not isinstance(dsn, str):
             raise ConfigurationError(f"dsn must be a PostgreSQL URL string, not {type(dsn)}")
         _check_url(dsn, self._name)
+        dsn, url_schema = _take_schema(dsn)
+        if schema is not None and url_schema is not None and schema != url_schema:
+            raise ConfigurationError(
+                f"PostgreSQL URL {self._name} names schema {url_schema!r} but schema= says "
+                f"{schema!r}; give it once"
+            )
+        schema = schema or url_schema or "zoom_s2s"
         try:
             quote_schema(schema)
         except ValueError as exc:
@@ -194,9 +261,10 @@ class PostgresTokenStore(BaseTokenStore):
                 f"unexpected option(s) for PostgresTokenStore: {', '.join(bad)} "
                 "(use connect_timeout= and command_timeout= for the timeouts)"
             )
-        password = connect_options.get("password")
         self._secret_forms = secret_forms(
-            *url_secrets(dsn), password if isinstance(password, str) else None
+            *url_secrets(dsn),
+            *(value for name, value in connect_options.items()
+              if is_secret_parameter(name) and isinstance(value, str)),
         )
         errors: ModuleType = importlib.import_module("asyncpg.exceptions")
         self._exc = errors
@@ -212,8 +280,8 @@ class PostgresTokenStore(BaseTokenStore):
         self._schema = schema
         self._sql = Statements(schema)
         #: The fleet's rate budgets, one row per bucket in ``<schema>.rates``.
-        self.rate_budget = PostgresRateBudget(self, schema, self._ready)
-        self.webhook_claims = PostgresClaims(self, schema, self._ready)
+        self.rate_budget = PostgresRateBudget(self, schema, self._bounded_pool)
+        self.webhook_claims = PostgresClaims(self, schema, self._bounded_pool)
         self._pool_size = pool_size
         self._timeouts = _Timeouts(float(connect_timeout), float(command_timeout))
         settings = dict(connect_options.pop("server_settings", None) or {})
@@ -222,6 +290,8 @@ class PostgresTokenStore(BaseTokenStore):
         self._pool: Any = None
         self._init_lock: asyncio.Lock | None = None
         self._listener: ChangeListener | None = None
+        self._statements = _BoundedPool(self)
+        self._abandoned: set[asyncio.Future[Any]] = set()
         self._schema_done = f"schema {schema!r} was already at version {SCHEMA_VERSION}"
         self._closed = False
 
@@ -281,6 +351,21 @@ class PostgresTokenStore(BaseTokenStore):
         detail = self.scrub(str(exc)) or "no detail"
         kind = exc.__class__.__name__
         where = f"PostgreSQL at {self._name}"
+        if isinstance(exc, _Unanswered):
+            return StoreUnavailableError(
+                f"{where} did not answer within {exc.seconds:g} s while {action}; check that "
+                "PostgreSQL is running, not overloaded, and reachable from this host "
+                "(command_timeout= sets how long a call waits)",
+                store=self._name,
+            )
+        if isinstance(exc, errors.TooManyConnectionsError):
+            return StoreUnavailableError(
+                f"{where} refused a connection while {action} ({kind}: {detail}); the "
+                "server's max_connections or the user's CONNECTION LIMIT is reached: lower "
+                f"pool_size (each process opens up to {self._pool_size} + 1 connections) or "
+                "raise the limit",
+                store=self._name,
+            )
         if isinstance(exc, errors.InvalidAuthorizationSpecificationError):
             return StoreUnavailableError(
                 f"{where} refused the credentials while {action} ({kind}: {detail}); "
@@ -341,18 +426,93 @@ class PostgresTokenStore(BaseTokenStore):
                 f"characters, got {key!r:.80}"
             )
 
-    async def _connect(self) -> Any:
+    def _check_open(self) -> None:
+        if self._closed:
+            raise UsageError(f"{self!r} is closed; create a new store")
+
+    async def _connect_listener(self) -> Any:
+        """A connection of its own for ``LISTEN``, named ``<application_name>:listen``."""
+        settings = self._connect_options["server_settings"]
         return await self._asyncpg.connect(
             self._dsn,
             timeout=self._timeouts.connect,
             command_timeout=self._timeouts.command,
-            **self._connect_options,
+            **{
+                **self._connect_options,
+                "server_settings": {
+                    **settings, "application_name": f"{settings['application_name']}:listen"
+                },
+            },
         )
+
+    async def _run(self, method: str, query: str, *args: Any, until: float | None = None) -> Any:
+        """``connection.<method>(query, *args)`` on a pooled connection, waited for at
+        most ``command_timeout`` in all (or until the loop time ``until``).
+
+        asyncpg's timeouts bound the statement, and the wait for a free
+        connection with ``acquire(timeout=)``; but releasing a connection whose
+        statement timed out waits for the server to confirm the cancel, which a
+        frozen server never does: that release goes on in the background.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeouts.command if until is None else until
+        try:
+            pool = self._pool
+            if pool is None:
+                pool = await self._bounded(self._ready(), until=deadline)
+            connection = await pool.acquire(timeout=max(0.0, deadline - loop.time()))
+        except _Unanswered:
+            raise
+        except asyncio.TimeoutError:
+            raise _Unanswered(self._timeouts.command) from None
+        try:
+            result = await getattr(connection, method)(
+                query, *args, timeout=max(0.001, deadline - loop.time())
+            )
+        except BaseException as exc:
+            self._keep(asyncio.ensure_future(pool.release(connection)))
+            if isinstance(exc, asyncio.TimeoutError):
+                raise _Unanswered(self._timeouts.command) from None
+            raise
+        await pool.release(connection)
+        return result
+
+    async def _bounded_pool(self) -> _BoundedPool:
+        if self._pool is None:
+            await self._bounded(self._ready())
+        return self._statements
+
+    async def _bounded(self, work: Coroutine[Any, Any, Any], *, until: float | None = None) -> Any:
+        """``work``'s result, or :class:`_Unanswered` after ``command_timeout`` seconds
+        (or at the loop time ``until``); abandoned, ``work`` is cancelled."""
+        task = asyncio.ensure_future(work)
+        timeout = self._timeouts.command
+        if until is not None:
+            timeout = max(0.0, until - asyncio.get_running_loop().time())
+        try:
+            done, _ = await asyncio.wait((task,), timeout=timeout)
+        except BaseException:
+            task.cancel()
+            raise
+        if done:
+            return task.result()
+        task.cancel()
+        self._keep(task)
+        raise _Unanswered(self._timeouts.command)
+
+    def _keep(self, task: asyncio.Future[Any]) -> None:
+        """Hold ``task`` (left to finish in the background) until it is done."""
+        self._abandoned.add(task)
+        task.add_done_callback(self._forget_abandoned)
+
+    def _forget_abandoned(self, task: asyncio.Future[Any]) -> None:
+        self._abandoned.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: the caller was told already
 
     async def _ready(self) -> Any:
         """The command pool, created (and the schema checked) on first use."""
-        if self._closed:
-            raise UsageError(f"{self!r} is closed; create a new store")
+        self._check_open()
         if self._pool is not None:
             return self._pool
         if self._init_lock is None:
@@ -364,6 +524,7 @@ class PostgresTokenStore(BaseTokenStore):
                     min_size=0,
                     max_size=self._pool_size,
                     max_inactive_connection_lifetime=60.0,
+                    reset=_keep_session,
                     timeout=self._timeouts.connect,
                     command_timeout=self._timeouts.command,
                     **self._connect_options,
@@ -371,6 +532,12 @@ class PostgresTokenStore(BaseTokenStore):
                 await pool
                 try:
                     await self._check_schema(pool)
+                except self._exc.ClientConfigurationError as exc:
+                    await pool.close()
+                    raise ConfigurationError(
+                        f"asyncpg refused the PostgreSQL URL {self._name}: "
+                        f"{self.scrub(str(exc))}; fix it in the URL (or the PG* variables)"
+                    ) from None
                 except BaseException:
                     with contextlib.suppress(Exception):
                         await asyncio.wait_for(pool.close(), self._timeouts.command)
@@ -415,12 +582,13 @@ class PostgresTokenStore(BaseTokenStore):
             may have created it at the same moment: then it was already there.
 
         Raises:
-            StoreError: PostgreSQL is unreachable or refused the credentials, the
-                database is missing, the user may not create the schema, or its
-                version is newer than this code.
+            StoreUnavailableError: PostgreSQL cannot be reached, refused the
+                credentials, or has no such database.
+            StoreError: The user may not create it, or its version is newer than this code.
+            ConfigurationError: asyncpg refused the URL (``sslmode``, ...).
         """
         try:
-            await self._ready()
+            await self._bounded(self._ready())
         except ZoomS2SError:
             raise
         except self.backend_errors as exc:
@@ -452,8 +620,7 @@ class PostgresTokenStore(BaseTokenStore):
     async def read(self, key: str) -> StoreState:
         """The token and the failure record, in one statement."""
         self._check_key(key)
-        pool = await self._ready()
-        return self._state(key, await pool.fetchrow(self._sql.read, key))
+        return self._state(key, await self._run("fetchrow", self._sql.read, key))
 
     async def write(self, lease: LockLease, token: AccessToken, *, release: bool = False) -> bool:
         """Store ``token`` under ``lease``'s generation, and release if asked (one statement).
@@ -465,8 +632,8 @@ class PostgresTokenStore(BaseTokenStore):
         self._check_key(lease.key)
         left = seconds_to_keep(token, self._name)
         alive = left > 0
-        pool = await self._ready()
-        row = await pool.fetchrow(
+        row = await self._run(
+            "fetchrow",
             self._sql.write,
             lease.key,
             lease.generation,
@@ -483,8 +650,7 @@ class PostgresTokenStore(BaseTokenStore):
 
     async def delete(self, key: str, *, fingerprint: str) -> bool:
         self._check_key(key)
-        pool = await self._ready()
-        row = await pool.fetchrow(self._sql.delete, key, fingerprint, self._sql.channel)
+        row = await self._run("fetchrow", self._sql.delete, key, fingerprint, self._sql.channel)
         return row is not None
 
     # -- the lock -------------------------------------------------------------
@@ -503,9 +669,8 @@ class PostgresTokenStore(BaseTokenStore):
         ):
             raise ConfigurationError(f"lock ttl must be > 0 and <= 86400 seconds, got {ttl!r}")
         owner = new_owner()  # one per acquisition, never shared between coroutines
-        pool = await self._ready()
         acquired_at = _clock.monotonic()
-        row = await pool.fetchrow(self._sql.acquire, key, owner, float(ttl))
+        row = await self._run("fetchrow", self._sql.acquire, key, owner, float(ttl))
         state = self._state(key, row)
         if row is None or row["generation"] is None:
             return LockAttempt(None, state)
@@ -517,33 +682,48 @@ class PostgresTokenStore(BaseTokenStore):
 
     async def release_lock(self, lease: LockLease) -> bool:
         self._check_key(lease.key)
-        pool = await self._ready()
-        row = await pool.fetchrow(
-            self._sql.release, lease.key, lease.owner, lease.generation, self._sql.channel
+        row = await self._run(
+            "fetchrow",
+            self._sql.release, lease.key, lease.owner, lease.generation, self._sql.channel,
         )
         return row is not None
 
     async def wait_for_change(self, key: str, *, timeout: float) -> None:
+        """Until ``key``'s lock is released, its token changes, or ``timeout`` (or its TTL).
+
+        Woken by ``NOTIFY``; while the store cannot listen (the connection
+        cannot be opened, or stopped answering) it re-reads the lock's row
+        every :data:`POLL_INTERVAL` seconds instead.
+        """
         self._check_key(key)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        pool = await self._ready()
+        self._check_open()
+        answer_by = loop.time() + self._timeouts.command  # listening and the look, together
         event: asyncio.Event | None = None
         if timeout > 0:
             if self._listener is None:
                 self._listener = ChangeListener(
-                    self._connect, channel=self._sql.channel, name=self._name
+                    self._connect_listener, channel=self._sql.channel, name=self._name,
+                    scrub=self.scrub,
                 )
-            await self._listener.listen()
             # Registered before looking at the lock, so a release that happens
             # after the look cannot be missed.
-            event = self._listener.event(key)
-        left = await pool.fetchval(self._sql.lock_left, key)
-        if left is None or event is None:
+            event = await self._listener.event(
+                key, timeout=min(deadline, answer_by) - loop.time()
+            )
+        left = await self._run("fetchval", self._sql.lock_left, key, until=answer_by)
+        if left is None or timeout <= 0:
             return
         deadline = min(deadline, loop.time() + float(left))  # after its TTL waiters take over
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(event.wait(), max(0.0, deadline - loop.time()))
+        if event is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(event.wait(), max(0.0, deadline - loop.time()))
+            return
+        while (wait := deadline - loop.time()) > 0:
+            await asyncio.sleep(min(POLL_INTERVAL, wait))
+            if await self._run("fetchval", self._sql.lock_left, key) is None:
+                return
 
     # -- failures ---------------------------------------------------------------
 
@@ -559,8 +739,8 @@ class PostgresTokenStore(BaseTokenStore):
         if not math.isfinite(keep):
             raise ConfigurationError(f"keep_for must be a finite number of seconds: {keep_for!r}")
         keep = min(MAX_TOKEN_LIFETIME, max(0.001, keep))
-        pool = await self._ready()
-        row = await pool.fetchrow(
+        row = await self._run(
+            "fetchrow",
             self._sql.write_failure,
             lease.key,
             lease.generation,
