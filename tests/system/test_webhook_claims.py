@@ -124,25 +124,19 @@ async def test_each_step_on_postgres_is_one_statement(
     claims = claims_of(postgres_store)
     assert isinstance(claims, PostgresClaims)
     await claims.claim("r.warm", "me", lease=30, keep=60)  # creates the pool and schema
-    pool: Any = postgres_store._pool
+    run = postgres_store._run
     sent: list[str] = []
 
-    class Counting:  # the pool, recording the statements sent through it
-        def __getattr__(self, name: str) -> Any:
-            method = getattr(pool, name)
+    async def counted(method: str, query: str, *args: Any, **kwargs: Any) -> Any:
+        sent.append(query)  # every statement the store sends
+        return await run(method, query, *args, **kwargs)
 
-            async def call(sql: str, *args: Any) -> Any:
-                sent.append(sql)
-                return await method(sql, *args)
-
-            return call
-
-    postgres_store._pool = Counting()
+    postgres_store._run = counted  # type: ignore[method-assign]
     try:
         await claims.claim("r.one", "me", lease=30, keep=60, order="o.obj", event_ts=5)
         await claims.finish("r.one", "me", 60)
     finally:
-        postgres_store._pool = pool
+        del postgres_store._run
     assert len(sent) == 2
 
 

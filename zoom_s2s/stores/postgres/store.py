@@ -143,11 +143,13 @@ def _take_schema(dsn: str) -> tuple[str, str | None]:
     """
     parts = urllib.parse.urlsplit(dsn)
     pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-    found = [value for name, value in pairs if name == "schema"]
+    found = {value for name, value in pairs if name == "schema"}
     if not found:
         return dsn, None
+    if len(found) > 1:
+        raise ConfigurationError("the PostgreSQL URL names several schemas; give it once")
     query = urllib.parse.urlencode([(name, value) for name, value in pairs if name != "schema"])
-    return urllib.parse.urlunsplit(parts._replace(query=query)), found[-1]
+    return urllib.parse.urlunsplit(parts._replace(query=query)), found.pop()
 
 
 async def _keep_session(connection: Any) -> None:
@@ -299,26 +301,9 @@ class PostgresTokenStore(BaseTokenStore):
     def from_url(cls, url: str, **options: Any) -> PostgresTokenStore:
         """Create a store for ``url`` (``postgresql://`` or ``postgres://``); see the class.
 
-        A ``schema`` query parameter is the ``schema=`` option (it is not sent
-        to PostgreSQL as a server setting).
-
         Raises:
             ConfigurationError: ``asyncpg`` is not installed, or the URL or an option is invalid.
         """
-        try:
-            parts = urllib.parse.urlsplit(url)
-            query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-        except (ValueError, TypeError):
-            return cls(url, **options)  # which says what is wrong with the URL
-        schemas = [value for name, value in query if name == "schema"]
-        if schemas:
-            if "schema" in options or len(schemas) > 1:
-                raise ConfigurationError(
-                    "give the schema once: in the URL (?schema=) or as schema="
-                )
-            options["schema"] = schemas[0]
-            rest = urllib.parse.urlencode([(n, v) for n, v in query if n != "schema"])
-            url = parts._replace(query=rest).geturl()
         return cls(url, **options)
 
     @property
