@@ -47,4 +47,4 @@ async def sleep_into_refresh_window(clock: FakeClock, token: AccessToken) -> Non
     For a 3 s token that is past every process's refresh moment (at the latest
     0.75 s before expiry) and before callers must wait (0.3 s before expiry).
     """
-    await clock.sleep(max(0.0, token.expires_at - 0.7 - clock.wall()))
+    await clock.sleep(max(0.0, token.expires_ts - 0.7 - clock.wall()))

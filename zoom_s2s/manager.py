@@ -414,7 +414,7 @@ class TokenManager(AsyncClosedOnExit):
         shortened ``expires_at``. Never more than the token's own lifetime or
         the longest lifetime Zoom grants.
         """
-        remaining = token.expires_at - _clock.wall()
+        remaining = token.expires_ts - _clock.wall()
         return min(remaining, max(token.lifetime, 0.0), MAX_TOKEN_LIFETIME)
 
     def _worth_installing(self, token: AccessToken, remaining: float) -> bool:
@@ -765,7 +765,7 @@ class TokenManager(AsyncClosedOnExit):
         if lease is None:
             return False  # someone holds the lock: try again later
         stored = state.token
-        if stored is not None and stored.expires_at >= token.expires_at:
+        if stored is not None and stored.expires_ts >= token.expires_ts:
             await self._release(lease)  # the store holds a newer token
         else:
             try:

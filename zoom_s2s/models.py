@@ -7,6 +7,7 @@ enough to tell two tokens apart in a log and useless to an attacker.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import hashlib
 import math
@@ -149,9 +150,11 @@ class AccessToken:
 
     Attributes:
         access_token: The bearer token itself; never in ``repr()``.
-        expires_at: Expiry as a Unix timestamp, counted from when the request
-            was *sent* (so it errs early, never late).
-        issued_at: Unix timestamp when the token request was sent.
+        expires_ts: Expiry as a Unix timestamp, counted from when the request
+            was *sent* (so it errs early, never late); :attr:`expires_at` is
+            the same moment as a datetime.
+        issued_ts: Unix timestamp when the token request was sent
+            (:attr:`issued_at` as a datetime).
         token_type: ``"bearer"``.
         scopes: The granted scopes.
         api_url: The account's regional API host (``https://eu01api.zoom.us``),
@@ -159,8 +162,8 @@ class AccessToken:
     """
 
     access_token: str
-    expires_at: float
-    issued_at: float
+    expires_ts: float
+    issued_ts: float
     token_type: str = "bearer"  # noqa: S105 - a type name
     scopes: tuple[str, ...] = attrs.field(default=(), converter=_scopes)
     api_url: str | None = None
@@ -171,17 +174,28 @@ class AccessToken:
         return fingerprint(self.access_token)
 
     @property
+    def expires_at(self) -> dt.datetime:
+        """When the token expires, as an aware UTC datetime."""
+        return dt.datetime.fromtimestamp(self.expires_ts, tz=dt.timezone.utc)
+
+    @property
+    def issued_at(self) -> dt.datetime:
+        """When the token was requested, as an aware UTC datetime."""
+        return dt.datetime.fromtimestamp(self.issued_ts, tz=dt.timezone.utc)
+
+    @property
     def lifetime(self) -> float:
         """Seconds from issue to expiry as Zoom granted it."""
-        return self.expires_at - self.issued_at
+        return self.expires_ts - self.issued_ts
 
     def remaining(self, now: float) -> float:
         """Seconds left at Unix time ``now`` (negative once expired)."""
-        return self.expires_at - now
+        return self.expires_ts - now
 
     def __repr__(self) -> str:
         return (
-            f"AccessToken(fingerprint={self.fingerprint!r}, expires_at={self.expires_at:.3f}, "
+            f"AccessToken(fingerprint={self.fingerprint!r}, "
+            f"expires_at={self.expires_at.isoformat(timespec='seconds')}, "
             f"scopes={len(self.scopes)}, api_url={self.api_url!r})"
         )
 
@@ -190,8 +204,8 @@ class AccessToken:
         return {
             "access_token": self.access_token,
             "token_type": self.token_type,
-            "expires_at": self.expires_at,
-            "issued_at": self.issued_at,
+            "expires_at": self.expires_ts,
+            "issued_at": self.issued_ts,
             "scopes": list(self.scopes),
             "api_url": self.api_url,
         }
@@ -227,8 +241,8 @@ class AccessToken:
         token_type = data.get("token_type", "bearer")
         return cls(
             access_token=token,
-            expires_at=times["expires_at"],
-            issued_at=times["issued_at"],
+            expires_ts=times["expires_at"],
+            issued_ts=times["issued_at"],
             token_type=token_type if isinstance(token_type, str) else "bearer",
             scopes=_scopes(data.get("scopes", ())),
             api_url=api_url if isinstance(api_url, str) else None,

@@ -437,8 +437,8 @@ def _parse_token(body: bytes, token_url: str, sent_at: float, elapsed: float) ->
     api_url = data.get("api_url")
     return AccessToken(
         access_token=token,
-        expires_at=sent_at + expires_in,
-        issued_at=sent_at,
+        expires_ts=sent_at + expires_in,
+        issued_ts=sent_at,
         token_type="bearer",  # noqa: S106 - a type name
         scopes=scope if isinstance(scope, (str, list)) else (),
         api_url=api_url if isinstance(api_url, str) and api_url else None,

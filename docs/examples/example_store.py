@@ -102,7 +102,7 @@ class DictTokenStore(BaseTokenStore):
         if lease.generation < self._number(f"{key}:fence"):
             return False  # a successor already wrote: change nothing
         self._set(f"{key}:fence", str(lease.generation).encode())
-        lifetime = token.expires_at - time.time()
+        lifetime = token.expires_ts - time.time()
         if lifetime > 0:
             self._set(f"{key}:token", encode_record(token, lease.generation), lifetime)
         self._data.pop(f"{key}:failure", None)

@@ -166,7 +166,7 @@ async def child(worker: WorkerContext) -> None:
                 },
                 events=dict(counts),
                 # The expiry this process believes in, on the real clock.
-                real_expires_at=None if last is None else last.expires_at - skew,
+                real_expires_at=None if last is None else last.expires_ts - skew,
             )
     finally:
         await store.aclose()

@@ -235,8 +235,8 @@ async def _file_writer(config: dict[str, Any], out: Path) -> dict[str, Any]:
             now = time.time()
             token = AccessToken(
                 access_token=f"writer-token-{generation}-" + "x" * 200,
-                expires_at=now + 3600,
-                issued_at=now,
+                expires_ts=now + 3600,
+                issued_ts=now,
             )
             if lease is None:
                 ok = await store.write(key, token, generation=generation)

@@ -129,8 +129,8 @@ def key() -> str:
 def assert_same_token(got: AccessToken | None, token: AccessToken) -> None:
     """``got`` is ``token``, its expiry perhaps shortened by the backend's TTL rounding."""
     assert got is not None
-    assert token.expires_at - 0.1 < got.expires_at <= token.expires_at
-    assert attrs.evolve(got, expires_at=token.expires_at, issued_at=token.issued_at) == token
+    assert token.expires_ts - 0.1 < got.expires_ts <= token.expires_ts
+    assert attrs.evolve(got, expires_ts=token.expires_ts, issued_ts=token.issued_ts) == token
 
 
 async def put(store: TokenStore, token: AccessToken, key: str = KEY) -> None:
@@ -195,7 +195,7 @@ async def test_a_later_expiry_written_without_the_key_is_not_believed(
     await backend.tamper(KEY, extend)
     got = (await store.read(KEY)).token
     assert got is not None
-    assert got.expires_at <= token.expires_at
+    assert got.expires_ts <= token.expires_ts
 
 
 async def test_an_earlier_expiry_in_the_wrapped_store_shortens_the_token(
@@ -212,7 +212,7 @@ async def test_an_earlier_expiry_in_the_wrapped_store_shortens_the_token(
     await backend.tamper(KEY, shorten)
     got = (await store.read(KEY)).token
     assert got is not None
-    assert got.expires_at == pytest.approx(token.expires_at - 300, abs=1e-3)
+    assert got.expires_ts == pytest.approx(token.expires_ts - 300, abs=1e-3)
     assert (got.access_token, got.api_url, got.scopes) == (
         token.access_token, token.api_url, token.scopes,
     )

@@ -196,8 +196,8 @@ AS_NOBODY = textwrap.dedent(
             store = FileTokenStore(target)
             lease = (await store.acquire_lock("abc123", ttl=10)).lease
             now = time.time()
-            token = AccessToken(access_token="planted-token", expires_at=now + 3600,
-                                issued_at=now, api_url="https://attacker.example")
+            token = AccessToken(access_token="planted-token", expires_ts=now + 3600,
+                                issued_ts=now, api_url="https://attacker.example")
             assert await store.write(lease, token)
             await store.release_lock(lease)
             await store.aclose()
@@ -282,7 +282,7 @@ async def test_a_sticky_shared_directory_is_left_to_its_users(shared_base: Path)
     lease = (await private.acquire_lock(KEY, ttl=10)).lease
     assert lease is not None
     now = time.time()
-    assert await private.write(lease, AccessToken("t" * 20, expires_at=now + 60, issued_at=now))
+    assert await private.write(lease, AccessToken("t" * 20, expires_ts=now + 60, issued_ts=now))
     await private.release_lock(lease)
     await private.aclose()
 

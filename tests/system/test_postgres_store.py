@@ -254,8 +254,8 @@ async def test_lock_and_token_lifetimes_are_the_databases_not_the_hosts(
     got = (await store.read(KEY)).token
     assert got is not None
     # ... so a reader on the real clock believes at most 600 s, not 4200 s.
-    assert got.expires_at <= real_time() + 600 + 1
-    assert got.expires_at - got.issued_at == pytest.approx(600, abs=1)
+    assert got.expires_ts <= real_time() + 600 + 1
+    assert got.expires_ts - got.issued_ts == pytest.approx(600, abs=1)
     assert await store.release_lock(lease)
 
 

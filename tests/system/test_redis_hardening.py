@@ -74,7 +74,7 @@ async def test_a_longer_ttl_on_the_token_key_does_not_extend_the_token(
     assert await raw.pexpire(TOKEN_KEY, 10 * 3600 * 1000)  # someone stretches it to 10 h
     got = (await store.read(KEY)).token
     assert got is not None
-    assert got.expires_at == token.expires_at  # what the fetcher recorded, not 10 h
+    assert got.expires_ts == token.expires_ts  # what the fetcher recorded, not 10 h
     assert got.lifetime == token.lifetime
 
 
@@ -87,7 +87,7 @@ async def test_a_shorter_ttl_on_the_token_key_shortens_the_token(
     assert await raw.pexpire(TOKEN_KEY, 100_000)
     got = (await store.read(KEY)).token
     assert got is not None
-    assert abs(got.expires_at - (time.time() + 100)) < 2
+    assert abs(got.expires_ts - (time.time() + 100)) < 2
     assert abs(got.lifetime - token.lifetime) < 0.01  # issued_at moves with it
 
 
@@ -99,7 +99,7 @@ async def test_a_token_claiming_to_live_too_long_is_refused_and_nothing_is_writt
     store: RedisTokenStore, raw: Any, lifetime: float
 ) -> None:
     now = time.time()
-    token = AccessToken(access_token="forever", expires_at=now + lifetime, issued_at=now)
+    token = AccessToken(access_token="forever", expires_ts=now + lifetime, issued_ts=now)
     lease = await lease_for(store)
     await raw.set(FAILURE_KEY, "kept", px=60_000)
     with pytest.raises(StoreError, match="at most 86400 s") as info:
@@ -144,7 +144,7 @@ async def test_a_record_claiming_to_live_more_than_a_day_is_a_miss_with_a_warnin
     store: RedisTokenStore, raw: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     now = time.time()
-    planted = AccessToken(access_token="planted", expires_at=now + 10 * 86400, issued_at=now)
+    planted = AccessToken(access_token="planted", expires_ts=now + 10 * 86400, issued_ts=now)
     await raw.hset(TOKEN_KEY, mapping={"fp": planted.fingerprint, "gen": 1,
                                        "data": encode_record(planted, 1)})
     await raw.pexpire(TOKEN_KEY, 3_600_000)

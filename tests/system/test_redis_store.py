@@ -147,15 +147,15 @@ async def test_reader_trusts_the_key_ttl_over_the_writers_clock(
     store: RedisTokenStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     skew = 300.0  # the writer's clock runs five minutes fast
-    token = AccessToken(access_token="skewed", expires_at=_now() + skew + 3600,
-                        issued_at=_now() + skew)
+    token = AccessToken(access_token="skewed", expires_ts=_now() + skew + 3600,
+                        issued_ts=_now() + skew)
     lease = await lease_for(store)
     monkeypatch.setattr(_clock, "wall", lambda: _now() + skew)
     await store.write(lease, token)
     monkeypatch.undo()
     got = (await store.read(KEY)).token
     assert got is not None
-    assert abs(got.expires_at - (_now() + 3600)) < 2
+    assert abs(got.expires_ts - (_now() + 3600)) < 2
     assert abs(got.lifetime - token.lifetime) < 0.01
 
 

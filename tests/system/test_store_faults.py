@@ -426,7 +426,7 @@ def test_sigkill_during_file_store_writes_never_leaves_a_torn_or_wrong_token(
             await store.wait_for_change(KEY, timeout=1)
         assert lease is not None
         now = time.time()
-        fresh = AccessToken(access_token="after-the-kills", expires_at=now + 60, issued_at=now)
+        fresh = AccessToken(access_token="after-the-kills", expires_ts=now + 60, issued_ts=now)
         written = await store.write(lease, fresh)
         await store.release_lock(lease)
         return lease.generation, written, (await store.read(KEY)).token

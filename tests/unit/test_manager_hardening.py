@@ -75,7 +75,7 @@ async def test_min_ttl_is_enforced_even_when_it_exceeds_the_refresh_margin(
         first = await tokens.get_token()
         await fake_clock.sleep(1.9)  # 0.1 s left: less than min_ttl
         second = await tokens.get_token()
-        left = second.expires_at - fake_clock.wall()
+        left = second.expires_ts - fake_clock.wall()
     assert second.access_token != first.access_token
     assert left > 1.5
 

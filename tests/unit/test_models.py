@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from zoom_s2s import AccessToken, Credentials
@@ -62,8 +64,8 @@ def test_credentials_fingerprint_ignores_the_secret() -> None:
 def token(**overrides: object) -> AccessToken:
     fields: dict[str, object] = {
         "access_token": "tok-abcdef",
-        "expires_at": 2_000.0,
-        "issued_at": 1_000.0,
+        "expires_ts": 2_000.0,
+        "issued_ts": 1_000.0,
         "scopes": "user:read:admin meeting:write:admin",
         "api_url": "https://eu01api.zoom.us",
     }
@@ -87,6 +89,14 @@ def test_access_token_lifetime_and_remaining() -> None:
     tok = token()
     assert tok.lifetime == 1_000.0
     assert tok.remaining(1_900.0) == 100.0
+
+
+def test_access_token_times_are_aware_utc_datetimes_beside_the_epoch_floats() -> None:
+    tok = token()
+    assert tok.expires_at == dt.datetime(1970, 1, 1, 0, 33, 20, tzinfo=dt.timezone.utc)
+    assert tok.issued_at == dt.datetime(1970, 1, 1, 0, 16, 40, tzinfo=dt.timezone.utc)
+    assert tok.expires_at.timestamp() == tok.expires_ts
+    assert "expires_at=1970-01-01T00:33:20+00:00" in repr(tok)
 
 
 @pytest.mark.parametrize(

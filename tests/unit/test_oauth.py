@@ -64,8 +64,8 @@ async def test_grant_returns_a_token_whose_expiry_counts_from_the_send(
     fake_zoom.latency = 0.2
     before = fake_clock.wall()
     token = await request_token(session, fake_zoom.credentials, token_url=fake_zoom.token_url)
-    assert before <= token.issued_at <= before + 0.1  # the send, not the answer 0.2 s later
-    assert token.expires_at == pytest.approx(token.issued_at + 3599)
+    assert before <= token.issued_ts <= before + 0.1  # the send, not the answer 0.2 s later
+    assert token.expires_ts == pytest.approx(token.issued_ts + 3599)
     assert token.access_token in fake_zoom.issued_tokens
     assert token.scopes == ("user:read:admin", "meeting:write:admin")
     assert token.api_url == fake_zoom.url

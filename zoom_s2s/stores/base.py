@@ -429,7 +429,7 @@ def seconds_to_keep(token: AccessToken, store: str) -> float:
         StoreError: ``token`` claims to live longer than
             :data:`~zoom_s2s.models.MAX_TOKEN_LIFETIME` (or forever); write nothing.
     """
-    left = token.expires_at - _clock.wall()
+    left = token.expires_ts - _clock.wall()
     if not math.isfinite(left) or left > MAX_TOKEN_LIFETIME:
         raise StoreError(
             f"refused to store token {token.fingerprint} in {store}: it claims to "
@@ -457,15 +457,15 @@ def bounded_token(
         log.warning("token in %s at %s is corrupt (%s); treating as a miss", store, where, exc)
         return None
     now = _clock.wall()
-    if token.expires_at > now + MAX_TOKEN_LIFETIME:
+    if token.expires_ts > now + MAX_TOKEN_LIFETIME:
         log.warning("token in %s at %s claims to live %.0f s more (at most %.0f s is "
-                    "believed); treating as a miss", store, where, token.expires_at - now,
+                    "believed); treating as a miss", store, where, token.expires_ts - now,
                     MAX_TOKEN_LIFETIME)
         return None
     by_store = now + left
-    if by_store < token.expires_at:
+    if by_store < token.expires_ts:
         # The store lets it lapse first (the writer's clock ran fast): believe the
         # earlier moment, and keep the token's lifetime. Never the later one.
-        shift = by_store - token.expires_at
-        token = attrs.evolve(token, expires_at=by_store, issued_at=token.issued_at + shift)
-    return token if token.expires_at > now else None
+        shift = by_store - token.expires_ts
+        token = attrs.evolve(token, expires_ts=by_store, issued_ts=token.issued_ts + shift)
+    return token if token.expires_ts > now else None

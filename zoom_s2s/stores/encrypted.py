@@ -106,8 +106,8 @@ class EncryptedTokenStore(BaseTokenStore):
         sealed = self._fernet.encrypt(json.dumps(payload, separators=(",", ":")).encode())
         return AccessToken(
             access_token=sealed.decode("ascii"),
-            expires_at=token.expires_at,
-            issued_at=token.issued_at,
+            expires_ts=token.expires_ts,
+            issued_ts=token.issued_ts,
         )
 
     def _miss(self, key: str, why: str) -> None:
@@ -148,10 +148,10 @@ class EncryptedTokenStore(BaseTokenStore):
             self._miss(key, "has plaintext metadata next to the sealed record (tampered)")
             return None
         # The wrapped store may shorten the token's life (its TTL), never extend it.
-        expires_at = min(token.expires_at, stored.expires_at)
-        if expires_at == token.expires_at:
+        expires_at = min(token.expires_ts, stored.expires_ts)
+        if expires_at == token.expires_ts:
             return token
-        return attrs.evolve(token, expires_at=expires_at)
+        return attrs.evolve(token, expires_ts=expires_at)
 
     # -- the protocol -------------------------------------------------------------
 

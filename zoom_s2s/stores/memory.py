@@ -107,9 +107,9 @@ class MemoryTokenStore(BaseTokenStore):
                 token = slot.token = None
             else:
                 # Never later than the writer recorded; earlier if the wall clock stepped.
-                expires_at = min(token.expires_at, _clock.wall() + left)
-                if expires_at != token.expires_at:
-                    token = attrs.evolve(token, expires_at=expires_at)
+                expires_at = min(token.expires_ts, _clock.wall() + left)
+                if expires_at != token.expires_ts:
+                    token = attrs.evolve(token, expires_ts=expires_at)
         failure = slot.failure
         if failure is not None and slot.failure_until <= now:
             failure = slot.failure = None
@@ -140,7 +140,7 @@ class MemoryTokenStore(BaseTokenStore):
             return False
         slot.generation = lease.generation
         slot.issued = max(slot.issued, lease.generation)
-        left = token.expires_at - _clock.wall()
+        left = token.expires_ts - _clock.wall()
         slot.token = token if left > 0 else None
         slot.token_until = _clock.monotonic() + left
         slot.failure = None

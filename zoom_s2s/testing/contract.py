@@ -95,8 +95,8 @@ def make_token(
     now = _clock.wall()
     return AccessToken(
         access_token=secrets.token_urlsafe(32),
-        expires_at=now + lifetime,
-        issued_at=now,
+        expires_ts=now + lifetime,
+        issued_ts=now,
         scopes=scopes,
         api_url="https://api.zoom.us",
     )
@@ -257,8 +257,8 @@ class StoreContract:
             assert (got.scopes, got.api_url, got.token_type) == (
                 token.scopes, token.api_url, token.token_type,
             )
-            assert abs(got.issued_at - token.issued_at) < SKEW
-            assert token.expires_at - SKEW < got.expires_at <= token.expires_at
+            assert abs(got.issued_ts - token.issued_ts) < SKEW
+            assert token.expires_ts - SKEW < got.expires_ts <= token.expires_ts
 
     async def test_read_never_extends_the_expiry(self, store: TokenStore, peer: TokenStore) -> None:
         for lifetime in (0.9, 59.25, 3599.0, 43_200.0):
@@ -267,7 +267,7 @@ class StoreContract:
             for reader in (store, peer):
                 got = await stored_token(reader, KEY)
                 assert got is not None
-                assert got.expires_at <= token.expires_at, "the store extended the token's life"
+                assert got.expires_ts <= token.expires_ts, "the store extended the token's life"
 
     async def test_missing_key_reads_none(self, store: TokenStore) -> None:
         assert await stored_token(store, KEY) is None
@@ -283,7 +283,7 @@ class StoreContract:
 
     async def test_expired_token_is_never_returned(self, store: TokenStore) -> None:
         now = time.time()
-        expired = attrs.evolve(make_token(), issued_at=now - 3605, expires_at=now - 5)
+        expired = attrs.evolve(make_token(), issued_ts=now - 3605, expires_ts=now - 5)
         await self.write_token(store, expired)  # stored or refused: never read
         assert await stored_token(store, KEY) is None
 

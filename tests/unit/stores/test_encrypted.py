@@ -68,7 +68,7 @@ async def test_the_wrapped_store_sees_only_ciphertext_and_times(
     stored = await raw(inner)
     assert token.access_token not in stored.access_token
     assert (stored.scopes, stored.api_url) == ((), None)
-    assert (stored.expires_at, stored.issued_at) == (token.expires_at, token.issued_at)
+    assert (stored.expires_ts, stored.issued_ts) == (token.expires_ts, token.issued_ts)
     assert (await store.read(KEY)).token == token
 
 
@@ -110,10 +110,10 @@ async def test_a_later_expiry_beside_the_seal_is_not_believed(
 ) -> None:
     token = make_token(lifetime=600.0)
     await put(store, token)
-    await put(inner, attrs.evolve(await raw(inner), expires_at=token.expires_at + 86_000))
+    await put(inner, attrs.evolve(await raw(inner), expires_ts=token.expires_ts + 86_000))
     got = (await store.read(KEY)).token
     assert got is not None
-    assert got.expires_at == token.expires_at
+    assert got.expires_ts == token.expires_ts
 
 
 async def test_an_earlier_expiry_from_the_wrapped_store_shortens_the_token(
@@ -121,10 +121,10 @@ async def test_an_earlier_expiry_from_the_wrapped_store_shortens_the_token(
 ) -> None:
     token = make_token(lifetime=600.0)
     await put(store, token)
-    await put(inner, attrs.evolve(await raw(inner), expires_at=token.expires_at - 300))
+    await put(inner, attrs.evolve(await raw(inner), expires_ts=token.expires_ts - 300))
     got = (await store.read(KEY)).token
     assert got is not None
-    assert got.expires_at == token.expires_at - 300
+    assert got.expires_ts == token.expires_ts - 300
     assert (got.access_token, got.scopes, got.api_url) == (
         token.access_token, token.scopes, token.api_url,
     )
@@ -250,8 +250,8 @@ async def test_a_sealed_zoom_sized_token_stays_a_valid_bearer_token(
     now = time.time()
     token = AccessToken(
         access_token="eyJ" + "a" * 1200 + ".eyJ" + "b" * 300 + ".sig-_",
-        expires_at=now + 3600,
-        issued_at=now,
+        expires_ts=now + 3600,
+        issued_ts=now,
         scopes=tuple(f"scope{i}:read:admin" for i in range(40)),
         api_url="https://api.zoom.us",
     )

@@ -75,12 +75,12 @@ async def test_a_stepped_wall_clock_never_lengthens_the_expiry(
     fake_clock.step_wall(600)  # forward: the token is not given ten more minutes
     forward = (await store.read(KEY)).token
     assert forward is not None
-    assert forward.expires_at == token.expires_at
+    assert forward.expires_ts == token.expires_ts
     fake_clock.step_wall(-1200)  # back: the remaining lifetime is kept, not the wall-clock moment
     back = (await store.read(KEY)).token
     assert back is not None
-    assert back.expires_at <= token.expires_at - 599
-    assert 3590 < back.expires_at - fake_clock.wall() <= 3600
+    assert back.expires_ts <= token.expires_ts - 599
+    assert 3590 < back.expires_ts - fake_clock.wall() <= 3600
 
 
 async def test_failure_records_age_on_the_monotonic_clock(

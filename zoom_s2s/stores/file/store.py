@@ -587,7 +587,7 @@ class FileTokenStore(BaseTokenStore):
     # -- tokens ---------------------------------------------------------------
 
     def _state(self, key: str, loaded: tuple[AccessToken, int] | None) -> StoreState:
-        token = None if loaded is None or loaded[0].expires_at <= time.time() else loaded[0]
+        token = None if loaded is None or loaded[0].expires_ts <= time.time() else loaded[0]
         return StoreState(token, self._read_failure(key))
 
     def _read(self, key: str) -> StoreState:
@@ -617,7 +617,7 @@ class FileTokenStore(BaseTokenStore):
             if release and state.owner == lease.owner:
                 state.owner = None
             self._save_state(key, state)
-            if token.expires_at > time.time():
+            if token.expires_ts > time.time():
                 self._write_atomic(path, record)
             else:
                 _unlink(path)
