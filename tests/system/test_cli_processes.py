@@ -174,7 +174,7 @@ def test_store_init_says_what_postgresql_refused_in_one_line(
         url.replace(password, "wrong-Pa55word"): "refused the credentials",
         url.removesuffix("/postgres") + "/no_such_db": "has no such database",
         f"postgresql://{role}:{role_password}@{host}/postgres": "refused an operation",
-        url + "?sslmode=bogus": "has an invalid option (`sslmode`",
+        url + "?sslmode=bogus": "asyncpg refused the PostgreSQL URL",
         url + "?sslmode=require": "is unreachable",
         url.replace(host, f"127.0.0.1:{closed_port()}"): "is unreachable",
     }

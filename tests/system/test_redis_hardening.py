@@ -372,7 +372,7 @@ async def test_a_user_with_exactly_the_listed_commands_can_do_everything(
 async def test_without_any_one_required_command_the_error_names_the_acl_hint(
     acl_server: RedisServer, admin: Any, missing: str
 ) -> None:
-    rules = acl_rules().replace(f" +{missing.lower()}", "")
+    rules = " ".join(rule for rule in acl_rules().split() if rule != f"+{missing.lower()}")
     assert rules != acl_rules()
     await _set_user(admin, f"resetkeys resetchannels -@all {rules}")
     store = RedisTokenStore.from_url(_url(acl_server))
