@@ -22,7 +22,7 @@ from .client.middleware import (
     check_redirect,
     check_redirect_mode,
 )
-from .client.pipeline import Answer, Pipeline, wants_body
+from .client.pipeline import Answer, Flow, Pipeline, wants_body
 from .client.urls import Destinations, origin_of
 from .manager import TokenManager
 from .ratelimit.limiter import RateLimiter
@@ -113,6 +113,15 @@ class ZoomAuthMiddleware:
         flow = self._pipeline.flow(
             request.method, url, rewind=functools.partial(_replayable, request)
         )
+        try:
+            return await self._through(request, handler, flow)
+        finally:
+            flow.close()
+
+    async def _through(
+        self, request: ClientRequest, handler: ClientHandlerType, flow: Flow
+    ) -> ClientResponse:
+        url = request.url
         token = await flow.asend(None)
         if token is None:
             return await handler(request)  # another origin: a redirect hop, or not Zoom at all

@@ -47,7 +47,7 @@ from ..ratelimit.limits import RateLimits
 from . import transfers
 from .middleware import ForeignRedirect, RedirectGuard, check_redirect_mode
 from .pagination import MAX_PAGE_SIZE, Pages, Params
-from .pipeline import Answer, Pipeline
+from .pipeline import Answer, Flow, Pipeline
 from .responses import (
     DEFAULT_MAX_RESPONSE_BYTES,
     decode_response,
@@ -603,6 +603,20 @@ class ZoomClient(Products, AsyncClosedOnExit):
     ) -> Any:
         """One attempt through the pipeline: the answer decoded, or its error raised."""
         flow = self._pipeline.flow(method, path=target[0], rate_category=rate_category)
+        try:
+            return await self._through(session, method, target, params, json, flow)
+        finally:
+            flow.close()
+
+    async def _through(
+        self,
+        session: aiohttp.ClientSession,
+        method: str,
+        target: tuple[str, yarl.URL],
+        params: Params,
+        json: Any,
+        flow: Flow,
+    ) -> Any:
         token = await flow.asend(None)
         while True:
             assert token is not None  # the client's own URLs are always destinations

@@ -132,6 +132,10 @@ class Flow:
             step = self._steps.send(await step())
         return step  # type: ignore[return-value]
 
+    def close(self) -> None:
+        """The request failed before the flow was done (no answer, or an error): end it now."""
+        self._steps.close()
+
 
 class Pipeline:
     """Where the token may go, pacing, and the retry once after a refused token.
@@ -207,53 +211,59 @@ class Pipeline:
             yield None
             return
         retried = False
-        while True:
-            flow.token = token
-            waited: float | None = None  # the limiter let it go at once, or there is none
-            if limiter is not None and not limiter.take_now(ticket):
-                waited = yield partial(limiter.acquire, ticket)
-            answer: Answer = yield token
-            observer = self.observer
-            if observer is not None:
-                if limiter is None:
-                    observer(method, self._below_base(where) if path is None else path, None,
-                             answer.status, None)
-                else:
-                    observer(method, ticket.path, ticket.category, answer.status, waited)
-            code = message = None
-            if answer.status in _JUDGED and answer.body is not None:
-                code, message, _ = zoom_fields(answer.body, NO_SECRETS)
-            if limiter is not None and not limiter.routine(
-                ticket, answer.status, answer.headers, answer.body
-            ):
-                yield partial(
-                    limiter.observe, ticket, status=answer.status, headers=answer.headers,
-                    message=message, body=answer.body,
+        answered = False
+        try:
+            while True:
+                flow.token = token
+                waited: float | None = None  # the limiter let it go at once, or there is none
+                if limiter is not None and not limiter.take_now(ticket):
+                    waited = yield partial(limiter.acquire, ticket)
+                answer: Answer = yield token
+                answered = True
+                observer = self.observer
+                if observer is not None:
+                    if limiter is None:
+                        observer(method, self._below_base(where) if path is None else path, None,
+                                 answer.status, None)
+                    else:
+                        observer(method, ticket.path, ticket.category, answer.status, waited)
+                code = message = None
+                if answer.status in _JUDGED and answer.body is not None:
+                    code, message, _ = zoom_fields(answer.body, NO_SECRETS)
+                if limiter is not None and not limiter.routine(
+                    ticket, answer.status, answer.headers, answer.body
+                ):
+                    yield partial(
+                        limiter.observe, ticket, status=answer.status, headers=answer.headers,
+                        message=message, body=answer.body,
+                    )
+                required = self._refused(answer, code, message, token, retried)
+                if required is None:
+                    break
+                logger.debug(
+                    "%s %s: HTTP %d code %s with token_fp=%s; invalidating it and retrying once",
+                    method, path if where is None else where.path, answer.status, code,
+                    token.fingerprint,
                 )
-            required = self._refused(answer, code, message, token, retried)
-            if required is None:
-                break
-            logger.debug(
-                "%s %s: HTTP %d code %s with token_fp=%s; invalidating it and retrying once",
-                method, path if where is None else where.path, answer.status, code,
-                token.fingerprint,
-            )
-            yield partial(self._tokens.invalidate, token)
-            if rewind is not None and not rewind():
-                raise error_from_response(
-                    answer.status, answer.headers, answer.body or b"", method=method,
-                    path="" if where is None else where.path, hint=REPLAY_HINT,
-                    secrets=secret_forms(token.access_token),
-                )
-            fresh: AccessToken = yield self._get_token
-            flow.token = fresh
-            if required and set(required).isdisjoint(fresh.scopes):
-                self._lack(fresh)  # Zoom named what it wants and the fresh token lacks it too
-                break
-            if where is not None and not destinations.allows(where, fresh.api_url):
-                break
-            token, retried = fresh, True
-        yield None
+                yield partial(self._tokens.invalidate, token)
+                if rewind is not None and not rewind():
+                    raise error_from_response(
+                        answer.status, answer.headers, answer.body or b"", method=method,
+                        path="" if where is None else where.path, hint=REPLAY_HINT,
+                        secrets=secret_forms(token.access_token),
+                    )
+                fresh: AccessToken = yield self._get_token
+                flow.token = fresh
+                if required and set(required).isdisjoint(fresh.scopes):
+                    self._lack(fresh)  # Zoom named what it wants and the fresh token lacks it too
+                    break
+                if where is not None and not destinations.allows(where, fresh.api_url):
+                    break
+                token, retried = fresh, True
+            yield None
+        finally:
+            if not answered and limiter is not None:
+                limiter.unanswered(ticket)  # an error before any answer: nobody waits for it
 
     def _refused(
         self, answer: Answer, code: int | None, message: str | None, token: AccessToken,

@@ -191,20 +191,23 @@ async def _send_files(
     """One hop of an upload, with the pipeline's retry after a refused token."""
     flow = pipeline.flow(method, url, path=path, rate_category=rate_category,
                          rewind=lambda: _rewind(files))
-    token = await flow.asend(None)
-    assert token is not None  # every hop's origin is a destination of its pipeline
-    while True:
-        sent = token
-        async with client.session.request(
-            method, url, params=params, data=_form(files), timeout=_transfer_timeout(client),
-            headers={hdrs.AUTHORIZATION: "Bearer " + token.access_token},
-            allow_redirects=False, middlewares=(), raise_for_status=False,
-        ) as response:
-            body = await read_body(response, client.max_response_bytes, method=method,
-                                   path=url.path)
-        token = await flow.asend(_answer(response, body))
-        if token is None:
-            return response, body, flow.token or sent
+    try:
+        token = await flow.asend(None)
+        assert token is not None  # every hop's origin is a destination of its pipeline
+        while True:
+            sent = token
+            async with client.session.request(
+                method, url, params=params, data=_form(files), timeout=_transfer_timeout(client),
+                headers={hdrs.AUTHORIZATION: "Bearer " + token.access_token},
+                allow_redirects=False, middlewares=(), raise_for_status=False,
+            ) as response:
+                body = await read_body(response, client.max_response_bytes, method=method,
+                                       path=url.path)
+            token = await flow.asend(_answer(response, body))
+            if token is None:
+                return response, body, flow.token or sent
+    finally:
+        flow.close()
 
 
 def _redirect_error(

@@ -408,6 +408,17 @@ class RateLimiter:
             del self._leasing[bucket]
             done.set_result(None)
 
+    def unanswered(self, ticket: Ticket) -> None:
+        """A request ended before any answer (a connection error, a refused redirect).
+
+        If it was the first request of its budget, the callers waiting for its
+        answer go on at once instead of waiting :data:`_PROBE_WAIT` for it.
+        """
+        if ticket.bucket not in self._seen:
+            probe = self._probes.pop(ticket.bucket, None)
+            if probe is not None:
+                probe.set()
+
     async def _probe(self, bucket: str) -> None:
         """Let the first request of a budget nobody described go; the others await its answer."""
         event = self._probes.get(bucket)
@@ -415,7 +426,7 @@ class RateLimiter:
             self._probes[bucket] = asyncio.Event()
             return
         try:
-            await asyncio.wait_for(event.wait(), _PROBE_WAIT)
+            await _clock.wait_for(event.wait(), _PROBE_WAIT)
         except asyncio.TimeoutError:
             self._seen.add(bucket)  # the first request never answered: go on unpaced
 

@@ -29,7 +29,7 @@ from zoom_s2s.errors import (
     UnauthorizedError,
     ZoomAPIError,
 )
-from zoom_s2s.testing import FakeZoom, Fault
+from zoom_s2s.testing import FakeClock, FakeZoom, Fault
 
 from ...support import FAST_RETRY, SECRET
 
@@ -493,6 +493,20 @@ async def test_a_redirect_to_another_origin_can_be_refused(
     assert info.value.location == f"http://127.0.0.1:{elsewhere.port}"
     assert elsewhere.api_requests == 0
     assert fake_zoom.api_requests == 2  # refused, not retried
+
+
+async def test_a_first_request_that_gets_no_answer_holds_no_one_back(
+    fake_zoom: FakeZoom, tokens: TokenManager, elsewhere: FakeZoom, fake_clock: FakeClock
+) -> None:
+    fake_zoom.fail_next(1, route="api", fault=redirect_to(elsewhere.api_base_url + "/users/me"))
+    async with ZoomClient(tokens, fake_zoom.api_base_url, on_foreign_redirect="refuse") as zoom:
+        first = asyncio.create_task(zoom.get_user("me"))  # the budget's first: it goes alone
+        second = asyncio.create_task(zoom.get_user("me"))  # waits for the first's answer
+        with pytest.raises(ForeignRedirectError):
+            await first  # ... which never comes
+        start = fake_clock.monotonic()
+        assert (await second).id == fake_zoom.me_id
+        assert fake_clock.monotonic() - start < 1  # not the probe's 2 s
 
 
 async def test_a_redirect_within_the_api_origin_is_followed_with_the_token(
