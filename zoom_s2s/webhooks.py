@@ -22,7 +22,6 @@ import logging
 import math
 import os
 import secrets
-import time
 import urllib.parse
 from collections.abc import (
     AsyncIterable,
@@ -38,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 import attrs
 
+from . import _clock
 from ._http import parse_json
 from ._loop_thread import LoopThread
 from .errors import ConfigurationError, StoreError, WebhookError, WebhookSignatureError
@@ -169,7 +169,7 @@ def signed_headers(
         timestamp: Unix seconds; default now.
         request_id: ``x-zm-request-id``; default a new random one.
     """
-    stamp = str(int(time.time()) if timestamp is None else timestamp)
+    stamp = str(int(_clock.wall()) if timestamp is None else timestamp)
     return {
         TIMESTAMP_HEADER: stamp,
         SIGNATURE_HEADER: signature(secret_token, stamp, body),
@@ -203,7 +203,7 @@ def _signed_stamp(
             f"the {TIMESTAMP_HEADER} header is not a number of seconds; refusing the request"
         )
     if tolerance is not None:
-        skew = (time.time() if now is None else now) - int(stamp)
+        skew = (_clock.wall() if now is None else now) - int(stamp)
         if abs(skew) > tolerance:
             when = "old" if skew > 0 else "in the future"
             raise WebhookSignatureError(
@@ -450,7 +450,7 @@ class Claim:
     async def _renew(self) -> None:
         receiver = self._receiver
         while True:
-            await asyncio.sleep(receiver.lease / 3)
+            await _clock.sleep(receiver.lease / 3)
             try:
                 if not await receiver.claims.extend(self._key, self._owner, receiver.lease):
                     return

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import time
 from typing import Any, get_args
 
 import pytest
@@ -219,7 +218,7 @@ async def test_qps_429_with_retry_after_pauses_the_category(fake_clock: FakeCloc
     assert await acquire(two, "GET", "/users", "medium") < 0.05
 
 
-async def test_a_pause_set_elsewhere_holds_the_next_lease() -> None:
+async def test_a_pause_set_elsewhere_holds_the_next_lease(fake_clock: FakeClock) -> None:
     store = MemoryTokenStore()
     one, two = limiter(store, light=5), limiter(store, light=5)
     await acquire(two, "GET", "/users/me")  # two's lease: one slot at 5/s
@@ -434,7 +433,7 @@ async def test_a_concurrency_429_pauses_nothing() -> None:
     assert await acquire(two, "PATCH", "/meetings/2") < 0.05
 
 
-async def test_presence_status_goes_once_a_minute_per_user() -> None:
+async def test_presence_status_goes_once_a_minute_per_user(fake_clock: FakeClock) -> None:
     lim = plain(MemoryTokenStore(), RateLimits(max_wait=0.5))
     await acquire(lim, "PUT", "/users/u1/presence_status")
     with pytest.raises(RateLimitedError) as info:
@@ -473,11 +472,13 @@ async def test_one_lease_serves_many_requests_with_one_store_call() -> None:
     assert lim.permits == 51
 
 
-async def test_a_burst_in_one_process_holds_another_back_one_lease_at_most() -> None:
+async def test_a_burst_in_one_process_holds_another_back_one_lease_at_most(
+    fake_clock: FakeClock,
+) -> None:
     store = MemoryTokenStore()
     busy, quiet = limiter(store, light=100), limiter(store, light=100)
     burst = [asyncio.create_task(acquire(busy, "GET", "/users/me")) for _ in range(150)]
-    await asyncio.sleep(0.3)  # the busy process is leasing back to back
+    await fake_clock.sleep(0.3)  # the busy process is leasing back to back
     waited = await acquire(quiet, "GET", "/users/me")
     # At most one lease of busy's (0.1 s of the rate), the part of the one before that
     # was left when busy asked for it (_LEAD), then quiet's own slot.
@@ -487,13 +488,15 @@ async def test_a_burst_in_one_process_holds_another_back_one_lease_at_most() -> 
     await asyncio.gather(*burst, return_exceptions=True)
 
 
-async def test_an_idle_process_holds_nothing_after_its_lease_expires() -> None:
+async def test_an_idle_process_holds_nothing_after_its_lease_expires(
+    fake_clock: FakeClock,
+) -> None:
     store = MemoryTokenStore()
     one, two = limiter(store, light=50), limiter(store, light=50)
     for _ in range(20):
         await acquire(one, "GET", "/users/me")  # one's leases grow with its use
-    await asyncio.sleep(0.25)  # one goes quiet: what it leased expires
-    started = time.monotonic()
+    await fake_clock.sleep(0.25)  # one goes quiet: what it leased expires
+    started = fake_clock.monotonic()
     for _ in range(5):
         await acquire(two, "GET", "/users/me")
-    assert time.monotonic() - started <= 5 / 50 + 0.05  # two has the whole rate
+    assert fake_clock.monotonic() - started <= 5 / 50 + 0.05  # two has the whole rate

@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
+from .. import _clock
 from ..errors import ConfigurationError, StoreError
 from ..stores.base import TokenStore
 from ..stores.claims import WebhookClaims, claims_of
@@ -126,7 +127,7 @@ class ClaimsContract:
         a, b = pair
         key, mine, theirs = _key(), _owner(), _owner()
         await a.claim(key, mine, lease=0.3, keep=KEEP)
-        await asyncio.sleep(0.45)
+        await _clock.sleep(0.45)
         assert (await b.claim(key, theirs, lease=LEASE, keep=KEEP)).outcome == "claimed"
         assert not await a.extend(key, mine, LEASE)
         assert not await a.finish(key, mine, KEEP)
@@ -137,9 +138,9 @@ class ClaimsContract:
         a, b = pair
         key, mine = _key(), _owner()
         await a.claim(key, mine, lease=0.4, keep=KEEP)
-        await asyncio.sleep(0.2)
+        await _clock.sleep(0.2)
         assert await a.extend(key, mine, 1.5)
-        await asyncio.sleep(0.4)
+        await _clock.sleep(0.4)
         assert (await b.claim(key, _owner(), lease=LEASE, keep=KEEP)).outcome == "busy"
         assert await a.finish(key, mine, KEEP)
 
@@ -151,7 +152,7 @@ class ClaimsContract:
         await a.claim(key, mine, lease=LEASE, keep=KEEP)
         await a.finish(key, mine, 0.3)
         assert (await b.claim(key, _owner(), lease=LEASE, keep=KEEP)).outcome == "done"
-        await asyncio.sleep(0.45)
+        await _clock.sleep(0.45)
         assert (await b.claim(key, _owner(), lease=LEASE, keep=KEEP)).outcome == "claimed"
 
     async def test_an_older_event_of_an_object_is_dropped_or_flagged(
@@ -183,7 +184,7 @@ class ClaimsContract:
         a, b = pair
         order = _key("o")
         await a.claim(_key(), _owner(), lease=LEASE, keep=0.3, order=order, event_ts=2000)
-        await asyncio.sleep(0.45)
+        await _clock.sleep(0.45)
         answer = await b.claim(_key(), _owner(), lease=LEASE, keep=KEEP, order=order,
                                event_ts=1000, drop_stale=True)
         assert answer.outcome == "claimed"

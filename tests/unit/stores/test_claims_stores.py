@@ -17,14 +17,18 @@ from zoom_s2s.testing.claims_contract import ClaimsContract
 
 
 class TestMemoryClaims(ClaimsContract):
+    @pytest.fixture(autouse=True)
+    def _virtual_time(self, fake_clock: FakeClock) -> None:
+        """Leases and keeps lapse in virtual time: the contract sleeps on the clock seam."""
+
     async def make_store(self) -> TokenStore:
         return MemoryTokenStore()
 
 
 class TestFileClaims(ClaimsContract):
     @pytest.fixture(autouse=True)
-    def _directory(self, tmp_path: Path) -> None:
-        self.path = tmp_path
+    def _directory(self, tmp_path: Path, fake_clock: FakeClock) -> None:
+        self.path = tmp_path  # and leases lapse in virtual time, as for memory
 
     async def make_store(self) -> TokenStore:
         return FileTokenStore(self.path / "s")
