@@ -73,6 +73,15 @@ def _range(unit: str, values: Sequence[float]) -> list[float]:
     return [round(low, 4), round(high, 4)]
 
 
+def _meets(value: float, target: str) -> bool | None:
+    if not target:
+        return None
+    operator, bound = target.split()
+    return {"<=": value <= float(bound), "<": value < float(bound), ">=": value >= float(bound)}[
+        operator
+    ]
+
+
 def publish(paths: Sequence[Path]) -> None:
     """Write ``published.json`` from the ``results.json`` of one or more full runs.
 
@@ -85,29 +94,30 @@ def publish(paths: Sequence[Path]) -> None:
         raise SystemExit("publish full runs only (without --quick)")
     previous = load() if PUBLISHED.exists() else {"summary": []}
     by_key: dict[tuple[str, str], list[tuple[dict[str, Any], dict[str, Any]]]] = {}
-    for run in runs:
+    for run in reversed(runs):  # the figures in the order of the last run
         for row in run["figures"]:
             if row["value"] is not None:
-                by_key.setdefault(_key(row), []).append((row, run))
+                by_key.setdefault(_key(row), []).insert(0, (row, run))
     figures = []
     for key, seen in by_key.items():
         rows = [row for row, _ in seen]
         last = rows[-1]
         values = [row["value"] for row in rows]
+        value = round(statistics.median(values), 4)
         loads = [run["machine"]["load_average_per_benchmark"].get(key[0], [None])[0]
                  for _, run in seen]
         figures.append({
             "benchmark": key[0],
             "name": key[1],
-            "value": round(statistics.median(values), 4),
+            "value": value,
             "unit": last["unit"],
             "range": _range(last["unit"], values),
             "target": last["target"],
-            "met": last["met"] if len({row["met"] for row in rows}) == 1 else None,
+            "met": _meets(value, last["target"]),
             "rounds": (last.get("spread") or {}).get("rounds"),
             "runs": len(rows),
             "load": [round(value, 1) for value in loads if value is not None],
-            "note": last["note"],
+            "note": f"last run: {last['note']}" if last["note"] else "",
         })
     first = runs[0]["machine"]
     conditions = {
@@ -119,19 +129,24 @@ def publish(paths: Sequence[Path]) -> None:
         "process": "each benchmark in a fresh process",
         "runs": len(runs),
     }
-    document = {"conditions": conditions, "summary": previous["summary"], "figures": figures}
-    PUBLISHED.write_text(json.dumps(document, indent=2) + "\n")
+    # One figure per line, so that a republication diffs figure by figure.
+    head = json.dumps({"conditions": conditions, "summary": previous["summary"]}, indent=2)
+    rows = ",\n".join(f"    {json.dumps(row)}" for row in figures)
+    PUBLISHED.write_text(f'{head[:-2]},\n  "figures": [\n{rows}\n  ]\n}}\n')
 
 
 def check(figures: Sequence[Figure], mode: str) -> list[str]:
     """Print how a run compares with the published ranges; the figures that moved."""
     published = load()
     measured = {_key(fig): fig for fig in figures}
-    moved, compared, absent = [], 0, []
+    ran = {fig.benchmark for fig in figures}
+    moved, compared, absent = [], 0, 0
     for row in published["figures"]:
+        if row["benchmark"] not in ran:
+            continue
         fig = measured.get(_key(row))
         if fig is None or fig.value is None:
-            absent.append(row["name"])
+            absent += 1
             continue
         compared += 1
         low, high = row["range"]
@@ -141,12 +156,11 @@ def check(figures: Sequence[Figure], mode: str) -> list[str]:
                 f"{row['benchmark']}: {row['name']}: {fig.value:.4g}{unit}, published "
                 f"{row['value']:.4g}{unit} (range {low:g}-{high:g})"
             )
-    benchmarks = {fig.benchmark for fig in figures}
-    absent = [name for name in absent if any(name.startswith(b) for b in benchmarks)] or absent
     print(f"\n--check against {PUBLISHED.name} ({published['conditions']['mode']} runs): "
-          f"{compared} figure(s) compared, {len(moved)} moved out of their range")
+          f"{compared} figure(s) compared, {len(moved)} moved out of their range, "
+          f"{absent} published but not measured")
     if mode != published["conditions"]["mode"]:
-        print(f"  this run is {mode}: only figures whose names match were compared")
+        print(f"  this run is {mode}: only the figures whose names match were compared")
     for line in moved:
         print(f"  moved: {line}")
     return moved
@@ -184,7 +198,7 @@ def _full_table(document: dict[str, Any]) -> list[str]:
         "1-minute load average when the benchmark's process started, per run.",
         "",
     ]
-    rows = [("benchmark", "figure", "value", "range", "rounds", "target", "met", "load")]
+    rows = [("benchmark", "figure", "value", "range", "rounds", "target", "met", "load", "note")]
     for row in document["figures"]:
         met = "" if row["met"] is None or not row["target"] else ("yes" if row["met"] else "MISSED")
         low, high = row["range"]
@@ -193,6 +207,7 @@ def _full_table(document: dict[str, Any]) -> list[str]:
         rows.append((
             row["benchmark"], row["name"], _number(row["value"], row["unit"]), span,
             str(row["rounds"] or ""), row["target"], met, ", ".join(map(str, row["load"])),
+            row["note"],
         ))
     return lines + _grid(rows)
 

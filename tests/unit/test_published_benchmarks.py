@@ -27,7 +27,8 @@ def test_every_published_figure_lies_in_its_range_and_carries_its_conditions() -
     for row in document["figures"]:
         low, high = row["range"]
         assert low <= row["value"] <= high, row["name"]
-        assert row["runs"] >= 1 and len(row["load"]) == row["runs"], row["name"]
+        assert row["runs"] >= 1, row["name"]
+        assert len(row["load"]) == row["runs"], row["name"]
 
 
 def test_the_readme_summary_names_only_published_figures() -> None:
@@ -49,7 +50,8 @@ def test_check_reports_a_figure_out_of_its_range_and_passes_one_inside(
     assert published.check([inside], "full") == []
     moved = published.check([outside], "full")
 
-    assert len(moved) == 1 and row["name"] in moved[0]
+    assert len(moved) == 1
+    assert row["name"] in moved[0]
     assert "moved" in capsys.readouterr().out
 
 
