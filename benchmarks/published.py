@@ -192,7 +192,8 @@ def _grid(rows: list[tuple[str, ...]]) -> list[str]:
 def _full_table(document: dict[str, Any]) -> list[str]:
     conditions = document["conditions"]
     lines = [
-        f"{conditions['runs']} full run(s), {', '.join(conditions['dates'])}, on "
+        f"{conditions['runs']} full runs (``runs``: how many had the figure), "
+        f"{', '.join(conditions['dates'])}, on "
         f"{conditions['machine']}; {conditions['versions']}; {conditions['process']}. "
         "``value`` is the median of the runs (each itself a median of per-round figures, "
         "``rounds`` per run); a rerun's value should land in ``range``; ``load`` is the "
