@@ -291,11 +291,12 @@ async def _time_async(fn: Callable[[], Awaitable[object]], calls: int) -> tuple[
 
 
 def _time_sync(fn: Callable[[], object], calls: int) -> tuple[float, float]:
+    # CPU of the calling thread only: a blocking caller's cost, not its process's other threads'.
     with _gc_paused():
-        cpu, started = time.process_time_ns(), time.perf_counter_ns()
+        cpu, started = time.thread_time_ns(), time.perf_counter_ns()
         for _ in itertools.repeat(None, calls):
             fn()
-        elapsed, cpu = time.perf_counter_ns() - started, time.process_time_ns() - cpu
+        elapsed, cpu = time.perf_counter_ns() - started, time.thread_time_ns() - cpu
     return elapsed / calls, cpu / calls
 
 
@@ -387,8 +388,15 @@ def compare_sync(
     calls: int,
     rounds: int,
     budget_s: float = 0.2,
+    deadline: float | None = None,
 ) -> Rounds:
-    """:func:`compare_async` for plain functions: nanoseconds per ``fn()``, in rounds."""
+    """:func:`compare_async` for plain functions: nanoseconds per ``fn()``, in rounds.
+
+    CPU figures are the calling thread's CPU time (not the process's).
+
+    With a ``deadline`` (``time.monotonic()``), no block starts after it and
+    a round cut short is dropped: every round kept was timed before it.
+    """
     counts = {}
     for name, fn in subjects.items():
         probe = _time_sync(fn, 10)[0]  # warm, and a first guess for slow subjects
@@ -397,7 +405,11 @@ def compare_sync(
         counts[name] = _calls_for(probe, calls, budget_s)
     wall: dict[str, list[float]] = {name: [] for name in subjects}
     cpu: dict[str, list[float]] = {name: [] for name in subjects}
-    for _, name in rotations(list(subjects), rounds):
+    for number, name in rotations(list(subjects), rounds):
+        if deadline is not None and time.monotonic() + budget_s > deadline:
+            for values in (*wall.values(), *cpu.values()):
+                del values[number:]
+            break
         ns, cpu_ns = _time_sync(subjects[name], counts[name])
         wall[name].append(ns)
         cpu[name].append(cpu_ns)

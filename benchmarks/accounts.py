@@ -178,7 +178,7 @@ def run(ctx: RunContext) -> list[Figure]:
             NAME,
             f"memory per account with its token ({n}, {store} store)",
             result["kib_per_account"],
-            "KiB",
+            "KiB/account",
             below=TARGET_KIB,
             note=f"RSS growth over {result['cold_accounts']:,} accounts after a warm-up",
         ),

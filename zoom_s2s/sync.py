@@ -257,7 +257,7 @@ class SyncTokenManager(_Facade[TokenManager]):
     def _made(self, manager: TokenManager) -> None:
         super()._made(manager)
         # The hot path is one call: this instance's get_token becomes the
-        # manager's peek_token, which falls back to the method above. Weakly,
+        # manager's peek_token_or, which falls back to the method above. Weakly,
         # so that the facade is not kept alive by its own attribute.
         facade = weakref.ref(self)
 
@@ -267,7 +267,7 @@ class SyncTokenManager(_Facade[TokenManager]):
                 raise UsageError("this SyncTokenManager was garbage-collected")
             return SyncTokenManager.get_token(me)
 
-        vars(self)["get_token"] = functools.partial(manager.peek_token, wait_for_loop)
+        vars(self)["get_token"] = manager.peek_token_or(wait_for_loop)
 
     def _forget(self) -> None:
         super()._forget()
