@@ -8,7 +8,6 @@ Redis and PostgreSQL) is in tests/system/test_webhook_fleet.py.
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import hashlib
 import hmac
@@ -27,7 +26,7 @@ from zoom_s2s import webhooks
 from zoom_s2s.errors import ConfigurationError, WebhookError, WebhookSignatureError, ZoomS2SError
 from zoom_s2s.fastapi import webhook_endpoint
 from zoom_s2s.stores import MemoryTokenStore
-from zoom_s2s.testing import FakeZoom
+from zoom_s2s.testing import FakeClock, FakeZoom
 from zoom_s2s.testing._fake_webhooks import event_body
 from zoom_s2s.webhooks import (
     Receiver,
@@ -221,26 +220,28 @@ async def test_a_handler_that_raises_releases_the_claim_for_zooms_retry() -> Non
     assert calls == ["meeting.started", "meeting.started"]
 
 
-async def test_a_long_handler_keeps_its_claim_by_renewing_the_lease() -> None:
+async def test_a_long_handler_keeps_its_claim_by_renewing_the_lease(
+    fake_clock: FakeClock,
+) -> None:
     receiver = Receiver(SECRET, lease=0.3)
     sent, body = signed("recording.completed", request_id="slow")
     async with receiver.claim(sent, body) as event:
         assert event is not None
-        await asyncio.sleep(0.7)  # more than two leases
+        await fake_clock.sleep(0.7)  # more than two leases
         other = receiver.claim(sent, body)
         async with other:
             pass
         assert other.outcome == "busy"
 
 
-async def test_a_lost_lease_lets_the_retry_in() -> None:
+async def test_a_lost_lease_lets_the_retry_in(fake_clock: FakeClock) -> None:
     store = MemoryTokenStore()
     receiver = Receiver(SECRET, store=store, lease=0.2)
     sent, body = signed("meeting.started", request_id="orphan")
     # A process that claimed and died: its claim is never renewed.
     await store.webhook_claims.claim(receiver.claim(sent, body)._key, "dead", lease=0.2, keep=60)
     assert (await receiver.respond(sent, body, lambda e: None)).status == 503
-    await asyncio.sleep(0.3)
+    await fake_clock.sleep(0.3)
     handled: list[str] = []
     assert (await receiver.respond(sent, body, lambda e: handled.append(e.event))).status == 200
     assert handled == ["meeting.started"]

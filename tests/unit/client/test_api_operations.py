@@ -15,7 +15,7 @@ from aiohttp import web
 from zoom_s2s import MemoryTokenStore, RateLimits, TokenManager, ZoomClient
 from zoom_s2s.errors import ConfigurationError, ForeignRedirectError, NotFoundError
 from zoom_s2s.sync import SyncTokenManager, SyncZoomClient
-from zoom_s2s.testing import FakeRateLimits, FakeZoom
+from zoom_s2s.testing import FakeClock, FakeRateLimits, FakeZoom
 from zoom_s2s.testing._fake_api import RECORDING_BYTES
 from zoom_s2s.testing.fake_zoom import ApiCall
 
@@ -23,9 +23,13 @@ from ...support import FAST_RETRY
 
 
 @pytest_asyncio.fixture
-async def fake() -> AsyncIterator[FakeZoom]:
-    limits = FakeRateLimits({"Light": 30, "Medium": 20, "Heavy": 10, "Resource-intensive": 10})
-    async with FakeZoom(rate_limits=limits) as zoom:
+async def fake(fake_clock: FakeClock) -> AsyncIterator[FakeZoom]:
+    """Zoom's limits counted in virtual time: pacing waits move the clock, not the test."""
+    limits = FakeRateLimits(
+        {"Light": 30, "Medium": 20, "Heavy": 10, "Resource-intensive": 10},
+        clock=fake_clock.monotonic, wall=fake_clock.wall,
+    )
+    async with FakeZoom(rate_limits=limits, clock=fake_clock.wall) as zoom:
         zoom.default_account.add_users(3)
         yield zoom
 
