@@ -17,7 +17,7 @@ import logging
 import math
 import secrets
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, ClassVar, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 import attrs
@@ -29,6 +29,7 @@ from ..models import MAX_TOKEN_LIFETIME, AccessToken
 
 __all__ = [
     "BaseTokenStore",
+    "Capability",
     "FailureRecord",
     "LockAttempt",
     "LockLease",
@@ -469,3 +470,55 @@ def bounded_token(
         shift = by_store - token.expires_ts
         token = attrs.evolve(token, expires_ts=by_store, issued_ts=token.issued_ts + shift)
     return token if token.expires_ts > now else None
+
+
+class _Translator(Protocol):
+    """What turns backend exceptions into :class:`~zoom_s2s.errors.StoreError`: its token store."""
+
+    @property
+    def backend_errors(self) -> tuple[type[BaseException], ...]: ...
+
+    def translate_error(self, exc: BaseException, action: str) -> StoreError: ...
+
+
+_CapabilityT = TypeVar("_CapabilityT", bound="Capability")
+
+
+class Capability:
+    """Base of a backend's optional capability (its rate budget, its webhook claims).
+
+    A store offers it as its attribute :attr:`attribute`; :meth:`of` finds it,
+    through wrappers (a store's ``inner``). An exception of the store's
+    ``backend_errors`` raised inside :meth:`_translated` becomes the store's
+    :class:`~zoom_s2s.errors.StoreError`, as for tokens.
+
+    Args:
+        store: The token store whose backend keeps it (``None``: in memory).
+    """
+
+    #: The store attribute that holds the capability.
+    attribute: ClassVar[str]
+
+    def __init__(self, store: _Translator | None = None) -> None:
+        self._store = store
+
+    @classmethod
+    def of(cls: type[_CapabilityT], store: object) -> _CapabilityT | None:
+        """The capability ``store`` provides, or a wrapped store's; ``None`` if none does."""
+        while store is not None:
+            found = getattr(store, cls.attribute, None)
+            if isinstance(found, cls):
+                return found
+            store = getattr(store, "inner", None)
+        return None
+
+    @contextlib.contextmanager
+    def _translated(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except ZoomS2SError:
+            raise
+        except Exception as exc:
+            if self._store is None or not isinstance(exc, self._store.backend_errors):
+                raise
+            raise self._store.translate_error(exc, action) from exc

@@ -44,15 +44,13 @@ corrupt and ignored.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import re
-from collections.abc import Iterator
-from typing import Protocol
 
 import attrs
 
-from ..errors import ConfigurationError, StoreError, ZoomS2SError
+from ..errors import ConfigurationError
+from .base import Capability
 
 __all__ = [
     "DAY",
@@ -192,16 +190,7 @@ class Pause:
     shift: float = 0.0
 
 
-class _Translator(Protocol):
-    """What turns a backend's exceptions into :class:`~zoom_s2s.StoreError`: its token store."""
-
-    @property
-    def backend_errors(self) -> tuple[type[BaseException], ...]: ...
-
-    def translate_error(self, exc: BaseException, action: str) -> StoreError: ...
-
-
-class RateBudget:
+class RateBudget(Capability):
     """An account's rate budget shared through a backend: what the limiter asks of a store.
 
     A backend subclasses it and implements :meth:`_acquire`, :meth:`_pause` and
@@ -213,8 +202,7 @@ class RateBudget:
         store: The token store whose backend keeps the budget (``None``: in memory).
     """
 
-    def __init__(self, store: _Translator | None = None) -> None:
-        self._store = store
+    attribute = "rate_budget"
 
     async def acquire_permit(
         self,
@@ -307,17 +295,6 @@ class RateBudget:
         with self._translated("reading rate-limit notices"):
             return await self._notices(scope)
 
-    @contextlib.contextmanager
-    def _translated(self, action: str) -> Iterator[None]:
-        try:
-            yield
-        except ZoomS2SError:
-            raise
-        except Exception as exc:
-            if self._store is None or not isinstance(exc, self._store.backend_errors):
-                raise
-            raise self._store.translate_error(exc, action) from exc
-
     async def _acquire(
         self, key: str, interval: float, burst: int, max_wait: float, cells: int
     ) -> Permit:
@@ -340,12 +317,7 @@ class RateBudget:
 
 def rate_budget_of(store: object) -> RateBudget | None:
     """The budget ``store`` provides (its ``rate_budget``), or a wrapped store's (``inner``)."""
-    while store is not None:
-        budget = getattr(store, "rate_budget", None)
-        if isinstance(budget, RateBudget):
-            return budget
-        store = getattr(store, "inner", None)
-    return None
+    return RateBudget.of(store)
 
 
 # -- the algorithm, for the budgets that run it in Python ---------------------------

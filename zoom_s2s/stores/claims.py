@@ -17,15 +17,14 @@ step. Keys are at most 128 of ``[A-Za-z0-9_.-]``.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import re
-from collections.abc import Iterator
-from typing import Literal, Protocol
+from typing import Literal
 
 import attrs
 
-from ..errors import ConfigurationError, StoreError, ZoomS2SError
+from ..errors import ConfigurationError
+from .base import Capability
 
 __all__ = ["MAX_KEEP", "ClaimAnswer", "Outcome", "WebhookClaims", "check_claim_key", "claims_of"]
 
@@ -67,16 +66,7 @@ class ClaimAnswer:
     stale: bool = False
 
 
-class _Translator(Protocol):
-    """What turns a backend's exceptions into :class:`~zoom_s2s.StoreError`: its token store."""
-
-    @property
-    def backend_errors(self) -> tuple[type[BaseException], ...]: ...
-
-    def translate_error(self, exc: BaseException, action: str) -> StoreError: ...
-
-
-class WebhookClaims:
+class WebhookClaims(Capability):
     """Claims on webhook deliveries shared through a backend.
 
     A backend subclasses it and implements :meth:`_claim`, :meth:`_extend`,
@@ -88,8 +78,7 @@ class WebhookClaims:
         store: The token store whose backend keeps the claims (``None``: in memory).
     """
 
-    def __init__(self, store: _Translator | None = None) -> None:
-        self._store = store
+    attribute = "webhook_claims"
 
     async def claim(
         self,
@@ -145,17 +134,6 @@ class WebhookClaims:
         with self._translated("releasing a webhook claim"):
             return await self._release(key, owner)
 
-    @contextlib.contextmanager
-    def _translated(self, action: str) -> Iterator[None]:
-        try:
-            yield
-        except ZoomS2SError:
-            raise
-        except Exception as exc:
-            if self._store is None or not isinstance(exc, self._store.backend_errors):
-                raise
-            raise self._store.translate_error(exc, action) from exc
-
     async def _claim(
         self, key: str, owner: str, lease: float, keep: float, order: str | None,
         event_ts: int, drop_stale: bool,
@@ -174,12 +152,7 @@ class WebhookClaims:
 
 def claims_of(store: object) -> WebhookClaims | None:
     """The claims ``store`` provides (its ``webhook_claims``), or a wrapped store's (``inner``)."""
-    while store is not None:
-        claims = getattr(store, "webhook_claims", None)
-        if isinstance(claims, WebhookClaims):
-            return claims
-        store = getattr(store, "inner", None)
-    return None
+    return WebhookClaims.of(store)
 
 
 # -- the algorithm, for the backends that run it in Python ---------------------------
