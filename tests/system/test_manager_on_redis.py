@@ -85,9 +85,12 @@ async def test_a_token_fetched_while_redis_froze_is_kept_and_stored_when_redis_i
         # Written with the fetch, or (a loaded machine outlasting socket_timeout) by the
         # write-later task: either way it reaches the store while this manager lives.
         for _ in range(100):
-            if (await store.read(tokens.store_key)).token == fresh:
+            stored = (await store.read(tokens.store_key)).token
+            if stored is not None and stored.fingerprint == fresh.fingerprint:
                 break
             await asyncio.sleep(0.1)
+        assert stored is not None
+        assert stored.fingerprint == fresh.fingerprint
     # Another process adopts what was stored: no fetch of its own.
     async with TokenManager(
         fake_zoom.credentials, store=redis_url, token_url=fake_zoom.token_url, retry=FAST_RETRY
