@@ -79,17 +79,25 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return UnitScheduling(config, log)
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Leave out the soak tests unless ``-m`` names them; check :data:`WHOLE_MODULES`.
+OPT_IN = ("soak", "recipes")
+"""Markers whose tests run only when ``-m`` names them (CI runs each as a step of its own)."""
 
-    The soak tests take a minute or more: ``python -m pytest -m soak -n 3`` runs
-    them (CI does, as a step of its own). Any other ``-m`` leaves them out too.
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave out the opt-in tests unless ``-m`` names them; check :data:`WHOLE_MODULES`.
+
+    The soak tests take a minute or more (``python -m pytest -m soak -n 0``); the
+    recipe tests first build venvs holding exactly what docs/deploying.rst
+    installs (``python -m pytest -m recipes``). Any other ``-m`` leaves them out too.
     """
-    if not re.search(r"\bsoak\b", config.getoption("markexpr", "") or ""):
-        soak = [item for item in items if item.get_closest_marker("soak") is not None]
-        if soak:
-            config.hook.pytest_deselected(items=soak)
-            items[:] = [item for item in items if item.get_closest_marker("soak") is None]
+    markexpr = config.getoption("markexpr", "") or ""
+    for marker in OPT_IN:
+        if re.search(rf"\b{marker}\b", markexpr):
+            continue
+        left_out = [item for item in items if item.get_closest_marker(marker) is not None]
+        if left_out:
+            config.hook.pytest_deselected(items=left_out)
+            items[:] = [item for item in items if item.get_closest_marker(marker) is None]
     # Warn when the users of a module-scoped fixture would be spread over workers.
     units: dict[str, set[str]] = {}
     for item in items:

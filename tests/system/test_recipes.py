@@ -35,7 +35,7 @@ from zoom_s2s.testing import FakeZoom
 
 from .test_examples import load_example, require
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.recipes]
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOYING = ROOT / "docs" / "deploying.rst"
