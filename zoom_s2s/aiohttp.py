@@ -56,8 +56,8 @@ class ZoomAuthMiddleware:
             is not loopback (the token would cross the network in clear text).
         rate_limits: Pace the requests it signs through the fleet's shared
             budget (:class:`~zoom_s2s.RateLimits`), as ``ZoomClient`` does. A
-            request held back raises :class:`~zoom_s2s.RateLimitedError` or
-            :class:`~zoom_s2s.DailyLimitExceededError` (``sent`` is ``False``);
+            request held back raises :class:`~zoom_s2s.errors.RateLimitedError` or
+            :class:`~zoom_s2s.errors.DailyLimitExceededError` (``sent`` is ``False``);
             Zoom's own 429s are returned as responses. ``None``: no pacing.
 
     Raises:

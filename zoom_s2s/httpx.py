@@ -7,7 +7,7 @@
         me = http.get("/users/me").json()
 
 A face of the request pipeline (:mod:`zoom_s2s.client.pipeline`), like
-:class:`~zoom_s2s.ZoomAuthMiddleware`. Needs ``pip install zoom-s2s[httpx]``;
+:class:`~zoom_s2s.aiohttp.ZoomAuthMiddleware`. Needs ``pip install zoom-s2s[httpx]``;
 imports here are absolute, so this module's name does not hide ``httpx``.
 """
 
@@ -44,7 +44,7 @@ class ZoomAuth(httpx.Auth):
             <zoom_s2s.sync.SyncTokenManagerPool.manager>` (for
             ``httpx.Client``, and for ``httpx.AsyncClient`` through a thread).
         api_url, use_token_api_url, allow_insecure_http: Where the token may
-            go, as for :class:`~zoom_s2s.ZoomAuthMiddleware`.
+            go, as for :class:`~zoom_s2s.aiohttp.ZoomAuthMiddleware`.
 
     Raises:
         ConfigurationError: A bad ``api_url``.

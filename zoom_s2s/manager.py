@@ -387,7 +387,7 @@ class TokenManager(AsyncClosedOnExit):
     async def aclose(self) -> None:
         """Stop background work and close what the manager created. Idempotent.
 
-        Callers still waiting for a token get :class:`~zoom_s2s.UsageError`.
+        Callers still waiting for a token get :class:`~zoom_s2s.errors.UsageError`.
         """
         if self._closed:
             return

@@ -8,7 +8,7 @@
     me = session.get("https://api.zoom.us/v2/users/me").json()
 
 A face of the request pipeline (:mod:`zoom_s2s.client.pipeline`), like
-:class:`~zoom_s2s.ZoomAuthMiddleware`. Needs ``pip install zoom-s2s[requests]``;
+:class:`~zoom_s2s.aiohttp.ZoomAuthMiddleware`. Needs ``pip install zoom-s2s[requests]``;
 imports here are absolute, so this module's name does not hide ``requests``.
 """
 
@@ -46,7 +46,7 @@ class ZoomAuth(requests.auth.AuthBase):
         tokens: A blocking manager: :class:`~zoom_s2s.sync.SyncTokenManager`,
             or a :class:`~zoom_s2s.sync.SyncTokenManagerPool`'s manager.
         api_url, use_token_api_url, allow_insecure_http: Where the token may
-            go, as for :class:`~zoom_s2s.ZoomAuthMiddleware`.
+            go, as for :class:`~zoom_s2s.aiohttp.ZoomAuthMiddleware`.
 
     Raises:
         ConfigurationError: A bad ``api_url``.

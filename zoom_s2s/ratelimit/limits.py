@@ -121,7 +121,7 @@ class RateLimits:
     """The account's request rates per category, in requests per second.
 
     Pass it to :class:`~zoom_s2s.ZoomClient` (``rate_limits=...``) or
-    :class:`~zoom_s2s.ZoomAuthMiddleware`: every request then takes a permit
+    :class:`~zoom_s2s.aiohttp.ZoomAuthMiddleware`: every request then takes a permit
     from a limiter shared through the token manager's store, so the whole
     fleet stays within the account's budget. ``RateLimits.for_plan("pro")``
     takes Zoom's published table.
@@ -139,7 +139,7 @@ class RateLimits:
             other apps of the account (0.05: pace at 95 %).
         burst: Requests that may go at once after a quiet spell (1: evenly spaced).
         max_wait: Longest a caller waits for its slot, seconds; beyond it
-            :class:`~zoom_s2s.RateLimitedError` is raised without calling Zoom.
+            :class:`~zoom_s2s.errors.RateLimitedError` is raised without calling Zoom.
         max_pause: Longest fleet-wide pause a per-second 429 can cause, seconds
             (``Retry-After`` is capped to it; daily limits block until reset).
         plan: The account's plan (``"free"``, ``"pro"``, ``"business"``), if

@@ -224,7 +224,7 @@ class TokenStore(Protocol):
 
         Corrupt or undecryptable data is a miss (``None`` in its field, logged
         as a warning), never an exception. Backend failures raise
-        :class:`~zoom_s2s.StoreError`.
+        :class:`~zoom_s2s.errors.StoreError`.
         """
         ...
 
@@ -323,7 +323,7 @@ class BaseTokenStore:
     when it fails: connection refused, timeouts, ...) and, to be reachable
     from :func:`~zoom_s2s.store_from_url`, :attr:`schemes` and
     :meth:`from_url`. Every protocol method it defines is wrapped so that a
-    backend error becomes :class:`~zoom_s2s.StoreUnavailableError` (via
+    backend error becomes :class:`~zoom_s2s.errors.StoreUnavailableError` (via
     :meth:`translate_error`) with the store's password-free name: stores never
     write that ``try``/``except`` by hand.
     """
@@ -390,7 +390,7 @@ class BaseTokenStore:
         return "check that the store is reachable from this host and its address is right"
 
     def translate_error(self, exc: BaseException, action: str) -> StoreError:
-        """The :class:`~zoom_s2s.StoreError` for backend error ``exc`` raised while ``action``."""
+        """The :class:`~zoom_s2s.errors.StoreError` for backend error ``exc`` during ``action``."""
         detail = self.scrub(str(exc)) or "no detail"
         return StoreUnavailableError(
             f"token store {self.name} failed while {action} "

@@ -195,7 +195,7 @@ class RateBudget(Capability):
 
     A backend subclasses it and implements :meth:`_acquire`, :meth:`_pause` and
     :meth:`_paused`, which get checked arguments; an exception of its store's
-    ``backend_errors`` becomes the store's :class:`~zoom_s2s.StoreError`
+    ``backend_errors`` becomes the store's :class:`~zoom_s2s.errors.StoreError`
     (:meth:`~zoom_s2s.stores.BaseTokenStore.translate_error`), as for tokens.
 
     Args:

@@ -72,7 +72,7 @@ class WebhookClaims(Capability):
     A backend subclasses it and implements :meth:`_claim`, :meth:`_extend`,
     :meth:`_finish` and :meth:`_release`, which get checked arguments; an
     exception of its store's ``backend_errors`` becomes the store's
-    :class:`~zoom_s2s.StoreError`.
+    :class:`~zoom_s2s.errors.StoreError`.
 
     Args:
         store: The token store whose backend keeps the claims (``None``: in memory).

@@ -49,7 +49,7 @@ What the contract pins down, beyond "it stores tokens":
 * Times never grow: a read never returns an ``expires_at`` later than the one
   written, and a failure record read back says at most the ``retry_in`` that
   was written, less the time since (measured by the store's own clock).
-* Bad data is a miss, backend failures are :class:`~zoom_s2s.StoreError`,
+* Bad data is a miss, backend failures are :class:`~zoom_s2s.errors.StoreError`,
   and the store's name hides its secrets.
 """
 
