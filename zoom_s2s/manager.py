@@ -776,9 +776,6 @@ class TokenManager(AsyncClosedOnExit):
         if lease is None:
             return False  # someone holds the lock: try again later
         stored = state.token
-        if self._unsaved is not token:
-            await self._release(lease)  # invalidated or replaced while the lease was taken
-            return True
         if stored is not None and stored.expires_ts >= token.expires_ts:
             await self._release(lease)  # the store holds a newer token
         else:
