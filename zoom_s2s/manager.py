@@ -775,6 +775,9 @@ class TokenManager(AsyncClosedOnExit):
         lease, state = await self._take_lease()
         if lease is None:
             return False  # someone holds the lock: try again later
+        if self._unsaved is not token:
+            await self._release(lease)  # invalidated or replaced while the lock was taken
+            return True
         stored = state.token
         if stored is not None and stored.expires_ts >= token.expires_ts:
             await self._release(lease)  # the store holds a newer token

@@ -38,7 +38,7 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-from .redis_server import ServerContext
+from .redis_server import ServerContext, server_env
 
 __all__ = [
     "PostgresServer",
@@ -193,9 +193,11 @@ class PostgresServer(ServerContext):
 
     def _run_as(self) -> dict[str, Any]:
         if self._user is None:
-            return {}
+            return {"env": server_env()}
         entry = pwd.getpwnam(self._user)
-        return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+        return {
+            "user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": [], "env": server_env()
+        }
 
     def _initdb(self, directory: str) -> None:
         data = os.path.join(directory, "data")

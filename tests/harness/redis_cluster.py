@@ -31,7 +31,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .redis_server import RedisServerError, ServerContext, die_with_parent, terminate
+from .redis_server import RedisServerError, ServerContext, die_with_parent, server_env, terminate
 
 __all__ = ["RedisClusterServer", "SentinelServer"]
 
@@ -112,6 +112,7 @@ class _Processes:
             process = subprocess.Popen(
                 list(args), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 cwd=self.directory,
+                env=server_env(),
                 preexec_fn=die_with_parent if sys.platform == "linux" else None,
             )
         self.processes.append(process)

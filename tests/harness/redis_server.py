@@ -95,6 +95,19 @@ def die_with_parent() -> None:
     _die_with_parent(signal.SIGTERM)
 
 
+def server_env() -> dict[str, str]:
+    """This environment without libfaketime's variables: servers keep the host's clock.
+
+    So the suite can run at a chosen time of day (docs/testing.rst) while the
+    servers it starts, which libfaketime breaks, run on the real one.
+    """
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if name != "LD_PRELOAD" and not name.startswith("FAKETIME")
+    }
+
+
 def terminate(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is not None:
         return
@@ -206,6 +219,7 @@ class RedisServer(ServerContext):
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                env=server_env(),
                 preexec_fn=die_with_parent if sys.platform == "linux" else None,
             )
         # Stopped by stop(), or when this object is collected or Python exits; on

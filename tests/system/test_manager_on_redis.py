@@ -40,13 +40,6 @@ def quick_store(url: str) -> RedisTokenStore:
     return RedisTokenStore.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="under load (and in CI's redis-py 5 step) the store can end with another token "
-    "than the refetched one: suspected race between the write-later task and the refresh "
-    "after the freeze (the write-later task may write back a token invalidated while it "
-    "took the lease); open, see the closing note of issues 18-23",
-)
 async def test_a_token_fetched_while_redis_froze_is_kept_and_stored_when_redis_is_back(
     fake_zoom: FakeZoom, redis_server: RedisServer, redis_url: str, raw: Any
 ) -> None:

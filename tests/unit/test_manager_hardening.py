@@ -21,7 +21,7 @@ from zoom_s2s.errors import (
 )
 from zoom_s2s.events import EventKind
 from zoom_s2s.models import Credentials
-from zoom_s2s.stores import FailureRecord, LockLease, StoreState
+from zoom_s2s.stores import FailureRecord, LockAttempt, LockLease, StoreState
 from zoom_s2s.testing import FakeClock, FakeZoom
 
 from ..support import FAST_RETRY
@@ -198,6 +198,45 @@ async def test_a_token_the_store_could_not_take_is_written_once_it_is_back(
         async with make_manager(fake_zoom, store=store) as other:
             assert (await other.get_token()).access_token == token.access_token
     assert fake_zoom.token_requests == 1
+
+
+class _HeldAtTheLock(_WritesFailAtFirst):
+    """The first write fails; the second lock (the write-later task's) waits for ``go``."""
+
+    def __init__(self) -> None:
+        super().__init__(failing=1)
+        self.locks = 0
+        self.waiting = asyncio.Event()
+        self.go = asyncio.Event()
+
+    async def acquire_lock(self, key: str, *, ttl: float) -> LockAttempt:
+        self.locks += 1
+        if self.locks == 2:
+            self.waiting.set()
+            await self.go.wait()
+        return await super().acquire_lock(key, ttl=ttl)
+
+
+async def test_the_write_later_task_never_stores_a_token_invalidated_while_it_took_the_lock(
+    fake_zoom: FakeZoom, fake_clock: FakeClock
+) -> None:
+    store = _HeldAtTheLock()
+    async with make_manager(fake_zoom, store=store) as tokens:
+        revoked = await tokens.get_token()
+        await asyncio.wait_for(store.waiting.wait(), 5)  # the clock moves on its own
+        await tokens.invalidate(revoked)  # Zoom answered 401 with it meanwhile
+        store.go.set()
+        for _ in range(50):  # the write-later task finishes
+            await asyncio.sleep(0)
+        assert (await store.read(tokens.store_key)).token is None, "the revoked token came back"
+        fresh = await tokens.get_token()
+        assert fresh.access_token == fake_zoom.issued_tokens[1]
+        assert (await store.read(tokens.store_key)).token == fresh
+        assert store.attempts == 2  # the fetch's failed write and the fresh token's
+    # Another process on this store adopts the fresh token, never the revoked one.
+    async with make_manager(fake_zoom, store=store) as other:
+        assert (await other.get_token()).access_token == fresh.access_token
+    assert fake_zoom.token_requests == 2
 
 
 class _Down(MemoryTokenStore):
