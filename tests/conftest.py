@@ -27,7 +27,7 @@ import pytest_asyncio
 
 from tests.harness.redis_server import RedisServer, redis_server_available
 from zoom_s2s import TokenManager
-from zoom_s2s.testing import FakeZoom
+from zoom_s2s.testing import FakeClock, FakeZoom
 
 from .support import FAST_RETRY, SECRET, skip_or_fail
 
@@ -75,6 +75,26 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     class UnitScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             return work_unit(nodeid)
+
+        def _reschedule(self, node: Any) -> None:
+            # A worker started in place of a crashed one has no collection yet
+            # (xdist's loadscope would raise KeyError): it gets work once it has.
+            if node in self.registered_collections:
+                super()._reschedule(node)
+
+        def remove_node(self, node: Any) -> str | None:
+            # As --dist load does: the test a worker died in (pytest-timeout ends a
+            # hung one so) is reported once, not run again on each new worker.
+            workload: dict[str, dict[str, bool]] = self.assigned_work.pop(node)
+            pending = [(s, n) for s, unit in workload.items() for n, done in unit.items() if not done]
+            if not pending:
+                return None
+            scope, crashed = pending[0]
+            workload[scope][crashed] = True
+            self.workqueue.update((s, u) for s, u in workload.items() if not all(u.values()))
+            for other in self.assigned_work:
+                self._reschedule(other)
+            return crashed
 
     return UnitScheduling(config, log)
 
@@ -143,6 +163,21 @@ def _unit_tests_start_no_processes(
     monkeypatch.setattr(subprocess.Popen, "_execute_child", refuse)
     monkeypatch.setattr(os, "fork", refuse)
     monkeypatch.setattr(multiprocessing.process.BaseProcess, "start", refuse)
+
+
+@pytest.fixture
+def fake_clock() -> Iterator[FakeClock]:
+    """The plugin's ``fake_clock``, with the virtual wall clock at 12:00 UTC today.
+
+    Daily limits reset at 00:00 UTC, so a test that starts minutes before
+    midnight (and jumps virtual time past it) would see another day than the one
+    it counted in; at noon no test depends on the hour the suite runs at. A
+    test about midnight steps the wall clock there itself (``step_wall``).
+    """
+    with FakeClock() as clock:
+        wall = clock.wall()
+        clock.step_wall((wall // 86400) * 86400 + 43200 - wall)
+        yield clock
 
 
 @pytest.fixture(scope="session")
