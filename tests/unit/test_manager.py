@@ -374,3 +374,15 @@ def test_token_url_defaults_to_zoom_or_the_environment(monkeypatch: pytest.Monke
     monkeypatch.setenv("ZOOM_TOKEN_URL", "not a url")
     with pytest.raises(ConfigurationError, match="token_url"):
         TokenManager(creds)
+
+
+async def test_every_call_answered_from_memory_is_counted_once(fake_zoom: FakeZoom) -> None:
+    async with make_manager(fake_zoom) as tokens:
+        await tokens.get_token()  # the fetch: not a hit
+        assert tokens.stats().hits == 0
+        for _ in range(700):  # the hot path counts in blocks of 256
+            await tokens.get_token()
+        for _ in range(300):  # the blocking faces' path shares the count
+            assert tokens.peek_token() is not None
+        assert tokens.stats().hits == 1000
+        assert fake_zoom.token_requests == 1
