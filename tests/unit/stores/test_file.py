@@ -396,9 +396,9 @@ async def test_a_waiter_does_not_poll_while_the_lock_is_held(
 
         monkeypatch.setattr(os, name, spy)
     waiter = asyncio.create_task(store.wait_for_change(KEY, timeout=20))
-    await asyncio.sleep(0.2)  # the waiter has looked once and is asleep now
+    await asyncio.sleep(0.1)  # the waiter has looked once and is asleep now
     touched.clear()
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(0.5)  # several poll intervals of any store that polled
     assert not waiter.done()
     assert touched == []  # no polling: nothing looks at the files while it waits
     await peer.release_lock(lease)
