@@ -98,7 +98,7 @@ def die_with_parent() -> None:
 def server_env() -> dict[str, str]:
     """This environment without libfaketime's variables: servers keep the host's clock.
 
-    So the suite can run at a chosen time of day (docs/testing.rst) while the
+    So the suite can run at a chosen time of day (docs/architecture.rst) while the
     servers it starts, which libfaketime breaks, run on the real one.
     """
     return {
