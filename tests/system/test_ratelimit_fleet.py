@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from tests.harness.fleet import Fleet
+from zoom_s2s.ratelimit.headers import next_utc_midnight
 from zoom_s2s.testing import FakeRateLimits, FakeZoom
 
 from .ratelimit_worker import budget_run, calls, hammer
@@ -105,10 +106,6 @@ def test_fleet_pacing_on_a_file_store_3x25_for_10s(limited: FakeZoom, tmp_path: 
         _budget_check(fleet, limited, processes=3, seconds=10)
 
 
-def _next_midnight(wall: float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(wall - wall % 86400 + 86400, dt.timezone.utc)
-
-
 @pytest.mark.redis
 @pytest.mark.parametrize("form", ["header", "message"])
 def test_a_daily_limit_stops_every_process_after_one_more_request_at_most(
@@ -136,7 +133,7 @@ def test_a_daily_limit_stops_every_process_after_one_more_request_at_most(
         held_at = min(r["daily_seen"] for r in results if r["daily_seen"] is not None)
         late = [at - held_at for r in results for at, _ in r["asked"] if at > held_at]
         assert late == [], late
-    midnights = {_next_midnight(started), _next_midnight(time.time())}  # a run may span one
+    midnights = {next_utc_midnight(started), next_utc_midnight()}  # a run may span one
     for result in results:
         assert result["ok"] + result["daily_sent"] + result["daily_held"] >= 5
         assert result["daily_held"] >= 5 - result["daily_sent"]  # every coroutine was told

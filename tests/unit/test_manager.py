@@ -380,7 +380,7 @@ async def test_every_call_answered_from_memory_is_counted_once(fake_zoom: FakeZo
     async with make_manager(fake_zoom) as tokens:
         await tokens.get_token()  # the fetch: not a hit
         assert tokens.stats().hits == 0
-        for _ in range(700):  # the hot path counts in blocks of 256
+        for _ in range(700):  # past CPython's cached small integers
             await tokens.get_token()
         for _ in range(300):  # the blocking faces' path shares the count
             assert tokens.peek_token() is not None
