@@ -135,3 +135,38 @@ def test_workers_die_with_their_parent(tmp_path: Path) -> None:
     finally:
         parent.kill()
         parent.wait(10)
+
+
+async def describes_itself(worker: WorkerContext) -> dict[str, Any]:
+    return {"env": os.environ.get("FLEET_TEST_FLAG"), "cwd": os.getcwd(),
+            "parent": os.getppid(), "hash_seed": os.environ.get("PYTHONHASHSEED"),
+            "stdin_is_a_pipe": os.readlink("/proc/self/fd/0").startswith("pipe:")}
+
+
+def test_workers_are_forked_with_their_own_environment_cwd_and_exit_code(tmp_path: Path) -> None:
+    from tests.harness.forkserver import ForkedProcess
+
+    env = {**os.environ, "FLEET_TEST_FLAG": "forked"}
+    with Fleet(env=env, cwd=tmp_path, timeout=30) as fleet:
+        worker = fleet.spawn(describes_itself)
+        described = worker.finish()
+        assert isinstance(worker.process, ForkedProcess)
+        assert worker.process.returncode == 0
+        killed = fleet.spawn(sleeps)
+        killed.expect("sleeping")
+        killed.sigkill()
+        assert killed.process.returncode == -signal.SIGKILL
+    assert described["env"] == "forked"
+    assert described["cwd"] == str(tmp_path)
+    assert described["parent"] not in (os.getpid(), 1)  # the fork server, not this process
+    assert described["stdin_is_a_pipe"]
+
+
+def test_a_worker_whose_interpreter_must_start_differently_is_started_afresh() -> None:
+    env = {**os.environ, "PYTHONHASHSEED": "4242"}
+    with Fleet(env=env, timeout=30) as fleet:
+        worker = fleet.spawn(describes_itself)
+        described = worker.finish()
+        assert isinstance(worker.process, subprocess.Popen)
+    assert described["hash_seed"] == "4242"
+    assert described["parent"] == os.getpid()
