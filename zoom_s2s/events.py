@@ -77,7 +77,11 @@ class TokenStats:
     """A snapshot of a manager's counters, for health endpoints and tests.
 
     Attributes:
-        hits: ``get_token()`` calls answered from memory at once.
+        last_used: When ``get_token()`` last answered from memory, on the
+            library's monotonic clock (``time.monotonic()``), or ``None``:
+            ``time.monotonic() - last_used`` is how long the manager has been
+            idle. (Calls answered from memory are not counted: a count cost a
+            tenth of that path.)
         fetches: Tokens this process fetched from Zoom.
         adoptions: Tokens this process took from the store (fetched elsewhere).
         background_refreshes: Refreshes started while a valid token existed.
@@ -89,7 +93,7 @@ class TokenStats:
         expires_in: Seconds that token has left, if any.
     """
 
-    hits: int
+    last_used: float | None
     fetches: int
     adoptions: int
     background_refreshes: int

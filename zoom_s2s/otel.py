@@ -58,7 +58,7 @@ class OpenTelemetryHook:
     """A :data:`~zoom_s2s.events.TokenHook` that records events as OpenTelemetry metrics and spans.
 
     Args:
-        manager: The manager to observe (its cache hits are read on collection,
+        manager: The manager to observe (its token's time left is read on collection,
             once it has sent an event): a ``TokenManager`` or ``SyncTokenManager``.
         meter_provider: Defaults to the global one.
         tracer_provider: Defaults to the global one.
@@ -85,20 +85,22 @@ class OpenTelemetryHook:
         self._fetch_duration = meter.create_histogram(
             "zoom_s2s.token.fetch.duration", unit="s", description="Token fetch latency"
         )
-        meter.create_observable_counter(
-            "zoom_s2s.token.cache_hits", callbacks=[self._observe_hits], unit="{call}"
+        meter.create_observable_gauge(
+            "zoom_s2s.token.expires_in", callbacks=[self._observe_expires_in], unit="s"
         )
         self._tracer = trace.get_tracer("zoom_s2s", __version__, tracer_provider)
         self._status_error = trace.StatusCode.ERROR
 
-    def _observe_hits(self, _options: CallbackOptions) -> Iterable[Observation]:
+    def _observe_expires_in(self, _options: CallbackOptions) -> Iterable[Observation]:
         from opentelemetry.metrics import Observation
 
         attributes = self._attributes
         if attributes is None:  # no event yet: the manager may not exist in this process
             return
         with contextlib.suppress(ZoomS2SError):  # closed meanwhile
-            yield Observation(self._manager.stats().hits, attributes)
+            expires_in = self._manager.stats().expires_in
+            if expires_in is not None:
+                yield Observation(expires_in, attributes)
 
     def __call__(self, event: TokenEvent) -> None:
         attributes = self._attributes

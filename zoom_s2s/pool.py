@@ -43,13 +43,13 @@ class _Entry:
         self.manager = manager
         self.client: ZoomClient | None = None
         self.used_at = now
-        self.activity = 0  # the manager's counters (summed) when the pool last looked
+        self.activity = _activity(manager)  # when the pool last looked
 
 
-def _activity(manager: TokenManager) -> int:
-    """A number that changes whenever ``manager`` is used (its public counters, summed)."""
+def _activity(manager: TokenManager) -> tuple[float | None, int]:
+    """A value that changes whenever ``manager`` is used (its last use and counters)."""
     n = manager.stats()
-    return n.hits + n.waits + n.fetches + n.adoptions + n.invalidations + n.failures
+    return n.last_used, n.waits + n.fetches + n.adoptions + n.invalidations + n.failures
 
 
 def _key(credentials: Credentials) -> tuple[str, str]:

@@ -376,13 +376,18 @@ def test_token_url_defaults_to_zoom_or_the_environment(monkeypatch: pytest.Monke
         TokenManager(creds)
 
 
-async def test_every_call_answered_from_memory_is_counted_once(fake_zoom: FakeZoom) -> None:
+async def test_stats_tell_when_a_call_was_last_answered_from_memory(
+    fake_zoom: FakeZoom, fake_clock: FakeClock
+) -> None:
     async with make_manager(fake_zoom) as tokens:
-        await tokens.get_token()  # the fetch: not a hit
-        assert tokens.stats().hits == 0
-        for _ in range(700):  # past CPython's cached small integers
-            await tokens.get_token()
-        for _ in range(300):  # the blocking faces' path shares the count
-            assert tokens.peek_token() is not None
-        assert tokens.stats().hits == 1000
+        await tokens.get_token()  # the fetch: not answered from memory
+        assert tokens.stats().last_used is None
+        await tokens.get_token()
+        assert tokens.stats().last_used == fake_clock.monotonic()
+        fake_clock.advance(7.5)
+        stats = tokens.stats()
+        assert stats.last_used is not None
+        assert fake_clock.monotonic() - stats.last_used == 7.5  # idle that long
+        assert tokens.peek_token() is not None  # the blocking faces' path tells it too
+        assert tokens.stats().last_used == fake_clock.monotonic()
         assert fake_zoom.token_requests == 1

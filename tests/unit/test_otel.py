@@ -39,7 +39,7 @@ def metric_values(reader: InMemoryMetricReader) -> dict[str, float]:
     return values
 
 
-async def test_fetches_hits_invalidations_and_failures_are_exported(fake_zoom: FakeZoom) -> None:
+async def test_fetches_time_left_invalidations_and_failures_are_exported(fake_zoom: FakeZoom) -> None:
     reader = InMemoryMetricReader()
     exporter = InMemorySpanExporter()
     tracer_provider = TracerProvider()
@@ -55,6 +55,10 @@ async def test_fetches_hits_invalidations_and_failures_are_exported(fake_zoom: F
         token = await tokens.get_token()
         for _ in range(5):
             await tokens.get_token()
+        expires_in = metric_values(reader)["zoom_s2s.token.expires_in"]
+        left = tokens.stats().expires_in
+        assert left is not None
+        assert left - 1 <= expires_in <= left + 1
         await tokens.invalidate(token)
         fake_zoom.fail_next(10, fault=Fault(status=503))
         with pytest.raises(Exception, match="HTTP 503"):
@@ -62,7 +66,7 @@ async def test_fetches_hits_invalidations_and_failures_are_exported(fake_zoom: F
 
     values = metric_values(reader)
     assert values["zoom_s2s.token.fetches"] == 1
-    assert values["zoom_s2s.token.cache_hits"] == 5
+    assert "zoom_s2s.token.expires_in" not in values  # closed: no token, no time left
     assert values["zoom_s2s.token.invalidations"] == 1
     assert values["zoom_s2s.token.failures"] == 1
     assert values["zoom_s2s.token.fetch.duration"] == 1  # one histogram sample
@@ -116,7 +120,8 @@ def test_the_blocking_manager_is_instrumented_like_the_async_one(zoom: FakeZoom)
     finally:
         tokens.close()
     assert values["zoom_s2s.token.fetches"] == 1
-    assert values["zoom_s2s.token.cache_hits"] == key.hits == 3
+    assert key.expires_in is not None and key.last_used is not None
+    assert key.expires_in - 1 <= values["zoom_s2s.token.expires_in"] <= key.expires_in + 1
     ((attributes, _),) = points(reader, "zoom_s2s.token.fetches").items()
     assert dict(attributes)["zoom_s2s.store"] == "memory://"
 

@@ -160,7 +160,7 @@ def test_a_fresh_token_is_answered_without_waiting_for_the_loop_thread(zoom: Fak
                 tokens.stats()  # this one needs the loop: the loop is blocked indeed
         finally:
             release.set()
-        assert tokens.stats().hits >= 1
+        assert tokens.stats().last_used is not None
     assert zoom.token_requests == 1
 
 
