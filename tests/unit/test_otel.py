@@ -120,7 +120,8 @@ def test_the_blocking_manager_is_instrumented_like_the_async_one(zoom: FakeZoom)
     finally:
         tokens.close()
     assert values["zoom_s2s.token.fetches"] == 1
-    assert key.expires_in is not None and key.last_used is not None
+    assert key.expires_in is not None
+    assert key.last_used is not None
     assert key.expires_in - 1 <= values["zoom_s2s.token.expires_in"] <= key.expires_in + 1
     ((attributes, _),) = points(reader, "zoom_s2s.token.fetches").items()
     assert dict(attributes)["zoom_s2s.store"] == "memory://"
