@@ -38,10 +38,18 @@ class FakeZoomProcess:
 
 
 async def serve(worker: WorkerContext) -> dict[str, int]:
-    """A fleet workload: serve a FakeZoom until the parent opens the gate; its counters."""
-    from zoom_s2s.testing import FakeZoom
+    """A fleet workload: serve a FakeZoom until the parent opens the gate; its counters.
 
-    async with FakeZoom(**worker.options) as fake:
+    The option ``qps`` (requests per second by category) makes the fake enforce
+    and report those rates (:class:`~zoom_s2s.testing.FakeRateLimits`).
+    """
+    from zoom_s2s.testing import FakeRateLimits, FakeZoom
+
+    options = dict(worker.options)
+    qps = options.pop("qps", None)
+    if qps is not None:
+        options["rate_limits"] = FakeRateLimits(qps=qps)
+    async with FakeZoom(**options) as fake:
         creds = fake.credentials
         await worker.gate(
             url=fake.url,
