@@ -16,7 +16,7 @@ Subjects, all in the same run:
 
 * zoom-s2s on Redis and on a file store (targets: 1 request; Redis hand-off
   p99 < 5 ms; file hand-off p99 within 2x of Redis), and on PostgreSQL when
-  its binaries are installed (1 request; its hand-off beside Redis's);
+  its binaries are installed (1 request; hand-off p99 within 1.5x of Redis);
 * per-process caching: a TokenManager on a MemoryTokenStore per process
   (one fetch per process);
 * redis-py's ``redis.asyncio.lock.Lock`` with its default 0.1 s polling,
@@ -67,6 +67,7 @@ TITLE = "P processes x C coroutines on a cold store, all at one instant"
 TOKEN_LATENCY = 0.05
 P99_TARGET_MS = 5.0
 FILE_VS_REDIS_TARGET = 2.0
+POSTGRES_VS_REDIS_TARGET = 1.5
 
 
 # -- the worker ----------------------------------------------------------------------
@@ -357,7 +358,7 @@ def _figures(shape: str, outcomes: dict[str, Outcome]) -> list[Figure]:
     comparisons = [
         ("zoom-s2s redis", "pub/sub floor", "handoff_p99", None),
         ("zoom-s2s file", "zoom-s2s redis", "handoff_p99", FILE_VS_REDIS_TARGET),
-        ("zoom-s2s postgres", "zoom-s2s redis", "handoff_p99", None),
+        ("zoom-s2s postgres", "zoom-s2s redis", "handoff_p99", POSTGRES_VS_REDIS_TARGET),
         ("redis-py Lock", "zoom-s2s redis", "handoff_p99", None),
         ("per-process memory", "zoom-s2s redis", "last_ms", None),
         ("redis-py Lock", "zoom-s2s redis", "last_ms", None),
