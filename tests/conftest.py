@@ -17,6 +17,7 @@ import multiprocessing.process
 import os
 import re
 import subprocess
+import sys
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -97,6 +98,41 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             return crashed
 
     return UnitScheduling(config, log)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Cache bytecode once, before the xdist workers start, when nothing else would.
+
+    With ``PYTHONDONTWRITEBYTECODE`` set (as on this project's CI machines)
+    every worker rewrote the asserts of every test module at collection (about
+    3 s of CPU each) and every interpreter the tests start compiled the package
+    again: a fifth of the suite's CPU. The controller compiles the package and
+    rewrites the test modules into ``__pycache__`` (where Python and pytest put
+    them anyway; git ignores it), which both read even with the variable set.
+    A cache is only a cache: any failure here leaves the suite as it was.
+    """
+    if not sys.dont_write_bytecode or hasattr(config, "workerinput"):
+        return
+    import compileall
+
+    for package in ("zoom_s2s", "tests", "benchmarks"):
+        compileall.compile_dir(ROOT / package, quiet=2)
+    try:  # pytest's own rewrite and cache format, as its import hook writes them
+        from _pytest.assertion import rewrite
+
+        state = config.stash[rewrite.assertstate_key]
+        for source in sorted((ROOT / "tests").rglob("*.py")):
+            if source.name != "conftest.py" and not source.name.startswith("test_"):
+                continue
+            pyc = rewrite.get_cache_dir(source) / (source.name[:-3] + rewrite.PYC_TAIL)
+            if rewrite._read_pyc(source, pyc) is None:
+                source_hash, code = rewrite._rewrite_test(source, config)
+                rewrite._write_pyc(state, code, source_hash, pyc)
+    except Exception as exc:
+        warnings.warn(f"could not cache the rewritten test modules: {exc!r}", stacklevel=1)
 
 
 OPT_IN = ("soak", "recipes")

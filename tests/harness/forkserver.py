@@ -109,7 +109,7 @@ def _serve() -> None:
             sock.send(json.dumps({"spawned": pid}).encode())
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a new interpreter
     sock.close()
     os.close(wake_r)
     os.close(wake_w)

@@ -364,10 +364,11 @@ def test_sync_pool_answers_a_valid_token_on_the_callers_thread(threaded: FakeZoo
 
     def block() -> None:
         blocked.set()
-        release.wait(5)
+        release.wait(10)
 
     app = threaded.add_app()
-    with SyncTokenManagerPool(token_url=threaded.token_url, retry=FAST_RETRY, timeout=0.3) as accounts:
+    # The timeout bounds the first fetch too: 0.3 s was too short on a loaded machine.
+    with SyncTokenManagerPool(token_url=threaded.token_url, retry=FAST_RETRY, timeout=1.0) as accounts:
         first = accounts.get_token(app.credentials)
         runtime = accounts._holder.runtime
         assert runtime is not None
