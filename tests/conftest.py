@@ -107,11 +107,12 @@ def pytest_configure(config: pytest.Config) -> None:
     """Cache bytecode once, before the xdist workers start, when nothing else would.
 
     With ``PYTHONDONTWRITEBYTECODE`` set (as on this project's CI machines)
-    every worker rewrote the asserts of every test module at collection (about
-    3 s of CPU each) and every interpreter the tests start compiled the package
-    again: a fifth of the suite's CPU. The controller compiles the package and
-    rewrites the test modules into ``__pycache__`` (where Python and pytest put
-    them anyway; git ignores it), which both read even with the variable set.
+    every worker rewrote the asserts of every test module (and of the package:
+    see below) at collection, about 3 s of CPU each, and every interpreter the
+    tests start compiled the package again: a fifth of the suite's CPU. The
+    controller compiles the package and rewrites those modules into
+    ``__pycache__`` (where Python and pytest put them anyway; git ignores it),
+    which both read even with the variable set.
     A cache is only a cache: any failure here leaves the suite as it was.
     """
     if not sys.dont_write_bytecode or hasattr(config, "workerinput"):
@@ -124,9 +125,14 @@ def pytest_configure(config: pytest.Config) -> None:
         from _pytest.assertion import rewrite
 
         state = config.stash[rewrite.assertstate_key]
-        for source in sorted((ROOT / "tests").rglob("*.py")):
-            if source.name != "conftest.py" and not source.name.startswith("test_"):
-                continue
+        # The test modules, and the whole package: pytest rewrites the package
+        # of a plugin it loads from an entry point (zoom_s2s.testing's).
+        sources = [
+            source
+            for source in sorted((ROOT / "tests").rglob("*.py"))
+            if source.name == "conftest.py" or source.name.startswith("test_")
+        ] + sorted((ROOT / "zoom_s2s").rglob("*.py"))
+        for source in sources:
             pyc = rewrite.get_cache_dir(source) / (source.name[:-3] + rewrite.PYC_TAIL)
             if rewrite._read_pyc(source, pyc) is None:
                 source_hash, code = rewrite._rewrite_test(source, config)
