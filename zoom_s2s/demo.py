@@ -79,7 +79,14 @@ def _worker(index: int, job: dict[str, Any], barrier: Any, reports: Any) -> None
 
 def _run_workers(job: dict[str, Any], workers: int) -> list[_Report]:
     """Start ``workers`` processes on ``job``; their reports, in the order they finish."""
-    context = multiprocessing.get_context("spawn")  # not fork: the fake serves from a thread
+    # Not fork: the fake serves from a thread. A fork server (POSIX) imports the
+    # library once and forks each worker from it; elsewhere each one is spawned.
+    context: multiprocessing.context.BaseContext
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+    else:
+        context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(workers)
     reports = context.Queue()
     processes = [
