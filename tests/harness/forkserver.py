@@ -1,8 +1,8 @@
 """Start fleet workers by forking a preloaded Python instead of starting a new one.
 
 A fresh interpreter that imports zoom-s2s, aiohttp and redis-py costs about
-0.4 s of CPU; the system tests start some 350 workers, which was half the
-suite's CPU. A :class:`ForkServer` is one such interpreter, started once per
+0.4 s of CPU; the system tests start about 170 workers, which was over a
+quarter of the suite's CPU. A :class:`ForkServer` is one such interpreter, started once per
 test process with those imports done; each worker is a ``fork()`` of it
 (milliseconds) that then runs like a worker started with ``python -c``: its
 own stdin, stdout/stderr to its log, the message pipe, environment and working
