@@ -19,7 +19,8 @@ with it (``PR_SET_PDEATHSIG``) and the workers die with the server.
 Only what cannot change after an interpreter has started must match the test
 process for a worker to be forked (``PYTHON*``, ``LD_*``, ``FAKETIME*``,
 locale and ``TZ``, ``sys.path``); any other worker (a skewed-clock worker
-under libfaketime) is started with :class:`subprocess.Popen` as before.
+under libfaketime) is started with :class:`subprocess.Popen` as before, and so
+is every worker when ``ZOOM_S2S_FORK_SERVER=0``.
 """
 
 from __future__ import annotations
@@ -264,6 +265,7 @@ class ForkServer:
                 )
                 with self._changed:
                     if not self._changed.wait_for(lambda: self._spawned or self._gone, 30):
+                        self._gone = True  # a late answer would be taken for the next one
                         raise OSError("the fork server did not answer within 30 s")
                     if not self._spawned:
                         raise OSError("the fork server is gone")
