@@ -603,8 +603,9 @@ class TokenManager(AsyncClosedOnExit):
         """[S4] [S5] Adopt the store's token, or fetch under the lock, or wait for the holder."""
         store, key = self.store, self.store_key
         deadline = _clock.monotonic() + self.wait_timeout
+        handed: StoreState | None = None
         while True:
-            state = await store.read(key)
+            state, handed = (await store.read(key) if handed is None else handed), None
             token = self._adopt(state.token)
             if token is not None:
                 return token
@@ -623,7 +624,8 @@ class TokenManager(AsyncClosedOnExit):
                     "wait_timeout"
                 )
             started = _clock.monotonic()
-            await store.wait_for_change(key, timeout=min(remaining, self.lock_ttl))
+            # What the holder wrote, when the wake-up carried it; else the loop reads.
+            handed = await store.wait_for_change(key, timeout=min(remaining, self.lock_ttl))
             self._emit(EventKind.LOCK_WAITED, None, _clock.monotonic() - started)
 
     async def _take_lease(self) -> LockAttempt:

@@ -513,3 +513,154 @@ async def test_a_schema_in_the_url_is_the_stores_not_a_server_setting(
     assert rows[0]["value"] == "2"
     with pytest.raises(ConfigurationError, match="give it once"):
         PostgresTokenStore.from_url(url, schema="another")
+
+
+# -- the sealed hand-off ------------------------------------------------------------
+
+
+async def _wait_for_write(
+    store: TokenStore, waiter: TokenStore, lease: Any, token: Any
+) -> tuple[Any, int]:
+    """``waiter`` waits while ``store`` writes ``token`` under ``lease``: (what the
+    wait returned, statements the waiter ran)."""
+    counter = QueryCounter(cast(PostgresTokenStore, EncryptedEntries.unwrap(waiter)))
+    try:
+        task = asyncio.create_task(waiter.wait_for_change(KEY, timeout=10))
+        await counter.reach(1)  # it looked at the lock (and listens)
+        assert await store.write(lease, token, release=True)
+        result = await asyncio.wait_for(task, 5)
+        return result, counter.count
+    finally:
+        counter.restore()
+
+
+async def test_a_waiter_gets_the_written_token_with_the_notification_not_a_read(
+    store: PostgresTokenStore, postgres_url: str, postgres_schema: str
+) -> None:
+    """The holder's write seals the record into its NOTIFY; the waiter opens it and
+    asks the database nothing more than its one look at the lock."""
+    peer = PostgresTokenStore.from_url(postgres_url, schema=postgres_schema)
+    try:
+        await peer.init_schema()
+        lease = (await store.acquire_lock(KEY, ttl=30)).lease
+        assert lease is not None
+        token = make_token(600)
+        state, statements = await _wait_for_write(store, peer, lease, token)
+        assert statements == 1
+        assert state is not None
+        assert state.token is not None
+        assert state.failure is None
+        read = (await peer.read(KEY)).token
+        assert read is not None
+        assert state.token.fingerprint == read.fingerprint == token.fingerprint
+        assert state.token.access_token == token.access_token
+        assert state.token.expires_ts == pytest.approx(read.expires_ts, abs=1)
+    finally:
+        await peer.aclose()
+
+
+async def test_what_a_neighbour_hears_on_the_channel_is_sealed_and_it_cannot_forge_it(
+    store: PostgresTokenStore, postgres_url: str, postgres_schema: str
+) -> None:
+    """Any role that can connect may LISTEN and NOTIFY on the channel: it hears no
+    token in any encoding, and what it sends (garbage, a replay of an earlier
+    lease's hand-off) only wakes a waiter, who then reads the row."""
+    import asyncpg
+
+    from zoom_s2s._redact import secret_forms
+
+    neighbour = await asyncpg.connect(postgres_url)
+    heard: list[str] = []
+    await neighbour.add_listener(
+        f"{postgres_schema}_changed", lambda _c, _p, _ch, payload: heard.append(payload)
+    )
+    peer = PostgresTokenStore.from_url(postgres_url, schema=postgres_schema)
+    try:
+        await peer.init_schema()
+        first = (await store.acquire_lock(KEY, ttl=30)).lease
+        assert first is not None
+        token = make_token(600)
+        assert (await _wait_for_write(store, peer, first, token))[0] is not None
+        for _ in range(100):
+            if heard:
+                break
+            await asyncio.sleep(0.01)
+        assert heard
+        assert heard[0].endswith(f":{KEY}")
+        for form in secret_forms(token.access_token):
+            assert form not in heard[0]
+
+        second = (await store.acquire_lock(KEY, ttl=30)).lease
+        assert second is not None
+        for forged in (heard[0], f"{secrets.token_urlsafe(60)}:{KEY}", f"garbage!:{KEY}"):
+            counter = QueryCounter(peer)
+            try:
+                waiter = asyncio.create_task(peer.wait_for_change(KEY, timeout=10))
+                await counter.reach(1)
+                await neighbour.execute(f"NOTIFY {postgres_schema}_changed, '{forged}'")
+                assert await asyncio.wait_for(waiter, 5) is None  # woken, nothing believed
+            finally:
+                counter.restore()
+        assert _fingerprint((await peer.read(KEY)).token) == token.fingerprint
+        assert await store.release_lock(second)
+    finally:
+        await neighbour.close()
+        await peer.aclose()
+
+
+def _fingerprint(token: Any) -> Any:
+    return None if token is None else token.fingerprint
+
+
+async def test_a_record_too_long_to_seal_or_no_cryptography_still_wakes_the_waiter(
+    store: PostgresTokenStore, postgres_url: str, postgres_schema: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """NOTIFY payloads end at 8000 bytes: a token with thousands of scopes goes as a
+    bare wake-up, as does every token where cryptography is missing."""
+    from zoom_s2s.stores.postgres import handoff
+
+    peer = PostgresTokenStore.from_url(postgres_url, schema=postgres_schema)
+    try:
+        await peer.init_schema()
+        lease = (await store.acquire_lock(KEY, ttl=30)).lease
+        assert lease is not None
+        many = tuple(f"scope:{n}:read:admin" for n in range(600))
+        state, statements = await _wait_for_write(store, peer, lease, make_token(scopes=many))
+        assert state is None
+        assert statements == 1
+        assert (await peer.read(KEY)).token is not None
+
+        monkeypatch.setattr(handoff, "_aesgcm", None)
+        monkeypatch.setattr(handoff, "_prepared", True)
+        lease = (await store.acquire_lock(KEY, ttl=30)).lease
+        assert lease is not None
+        token = make_token()
+        assert (await _wait_for_write(store, peer, lease, token))[0] is None
+        assert _fingerprint((await peer.read(KEY)).token) == token.fingerprint
+    finally:
+        await peer.aclose()
+
+
+async def test_an_encrypted_store_opens_the_hand_off_it_is_given(
+    postgres_url: str, postgres_schema: str
+) -> None:
+    key = EncryptedTokenStore.generate_key()
+    holder = EncryptedTokenStore(
+        PostgresTokenStore.from_url(postgres_url, schema=postgres_schema), [key]
+    )
+    waiter = EncryptedTokenStore(
+        PostgresTokenStore.from_url(postgres_url, schema=postgres_schema), [key]
+    )
+    try:
+        lease = (await holder.acquire_lock(KEY, ttl=30)).lease
+        assert lease is not None
+        token = make_token()
+        state, statements = await _wait_for_write(holder, waiter, lease, token)
+        assert statements == 1
+        assert state is not None
+        assert state.token is not None
+        assert state.token.access_token == token.access_token
+    finally:
+        await holder.aclose()
+        await waiter.aclose()

@@ -16,6 +16,7 @@ from zoom_s2s.errors import (
     TokenEndpointError,
 )
 from zoom_s2s.events import EventKind
+from zoom_s2s.stores.base import StoreState
 from zoom_s2s.testing import FakeClock, FakeZoom, Fault
 
 from ..support import FAST_RETRY, instant_retries, sleep_into_refresh_window
@@ -171,6 +172,44 @@ async def test_a_waiter_is_woken_when_the_lock_holder_writes(
         await store.release_lock(lease)
         got = await asyncio.wait_for(waiter, 2)
     assert got == elsewhere
+    assert fake_zoom.token_requests == 0
+
+
+class HandingOverStore(MemoryTokenStore):
+    """A store whose wake-up carries the state the holder wrote (as PostgreSQL's
+    sealed NOTIFY does); counts reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    async def read(self, key: str) -> StoreState:
+        self.reads += 1
+        return await super().read(key)
+
+    async def wait_for_change(self, key: str, *, timeout: float) -> StoreState | None:
+        await super().wait_for_change(key, timeout=timeout)
+        return await super().read(key)  # not counted: it came with the wake-up
+
+
+async def test_a_waiter_adopts_the_state_its_wake_up_carried_without_reading(
+    fake_zoom: FakeZoom, fake_clock: FakeClock
+) -> None:
+    store = HandingOverStore()
+    async with make_manager(fake_zoom, store=store) as tokens:
+        key = tokens.store_key
+        lease = (await store.acquire_lock(key, ttl=30)).lease
+        assert lease is not None
+        waiter = asyncio.create_task(tokens.get_token())
+        await fake_clock.sleep(0.1)
+        assert not waiter.done()
+        reads = store.reads
+        now = fake_clock.wall()
+        elsewhere = AccessToken("handed-over", now + 3600, now)
+        await store.write(lease, elsewhere, release=True)
+        got = await asyncio.wait_for(waiter, 2)
+    assert got == elsewhere
+    assert store.reads == reads  # the loop did not read again after the wake-up
     assert fake_zoom.token_requests == 0
 
 

@@ -272,11 +272,17 @@ class TokenStore(Protocol):
         """
         ...
 
-    async def wait_for_change(self, key: str, *, timeout: float) -> None:
+    async def wait_for_change(self, key: str, *, timeout: float) -> StoreState | None:
         """Sleep until the lock for ``key`` is released or a token written, or ``timeout``.
 
         Returns at once if the lock is not held, and no later than the lock's
-        own expiry. Spurious wake-ups are allowed: callers re-read the store.
+        own expiry. Spurious wake-ups are allowed.
+
+        Returns:
+            ``None``: the caller reads the store. A store whose wake-up carries
+            what the lock's holder wrote may return that state instead, once
+            it has authenticated it as the holder's (PostgreSQL does); it must
+            be what :meth:`read` would return.
         """
         ...
 

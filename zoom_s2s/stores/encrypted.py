@@ -189,8 +189,9 @@ class EncryptedTokenStore(BaseTokenStore):
         # of exactly what was read: a token written meanwhile is left alone.
         return await self._inner.delete(key, fingerprint=stored.fingerprint)
 
-    async def wait_for_change(self, key: str, *, timeout: float) -> None:
-        await self._inner.wait_for_change(key, timeout=timeout)
+    async def wait_for_change(self, key: str, *, timeout: float) -> StoreState | None:
+        state = await self._inner.wait_for_change(key, timeout=timeout)
+        return None if state is None else self._opened(key, state)
 
 
     async def aclose(self) -> None:

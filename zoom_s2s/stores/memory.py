@@ -174,10 +174,10 @@ class MemoryTokenStore(BaseTokenStore):
         self._notify(slot)
         return True
 
-    async def wait_for_change(self, key: str, *, timeout: float) -> None:
+    async def wait_for_change(self, key: str, *, timeout: float) -> StoreState | None:
         slot = self._slot(key)
         if not self._lock_held(slot):
-            return
+            return None
         if slot.changed is None:
             slot.changed = asyncio.Event()
         event = slot.changed
@@ -185,6 +185,7 @@ class MemoryTokenStore(BaseTokenStore):
         wait = min(timeout, max(0.0, slot.lock_deadline - _clock.monotonic()))
         with contextlib.suppress(asyncio.TimeoutError):
             await _clock.wait_for(event.wait(), wait)
+        return None
 
 
     async def aclose(self) -> None:

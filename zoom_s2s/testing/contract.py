@@ -538,9 +538,14 @@ class StoreContract:
         await asyncio.sleep(0.3)
         assert not waiter.done()
         written_at = loop.time()
-        assert await store.write(lease, make_token())
-        await asyncio.wait_for(waiter, WAIT + 1)
+        token = make_token()
+        assert await store.write(lease, token)
+        handed = await asyncio.wait_for(waiter, WAIT + 1)
         assert loop.time() - written_at < WAIT / 2, "woke by timeout, not by the write"
+        if handed is not None:  # a state handed over with the wake-up is what a read returns
+            assert isinstance(handed, StoreState)
+            assert _fingerprint(handed.token) == token.fingerprint
+            assert _fingerprint(handed.token) == _fingerprint(await stored_token(peer, KEY))
         await store.release_lock(lease)
 
     async def test_wait_returns_at_once_when_unlocked(self, store: TokenStore) -> None:

@@ -6,6 +6,7 @@ Everything that talks to PostgreSQL is in tests/system/test_postgres_*.py.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import pytest
 
@@ -89,3 +90,82 @@ def test_a_connection_left_mid_exchange_by_a_dead_server_is_unavailable() -> Non
     assert isinstance(error, StoreUnavailableError)
     assert "is unreachable while reading the token" in str(error)
     assert "pw-123" not in str(error)
+
+
+# -- the sealed hand-off (zoom_s2s.stores.postgres.handoff) --------------------------
+
+
+def _sealed(record: bytes = b'{"v":1}', *, key: str = "acct:1", left: float = 3500.0) -> str:
+    from zoom_s2s.stores.postgres import handoff
+
+    text = handoff.payload(key, owner="a" * 32, generation=7, record=record, left=left)
+    parsed_key, sealed = handoff.parse(text)
+    assert parsed_key == key
+    return sealed
+
+
+def test_a_sealed_hand_off_opens_only_under_its_own_lease_and_key() -> None:
+    pytest.importorskip("cryptography")
+    from zoom_s2s.stores.postgres import handoff
+
+    record = b'{"v":1,"generation":7,"token":{"access_token":"secret-token-value"}}'
+    sealed = _sealed(record, key="acct:1:with:colons")
+    assert handoff.open_sealed(
+        sealed, key="acct:1:with:colons", owner="a" * 32, generation=7
+    ) == (record, 3500.0)
+    assert b"secret-token-value" not in sealed.encode()
+    for wrong in (
+        {"key": "acct:1:with:colons", "owner": "b" * 32, "generation": 7},  # another lease
+        {"key": "acct:1:with:colons", "owner": "a" * 32, "generation": 8},  # another generation
+        {"key": "acct:2", "owner": "a" * 32, "generation": 7},  # another key
+    ):
+        assert handoff.open_sealed(sealed, **wrong) is None  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda s: s[:-2] + ("A" if s[-2] != "A" else "B") + s[-1],  # a flipped ciphertext bit
+        lambda s: s[:20],  # cut short
+        lambda s: "not base64 at all!",
+        lambda s: "é" + s,
+        lambda s: "",
+    ],
+)
+def test_a_tampered_or_forged_hand_off_opens_to_nothing(tamper: Any) -> None:
+    pytest.importorskip("cryptography")
+    from zoom_s2s.stores.postgres import handoff
+
+    assert handoff.open_sealed(tamper(_sealed()), key="acct:1", owner="a" * 32, generation=7) is None
+
+
+def test_a_hand_off_claiming_a_non_finite_or_negative_life_is_refused() -> None:
+    pytest.importorskip("cryptography")
+    from zoom_s2s.stores.postgres import handoff
+
+    for left in (float("inf"), float("nan"), -1.0):
+        sealed = _sealed(left=left)
+        assert handoff.open_sealed(sealed, key="acct:1", owner="a" * 32, generation=7) is None
+
+
+def test_a_record_too_long_for_a_notification_is_sent_as_a_bare_wake_up() -> None:
+    from zoom_s2s.stores.postgres import handoff
+
+    text = handoff.payload("k", owner="a" * 32, generation=1, record=b"x" * 6000, left=1.0)
+    assert text == ":k"
+    assert len(handoff.payload("k", owner="a" * 32, generation=1, record=b"x" * 5000,
+                               left=1.0).encode()) <= handoff.MAX_PAYLOAD
+
+
+def test_without_cryptography_nothing_is_sealed_and_nothing_opens(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pytest.importorskip("cryptography")
+    from zoom_s2s.stores.postgres import handoff
+
+    sealed = _sealed()
+    monkeypatch.setattr(handoff, "_aesgcm", None)
+    monkeypatch.setattr(handoff, "_prepared", True)
+    assert not handoff.prepare()
+    assert handoff.payload("k", owner="a" * 32, generation=1, record=b"{}", left=1.0) == ":k"
+    assert handoff.open_sealed(sealed, key="acct:1", owner="a" * 32, generation=7) is None

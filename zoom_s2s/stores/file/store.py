@@ -750,22 +750,23 @@ class FileTokenStore(BaseTokenStore):
         unlock_and_close(fd)  # the holder is gone: no need to wait
         return None
 
-    async def wait_for_change(self, key: str, *, timeout: float) -> None:
+    async def wait_for_change(self, key: str, *, timeout: float) -> StoreState | None:
         def orphan(found: tuple[int, float] | None) -> None:
             if found is not None:
                 os.close(found[0])
 
         found = await self._run(self._wake_lock, key, orphan=orphan)
         if found is None:
-            return
+            return None
         fd, left = found
         # Never sleep past the lease's end: after it anyone may take over.
         wait = min(timeout, left)
         if wait <= 0:
             os.close(fd)
-            return
+            return None
         if await flock_wait(fd, fcntl.LOCK_SH, wait):
             unlock_and_close(fd)
+        return None
 
     # -- failures -------------------------------------------------------------
 

@@ -13,7 +13,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-__all__ = ["ChangeListener"]
+from . import handoff
+
+__all__ = ["Change", "ChangeListener"]
 
 logger = logging.getLogger("zoom_s2s.stores.postgres")
 
@@ -24,8 +26,24 @@ RETRY_AFTER = 5.0
 """Seconds before listening is tried again after it failed or was dropped."""
 
 
+class Change:
+    """The next notification for one key, shared by its waiters in this process.
+
+    Attributes:
+        event: Set by the notification (or when listening ends).
+        sealed: What the notification carried (see
+            :mod:`~zoom_s2s.stores.postgres.handoff`); ``""`` for a bare wake-up.
+    """
+
+    __slots__ = ("event", "sealed")
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.sealed = ""
+
+
 class ChangeListener:
-    """Turns notifications on one channel into per-key events.
+    """Turns notifications on one channel into per-key changes.
 
     Args:
         connect: Opens a new asyncpg connection (awaitable factory).
@@ -50,7 +68,7 @@ class ChangeListener:
         self._opening: asyncio.Task[None] | None = None
         self._checking: asyncio.Task[None] | None = None
         self._retry_at = 0.0
-        self._changed: dict[str, asyncio.Event] = {}
+        self._changed: dict[str, Change] = {}
         self._closed = False
 
     @property
@@ -58,8 +76,8 @@ class ChangeListener:
         """Whether the listening connection is open."""
         return self._connection is not None and not self._connection.is_closed()
 
-    async def event(self, key: str, *, timeout: float) -> asyncio.Event | None:
-        """The event the next notification for ``key`` sets (shared by its waiters).
+    async def change(self, key: str, *, timeout: float) -> Change | None:
+        """The next notification for ``key`` (shared by its waiters).
 
         Listens first if needed, waiting at most ``timeout`` seconds for it.
 
@@ -76,7 +94,7 @@ class ChangeListener:
             await asyncio.wait((self._opening,), timeout=max(0.0, timeout))
             if not self.listening:
                 return None
-        return self._changed.setdefault(key, asyncio.Event())
+        return self._changed.setdefault(key, Change())
 
     async def _open(self) -> None:
         """Open the connection and ``LISTEN``; on failure, log it and retry later."""
@@ -130,9 +148,11 @@ class ChangeListener:
                     self._forget()
 
     def _notified(self, connection: Any, pid: int, channel: str, payload: str) -> None:
-        event = self._changed.pop(payload, None)
-        if event is not None:
-            event.set()
+        key, sealed = handoff.parse(payload)
+        change = self._changed.pop(key, None)
+        if change is not None:
+            change.sealed = sealed
+            change.event.set()
 
     def _terminated(self, connection: Any) -> None:
         if connection is self._connection:
@@ -147,9 +167,9 @@ class ChangeListener:
     def _forget(self) -> None:
         """Wake every waiter."""
         for key in list(self._changed):
-            event = self._changed.pop(key, None)
-            if event is not None:
-                event.set()
+            change = self._changed.pop(key, None)
+            if change is not None:
+                change.event.set()
 
     async def aclose(self) -> None:
         """Close the listening connection and wake every waiter."""

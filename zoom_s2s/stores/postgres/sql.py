@@ -8,7 +8,8 @@ are the database's: ``clock_timestamp()`` is the server's clock at the moment
 the statement runs, and durations travel as seconds, never as a client's
 timestamp. ``pg_notify`` in a ``RETURNING`` list wakes waiters when (and only
 when) the statement changed the row; PostgreSQL delivers the notification
-when the statement's transaction commits.
+when the statement's transaction commits. A write's notification carries the
+record sealed for the lock's waiters (``zoom_s2s.stores.postgres.handoff``).
 
 Schema version 2::
 
@@ -158,7 +159,8 @@ WHERE e.key = $1 AND NOT EXISTS (SELECT FROM taken)"""
 
         # $1 key, $2 generation, $3 fingerprint (NULL: store no token), $4 record,
         # $5 TTL (seconds), $6 channel, $7 the lease's owner to release its lock
-        # (NULL: keep it). A row if written (the failure record is forgotten, the
+        # (NULL: keep it), $8 the notification (the record sealed for waiters,
+        # handoff.payload). A row if written (the failure record is forgotten, the
         # lock released if asked and still the lease's, waiters woken); none if
         # a higher generation was written (the lock is then a successor's).
         ours = "e.lock_owner = $7 AND e.lock_generation = $2"
@@ -177,7 +179,7 @@ ON CONFLICT (key) DO UPDATE SET
     lock_generation = CASE WHEN {ours} THEN NULL ELSE e.lock_generation END,
     lock_expires = CASE WHEN {ours} THEN NULL ELSE e.lock_expires END
 WHERE e.fence <= EXCLUDED.fence
-RETURNING e.fence, pg_notify($6, $1)"""
+RETURNING e.fence, pg_notify($6, $8)"""
 
         # $1 key, $2 generation, $3 FailureRecord JSON, $4 keep for (seconds).
         # A row if stored, none if a later generation's token was written.
@@ -197,7 +199,7 @@ UPDATE {s}.entries
 SET token_fp = NULL, token_data = NULL, token_expires = NULL
 WHERE key = $1 AND token_fp = $2 AND token_data IS NOT NULL
     AND token_expires > clock_timestamp()
-RETURNING fence, pg_notify($3, $1)"""
+RETURNING fence, pg_notify($3, ':' || $1)"""
 
         # $1 key, $2 owner, $3 generation, $4 channel. A row if the lease held the
         # (unexpired) lock and released it.
@@ -206,10 +208,12 @@ UPDATE {s}.entries
 SET lock_owner = NULL, lock_generation = NULL, lock_expires = NULL
 WHERE key = $1 AND lock_owner = $2 AND lock_generation = $3
     AND lock_expires > clock_timestamp()
-RETURNING fence, pg_notify($4, $1)"""
+RETURNING fence, pg_notify($4, ':' || $1)"""
 
-        # $1 key. Seconds the lock still lives by the database's clock; no row if free.
+        # $1 key. Seconds the lock still lives by the database's clock, and its
+        # holder's owner and generation (to open a sealed hand-off); no row if free.
         self.lock_left = f"""
-SELECT EXTRACT(EPOCH FROM lock_expires - clock_timestamp())::float8 AS left_s
+SELECT EXTRACT(EPOCH FROM lock_expires - clock_timestamp())::float8 AS left_s,
+    lock_owner, lock_generation
 FROM {s}.entries
 WHERE key = $1 AND lock_owner IS NOT NULL AND lock_expires > clock_timestamp()"""

@@ -44,9 +44,10 @@ from ..base import (
     seconds_to_keep,
 )
 from ..url import check_ports, redact_url, url_secrets
+from . import handoff
 from .budget import PostgresRateBudget
 from .claims import PostgresClaims
-from .listener import ChangeListener
+from .listener import Change, ChangeListener
 from .sql import SCHEMA_VERSION, Statements, quote_schema
 from .sql import schema_sql as _schema_sql
 
@@ -527,6 +528,7 @@ class PostgresTokenStore(BaseTokenStore):
                     with contextlib.suppress(Exception):
                         await asyncio.wait_for(pool.close(), self._timeouts.command)
                     raise
+                handoff.prepare()  # here, not in the first hand-off
                 self._pool = pool
         return self._pool
 
@@ -617,16 +619,21 @@ class PostgresTokenStore(BaseTokenStore):
         self._check_key(lease.key)
         left = seconds_to_keep(token, self._name)
         alive = left > 0
+        record = encode_record(token, lease.generation) if alive else None
         row = await self._run(
             "fetchrow",
             self._sql.write,
             lease.key,
             lease.generation,
             token.fingerprint if alive else None,
-            encode_record(token, lease.generation) if alive else None,
+            record,
             max(0.0, left),
             self._sql.channel,
             lease.owner if release else None,
+            handoff.wake_up(lease.key) if record is None else handoff.payload(
+                lease.key, owner=lease.owner, generation=lease.generation, record=record,
+                left=left,
+            ),
         )
         if row is None:
             logger.debug("refused stale write of token %s for %s (generation %d)",
@@ -673,19 +680,24 @@ class PostgresTokenStore(BaseTokenStore):
         )
         return row is not None
 
-    async def wait_for_change(self, key: str, *, timeout: float) -> None:
+    async def wait_for_change(self, key: str, *, timeout: float) -> StoreState | None:
         """Until ``key``'s lock is released, its token changes, or ``timeout`` (or its TTL).
 
         Woken by ``NOTIFY``; while the store cannot listen (the connection
         cannot be opened, or stopped answering) it re-reads the lock's row
         every :data:`POLL_INTERVAL` seconds instead.
+
+        Returns:
+            The state the lock's holder wrote, when its notification carried
+            it sealed under the lease this wait looked at (see
+            :mod:`~zoom_s2s.stores.postgres.handoff`); else ``None``: read it.
         """
         self._check_key(key)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         self._check_open()
         answer_by = loop.time() + self._timeouts.command  # listening and the look, together
-        event: asyncio.Event | None = None
+        change: Change | None = None
         if timeout > 0:
             if self._listener is None:
                 self._listener = ChangeListener(
@@ -694,21 +706,36 @@ class PostgresTokenStore(BaseTokenStore):
                 )
             # Registered before looking at the lock, so a release that happens
             # after the look cannot be missed.
-            event = await self._listener.event(
+            change = await self._listener.change(
                 key, timeout=min(deadline, answer_by) - loop.time()
             )
-        left = await self._run("fetchval", self._sql.lock_left, key, until=answer_by)
-        if left is None or timeout <= 0:
-            return
-        deadline = min(deadline, loop.time() + float(left))  # after its TTL waiters take over
-        if event is not None:
+        lock = await self._run("fetchrow", self._sql.lock_left, key, until=answer_by)
+        if lock is None or timeout <= 0:
+            return None
+        # After its TTL, waiters take over.
+        deadline = min(deadline, loop.time() + float(lock["left_s"]))
+        if change is not None:
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(event.wait(), max(0.0, deadline - loop.time()))
-            return
+                await asyncio.wait_for(change.event.wait(), max(0.0, deadline - loop.time()))
+            return self._handed_off(key, lock, change.sealed)
         while (wait := deadline - loop.time()) > 0:
             await asyncio.sleep(min(POLL_INTERVAL, wait))
             if await self._run("fetchval", self._sql.lock_left, key) is None:
-                return
+                return None
+        return None
+
+    def _handed_off(self, key: str, lock: Any, sealed: str) -> StoreState | None:
+        """The state in a notification sealed under the lease of ``lock`` (a row), or ``None``."""
+        opened = handoff.open_sealed(
+            sealed, key=key, owner=str(lock["lock_owner"]),
+            generation=int(lock["lock_generation"]),
+        )
+        if opened is None:
+            return None
+        record, left = opened
+        token = bounded_token(record, left, store=self._name, where=f"key {key} (hand-off)",
+                              log=logger)
+        return None if token is None else StoreState(token)
 
     # -- failures ---------------------------------------------------------------
 

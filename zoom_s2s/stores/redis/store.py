@@ -486,7 +486,7 @@ class RedisTokenStore(BaseTokenStore):
         )
         return bool(released)
 
-    async def wait_for_change(self, key: str, *, timeout: float) -> None:
+    async def wait_for_change(self, key: str, *, timeout: float) -> StoreState | None:
         keys = self._keys(key)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -502,13 +502,13 @@ class RedisTokenStore(BaseTokenStore):
                 event = self._listener.event(keys.channel)
         pttl = int(await self._client.pttl(keys.lock))
         if pttl == -2:
-            return
+            return None
         if pttl >= 0:  # after the lock's TTL waiters may take over
             deadline = min(deadline, loop.time() + pttl / 1000)
         if event is not None:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(event.wait(), max(0.0, deadline - loop.time()))
-            return
+            return None
         # No pub/sub (refused by an ACL, or a client without it such as
         # redis-py 5's RedisCluster): poll for a release or a new token.
         written = await self._client.hget(keys.token, "fp")
@@ -517,9 +517,10 @@ class RedisTokenStore(BaseTokenStore):
             await asyncio.sleep(min(delay, remaining))
             delay = min(delay * 1.5, _POLL_MAX)
             if int(await self._client.pttl(keys.lock)) == -2:
-                return
+                return None
             if await self._client.hget(keys.token, "fp") != written:
-                return
+                return None
+        return None
 
     # -- failures ---------------------------------------------------------------
 
