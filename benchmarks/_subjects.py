@@ -34,6 +34,7 @@ __all__ = [
     "Spec",
     "Subject",
     "SubjectFactory",
+    "listen_floor",
     "per_process_memory",
     "pubsub_floor",
     "redis_py_lock",
@@ -219,3 +220,71 @@ async def pubsub_floor(spec: Spec) -> AsyncIterator[Subject]:
     finally:
         await pubsub.aclose()  # type: ignore[no-untyped-call]
         await client.aclose()
+
+
+class _ListenFloor:
+    """The least a PostgreSQL hand-off can cost: a lock row, fetch, an UPDATE whose
+    NOTIFY carries the token in plain text; waiters take it from the notification."""
+
+    def __init__(
+        self, spec: Spec, command: Any, notified: asyncio.Queue[str], session: aiohttp.ClientSession
+    ):
+        self.fetched: dict[str, float] = {}
+        self._spec = spec
+        self._command = command
+        self._notified = notified
+        self._session = session
+        self._inflight: asyncio.Future[str] | None = None
+        self._table = f'"{spec.postgres_schema}".entries'
+
+    async def get_token(self) -> str:
+        if self._inflight is None:  # single-flight per process, like the manager
+            self._inflight = asyncio.ensure_future(self._refresh())
+        return await asyncio.shield(self._inflight)
+
+    async def _refresh(self) -> str:
+        key = "bench:listen-floor"
+        cached = await self._command.fetchval(
+            f"SELECT token_fp FROM {self._table} WHERE key = $1", key  # noqa: S608
+        )
+        if cached is not None:
+            return str(cached)
+        taken = await self._command.fetchval(
+            f"INSERT INTO {self._table} (key, lock_owner) VALUES ($1, 'x') "  # noqa: S608
+            "ON CONFLICT (key) DO NOTHING RETURNING key",
+            key,
+        )
+        if taken is not None:
+            token, _ = await raw_fetch(self._session, self._spec.token_url, self._spec.credentials)
+            self.fetched[token] = time.time()
+            await self._command.fetchval(
+                f"UPDATE {self._table} SET token_fp = $2 WHERE key = $1 "  # noqa: S608
+                f"RETURNING pg_notify('{self._spec.postgres_schema}_floor', $2)",
+                key,
+                token,
+            )
+            return token
+        # Listening before the start: the notification cannot be missed.
+        return await asyncio.wait_for(self._notified.get(), 20)
+
+
+@contextlib.asynccontextmanager
+async def listen_floor(spec: Spec) -> AsyncIterator[Subject]:
+    """Reference: a minimal hand-made PostgreSQL hand-off (no fencing, no TTL, no seal)."""
+    import asyncpg
+
+    assert spec.postgres_url is not None
+    assert spec.postgres_schema is not None
+    command = await asyncpg.connect(spec.postgres_url)
+    listening = await asyncpg.connect(spec.postgres_url)
+    notified: asyncio.Queue[str] = asyncio.Queue()
+    try:
+        await listening.add_listener(
+            f"{spec.postgres_schema}_floor",
+            lambda _c, _p, _ch, payload: notified.put_nowait(payload),
+        )
+        async with aiohttp.ClientSession() as session:
+            yield _ListenFloor(spec, command, notified, session)
+    finally:
+        await listening.close()
+        await command.close()

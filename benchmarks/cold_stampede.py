@@ -22,7 +22,10 @@ Subjects, all in the same run:
 * redis-py's ``redis.asyncio.lock.Lock`` with its default 0.1 s polling,
   guarding a fetch + SET (what one writes by hand);
 * a reference "pub/sub floor": the least a Redis hand-off can do, to show
-  what the machine itself allows.
+  what the machine itself allows; and with PostgreSQL a "LISTEN floor", the
+  least a PostgreSQL hand-off can do (the token in plain text in the
+  ``NOTIFY``), so the PostgreSQL / Redis ratio can be read against what the
+  two servers allow here (LISTEN floor / pub/sub floor).
 
 The subjects live in :mod:`benchmarks._subjects`; the peer benchmark adds
 Authlib subjects and reuses :func:`measure`.
@@ -54,6 +57,7 @@ from ._common import (
 from ._subjects import (
     Spec,
     SubjectFactory,
+    listen_floor,
     per_process_memory,
     pubsub_floor,
     redis_py_lock,
@@ -199,7 +203,7 @@ def stampede(
         "store_dir": str(ctx.temp_dir("stampede")),
         "redis_url": ctx.redis_url() if ctx.has_redis() else None,  # flushed: cold
     }
-    if subject is zoom_s2s_postgres:
+    if subject in (zoom_s2s_postgres, listen_floor):
         job["postgres_url"] = ctx.postgres_url()
         job["postgres_schema"] = ctx.postgres_schema()  # a new, empty schema: cold
     before = fake.token_requests
@@ -268,7 +272,7 @@ def configs(ctx: RunContext) -> list[tuple[int, int]]:
 def run(ctx: RunContext) -> list[Figure]:
     if not ctx.has_redis():
         raise BenchmarkSkipped("needs redis-server and the redis package")
-    rounds = ctx.size(3, 7)
+    rounds = ctx.size(3, 15)  # the p99 ratios swing by +-0.3 between runs of 7 rounds
     subjects: dict[str, SubjectFactory] = {
         "zoom-s2s redis": zoom_s2s_redis,
         "zoom-s2s file": zoom_s2s_file,
@@ -278,6 +282,7 @@ def run(ctx: RunContext) -> list[Figure]:
     figures: list[Figure] = []
     if ctx.has_postgres():
         subjects["zoom-s2s postgres"] = zoom_s2s_postgres
+        subjects["LISTEN floor"] = listen_floor
     else:
         figures.append(figure(NAME, f"skipped postgres: {_why_not_postgres(ctx)}", None))
     data: dict[str, Any] = {}
@@ -359,6 +364,8 @@ def _figures(shape: str, outcomes: dict[str, Outcome]) -> list[Figure]:
         ("zoom-s2s redis", "pub/sub floor", "handoff_p99", None),
         ("zoom-s2s file", "zoom-s2s redis", "handoff_p99", FILE_VS_REDIS_TARGET),
         ("zoom-s2s postgres", "zoom-s2s redis", "handoff_p99", POSTGRES_VS_REDIS_TARGET),
+        ("zoom-s2s postgres", "LISTEN floor", "handoff_p99", None),
+        ("LISTEN floor", "pub/sub floor", "handoff_p99", None),
         ("redis-py Lock", "zoom-s2s redis", "handoff_p99", None),
         ("per-process memory", "zoom-s2s redis", "last_ms", None),
         ("redis-py Lock", "zoom-s2s redis", "last_ms", None),
