@@ -664,3 +664,27 @@ async def test_an_encrypted_store_opens_the_hand_off_it_is_given(
     finally:
         await holder.aclose()
         await waiter.aclose()
+
+
+async def test_a_torn_lock_row_makes_the_hand_off_a_plain_wake_up(
+    store: PostgresTokenStore, postgres_url: str, postgres_schema: str
+) -> None:
+    """A lock row with an owner and no generation (written by hand, or a broken
+    neighbour) is no key to open anything with: the waiter wakes and reads."""
+    peer = PostgresTokenStore.from_url(postgres_url, schema=postgres_schema)
+    try:
+        await peer.init_schema()
+        lease = (await store.acquire_lock(KEY, ttl=30)).lease
+        assert lease is not None
+        await sql(
+            postgres_url,
+            f"UPDATE {postgres_schema}.entries SET lock_generation = NULL WHERE key = $1",
+            KEY,
+        )
+        token = make_token()
+        state, statements = await _wait_for_write(store, peer, lease, token)
+        assert state is None
+        assert statements == 1
+        assert _fingerprint((await peer.read(KEY)).token) == token.fingerprint
+    finally:
+        await peer.aclose()

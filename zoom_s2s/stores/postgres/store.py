@@ -726,10 +726,10 @@ class PostgresTokenStore(BaseTokenStore):
 
     def _handed_off(self, key: str, lock: Any, sealed: str) -> StoreState | None:
         """The state in a notification sealed under the lease of ``lock`` (a row), or ``None``."""
-        opened = handoff.open_sealed(
-            sealed, key=key, owner=str(lock["lock_owner"]),
-            generation=int(lock["lock_generation"]),
-        )
+        owner, generation = lock["lock_owner"], lock["lock_generation"]
+        if not sealed or owner is None or generation is None:  # a bare wake-up, or a torn row
+            return None
+        opened = handoff.open_sealed(sealed, key=key, owner=owner, generation=int(generation))
         if opened is None:
             return None
         record, left = opened
