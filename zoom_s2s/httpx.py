@@ -22,9 +22,11 @@ import httpx
 
 from .client.pipeline import Answer, Pipeline, SyncTokens, wants_body
 from .client.urls import Destinations
-from .errors import UsageError
+from .errors import ConfigurationError, UsageError
 from .manager import TokenManager
 from .models import AccessToken
+from .ratelimit.limiter import RateLimiter
+from .ratelimit.limits import RateLimits
 
 __all__ = ["ZoomAuth"]
 
@@ -45,9 +47,17 @@ class ZoomAuth(httpx.Auth):
             ``httpx.Client``, and for ``httpx.AsyncClient`` through a thread).
         api_url, use_token_api_url, allow_insecure_http: Where the token may
             go, as for :class:`~zoom_s2s.aiohttp.ZoomAuthMiddleware`.
+        rate_limits: With a :class:`~zoom_s2s.TokenManager`: pace the requests
+            it signs through the fleet's shared budget, as
+            :class:`~zoom_s2s.aiohttp.ZoomAuthMiddleware` does (Zoom's 429s and
+            daily blocks are honoured with or without it). A request held back
+            raises :class:`~zoom_s2s.errors.RateLimitedError` or
+            :class:`~zoom_s2s.errors.DailyLimitExceededError` from the client's
+            call, unsent. Blocking managers take no ``rate_limits``: use
+            :class:`~zoom_s2s.sync.SyncZoomClient`, which paces.
 
     Raises:
-        ConfigurationError: A bad ``api_url``.
+        ConfigurationError: A bad ``api_url``, or ``rate_limits`` with a blocking manager.
     """
 
     def __init__(
@@ -57,6 +67,7 @@ class ZoomAuth(httpx.Auth):
         api_url: str | None = None,
         use_token_api_url: bool = False,
         allow_insecure_http: bool = False,
+        rate_limits: RateLimits | None = None,
     ) -> None:
         self.tokens = tokens
         is_async = isinstance(tokens, TokenManager) or inspect.iscoroutinefunction(
@@ -65,8 +76,22 @@ class ZoomAuth(httpx.Auth):
         destinations = Destinations.for_api_url(
             api_url, use_token_api_url=use_token_api_url, allow_insecure_http=allow_insecure_http
         )
-        self._async = Pipeline(tokens if is_async else _InThread(tokens), destinations)
+        limiter = None
+        if isinstance(tokens, TokenManager):
+            limiter = RateLimiter.for_manager(rate_limits, tokens)
+        elif rate_limits is not None:
+            raise ConfigurationError(
+                "zoom_s2s.httpx.ZoomAuth paces (rate_limits=) only with an async TokenManager "
+                "and httpx.AsyncClient; for blocking code use zoom_s2s.sync.SyncZoomClient("
+                "rate_limits=...), which paces through the same fleet budget"
+            )
+        self._async = Pipeline(tokens if is_async else _InThread(tokens), destinations, limiter)
         self._sync = None if is_async else Pipeline(tokens, destinations)
+
+    @property
+    def rate_limiter(self) -> RateLimiter | None:
+        """What paces the requests it signs (with a ``TokenManager``), or ``None``."""
+        return self._async.limiter
 
     def __repr__(self) -> str:
         base = self._async.destinations.base_url

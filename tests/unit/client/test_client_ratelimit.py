@@ -208,6 +208,52 @@ async def test_the_middleware_paces_and_stops_at_a_daily_limit(fake_clock: FakeC
     assert layer.refused.get("qps", 0) == 0
 
 
+async def test_httpx_auth_paces_and_stops_at_a_daily_limit(fake_clock: FakeClock) -> None:
+    """``zoom_s2s.httpx.ZoomAuth(rate_limits=...)`` on ``httpx.AsyncClient``: the same
+    limiter as the middleware's; a request held back raises from the client's call."""
+    httpx = pytest.importorskip("httpx")
+    from zoom_s2s.httpx import ZoomAuth
+
+    layer = on_clock(fake_clock, {"Light": 10}, {"Light": 12})
+    async with FakeZoom(rate_limits=layer) as fake, manager(fake) as tokens:
+        auth = ZoomAuth(
+            tokens, api_url=fake.api_base_url, rate_limits=RateLimits(light=10, headroom=0.1)
+        )
+        assert auth.rate_limiter is not None
+        statuses = []
+        async with httpx.AsyncClient(auth=auth) as http:
+
+            async def call() -> None:
+                statuses.append((await http.get(f"{fake.api_base_url}/users/me")).status_code)
+
+            await asyncio.gather(*(call() for _ in range(12)))
+            for _ in range(2):
+                with contextlib.suppress(DailyLimitExceededError):
+                    await call()  # the first may still reach Zoom (and get its 429)
+            with pytest.raises(DailyLimitExceededError):
+                await call()
+        assert auth.rate_limiter.permits >= 12
+    assert statuses.count(200) == 12
+    assert statuses.count(429) <= 1
+    assert layer.refused.get("qps", 0) == 0
+
+
+def test_httpx_auth_with_a_blocking_manager_takes_no_rate_limits() -> None:
+    pytest.importorskip("httpx")
+    from zoom_s2s import Credentials
+    from zoom_s2s.errors import ConfigurationError
+    from zoom_s2s.httpx import ZoomAuth
+    from zoom_s2s.sync import SyncTokenManager
+
+    tokens = SyncTokenManager(Credentials("acct", "id", "secret"))
+    try:
+        assert ZoomAuth(tokens).rate_limiter is None
+        with pytest.raises(ConfigurationError, match="SyncZoomClient"):
+            ZoomAuth(tokens, rate_limits=RateLimits(light=10))
+    finally:
+        tokens.close()
+
+
 # -- the quota ledger against the fake's scopes -----------------------------------------
 
 
