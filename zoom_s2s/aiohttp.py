@@ -88,7 +88,8 @@ class ZoomAuthMiddleware:
     @property
     def rate_limiter(self) -> RateLimiter | None:
         """What paces the requests it signs (``rate_limits=``), or ``None``."""
-        return self._pipeline.limiter
+        limiter = self._pipeline.limiter
+        return limiter if isinstance(limiter, RateLimiter) else None
 
     def __repr__(self) -> str:
         mode = "refuse" if self._refuse else "strip"

@@ -13,6 +13,7 @@ imports here are absolute, so this module's name does not hide ``httpx``.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 import anyio.to_thread
 import httpx
 
-from .client.pipeline import Answer, Pipeline, SyncTokens, wants_body
+from .client.pipeline import Answer, Pacer, Pipeline, SyncTokens, blocking_pacer, wants_body
 from .client.urls import Destinations
 from .errors import ConfigurationError, UsageError
 from .manager import TokenManager
@@ -47,17 +48,19 @@ class ZoomAuth(httpx.Auth):
             ``httpx.Client``, and for ``httpx.AsyncClient`` through a thread).
         api_url, use_token_api_url, allow_insecure_http: Where the token may
             go, as for :class:`~zoom_s2s.aiohttp.ZoomAuthMiddleware`.
-        rate_limits: With a :class:`~zoom_s2s.TokenManager`: pace the requests
-            it signs through the fleet's shared budget, as
-            :class:`~zoom_s2s.aiohttp.ZoomAuthMiddleware` does (Zoom's 429s and
-            daily blocks are honoured with or without it). A request held back
+        rate_limits: Pace the requests it signs through the fleet's shared
+            budget (:class:`~zoom_s2s.RateLimits`), as
+            :class:`~zoom_s2s.aiohttp.ZoomAuthMiddleware` does; Zoom's 429s and
+            daily blocks are honoured with or without it. A request held back
             raises :class:`~zoom_s2s.errors.RateLimitedError` or
             :class:`~zoom_s2s.errors.DailyLimitExceededError` from the client's
-            call, unsent. Blocking managers take no ``rate_limits``: use
-            :class:`~zoom_s2s.sync.SyncZoomClient`, which paces.
+            call, unsent. With a blocking manager the pacing runs on its loop
+            (:class:`~zoom_s2s.sync.BlockingPacer`).
 
     Raises:
-        ConfigurationError: A bad ``api_url``, or ``rate_limits`` with a blocking manager.
+        ConfigurationError: A bad ``api_url``; ``rate_limits`` with a token
+            source that is neither a ``TokenManager`` nor a manager of
+            :mod:`zoom_s2s.sync`.
     """
 
     def __init__(
@@ -76,22 +79,34 @@ class ZoomAuth(httpx.Auth):
         destinations = Destinations.for_api_url(
             api_url, use_token_api_url=use_token_api_url, allow_insecure_http=allow_insecure_http
         )
-        limiter = None
+        self.pacer: Pacer | None = None
         if isinstance(tokens, TokenManager):
-            limiter = RateLimiter.for_manager(rate_limits, tokens)
-        elif rate_limits is not None:
-            raise ConfigurationError(
-                "zoom_s2s.httpx.ZoomAuth paces (rate_limits=) only with an async TokenManager "
-                "and httpx.AsyncClient; for blocking code use zoom_s2s.sync.SyncZoomClient("
-                "rate_limits=...), which paces through the same fleet budget"
+            self._async = Pipeline(
+                tokens, destinations, RateLimiter.for_manager(rate_limits, tokens)
             )
-        self._async = Pipeline(tokens if is_async else _InThread(tokens), destinations, limiter)
-        self._sync = None if is_async else Pipeline(tokens, destinations)
+            self._sync = None
+        elif is_async:
+            if rate_limits is not None:
+                raise ConfigurationError(
+                    "zoom_s2s.httpx.ZoomAuth paces (rate_limits=) a TokenManager or a "
+                    f"manager of zoom_s2s.sync; {type(tokens).__name__} cannot be paced"
+                )
+            self._async, self._sync = Pipeline(tokens, destinations), None
+        else:
+            self.pacer = blocking_pacer(tokens, rate_limits, "zoom_s2s.httpx.ZoomAuth")
+            self._sync = Pipeline(tokens, destinations, self.pacer)
+            # httpx.AsyncClient on a blocking manager: its calls, pacing included, in threads.
+            self._async = Pipeline(
+                _InThread(tokens), destinations,
+                None if self.pacer is None else _PacerInThread(self.pacer),
+            )
 
     @property
     def rate_limiter(self) -> RateLimiter | None:
-        """What paces the requests it signs (with a ``TokenManager``), or ``None``."""
-        return self._async.limiter
+        """What paces the requests it signs with a ``TokenManager`` (``None`` with a
+        blocking manager, whose :attr:`pacer` paces on its loop)."""
+        limiter = self._async.limiter
+        return limiter if isinstance(limiter, RateLimiter) else None
 
     def __repr__(self) -> str:
         base = self._async.destinations.base_url
@@ -135,6 +150,27 @@ class ZoomAuth(httpx.Auth):
             response = yield _signed(request, token)
             wanted = wants_body(response.status_code, response.headers.get("content-length"))
             token = await flow.asend(_answer(response, await response.aread() if wanted else None))
+
+
+class _PacerInThread:
+    """A blocking pacer's trips to its loop, each made from a worker thread (for
+    ``httpx.AsyncClient`` on a blocking manager)."""
+
+    def __init__(self, pacer: Pacer) -> None:
+        self._pacer = pacer
+        self.ticket = pacer.ticket
+        self.take_now = pacer.take_now
+        self.routine = pacer.routine
+
+    async def acquire(self, ticket: Any) -> Any:
+        return await anyio.to_thread.run_sync(self._pacer.acquire, ticket)
+
+    async def observe(self, ticket: Any, **answer: Any) -> Any:
+        report = functools.partial(self._pacer.observe, ticket, **answer)
+        return await anyio.to_thread.run_sync(report)
+
+    def unanswered(self, ticket: Any) -> None:
+        self._pacer.unanswered(ticket)  # does not wait
 
 
 class _InThread:

@@ -23,11 +23,12 @@ import requests.cookies
 import requests.exceptions
 import requests.utils
 
-from .client.pipeline import Answer, Flow, Pipeline, SyncTokens, wants_body
+from .client.pipeline import Answer, Flow, Pipeline, SyncTokens, blocking_pacer, wants_body
 from .client.urls import Destinations
 from .errors import UsageError
 from .manager import TokenManager
 from .models import AccessToken
+from .ratelimit.limits import RateLimits
 
 __all__ = ["ZoomAuth"]
 
@@ -47,9 +48,17 @@ class ZoomAuth(requests.auth.AuthBase):
             or a :class:`~zoom_s2s.sync.SyncTokenManagerPool`'s manager.
         api_url, use_token_api_url, allow_insecure_http: Where the token may
             go, as for :class:`~zoom_s2s.aiohttp.ZoomAuthMiddleware`.
+        rate_limits: Pace the requests it signs through the fleet's shared
+            budget (:class:`~zoom_s2s.RateLimits`), as ``ZoomClient`` does;
+            Zoom's 429s and daily blocks are honoured with or without it. A
+            request held back raises :class:`~zoom_s2s.errors.RateLimitedError`
+            or :class:`~zoom_s2s.errors.DailyLimitExceededError` from the
+            session's call, unsent. Pacing needs a manager of
+            :mod:`zoom_s2s.sync` (see :class:`~zoom_s2s.sync.BlockingPacer`).
 
     Raises:
-        ConfigurationError: A bad ``api_url``.
+        ConfigurationError: A bad ``api_url``; ``rate_limits`` with a token
+            source that is not a manager of :mod:`zoom_s2s.sync`.
         UsageError: ``tokens`` is an async :class:`~zoom_s2s.TokenManager`.
     """
 
@@ -60,6 +69,7 @@ class ZoomAuth(requests.auth.AuthBase):
         api_url: str | None = None,
         use_token_api_url: bool = False,
         allow_insecure_http: bool = False,
+        rate_limits: RateLimits | None = None,
     ) -> None:
         if isinstance(tokens, TokenManager):  # type: ignore[unreachable]
             raise UsageError(
@@ -70,7 +80,8 @@ class ZoomAuth(requests.auth.AuthBase):
         destinations = Destinations.for_api_url(
             api_url, use_token_api_url=use_token_api_url, allow_insecure_http=allow_insecure_http
         )
-        self._pipeline = Pipeline(tokens, destinations)
+        self.pacer = blocking_pacer(tokens, rate_limits, "zoom_s2s.requests.ZoomAuth")
+        self._pipeline = Pipeline(tokens, destinations, self.pacer)
 
     def __repr__(self) -> str:
         base = self._pipeline.destinations.base_url

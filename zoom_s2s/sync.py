@@ -31,9 +31,18 @@ from .manager import TokenManager, check_options
 from .models import AccessToken, Credentials
 from .oauth import validate_url
 from .pool import TokenManagerPool, check_pool_options
+from .ratelimit.headers import RateLimitInfo
+from .ratelimit.limiter import RateLimiter, Ticket
+from .ratelimit.limits import RateLimits
 from .stores.base import TokenStore
 
-__all__ = ["SyncPooledManager", "SyncTokenManager", "SyncTokenManagerPool", "SyncZoomClient"]
+__all__ = [
+    "BlockingPacer",
+    "SyncPooledManager",
+    "SyncTokenManager",
+    "SyncTokenManagerPool",
+    "SyncZoomClient",
+]
 
 logger = logging.getLogger("zoom_s2s.sync")
 
@@ -57,6 +66,7 @@ class _Runtime(LoopThread, Generic[R]):
     def __init__(self) -> None:
         self.resident: R | None = None  # the facade's manager or pool, made on the loop
         self.clients: dict[int, ZoomClient] = {}
+        self.limiters: dict[int, RateLimiter] = {}  # BlockingPacer's, by its key
         super().__init__("zoom-s2s-sync")
 
     async def _aclose_all(self) -> None:
@@ -416,6 +426,141 @@ class SyncPooledManager:
             return pool.manager(credentials).stats()
 
         return self.pool._call(stats)
+
+
+class _Pending:
+    """A blocking face's request as :class:`BlockingPacer` sees it: its ticket is made
+    on the loop, by the call that takes its slot."""
+
+    __slots__ = ("method", "override", "path", "ticket")
+
+    def __init__(self, method: str, path: str, override: str | None) -> None:
+        self.method, self.path, self.override = method, path, override
+        self.ticket: Ticket | None = None
+
+
+class BlockingPacer:
+    """Paces the blocking faces' requests (``requests``, ``httpx.Client``) as
+    :class:`~zoom_s2s.ZoomClient` paces its own: through the fleet's budget, with
+    Zoom's 429s and daily blocks honoured.
+
+    The :class:`~zoom_s2s.ratelimit.RateLimiter` lives on the blocking manager's
+    private loop, one per process (made there on first use, anew after
+    ``fork()``); a paced request costs two trips to that loop, one for its
+    slot and one for its answer. The adapters make it (their ``rate_limits=``);
+    the pipeline calls it from the caller's thread.
+
+    Args:
+        tokens: The blocking manager whose account is paced.
+        limits: The plan's budgets, or ``None`` (pace from Zoom's answers only).
+
+    Raises:
+        ConfigurationError: ``tokens`` is not a blocking manager of this module.
+    """
+
+    def __init__(
+        self, tokens: SyncTokenManager | SyncPooledManager, limits: RateLimits | None = None
+    ) -> None:
+        self._facade: _Facade[Any]
+        self._manager: Callable[[_Runtime[Any]], TokenManager]
+        if isinstance(tokens, SyncPooledManager):
+            pool, credentials = tokens.pool, tokens.credentials
+            self._facade = pool
+
+            def pooled(runtime: _Runtime[Any]) -> TokenManager:
+                return pool._resident(runtime).manager(credentials)
+
+            self._manager = pooled
+        elif isinstance(tokens, SyncTokenManager):
+            self._facade = tokens
+            self._manager = tokens._resident
+        else:
+            raise ConfigurationError(
+                "pacing a blocking face needs zoom_s2s.sync.SyncTokenManager or "
+                f"SyncTokenManagerPool.manager(...), not {type(tokens).__name__}"
+            )
+        self.limits = limits
+        self._key = next(_client_keys)
+
+    def __repr__(self) -> str:
+        return f"BlockingPacer({self.limits!r})"
+
+    def _on_loop(self, use: Callable[[RateLimiter], Awaitable[T]]) -> T:
+        runtime = self._facade._runtime()
+
+        async def on_loop() -> T:
+            limiter = runtime.limiters.get(self._key)
+            if limiter is None:
+                manager = self._manager(runtime)
+                limiter = runtime.limiters[self._key] = RateLimiter.for_manager(
+                    self.limits, manager
+                )
+            return await use(limiter)
+
+        return runtime.run(on_loop, self._facade.timeout)
+
+    def stats(self) -> dict[str, Any]:
+        """This process's limiter counters (see :meth:`RateLimiter.stats`)."""
+
+        async def stats(limiter: RateLimiter) -> dict[str, Any]:
+            return limiter.stats()
+
+        return self._on_loop(stats)
+
+    # -- what the pipeline calls (zoom_s2s.client.pipeline.Pacer) ----------------------
+
+    def ticket(self, method: str, path: str, override: str | None = None) -> _Pending:
+        return _Pending(method, path, override)
+
+    def take_now(self, ticket: _Pending) -> bool:
+        return False  # the slot is taken on the loop, by acquire: one trip
+
+    def acquire(self, ticket: _Pending) -> float | None:
+        """Take the request's slot, waiting as the fleet's budget says (blocking).
+
+        Raises:
+            RateLimitedError: The wait would pass ``max_wait``.
+            DailyLimitExceededError: A daily limit blocks the request.
+        """
+
+        async def take(limiter: RateLimiter) -> float | None:
+            made = ticket.ticket = limiter.ticket(ticket.method, ticket.path, ticket.override)
+            return None if limiter.take_now(made) else await limiter.acquire(made)
+
+        return self._on_loop(take)
+
+    def routine(
+        self, ticket: _Pending, status: int, headers: Mapping[str, str], body: bytes | None
+    ) -> bool:
+        return False  # observe does both, on the loop: one trip
+
+    def observe(
+        self, ticket: _Pending, *, status: int, headers: Mapping[str, str],
+        message: str | None = None, body: bytes | None = None,
+    ) -> RateLimitInfo | None:
+        made = ticket.ticket
+        if made is None:
+            return None
+
+        # The caller's thread waits meanwhile: the loop reads its headers alone.
+        async def report(limiter: RateLimiter) -> RateLimitInfo | None:
+            if limiter.routine(made, status, headers, body):
+                return None
+            return await limiter.observe(
+                made, status=status, headers=headers, message=message, body=body
+            )
+
+        return self._on_loop(report)
+
+    def unanswered(self, ticket: _Pending) -> None:
+        """The request got no answer: told to the loop without waiting (from any thread)."""
+        made, runtime = ticket.ticket, self._facade._holder.runtime
+        if made is None or runtime is None:
+            return
+        limiter = runtime.limiters.get(self._key)
+        if limiter is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                runtime.loop.call_soon_threadsafe(limiter.unanswered, made)
 
 
 def _blocking(

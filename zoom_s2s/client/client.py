@@ -277,7 +277,8 @@ class ZoomClient(Products, AsyncClosedOnExit):
     @property
     def rate_limiter(self) -> RateLimiter | None:
         """What paces this client's requests and keeps the fleet's quotas."""
-        return self._pipeline.limiter
+        limiter = self._pipeline.limiter
+        return limiter if isinstance(limiter, RateLimiter) else None
 
     @rate_limiter.setter
     def rate_limiter(self, limiter: RateLimiter | None) -> None:

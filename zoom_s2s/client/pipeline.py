@@ -9,6 +9,7 @@ decides, the face sends and reports each answer back. See
 from __future__ import annotations
 
 import logging
+import sys
 from collections import deque
 from collections.abc import Callable, Generator, Mapping
 from functools import partial
@@ -17,8 +18,8 @@ from typing import Any, NamedTuple, Protocol
 import yarl
 
 from .._redact import secret_forms
+from ..errors import ConfigurationError
 from ..models import AccessToken
-from ..ratelimit.limiter import RateLimiter
 from .responses import (
     INVALID_TOKEN_CODE,
     NO_SECRETS,
@@ -29,7 +30,16 @@ from .responses import (
 )
 from .urls import Destinations
 
-__all__ = ["Answer", "ApiObserver", "Flow", "Pipeline", "SyncTokens", "wants_body"]
+__all__ = [
+    "Answer",
+    "ApiObserver",
+    "Flow",
+    "Pacer",
+    "Pipeline",
+    "SyncTokens",
+    "blocking_pacer",
+    "wants_body",
+]
 
 logger = logging.getLogger("zoom_s2s.client")
 
@@ -64,6 +74,61 @@ class SyncTokens(Protocol):
     def invalidate(self, token: AccessToken) -> bool:
         """Forget ``token`` here and in the store (compare-and-delete)."""
         ...  # pragma: no cover
+
+
+class Pacer(Protocol):
+    """What paces a pipeline's requests: a :class:`~zoom_s2s.ratelimit.RateLimiter`
+    for async faces (``acquire`` and ``observe`` return awaitables), or
+    :class:`~zoom_s2s.sync.BlockingPacer` for blocking ones (they return results)."""
+
+    def ticket(self, method: str, path: str, override: str | None = None) -> Any:
+        """The request as the pacer sees it, handed back to every other call."""
+        ...  # pragma: no cover
+
+    def take_now(self, ticket: Any) -> bool:
+        """Take a slot without waiting if one is free; ``False``: call :meth:`acquire`."""
+        ...  # pragma: no cover
+
+    def acquire(self, ticket: Any) -> Any:
+        """Wait for the request's slot (raises if it is held back)."""
+        ...  # pragma: no cover
+
+    def routine(
+        self, ticket: Any, status: int, headers: Mapping[str, str], body: bytes | None
+    ) -> bool:
+        """Note an answer that teaches nothing new; ``False``: call :meth:`observe`."""
+        ...  # pragma: no cover
+
+    def observe(
+        self, ticket: Any, *, status: int, headers: Mapping[str, str],
+        message: str | None = None, body: bytes | None = None,
+    ) -> Any:
+        """Learn from an answer (its rate, a 429's block)."""
+        ...  # pragma: no cover
+
+    def unanswered(self, ticket: Any) -> None:
+        """The request ended before any answer."""
+        ...  # pragma: no cover
+
+
+def blocking_pacer(tokens: object, rate_limits: object, face: str) -> Pacer | None:
+    """The pacer of a blocking face on ``tokens``: a
+    :class:`~zoom_s2s.sync.BlockingPacer` for a manager of :mod:`zoom_s2s.sync`
+    (Zoom's blocks are kept even without ``rate_limits``), else ``None``.
+
+    Raises:
+        ConfigurationError: ``rate_limits`` with any other token source.
+    """
+    sync = sys.modules.get("zoom_s2s.sync")  # a manager of it means it is imported
+    if sync is not None and isinstance(tokens, (sync.SyncTokenManager, sync.SyncPooledManager)):
+        pacer: Pacer = sync.BlockingPacer(tokens, rate_limits)
+        return pacer
+    if rate_limits is not None:
+        raise ConfigurationError(
+            f"{face} paces (rate_limits=) a zoom_s2s.sync.SyncTokenManager or "
+            f"SyncTokenManagerPool.manager(...); {type(tokens).__name__} cannot be paced"
+        )
+    return None
 
 
 def wants_body(status: int, declared_length: str | int | None) -> bool:
@@ -143,9 +208,11 @@ class Pipeline:
     Args:
         tokens: A :class:`~zoom_s2s.TokenManager` (or anything with its async
             ``get_token``/``invalidate``), or a :class:`SyncTokens` for
-            blocking faces (which take no ``limiter``).
+            blocking faces.
         destinations: Where the token may go.
-        limiter: Paces every request sent with the token; ``None``: no pacing.
+        limiter: Paces every request sent with the token (a
+            :class:`~zoom_s2s.ratelimit.RateLimiter`; for blocking faces a
+            :class:`~zoom_s2s.sync.BlockingPacer`); ``None``: no pacing.
     """
 
     __slots__ = (
@@ -153,7 +220,7 @@ class Pipeline:
     )
 
     def __init__(
-        self, tokens: Any, destinations: Destinations, limiter: RateLimiter | None = None
+        self, tokens: Any, destinations: Destinations, limiter: Pacer | None = None
     ) -> None:
         self._tokens = tokens
         self._get_token = partial(tokens.get_token)

@@ -238,22 +238,6 @@ async def test_httpx_auth_paces_and_stops_at_a_daily_limit(fake_clock: FakeClock
     assert layer.refused.get("qps", 0) == 0
 
 
-def test_httpx_auth_with_a_blocking_manager_takes_no_rate_limits() -> None:
-    pytest.importorskip("httpx")
-    from zoom_s2s import Credentials
-    from zoom_s2s.errors import ConfigurationError
-    from zoom_s2s.httpx import ZoomAuth
-    from zoom_s2s.sync import SyncTokenManager
-
-    tokens = SyncTokenManager(Credentials("acct", "id", "secret"))
-    try:
-        assert ZoomAuth(tokens).rate_limiter is None
-        with pytest.raises(ConfigurationError, match="SyncZoomClient"):
-            ZoomAuth(tokens, rate_limits=RateLimits(light=10))
-    finally:
-        tokens.close()
-
-
 # -- the quota ledger against the fake's scopes -----------------------------------------
 
 
