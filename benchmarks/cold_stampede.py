@@ -272,7 +272,7 @@ def configs(ctx: RunContext) -> list[tuple[int, int]]:
 def run(ctx: RunContext) -> list[Figure]:
     if not ctx.has_redis():
         raise BenchmarkSkipped("needs redis-server and the redis package")
-    rounds = ctx.size(3, 15)  # the p99 ratios swing by +-0.3 between runs of 7 rounds
+    rounds = ctx.size(3, 30)  # p99 ratios of 15-round runs ranged 1.21x-1.81x: 30 rounds
     subjects: dict[str, SubjectFactory] = {
         "zoom-s2s redis": zoom_s2s_redis,
         "zoom-s2s file": zoom_s2s_file,
