@@ -150,9 +150,9 @@ class ClaimsContract:
         a, b = pair
         key, mine = _key(), _owner()
         await a.claim(key, mine, lease=LEASE, keep=KEEP)
-        await a.finish(key, mine, 0.3)
+        await a.finish(key, mine, 1.0)  # a second: the next claim lands inside it under load
         assert (await b.claim(key, _owner(), lease=LEASE, keep=KEEP)).outcome == "done"
-        await _clock.sleep(0.45)
+        await _clock.sleep(1.1)
         assert (await b.claim(key, _owner(), lease=LEASE, keep=KEEP)).outcome == "claimed"
 
     async def test_an_older_event_of_an_object_is_dropped_or_flagged(
