@@ -9,6 +9,8 @@ facade").
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import functools
 import inspect
@@ -31,7 +33,7 @@ from .manager import TokenManager, check_options
 from .models import AccessToken, Credentials
 from .oauth import validate_url
 from .pool import TokenManagerPool, check_pool_options
-from .ratelimit.headers import RateLimitInfo
+from .ratelimit.headers import RateLimitInfo, rate_limit_info
 from .ratelimit.limiter import RateLimiter, Ticket
 from .ratelimit.limits import RateLimits
 from .stores.base import TokenStore
@@ -428,6 +430,12 @@ class SyncPooledManager:
         return self.pool._call(stats)
 
 
+def _log_failure(future: concurrent.futures.Future[Any]) -> None:
+    """Log what a call nobody waits for raised (it is not raised anywhere else)."""
+    if not future.cancelled() and future.exception() is not None:
+        logger.warning("zoom_s2s: noting an answer for pacing failed: %s", future.exception())
+
+
 class _Pending:
     """A blocking face's request as :class:`BlockingPacer` sees it: its ticket is made
     on the loop, by the call that takes its slot."""
@@ -446,9 +454,12 @@ class BlockingPacer:
 
     The :class:`~zoom_s2s.ratelimit.RateLimiter` lives on the blocking manager's
     private loop, one per process (made there on first use, anew after
-    ``fork()``); a paced request costs two trips to that loop, one for its
-    slot and one for its answer. The adapters make it (their ``rate_limits=``);
-    the pipeline calls it from the caller's thread.
+    ``fork()``). A paced request waits on that loop once, for its slot; its
+    answer is told to the loop without waiting when it is a success that
+    leaves budget (the limiter learns from it without pausing anything, before
+    the thread's next request), and waited for otherwise (a 429, a spent
+    budget: learned before anything else is sent). The adapters make it
+    (their ``rate_limits=``); the pipeline calls it from the caller's thread.
 
     Args:
         tokens: The blocking manager whose account is paced.
@@ -485,19 +496,26 @@ class BlockingPacer:
     def __repr__(self) -> str:
         return f"BlockingPacer({self.limits!r})"
 
+    async def _with_limiter(
+        self, runtime: _Runtime[Any], use: Callable[[RateLimiter], Awaitable[T]]
+    ) -> T:
+        """``use`` this process's limiter (made on first use), on the loop."""
+        limiter = runtime.limiters.get(self._key)
+        if limiter is None:
+            manager = self._manager(runtime)
+            limiter = runtime.limiters[self._key] = RateLimiter.for_manager(self.limits, manager)
+        return await use(limiter)
+
     def _on_loop(self, use: Callable[[RateLimiter], Awaitable[T]]) -> T:
+        """``use`` the limiter on the loop and wait for its result."""
         runtime = self._facade._runtime()
+        return runtime.run(lambda: self._with_limiter(runtime, use), self._facade.timeout)
 
-        async def on_loop() -> T:
-            limiter = runtime.limiters.get(self._key)
-            if limiter is None:
-                manager = self._manager(runtime)
-                limiter = runtime.limiters[self._key] = RateLimiter.for_manager(
-                    self.limits, manager
-                )
-            return await use(limiter)
-
-        return runtime.run(on_loop, self._facade.timeout)
+    def _tell_loop(self, use: Callable[[RateLimiter], Awaitable[object]]) -> None:
+        """``use`` the limiter on the loop without waiting (a failure is logged)."""
+        runtime = self._facade._runtime()
+        told = asyncio.run_coroutine_threadsafe(self._with_limiter(runtime, use), runtime.loop)
+        told.add_done_callback(_log_failure)
 
     def stats(self) -> dict[str, Any]:
         """This process's limiter counters (see :meth:`RateLimiter.stats`)."""
@@ -542,7 +560,6 @@ class BlockingPacer:
         if made is None:
             return None
 
-        # The caller's thread waits meanwhile: the loop reads its headers alone.
         async def report(limiter: RateLimiter) -> RateLimitInfo | None:
             if limiter.routine(made, status, headers, body):
                 return None
@@ -550,7 +567,14 @@ class BlockingPacer:
                 made, status=status, headers=headers, message=message, body=body
             )
 
-        return self._on_loop(report)
+        # A success that spends no budget teaches without pausing anything (the limiter
+        # does not await for it): told without waiting, it runs on the loop before this
+        # thread's next request takes its slot. Anything else is learned first.
+        info = rate_limit_info(headers)
+        if status < 400 and (info is None or info.remaining != 0):
+            self._tell_loop(report)  # the caller's thread lets go of the answer
+            return info
+        return self._on_loop(report)  # the caller's thread waits: the loop reads alone
 
     def unanswered(self, ticket: _Pending) -> None:
         """The request got no answer: told to the loop without waiting (from any thread)."""

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from zoom_s2s import RateLimits
+from zoom_s2s._loop_thread import LoopThread
 from zoom_s2s.errors import ConfigurationError, DailyLimitExceededError
 from zoom_s2s.sync import BlockingPacer, SyncTokenManager
 from zoom_s2s.testing import FakeRateLimits, FakeZoom
@@ -127,6 +129,47 @@ def test_a_daily_429_stops_the_next_request_before_it_is_sent(
     finally:
         close()
     assert layer.refused == ({"daily": 1} if layer.daily_form == "message" else {})
+
+
+@pytest.fixture
+def two_a_second() -> Iterator[FakeZoom]:
+    """Zoom allowing 2 Light requests a second: the second answer says none is left."""
+    yield from _serving(FakeRateLimits({"Light": 2}))
+
+
+@pytest.mark.parametrize("name", ["requests", "httpx.Client"])
+def test_a_paced_request_waits_on_the_loop_once_unless_its_answer_spends_the_budget(
+    name: str, two_a_second: FakeZoom, manager: Callable[[FakeZoom], SyncTokenManager],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The slot is waited for; a success that leaves budget is told to the loop without
+    waiting; an answer saying the budget is spent is learned before the call returns.
+    The token is read on the caller's thread, though the auth was made before the
+    manager's first call (it used to wait on the loop for every request then)."""
+    fake = two_a_second
+    tokens = manager(fake)
+    call, auth, close = face(name, {}, tokens, fake)
+    waits: list[str] = []
+    real_run = LoopThread.run
+
+    def counted(self: LoopThread, make: Any, timeout: float | None) -> Any:
+        waits.append(threading.current_thread().name)
+        return real_run(self, make, timeout)
+
+    try:
+        tokens.get_token()  # warm: the token is then read without the loop
+        monkeypatch.setattr(LoopThread, "run", counted)
+        assert call() == 200  # Remaining: 1
+        assert len(waits) == 1
+        assert call() == 200  # Remaining: 0: the limiter pauses the budget first
+        assert len(waits) == 3
+        # The first request went out as its budget's probe; the second took a paced
+        # slot, at the rate the first answer (told without waiting) taught the limiter.
+        assert auth.pacer.stats()["permits"] == 1
+    finally:
+        monkeypatch.undo()
+        close()
+    assert all(thread == "MainThread" for thread in waits)
 
 
 class _OwnTokens:

@@ -13,6 +13,7 @@ import sys
 from collections import deque
 from collections.abc import Callable, Generator, Mapping
 from functools import partial
+from operator import methodcaller
 from typing import Any, NamedTuple, Protocol
 
 import yarl
@@ -42,6 +43,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger("zoom_s2s.client")
+
+_GET_TOKEN = methodcaller("get_token")
 
 _MAX_READ_BODY = 64 * 1024  # the largest declared body an adapter reads for Zoom's code
 
@@ -223,7 +226,9 @@ class Pipeline:
         self, tokens: Any, destinations: Destinations, limiter: Pacer | None = None
     ) -> None:
         self._tokens = tokens
-        self._get_token = partial(tokens.get_token)
+        # Looked up on each call: a blocking manager swaps in its thread-side fast
+        # path once its manager exists (bound now, every call would wait on its loop).
+        self._get_token = partial(_GET_TOKEN, tokens)
         self.destinations = destinations
         self.limiter = limiter
         # Told of every answer (zoom_s2s.otel); None: no cost beyond this check.
