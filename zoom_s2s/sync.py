@@ -68,7 +68,8 @@ class _Runtime(LoopThread, Generic[R]):
     def __init__(self) -> None:
         self.resident: R | None = None  # the facade's manager or pool, made on the loop
         self.clients: dict[int, ZoomClient] = {}
-        self.limiters: dict[int, RateLimiter] = {}  # BlockingPacer's, by its key
+        # BlockingPacer's, by account (None: the manager's own) and budget.
+        self.limiters: dict[tuple[Credentials | None, RateLimits | None], RateLimiter] = {}
         super().__init__("zoom-s2s-sync")
 
     async def _aclose_all(self) -> None:
@@ -453,8 +454,9 @@ class BlockingPacer:
     Zoom's 429s and daily blocks honoured.
 
     The :class:`~zoom_s2s.ratelimit.RateLimiter` lives on the blocking manager's
-    private loop, one per process (made there on first use, anew after
-    ``fork()``). A paced request waits on that loop once, for its slot; its
+    private loop, one per process, account and ``limits`` (made there on first
+    use, anew after ``fork()``; pacers of the same account and limits share
+    it). A paced request waits on that loop once, for its slot; its
     answer is told to the loop without waiting when it is a success that
     leaves budget (the limiter learns from it without pausing anything, before
     the thread's next request), and waited for otherwise (a 429, a spent
@@ -474,9 +476,10 @@ class BlockingPacer:
     ) -> None:
         self._facade: _Facade[Any]
         self._manager: Callable[[_Runtime[Any]], TokenManager]
+        account: Credentials | None = None  # None: the manager's own
         if isinstance(tokens, SyncPooledManager):
             pool, credentials = tokens.pool, tokens.credentials
-            self._facade = pool
+            self._facade, account = pool, credentials
 
             def pooled(runtime: _Runtime[Any]) -> TokenManager:
                 return pool._resident(runtime).manager(credentials)
@@ -491,7 +494,9 @@ class BlockingPacer:
                 f"SyncTokenManagerPool.manager(...), not {type(tokens).__name__}"
             )
         self.limits = limits
-        self._key = next(_client_keys)
+        # One limiter per account and budget in each process, whatever the number of
+        # pacers (an auth made per request adds none), which share what it learned.
+        self._key = (account, limits)
 
     def __repr__(self) -> str:
         return f"BlockingPacer({self.limits!r})"

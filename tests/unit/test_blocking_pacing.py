@@ -172,6 +172,29 @@ def test_a_paced_request_waits_on_the_loop_once_unless_its_answer_spends_the_bud
     assert all(thread == "MainThread" for thread in waits)
 
 
+def test_auths_of_one_account_and_budget_share_one_limiter(
+    twenty_a_second: FakeZoom, manager: Callable[[FakeZoom], SyncTokenManager]
+) -> None:
+    """An auth made per request keeps nothing per auth: the process holds one limiter
+    per account and budget, and what one auth's answers taught paces the next."""
+    fake = twenty_a_second
+    tokens = manager(fake)
+    url = f"{fake.api_base_url}/users/me"
+    budget = RateLimits(light=20, headroom=0.1)
+    with requests.Session() as session:
+        for _ in range(10):
+            auth = RequestsAuth(tokens, api_url=fake.api_base_url, rate_limits=budget)
+            assert session.get(url, auth=auth, timeout=30).status_code == 200
+        other = RequestsAuth(tokens, api_url=fake.api_base_url, rate_limits=RateLimits(light=10))
+        assert session.get(url, auth=other, timeout=30).status_code == 200
+    runtime = tokens._holder.runtime
+    assert runtime is not None
+    assert len(runtime.limiters) == 2  # one per budget, not one per auth
+    # The last auth's pacer counts the slots of all ten: one limiter paced them.
+    assert auth.pacer is not None
+    assert auth.pacer.stats()["permits"] == 10
+
+
 class _OwnTokens:
     """A blocking token source of the caller's own (not a manager of zoom_s2s.sync)."""
 
